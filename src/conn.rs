@@ -1,0 +1,1 @@
+//! Connection driver (see POP3 work).

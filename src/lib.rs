@@ -1,0 +1,25 @@
+//! `mailserver`: POP3 and IMAP4 on Maildir++, with protocol logging as Microsoft Exchange 5.5
+//! documented it in KB Q182504. The external contract is `SPEC.md`; this is the module map.
+#![forbid(unsafe_code)]
+
+/// CLI-independent configuration: raw TOML -> validated [`config::Config`], the
+/// `[ParametersSystem]` registry schema, hot reload and the `reg` CLI.
+pub mod config;
+/// Listeners, accept loop, connection caps, the live config snapshot, graceful drain.
+pub mod server;
+/// The one connection driver both protocols share: framing, TLS upgrade, timeouts, log tee.
+pub mod conn;
+/// TLS server configuration: certificate files or a generated self-signed pair.
+pub mod tls;
+/// Users (Dovecot passwd-file), password schemes, failure delay, `Secret<T>`.
+pub mod auth;
+/// The KB Q182504 protocol log: file naming, flock, header, levels, CSV records.
+pub mod protolog;
+/// POP3 (RFC 1939, 2449, 2595, 5034).
+pub mod pop3;
+/// Mail storage behind a narrow trait; Maildir++ with Dovecot-compatible metadata.
+pub mod store;
+/// systemd `sd_notify` integration (READY, RELOADING, STOPPING, WATCHDOG).
+pub mod systemd;
+
+pub use server::run;

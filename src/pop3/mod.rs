@@ -1,0 +1,1 @@
+//! POP3 (see POP3 work).

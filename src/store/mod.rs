@@ -1,0 +1,213 @@
+//! The storage API both protocols use (STYLE principle 5): open a user's tree, list and manage
+//! mailboxes, view messages by UID, change flags, append, copy, move, expunge, and `sync`
+//! a session's [`View`] with what other sessions and outside deliveries did.
+//!
+//! Everything here is synchronous file-system work: protocol sessions call it through
+//! `tokio::task::spawn_blocking` (or `block_in_place`) so the async runtime never waits on disk.
+//! Maildir file names, uidlists and keyword files never leak above this module.
+
+pub mod maildir;
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+/// What went wrong, in the few kinds a protocol maps to a reply (STYLE principle 7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    NotFound,
+    Exists,
+    NoPermission,
+    InUse,
+    OverLimit,
+    Temporary,
+    Internal,
+}
+
+/// A storage error: the kind for the client, the message for the daemon log.
+#[derive(Debug, thiserror::Error)]
+#[error("{kind:?}: {message}")]
+pub struct Error {
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+impl Error {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Error {
+        Error {
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// The five system flags kept in the Maildir `:2,` info (`\Recent` is per session, in
+/// [`MessageMeta::recent`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+pub struct Flags(pub u8);
+
+impl Flags {
+    pub const SEEN: Flags = Flags(1);
+    pub const ANSWERED: Flags = Flags(2);
+    pub const FLAGGED: Flags = Flags(4);
+    pub const DELETED: Flags = Flags(8);
+    pub const DRAFT: Flags = Flags(16);
+    pub const NONE: Flags = Flags(0);
+
+    pub fn contains(self, other: Flags) -> bool {
+        self.0 & other.0 == other.0
+    }
+    pub fn union(self, other: Flags) -> Flags {
+        Flags(self.0 | other.0)
+    }
+    pub fn minus(self, other: Flags) -> Flags {
+        Flags(self.0 & !other.0)
+    }
+}
+
+/// How `store_flags` combines the given flags with the current ones (IMAP STORE semantics).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlagOp {
+    Replace,
+    Add,
+    Remove,
+}
+
+/// One message as a session sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MessageMeta {
+    pub uid: u32,
+    pub flags: Flags,
+    /// IMAP keywords (e.g. `$Forwarded`, `Junk`), as Dovecot's `dovecot-keywords` names them.
+    pub keywords: Vec<String>,
+    /// Size with CRLF line endings: what RFC822.SIZE, POP3 LIST and [`Mailbox::read`] give.
+    pub size: u64,
+    /// INTERNALDATE (the file's mtime in Maildir).
+    pub internal_date: SystemTime,
+    /// `\Recent`: true in exactly one session's view (the first that synced the message).
+    pub recent: bool,
+}
+
+/// STATUS values (RFC 3501 §6.3.10).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MailboxStatus {
+    pub messages: u32,
+    pub recent: u32,
+    pub uid_next: u32,
+    pub uid_validity: u32,
+    pub unseen: u32,
+}
+
+/// RFC 6154 special-use attributes of the folders created for every user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpecialUse {
+    Drafts,
+    Sent,
+    Trash,
+    Junk,
+    Archive,
+}
+
+/// One entry of a user's mailbox list; `name` is the IMAP name (UTF-8, `/` delimiter).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MailboxInfo {
+    pub name: String,
+    pub special_use: Option<SpecialUse>,
+    pub subscribed: bool,
+    pub has_children: bool,
+    /// A hierarchy level that exists only because a child does (`\Noselect`).
+    pub no_select: bool,
+}
+
+/// A session's own picture of a mailbox: messages in UID order, sequence number = index + 1.
+/// Only [`Mailbox::sync`] changes it, so a session decides when it learns of changes.
+#[derive(Debug, Clone, Default)]
+pub struct View {
+    pub uid_validity: u32,
+    pub uid_next: u32,
+    pub messages: Vec<MessageMeta>,
+}
+
+impl View {
+    /// Sequence number (1-based) of `uid`, if in the view.
+    pub fn seq_of(&self, uid: u32) -> Option<u32> {
+        self.messages
+            .binary_search_by_key(&uid, |m| m.uid)
+            .ok()
+            .map(|i| i as u32 + 1)
+    }
+}
+
+/// What [`Mailbox::sync`] changed in a view, ready to be announced (IMAP EXPUNGE/EXISTS/FETCH).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Changes {
+    /// Sequence numbers to announce as `* n EXPUNGE`, in order, each relative to the view as it
+    /// was after the previous one was removed.
+    pub expunged: Vec<u32>,
+    /// Number of messages appended at the end of the view.
+    pub added: u32,
+    /// UIDs (still in the view) whose flags or keywords changed.
+    pub flags_changed: Vec<u32>,
+}
+
+/// A store of users' mail trees.
+pub trait Store: Send + Sync {
+    /// The tree of `user`, created (INBOX plus the special-use folders) on first use.
+    fn user(&self, user: &str) -> Result<Arc<dyn UserStore>>;
+}
+
+/// One user's mailboxes. Names are IMAP names: UTF-8 with `/` as the hierarchy delimiter,
+/// `INBOX` case-insensitive.
+pub trait UserStore: Send + Sync {
+    fn list(&self) -> Result<Vec<MailboxInfo>>;
+    fn create(&self, name: &str) -> Result<()>;
+    /// Deletes a mailbox (not INBOX); children stay (RFC 3501 §6.3.4).
+    fn delete(&self, name: &str) -> Result<()>;
+    /// Renames a mailbox and its children; renaming INBOX moves its messages (RFC 3501 §6.3.5).
+    fn rename(&self, from: &str, to: &str) -> Result<()>;
+    fn subscribe(&self, name: &str, subscribed: bool) -> Result<()>;
+    fn status(&self, name: &str) -> Result<MailboxStatus>;
+    /// The shared handle of a mailbox: every session of this process on it gets the same one.
+    fn open(&self, name: &str) -> Result<Arc<dyn Mailbox>>;
+}
+
+/// One mailbox, shared by all sessions on it.
+pub trait Mailbox: Send + Sync {
+    /// The IMAP name.
+    fn name(&self) -> &str;
+    /// Brings `view` up to date (new deliveries in `new/` included) and says what changed.
+    /// A fresh `View::default()` gets the whole mailbox.
+    fn sync(&self, view: &mut View) -> Result<Changes>;
+    /// The raw message with CRLF line endings (`len() == meta.size`).
+    fn read(&self, uid: u32) -> Result<Arc<[u8]>>;
+    /// Changes flags/keywords of the given UIDs; returns the new metadata of those that exist.
+    fn store_flags(
+        &self,
+        uids: &[u32],
+        op: FlagOp,
+        flags: Flags,
+        keywords: &[String],
+    ) -> Result<Vec<MessageMeta>>;
+    /// Appends a message (crash-safe: durable before this returns); returns its UID.
+    fn append(
+        &self,
+        data: &[u8],
+        flags: Flags,
+        keywords: &[String],
+        internal_date: Option<SystemTime>,
+    ) -> Result<u32>;
+    /// Copies messages into `dest` (hard links where possible); returns (source, new) UID pairs.
+    fn copy_to(&self, uids: &[u32], dest: &dyn Mailbox) -> Result<Vec<(u32, u32)>>;
+    /// Moves messages into `dest`; returns (source, new) UID pairs.
+    fn move_to(&self, uids: &[u32], dest: &dyn Mailbox) -> Result<Vec<(u32, u32)>>;
+    /// Removes messages flagged `\Deleted` (only among `uids` when given); returns their UIDs.
+    fn expunge(&self, uids: Option<&[u32]>) -> Result<Vec<u32>>;
+    /// Removes exactly these messages whatever their flags (POP3 `DELE` applied at `QUIT`).
+    fn remove(&self, uids: &[u32]) -> Result<()>;
+    /// A counter that changes whenever the mailbox may have changed (another session, or a
+    /// delivery seen by inotify). IDLE waits on it, then calls `sync`.
+    fn changes(&self) -> tokio::sync::watch::Receiver<u64>;
+    /// Used by `copy_to`/`move_to` implementations to reach the destination's backend.
+    fn as_any(&self) -> &dyn std::any::Any;
+}

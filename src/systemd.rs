@@ -1,0 +1,1 @@
+//! systemd integration (see server work).
