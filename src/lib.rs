@@ -22,4 +22,4 @@ pub mod store;
 /// systemd `sd_notify` integration (READY, RELOADING, STOPPING, WATCHDOG).
 pub mod systemd;
 
-pub use server::run;
+pub use server::run_daemon;

@@ -36,7 +36,9 @@ pub struct Shared {
     pub shutdown: CancellationToken,
 }
 
-/// Runs the daemon until `shutdown` fires (see server work).
-pub async fn run() -> anyhow::Result<()> {
+/// `mailserver run`: loads the config at `config_path`, binds every listener, serves until
+/// SIGTERM/SIGINT, then drains. Errors are startup failures (bad config, bind failure).
+pub async fn run_daemon(config_path: std::path::PathBuf) -> anyhow::Result<()> {
+    let _ = config_path;
     todo!("server work")
 }
