@@ -10,7 +10,7 @@ RUN rustup target add x86_64-unknown-linux-musl
 WORKDIR /src
 COPY . .
 # The same command .ci/run uses to check the binary is static.
-RUN CC_x86_64_unknown_linux_musl=gcc cargo build --release --locked --target x86_64-unknown-linux-musl \
+RUN CC_x86_64_unknown_linux_musl=gcc cargo build --release --locked --bin mailserver --target x86_64-unknown-linux-musl \
  && mkdir -p /out/rootfs/var/lib/mailserver /out/rootfs/var/log/mailserver \
  && cp target/x86_64-unknown-linux-musl/release/mailserver /out/mailserver \
  && chown -R 10001:10001 /out/rootfs/var
