@@ -9,7 +9,8 @@
 //!   reused afterwards (the directory is created with mode 0700, the key written with mode 0600,
 //!   each file atomically: temporary file, fsync, rename, fsync of the directory). The key is
 //!   written before the certificate, so a crash leaves no certificate without its key; when
-//!   either file is missing, both are generated anew.
+//!   either file is missing, or the certificate is not valid for `server.hostname` (it was
+//!   changed), both are generated anew.
 //!
 //! Protocols: TLS 1.3 and 1.2 (RFC 8996 retired the older ones); no client certificates.
 //!
@@ -93,7 +94,14 @@ fn load_key(path: &Path) -> anyhow::Result<PrivateKeyDer<'static>> {
 pub fn ensure_self_signed(data_dir: &Path, hostname: &str) -> anyhow::Result<(PathBuf, PathBuf)> {
     let (cert, key) = self_signed_paths(data_dir);
     if cert.is_file() && key.is_file() {
-        return Ok((cert, key));
+        match names_other_host(&cert, hostname) {
+            Some(true) => tracing::warn!(
+                "{} is not valid for server.hostname {hostname}: generating a new one",
+                cert.display()
+            ),
+            // Valid for the name, or not checkable here (`build` reports unreadable files).
+            Some(false) | None => return Ok((cert, key)),
+        }
     }
     let dir = cert.parent().expect("cert path has a parent");
     create_private_dir(dir)?;
@@ -105,6 +113,15 @@ pub fn ensure_self_signed(data_dir: &Path, hostname: &str) -> anyhow::Result<(Pa
         cert.display()
     );
     Ok((cert, key))
+}
+
+/// `Some(true)` when the first certificate in `cert` parses and is not valid for `hostname`
+/// (server.hostname changed since it was generated); `None` when that cannot be told.
+fn names_other_host(cert: &Path, hostname: &str) -> Option<bool> {
+    let der = load_certs(cert).ok()?.into_iter().next()?;
+    let parsed = webpki::EndEntityCert::try_from(&der).ok()?;
+    let name = rustls::pki_types::ServerName::try_from(hostname).ok()?;
+    Some(parsed.verify_is_valid_for_subject_name(&name).is_err())
 }
 
 /// A new self-signed certificate and key, as PEM: `(certificate, PKCS#8 key)`.
@@ -195,6 +212,26 @@ mod tests {
         ensure_self_signed(dir.path(), "a.example").unwrap();
         assert_ne!(std::fs::read(&cert).unwrap(), before);
         build(&cert, &key).unwrap();
+    }
+
+    #[test]
+    fn hostname_change_regenerates() {
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, _) = ensure_self_signed(dir.path(), "a.example").unwrap();
+        let first = std::fs::read(&cert).unwrap();
+        ensure_self_signed(dir.path(), "a.example").unwrap();
+        assert_eq!(std::fs::read(&cert).unwrap(), first, "same name: reused");
+        ensure_self_signed(dir.path(), "localhost").unwrap();
+        assert_eq!(
+            std::fs::read(&cert).unwrap(),
+            first,
+            "localhost is always covered"
+        );
+        ensure_self_signed(dir.path(), "b.example").unwrap();
+        let second = std::fs::read(&cert).unwrap();
+        assert_ne!(second, first, "new name: regenerated");
+        assert_eq!(names_other_host(&cert, "b.example"), Some(false));
+        assert_eq!(names_other_host(&cert, "a.example"), Some(true));
     }
 
     #[test]
