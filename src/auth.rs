@@ -30,12 +30,14 @@
 //!
 //! [`Users`] keeps the parsed file per path and `stat`s it at every login: a change of device,
 //! inode, size, mtime or ctime re-reads it, so `mv users.new users`, in-place edits and `chmod`
-//! all apply at the next login. A file that cannot be read gives [`AuthResult::TempFail`]; the
+//! all apply at the next login. A file modified less than two seconds ago is read again at
+//! every login (two writes within one tick of the file clock can leave equal stamps). A file that cannot be read gives [`AuthResult::TempFail`]; the
 //! stale copy is not used (a removed user must not keep working).
 //!
 //! # Timing
 //!
-//! Verification runs in `tokio::task::spawn_blocking`. An unknown user is verified against the
+//! Verification runs in `tokio::task::spawn_blocking`, at most one per CPU (2 to 16) at a time;
+//! further logins wait for a slot. An unknown user is verified against the
 //! hash of a real entry of the file (one of its most common scheme) and the result thrown away,
 //! so it costs what a wrong password of an existing user costs. `PLAIN` compares with `subtle`
 //! in constant time for equal lengths (the length of the stored password may still show).
@@ -385,16 +387,21 @@ impl Stamp {
     }
 }
 
-fn read_users_file(path: &Path) -> Result<(Stamp, UsersFile), String> {
+/// Reads the file: the stamp of the open file (so a rename after `open` is seen next time)
+/// and its bytes.
+fn read_raw(path: &Path) -> Result<(Stamp, Vec<u8>), String> {
     use std::io::Read;
     let cannot = |e: std::io::Error| format!("users file {}: cannot read: {e}", path.display());
     let mut file = std::fs::File::open(path).map_err(cannot)?;
-    // The stamp of what we read is the open file's, so a rename after `open` is seen next time.
     let stamp = Stamp::of(&file.metadata().map_err(cannot)?);
     let mut bytes = Vec::new();
     file.read_to_end(&mut bytes).map_err(cannot)?;
-    let text = String::from_utf8_lossy(&bytes);
-    let parsed = UsersFile::parse(path, &text);
+    Ok((stamp, bytes))
+}
+
+/// Parses what [`read_raw`] read, logging the warnings and the count.
+fn parse_raw(path: &Path, bytes: &[u8]) -> UsersFile {
+    let parsed = UsersFile::parse(path, &String::from_utf8_lossy(bytes));
     for w in parsed.warnings() {
         tracing::warn!("{w}");
     }
@@ -403,21 +410,62 @@ fn read_users_file(path: &Path) -> Result<(Stamp, UsersFile), String> {
         path.display(),
         parsed.len()
     );
-    Ok((stamp, parsed))
+    parsed
+}
+
+fn read_users_file(path: &Path) -> Result<(Stamp, UsersFile), String> {
+    let (stamp, bytes) = read_raw(path)?;
+    Ok((stamp, parse_raw(path, &bytes)))
+}
+
+/// Two writes within one tick of the kernel's file clock (a few ms) can leave the same
+/// stamp; like git's "racy" index entries, a file modified this recently is read again at
+/// every login (and parsed again only if its bytes differ) until it is older than this.
+const RACY_WINDOW: Duration = Duration::from_secs(2);
+
+fn is_racy(stamp: &Stamp) -> bool {
+    let mtime = std::time::UNIX_EPOCH
+        + Duration::new(
+            u64::try_from(stamp.mtime.0).unwrap_or(0),
+            u32::try_from(stamp.mtime.1).unwrap_or(0),
+        );
+    match std::time::SystemTime::now().duration_since(mtime) {
+        Ok(age) => age < RACY_WINDOW,
+        Err(_) => true, // modified "in the future": clock skew, trust nothing
+    }
 }
 
 /// One cached file.
 struct Cached {
     stamp: Stamp,
+    /// The bytes parsed, kept only while the stamp is too recent to trust ([`RACY_WINDOW`]).
+    racy_bytes: Option<Vec<u8>>,
     file: Arc<UsersFile>,
 }
 
 /// The users database, cached per file.
-#[derive(Default)]
 pub struct Users {
     /// Path as configured -> the version parsed last. Shared with the blocking tasks.
     cache: Arc<Mutex<HashMap<PathBuf, Cached>>>,
+    /// Caps concurrent verifications: one Argon2id at Dovecot's parameters holds 64 MiB, and
+    /// a login flood must queue here rather than fill the blocking pool (512 threads) and RAM.
+    verifying: Arc<tokio::sync::Semaphore>,
 }
+
+impl Default for Users {
+    fn default() -> Users {
+        let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Users {
+            cache: Arc::default(),
+            verifying: Arc::new(tokio::sync::Semaphore::new(
+                cpus.clamp(2, MAX_CONCURRENT_VERIFICATIONS),
+            )),
+        }
+    }
+}
+
+/// Upper bound of concurrent password verifications (at most 1 GiB of Argon2id memory).
+const MAX_CONCURRENT_VERIFICATIONS: usize = 16;
 
 impl Users {
     pub fn new() -> Users {
@@ -433,20 +481,25 @@ impl Users {
         let meta = std::fs::metadata(path)
             .map_err(|e| format!("users file {}: cannot read: {e}", path.display()))?;
         let stamp = Stamp::of(&meta);
-        {
+        let previous = {
             let map = cache.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some(c) = map.get(path) {
-                if c.stamp == stamp {
-                    return Ok(c.file.clone());
-                }
+            match map.get(path) {
+                Some(c) if c.stamp == stamp && c.racy_bytes.is_none() => return Ok(c.file.clone()),
+                Some(c) => c.racy_bytes.clone().map(|b| (b, c.file.clone())),
+                None => None,
             }
-        }
-        let (stamp, file) = read_users_file(path)?;
-        let file = Arc::new(file);
+        };
+        let (stamp, bytes) = read_raw(path)?;
+        let file = match previous {
+            Some((old, file)) if old == bytes => file,
+            _ => Arc::new(parse_raw(path, &bytes)),
+        };
+        let racy_bytes = is_racy(&stamp).then_some(bytes);
         cache.lock().unwrap_or_else(|p| p.into_inner()).insert(
             path.to_path_buf(),
             Cached {
                 stamp,
+                racy_bytes,
                 file: file.clone(),
             },
         );
@@ -466,7 +519,11 @@ impl Users {
         let path = users_file.to_path_buf();
         let user = user.to_string();
         let password = password.clone();
+        let Ok(permit) = self.verifying.clone().acquire_owned().await else {
+            return AuthResult::TempFail("password verification is shut down".into());
+        };
         let task = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
             let file = match Users::current(&cache, &path) {
                 Ok(f) => f,
                 Err(e) => {
@@ -584,6 +641,55 @@ mod tests {
         assert!(f.verify("alice", "pw"));
         assert!(f.verify("bob", "x"));
         assert!(!f.verify("Alice", "pw"), "lookup is case-sensitive");
+    }
+
+    #[test]
+    fn equal_stamps_of_a_recent_file_are_not_trusted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("users");
+        let cache = Mutex::new(HashMap::new());
+        std::fs::write(&path, "a:{PLAIN}1\n").unwrap();
+        let first = Users::current(&cache, &path).unwrap();
+        assert!(first.verify("a", "1"));
+        // Same size, and pretend the file clock did not tick: the cached stamp equals the new.
+        std::fs::write(&path, "a:{PLAIN}2\n").unwrap();
+        let now = Stamp::of(&std::fs::metadata(&path).unwrap());
+        cache.lock().unwrap().get_mut(&path).unwrap().stamp = now;
+        let second = Users::current(&cache, &path).unwrap();
+        assert!(second.verify("a", "2"), "a recent file is read again");
+        // Unchanged bytes are not parsed again.
+        let third = Users::current(&cache, &path).unwrap();
+        assert!(Arc::ptr_eq(&second, &third));
+    }
+
+    #[test]
+    fn an_old_unchanged_file_is_served_from_the_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("users");
+        std::fs::write(&path, "a:{PLAIN}1\n").unwrap();
+        let old = std::time::SystemTime::now() - Duration::from_secs(3600);
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        let cache = Mutex::new(HashMap::new());
+        let first = Users::current(&cache, &path).unwrap();
+        assert!(cache.lock().unwrap()[&path].racy_bytes.is_none());
+        let second = Users::current(&cache, &path).unwrap();
+        assert!(Arc::ptr_eq(&first, &second));
+    }
+
+    #[test]
+    fn last_line_without_newline_counts() {
+        let f = parse("a:{PLAIN}1\nb:{PLAIN}2");
+        assert!(f.verify("b", "2"));
+        let f = parse("a:{PLAIN}1\r\nb:{PLAIN}2\r\n");
+        assert!(
+            f.verify("a", "1") && f.verify("b", "2"),
+            "CRLF is not part of the password"
+        );
     }
 
     #[test]

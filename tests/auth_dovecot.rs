@@ -343,3 +343,37 @@ fn plain_password_is_only_for_plain_users() {
     assert!(users.plain_password(&file, "sha").is_none());
     assert!(users.plain_password(&file, "nobody").is_none());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_concurrent_logins_all_get_an_answer() {
+    fn shared<T: Send + Sync + 'static>(_: &T) {}
+    let users = std::sync::Arc::new(Users::new());
+    shared(&*users);
+    let file = fixture();
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let users = users.clone();
+        let file = file.clone();
+        tasks.push(tokio::spawn(async move {
+            let (name, pass) = match i % 4 {
+                0 => ("blf", SECRET),
+                1 => ("sha", SECRET),
+                2 => ("nobody", SECRET),
+                _ => ("plain", "wrong"),
+            };
+            (i, users.authenticate(&file, name, &pw(pass)).await)
+        }));
+    }
+    for task in tasks {
+        let (i, result) = tokio::time::timeout(std::time::Duration::from_secs(120), task)
+            .await
+            .expect("bounded")
+            .unwrap();
+        let want = match i % 4 {
+            0 => ok("blf"),
+            1 => ok("sha"),
+            _ => AuthResult::Failed,
+        };
+        assert_eq!(result, want, "login {i}");
+    }
+}
