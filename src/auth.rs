@@ -239,14 +239,15 @@ fn check_bcrypt(data: &str) -> Result<(), String> {
 
 /// What makes a user name unusable as `data_dir/mail/<user>/` or in a protocol line.
 fn check_user_name(name: &str) -> Result<(), String> {
-    if name == "." || name == ".." || name.starts_with('.') {
-        return Err(format!("user name {name:?} starts with '.'"));
+    // The name is not echoed: a mangled line may have a password where the name should be.
+    if name.starts_with('.') {
+        return Err("the user name starts with '.'".into());
     }
     if let Some(c) = name
         .chars()
         .find(|c| c.is_whitespace() || c.is_control() || *c == '/' || *c == '"' || *c == '\\')
     {
-        return Err(format!("user name {name:?} contains {c:?}"));
+        return Err(format!("the user name contains {c:?}"));
     }
     Ok(())
 }
@@ -284,7 +285,8 @@ impl UsersFile {
             let mut fields = line.split(':');
             let name = fields.next().unwrap_or_default();
             let Some(password) = fields.next() else {
-                warn(format!("user {name:?} has no password field"));
+                // Not echoed: a line without ':' may be a stray password.
+                warn("no ':' after the user name (expected name:{SCHEME}password)".into());
                 continue;
             };
             if let Err(e) = check_user_name(name) {
@@ -534,6 +536,13 @@ impl Users {
             if file.verify(&user, password.expose()) {
                 AuthResult::Ok { user }
             } else {
+                // Daemon log only (as Dovecot's auth_verbose); the client never sees the cause.
+                let cause = if file.users.contains_key(&user) {
+                    "password mismatch"
+                } else {
+                    "unknown user"
+                };
+                tracing::debug!(user = %user, "passwd-file {}: {cause}", path.display());
                 AuthResult::Failed
             }
         });
@@ -718,6 +727,16 @@ mod tests {
             );
         }
         assert!(w[1].contains("unknown password scheme {MD5}"), "{}", w[1]);
+        assert!(
+            !w[0].contains("nopass"),
+            "a line without ':' is not echoed: {}",
+            w[0]
+        );
+        assert!(
+            !w[9].contains("sp ace"),
+            "a bad name is not echoed: {}",
+            w[9]
+        );
         assert!(w[10].contains("more than once"), "{}", w[10]);
         assert_eq!(f.len(), 2);
         assert!(f.verify("alice", "a"), "first entry wins");
