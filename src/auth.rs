@@ -756,6 +756,21 @@ mod tests {
         assert!(f.verify("a", "secret"));
         assert!(f.verify("b", "secret"));
         assert!(!f.verify("b", "secreT"));
+        // $2b$ and $2a$ are the same algorithm as $2y$ for ASCII passwords.
+        let f = parse(concat!(
+            "b:$2b$05$r6hF0nRXPrdawwNo8jxmx.0JOGr9ufPbwe.lmBiwSeeNG28WG2XVW\n",
+            "a:{BLF-CRYPT}$2a$05$r6hF0nRXPrdawwNo8jxmx.0JOGr9ufPbwe.lmBiwSeeNG28WG2XVW\n",
+        ));
+        assert!(f.warnings().is_empty(), "{:?}", f.warnings());
+        assert!(f.verify("b", "secret") && f.verify("a", "secret"));
+        // Bare and {CRYPT} Argon2id (made by doveadm pw -s ARGON2ID -p secret).
+        let argon = "$argon2id$v=19$m=65536,t=3,p=1$YYk9YTY86ts1GhFOumItKQ$\
+                     mgv/mkCc7ltfoV5pNWWia/s2hr9ic/qpyVsGIMUzKtU";
+        let f = parse(&format!("x:{argon}\ny:{{CRYPT}}{argon}\n"));
+        assert!(f.warnings().is_empty(), "{:?}", f.warnings());
+        assert_eq!(f.users["x"].scheme(), "ARGON2ID");
+        assert!(f.verify("x", "secret") && f.verify("y", "secret"));
+        assert!(!f.verify("x", "secret2"));
     }
 
     #[test]
