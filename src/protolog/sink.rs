@@ -13,7 +13,7 @@
 //! * The writer swaps the whole buffer out (double buffering: the queue buffer plays the role
 //!   of a `BufWriter`, without a second copy), writes it with one `write_all` and flushes, so
 //!   records reach the file as soon as the writer wakes (well within SPEC's one second).
-//! * Lock order is always `file` → `queue`, and `file` → `open_dir`; `queue` and `open_dir`
+//! * Lock order is always `file` → `queue`, and `file` → `open_id`; `queue` and `open_id`
 //!   are never held across I/O. That order makes batches reach the file in queue order even
 //!   when a session start drains the queue itself before closing a file.
 //! * A record never contains a raw `\n` (see `record.rs`), so `\n` is the record boundary
@@ -21,6 +21,7 @@
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{self, Write};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -100,6 +101,25 @@ struct OpenFile {
     header_len: u64,
 }
 
+/// What a session start needs to know about the open file without the file mutex.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct OpenId {
+    /// Directory of the open file (compared with the snapshot's path).
+    dir: PathBuf,
+    /// The file's name, to notice it (or its directory) was deleted or replaced.
+    path: PathBuf,
+    /// `(st_dev, st_ino)` of the open file.
+    ino: (u64, u64),
+}
+
+impl OpenId {
+    /// Whether the name still refers to the file we hold. Writes to a deleted file succeed
+    /// on Linux, so without this check a deleted log directory would never recover.
+    fn still_there(&self) -> bool {
+        std::fs::metadata(&self.path).is_ok_and(|m| (m.dev(), m.ino()) == self.ino)
+    }
+}
+
 /// Everything that needs the file mutex.
 struct FileState {
     open: Option<OpenFile>,
@@ -120,9 +140,9 @@ pub(crate) struct Sink {
     /// Sessions ending wait here for `Queue::flushed`.
     flushed_cv: Condvar,
     file: Mutex<FileState>,
-    /// Directory of the open file, or `None`: lets a session start that changes nothing
-    /// skip the file mutex, which the writer holds while it does disk I/O.
-    open_dir: Mutex<Option<PathBuf>>,
+    /// The open file, or `None`: lets a session start that changes nothing skip the file
+    /// mutex, which the writer holds while it does disk I/O.
+    open_id: Mutex<Option<OpenId>>,
     /// Size cap in bytes from the latest session start (0 = none).
     size_limit: AtomicU64,
 }
@@ -145,7 +165,7 @@ impl Sink {
                 failing: None,
                 spare: Vec::new(),
             }),
-            open_dir: Mutex::new(None),
+            open_id: Mutex::new(None),
             size_limit: AtomicU64::new(0),
         }
     }
@@ -156,12 +176,10 @@ impl Sink {
         self.size_limit
             .store(u64::from(settings.size_limit_kib) * 1024, Ordering::Relaxed);
         let enabled = settings.level > 0;
-        let unchanged = {
-            let open = lock(&self.open_dir);
-            match &*open {
-                None => !enabled,
-                Some(dir) => enabled && *dir == settings.path,
-            }
+        let open = lock(&self.open_id).clone();
+        let unchanged = match open {
+            None => !enabled,
+            Some(id) => enabled && id.dir == settings.path && id.still_there(),
         };
         if !unchanged {
             let mut st = lock(&self.file);
@@ -175,9 +193,16 @@ impl Sink {
     fn transition(&self, st: &mut FileState, settings: &ProtocolLogSettings) {
         let shutdown = lock(&self.queue).shutdown;
         let want = (settings.level > 0 && !shutdown).then_some(settings.path.as_path());
-        match (st.open.as_ref().map(|o| o.dir.clone()), want) {
+        let current = lock(&self.open_id).clone();
+        match (current, want) {
             (None, None) => {}
-            (Some(dir), Some(path)) if dir == path => {}
+            (Some(id), Some(path)) if id.dir == path => {
+                if !id.still_there() {
+                    self.drain_locked(st, false);
+                    self.close(st, "file or directory removed");
+                    self.open(st, path, "file or directory removed");
+                }
+            }
             (Some(_), None) => {
                 self.drain_locked(st, true);
                 self.close(st, "level 0");
@@ -386,7 +411,16 @@ impl Sink {
                         "protocol log recovered"
                     );
                 }
-                *lock(&self.open_dir) = Some(of.dir.clone());
+                let ino = of
+                    .lock
+                    .metadata()
+                    .map(|m| (m.dev(), m.ino()))
+                    .unwrap_or_default();
+                *lock(&self.open_id) = Some(OpenId {
+                    dir: of.dir.clone(),
+                    path: of.path.clone(),
+                    ino,
+                });
                 st.open = Some(of);
             }
             Err(e) => self.report_failure(st, dir, "cannot open a log file", &e),
@@ -398,7 +432,7 @@ impl Sink {
         let Some(mut of) = st.open.take() else {
             return;
         };
-        *lock(&self.open_dir) = None;
+        *lock(&self.open_id) = None;
         let _ = of.out.flush();
         drop(of.out);
         let _ = of.lock.unlock();
