@@ -324,7 +324,8 @@ impl SessionLog {
             event,
             data,
         );
-        match a.sink.push(a.epoch, &a.line) {
+        let essential = matches!(event, Event::Connect | Event::Disconnect | Event::Info);
+        match a.sink.push(a.epoch, &a.line, essential) {
             Pushed::Queued(n) => {
                 a.last_queued = n;
                 a.seq += 1;

@@ -43,6 +43,8 @@ pub fn default_writer_factory() -> WriterFactory {
 
 /// Most bytes of formatted records waiting for the writer before records are dropped.
 pub const QUEUE_CAP_BYTES: usize = 8 << 20;
+/// Extra room for `+`, `-` and `*` records once the queue is full.
+pub const ESSENTIAL_HEADROOM: usize = 1 << 20;
 /// How long [`Sink::wait_flushed`] waits at a session end before giving up (a hung disk must
 /// not hang a session forever).
 pub const END_FLUSH_WAIT: Duration = Duration::from_secs(2);
@@ -223,13 +225,20 @@ impl Sink {
         }
     }
 
-    /// Appends one whole record line for a session of `epoch`.
-    pub(crate) fn push(&self, epoch: u64, line: &[u8]) -> Pushed {
+    /// Appends one whole record line for a session of `epoch`. `essential` records (`+`,
+    /// `-`, `*`: small, a few per session) may use [`ESSENTIAL_HEADROOM`] beyond the cap, so
+    /// a stalled disk loses transcript lines before it loses who connected and for how long.
+    pub(crate) fn push(&self, epoch: u64, line: &[u8], essential: bool) -> Pushed {
         let mut q = lock(&self.queue);
         if q.epoch != epoch || q.shutdown {
             return Pushed::Released;
         }
-        if q.buf.len() + line.len() > QUEUE_CAP_BYTES {
+        let cap = if essential {
+            QUEUE_CAP_BYTES + ESSENTIAL_HEADROOM
+        } else {
+            QUEUE_CAP_BYTES
+        };
+        if q.buf.len() + line.len() > cap {
             q.dropped += 1;
             return Pushed::Dropped;
         }
