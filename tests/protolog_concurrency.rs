@@ -91,7 +91,7 @@ fn both_services_under_concurrent_load_keep_separate_files() {
         let want_even = parsed.service == "POP3";
         for r in &parsed.records {
             let port: u16 = r.remote.rsplit(':').next().unwrap().parse().unwrap();
-            assert_eq!(port % 2 == 0, want_even, "{f}: {r:?}");
+            assert_eq!(port.is_multiple_of(2), want_even, "{f}: {r:?}");
         }
     }
 }
