@@ -21,7 +21,7 @@ fn transcript(level: u32) -> Vec<(char, String)> {
     s.client(LineKind::Command, b"USER alice");
     s.server(LineKind::Status, b"+OK");
     s.client(LineKind::Secret, b"PASS ***");
-    s.info("authentication success user=alice mechanism=USER");
+    s.auth_result("alice", "USER", true);
     s.server(LineKind::Status, b"+OK logged in");
     s.client(LineKind::Command, b"LIST");
     s.server(LineKind::Status, b"+OK 1 messages");
@@ -36,6 +36,7 @@ fn transcript(level: u32) -> Vec<(char, String)> {
     s.server(LineKind::Reply, b".");
     s.client(LineKind::Command, b"APPEND-LIKE");
     s.content(Direction::ClientToServer, b"abc\r\ndef");
+    s.tls_established("TLSv1.3", "TLS13_AES_256_GCM_SHA384");
     s.end(120, 4567);
     let files = log_files(tmp.path());
     if level == 0 {
@@ -69,6 +70,7 @@ fn expect(list: &[(char, &str)]) -> Vec<(char, String)> {
 }
 
 const AUTH: (char, &str) = ('*', "authentication success user=alice mechanism=USER");
+const TLS: (char, &str) = ('*', "TLS established TLSv1.3 TLS13_AES_256_GCM_SHA384");
 
 #[test]
 fn level_0_writes_nothing_and_creates_nothing() {
@@ -77,7 +79,7 @@ fn level_0_writes_nothing_and_creates_nothing() {
 
 #[test]
 fn level_1_connect_disconnect_and_information() {
-    assert_eq!(transcript(1), expect(&[('+', ""), AUTH]));
+    assert_eq!(transcript(1), expect(&[('+', ""), AUTH, TLS]));
 }
 
 #[test]
@@ -92,6 +94,7 @@ fn level_2_adds_client_lines() {
             ('<', "LIST"),
             ('<', "RETR 1"),
             ('<', "APPEND-LIKE"),
+            TLS,
         ])
     );
 }
@@ -113,6 +116,7 @@ fn level_3_adds_server_completion_lines() {
             ('<', "RETR 1"),
             ('>', "+OK 42 octets"),
             ('<', "APPEND-LIKE"),
+            TLS,
         ])
     );
 }
@@ -141,6 +145,7 @@ fn level_4_adds_other_server_lines_and_summarises_content() {
         ('>', "."),
         ('<', "APPEND-LIKE"),
         ('<', "<literal 8 octets>"),
+        TLS,
     ]);
     assert_eq!(transcript(4), expect(&want));
 }
@@ -159,6 +164,7 @@ fn level_5_writes_content_line_by_line() {
         ('<', "APPEND-LIKE"),
         ('<', "abc"),
         ('<', "def"),
+        TLS,
     ]);
     assert_eq!(transcript(5), expect(&want));
 }

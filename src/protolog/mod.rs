@@ -288,8 +288,24 @@ impl SessionLog {
         self.record(1, Event::Info, text.as_bytes());
     }
 
+    /// `*` record of a completed TLS handshake (level 1+).
+    pub fn tls_established(&mut self, protocol: &str, cipher: &str) {
+        self.info(&format!("TLS established {protocol} {cipher}"));
+    }
+
+    /// `*` record of an authentication result with user and mechanism (level 1+); never
+    /// pass a secret here.
+    pub fn auth_result(&mut self, user: &str, mechanism: &str, success: bool) {
+        let outcome = if success { "success" } else { "failure" };
+        self.info(&format!(
+            "authentication {outcome} user={user} mechanism={mechanism}"
+        ));
+    }
+
     /// The `-` disconnect record with duration and byte counts; waits (bounded by
-    /// [`END_FLUSH_WAIT`]) until the session's records are flushed to the file.
+    /// [`END_FLUSH_WAIT`]) until the session's records are flushed to the file. The wait
+    /// blocks the calling thread (normally for one `write`), so an async caller that cannot
+    /// afford that may call it from `spawn_blocking`.
     pub fn end(mut self, bytes_in: u64, bytes_out: u64) {
         let text = format!(
             "duration={:.3}s bytes-in={bytes_in} bytes-out={bytes_out}",
@@ -333,6 +349,9 @@ impl SessionLog {
             Pushed::Dropped => a.seq += 1,
             Pushed::Released => a.released = true,
         }
+        if a.line.capacity() > 64 * 1024 {
+            a.line = Vec::with_capacity(256);
+        }
     }
 }
 
@@ -347,5 +366,18 @@ impl Drop for SessionLog {
             );
             self.record(1, Event::Disconnect, text.as_bytes());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn handles_cross_threads_and_await_points() {
+        fn send_sync<T: Send + Sync>() {}
+        fn send<T: Send>() {}
+        send_sync::<ProtoLog>();
+        send::<SessionLog>();
     }
 }
