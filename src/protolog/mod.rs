@@ -34,6 +34,10 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use record::{Event, SessionFields};
 use sink::{Pushed, Sink};
 
+/// Longest piece of a content line written as one record at level 5 (bytes before
+/// escaping); longer lines are cut into pieces of this size.
+pub const MAX_CONTENT_RECORD: usize = 64 * 1024;
+
 /// The two services that log (the `#Service:` header line).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Service {
@@ -163,6 +167,8 @@ impl ProtoLog {
             active,
             started: Instant::now(),
             ended: false,
+            partial: Vec::new(),
+            partial_event: Event::ToClient,
         };
         log.record(1, Event::Connect, b"");
         log
@@ -235,6 +241,10 @@ pub struct SessionLog {
     started: Instant,
     /// `end` ran; `Drop` writes the `-` record otherwise.
     ended: bool,
+    /// Level 5: the content line still waiting for its LF.
+    partial: Vec<u8>,
+    /// Direction of `partial`.
+    partial_event: Event,
 }
 
 impl SessionLog {
@@ -259,27 +269,63 @@ impl SessionLog {
         self.record(min, Event::ToClient, line);
     }
 
-    /// Message content (POP3 RETR/TOP body, IMAP literals): level 4 writes one record
-    /// `<literal N octets>`, level 5 one record per line (split at LF, a CR before the LF
-    /// removed; a last line without LF is a record too). Pass whole content in one call:
-    /// a line split across calls becomes two records.
+    /// Message content (POP3 RETR/TOP body, IMAP literals).
+    ///
+    /// Level 4 writes one record `<literal N octets>` per call (so pass a whole body or
+    /// literal per call). Level 5 writes one record per line: lines end at LF, a CR before
+    /// the LF is removed, and a line may span calls — the unfinished tail is kept until its
+    /// LF arrives, or written as it is before the next record of any other kind, on a change
+    /// of direction, or at the end. The records are therefore the same however the content
+    /// is chunked. A line longer than [`MAX_CONTENT_RECORD`] bytes is written in pieces of
+    /// that size.
     pub fn content(&mut self, dir: Direction, data: &[u8]) {
         let event = match dir {
             Direction::ClientToServer => Event::FromClient,
             Direction::ServerToClient => Event::ToClient,
         };
         if self.level >= 5 {
-            let body = data.strip_suffix(b"\n").unwrap_or(data);
-            if data.is_empty() {
-                return;
-            }
-            for line in body.split(|&b| b == b'\n') {
-                let line = line.strip_suffix(b"\r").unwrap_or(line);
-                self.record(5, event, line);
-            }
+            self.content_lines(event, data);
         } else if self.level == 4 {
             let text = format!("<literal {} octets>", data.len());
             self.record(4, event, text.as_bytes());
+        }
+    }
+
+    /// Level 5 content: whole lines now, the tail into `partial`.
+    fn content_lines(&mut self, event: Event, data: &[u8]) {
+        if !self.partial.is_empty() && self.partial_event != event {
+            self.flush_partial();
+        }
+        self.partial_event = event;
+        for (k, segment) in data.split(|&b| b == b'\n').enumerate() {
+            if k > 0 {
+                // An LF ended the line collected so far.
+                let mut line = std::mem::take(&mut self.partial);
+                if line.last() == Some(&b'\r') {
+                    line.pop();
+                }
+                self.emit(5, event, &line);
+                line.clear();
+                self.partial = line;
+            }
+            self.partial.extend_from_slice(segment);
+            while self.partial.len() > MAX_CONTENT_RECORD {
+                let head: Vec<u8> = self.partial.drain(..MAX_CONTENT_RECORD).collect();
+                self.emit(5, event, &head);
+            }
+        }
+    }
+
+    /// Writes an unfinished content line as it is.
+    fn flush_partial(&mut self) {
+        if self.partial.is_empty() {
+            return;
+        }
+        let line = std::mem::take(&mut self.partial);
+        self.emit(5, self.partial_event, &line);
+        if line.capacity() <= MAX_CONTENT_RECORD {
+            self.partial = line;
+            self.partial.clear();
         }
     }
 
@@ -320,8 +366,14 @@ impl SessionLog {
         }
     }
 
-    /// Formats and queues one record if the session's level includes `min_level`.
+    /// Any record other than content: first writes an unfinished content line.
     fn record(&mut self, min_level: u32, event: Event, data: &[u8]) {
+        self.flush_partial();
+        self.emit(min_level, event, data);
+    }
+
+    /// Formats and queues one record if the session's level includes `min_level`.
+    fn emit(&mut self, min_level: u32, event: Event, data: &[u8]) {
         if self.level < min_level {
             return;
         }
@@ -372,6 +424,113 @@ impl Drop for SessionLog {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use crate::config::{
+        AuthSettings, Config, Limits, Listeners, ProtocolLogSettings, ServerSettings,
+    };
+    use std::path::{Path, PathBuf};
+    use std::time::Duration;
+
+    fn config(level: u32, dir: &Path) -> Config {
+        let log = ProtocolLogSettings {
+            level,
+            path: dir.to_path_buf(),
+            size_limit_kib: 0,
+        };
+        let none = Listeners {
+            listen: vec![],
+            tls_listen: vec![],
+        };
+        Config {
+            path: PathBuf::from("/t/mailserver.toml"),
+            server: ServerSettings {
+                hostname: "t".into(),
+                data_dir: dir.to_path_buf(),
+            },
+            imap: none.clone(),
+            pop3: none,
+            tls: None,
+            auth: AuthSettings {
+                users_file: dir.join("users"),
+                allow_plaintext: false,
+            },
+            limits: Limits {
+                max_connections: 1,
+                max_connections_per_ip: 1,
+                imap_idle_timeout: Duration::from_secs(1800),
+                pop3_idle_timeout: Duration::from_secs(600),
+                max_message_bytes: 1 << 20,
+                shutdown_grace: Duration::from_secs(1),
+            },
+            registry: Default::default(),
+            pop3_log: log.clone(),
+            imap_log: log,
+            warnings: vec![],
+        }
+    }
+
+    /// The `(event, data)` of every record written for one session feeding `content` in
+    /// chunks of `chunk` bytes (0 = one call), at `level`.
+    fn content_records(level: u32, content: &[u8], chunk: usize) -> Vec<(String, Vec<u8>)> {
+        let tmp = tempfile::tempdir().unwrap();
+        let log = ProtoLog::new();
+        let a = "127.0.0.1:143".parse().unwrap();
+        let mut s = log.session_start(Service::Imap4, &config(level, tmp.path()), a, a);
+        if chunk == 0 {
+            s.content(Direction::ServerToClient, content);
+        } else {
+            for piece in content.chunks(chunk) {
+                s.content(Direction::ServerToClient, piece);
+            }
+        }
+        s.content(Direction::ClientToServer, b"up\r\nload");
+        s.server(LineKind::Reply, b")");
+        s.end(0, 0);
+        let text = std::fs::read_to_string(tmp.path().join("L0000001.log")).unwrap();
+        text.lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(|l| {
+                let f = split_record(l).unwrap();
+                (f[5].to_string(), decode_data_field(f[6]).unwrap())
+            })
+            .filter(|(e, _)| e == "<" || e == ">")
+            .collect()
+    }
+
+    #[test]
+    fn level_5_content_records_do_not_depend_on_chunking() {
+        let mut content = b"Subject: a\r\n\r\nbody, \"x\"\r\nno-cr\n\r\r\nend".to_vec();
+        content.extend(std::iter::repeat_n(b'z', MAX_CONTENT_RECORD + 10));
+        content.extend_from_slice(b"\r\ntail");
+        let whole = content_records(5, &content, 0);
+        let mut long = b"end".to_vec();
+        long.extend(std::iter::repeat_n(b'z', MAX_CONTENT_RECORD - 3));
+        let expected: Vec<(&str, &[u8])> = vec![
+            (">", b"Subject: a"),
+            (">", b""),
+            (">", b"body, \"x\""),
+            (">", b"no-cr"),
+            (">", b"\r"),
+            (">", &long),
+            (">", b"zzzzzzzzzzzzz"),
+            (">", b"tail"),
+            ("<", b"up"),
+            ("<", b"load"),
+            (">", b")"),
+        ];
+        let expected: Vec<(String, Vec<u8>)> = expected
+            .into_iter()
+            .map(|(e, d)| (e.to_string(), d.to_vec()))
+            .collect();
+        assert_eq!(whole, expected);
+        for chunk in (1..=40).chain([97, 1000, 65_535, 65_536, 65_537, content.len()]) {
+            assert_eq!(
+                content_records(5, &content, chunk),
+                whole,
+                "chunk size {chunk}"
+            );
+        }
+    }
 
     #[test]
     fn handles_cross_threads_and_await_points() {
