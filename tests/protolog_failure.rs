@@ -120,6 +120,11 @@ fn enospc_releases_the_file_keeps_whole_lines_and_recovers_at_the_next_start() {
         let s3 = log.session_start(Service::Imap4, &config(5, dir), local(), remote(3));
         s3.end(1, 1);
         assert_eq!(cap.count(" ERROR "), 1, "{}", cap.text());
+        assert_eq!(
+            log_files(dir),
+            vec!["L0000001.log"],
+            "headerless file removed"
+        );
 
         // Space again: the next session start opens the next file and logs normally.
         budget.store(-1, Ordering::SeqCst);

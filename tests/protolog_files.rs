@@ -131,6 +131,37 @@ fn two_daemons_sharing_a_directory_never_share_a_file() {
 }
 
 #[test]
+fn daemons_racing_for_names_each_get_their_own_file() {
+    const N: usize = 8;
+    let tmp = tempfile::tempdir().unwrap();
+    let logs: Vec<_> = (0..N).map(|_| ProtoLog::new()).collect();
+    let cfg = config(1, tmp.path());
+    let barrier = std::sync::Barrier::new(N);
+    std::thread::scope(|scope| {
+        for (i, log) in logs.iter().enumerate() {
+            let (cfg, barrier) = (&cfg, &barrier);
+            scope.spawn(move || {
+                barrier.wait();
+                let svc = if i % 2 == 0 {
+                    Service::Pop3
+                } else {
+                    Service::Imap4
+                };
+                log.session_start(svc, cfg, local(), remote(i as u16))
+                    .end(0, 0);
+            });
+        }
+    });
+    let files = log_files(tmp.path());
+    let want: Vec<String> = (1..=N).map(|n| format!("L{n:07}.log")).collect();
+    assert_eq!(files, want);
+    for f in files {
+        let recs = parse_log(&tmp.path().join(f)).records;
+        assert_eq!(recs.len(), 2, "exactly one session per file");
+    }
+}
+
+#[test]
 fn a_path_change_moves_the_stream_and_releases_the_old_file() {
     let tmp = tempfile::tempdir().unwrap();
     let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));

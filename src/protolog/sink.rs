@@ -538,10 +538,21 @@ fn open_file(service: Service, dir: &Path, factory: &WriterFactory) -> io::Resul
         }
         Err(TryLockError::Error(e)) => return Err(e),
     }
-    let mut out = factory(&file)?;
     let header = record::header(service.header_name(), SystemTime::now());
-    out.write_all(header.as_bytes())?;
-    out.flush()?;
+    let written = factory(&file).and_then(|mut out| {
+        out.write_all(header.as_bytes())?;
+        out.flush()?;
+        Ok(out)
+    });
+    let out = match written {
+        Ok(out) => out,
+        Err(e) => {
+            // Our own O_EXCL file, without a whole header: not worth keeping.
+            drop(file);
+            let _ = std::fs::remove_file(&path);
+            return Err(e);
+        }
+    };
     Ok(OpenFile {
         dir: dir.to_path_buf(),
         path,
