@@ -19,7 +19,7 @@
 //! Additions beyond the contract: [`ProtoLog::with_writer_factory`] (fault injection),
 //! [`ProtoLog::flush_all`] and [`ProtoLog::shutdown`] (SIGTERM: flush and release the files).
 
-mod record;
+pub mod record;
 mod sink;
 
 pub use record::{decode_data_field, split_record, FIELDS};

@@ -142,11 +142,16 @@ pub fn push_data_field(out: &mut Vec<u8>, data: &[u8]) {
     if needs_quotes {
         out.push(b'"');
     }
-    for &b in data {
+    // Copy runs of plain bytes at once; only the bytes that change are handled one by one.
+    let mut run = 0;
+    for (i, &b) in data.iter().enumerate() {
+        if b != b'"' && is_plain(b) {
+            continue;
+        }
+        out.extend_from_slice(&data[run..i]);
+        run = i + 1;
         if b == b'"' {
             out.extend_from_slice(b"\"\"");
-        } else if is_plain(b) {
-            out.push(b);
         } else {
             out.extend_from_slice(&[
                 b'\\',
@@ -156,6 +161,7 @@ pub fn push_data_field(out: &mut Vec<u8>, data: &[u8]) {
             ]);
         }
     }
+    out.extend_from_slice(&data[run..]);
     if needs_quotes {
         out.push(b'"');
     }
