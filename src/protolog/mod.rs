@@ -16,8 +16,20 @@
 //!   per accepted connection with that session's config snapshot.
 //! * The returned [`SessionLog`] filters by the level of *that* snapshot.
 //!
+//! (Besides session starts, a file is only ever closed by a write error, by rolling to the
+//! next name at the size cap, or by [`ProtoLog::shutdown`].)
+//!
 //! Additions beyond the contract: [`ProtoLog::with_writer_factory`] (fault injection),
-//! [`ProtoLog::flush_all`] and [`ProtoLog::shutdown`] (SIGTERM: flush and release the files).
+//! [`ProtoLog::flush_all`], [`ProtoLog::shutdown`] (SIGTERM: flush and release the files),
+//! [`SessionLog::tls_established`] and [`SessionLog::auth_result`] (uniform `*` records),
+//! and the pure [`record`] module (formatting, and decoding for log readers and tests).
+//!
+//! Record details this module decides where SPEC §5 is silent:
+//! * `+` has empty data; `-` has `duration=1.234s bytes-in=N bytes-out=N`.
+//! * A backslash in data is escaped too (`\x5C`), so `\` always starts an escape.
+//! * Records dropped because the writer fell 8 MiB behind are reported by one `*` record
+//!   `N records dropped (queue full)` with session id `0000000000000000`, sequence 0 and
+//!   empty endpoints; the sessions' own sequence numbers keep the gap.
 
 pub mod record;
 mod sink;

@@ -5,7 +5,7 @@
 //! Ownership and locking:
 //! * [`Sink::session_start`] is the one place a session start opens or closes a file; the
 //!   writer thread only closes on a write error and rolls to the next name at the size cap.
-//!   Both go through [`open_file`] / [`close_file`].
+//!   Both go through `Sink::open` (→ `open_file`) and `Sink::close`.
 //! * Sessions format whole record lines themselves and append them to [`Queue::buf`] under a
 //!   short mutex (a memcpy; never disk I/O), so lines of concurrent sessions never interleave.
 //!   The queue is bounded in bytes; a full queue drops the record, counts it, and the writer
@@ -45,8 +45,8 @@ pub fn default_writer_factory() -> WriterFactory {
 pub const QUEUE_CAP_BYTES: usize = 8 << 20;
 /// Extra room for `+`, `-` and `*` records once the queue is full.
 pub const ESSENTIAL_HEADROOM: usize = 1 << 20;
-/// How long [`Sink::wait_flushed`] waits at a session end before giving up (a hung disk must
-/// not hang a session forever).
+/// How long `SessionLog::end` waits for its records to be flushed before giving up (a hung
+/// disk must not hang a session forever).
 pub const END_FLUSH_WAIT: Duration = Duration::from_secs(2);
 /// The writer wakes at least this often even without work (to notice shutdown).
 const WRITER_IDLE_WAKE: Duration = Duration::from_secs(1);
@@ -361,12 +361,14 @@ impl Sink {
             self.write_chunk(st, chunk);
             rest = tail;
         }
-        if dropped > 0 && st.open.is_some() {
+        if dropped > 0 {
             tracing::warn!(
                 service = self.service.header_name(),
                 dropped,
                 "protocol log queue full: records dropped"
             );
+        }
+        if dropped > 0 && st.open.is_some() {
             let fields = SessionFields {
                 id: record::session_id_text(0),
                 local: String::new(),
