@@ -160,6 +160,18 @@ fn check_config(path: &Path) -> ExitCode {
             for w in &cfg.warnings {
                 eprintln!("warning: {w}");
             }
+            // Files the daemon reads later: a missing one is worth saying now, but it is not
+            // a config error (it may be created before the daemon starts).
+            let mut files = vec![("auth.users_file", &cfg.auth.users_file)];
+            if let Some(tls) = &cfg.tls {
+                files.push(("tls.cert", &tls.cert));
+                files.push(("tls.key", &tls.key));
+            }
+            for (key, file) in files {
+                if let Err(e) = std::fs::metadata(file) {
+                    eprintln!("warning: {}: {key} {}: {e}", path.display(), file.display());
+                }
+            }
             print!("{}", config::render_effective(&cfg));
             ExitCode::SUCCESS
         }

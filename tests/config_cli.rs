@@ -59,6 +59,16 @@ fn check_config_ok_prints_effective_settings() {
     let (dir, _) = fixture_copy();
     let r = ms(dir.path(), &["--config", "mailserver.toml", "check-config"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("warning: mailserver.toml: auth.users_file ")
+            && r.stderr.contains("/users: "),
+        "a missing users file is worth a warning: {}",
+        r.stderr
+    );
+    std::fs::write(dir.path().join("users"), "").unwrap();
+    let r = ms(dir.path(), &["--config", "mailserver.toml", "check-config"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
     let base = dir.path().display().to_string();
     for needle in [
         "hostname = \"mail.example.org\"".to_string(),

@@ -493,8 +493,8 @@ struct Setting {
     key: String,
     /// TOML-ish rendering of the value.
     value: String,
-    /// Extra words for `check-config` (REG_ type and source for registry values).
-    note: String,
+    /// Registry values: `REG_TYPE data` as `reg query` shows it, and where it comes from.
+    reg: Option<(String, &'static str)>,
     /// Listen addresses and `data_dir`: a reload cannot apply them.
     needs_restart: bool,
 }
@@ -518,7 +518,7 @@ fn settings(cfg: &Config) -> Vec<Setting> {
         out.push(Setting {
             key: key.to_string(),
             value,
-            note: String::new(),
+            reg: None,
             needs_restart: restart,
         })
     };
@@ -617,7 +617,10 @@ fn settings(cfg: &Config) -> Vec<Setting> {
         out.push(Setting {
             key: format!("{}.{}", registry::TABLE, quote(&name)),
             value,
-            note: format!("{} {} {source}", data.reg_type(), data.reg_display()),
+            reg: Some((
+                format!("{} {}", data.reg_type(), data.reg_display()),
+                source,
+            )),
             needs_restart: false,
         });
     }
@@ -639,10 +642,11 @@ pub fn render_effective(cfg: &Config) -> String {
             }
             section = sec.to_string();
         }
-        if s.note.is_empty() {
-            out.push_str(&format!("{key} = {}\n", s.value));
-        } else {
-            out.push_str(&format!("{key} = {}  # {}\n", s.value, s.note));
+        match &s.reg {
+            None => out.push_str(&format!("{key} = {}\n", s.value)),
+            Some((data, source)) => {
+                out.push_str(&format!("{key} = {}  # {data} {source}\n", s.value))
+            }
         }
     }
     out
@@ -661,12 +665,10 @@ pub struct ConfigChange {
 
 /// What changed from `old` to `new`, in `check-config` order.
 pub fn diff(old: &Config, new: &Config) -> Vec<ConfigChange> {
-    let show = |s: &Setting| {
-        if s.note.is_empty() {
-            s.value.clone()
-        } else {
-            format!("{} ({})", s.value, s.note)
-        }
+    // Registry values read as `reg query` shows them; the rest as TOML.
+    let show = |s: &Setting| match &s.reg {
+        Some((data, _)) => data.clone(),
+        None => s.value.clone(),
     };
     let a = settings(old);
     let b = settings(new);
@@ -675,10 +677,8 @@ pub fn diff(old: &Config, new: &Config) -> Vec<ConfigChange> {
         let before = a.iter().find(|o| o.key == s.key);
         let old_v = before.map_or_else(|| "(absent)".to_string(), show);
         let new_v = show(s);
-        if before.map(|o| &o.value) != Some(&s.value)
-            || before.map(|o| o.note.split(' ').take(2).collect::<Vec<_>>())
-                != Some(s.note.split(' ').take(2).collect())
-        {
+        // `value` is TOML, so 5 and "5" differ: a type change is a change.
+        if before.map(|o| &o.value) != Some(&s.value) {
             out.push(ConfigChange {
                 key: s.key.clone(),
                 old: old_v,

@@ -196,6 +196,16 @@ fn diff_flags_restart_settings() {
         keys.contains(&("ParametersSystem.\"POP3 Protocol Logging Level\"", false)),
         "{d:?}"
     );
+    let level = d
+        .iter()
+        .find(|c| c.key.contains("POP3 Protocol Logging Level"))
+        .unwrap();
+    assert_eq!(
+        (level.old.as_str(), level.new.as_str()),
+        ("REG_DWORD 0x0", "REG_DWORD 0x3")
+    );
+    let dd = d.iter().find(|c| c.key == "server.data_dir").unwrap();
+    assert_eq!((dd.old.as_str(), dd.new.as_str()), ("\"/a\"", "\"/b\""));
     // the log paths default to data_dir, so they change too; nothing else does
     assert!(d.iter().all(|c| !c.key.starts_with("limits")), "{d:?}");
     assert!(diff(&a, &a).is_empty());
