@@ -116,8 +116,43 @@ fn default_config() -> PathBuf {
     PathBuf::from("etc/mailserver.toml")
 }
 
+/// `--config PATH` written after the reg switches lands in the raw switch list (it takes
+/// hyphen values); take it out so it works wherever it is written, as clap allows elsewhere.
+fn take_config(switches: &mut Vec<String>) -> Result<Option<PathBuf>, String> {
+    let mut found = None;
+    let mut i = 0;
+    while i < switches.len() {
+        if let Some(v) = switches[i].strip_prefix("--config=") {
+            found = Some(PathBuf::from(v));
+            switches.remove(i);
+        } else if switches[i] == "--config" {
+            if i + 1 >= switches.len() {
+                return Err("error: a value is required for '--config <PATH>'".into());
+            }
+            found = Some(PathBuf::from(switches.remove(i + 1)));
+            switches.remove(i);
+        } else {
+            i += 1;
+        }
+    }
+    Ok(found)
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
+    if let Some(Command::Reg(
+        RegCommand::Add { switches, .. } | RegCommand::Delete { switches, .. },
+    )) = &mut cli.command
+    {
+        match take_config(switches) {
+            Ok(Some(p)) => cli.config = Some(p),
+            Ok(None) => {}
+            Err(e) => {
+                eprintln!("{e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
     let config = cli.config.clone().unwrap_or_else(default_config);
     match cli.command.unwrap_or(Command::Run) {
         Command::Run => run(config),

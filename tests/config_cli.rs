@@ -311,6 +311,44 @@ fn reg_add_keeps_comments_and_needs_f_to_overwrite() {
 }
 
 #[test]
+fn config_option_may_follow_reg_switches() {
+    let (dir, path) = fixture_copy();
+    let r = ms(
+        dir.path(),
+        &[
+            "reg",
+            "add",
+            "IMAP Protocol Logging Level",
+            "/t",
+            "REG_DWORD",
+            "/d",
+            "4",
+            "/f",
+            "--config",
+            "mailserver.toml",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = ms(
+        dir.path(),
+        &[
+            "reg",
+            "delete",
+            "POP3 Protocol Log Path",
+            "--config=mailserver.toml",
+            "/f",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        text.contains("\"IMAP Protocol Logging Level\" = 4\n"),
+        "{text}"
+    );
+    assert!(!text.contains("POP3 Protocol Log Path"), "{text}");
+}
+
+#[test]
 fn reg_add_creates_the_table_when_missing() {
     let (dir, path) = with_config("# my server\n[server]\nhostname = \"h\" # name\n");
     let r = reg(

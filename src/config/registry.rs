@@ -106,8 +106,6 @@ pub struct ValueDef {
     pub name: &'static str,
     pub kind: Kind,
     pub default: DefaultValue,
-    /// One line for `check-config`.
-    pub help: &'static str,
 }
 
 impl ValueDef {
@@ -144,12 +142,12 @@ const SIZE_LIMIT: Kind = Kind::Dword {
 /// The schema: every value this server understands. Adding a value is one line.
 #[rustfmt::skip]
 pub const KNOWN: &[ValueDef] = &[
-    ValueDef { name: POP3_LEVEL, kind: LEVEL, default: DefaultValue::Dword(0), help: "KB Q182504; 0 = off, 5 = everything" },
-    ValueDef { name: POP3_PATH, kind: Kind::Path, default: DefaultValue::DataDir, help: "KB Q182504; directory of the L???????.log files" },
-    ValueDef { name: IMAP_LEVEL, kind: LEVEL, default: DefaultValue::Dword(0), help: "KB Q182504; 0 = off, 5 = everything" },
-    ValueDef { name: IMAP_PATH, kind: Kind::Path, default: DefaultValue::DataDir, help: "KB Q182504; directory of the L???????.log files" },
-    ValueDef { name: POP3_SIZE_LIMIT, kind: SIZE_LIMIT, default: DefaultValue::Dword(0), help: "extension; KiB, 0 = no limit" },
-    ValueDef { name: IMAP_SIZE_LIMIT, kind: SIZE_LIMIT, default: DefaultValue::Dword(0), help: "extension; KiB, 0 = no limit" },
+    ValueDef { name: POP3_LEVEL, kind: LEVEL, default: DefaultValue::Dword(0) },
+    ValueDef { name: POP3_PATH, kind: Kind::Path, default: DefaultValue::DataDir },
+    ValueDef { name: IMAP_LEVEL, kind: LEVEL, default: DefaultValue::Dword(0) },
+    ValueDef { name: IMAP_PATH, kind: Kind::Path, default: DefaultValue::DataDir },
+    ValueDef { name: POP3_SIZE_LIMIT, kind: SIZE_LIMIT, default: DefaultValue::Dword(0) },
+    ValueDef { name: IMAP_SIZE_LIMIT, kind: SIZE_LIMIT, default: DefaultValue::Dword(0) },
 ];
 
 /// The known value called `name` (case-insensitive).
