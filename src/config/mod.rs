@@ -665,9 +665,10 @@ pub struct ConfigChange {
 
 /// What changed from `old` to `new`, in `check-config` order.
 pub fn diff(old: &Config, new: &Config) -> Vec<ConfigChange> {
-    // Registry values read as `reg query` shows them; the rest as TOML.
+    // TOML value first (`4`, `"/var/log"`), then the registry type for registry values.
     let show = |s: &Setting| match &s.reg {
-        Some((data, _)) => data.clone(),
+        Some((data, _)) if data.starts_with("REG_DWORD") => format!("{} ({data})", s.value),
+        Some(_) => format!("{} (REG_SZ)", s.value),
         None => s.value.clone(),
     };
     let a = settings(old);

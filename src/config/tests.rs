@@ -202,7 +202,7 @@ fn diff_flags_restart_settings() {
         .unwrap();
     assert_eq!(
         (level.old.as_str(), level.new.as_str()),
-        ("REG_DWORD 0x0", "REG_DWORD 0x3")
+        ("0 (REG_DWORD 0x0)", "3 (REG_DWORD 0x3)")
     );
     let dd = d.iter().find(|c| c.key == "server.data_dir").unwrap();
     assert_eq!((dd.old.as_str(), dd.new.as_str()), ("\"/a\"", "\"/b\""));

@@ -128,9 +128,7 @@ async fn reload(
     crate::systemd::reloading();
     match super::parse(path, &bytes) {
         Ok(config) => {
-            for w in &config.warnings {
-                tracing::warn!("{w}");
-            }
+            // `apply` (the server) logs the config's warnings with the diff.
             let apply = Arc::clone(apply);
             if let Err(e) = tokio::task::spawn_blocking(move || apply(config)).await {
                 tracing::error!("applying the reloaded configuration failed: {e}");
