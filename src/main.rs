@@ -266,6 +266,10 @@ fn reg(config: &Path, cmd: RegCommand) -> ExitCode {
 
 fn passwd(scheme: &str) -> ExitCode {
     let mut line = String::new();
+    if std::io::stdin().is_terminal() {
+        // No echo control without unsafe termios calls; say what is expected at least.
+        eprint!("Password (shown as typed; pipe it in to avoid that): ");
+    }
     if let Err(e) = std::io::stdin().lock().read_line(&mut line) {
         eprintln!("error: cannot read the password from stdin: {e}");
         return ExitCode::from(1);
