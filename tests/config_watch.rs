@@ -143,3 +143,38 @@ async fn kubernetes_configmap_symlink_swap() {
     assert_eq!(c.server.data_dir, d.join("data"));
     w.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn symlink_to_a_file_elsewhere_edited_in_place() {
+    let conf = tempfile::tempdir().unwrap();
+    let real = tempfile::tempdir().unwrap();
+    let target = real.path().join("ms.toml");
+    std::fs::write(&target, cfg(1)).unwrap();
+    let path = conf.path().join("mailserver.toml");
+    std::os::unix::fs::symlink(&target, &path).unwrap();
+    let mut w = start(&path);
+    std::fs::write(&target, cfg(2)).unwrap();
+    assert_eq!(w.next().await.pop3_log.level, 2);
+    // repointed to another file elsewhere: seen (directory of the link), then followed
+    let other = tempfile::tempdir().unwrap();
+    let target2 = other.path().join("ms.toml");
+    std::fs::write(&target2, cfg(3)).unwrap();
+    let tmp_link = conf.path().join("mailserver.toml.new");
+    std::os::unix::fs::symlink(&target2, &tmp_link).unwrap();
+    std::fs::rename(&tmp_link, &path).unwrap();
+    assert_eq!(w.next().await.pop3_log.level, 3);
+    std::fs::write(&target2, cfg(4)).unwrap();
+    assert_eq!(w.next().await.pop3_log.level, 4);
+    w.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn empty_file_on_event_is_a_write_in_progress() {
+    let (_dir, path) = setup(1);
+    let mut w = start(&path);
+    std::fs::write(&path, "").unwrap();
+    w.nothing_for(1000).await;
+    std::fs::write(&path, cfg(2)).unwrap();
+    assert_eq!(w.next().await.pop3_log.level, 2);
+    w.stop().await;
+}

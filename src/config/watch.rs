@@ -7,6 +7,10 @@
 //!
 //! * any directory event re-reads the configured path (following symlinks) and reloads only
 //!   when the bytes differ from the last read — unrelated files in the directory cost a read;
+//! * when the path is a symlink to a file in another directory (config management, dotfile
+//!   repositories), that directory is watched too, and re-resolved after every event;
+//! * an empty file seen on a directory event is taken as a write in progress (an in-place
+//!   save truncates first) and skipped; the event that completes the write follows;
 //! * `SIGHUP` always reloads, even unchanged, so certificate rotation behind the same config
 //!   takes effect (the server rebuilds TLS in `apply`);
 //! * a reload that proceeds is framed by `systemd::reloading()` / `systemd::ready()`;
@@ -19,8 +23,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use notify_debouncer_full::notify::RecursiveMode;
-use notify_debouncer_full::{new_debouncer, DebounceEventResult};
+use notify_debouncer_full::notify::{RecommendedWatcher, RecursiveMode};
+use notify_debouncer_full::{new_debouncer, DebounceEventResult, Debouncer, RecommendedCache};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio_util::sync::CancellationToken;
 
@@ -68,10 +72,12 @@ pub fn spawn(
         .with_context(|| format!("cannot watch {}", dir.display()))?;
     let mut hup = signal(SignalKind::hangup()).context("cannot install the SIGHUP handler")?;
     let mut last = std::fs::read(&path).ok();
+    let mut target_watch = None;
+    follow_target(&mut debouncer, &dir, &path, &mut target_watch);
 
     Ok(tokio::spawn(async move {
-        // Dropping the debouncer stops the watch: keep it as long as the task runs.
-        let _debouncer = debouncer;
+        // Dropping the debouncer stops the watch: it lives as long as the task runs.
+        let mut debouncer = debouncer;
         let mut events_open = true;
         loop {
             let force = tokio::select! {
@@ -93,9 +99,43 @@ pub fn spawn(
                     true
                 }
             };
+            // Re-resolve first, so that a write to the new target after our read is seen.
+            follow_target(&mut debouncer, &dir, &path, &mut target_watch);
             reload(&path, force, &mut last, &apply).await;
         }
     }))
+}
+
+/// Watches the directory of the file `path` resolves to, when that is not `dir`; keeps at
+/// most one such extra watch, moving it when the symlink now points elsewhere.
+fn follow_target(
+    debouncer: &mut Debouncer<RecommendedWatcher, RecommendedCache>,
+    dir: &Path,
+    path: &Path,
+    current: &mut Option<PathBuf>,
+) {
+    let same = |a: &Path, b: &Path| {
+        std::fs::canonicalize(a)
+            .ok()
+            .is_some_and(|a| Some(a) == std::fs::canonicalize(b).ok())
+    };
+    let wanted = std::fs::canonicalize(path)
+        .ok()
+        .and_then(|t| t.parent().map(Path::to_path_buf))
+        .filter(|t| !same(t, dir));
+    if wanted == *current {
+        return;
+    }
+    if let Some(old) = current.take() {
+        // Fails harmlessly when the directory is already gone (ConfigMap swap).
+        let _ = debouncer.unwatch(&old);
+    }
+    if let Some(new) = wanted {
+        match debouncer.watch(&new, RecursiveMode::NonRecursive) {
+            Ok(()) => *current = Some(new),
+            Err(e) => tracing::warn!("cannot watch {}: {e}", new.display()),
+        }
+    }
 }
 
 /// One reload attempt; `force` (SIGHUP) reloads even when the bytes are unchanged.
@@ -121,7 +161,7 @@ async fn reload(
             return;
         }
     };
-    if !force && last.as_deref() == Some(bytes.as_slice()) {
+    if !force && (bytes.is_empty() || last.as_deref() == Some(bytes.as_slice())) {
         return;
     }
     *last = Some(bytes.clone());
