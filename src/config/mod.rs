@@ -374,7 +374,8 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<Config, ConfigError> {
         listen: c.addrs("pop3.listen", &rp.listen),
         tls_listen: c.addrs("pop3.tls_listen", &rp.tls_listen),
     };
-    // One address cannot be bound twice: say so now rather than at bind time.
+    // One address cannot be bound twice: say so now rather than at bind time. Port 0 (any
+    // free port, used by tests) is exempt: each bind gets its own port.
     let mut seen: Vec<SocketAddr> = Vec::new();
     for s in ri
         .listen
@@ -384,7 +385,7 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<Config, ConfigError> {
         .chain(&rp.tls_listen)
     {
         if let Ok(a) = s.get_ref().parse::<SocketAddr>() {
-            if seen.contains(&a) {
+            if a.port() != 0 && seen.contains(&a) {
                 c.error(s, format!("listen address {a} is listed twice"));
             }
             seen.push(a);

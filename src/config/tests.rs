@@ -123,6 +123,9 @@ fn bad_listen_address_is_named() {
         .unwrap_err()
         .0;
     assert!(e.contains("listed twice"), "{e}");
+    // port 0 = any free port, several times is fine
+    let c = p("[pop3]\nlisten = [\"127.0.0.1:0\"]\ntls_listen = [\"127.0.0.1:0\"]\n[imap]\nlisten = [\"127.0.0.1:0\"]\n").unwrap();
+    assert_eq!(c.imap.listen[0].port(), 0);
 }
 
 #[test]
