@@ -346,8 +346,15 @@ fn decode(bytes: &[u8]) -> Result<String, String> {
         String::from_utf16(&units).map_err(|_| "invalid UTF-16LE text".to_string())
     } else {
         let rest = bytes.strip_prefix(&[0xEF, 0xBB, 0xBF]).unwrap_or(bytes);
-        String::from_utf8(rest.to_vec())
-            .map_err(|_| "not UTF-16LE with BOM nor UTF-8 text".to_string())
+        match String::from_utf8(rest.to_vec()) {
+            Ok(s) => Ok(s),
+            // REGEDIT4 files are in the ANSI code page; read them as Latin-1 (Windows-1252
+            // differs only in 0x80..=0x9F, which paths and names rarely use).
+            Err(_) if rest.starts_with(HEADER4.as_bytes()) => {
+                Ok(rest.iter().map(|&b| char::from(b)).collect())
+            }
+            Err(_) => Err("not UTF-16LE with BOM nor UTF-8 text".to_string()),
+        }
     }
 }
 
@@ -626,6 +633,18 @@ mod tests {
             .unwrap_err()
             .contains("UTF-16"));
         assert!(parse_reg(&[0x52, 0xFF]).is_err());
+        // REGEDIT4 in the ANSI code page
+        let mut ansi =
+            format!("{HEADER4}\r\n[{KEY_PATH}]\r\n\"POP3 Protocol Log Path\"=\"/var/log/caf")
+                .into_bytes();
+        ansi.extend_from_slice(b"\xe9\"\r\n");
+        assert_eq!(
+            parse_reg(&ansi).unwrap().ops,
+            vec![RegOp::Set(
+                "POP3 Protocol Log Path".into(),
+                RegData::Sz("/var/log/café".into())
+            )]
+        );
     }
 
     #[test]
