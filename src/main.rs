@@ -220,40 +220,43 @@ fn check_config(path: &Path) -> ExitCode {
 }
 
 fn reg(config: &Path, cmd: RegCommand) -> ExitCode {
+    use regedit::{Edited, RegError};
+    let printed = |r: Result<String, RegError>| {
+        r.map(|message| Edited {
+            message,
+            warnings: Vec::new(),
+        })
+    };
     let result = match cmd {
-        RegCommand::Query { value } => regedit::query(config, value.as_deref()),
-        RegCommand::Add { value, switches } => {
-            parse_switches(&switches, &["t", "d", "f"])
-                .map_err(regedit::RegError::Usage)
-                .and_then(|sw| {
-                    // reg.exe's default type is REG_SZ and its default data is empty.
-                    let ty_name = sw.ty.as_deref().unwrap_or("REG_SZ");
-                    let ty = RegType::parse(ty_name).ok_or_else(|| {
-                        regedit::RegError::Invalid(format!(
-                            "ERROR: Unsupported type {ty_name}: use REG_DWORD or REG_SZ."
-                        ))
-                    })?;
-                    let data = regedit::parse_data(ty, sw.data.as_deref().unwrap_or(""))?;
-                    regedit::add(config, &value, data, sw.force)
-                })
-        }
+        RegCommand::Query { value } => printed(regedit::query(config, value.as_deref())),
+        RegCommand::Add { value, switches } => parse_switches(&switches, &["t", "d", "f"])
+            .map_err(RegError::Usage)
+            .and_then(|sw| {
+                // reg.exe's default type is REG_SZ and its default data is empty.
+                let ty_name = sw.ty.as_deref().unwrap_or("REG_SZ");
+                let ty = RegType::parse(ty_name).ok_or_else(|| {
+                    RegError::Invalid(format!(
+                        "ERROR: Unsupported type {ty_name}: use REG_DWORD or REG_SZ."
+                    ))
+                })?;
+                let data = regedit::parse_data(ty, sw.data.as_deref().unwrap_or(""))?;
+                regedit::add(config, &value, data, sw.force)
+            }),
         RegCommand::Delete { value, switches } => parse_switches(&switches, &["f"])
-            .map_err(regedit::RegError::Usage)
+            .map_err(RegError::Usage)
             .and_then(|sw| regedit::delete(config, &value, sw.force)),
-        RegCommand::Import { file } => regedit::import(config, &file).map(|warnings| {
-            for w in warnings {
-                eprintln!("warning: {w}");
-            }
-            regedit::SUCCESS.to_string()
-        }),
-        RegCommand::Export { file } => regedit::export(config, &file),
+        RegCommand::Import { file } => regedit::import(config, &file),
+        RegCommand::Export { file } => printed(regedit::export(config, &file)),
     };
     match result {
-        Ok(out) => {
-            if out.ends_with('\n') {
-                print!("{out}");
+        Ok(done) => {
+            for w in &done.warnings {
+                eprintln!("warning: {w}");
+            }
+            if done.message.ends_with('\n') {
+                print!("{}", done.message);
             } else {
-                println!("{out}");
+                println!("{}", done.message);
             }
             ExitCode::SUCCESS
         }

@@ -349,6 +349,32 @@ fn config_option_may_follow_reg_switches() {
 }
 
 #[test]
+fn reg_add_unknown_name_is_kept_with_a_warning() {
+    let (dir, path) = fixture_copy();
+    let r = reg(
+        dir.path(),
+        &[
+            "add",
+            "IMAP Protocol Loging Level",
+            "/t",
+            "REG_DWORD",
+            "/d",
+            "1",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("did you mean \"IMAP Protocol Logging Level\"?"),
+        "{}",
+        r.stderr
+    );
+    assert!(std::fs::read_to_string(&path)
+        .unwrap()
+        .contains("\"IMAP Protocol Loging Level\" = 1\n"));
+}
+
+#[test]
 fn reg_add_creates_the_table_when_missing() {
     let (dir, path) = with_config("# my server\n[server]\nhostname = \"h\" # name\n");
     let r = reg(

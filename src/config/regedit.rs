@@ -51,6 +51,14 @@ fn invalid(msg: impl Into<String>) -> RegError {
     RegError::Invalid(msg.into())
 }
 
+/// A successful edit: reg.exe's message, and the warnings of the resulting config (unknown
+/// value names, skipped `.reg` lines), each already naming file and line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Edited {
+    pub message: String,
+    pub warnings: Vec<String>,
+}
+
 /// One change to the table, from `reg add`/`reg delete` or a `.reg` line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RegOp {
@@ -105,7 +113,7 @@ pub fn query(config: &Path, value: Option<&str>) -> Result<String, RegError> {
 }
 
 /// `reg add VALUE /t TYPE /d DATA [/f]`.
-pub fn add(config: &Path, name: &str, data: RegData, force: bool) -> Result<String, RegError> {
+pub fn add(config: &Path, name: &str, data: RegData, force: bool) -> Result<Edited, RegError> {
     if name.is_empty() {
         return Err(invalid("ERROR: A value name is required."));
     }
@@ -117,12 +125,15 @@ pub fn add(config: &Path, name: &str, data: RegData, force: bool) -> Result<Stri
         )));
     }
     apply(&mut doc, &RegOp::Set(name.to_string(), data));
-    commit(config, &text, &doc)?;
-    Ok(SUCCESS.to_string())
+    let warnings = commit(config, &text, &doc)?;
+    Ok(Edited {
+        message: SUCCESS.to_string(),
+        warnings,
+    })
 }
 
 /// `reg delete VALUE [/f]`.
-pub fn delete(config: &Path, name: &str, force: bool) -> Result<String, RegError> {
+pub fn delete(config: &Path, name: &str, force: bool) -> Result<Edited, RegError> {
     let (text, mut doc) = read_doc(config)?;
     if find_key(&doc, name).is_none() {
         return Err(invalid(NOT_FOUND));
@@ -134,12 +145,15 @@ pub fn delete(config: &Path, name: &str, force: bool) -> Result<String, RegError
         )));
     }
     apply(&mut doc, &RegOp::Delete(name.to_string()));
-    commit(config, &text, &doc)?;
-    Ok(SUCCESS.to_string())
+    let warnings = commit(config, &text, &doc)?;
+    Ok(Edited {
+        message: SUCCESS.to_string(),
+        warnings,
+    })
 }
 
 /// `reg import FILE.reg`: all or nothing. Returns the warnings (skipped keys and types).
-pub fn import(config: &Path, reg_file: &Path) -> Result<Vec<String>, RegError> {
+pub fn import(config: &Path, reg_file: &Path) -> Result<Edited, RegError> {
     let bytes = fs::read(reg_file)
         .map_err(|e| invalid(format!("ERROR: cannot read {}: {e}", reg_file.display())))?;
     let parsed =
@@ -148,12 +162,17 @@ pub fn import(config: &Path, reg_file: &Path) -> Result<Vec<String>, RegError> {
     for op in &parsed.ops {
         apply(&mut doc, op);
     }
-    commit(config, &text, &doc)?;
-    Ok(parsed
+    let config_warnings = commit(config, &text, &doc)?;
+    let mut warnings: Vec<String> = parsed
         .warnings
         .into_iter()
         .map(|w| format!("{}: {w}", reg_file.display()))
-        .collect())
+        .collect();
+    warnings.extend(config_warnings);
+    Ok(Edited {
+        message: SUCCESS.to_string(),
+        warnings,
+    })
 }
 
 /// `reg export FILE.reg`: the values present in the file, as regedit writes them.
@@ -255,14 +274,15 @@ pub fn apply(doc: &mut DocumentMut, op: &RegOp) {
 }
 
 /// Validates the edited document exactly as loading would, then writes it atomically.
-fn commit(config: &Path, old_text: &str, doc: &DocumentMut) -> Result<(), RegError> {
+/// Returns the warnings of the new config.
+fn commit(config: &Path, old_text: &str, doc: &DocumentMut) -> Result<Vec<String>, RegError> {
     let new_text = doc.to_string();
-    super::parse(config, new_text.as_bytes()).map_err(|e| invalid(e.0))?;
-    if new_text == old_text {
-        return Ok(());
+    let parsed = super::parse(config, new_text.as_bytes()).map_err(|e| invalid(e.0))?;
+    if new_text != old_text {
+        write_atomic(config, new_text.as_bytes(), true)
+            .map_err(|e| invalid(format!("{}: cannot write: {e}", config.display())))?;
     }
-    write_atomic(config, new_text.as_bytes(), true)
-        .map_err(|e| invalid(format!("{}: cannot write: {e}", config.display())))
+    Ok(parsed.warnings)
 }
 
 /// Writes `bytes` to `path` atomically: a temp file in the same directory (of the symlink's
