@@ -144,6 +144,8 @@ pub const IMAP_MIN_IDLE_SECS: u64 = 1800;
 pub const POP3_MIN_IDLE_SECS: u64 = 600;
 pub const DEFAULT_MAX_MESSAGE_BYTES: u64 = 52_428_800;
 pub const DEFAULT_SHUTDOWN_GRACE_SECS: u64 = 10;
+/// Upper bound of every `*_secs` setting: `Instant + Duration` must not overflow anywhere.
+pub const MAX_SECS: u64 = 365 * 24 * 3600;
 
 // ---- raw serde structs: exactly the TOML surface, nothing interpreted yet ----
 
@@ -268,6 +270,13 @@ impl Checker<'_> {
         match v {
             Some(n) if *n.get_ref() == 0 => {
                 self.error(n, format!("limits.{key} must be at least 1"));
+                Duration::from_secs(min)
+            }
+            Some(n) if *n.get_ref() > MAX_SECS => {
+                self.error(
+                    n,
+                    format!("limits.{key} must be at most {MAX_SECS} (a year)"),
+                );
                 Duration::from_secs(min)
             }
             Some(n) => {
@@ -434,11 +443,17 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<Config, ConfigError> {
             &l.max_message_bytes,
             DEFAULT_MAX_MESSAGE_BYTES,
         ),
-        shutdown_grace: Duration::from_secs(
-            l.shutdown_grace_secs
-                .as_ref()
-                .map_or(DEFAULT_SHUTDOWN_GRACE_SECS, |s| *s.get_ref()),
-        ),
+        shutdown_grace: match &l.shutdown_grace_secs {
+            Some(s) if *s.get_ref() > MAX_SECS => {
+                c.error(
+                    s,
+                    format!("limits.shutdown_grace_secs must be at most {MAX_SECS} (a year)"),
+                );
+                Duration::ZERO
+            }
+            Some(s) => Duration::from_secs(*s.get_ref()),
+            None => Duration::from_secs(DEFAULT_SHUTDOWN_GRACE_SECS),
+        },
     };
 
     let registry = match doc.get(registry::TABLE).and_then(|i| i.as_table_like()) {

@@ -136,6 +136,13 @@ fn low_idle_timeouts_warn_zero_errors() {
     assert!(c.warnings[0].contains("RFC 3501"), "{:?}", c.warnings);
     let e = p("[limits]\npop3_idle_timeout_secs = 0\n").unwrap_err().0;
     assert!(e.contains("at least 1"), "{e}");
+    let e = p(
+        "[limits]\nimap_idle_timeout_secs = 9223372036854775807\nshutdown_grace_secs = 31536001\n",
+    )
+    .unwrap_err()
+    .0;
+    assert_eq!(e.lines().count(), 2, "{e}");
+    assert!(e.contains("at most 31536000"), "{e}");
     let e = p("[limits]\nmax_connections = -1\n").unwrap_err().0;
     assert!(e.starts_with("/etc/ms/mailserver.toml:2:"), "{e}");
 }
