@@ -294,3 +294,48 @@ fn passwd(scheme: &str) -> ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(args: &[&str]) -> Vec<String> {
+        args.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn reg_switches_parse_as_written() {
+        let sw =
+            parse_switches(&v(&["/t", "REG_DWORD", "/d", "5", "/f"]), &["t", "d", "f"]).unwrap();
+        assert_eq!(sw.ty.as_deref(), Some("REG_DWORD"));
+        assert_eq!(sw.data.as_deref(), Some("5"));
+        assert!(sw.force);
+        // any order, either case, '-' for '/'
+        let sw =
+            parse_switches(&v(&["/F", "-D", "/x y", "-T", "REG_SZ"]), &["t", "d", "f"]).unwrap();
+        assert_eq!(sw.data.as_deref(), Some("/x y"));
+        assert_eq!(sw.ty.as_deref(), Some("REG_SZ"));
+        assert!(sw.force);
+        assert!(parse_switches(&v(&["/t"]), &["t"]).is_err());
+        assert!(parse_switches(&v(&["/f", "/f"]), &["f"]).is_err());
+        assert!(parse_switches(&v(&["/d", "1"]), &["f"]).is_err());
+        assert!(parse_switches(&v(&["stray"]), &["f"]).is_err());
+    }
+
+    #[test]
+    fn config_option_is_taken_out_of_switches() {
+        let mut sw = v(&["/f", "--config", "a.toml", "/d", "1"]);
+        assert_eq!(take_config(&mut sw).unwrap(), Some(PathBuf::from("a.toml")));
+        assert_eq!(sw, v(&["/f", "/d", "1"]));
+        let mut sw = v(&["--config=b.toml"]);
+        assert_eq!(take_config(&mut sw).unwrap(), Some(PathBuf::from("b.toml")));
+        assert!(sw.is_empty());
+        assert!(take_config(&mut v(&["/f", "--config"])).is_err());
+    }
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}
