@@ -46,8 +46,11 @@ enum Command {
 
 #[derive(Debug, Subcommand)]
 enum RegCommand {
-    /// List the values present (or one VALUE).
-    Query { value: Option<String> },
+    /// List the values present (or one VALUE; `/v VALUE` as reg.exe writes it also works).
+    Query {
+        #[arg(allow_hyphen_values = true, num_args = 0..=2, value_name = "VALUE")]
+        args: Vec<String>,
+    },
     /// reg add VALUE /t REG_DWORD|REG_SZ /d DATA [/f]
     Add {
         value: String,
@@ -219,6 +222,26 @@ fn check_config(path: &Path) -> ExitCode {
     }
 }
 
+const VALUE_MISSING: &str = "ERROR: Invalid syntax: /v needs a value name.";
+
+/// The value name: `NAME`, or reg.exe's `/v NAME` (the name then comes from the switches).
+/// Returns the name and the remaining switches.
+fn value_arg(
+    mut first: Vec<String>,
+    mut switches: Vec<String>,
+) -> Result<(Option<String>, Vec<String>), regedit::RegError> {
+    first.append(&mut switches);
+    let mut rest = first.into_iter();
+    let name = match rest.next() {
+        Some(v) if v.eq_ignore_ascii_case("/v") || v.eq_ignore_ascii_case("-v") => Some(
+            rest.next()
+                .ok_or_else(|| regedit::RegError::Usage(VALUE_MISSING.into()))?,
+        ),
+        other => other,
+    };
+    Ok((name, rest.collect()))
+}
+
 fn reg(config: &Path, cmd: RegCommand) -> ExitCode {
     use regedit::{Edited, RegError};
     let printed = |r: Result<String, RegError>| {
@@ -228,10 +251,18 @@ fn reg(config: &Path, cmd: RegCommand) -> ExitCode {
         })
     };
     let result = match cmd {
-        RegCommand::Query { value } => printed(regedit::query(config, value.as_deref())),
-        RegCommand::Add { value, switches } => parse_switches(&switches, &["t", "d", "f"])
-            .map_err(RegError::Usage)
-            .and_then(|sw| {
+        RegCommand::Query { args } => {
+            value_arg(args, Vec::new()).and_then(|(value, rest)| match rest.first() {
+                Some(extra) => Err(RegError::Usage(format!(
+                    "ERROR: Invalid syntax: unexpected {extra:?}."
+                ))),
+                None => printed(regedit::query(config, value.as_deref())),
+            })
+        }
+        RegCommand::Add { value, switches } => {
+            value_arg(vec![value], switches).and_then(|(value, switches)| {
+                let value = value.ok_or_else(|| RegError::Usage(VALUE_MISSING.into()))?;
+                let sw = parse_switches(&switches, &["t", "d", "f"]).map_err(RegError::Usage)?;
                 // reg.exe's default type is REG_SZ and its default data is empty.
                 let ty_name = sw.ty.as_deref().unwrap_or("REG_SZ");
                 let ty = RegType::parse(ty_name).ok_or_else(|| {
@@ -241,10 +272,15 @@ fn reg(config: &Path, cmd: RegCommand) -> ExitCode {
                 })?;
                 let data = regedit::parse_data(ty, sw.data.as_deref().unwrap_or(""))?;
                 regedit::add(config, &value, data, sw.force)
-            }),
-        RegCommand::Delete { value, switches } => parse_switches(&switches, &["f"])
-            .map_err(RegError::Usage)
-            .and_then(|sw| regedit::delete(config, &value, sw.force)),
+            })
+        }
+        RegCommand::Delete { value, switches } => {
+            value_arg(vec![value], switches).and_then(|(value, switches)| {
+                let value = value.ok_or_else(|| RegError::Usage(VALUE_MISSING.into()))?;
+                let sw = parse_switches(&switches, &["f"]).map_err(RegError::Usage)?;
+                regedit::delete(config, &value, sw.force)
+            })
+        }
         RegCommand::Import { file } => regedit::import(config, &file),
         RegCommand::Export { file } => printed(regedit::export(config, &file)),
     };

@@ -375,6 +375,44 @@ fn reg_add_unknown_name_is_kept_with_a_warning() {
 }
 
 #[test]
+fn reg_exe_v_switch_names_the_value() {
+    let (dir, path) = fixture_copy();
+    let q = reg(dir.path(), &["query", "/v", "POP3 Protocol Logging Level"]);
+    assert_eq!(q.code, 0, "{}", q.stderr);
+    assert!(q
+        .stdout
+        .contains("    POP3 Protocol Logging Level    REG_DWORD    0x5\n"));
+    assert_eq!(q.stdout.lines().count(), 4, "{}", q.stdout);
+    let r = reg(
+        dir.path(),
+        &[
+            "add",
+            "/v",
+            "IMAP Protocol Logging Level",
+            "/t",
+            "REG_DWORD",
+            "/d",
+            "1",
+            "/f",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = reg(
+        dir.path(),
+        &["delete", "/V", "IMAP Protocol Log Path", "/f"],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        text.contains("\"IMAP Protocol Logging Level\" = 1\n"),
+        "{text}"
+    );
+    assert!(!text.contains("IMAP Protocol Log Path"), "{text}");
+    assert_eq!(reg(dir.path(), &["query", "/v"]).code, 2);
+    assert_eq!(reg(dir.path(), &["query", "a", "b"]).code, 2);
+}
+
+#[test]
 fn reg_add_creates_the_table_when_missing() {
     let (dir, path) = with_config("# my server\n[server]\nhostname = \"h\" # name\n");
     let r = reg(
