@@ -413,6 +413,28 @@ fn reg_exe_v_switch_names_the_value() {
 }
 
 #[test]
+fn reg_add_keeps_the_file_mode() {
+    use std::os::unix::fs::PermissionsExt;
+    let (dir, path) = fixture_copy();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let r = reg(
+        dir.path(),
+        &[
+            "add",
+            "IMAP Protocol Logging Level",
+            "/t",
+            "REG_DWORD",
+            "/d",
+            "2",
+            "/f",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode, 0o640);
+}
+
+#[test]
 fn reg_add_creates_the_table_when_missing() {
     let (dir, path) = with_config("# my server\n[server]\nhostname = \"h\" # name\n");
     let r = reg(
