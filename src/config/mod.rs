@@ -1,5 +1,5 @@
 //! Configuration (SPEC §3): raw serde structs with `deny_unknown_fields` are validated into
-//! the typed [`Config`]; every error names file, line and column.
+//! the typed [`Config`](crate::config::Config); every error names file, line and column.
 //!
 //! Owns: the TOML schema outside `[ParametersSystem]` (that table is `registry.rs`), defaults,
 //! path resolution (relative paths resolve against the config file's directory, never the
@@ -8,8 +8,10 @@
 //! 10 minutes"); lower values are accepted with a warning, since an admin may want them.
 //!
 //! INTERFACE CONTRACT (other modules rely on these names):
-//! * [`load`] reads and validates a file; [`parse`] validates given bytes as if read from `path`.
-//! * [`Config::protocol_log`] gives the typed `[ParametersSystem]` settings of a service.
+//! * [`load`](crate::config::load) reads and validates a file; [`parse`](crate::config::parse)
+//!   validates given bytes as if read from `path`.
+//! * [`Config::protocol_log`](crate::config::Config::protocol_log) gives the typed
+//!   `[ParametersSystem]` settings of a service.
 //! * `watch::spawn` (hot reload) and `regedit` (the `reg` CLI) live beside this file.
 
 pub mod regedit;
