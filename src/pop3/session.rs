@@ -44,6 +44,7 @@ const PLAINTEXT_DISALLOWED: &str =
     "[AUTH] Plaintext authentication disallowed on non-secure (SSL/TLS) connections.";
 const AUTH_FAILED: &str = "[AUTH] Authentication failed.";
 const AUTH_TEMPFAIL: &str = "[SYS/TEMP] Temporary authentication failure.";
+const STORE_TEMPFAIL: &str = "[SYS/TEMP] Temporary storage failure.";
 const IN_USE: &str = "[IN-USE] Mailbox is locked by another POP3 session.";
 
 /// The RFC 1939 states, each with the data it needs.
@@ -412,7 +413,10 @@ impl Pop3Session {
         .await;
         let (mailbox, view) = match opened {
             Ok(x) => x,
-            Err(e) => return Err(store_failure(&user, "opening the maildrop", &e)),
+            Err(e) => {
+                store_failure(&user, "opening the maildrop", &e);
+                return Err(STORE_TEMPFAIL.into());
+            }
         };
         let n = view.messages.len();
         self.state = State::Transaction(Box::new(Maildrop {
@@ -472,13 +476,11 @@ impl Pop3Session {
         .await;
         match applied {
             Ok(()) => reply::ok(out, &format!("Logging out, {n} messages deleted.")),
-            Err(e) => reply::err(
-                out,
-                &store_failure(&md.user, "applying QUIT", &e).replace(
-                    "Temporary storage failure.",
-                    "Some messages could not be deleted.",
-                ),
-            ),
+            Err(e) => {
+                store_failure(&md.user, "applying QUIT", &e);
+                // RFC 1939 §6: report that not every deletion happened.
+                reply::err(out, "[SYS/TEMP] Some deleted messages were not removed.");
+            }
         }
         // `md` (and its lock) drops here, after the changes are on disk.
         drop(md);
@@ -588,7 +590,10 @@ impl Maildrop {
                 tracing::info!(user = %self.user, uid, "message vanished from the maildrop: {e}");
                 Err("Message is no longer available.".into())
             }
-            Err(e) => Err(store_failure(&self.user, "reading a message", &e)),
+            Err(e) => {
+                store_failure(&self.user, "reading a message", &e);
+                Err(STORE_TEMPFAIL.into())
+            }
         }
     }
 }
@@ -637,10 +642,9 @@ where
     })
 }
 
-/// Logs a store error in the daemon log and gives the fixed client text (STYLE principle 7).
-fn store_failure(user: &str, what: &str, e: &store::Error) -> String {
+/// Logs a store error in the daemon log; the client gets a fixed text (STYLE principle 7).
+fn store_failure(user: &str, what: &str, e: &store::Error) {
     tracing::error!(user = %printable(user), "POP3 store failure {what}: {e}");
-    "[SYS/TEMP] Temporary storage failure.".to_string()
 }
 
 /// A user name as it may appear in logs: printable ASCII, bounded.

@@ -63,6 +63,7 @@ impl MemStore {
                         msgs: BTreeMap::new(),
                     }),
                     changes: tokio::sync::watch::channel(0).0,
+                    fail: Default::default(),
                 })
             })
             .clone()
@@ -88,6 +89,17 @@ pub struct Inner {
 pub struct MemMailbox {
     pub inner: Mutex<Inner>,
     changes: tokio::sync::watch::Sender<u64>,
+    /// When set, read/store_flags/remove fail with `Temporary` (store-failure paths).
+    pub fail: std::sync::atomic::AtomicBool,
+}
+
+impl MemMailbox {
+    fn check(&self) -> store::Result<()> {
+        if self.fail.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(store::Error::new(ErrorKind::Temporary, "injected failure"));
+        }
+        Ok(())
+    }
 }
 
 impl MemMailbox {
@@ -173,6 +185,7 @@ impl Mailbox for MemMailbox {
         Ok(Changes::default())
     }
     fn read(&self, uid: u32) -> store::Result<Arc<[u8]>> {
+        self.check()?;
         let i = self.inner.lock().unwrap();
         i.msgs
             .get(&uid)
@@ -186,6 +199,7 @@ impl Mailbox for MemMailbox {
         flags: Flags,
         _keywords: &[String],
     ) -> store::Result<Vec<MessageMeta>> {
+        self.check()?;
         let mut i = self.inner.lock().unwrap();
         for uid in uids {
             if let Some(m) = i.msgs.get_mut(uid) {
@@ -217,6 +231,7 @@ impl Mailbox for MemMailbox {
         unsupported()
     }
     fn remove(&self, uids: &[u32]) -> store::Result<()> {
+        self.check()?;
         let mut i = self.inner.lock().unwrap();
         for uid in uids {
             i.msgs.remove(uid);
@@ -375,6 +390,7 @@ pub struct Server {
     pub shared: Arc<Shared>,
     pub store: MemStore,
     pub cert: rustls::pki_types::CertificateDer<'static>,
+    pub auth: Arc<dyn Authenticator>,
     pub dir: tempfile::TempDir,
 }
 
@@ -425,6 +441,7 @@ impl Server {
             shared,
             store,
             cert,
+            auth,
             dir,
         }
     }
@@ -439,6 +456,19 @@ impl Server {
         let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
         let tls = connector(&self.cert).connect(name, s).await.unwrap();
         Client::new(Box::new(tls))
+    }
+
+    /// What a session would get for a connection from `remote` (session-level tests that
+    /// need a peer address 127.0.0.1 sockets cannot give, e.g. non-loopback).
+    pub fn env(&self, remote: &str, tls: bool) -> conn::SessionEnv {
+        conn::SessionEnv {
+            shared: self.shared.clone(),
+            snapshot: self.shared.live.load_full(),
+            auth: self.auth.clone(),
+            local: "192.0.2.1:110".parse().unwrap(),
+            remote: remote.parse().unwrap(),
+            tls,
+        }
     }
 
     pub fn users_file(&self) -> PathBuf {
