@@ -274,6 +274,10 @@ pub trait Session: Send {
 
 /// Above this many buffered output octets the driver writes before handling more input.
 const FLUSH_THRESHOLD: usize = 256 * 1024;
+/// Content at least this large is written from its own buffer instead of being copied.
+const DIRECT_WRITE: usize = 64 * 1024;
+/// The longest a TLS handshake may take (bounded also by the idle timeout).
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The read/handle/write loop (STYLE principle 6).
 async fn drive<S: Session>(
@@ -377,7 +381,9 @@ struct Io {
 }
 
 impl Io {
-    /// Writes `out` (teeing every piece to the log) and flushes; empties `out`.
+    /// Writes `out` (teeing every piece to the log) and flushes once; empties `out`. Lines
+    /// and small content are gathered into one buffer; large content (a big RETR) is written
+    /// from its own buffer without another copy.
     async fn write(&mut self, out: &mut Output, log: &mut SessionLog) -> io::Result<()> {
         if out.is_empty() {
             return Ok(());
@@ -389,19 +395,38 @@ impl Io {
                 Piece::Info(t) => log.info(t),
             }
         }
-        let wire = out.encode();
+        let pieces = std::mem::take(&mut out.pieces);
         out.clear();
-        if wire.is_empty() {
-            return Ok(());
-        }
-        let r = tokio::time::timeout(self.idle, async {
-            self.stream.write_all(&wire).await?;
-            self.stream.flush().await
+        let stream = &mut self.stream;
+        let written = tokio::time::timeout(self.idle, async {
+            let mut pending = Vec::with_capacity(4096);
+            let mut total = 0u64;
+            for p in &pieces {
+                match p {
+                    Piece::Line(_, l) => {
+                        pending.extend_from_slice(l);
+                        pending.extend_from_slice(b"\r\n");
+                    }
+                    Piece::Content(c) if c.len() >= DIRECT_WRITE => {
+                        stream.write_all(&pending).await?;
+                        total += pending.len() as u64;
+                        pending.clear();
+                        stream.write_all(c).await?;
+                        total += c.len() as u64;
+                    }
+                    Piece::Content(c) => pending.extend_from_slice(c),
+                    Piece::Info(_) => {}
+                }
+            }
+            stream.write_all(&pending).await?;
+            total += pending.len() as u64;
+            stream.flush().await?;
+            Ok::<u64, io::Error>(total)
         })
         .await;
-        match r {
-            Ok(Ok(())) => {
-                self.bytes_out += wire.len() as u64;
+        match written {
+            Ok(Ok(n)) => {
+                self.bytes_out += n;
                 Ok(())
             }
             Ok(Err(e)) => Err(e),
@@ -418,7 +443,8 @@ impl Io {
                 return Err(io::Error::other("TLS is already active"));
             }
         };
-        let tls = tokio::time::timeout(self.idle, snapshot.tls.accept(tcp))
+        let limit = self.idle.min(HANDSHAKE_TIMEOUT);
+        let tls = tokio::time::timeout(limit, snapshot.tls.accept(tcp))
             .await
             .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out"))??;
         let (_, conn) = tls.get_ref();
@@ -584,7 +610,8 @@ impl Framer {
         if self.buf.len() >= n {
             Some(self.buf.split_to(n).to_vec())
         } else {
-            self.buf.reserve(n - self.buf.len());
+            // Reserve in steps: the announced size is only a promise.
+            self.buf.reserve((n - self.buf.len()).min(64 * 1024));
             None
         }
     }

@@ -497,3 +497,29 @@ async fn empty_maildrop_and_message_without_final_newline() {
     let raw = c.raw_body().await;
     assert!(raw.ends_with(b"no newline at end\r\n.\r\n"), "{raw:?}");
 }
+
+#[tokio::test]
+async fn large_messages_exact_octets_pipelined() {
+    let s = Server::start(Options::default()).await;
+    let mut big = String::from("Subject: big\n\n");
+    for i in 0..6000 {
+        big.push_str(&format!("line {i:05} of a large message body ........\n"));
+    }
+    let mut dotted = big.clone();
+    dotted.push_str(".dotted tail\n");
+    s.store.deliver("bob", &big);
+    s.store.deliver("bob", &dotted);
+    let mut c = s.connect().await;
+    c.login("bob", "secret").await;
+    c.raw(b"RETR 1\r\nRETR 2\r\nSTAT\r\n").await;
+    let big_crlf = crlf(&big);
+    assert_eq!(
+        c.expect("+OK").await,
+        format!("+OK {} octets", big_crlf.len())
+    );
+    assert_eq!(c.raw_body().await, format!("{big_crlf}.\r\n").into_bytes());
+    c.expect("+OK").await;
+    let want = crlf(&dotted).replace("\r\n.dotted", "\r\n..dotted") + ".\r\n";
+    assert_eq!(c.raw_body().await, want.into_bytes());
+    c.expect("+OK 2 ").await;
+}

@@ -56,8 +56,32 @@ where
 /// A message (or part of one) as a multi-line body: `+OK head`, the stuffed content, `.`.
 pub fn message(out: &mut Output, head: &str, data: &[u8]) {
     ok(out, head);
-    out.content(Arc::from(dot_stuff(data)));
+    if !data.is_empty() {
+        out.content(Arc::from(dot_stuff(data)));
+    }
     out.reply(b".".to_vec());
+}
+
+/// A whole message from the store: sent from the store's own buffer when it needs no
+/// stuffing and ends with CRLF (the common case), else stuffed into a copy.
+pub fn message_shared(out: &mut Output, head: &str, data: Arc<[u8]>) {
+    if needs_stuffing(&data) {
+        message(out, head, &data);
+        return;
+    }
+    ok(out, head);
+    if !data.is_empty() {
+        out.content(data);
+    }
+    out.reply(b".".to_vec());
+}
+
+/// True if [`dot_stuff`] would change `data`.
+pub fn needs_stuffing(data: &[u8]) -> bool {
+    if data.is_empty() {
+        return false;
+    }
+    !data.ends_with(b"\r\n") || data[0] == b'.' || data.windows(2).any(|w| w == b"\n.")
 }
 
 /// Byte-stuffs `data` (RFC 1939 §3) and makes it end with CRLF (unless empty).
@@ -158,6 +182,27 @@ mod tests {
         let mut out = Output::default();
         listing(&mut out, "", [".odd"]);
         assert_eq!(out.encode(), b"+OK\r\n..odd\r\n.\r\n");
+    }
+
+    #[test]
+    fn shared_message_is_not_copied_unless_it_must_be() {
+        let plain: Arc<[u8]> = Arc::from(&b"A: b\r\n\r\nbody\r\n"[..]);
+        let mut out = Output::default();
+        message_shared(&mut out, "x", plain.clone());
+        assert!(matches!(&out.pieces[1], Piece::Content(c) if Arc::ptr_eq(c, &plain)));
+        for needs in [&b".x\r\n"[..], b"a\r\n.b\r\n", b"a\r\nno end"] {
+            assert!(needs_stuffing(needs));
+            let mut a = Output::default();
+            message_shared(&mut a, "x", Arc::from(needs));
+            let mut b = Output::default();
+            message(&mut b, "x", needs);
+            assert_eq!(a.encode(), b.encode());
+        }
+        assert!(!needs_stuffing(b""));
+        assert!(!needs_stuffing(b"a.b\r\n"));
+        let mut out = Output::default();
+        message_shared(&mut out, "0 octets", Arc::from(&b""[..]));
+        assert_eq!(out.encode(), b"+OK 0 octets\r\n.\r\n");
     }
 
     #[test]

@@ -28,7 +28,7 @@ use base64::Engine;
 use md5::{Digest, Md5};
 use subtle::ConstantTimeEq;
 
-use super::command::{self, Command, ParseError};
+use super::command::{self, Command};
 use super::reply;
 use crate::auth::{failure_delay, AuthResult, Secret};
 use crate::conn::{Output, Session, SessionEnv, Step};
@@ -524,7 +524,7 @@ impl Maildrop {
                 let i = self.index(seq)?;
                 let data = self.read(i).await?;
                 let size = self.view.messages[i].size;
-                reply::message(out, &format!("{size} octets"), &data);
+                reply::message_shared(out, &format!("{size} octets"), data);
                 self.retrieved[i] = true;
             }
             Command::Top(seq, lines) => {
@@ -703,7 +703,7 @@ impl Session for Pop3Session {
                 sasl: false,
             };
         }
-        reply::err(out, &ParseError::BadArguments("line too long").reply_text());
+        reply::err(out, "Line too long.");
         self.bad_in_a_row += 1;
         self.check_bad(Step::ReadLine, out)
     }
