@@ -303,6 +303,9 @@ pub struct Options {
     pub allow_plaintext: bool,
     pub idle: Duration,
     pub users: TestUsers,
+    /// `Some(passwd-file text)`: write it as `auth.users_file` and serve through
+    /// `conn::serve` with the daemon's real `Users` instead of the [`TestUsers`] double.
+    pub users_file: Option<String>,
 }
 
 impl Default for Options {
@@ -311,6 +314,7 @@ impl Default for Options {
             allow_plaintext: false,
             idle: Duration::from_secs(600),
             users: users(),
+            users_file: None,
         }
     }
 }
@@ -411,7 +415,15 @@ impl Server {
             pop3_locks: Mutex::new(HashSet::new()),
             shutdown: CancellationToken::new(),
         });
-        let auth: Arc<dyn Authenticator> = Arc::new(opts.users);
+        let real_users = opts.users_file.is_some();
+        if let Some(text) = &opts.users_file {
+            std::fs::write(dir.path().join("users"), text).unwrap();
+        }
+        let auth: Arc<dyn Authenticator> = if real_users {
+            Arc::new(conn::SharedUsers(shared.clone()))
+        } else {
+            Arc::new(opts.users)
+        };
         let plain = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let tls = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let (addr, tls_addr) = (plain.local_addr().unwrap(), tls.local_addr().unwrap());
@@ -424,6 +436,16 @@ impl Server {
                         return;
                     };
                     let snapshot = shared.live.load_full();
+                    if real_users {
+                        tokio::spawn(conn::serve(
+                            shared.clone(),
+                            snapshot,
+                            stream,
+                            Service::Pop3,
+                            implicit,
+                        ));
+                        continue;
+                    }
                     tokio::spawn(conn::serve_with(
                         shared.clone(),
                         snapshot,
