@@ -306,6 +306,8 @@ pub struct Options {
     /// `Some(passwd-file text)`: write it as `auth.users_file` and serve through
     /// `conn::serve` with the daemon's real `Users` instead of the [`TestUsers`] double.
     pub users_file: Option<String>,
+    /// `POP3 Protocol Logging Level` (the log directory is the server's temp dir).
+    pub log_level: u32,
 }
 
 impl Default for Options {
@@ -315,6 +317,7 @@ impl Default for Options {
             idle: Duration::from_secs(600),
             users: users(),
             users_file: None,
+            log_level: 0,
         }
     }
 }
@@ -349,7 +352,7 @@ pub fn config(dir: &Path, opts: &Options) -> Config {
         },
         registry: Default::default(),
         pop3_log: ProtocolLogSettings {
-            level: 0,
+            level: opts.log_level,
             path: dir.to_path_buf(),
             size_limit_kib: 0,
         },
