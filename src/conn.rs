@@ -251,7 +251,8 @@ impl Output {
 
 /// A protocol session as the driver sees it (POP3 now, IMAP later).
 pub trait Session: Send {
-    /// Maximum length of a command line including CRLF.
+    /// Maximum length of the next line including CRLF; asked before every line, so it may
+    /// depend on the state (e.g. a SASL response may be longer than a command).
     fn line_limit(&self) -> usize;
     /// The greeting, written once the connection (and implicit TLS) is up.
     fn greeting(&mut self, out: &mut Output);
@@ -295,17 +296,19 @@ async fn drive<S: Session>(
         // Handle everything already buffered (pipelining), then write once.
         loop {
             match step {
-                Step::ReadLine | Step::Idle => match framer.next_line() {
-                    Some(Frame::Line(line)) => {
-                        match session.redact(&line) {
-                            Some(r) => log.client(LineKind::Secret, &r),
-                            None => log.client(LineKind::Command, &line),
+                Step::ReadLine | Step::Idle => {
+                    match framer.set_limit(session.line_limit()).next_line() {
+                        Some(Frame::Line(line)) => {
+                            match session.redact(&line) {
+                                Some(r) => log.client(LineKind::Secret, &r),
+                                None => log.client(LineKind::Command, &line),
+                            }
+                            step = session.on_line(&line, &mut out).await;
                         }
-                        step = session.on_line(&line, &mut out).await;
+                        Some(Frame::TooLong) => step = session.on_too_long(&mut out),
+                        None => break,
                     }
-                    Some(Frame::TooLong) => step = session.on_too_long(&mut out),
-                    None => break,
-                },
+                }
                 Step::ReadLiteral(n) => match framer.take_literal(n) {
                     Some(data) => {
                         log.content(Direction::ClientToServer, &data);
@@ -549,6 +552,12 @@ impl Framer {
         }
     }
 
+    /// Changes the line limit for the lines still to be framed.
+    pub fn set_limit(&mut self, limit: usize) -> &mut Framer {
+        self.limit = limit.max(2);
+        self
+    }
+
     /// Appends received bytes (tests and non-socket callers).
     pub fn push(&mut self, data: &[u8]) {
         self.buf.extend_from_slice(data);
@@ -765,6 +774,31 @@ mod tests {
             assert_eq!(
                 got,
                 vec![line("A1 APPEND x {5}"), line("hel\nl"), line("A2 NOOP")],
+                "chunk {chunk}"
+            );
+        }
+    }
+
+    #[test]
+    fn limit_can_change_between_lines() {
+        let input = format!("{}\r\n{}\r\nok\r\n", "a".repeat(20), "b".repeat(20));
+        for chunk in 1..=input.len() {
+            let mut f = Framer::new(10);
+            let mut got = Vec::new();
+            for c in input.as_bytes().chunks(chunk) {
+                f.push(c);
+                loop {
+                    // Strict for the first line, generous afterwards (as after `AUTH PLAIN`).
+                    let limit = if got.is_empty() { 10 } else { 100 };
+                    match f.set_limit(limit).next_line() {
+                        Some(fr) => got.push(fr),
+                        None => break,
+                    }
+                }
+            }
+            assert_eq!(
+                got,
+                vec![Frame::TooLong, line(&"b".repeat(20)), line("ok")],
                 "chunk {chunk}"
             );
         }

@@ -523,3 +523,20 @@ async fn large_messages_exact_octets_pipelined() {
     assert_eq!(c.raw_body().await, want.into_bytes());
     c.expect("+OK 2 ").await;
 }
+
+#[tokio::test]
+async fn long_sasl_response_is_accepted_but_long_commands_are_not() {
+    let long_pw = "p".repeat(600);
+    let mut opts = Options::default();
+    opts.users.passwords.insert("long".into(), long_pw.clone());
+    let s = Server::start(opts).await;
+    let mut c = s.connect().await;
+    c.expect("+OK").await;
+    c.cmd(&format!("PASS {long_pw}"), "-ERR Line too long.")
+        .await;
+    c.cmd("AUTH PLAIN", "+ ").await;
+    let resp = base64::engine::general_purpose::STANDARD.encode(format!("\0long\0{long_pw}"));
+    c.cmd(&resp, "+OK Logged in.").await;
+    c.cmd(&format!("LIST {}", "1".repeat(300)), "-ERR Line too long.")
+        .await;
+}

@@ -37,6 +37,9 @@ use crate::store::{self, ErrorKind, FlagOp, Flags, Mailbox, View};
 
 /// RFC 2449 §4: command lines are at most 255 octets including CRLF.
 pub const LINE_LIMIT: usize = 255;
+/// Limit for an `AUTH` continuation line (a SASL response, not a command; Dovecot's
+/// login processes accept long SASL lines too).
+pub const SASL_LINE_LIMIT: usize = 8192;
 /// Consecutive `-ERR` replies after which the session is closed.
 pub const MAX_BAD_COMMANDS: u32 = 10;
 
@@ -657,7 +660,10 @@ fn printable(s: &str) -> String {
 
 impl Session for Pop3Session {
     fn line_limit(&self) -> usize {
-        LINE_LIMIT
+        match self.state {
+            State::Authorization { sasl: true, .. } => SASL_LINE_LIMIT,
+            _ => LINE_LIMIT,
+        }
     }
 
     fn greeting(&mut self, out: &mut Output) {
