@@ -62,6 +62,49 @@ pub async fn serve_with(
     implicit_tls: bool,
     auth: Arc<dyn Authenticator>,
 ) {
+    match service {
+        Service::Pop3 => {
+            serve_session(
+                shared,
+                snapshot,
+                stream,
+                service,
+                implicit_tls,
+                auth,
+                crate::pop3::Pop3Session::new,
+            )
+            .await
+        }
+        // IMAP arrives later through the same driver; until then refuse politely.
+        Service::Imap4 => {
+            serve_session(
+                shared,
+                snapshot,
+                stream,
+                service,
+                implicit_tls,
+                auth,
+                |_| Unavailable,
+            )
+            .await
+        }
+    }
+}
+
+/// Runs one connection with the session `make` builds: protocol-log start, implicit TLS,
+/// the read/handle/write loop, the `-` record. Every protocol goes through here.
+pub async fn serve_session<S, F>(
+    shared: Arc<Shared>,
+    snapshot: Arc<Snapshot>,
+    stream: TcpStream,
+    service: Service,
+    implicit_tls: bool,
+    auth: Arc<dyn Authenticator>,
+    make: F,
+) where
+    S: Session,
+    F: FnOnce(SessionEnv) -> S,
+{
     let (local, remote) = match (stream.local_addr(), stream.peer_addr()) {
         (Ok(l), Ok(r)) => (l, r),
         (Err(e), _) | (_, Err(e)) => {
@@ -98,20 +141,39 @@ pub async fn serve_with(
         remote,
         tls: implicit_tls,
     };
-    match service {
-        Service::Pop3 => {
-            let session = crate::pop3::Pop3Session::new(env);
-            drive(session, &mut io, &mut log, &snapshot, &shared).await;
-        }
-        Service::Imap4 => {
-            // IMAP arrives later through the same driver; until then refuse politely.
-            let mut out = Output::default();
-            out.status(b"* BYE IMAP is not available on this server.".to_vec());
-            let _ = io.write(&mut out, &mut log).await;
-        }
-    }
+    drive(make(env), &mut io, &mut log, &snapshot, &shared).await;
     let _ = io.shutdown().await;
     log.end(io.bytes_in, io.bytes_out);
+}
+
+/// The stand-in IMAP session until the IMAP work lands: `* BYE` and close.
+struct Unavailable;
+
+impl Session for Unavailable {
+    fn line_limit(&self) -> usize {
+        8192
+    }
+    fn greeting(&mut self, out: &mut Output) {
+        out.status(b"* BYE IMAP is not available on this server.".to_vec());
+    }
+    fn first_step(&self) -> Step {
+        Step::Close
+    }
+    fn redact(&self, _line: &[u8]) -> Option<Vec<u8>> {
+        None
+    }
+    async fn on_line(&mut self, _line: &[u8], _out: &mut Output) -> Step {
+        Step::Close
+    }
+    async fn on_literal(&mut self, _data: Vec<u8>, _out: &mut Output) -> Step {
+        Step::Close
+    }
+    fn on_too_long(&mut self, _out: &mut Output) -> Step {
+        Step::Close
+    }
+    fn on_tls(&mut self) {}
+    fn on_timeout(&mut self, _out: &mut Output) {}
+    fn on_shutdown(&mut self, _out: &mut Output) {}
 }
 
 /// Everything a session may know about its connection and daemon (never the socket).
@@ -178,8 +240,8 @@ pub enum Step {
     ReadLiteral(usize),
     /// Flush the output, discard buffered input, do the TLS handshake, call `on_tls`.
     StartTls,
-    /// IMAP IDLE: for now handled as `ReadLine` (the session sees `DONE` as a line); the
-    /// IMAP work will add waiting on mailbox changes here.
+    /// IMAP IDLE (RFC 2177): read a line (`DONE`) as with `ReadLine`, and meanwhile call
+    /// [`Session::on_wakeup`] whenever [`Session::idle_watch`] changes.
     Idle,
     /// Flush the output and close the connection.
     Close,
@@ -256,6 +318,10 @@ pub trait Session: Send {
     fn line_limit(&self) -> usize;
     /// The greeting, written once the connection (and implicit TLS) is up.
     fn greeting(&mut self, out: &mut Output);
+    /// What to do after the greeting (a server that refuses service says `Close`).
+    fn first_step(&self) -> Step {
+        Step::ReadLine
+    }
     /// `Some(redacted)` if `line` holds a secret: the log gets these bytes as
     /// [`LineKind::Secret`] instead of the line. Called before `on_line` with the same state.
     fn redact(&self, line: &[u8]) -> Option<Vec<u8>>;
@@ -271,6 +337,17 @@ pub trait Session: Send {
     fn on_timeout(&mut self, out: &mut Output);
     /// The daemon is shutting down; the connection closes after this output.
     fn on_shutdown(&mut self, out: &mut Output);
+    /// While the step is [`Step::Idle`]: a counter the driver watches besides the socket
+    /// (IMAP IDLE: `Mailbox::changes`). `None` means only input wakes the session.
+    fn idle_watch(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        None
+    }
+    /// The watched counter changed during [`Step::Idle`]: say what is new (untagged
+    /// responses) and give the next step (usually `Idle` again).
+    fn on_wakeup(&mut self, out: &mut Output) -> impl Future<Output = Step> + Send {
+        let _ = out;
+        async { Step::Idle }
+    }
 }
 
 /// Above this many buffered output octets the driver writes before handling more input.
@@ -291,7 +368,9 @@ async fn drive<S: Session>(
     let mut framer = Framer::new(session.line_limit());
     let mut out = Output::default();
     session.greeting(&mut out);
-    let mut step = Step::ReadLine;
+    let mut step = session.first_step();
+    // The watch of the current IDLE, taken when `Step::Idle` begins.
+    let mut idle_watch: Option<tokio::sync::watch::Receiver<u64>> = None;
     loop {
         // Handle everything already buffered (pipelining), then write once.
         loop {
@@ -347,13 +426,37 @@ async fn drive<S: Session>(
         if io.write(&mut out, log).await.is_err() {
             return;
         }
-        // Wait for more input, the idle timeout, or shutdown.
+        // Wait for more input, the idle timeout, shutdown, or (IDLE) a mailbox change.
+        if step == Step::Idle {
+            if idle_watch.is_none() {
+                idle_watch = session.idle_watch();
+                if let Some(w) = idle_watch.as_mut() {
+                    w.mark_unchanged();
+                }
+            }
+        } else {
+            idle_watch = None;
+        }
+        let wakeup = async {
+            match idle_watch.as_mut() {
+                Some(w) => {
+                    if w.changed().await.is_err() {
+                        // The sender is gone: nothing will ever change again.
+                        std::future::pending::<()>().await;
+                    }
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
         tokio::select! {
             biased;
             _ = shared.shutdown.cancelled() => {
                 session.on_shutdown(&mut out);
                 let _ = io.write(&mut out, log).await;
                 return;
+            }
+            _ = wakeup => {
+                step = session.on_wakeup(&mut out).await;
             }
             r = tokio::time::timeout(io.idle, io.stream.read_buf(framer.read_buf())) => match r {
                 Err(_) => {
