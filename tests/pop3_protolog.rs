@@ -3,7 +3,8 @@
 //! listing lines, message content, `*` records for TLS and authentication.
 //!
 //! Ignored on the `pop3` branch, where `protolog` is still the skeleton (writes nothing).
-//! Un-ignore after the protolog work is merged.
+//! Verified passing on a scratch merge with `main` 0130ed6 (protolog merged; store stubbed).
+//! Remove the `#[ignore]` once `pop3` is merged into `main`.
 
 mod pop3_common;
 

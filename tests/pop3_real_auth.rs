@@ -1,8 +1,9 @@
 //! POP3 through `conn::serve` with the daemon's real `Users` (passwd-file, SPEC §6): USER/PASS
 //! against `{PLAIN}` and `{SHA512-CRYPT}` entries, APOP only for `{PLAIN}`, identical failures.
 //!
-//! Ignored on the `pop3` branch, where `auth.rs` is still the skeleton (`todo!()`); it was run
-//! with the auth work's `src/auth.rs` from `main` and passes there. Un-ignore after the merge.
+//! Ignored on the `pop3` branch, where `auth.rs` is still the skeleton (`todo!()`). Verified
+//! passing on a scratch merge with `main` 0130ed6 (auth, config, protolog merged; store
+//! stubbed). Remove the `#[ignore]` once `pop3` is merged into `main`.
 
 mod pop3_common;
 
