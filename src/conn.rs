@@ -20,7 +20,14 @@
 //!   any QUIT-time work (POP3 deletions are not applied).
 //! * The tee: the client line goes to [`SessionLog::client`] with the kind (and redaction)
 //!   the session decided ([`Session::redact`]); each output piece goes to
-//!   [`SessionLog::server`] / [`SessionLog::content`] / [`SessionLog::info`].
+//!   [`SessionLog::server`] / [`SessionLog::content`] / [`SessionLog::info`]. Over-long
+//!   lines are not logged at all (their bytes may hold a password that cannot be redacted).
+//! * Idle timeout: no input for `Config::idle_timeout(service)` (RFC 1939 §3: at least 10
+//!   minutes; RFC 3501 §5.4: at least 30) ends the session after [`Session::on_timeout`].
+//!   Writes are bounded by the same timeout, TLS handshakes by at most 60 s.
+//! * For IMAP: [`Step::ReadLiteral`] reads exact octet counts (never parsed as commands);
+//!   [`Step::Idle`] also wakes the session when [`Session::idle_watch`] changes (RFC 2177).
+//!   A protocol plugs in through [`serve_session`]; [`serve`] picks the session by service.
 
 use std::future::Future;
 use std::io;

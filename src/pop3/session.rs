@@ -1,5 +1,5 @@
 //! The POP3 session: one state enum carrying each state's data (STYLE principle 3), commands
-//! checked against the state in one place ([`allowed`]), then one `match` dispatch.
+//! checked against the state in one place (`allowed`), then one `match` dispatch.
 //!
 //! RFC 1939 §3: AUTHORIZATION → TRANSACTION → UPDATE. The maildrop is a snapshot taken at
 //! login (one `Mailbox::sync` into a fresh [`View`]); `DELE` only marks; `QUIT` in
