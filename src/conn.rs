@@ -345,7 +345,9 @@ pub trait Session: Send {
     /// The daemon is shutting down; the connection closes after this output.
     fn on_shutdown(&mut self, out: &mut Output);
     /// While the step is [`Step::Idle`]: a counter the driver watches besides the socket
-    /// (IMAP IDLE: `Mailbox::changes`). `None` means only input wakes the session.
+    /// (IMAP IDLE: `Mailbox::changes`), asked once when IDLE begins. A change relative to
+    /// the version the receiver has seen wakes the session (so a session that synced at
+    /// IDLE start marks it seen first). `None` means only input wakes the session.
     fn idle_watch(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
         None
     }
@@ -437,9 +439,6 @@ async fn drive<S: Session>(
         if step == Step::Idle {
             if idle_watch.is_none() {
                 idle_watch = session.idle_watch();
-                if let Some(w) = idle_watch.as_mut() {
-                    w.mark_unchanged();
-                }
             }
         } else {
             idle_watch = None;
@@ -574,8 +573,23 @@ impl Io {
         Ok(text)
     }
 
+    /// Graceful close: FIN (and TLS close_notify), then a short bounded drain of what the
+    /// client still sends, so closing with unread input does not turn into a TCP reset that
+    /// could destroy the last reply in flight (e.g. `+OK` to a pipelined `QUIT`).
     async fn shutdown(&mut self) -> io::Result<()> {
         let r = tokio::time::timeout(Duration::from_secs(5), self.stream.shutdown()).await;
+        let stream = &mut self.stream;
+        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+            let mut buf = [0u8; 4096];
+            let mut drained = 0usize;
+            while drained < 64 * 1024 {
+                match stream.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => drained += n,
+                }
+            }
+        })
+        .await;
         r.unwrap_or(Ok(()))
     }
 }

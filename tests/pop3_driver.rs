@@ -37,6 +37,8 @@ impl Session for Toy {
         }
         match line.as_str() {
             "IDLE" => {
+                // As an IMAP session syncs at IDLE start: what happened before is known.
+                self.watch.mark_unchanged();
                 out.status(b"+ idling".to_vec());
                 Step::Idle
             }
