@@ -454,22 +454,25 @@ impl UserStore for MaildirUser {
             return Ok(());
         }
         let from_dir = self.root.join(dir_name(&lf));
-        if !from_dir.is_dir() {
-            return Err(Error::new(
-                ErrorKind::NotFound,
-                format!("mailbox {from:?} does not exist"),
-            ));
-        }
         let from_prefix = format!("{}/", lf.join("/"));
         let children: Vec<String> = self
             .folder_names()?
             .into_iter()
             .filter(|n| n.starts_with(&from_prefix))
             .collect();
-        fs::rename(&from_dir, &to_dir).map_err(|e| io_err(e, "rename", &from_dir))?;
-        self.forget(&from_dir);
         let new_name = lt.join("/");
-        let mut renamed = vec![(lf.join("/"), new_name.clone())];
+        let mut renamed = Vec::new();
+        if from_dir.is_dir() {
+            fs::rename(&from_dir, &to_dir).map_err(|e| io_err(e, "rename", &from_dir))?;
+            self.forget(&from_dir);
+            renamed.push((lf.join("/"), new_name.clone()));
+        } else if children.is_empty() {
+            return Err(Error::new(
+                ErrorKind::NotFound,
+                format!("mailbox {from:?} does not exist"),
+            ));
+        }
+        // A \Noselect level (children only) renames its children.
         for child in children {
             let tail = &child[from_prefix.len()..];
             let new_child = format!("{new_name}/{tail}");
