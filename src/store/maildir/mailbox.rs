@@ -690,10 +690,32 @@ impl MaildirMailbox {
             || list.records.last().is_some_and(|r| r.uid > cached_max);
         let mut uids = Vec::with_capacity(entries.len());
         let mut recs = Vec::with_capacity(entries.len());
-        for (base, mut rec) in entries {
-            rec.uid = list.push(base, String::new());
+        let recorded: HashMap<&str, u32> = list
+            .records
+            .iter()
+            .map(|r| (r.base.as_str(), r.uid))
+            .collect();
+        // Another process's sync may have seen our file in cur/ and numbered it already:
+        // then that is its UID (never two UIDs for one file).
+        let already: Vec<Option<u32>> = entries
+            .iter()
+            .map(|(base, _)| recorded.get(base.as_str()).copied())
+            .collect();
+        drop(recorded);
+        let mut others = others || already.iter().any(Option::is_some);
+        for ((base, mut rec), prior) in entries.into_iter().zip(already) {
+            rec.uid = match prior {
+                Some(uid) => uid,
+                None => list.push(base, String::new()),
+            };
             uids.push(rec.uid);
             recs.push(rec);
+        }
+        if uids
+            .iter()
+            .any(|u| Some(*u) < st.recs.last().map(|r| r.uid))
+        {
+            others = true;
         }
         self.write_uidlist(&list)?;
         let after = Stamp::of(&self.uidlist_path())?;
