@@ -132,6 +132,19 @@ fn append_read_sync_flags_keywords() {
         .store_flags(&[u1], FlagOp::Replace, Flags::ANSWERED, &[])
         .unwrap();
     assert_eq!((r[0].flags, r[0].keywords.len()), (Flags::ANSWERED, 0));
+    // Non-atoms never reach dovecot-keywords.
+    inbox
+        .store_flags(
+            &[u1],
+            FlagOp::Add,
+            Flags::NONE,
+            &["bad word".into(), "a\nb".into()],
+        )
+        .unwrap();
+    assert_eq!(
+        fs::read_to_string(root.join("dovecot-keywords")).unwrap(),
+        "0 $Forwarded\n1 Junk\n2 Work\n"
+    );
     assert!(inbox
         .store_flags(&[42], FlagOp::Add, Flags::SEEN, &[])
         .unwrap()

@@ -351,6 +351,17 @@ impl MaildirMailbox {
     fn keyword_bits(&self, st: &mut State, names: &[String], create: bool) -> Result<u32> {
         self.refresh_keywords(st)?;
         let (bits, missing) = st.keywords.bits_of(names);
+        // Only IMAP atoms may become keywords (RFC 3501 §9 `flag-keyword`); anything else
+        // would break the one-name-a-line file.
+        let missing: Vec<&str> = missing
+            .into_iter()
+            .filter(|n| {
+                !n.is_empty()
+                    && !n.starts_with('\\')
+                    && n.bytes()
+                        .all(|b| b.is_ascii_graphic() && !b"(){%*\"]\\".contains(&b))
+            })
+            .collect();
         if missing.is_empty() || !create {
             return Ok(bits);
         }
@@ -396,8 +407,26 @@ impl MaildirMailbox {
         Ok(out)
     }
 
-    /// Removes `tmp/` files left by crashes long ago.
+    /// Removes `tmp/` files left by crashes long ago, and metadata temp files of writers
+    /// that died between write and rename.
     fn clean_tmp(&self) {
+        if let Ok(rd) = fs::read_dir(&self.dir) {
+            let now = SystemTime::now();
+            for e in rd.flatten() {
+                let name = e.file_name();
+                let name = name.to_string_lossy();
+                let temp = name.starts_with("dovecot-uidlist.tmp.")
+                    || name.starts_with("dovecot-keywords.tmp.");
+                let old = e
+                    .metadata()
+                    .ok()
+                    .and_then(|m| m.modified().ok())
+                    .is_some_and(|m| m + Duration::from_secs(3600) < now);
+                if temp && old {
+                    let _ = fs::remove_file(e.path());
+                }
+            }
+        }
         let tmp = self.dir.join("tmp");
         let Ok(rd) = fs::read_dir(&tmp) else { return };
         let now = SystemTime::now();
@@ -499,10 +528,10 @@ impl MaildirMailbox {
         let mut fresh: Vec<usize> = (0..found.len())
             .filter(|&i| !known.contains(found[i].fname.split(':').next().unwrap_or("")))
             .collect();
-        fresh.sort_by(|&a, &b| {
-            let ka = filename::time_key(found[a].fname.split(':').next().unwrap_or(""));
-            let kb = filename::time_key(found[b].fname.split(':').next().unwrap_or(""));
-            ka.cmp(&kb)
+        fresh.sort_by_cached_key(|&i| {
+            let (secs, usecs, name) =
+                filename::time_key(found[i].fname.split(':').next().unwrap_or(""));
+            (secs, usecs, name.to_string())
         });
         let mut seen_new: HashSet<String> = HashSet::new();
         for i in fresh {
