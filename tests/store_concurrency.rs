@@ -312,3 +312,49 @@ fn mta_delivery_into_new_is_picked_up_and_announced() {
     let ul = fs::read_to_string(maildir.join("dovecot-uidlist")).unwrap();
     assert!(ul.contains("1 W21 :1700000100.M7P9.mx\n"), "{ul}");
 }
+
+#[test]
+fn views_in_separate_instances_see_each_other_through_sync() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("mail");
+    // Two stores = two processes: separate caches, registries and recent floors.
+    let a = MaildirStore::new(root.clone());
+    let b = MaildirStore::new(root.clone());
+    let ma = a.user("u").unwrap().open("INBOX").unwrap();
+    let mb = b.user("u").unwrap().open("INBOX").unwrap();
+    let (mut va, mut vb) = (View::default(), View::default());
+    ma.sync(&mut va).unwrap();
+    mb.sync(&mut vb).unwrap();
+    assert_eq!(va.uid_validity, vb.uid_validity);
+
+    let u1 = ma.append(b"one\n", Flags::NONE, &[], None).unwrap();
+    let u2 = mb
+        .append(b"two\n", Flags::NONE, &["K".into()], None)
+        .unwrap();
+    assert_eq!((u1, u2), (1, 2));
+    assert_eq!(ma.sync(&mut va).unwrap().added, 2);
+    assert_eq!(mb.sync(&mut vb).unwrap().added, 2);
+    assert_eq!(va.messages[1].keywords, ["K"]);
+
+    mb.store_flags(&[u1], FlagOp::Add, Flags::SEEN, &["K".into()])
+        .unwrap();
+    let ch = ma.sync(&mut va).unwrap();
+    assert_eq!(ch.flags_changed, vec![u1]);
+    assert_eq!(va.messages[0].flags, Flags::SEEN);
+    assert_eq!(va.messages[0].keywords, ["K"]);
+
+    ma.store_flags(&[u1], FlagOp::Add, Flags::DELETED, &[])
+        .unwrap();
+    assert_eq!(ma.expunge(None).unwrap(), vec![u1]);
+    let ch = mb.sync(&mut vb).unwrap();
+    assert_eq!(ch.expunged, vec![1]);
+    assert_eq!(vb.messages.iter().map(|m| m.uid).collect::<Vec<_>>(), [u2]);
+    // Reading a message the other instance renamed (flag change) still works.
+    ma.sync(&mut va).unwrap();
+    mb.store_flags(&[u2], FlagOp::Add, Flags::FLAGGED, &[])
+        .unwrap();
+    assert_eq!(&*ma.read(u2).unwrap(), b"two\r\n");
+    // Each instance hands out \Recent on its own (as separate processes would).
+    assert!(va.messages.iter().all(|m| m.recent));
+    assert!(vb.messages.iter().all(|m| m.recent));
+}

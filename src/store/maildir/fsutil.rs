@@ -84,3 +84,42 @@ pub fn create_maildir(dir: &Path) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errno_maps_to_kind_with_path() {
+        let p = Path::new("/x/y");
+        for (errno, kind) in [
+            (libc::ENOENT, ErrorKind::NotFound),
+            (libc::EEXIST, ErrorKind::Exists),
+            (libc::EACCES, ErrorKind::NoPermission),
+            (libc::EPERM, ErrorKind::NoPermission),
+            (libc::ENOSPC, ErrorKind::OverLimit),
+            (libc::EDQUOT, ErrorKind::OverLimit),
+            (libc::EAGAIN, ErrorKind::Temporary),
+            (libc::EIO, ErrorKind::Internal),
+        ] {
+            let e = io_err(io::Error::from_raw_os_error(errno), "open", p);
+            assert_eq!(e.kind, kind, "errno {errno}");
+            assert!(e.message.contains("open(/x/y)"), "{}", e.message);
+        }
+    }
+
+    #[test]
+    fn write_atomic_replaces_and_leaves_no_temp() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        write_atomic(&p, b"one").unwrap();
+        write_atomic(&p, b"two").unwrap();
+        assert_eq!(fs::read(&p).unwrap(), b"two");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+        let missing = dir.path().join("no/such/f");
+        assert_eq!(
+            write_atomic(&missing, b"x").unwrap_err().kind,
+            ErrorKind::NotFound
+        );
+    }
+}
