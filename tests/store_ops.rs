@@ -255,6 +255,11 @@ fn mailbox_management_and_subscriptions() {
     );
     assert_eq!(user.create("inbox").unwrap_err().kind, ErrorKind::Exists);
     assert!(user.create("a.b").is_err());
+    // A stray `.Name` directory that is not a Maildir lists as \Noselect.
+    fs::create_dir(root.join(".Stray")).unwrap();
+    let stray = user.list().unwrap();
+    assert!(stray.iter().any(|m| m.name == "Stray" && m.no_select));
+    fs::remove_dir(root.join(".Stray")).unwrap();
 
     let list = user.list().unwrap();
     let p = list.iter().find(|m| m.name == "Projects").unwrap();

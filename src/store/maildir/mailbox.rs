@@ -16,7 +16,12 @@
 //!
 //! `\Recent` (RFC 3501 §2.3.2): messages whose UID is at or above the mailbox's "recent floor"
 //! (the next UID when this process first opened it, kept by the store across re-opens) are
-//! recent in exactly the first view that syncs them.
+//! recent in exactly the first view that syncs them. Metadata returned by `store_flags`
+//! says `recent: false`: the session keeps the `\Recent` it got from its own view.
+//!
+//! Limits: at most 26 keywords per mailbox (the letters a Maildir name can carry; more are
+//! dropped with a warning, as Dovecot keeps those only in its index); a message that another
+//! process renames while our readdir runs is looked for twice before it counts as expunged.
 
 use super::dotlock::{DotLock, LOCK_TIMEOUT};
 use super::filename::{self, parse};

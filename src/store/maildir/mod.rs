@@ -366,7 +366,9 @@ impl UserStore for MaildirUser {
         let mut names: BTreeMap<String, bool> = BTreeMap::new(); // name -> selectable
         names.insert("INBOX".into(), true);
         for n in self.folder_names()? {
-            names.insert(n, true);
+            // A `.Name` directory that is not a Maildir (no cur/) cannot be selected.
+            let selectable = self.dir_of(&n).is_ok_and(|d| d.join("cur").is_dir());
+            names.insert(n, selectable);
         }
         let existing: Vec<String> = names.keys().cloned().collect();
         for n in &existing {
