@@ -379,3 +379,49 @@ fn sessions_see_each_others_changes() {
     assert_eq!(s1.sync(&mut v1).unwrap().expunged, vec![1]);
     let _ = SystemTime::now();
 }
+
+#[test]
+fn copy_falls_back_to_copying_across_file_systems() {
+    use std::os::unix::fs::MetadataExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let shm = Path::new("/dev/shm");
+    let other_fs = shm.is_dir()
+        && fs::metadata(shm).map(|m| m.dev()).ok()
+            != fs::metadata(tmp.path()).map(|m| m.dev()).ok();
+    if !other_fs {
+        eprintln!("SKIPPED: /dev/shm is not a separate file system here");
+        return;
+    }
+    let elsewhere = tempfile::tempdir_in(shm).unwrap();
+    let store = maildir_store(tmp.path().join("mail"));
+    let user = store.user("gus").unwrap();
+    // A folder whose directory lives on another file system: hard links fail with EXDEV.
+    let root = tmp.path().join("mail/gus");
+    let target = elsewhere.path().join("Far");
+    fs::create_dir(&target).unwrap();
+    for d in ["cur", "new", "tmp"] {
+        fs::create_dir(target.join(d)).unwrap();
+    }
+    std::os::unix::fs::symlink(&target, root.join(".Far")).unwrap();
+    let inbox = user.open("INBOX").unwrap();
+    let date = UNIX_EPOCH + Duration::from_secs(1_400_000_000);
+    let uid = inbox
+        .append(MSG, Flags::SEEN, &["K".into()], Some(date))
+        .unwrap();
+    let far = user.open("Far").unwrap();
+    let pairs = inbox.copy_to(&[uid], &*far).unwrap();
+    assert_eq!(pairs, vec![(uid, 1)]);
+    let mut view = View::default();
+    far.sync(&mut view).unwrap();
+    let m = &view.messages[0];
+    assert_eq!(
+        (m.flags, m.keywords.clone(), m.internal_date),
+        (Flags::SEEN, vec!["K".to_string()], date)
+    );
+    assert_eq!(&*far.read(1).unwrap(), MSG);
+    let name = &files(&target.join("cur"))[0];
+    assert_eq!(
+        fs::metadata(target.join("cur").join(name)).unwrap().nlink(),
+        1
+    );
+}
