@@ -1107,6 +1107,10 @@ impl Mailbox for MaildirMailbox {
                 }
             }
         }
+        if changed {
+            // Durable before the command reports success (SPEC §7).
+            fsync_dir(&self.dir.join("cur"))?;
+        }
         drop(st);
         if changed {
             self.bump();
