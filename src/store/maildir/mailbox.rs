@@ -623,18 +623,23 @@ impl MaildirMailbox {
                 }
             }
         }
-        let mut old: HashMap<u32, Rec> = st.recs.drain(..).map(|r| (r.uid, r)).collect();
-        if st.uid_validity != list.uid_validity {
-            old.clear();
-        }
+        // Both the cache and the uidlist are in UID order: merge instead of hashing.
+        let mut old = std::mem::take(&mut st.recs).into_iter().peekable();
+        let same_validity = st.uid_validity == list.uid_validity;
         let mut recs = Vec::with_capacity(list.records.len());
         for r in &list.records {
+            let mut prev = None;
+            while let Some(o) = old.next_if(|o| o.uid <= r.uid) {
+                if o.uid == r.uid && same_validity && o.base() == r.base {
+                    prev = Some(o);
+                }
+            }
             let Some(f) = files.get(r.base.as_str()) else {
                 continue;
             };
-            let p = parse(&f.fname).expect("scanned names parse");
-            if let Some(mut prev) = old.remove(&r.uid).filter(|o| o.base() == r.base) {
+            if let Some(mut prev) = prev {
                 if *prev.fname != *f.fname || prev.in_new != f.in_new {
+                    let p = parse(&f.fname).expect("scanned names parse");
                     prev.fname = f.fname.as_str().into();
                     prev.in_new = f.in_new;
                     prev.flags = p.flags;
@@ -643,6 +648,7 @@ impl MaildirMailbox {
                 recs.push(prev);
                 continue;
             }
+            let p = parse(&f.fname).expect("scanned names parse");
             let path = self
                 .dir
                 .join(if f.in_new { "new" } else { "cur" })
