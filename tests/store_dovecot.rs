@@ -487,3 +487,67 @@ fn tree_written_here_is_served_identically_by_dovecot() {
         "Dovecot complained:\n{log}"
     );
 }
+
+#[test]
+fn appends_here_and_in_dovecot_at_once_share_the_uidlist_lock() {
+    require_dovecot!();
+    let tmp = tempfile::tempdir().unwrap();
+    let mail = tmp.path().join("mail");
+    let store = MaildirStore::new(mail.clone());
+    let user = store.user("u1").unwrap();
+    let inbox = user.open("INBOX").unwrap();
+    let mut view = View::default();
+    inbox.sync(&mut view).unwrap(); // creates dovecot-uidlist
+    let dv = Dovecot::start(&tmp.path().join("dovecot"), &mail);
+    let ours: Vec<u32> = std::thread::scope(|s| {
+        let dovecot_side = s.spawn(|| {
+            dv.python(
+                r#"
+for i in range(40):
+    typ, data = m.append('INBOX', r'(\Seen)', None, b"Subject: dovecot %d\r\n\r\nx\r\n" % i)
+    assert typ == 'OK', data
+"#,
+            )
+        });
+        let mut mine = Vec::new();
+        for i in 0..40 {
+            let body = format!("Subject: ours {i}\r\n\r\ny\r\n");
+            mine.push(
+                inbox
+                    .append(body.as_bytes(), Flags::NONE, &[], None)
+                    .unwrap(),
+            );
+        }
+        dovecot_side.join().unwrap();
+        mine
+    });
+    let (theirs, _) = dv.dump();
+    let inbox_theirs = &theirs["INBOX"];
+    assert_eq!(inbox_theirs.messages.len(), 80, "{inbox_theirs:?}");
+    let mut view = View::default();
+    inbox.sync(&mut view).unwrap();
+    let uids: Vec<u32> = view.messages.iter().map(|m| m.uid).collect();
+    assert_eq!(uids.len(), 80);
+    assert_eq!(
+        uids,
+        inbox_theirs.messages.keys().copied().collect::<Vec<_>>(),
+        "both servers number the same files the same way"
+    );
+    for uid in &ours {
+        assert!(
+            !inbox_theirs.messages[uid].1.contains("\\Seen"),
+            "UID {uid} is ours, not one of Dovecot's"
+        );
+    }
+    let seen = view
+        .messages
+        .iter()
+        .filter(|m| m.flags.contains(Flags::SEEN))
+        .count();
+    assert_eq!(seen, 40);
+    let log = dv.log();
+    assert!(
+        !log.contains("Error") && !log.contains("Panic"),
+        "Dovecot complained:\n{log}"
+    );
+}
