@@ -834,7 +834,9 @@ impl MaildirMailbox {
     /// Links (or copies) source messages into this mailbox and numbers them.
     fn import(&self, items: &[Import]) -> Result<Vec<Option<u32>>> {
         let mut st = lock(&self.state);
-        self.refresh(&mut st, false)?;
+        if !st.loaded {
+            self.refresh(&mut st, false)?;
+        }
         let mut entries = Vec::new();
         let mut slots = Vec::new();
         for (i, it) in items.iter().enumerate() {
@@ -1132,7 +1134,11 @@ impl Mailbox for MaildirMailbox {
         internal_date: Option<SystemTime>,
     ) -> Result<u32> {
         let mut st = lock(&self.state);
-        self.refresh(&mut st, false)?;
+        // No rescan first: `record_new` notices other writers from the uidlist it re-reads
+        // under the lock, so a run of APPENDs does not readdir a big mailbox each time.
+        if !st.loaded {
+            self.refresh(&mut st, false)?;
+        }
         let kw = self.keyword_bits(&mut st, keywords, true)?;
         let entry = self.deliver(data, flags, kw, internal_date)?;
         let uids = self.record_new(&mut st, vec![entry])?;
