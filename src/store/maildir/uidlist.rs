@@ -171,12 +171,22 @@ fn parse_record(line: &str, v3: bool) -> Option<UidRec> {
     let (uid, rest) = line.split_once(' ')?;
     let uid: u32 = uid.parse().ok().filter(|&u| u != 0 && u != u32::MAX)?;
     let (ext, name) = if v3 {
-        let rest = rest.trim_start_matches(' ');
-        match rest.find(':') {
-            // `<ext fields> :<name>`; ext fields never contain ':'.
-            Some(i) => (rest[..i].trim_end().to_string(), &rest[i + 1..]),
-            None => return None,
-        }
+        // `<key><value> ... :<name>`: the name starts at the first field that starts with
+        // ':' (values, e.g. a POP3 UIDL in `P`, may contain ':' themselves).
+        let mut rest = rest.trim_start_matches(' ');
+        let mut fields = Vec::new();
+        let name = loop {
+            if let Some(name) = rest.strip_prefix(':') {
+                break name;
+            }
+            if rest.is_empty() {
+                return None;
+            }
+            let (field, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+            fields.push(field);
+            rest = tail.trim_start_matches(' ');
+        };
+        (fields.join(" "), name)
     } else {
         (String::new(), rest)
     };
@@ -216,16 +226,20 @@ mod tests {
     fn round_trips_with_extensions() {
         let text = "3 V7 N20 G00112233445566778899aabbccddeeff X1\n\
             3 W120 S100 :a.b.c\n\
-            9 :d:2,S\n";
+            9 :d:2,S\n\
+            12 Pab:cd W5 :e\n";
         let l = Uidlist::parse(text).unwrap();
         assert_eq!(l.records[0].ext('W'), Some("120"));
         assert_eq!(l.records[0].ext('S'), Some("100"));
         assert_eq!(l.records[1].base, "d");
         assert_eq!(l.hdr_ext, "X1");
         let out = l.render();
+        assert_eq!(l.records[2].ext('P'), Some("ab:cd"));
+        assert_eq!(l.records[2].base, "e");
         assert_eq!(
             out,
-            "3 V7 N20 G00112233445566778899aabbccddeeff X1\n3 W120 S100 :a.b.c\n9 :d\n"
+            "3 V7 N20 G00112233445566778899aabbccddeeff X1\n3 W120 S100 :a.b.c\n9 :d\n\
+             12 Pab:cd W5 :e\n"
         );
         assert_eq!(Uidlist::parse(&out).unwrap(), l);
     }
