@@ -1,0 +1,1037 @@
+//! KB Q182504 and SPEC §5 proved end to end for POP3: the real `mailserver` binary, real
+//! sockets on `127.0.0.1`, real files, hot reload by editing the config file (SPEC §4).
+//!
+//! Each test names the sentence it proves. The log files are read with a strict parser
+//! written here (RFC 4180 §2 fields, `\xNN` escapes), independent of the crate's own
+//! `protolog::record`, so a formatting bug cannot hide behind its own decoder.
+//! Every wait is bounded (socket timeouts, `wait_*` deadlines); nothing asserts on timing.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use common::{Daemon, Options, PASS, USER};
+use md5::{Digest, Md5};
+
+/// Socket and wait bound: long enough for a loaded 2-core machine, short enough to fail.
+const WAIT: Duration = Duration::from_secs(30);
+
+// ---------------------------------------------------------------------------------------
+// Daemon, config and reload helpers
+// ---------------------------------------------------------------------------------------
+
+/// `[ParametersSystem]` lines for POP3 at `level` into `dir`, plus `extra` lines.
+fn registry(level: u32, dir: &Path, extra: &str) -> String {
+    format!(
+        "\"POP3 Protocol Logging Level\" = {level}\n\"POP3 Protocol Log Path\" = \"{}\"\n{extra}\n",
+        dir.display()
+    )
+}
+
+/// The options of a test daemon logging POP3 at `level` into `<tempdir>/logs`.
+struct Setup {
+    level: u32,
+    /// Extra `[ParametersSystem]` lines (size limit).
+    extra: String,
+    /// Extra users lines.
+    users: String,
+    /// Extra `[limits]` lines.
+    limits: String,
+    /// Log path relative to the daemon's tempdir.
+    log_rel: String,
+}
+
+impl Setup {
+    fn new(level: u32) -> Setup {
+        Setup {
+            level,
+            extra: String::new(),
+            users: String::new(),
+            limits: String::new(),
+            log_rel: "logs".into(),
+        }
+    }
+
+    fn options(&self, root: &Path) -> Options {
+        Options {
+            registry: registry(self.level, &root.join(&self.log_rel), &self.extra),
+            limits: self.limits.clone(),
+            users: self.users.clone(),
+            env: Vec::new(),
+        }
+    }
+}
+
+/// Starts the daemon with `setup`. The tempdir only exists once the daemon is spawned, so the
+/// config is first written with a placeholder root and then rewritten before the spawn.
+fn start(setup: &Setup) -> Daemon {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = setup.options(dir.path());
+    std::fs::write(
+        dir.path().join("users"),
+        format!("{USER}:{{PLAIN}}{PASS}\n{}", opts.users),
+    )
+    .unwrap();
+    let config_path = dir.path().join("mailserver.toml");
+    std::fs::write(&config_path, common::config_text(dir.path(), &opts)).unwrap();
+    Daemon::spawn(dir, config_path, &[])
+}
+
+fn log_dir(d: &Daemon) -> PathBuf {
+    d.dir.path().join("logs")
+}
+
+fn pop3(d: &Daemon) -> SocketAddr {
+    d.pop3.expect("POP3 listener")
+}
+
+/// How often `needle` occurs in the daemon log so far.
+fn log_count(d: &Daemon, needle: &str) -> usize {
+    d.log_text().matches(needle).count()
+}
+
+/// Waits (bounded) until `needle` occurs more than `before` times in the daemon log.
+fn wait_log_more(d: &Daemon, needle: &str, before: usize) {
+    let deadline = Instant::now() + WAIT;
+    while Instant::now() < deadline {
+        if log_count(d, needle) > before {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!(
+        "{needle:?} did not occur a {}th time within {WAIT:?}:\n{}",
+        before + 1,
+        d.log_text()
+    );
+}
+
+/// Hot reload (SPEC §4): rewrites the config with `setup` and waits for the daemon to log the
+/// POP3 level change (or `needle`, when the level does not change).
+fn reload(d: &Daemon, old_level: u32, setup: &Setup, needle: Option<&str>) {
+    let level_line = format!(
+        "\"POP3 Protocol Logging Level\": {old_level} (REG_DWORD 0x{old_level:x}) -> {new} (REG_DWORD 0x{new:x}) (applies at the next session start)",
+        new = setup.level
+    );
+    let needle = needle.unwrap_or(&level_line);
+    let before = log_count(d, needle);
+    d.rewrite_config(&setup.options(d.dir.path()));
+    wait_log_more(d, needle, before);
+}
+
+/// `L???????.log` names in `dir`, sorted (empty if `dir` does not exist).
+fn log_files(dir: &Path) -> Vec<String> {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut v: Vec<String> = rd
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('L') && n.ends_with(".log"))
+        .collect();
+    v.sort();
+    v
+}
+
+/// Whether another process holds a `flock` on `path`: `flock -n FILE true` from a child
+/// process (the KB's "continuously locked open"), or, without util-linux, a `flock` through a
+/// fresh open file description of our own (a different one from the daemon's, so it conflicts
+/// the same way).
+fn locked_by_daemon(path: &Path) -> bool {
+    assert!(path.exists(), "{} must exist", path.display());
+    if common::have("flock") {
+        let st = Command::new("flock")
+            .arg("-n")
+            .arg(path)
+            .arg("true")
+            .status()
+            .unwrap();
+        !st.success()
+    } else {
+        let f = std::fs::File::open(path).unwrap();
+        match f.try_lock() {
+            Ok(()) => {
+                f.unlock().unwrap();
+                false
+            }
+            Err(std::fs::TryLockError::WouldBlock) => true,
+            Err(std::fs::TryLockError::Error(e)) => panic!("flock: {e}"),
+        }
+    }
+}
+
+/// Whether the daemon has `path` open: `read_link` of every entry of `/proc/<pid>/fd`.
+fn daemon_has_open(d: &Daemon, path: &Path) -> bool {
+    let path = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+    let wanted = path.to_string_lossy().into_owned();
+    let deleted = format!("{wanted} (deleted)");
+    let fds = std::fs::read_dir(format!("/proc/{}/fd", d.pid())).unwrap();
+    fds.filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .map(|t| t.to_string_lossy().into_owned())
+        .any(|t| t == wanted || t == deleted)
+}
+
+/// Waits (bounded) until `path` exists with at least `lines` lines.
+fn wait_lines(path: &Path, lines: usize) {
+    let deadline = Instant::now() + WAIT;
+    while Instant::now() < deadline {
+        if std::fs::read_to_string(path).is_ok_and(|t| t.lines().count() >= lines) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("{} has not {lines} lines within {WAIT:?}", path.display());
+}
+
+// ---------------------------------------------------------------------------------------
+// A raw POP3 client (RFC 1939 transcripts)
+// ---------------------------------------------------------------------------------------
+
+struct Pop3 {
+    r: BufReader<TcpStream>,
+    w: TcpStream,
+    greeting: String,
+}
+
+impl Pop3 {
+    fn connect(addr: SocketAddr) -> Pop3 {
+        let s = TcpStream::connect_timeout(&addr, WAIT).unwrap();
+        s.set_read_timeout(Some(WAIT)).unwrap();
+        s.set_write_timeout(Some(WAIT)).unwrap();
+        let mut c = Pop3 {
+            r: BufReader::new(s.try_clone().unwrap()),
+            w: s,
+            greeting: String::new(),
+        };
+        c.greeting = c.line();
+        assert!(c.greeting.starts_with("+OK"), "greeting {:?}", c.greeting);
+        c
+    }
+
+    /// One line without CRLF; panics on EOF or timeout.
+    fn line(&mut self) -> String {
+        let mut buf = Vec::new();
+        let n = self.r.read_until(b'\n', &mut buf).unwrap();
+        assert!(n > 0, "connection closed");
+        while matches!(buf.last(), Some(b'\n' | b'\r')) {
+            buf.pop();
+        }
+        String::from_utf8(buf).unwrap()
+    }
+
+    fn send(&mut self, line: &str) {
+        self.w.write_all(format!("{line}\r\n").as_bytes()).unwrap();
+    }
+
+    fn cmd(&mut self, line: &str) -> String {
+        self.send(line);
+        self.line()
+    }
+
+    /// A command that must succeed.
+    fn ok(&mut self, line: &str) -> String {
+        let r = self.cmd(line);
+        assert!(r.starts_with("+OK"), "C: {line}\nS: {r}");
+        r
+    }
+
+    /// The rest of a multi-line reply: its lines (dot-unstuffed) and the octets on the wire
+    /// before the terminating `.` CRLF.
+    fn multi(&mut self) -> (Vec<String>, usize) {
+        let mut lines = Vec::new();
+        let mut octets = 0;
+        for _ in 0..100_000 {
+            let mut buf = Vec::new();
+            let n = self.r.read_until(b'\n', &mut buf).unwrap();
+            assert!(n > 0, "connection closed in a multi-line reply");
+            if buf == b".\r\n" {
+                return (lines, octets);
+            }
+            octets += buf.len();
+            let text = String::from_utf8(buf).unwrap();
+            let text = text.trim_end_matches(['\r', '\n']);
+            lines.push(text.strip_prefix('.').unwrap_or(text).to_string());
+        }
+        panic!("multi-line reply without end");
+    }
+
+    fn login(&mut self, user: &str, pass: &str) {
+        self.ok(&format!("USER {user}"));
+        self.ok(&format!("PASS {pass}"));
+    }
+
+    /// QUIT, then wait for the server to close (so its `-` record is flushed, SPEC §5
+    /// "Integrity": flushed by the time its session ends).
+    fn quit(mut self) {
+        self.ok("QUIT");
+        let mut rest = Vec::new();
+        let _ = self.r.read_to_end(&mut rest);
+    }
+
+    /// The APOP timestamp of the greeting (RFC 1939 §7).
+    fn apop_stamp(&self) -> String {
+        let start = self.greeting.find('<').expect("APOP timestamp");
+        let end = self.greeting.rfind('>').unwrap();
+        self.greeting[start..=end].to_string()
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// A strict, independent reader of the log files
+// ---------------------------------------------------------------------------------------
+
+/// One record: the seven `#Fields` of SPEC §5.
+#[derive(Debug, Clone)]
+struct Rec {
+    id: String,
+    seq: u64,
+    local: String,
+    remote: String,
+    event: char,
+    /// The data field after RFC 4180 unquoting and `\xNN` decoding.
+    data: String,
+}
+
+struct LogFile {
+    header: Vec<String>,
+    records: Vec<Rec>,
+}
+
+/// RFC 4180 §2 fields of one line (no line breaks inside, SPEC §5 escapes them).
+fn csv_fields(line: &str) -> Result<Vec<String>, String> {
+    let mut fields = Vec::new();
+    let b = line.as_bytes();
+    let mut i = 0;
+    loop {
+        let mut f = Vec::new();
+        if b.get(i) == Some(&b'"') {
+            i += 1;
+            loop {
+                match b.get(i) {
+                    None => return Err(format!("unterminated quote: {line:?}")),
+                    Some(b'"') if b.get(i + 1) == Some(&b'"') => {
+                        f.push(b'"');
+                        i += 2;
+                    }
+                    Some(b'"') => {
+                        i += 1;
+                        break;
+                    }
+                    Some(&c) => {
+                        f.push(c);
+                        i += 1;
+                    }
+                }
+            }
+            if !matches!(b.get(i), None | Some(b',')) {
+                return Err(format!("text after a closing quote: {line:?}"));
+            }
+        } else {
+            while let Some(&c) = b.get(i) {
+                if c == b',' {
+                    break;
+                }
+                if c == b'"' {
+                    return Err(format!("quote inside an unquoted field: {line:?}"));
+                }
+                f.push(c);
+                i += 1;
+            }
+        }
+        fields.push(String::from_utf8(f).map_err(|e| e.to_string())?);
+        match b.get(i) {
+            None => return Ok(fields),
+            Some(b',') => i += 1,
+            Some(_) => unreachable!(),
+        }
+    }
+}
+
+/// Decodes `\xNN`; every other byte must be printable ASCII other than `\`.
+fn unescape(s: &str) -> Result<String, String> {
+    let b = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'\\' => {
+                let hex = s
+                    .get(i + 1..i + 4)
+                    .filter(|h| h.starts_with('x'))
+                    .ok_or(format!("bad escape in {s:?}"))?;
+                out.push(u8::from_str_radix(&hex[1..], 16).map_err(|e| e.to_string())?);
+                i += 4;
+            }
+            c if (0x20..=0x7E).contains(&c) => {
+                out.push(c);
+                i += 1;
+            }
+            c => return Err(format!("raw byte {c:#x} in {s:?}")),
+        }
+    }
+    Ok(String::from_utf8_lossy(&out).into_owned())
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.fffZ`.
+fn valid_time(t: &str) -> bool {
+    let b = t.as_bytes();
+    b.len() == 24
+        && b.iter().enumerate().all(|(i, &c)| match i {
+            4 | 7 => c == b'-',
+            10 => c == b'T',
+            13 | 16 => c == b':',
+            19 => c == b'.',
+            23 => c == b'Z',
+            _ => c.is_ascii_digit(),
+        })
+}
+
+fn is_endpoint(s: &str) -> bool {
+    s.parse::<SocketAddr>().is_ok()
+}
+
+/// Parses one record line strictly; `Err` says what is wrong.
+fn parse_record(line: &str) -> Result<Rec, String> {
+    let f = csv_fields(line)?;
+    if f.len() != 7 {
+        return Err(format!("{} fields: {line:?}", f.len()));
+    }
+    if !valid_time(&f[0]) {
+        return Err(format!("bad date-time: {line:?}"));
+    }
+    if f[1].len() != 16 || !f[1].bytes().all(|c| c.is_ascii_hexdigit()) {
+        return Err(format!("bad session-id: {line:?}"));
+    }
+    let seq: u64 = f[2].parse().map_err(|_| format!("bad sequence: {line:?}"))?;
+    if !is_endpoint(&f[3]) || !is_endpoint(&f[4]) {
+        return Err(format!("bad endpoint: {line:?}"));
+    }
+    let event = match f[5].as_str() {
+        "+" => '+',
+        "-" => '-',
+        "<" => '<',
+        ">" => '>',
+        "*" => '*',
+        _ => return Err(format!("bad event: {line:?}")),
+    };
+    Ok(Rec {
+        id: f[1].clone(),
+        seq,
+        local: f[3].clone(),
+        remote: f[4].clone(),
+        event,
+        data: unescape(&f[6])?,
+    })
+}
+
+/// Reads a whole log file: the four header lines exactly as SPEC §5, then records only, each
+/// line ending in `\n`.
+fn read_log(path: &Path) -> LogFile {
+    let text = std::fs::read_to_string(path).unwrap();
+    assert!(text.ends_with('\n'), "{} ends mid-line", path.display());
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines.len() >= 4, "{}: no header:\n{text}", path.display());
+    let header: Vec<String> = lines[..4].iter().map(|s| s.to_string()).collect();
+    assert_eq!(header[0], "#Service: POP3");
+    assert_eq!(
+        header[1],
+        format!("#Software: mailserver {}", env!("CARGO_PKG_VERSION"))
+    );
+    let date = header[2].strip_prefix("#Date: ").expect("#Date line");
+    assert!(valid_time(date), "{}", header[2]);
+    assert_eq!(
+        header[3],
+        "#Fields: date-time,session-id,sequence-number,local-endpoint,remote-endpoint,event,data"
+    );
+    let records = lines[4..]
+        .iter()
+        .map(|l| parse_record(l).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
+        .collect();
+    LogFile { header, records }
+}
+
+/// Every record of every log file in `dir`, in file then line order.
+fn all_records(dir: &Path) -> Vec<Rec> {
+    log_files(dir)
+        .iter()
+        .flat_map(|n| read_log(&dir.join(n)).records)
+        .collect()
+}
+
+/// Records grouped by session id, in file order.
+fn by_session(recs: &[Rec]) -> BTreeMap<String, Vec<Rec>> {
+    let mut m: BTreeMap<String, Vec<Rec>> = BTreeMap::new();
+    for r in recs {
+        m.entry(r.id.clone()).or_default().push(r.clone());
+    }
+    m
+}
+
+/// One session's records are numbered 0, 1, 2, … without a gap, `+` first and `-` last.
+fn assert_whole_session(recs: &[Rec]) {
+    for (i, r) in recs.iter().enumerate() {
+        assert_eq!(r.seq, i as u64, "sequence gap in {recs:#?}");
+    }
+    assert_eq!(recs.first().map(|r| r.event), Some('+'), "{recs:#?}");
+    assert_eq!(recs.last().map(|r| r.event), Some('-'), "{recs:#?}");
+}
+
+fn kinds(recs: &[Rec]) -> BTreeSet<char> {
+    recs.iter().map(|r| r.event).collect()
+}
+
+fn datas(recs: &[Rec], event: char) -> Vec<String> {
+    recs.iter()
+        .filter(|r| r.event == event)
+        .map(|r| r.data.clone())
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------
+// KB: "log files will be created the next time a session is activated. They will start
+// with the name L0000001.log. The first line in the file will declare the service"
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn no_file_before_the_first_session_then_l0000001_with_the_spec_header() {
+    let d = start(&Setup::new(5));
+    let dir = log_dir(&d);
+    // Ready at level 5, yet nothing is created: not the directory, not a file anywhere.
+    assert!(!dir.exists(), "log directory created before any session");
+    assert!(!d.log_text().contains("protocol log opened"));
+    let c = Pop3::connect(pop3(&d));
+    assert_eq!(log_files(&dir), vec!["L0000001.log"]);
+    c.quit();
+    let path = dir.join("L0000001.log");
+    let f = read_log(&path);
+    assert_eq!(f.header[0], "#Service: POP3");
+    let recs = f.records;
+    assert_whole_session(&recs);
+    let local = pop3(&d).to_string();
+    assert!(recs.iter().all(|r| r.local == local), "{recs:#?}");
+    assert!(recs.iter().all(|r| r.remote.starts_with("127.0.0.1:")));
+    assert_eq!(log_files(&dir), vec!["L0000001.log"]);
+}
+
+// ---------------------------------------------------------------------------------------
+// KB: "these log files are continuously locked open. To delete them, set the logging level
+// to 0. The next time a session is started, the file handle will be released."
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn locked_until_the_session_after_level_0_then_released_and_the_next_file_is_new() {
+    let mut setup = Setup::new(5);
+    let d = start(&setup);
+    let dir = log_dir(&d);
+    let first = dir.join("L0000001.log");
+
+    Pop3::connect(pop3(&d)).quit();
+    assert!(locked_by_daemon(&first), "file not locked while level 5");
+    assert!(daemon_has_open(&d, &first), "daemon does not hold the file");
+    let opened = "protocol log opened";
+    assert_eq!(log_count(&d, opened), 1);
+    let info = d.log_text();
+    let line = info.lines().find(|l| l.contains(opened)).unwrap();
+    assert!(line.contains(" INFO "), "{line}");
+    assert!(line.contains(&first.display().to_string()), "{line}");
+    assert!(line.contains("reason=\"level > 0\""), "{line}");
+
+    // Level 0 by editing the config: still locked until a session starts.
+    setup.level = 0;
+    reload(&d, 5, &setup, None);
+    assert!(locked_by_daemon(&first), "released before the next session start");
+    assert!(daemon_has_open(&d, &first));
+    assert!(!d.log_text().contains("protocol log released"));
+
+    // The next session start releases the handle (before the greeting is written).
+    let c = Pop3::connect(pop3(&d));
+    assert!(!locked_by_daemon(&first), "still locked after the next session start");
+    assert!(!daemon_has_open(&d, &first), "fd still open after release");
+    let text = d.log_text();
+    let line = text
+        .lines()
+        .find(|l| l.contains("protocol log released"))
+        .expect("release logged");
+    assert!(line.contains(" INFO "), "{line}");
+    assert!(line.contains(&first.display().to_string()), "{line}");
+    assert!(line.contains("reason=\"level 0\""), "{line}");
+    c.quit();
+    // The level-0 session wrote nothing; the file is as the first session left it.
+    let before = std::fs::read(&first).unwrap();
+    let recs = read_log(&first).records;
+    assert_eq!(by_session(&recs).len(), 1);
+    assert_whole_session(&recs);
+
+    // Re-enabling opens the next number; the old file is never appended to.
+    setup.level = 5;
+    reload(&d, 0, &setup, None);
+    assert_eq!(log_files(&dir), vec!["L0000001.log"], "opened before a session");
+    Pop3::connect(pop3(&d)).quit();
+    assert_eq!(log_files(&dir), vec!["L0000001.log", "L0000002.log"]);
+    assert_eq!(std::fs::read(&first).unwrap(), before, "L0000001.log changed");
+    let second = dir.join("L0000002.log");
+    assert!(locked_by_daemon(&second));
+    assert!(!locked_by_daemon(&first));
+    assert_whole_session(&read_log(&second).records);
+
+    // And the released file can be deleted (the KB's reason for level 0).
+    std::fs::remove_file(&first).unwrap();
+    assert!(!first.exists());
+    Pop3::connect(pop3(&d)).quit();
+    assert_eq!(log_files(&dir), vec!["L0000002.log"]);
+    assert_eq!(by_session(&read_log(&second).records).len(), 2);
+}
+
+// ---------------------------------------------------------------------------------------
+// SPEC §4/§5: "a session logs at the level in its own start snapshot"
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn a_session_keeps_the_level_of_its_start_across_a_reload() {
+    let mut setup = Setup::new(1);
+    setup.users = "bob:{PLAIN}builder\n".into();
+    let d = start(&setup);
+    let dir = log_dir(&d);
+
+    // Session A starts at level 1 and stays open across the change to 5.
+    let mut a = Pop3::connect(pop3(&d));
+    a.login(USER, PASS);
+    setup.level = 5;
+    reload(&d, 1, &setup, None);
+    a.ok("STAT");
+    a.ok("LIST");
+    a.multi();
+
+    // Session B starts after the change and logs its commands.
+    let mut b = Pop3::connect(pop3(&d));
+    b.login("bob", "builder");
+    b.ok("NOOP");
+    b.quit();
+    a.ok("NOOP");
+
+    // Back down to 2 while C (level 5) is open: C keeps writing server lines, D does not.
+    let mut c = Pop3::connect(pop3(&d));
+    setup.level = 2;
+    reload(&d, 5, &setup, None);
+    let mut dd = Pop3::connect(pop3(&d));
+    c.ok("NOOP");
+    dd.ok("NOOP");
+    dd.quit();
+    c.quit();
+    a.quit();
+
+    // One file throughout: levels 1, 5, 2 all > 0 with the same path.
+    assert_eq!(log_files(&dir), vec!["L0000001.log"]);
+    let recs = all_records(&dir);
+    let sessions = by_session(&recs);
+    assert_eq!(sessions.len(), 4, "{recs:#?}");
+    // Session ids in start order (the first record of each).
+    let mut order: Vec<(&Rec, &Vec<Rec>)> = sessions.values().map(|v| (&v[0], v)).collect();
+    order.sort_by_key(|(first, _)| recs.iter().position(|r| r.id == first.id).unwrap());
+    for (_, s) in &order {
+        assert_whole_session(s);
+    }
+    let (sa, sb, sc, sd) = (order[0].1, order[1].1, order[2].1, order[3].1);
+    assert_eq!(kinds(sa), BTreeSet::from(['+', '*', '-']), "A: {sa:#?}");
+    assert!(datas(sb, '<').contains(&"NOOP".to_string()), "B: {sb:#?}");
+    assert!(datas(sb, '>').iter().any(|l| l.starts_with("+OK")), "B: {sb:#?}");
+    assert_eq!(datas(sc, '<'), vec!["NOOP", "QUIT"], "C: {sc:#?}");
+    assert!(datas(sc, '>').len() >= 3, "C lost its level 5: {sc:#?}");
+    assert_eq!(datas(sd, '<'), vec!["NOOP", "QUIT"], "D: {sd:#?}");
+    assert!(datas(sd, '>').is_empty(), "D wrote level 3 lines at 2: {sd:#?}");
+}
+
+// ---------------------------------------------------------------------------------------
+// SPEC §5 "Levels": one fixed RFC 1939 script per level
+// ---------------------------------------------------------------------------------------
+
+const MESSAGE: &str = "Subject: level test\r\nFrom: a@example.org\r\n\r\nfirst body line\r\nsecond, \"quoted\" line\r\n";
+
+/// Runs USER/PASS, STAT, LIST, RETR 1, QUIT at `level`; returns the session's records, the
+/// LIST line of message 1 and the RETR octets on the wire.
+fn level_script(level: u32) -> (Vec<Rec>, String, usize) {
+    let d = start(&Setup::new(level));
+    common::deliver(&d.data_dir(), USER, 1, MESSAGE);
+    let mut c = Pop3::connect(pop3(&d));
+    c.login(USER, PASS);
+    c.ok("STAT");
+    c.ok("LIST");
+    let (list, _) = c.multi();
+    assert_eq!(list.len(), 1);
+    c.ok("RETR 1");
+    let (lines, octets) = c.multi();
+    assert_eq!(lines[0], "Subject: level test");
+    c.quit();
+    let recs = all_records(&log_dir(&d));
+    assert_eq!(by_session(&recs).len(), 1);
+    assert_whole_session(&recs);
+    let auth = datas(&recs, '*');
+    assert_eq!(auth.len(), 1, "{recs:#?}");
+    assert!(auth[0].contains("user=alice"), "{auth:?}");
+    assert!(auth[0].contains("mechanism=USER"), "{auth:?}");
+    assert!(auth[0].contains("succe"), "{auth:?}");
+    let end = &recs.last().unwrap().data;
+    assert!(
+        end.contains("duration=") && end.contains("bytes-in=") && end.contains("bytes-out="),
+        "{end}"
+    );
+    assert!(datas(&recs, '+') == vec![String::new()]);
+    (recs, list[0].clone(), octets)
+}
+
+const COMMANDS: [&str; 6] = ["USER alice", "PASS ***", "STAT", "LIST", "RETR 1", "QUIT"];
+
+/// `>` records that are not completion lines.
+fn non_status(recs: &[Rec]) -> Vec<String> {
+    datas(recs, '>')
+        .into_iter()
+        .filter(|l| !l.starts_with("+OK") && !l.starts_with("-ERR"))
+        .collect()
+}
+
+#[test]
+fn level_1_connect_disconnect_and_auth_only() {
+    let (recs, _, _) = level_script(1);
+    assert_eq!(kinds(&recs), BTreeSet::from(['+', '*', '-']), "{recs:#?}");
+    assert_eq!(recs.len(), 3);
+}
+
+#[test]
+fn level_2_adds_client_commands_with_the_password_masked() {
+    let (recs, _, _) = level_script(2);
+    assert_eq!(kinds(&recs), BTreeSet::from(['+', '*', '-', '<']));
+    assert_eq!(datas(&recs, '<'), COMMANDS);
+}
+
+#[test]
+fn level_3_adds_completion_lines() {
+    let (recs, _, _) = level_script(3);
+    assert_eq!(kinds(&recs), BTreeSet::from(['+', '*', '-', '<', '>']));
+    assert_eq!(datas(&recs, '<'), COMMANDS);
+    let out = datas(&recs, '>');
+    // Greeting + one completion per command, nothing else.
+    assert_eq!(out.len(), 7, "{out:#?}");
+    assert!(out.iter().all(|l| l.starts_with("+OK")), "{out:#?}");
+    assert!(out[0].contains(" ready"), "{out:#?}");
+}
+
+#[test]
+fn level_4_adds_listings_and_summarises_message_content() {
+    let (recs, list, octets) = level_script(4);
+    assert_eq!(kinds(&recs), BTreeSet::from(['+', '*', '-', '<', '>']));
+    assert_eq!(datas(&recs, '<'), COMMANDS);
+    assert_eq!(
+        non_status(&recs),
+        vec![
+            list,
+            ".".to_string(),
+            format!("<literal {octets} octets>"),
+            ".".to_string()
+        ]
+    );
+    assert_eq!(datas(&recs, '>').len(), 11);
+    assert!(!recs.iter().any(|r| r.data.contains("first body line")));
+}
+
+#[test]
+fn level_5_adds_the_message_lines_themselves() {
+    let (recs, list, _) = level_script(5);
+    assert_eq!(kinds(&recs), BTreeSet::from(['+', '*', '-', '<', '>']));
+    assert_eq!(datas(&recs, '<'), COMMANDS);
+    let mut expected = vec![list, ".".to_string()];
+    expected.extend(MESSAGE.split("\r\n").map(String::from));
+    expected.pop(); // after the last CRLF
+    expected.push(".".to_string());
+    assert_eq!(non_status(&recs), expected);
+    assert!(!recs.iter().any(|r| r.data.starts_with("<literal")));
+}
+
+// ---------------------------------------------------------------------------------------
+// SPEC §5: "Secrets are never written, at any level"
+// ---------------------------------------------------------------------------------------
+
+/// Base64 text that any encoding of a byte string containing `secret` contains, for each of
+/// the three alignments, plus the plain text.
+fn secret_forms(secret: &str) -> Vec<String> {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let mut forms = vec![secret.to_string()];
+    for k in 0..3usize {
+        let mut bytes = vec![b'x'; k];
+        bytes.extend_from_slice(secret.as_bytes());
+        let enc = b64.encode(&bytes);
+        let first = k.div_ceil(3);
+        let last = (k + secret.len()) / 3;
+        forms.push(enc[first * 4..last * 4].to_string());
+    }
+    forms
+}
+
+#[test]
+fn passwords_never_appear_in_any_file_at_any_level() {
+    let secret = "Xyzzy-Pl0gh-Secret-77";
+    let mut setup = Setup::new(1);
+    setup.users = format!("carol:{{PLAIN}}{secret}\n");
+    let d = start(&setup);
+    let addr = pop3(&d);
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let plain = b64.encode(format!("\0carol\0{secret}"));
+    let mut forms = secret_forms(secret);
+    forms.push(plain.clone());
+    let mut apop_digests = Vec::new();
+
+    for level in 1..=5 {
+        if level > 1 {
+            setup.level = level;
+            reload(&d, level - 1, &setup, None);
+        }
+        // USER/PASS, and a failed PASS with a near miss.
+        let mut c = Pop3::connect(addr);
+        c.ok("USER carol");
+        let r = c.cmd(&format!("PASS {secret}x"));
+        assert!(r.starts_with("-ERR"), "{r}");
+        c.login("carol", secret);
+        c.quit();
+        // APOP (RFC 1939 §7).
+        let mut c = Pop3::connect(addr);
+        let digest: String = Md5::digest(format!("{}{secret}", c.apop_stamp()))
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        c.ok(&format!("APOP carol {digest}"));
+        apop_digests.push(digest);
+        c.quit();
+        // AUTH PLAIN with an initial response (RFC 5034 §4).
+        let mut c = Pop3::connect(addr);
+        c.ok(&format!("AUTH PLAIN {plain}"));
+        c.quit();
+        // AUTH PLAIN with the response on a continuation line.
+        let mut c = Pop3::connect(addr);
+        let r = c.cmd("AUTH PLAIN");
+        assert!(r.starts_with('+') && !r.starts_with("+OK"), "{r}");
+        c.ok(&plain);
+        c.quit();
+    }
+    forms.extend(apop_digests);
+
+    let dir = log_dir(&d);
+    let files = log_files(&dir);
+    assert!(!files.is_empty());
+    let mut saw_masked = 0;
+    for name in &files {
+        let text = std::fs::read_to_string(dir.join(name)).unwrap();
+        for f in &forms {
+            assert!(!text.contains(f.as_str()), "{name} contains {f:?}:\n{text}");
+        }
+        saw_masked += text.matches("***").count();
+    }
+    // The masks are there from level 2 on (so the client lines were logged, then masked).
+    let recs = all_records(&dir);
+    let client = datas(&recs, '<');
+    assert!(client.iter().any(|l| l == "PASS ***"), "{client:#?}");
+    assert!(client.iter().any(|l| l == "APOP carol ***" || l == "APOP ***"));
+    assert!(client.iter().any(|l| l == "AUTH PLAIN ***"), "{client:#?}");
+    assert!(client.iter().any(|l| l == "***"), "{client:#?}");
+    assert!(saw_masked >= 4 * 5);
+    // The daemon's own log neither.
+    let daemon_log = d.log_text();
+    for f in &forms {
+        assert!(!daemon_log.contains(f.as_str()), "daemon log contains {f:?}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// SPEC §5 "Integrity": concurrent sessions never interleave within a line
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn a_hundred_concurrent_sessions_write_whole_well_formed_lines() {
+    const N: usize = 100;
+    let mut setup = Setup::new(5);
+    setup.limits = "max_connections_per_ip = 1000\nmax_connections = 1000".into();
+    setup.users = (0..N).map(|i| format!("u{i}:{{PLAIN}}pw{i}\n")).collect();
+    let d = start(&setup);
+    for i in 0..N {
+        let body = format!(
+            "Subject: message {i}\r\n\r\n{}",
+            (0..20)
+                .map(|k| format!("line {k} of message {i}, with \"quotes\", commas and \\\r\n"))
+                .collect::<String>()
+        );
+        common::deliver(&d.data_dir(), &format!("u{i}"), i, &body);
+    }
+    let addr = pop3(&d);
+    let barrier = Arc::new(Barrier::new(N));
+    let threads: Vec<_> = (0..N)
+        .map(|i| {
+            let barrier = barrier.clone();
+            std::thread::spawn(move || {
+                // Everyone connects, then all talk at once; the barrier is reached whatever
+                // happened before it, so a failure cannot hang the others.
+                let conn = std::panic::catch_unwind(|| Pop3::connect(addr));
+                barrier.wait();
+                let mut c = conn.expect("connect");
+                c.login(&format!("u{i}"), &format!("pw{i}"));
+                c.ok("STAT");
+                c.ok("LIST");
+                c.multi();
+                c.ok("RETR 1");
+                let (lines, _) = c.multi();
+                assert_eq!(lines[0], format!("Subject: message {i}"));
+                c.quit();
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("client thread");
+    }
+    let dir = log_dir(&d);
+    assert_eq!(log_files(&dir), vec!["L0000001.log"]);
+    // read_log parses every line strictly: 7 fields, timestamp, 16-hex id, endpoints, event.
+    let recs = all_records(&dir);
+    let sessions = by_session(&recs);
+    assert_eq!(sessions.len(), N);
+    let mut users = BTreeSet::new();
+    for s in sessions.values() {
+        assert_whole_session(s);
+        let user = s
+            .iter()
+            .find(|r| r.event == '<' && r.data.starts_with("USER "))
+            .map(|r| r.data[5..].to_string())
+            .unwrap();
+        // The session's own message and no one else's.
+        let n = &user[1..];
+        let body: Vec<&Rec> = s.iter().filter(|r| r.data.starts_with("line ")).collect();
+        assert_eq!(body.len(), 20);
+        assert!(body
+            .iter()
+            .all(|r| r.data.ends_with(&format!("of message {n}, with \"quotes\", commas and \\"))));
+        users.insert(user);
+    }
+    assert_eq!(users.len(), N);
+}
+
+// ---------------------------------------------------------------------------------------
+// SPEC §5 "Failure never stops mail"
+// ---------------------------------------------------------------------------------------
+
+/// USER/PASS, STAT, QUIT: the session works whatever the log does.
+fn session_works(d: &Daemon) {
+    let mut c = Pop3::connect(pop3(d));
+    c.login(USER, PASS);
+    c.ok("STAT");
+    c.quit();
+}
+
+const OPEN_ERROR: &str = "protocol log: cannot open a log file";
+
+#[test]
+fn log_path_under_a_regular_file_fails_once_and_recovers_when_fixed() {
+    let mut setup = Setup::new(5);
+    setup.log_rel = "blocker/logs".into();
+    let d = start(&setup);
+    let blocker = d.dir.path().join("blocker");
+    std::fs::write(&blocker, b"not a directory").unwrap();
+    for _ in 0..3 {
+        session_works(&d);
+    }
+    assert_eq!(log_count(&d, OPEN_ERROR), 1, "{}", d.log_text());
+    let err = d.log_text();
+    let line = err.lines().find(|l| l.contains(OPEN_ERROR)).unwrap();
+    assert!(line.contains("ERROR"), "{line}");
+    assert!(line.contains(&blocker.display().to_string()), "{line}");
+
+    // Fix the path: the next session start opens L0000001.log and logs the recovery.
+    std::fs::remove_file(&blocker).unwrap();
+    session_works(&d);
+    let dir = blocker.join("logs");
+    assert_eq!(log_files(&dir), vec!["L0000001.log"]);
+    assert!(d.log_text().contains("protocol log recovered"));
+    assert_eq!(log_count(&d, OPEN_ERROR), 1);
+    let recs = all_records(&dir);
+    assert_eq!(by_session(&recs).len(), 1);
+    assert_whole_session(&recs);
+}
+
+#[test]
+fn log_directory_replaced_by_a_file_after_start_fails_once_and_recovers() {
+    let d = start(&Setup::new(5));
+    let dir = log_dir(&d);
+    session_works(&d);
+    assert_eq!(log_files(&dir), vec!["L0000001.log"]);
+
+    // The directory goes away and a regular file takes its name.
+    std::fs::remove_dir_all(&dir).unwrap();
+    std::fs::write(&dir, b"in the way").unwrap();
+    for _ in 0..3 {
+        session_works(&d);
+    }
+    assert_eq!(log_count(&d, OPEN_ERROR), 1, "{}", d.log_text());
+
+    // Fixed: a new file at the next session start.
+    std::fs::remove_file(&dir).unwrap();
+    session_works(&d);
+    assert!(d.log_text().contains("protocol log recovered"));
+    assert_eq!(log_count(&d, OPEN_ERROR), 1);
+    assert_eq!(log_files(&dir), vec!["L0000001.log"]);
+    let recs = all_records(&dir);
+    assert_eq!(by_session(&recs).len(), 1);
+    assert_whole_session(&recs);
+}
+
+// ---------------------------------------------------------------------------------------
+// Extension value "POP3 Protocol Log File Size Limit" (KiB): roll at a record boundary
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn size_limit_rolls_to_the_next_number_without_losing_a_record() {
+    let mut setup = Setup::new(5);
+    setup.extra = "\"POP3 Protocol Log File Size Limit\" = 1".into();
+    let d = start(&setup);
+    let body: String = (0..40)
+        .map(|k| format!("body line {k} padding padding padding padding\r\n"))
+        .collect();
+    common::deliver(&d.data_dir(), USER, 1, &format!("Subject: big\r\n\r\n{body}"));
+    let mut c = Pop3::connect(pop3(&d));
+    c.login(USER, PASS);
+    c.ok("RETR 1");
+    c.multi();
+    c.quit();
+
+    let dir = log_dir(&d);
+    let files = log_files(&dir);
+    assert!(files.len() >= 3, "{files:?}");
+    for (k, name) in files.iter().enumerate() {
+        assert_eq!(name, &format!("L{:07}.log", k + 1));
+        let path = dir.join(name);
+        let len = std::fs::metadata(&path).unwrap().len();
+        let f = read_log(&path); // whole lines, header first in every file
+        assert!(!f.records.is_empty(), "{name} holds no record");
+        assert!(
+            len <= 1024 || f.records.len() == 1,
+            "{name} is {len} bytes with {} records",
+            f.records.len()
+        );
+    }
+    // Only the newest file stays locked.
+    let last = dir.join(files.last().unwrap());
+    wait_lines(&last, 5);
+    assert!(locked_by_daemon(&last));
+    assert!(!locked_by_daemon(&dir.join(&files[0])));
+    // Sequence numbers continue across the files: nothing lost, nothing repeated.
+    let recs = all_records(&dir);
+    assert_eq!(by_session(&recs).len(), 1);
+    assert_whole_session(&recs);
+    let content = datas(&recs, '>');
+    for k in 0..40 {
+        let line = format!("body line {k} padding padding padding padding");
+        assert_eq!(content.iter().filter(|l| **l == line).count(), 1, "{line}");
+    }
+    let rolled = log_count(&d, "reason=\"size limit\"");
+    assert!(rolled >= 2 * (files.len() - 1), "{}", d.log_text());
+}
