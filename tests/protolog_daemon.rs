@@ -46,6 +46,8 @@ struct Setup {
     limits: String,
     /// Log path relative to the daemon's tempdir.
     log_rel: String,
+    /// Or an absolute log path (a directory another daemon logs into).
+    log_abs: Option<PathBuf>,
 }
 
 impl Setup {
@@ -56,12 +58,17 @@ impl Setup {
             users: String::new(),
             limits: String::new(),
             log_rel: "logs".into(),
+            log_abs: None,
         }
     }
 
     fn options(&self, root: &Path) -> Options {
         Options {
-            registry: registry(self.level, &root.join(&self.log_rel), &self.extra),
+            registry: registry(
+                self.level,
+                &self.log_abs.clone().unwrap_or(root.join(&self.log_rel)),
+                &self.extra,
+            ),
             limits: self.limits.clone(),
             users: self.users.clone(),
             env: Vec::new(),
@@ -408,7 +415,9 @@ fn parse_record(line: &str) -> Result<Rec, String> {
     if f[1].len() != 16 || !f[1].bytes().all(|c| c.is_ascii_hexdigit()) {
         return Err(format!("bad session-id: {line:?}"));
     }
-    let seq: u64 = f[2].parse().map_err(|_| format!("bad sequence: {line:?}"))?;
+    let seq: u64 = f[2]
+        .parse()
+        .map_err(|_| format!("bad sequence: {line:?}"))?;
     if !is_endpoint(&f[3]) || !is_endpoint(&f[4]) {
         return Err(format!("bad endpoint: {line:?}"));
     }
@@ -433,12 +442,17 @@ fn parse_record(line: &str) -> Result<Rec, String> {
 /// Reads a whole log file: the four header lines exactly as SPEC §5, then records only, each
 /// line ending in `\n`.
 fn read_log(path: &Path) -> LogFile {
+    read_log_of(path, "POP3")
+}
+
+/// [`read_log`] for a file of `service` (`#Service: {service}`).
+fn read_log_of(path: &Path, service: &str) -> LogFile {
     let text = std::fs::read_to_string(path).unwrap();
     assert!(text.ends_with('\n'), "{} ends mid-line", path.display());
     let lines: Vec<&str> = text.lines().collect();
     assert!(lines.len() >= 4, "{}: no header:\n{text}", path.display());
     let header: Vec<String> = lines[..4].iter().map(|s| s.to_string()).collect();
-    assert_eq!(header[0], "#Service: POP3");
+    assert_eq!(header[0], format!("#Service: {service}"));
     assert_eq!(
         header[1],
         format!("#Software: mailserver {}", env!("CARGO_PKG_VERSION"))
@@ -545,13 +559,19 @@ fn locked_until_the_session_after_level_0_then_released_and_the_next_file_is_new
     // Level 0 by editing the config: still locked until a session starts.
     setup.level = 0;
     reload(&d, 5, &setup, None);
-    assert!(locked_by_daemon(&first), "released before the next session start");
+    assert!(
+        locked_by_daemon(&first),
+        "released before the next session start"
+    );
     assert!(daemon_has_open(&d, &first));
     assert!(!d.log_text().contains("protocol log released"));
 
     // The next session start releases the handle (before the greeting is written).
     let c = Pop3::connect(pop3(&d));
-    assert!(!locked_by_daemon(&first), "still locked after the next session start");
+    assert!(
+        !locked_by_daemon(&first),
+        "still locked after the next session start"
+    );
     assert!(!daemon_has_open(&d, &first), "fd still open after release");
     let text = d.log_text();
     let line = text
@@ -571,10 +591,18 @@ fn locked_until_the_session_after_level_0_then_released_and_the_next_file_is_new
     // Re-enabling opens the next number; the old file is never appended to.
     setup.level = 5;
     reload(&d, 0, &setup, None);
-    assert_eq!(log_files(&dir), vec!["L0000001.log"], "opened before a session");
+    assert_eq!(
+        log_files(&dir),
+        vec!["L0000001.log"],
+        "opened before a session"
+    );
     Pop3::connect(pop3(&d)).quit();
     assert_eq!(log_files(&dir), vec!["L0000001.log", "L0000002.log"]);
-    assert_eq!(std::fs::read(&first).unwrap(), before, "L0000001.log changed");
+    assert_eq!(
+        std::fs::read(&first).unwrap(),
+        before,
+        "L0000001.log changed"
+    );
     let second = dir.join("L0000002.log");
     assert!(locked_by_daemon(&second));
     assert!(!locked_by_daemon(&first));
@@ -642,12 +670,21 @@ fn a_session_keeps_the_level_of_its_start_across_a_reload() {
     let (sa, sb, sc, sd) = (order[0].1, order[1].1, order[2].1, order[3].1);
     assert_eq!(kinds(sa), BTreeSet::from(['+', '*', '-']), "A: {sa:#?}");
     assert!(datas(sb, '<').contains(&"NOOP".to_string()), "B: {sb:#?}");
-    assert!(datas(sb, '>').iter().any(|l| l.starts_with("+OK")), "B: {sb:#?}");
+    assert!(
+        datas(sb, '>').iter().any(|l| l.starts_with("+OK")),
+        "B: {sb:#?}"
+    );
     assert_eq!(datas(sc, '<'), vec!["CAPA", "QUIT"], "C: {sc:#?}");
     // C logs the greeting, CAPA's status and listing (level 4) and QUIT's status.
-    assert!(datas(sc, '>').contains(&"USER".to_string()), "C lost its level 5: {sc:#?}");
+    assert!(
+        datas(sc, '>').contains(&"USER".to_string()),
+        "C lost its level 5: {sc:#?}"
+    );
     assert_eq!(datas(sd, '<'), vec!["CAPA", "QUIT"], "D: {sd:#?}");
-    assert!(datas(sd, '>').is_empty(), "D wrote level 3 lines at 2: {sd:#?}");
+    assert!(
+        datas(sd, '>').is_empty(),
+        "D wrote level 3 lines at 2: {sd:#?}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------
@@ -837,14 +874,19 @@ fn passwords_never_appear_in_any_file_at_any_level() {
     let recs = all_records(&dir);
     let client = datas(&recs, '<');
     assert!(client.iter().any(|l| l == "PASS ***"), "{client:#?}");
-    assert!(client.iter().any(|l| l == "APOP carol ***" || l == "APOP ***"));
+    assert!(client
+        .iter()
+        .any(|l| l == "APOP carol ***" || l == "APOP ***"));
     assert!(client.iter().any(|l| l == "AUTH PLAIN ***"), "{client:#?}");
     assert!(client.iter().any(|l| l == "***"), "{client:#?}");
     assert!(saw_masked >= 4 * 5);
     // The daemon's own log neither.
     let daemon_log = d.log_text();
     for f in &forms {
-        assert!(!daemon_log.contains(f.as_str()), "daemon log contains {f:?}");
+        assert!(
+            !daemon_log.contains(f.as_str()),
+            "daemon log contains {f:?}"
+        );
     }
 }
 
@@ -911,9 +953,9 @@ fn a_hundred_concurrent_sessions_write_whole_well_formed_lines() {
         let n = &user[1..];
         let body: Vec<&Rec> = s.iter().filter(|r| r.data.starts_with("line ")).collect();
         assert_eq!(body.len(), 20);
-        assert!(body
-            .iter()
-            .all(|r| r.data.ends_with(&format!("of message {n}, with \"quotes\", commas and \\"))));
+        assert!(body.iter().all(|r| r
+            .data
+            .ends_with(&format!("of message {n}, with \"quotes\", commas and \\"))));
         users.insert(user);
     }
     assert_eq!(users.len(), N);
@@ -999,7 +1041,12 @@ fn size_limit_rolls_to_the_next_number_without_losing_a_record() {
     let body: String = (0..40)
         .map(|k| format!("body line {k} padding padding padding padding\r\n"))
         .collect();
-    common::deliver(&d.data_dir(), USER, 1, &format!("Subject: big\r\n\r\n{body}"));
+    common::deliver(
+        &d.data_dir(),
+        USER,
+        1,
+        &format!("Subject: big\r\n\r\n{body}"),
+    );
     let mut c = Pop3::connect(pop3(&d));
     c.login(USER, PASS);
     c.ok("RETR 1");
@@ -1037,4 +1084,150 @@ fn size_limit_rolls_to_the_next_number_without_losing_a_record() {
     }
     let rolled = log_count(&d, "reason=\"size limit\"");
     assert!(rolled >= 2 * (files.len() - 1), "{}", d.log_text());
+}
+
+// ---------------------------------------------------------------------------------------
+// SPEC §5 "When files open and close": the other transitions
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn sessions_running_before_a_release_stop_writing() {
+    let mut setup = Setup::new(5);
+    let d = start(&setup);
+    let dir = log_dir(&d);
+    let file = dir.join("L0000001.log");
+    let mut a = Pop3::connect(pop3(&d));
+    a.login(USER, PASS);
+    a.ok("STAT");
+    // Records reach the file while the session is still open (flushed within a second;
+    // waited for here without asserting how long it took).
+    wait_lines(&file, 4 + 8);
+    setup.level = 0;
+    reload(&d, 5, &setup, None);
+    // Still logging until the next session start releases the file.
+    a.ok("NOOP");
+    wait_lines(&file, 4 + 10);
+    let b = Pop3::connect(pop3(&d));
+    let before = std::fs::read(&file).unwrap();
+    a.ok("STAT");
+    a.ok("LIST");
+    a.multi();
+    a.quit();
+    b.quit();
+    assert_eq!(
+        std::fs::read(&file).unwrap(),
+        before,
+        "written after release"
+    );
+    assert_eq!(log_files(&dir), vec!["L0000001.log"]);
+    let recs = read_log(&file).records;
+    // A's records up to the release, whole and in order, without its `-`.
+    for (i, r) in recs.iter().enumerate() {
+        assert_eq!(r.seq, i as u64);
+    }
+    assert_eq!(
+        datas(&recs, '<'),
+        vec!["USER alice", "PASS ***", "STAT", "NOOP"]
+    );
+    assert!(!kinds(&recs).contains(&'-'));
+}
+
+#[test]
+fn a_path_change_releases_the_old_file_and_opens_one_in_the_new_path() {
+    let mut setup = Setup::new(2);
+    let d = start(&setup);
+    let old = log_dir(&d).join("L0000001.log");
+    Pop3::connect(pop3(&d)).quit();
+    assert!(locked_by_daemon(&old));
+    setup.log_rel = "logs2/pop3".into();
+    let new_dir = d.dir.path().join("logs2/pop3");
+    reload(&d, 2, &setup, Some("\"POP3 Protocol Log Path\": "));
+    assert!(locked_by_daemon(&old), "released before a session start");
+    assert!(!new_dir.exists(), "created before a session start");
+    Pop3::connect(pop3(&d)).quit();
+    assert!(!locked_by_daemon(&old));
+    assert!(!daemon_has_open(&d, &old));
+    assert_eq!(log_files(&new_dir), vec!["L0000001.log"]);
+    let new = new_dir.join("L0000001.log");
+    assert!(locked_by_daemon(&new));
+    assert_whole_session(&read_log(&new).records);
+    assert_eq!(by_session(&read_log(&old).records).len(), 1);
+    let text = d.log_text();
+    assert!(text
+        .lines()
+        .any(|l| l.contains("protocol log released") && l.contains("reason=\"path changed\"")));
+    assert!(text.lines().any(|l| l.contains("protocol log opened")
+        && l.contains(&new.display().to_string())
+        && l.contains("reason=\"path changed\"")));
+}
+
+// ---------------------------------------------------------------------------------------
+// SPEC §5 "Names": after the highest number, O_EXCL, never an existing file
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn names_continue_after_the_highest_and_services_and_daemons_never_share_a_file() {
+    let setup = Setup::new(5);
+    let d1 = start(&setup);
+    let dir = log_dir(&d1);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("L0000041.log"), b"someone else's\n").unwrap();
+    std::fs::write(dir.join("L41.log"), b"not a log name\n").unwrap();
+    std::fs::write(dir.join("L0000099.txt"), b"not a log name\n").unwrap();
+    Pop3::connect(pop3(&d1)).quit();
+    assert_eq!(
+        log_files(&dir),
+        vec!["L0000041.log", "L0000042.log", "L41.log"]
+    );
+    assert_eq!(
+        std::fs::read(dir.join("L0000041.log")).unwrap(),
+        b"someone else's\n"
+    );
+
+    // A second daemon logging POP3 and IMAP4 into the same directory.
+    let mut setup2 = Setup::new(5);
+    setup2.extra = format!(
+        "\"IMAP Protocol Logging Level\" = 1\n\"IMAP Protocol Log Path\" = \"{}\"",
+        dir.display()
+    );
+    setup2.log_abs = Some(dir.clone());
+    let mut d2 = start(&setup2);
+    Pop3::connect(pop3(&d2)).quit();
+    let imap = TcpStream::connect_timeout(&d2.imap.expect("IMAP listener"), WAIT).unwrap();
+    imap.set_read_timeout(Some(WAIT)).unwrap();
+    let mut greeting = String::new();
+    let _ = BufReader::new(imap).read_line(&mut greeting);
+    Pop3::connect(pop3(&d1)).quit();
+    assert_eq!(
+        log_files(&dir),
+        vec![
+            "L0000041.log",
+            "L0000042.log",
+            "L0000043.log",
+            "L0000044.log",
+            "L41.log"
+        ]
+    );
+    assert_eq!(
+        by_session(&read_log(&dir.join("L0000042.log")).records).len(),
+        2
+    );
+    assert_eq!(
+        by_session(&read_log(&dir.join("L0000043.log")).records).len(),
+        1
+    );
+    // IMAP4 got its own file, declared as such, locked like the others.
+    let imap_file = dir.join("L0000044.log");
+    wait_lines(&imap_file, 4 + 2);
+    let f = read_log_of(&imap_file, "IMAP4");
+    assert_eq!(f.records[0].event, '+');
+    assert_eq!(f.records[0].local, d2.imap.unwrap().to_string());
+    for name in ["L0000042.log", "L0000043.log", "L0000044.log"] {
+        assert!(locked_by_daemon(&dir.join(name)), "{name}");
+    }
+    d2.stop();
+    // Shutdown releases the handles of d2 only.
+    assert!(!locked_by_daemon(&dir.join("L0000043.log")));
+    assert!(!locked_by_daemon(&imap_file));
+    assert!(locked_by_daemon(&dir.join("L0000042.log")));
 }
