@@ -28,6 +28,7 @@ pub struct Daemon {
 }
 
 /// Options for [`Daemon::start_with`].
+#[derive(Default)]
 pub struct Options {
     /// Extra `[ParametersSystem]` lines.
     pub registry: String,
@@ -39,16 +40,6 @@ pub struct Options {
     pub env: Vec<(String, String)>,
 }
 
-impl Default for Options {
-    fn default() -> Self {
-        Options {
-            registry: String::new(),
-            limits: String::new(),
-            users: String::new(),
-            env: Vec::new(),
-        }
-    }
-}
 
 pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_mailserver"))
