@@ -48,7 +48,7 @@ fn first_use_creates_inbox_and_special_folders() {
     assert_eq!(mode(&root.join("dovecot-uidlist")), 0o600);
     // A group-shared tree keeps being group-shared.
     fs::set_permissions(&root, fs::Permissions::from_mode(0o770)).unwrap();
-    fs::set_permissions(&root.join("cur"), fs::Permissions::from_mode(0o770)).unwrap();
+    fs::set_permissions(root.join("cur"), fs::Permissions::from_mode(0o770)).unwrap();
     user.create("Shared").unwrap();
     assert_eq!(mode(&root.join(".Shared/cur")), 0o770);
     inbox.append(MSG, Flags::NONE, &[], None).unwrap();
