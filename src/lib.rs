@@ -17,6 +17,8 @@ pub mod auth;
 pub mod protolog;
 /// POP3 (RFC 1939, 2449, 2595, 5034).
 pub mod pop3;
+/// IMAP4rev1 (RFC 3501) with the extensions real clients expect.
+pub mod imap;
 /// Mail storage behind a narrow trait; Maildir++ with Dovecot-compatible metadata.
 pub mod store;
 /// systemd `sd_notify` integration (READY, RELOADING, STOPPING, WATCHDOG).

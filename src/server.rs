@@ -5,15 +5,20 @@
 //!   is read, with one `load_full()` per accepted connection, giving a [`Snapshot`].
 //! * A session uses only its [`Snapshot`] until it ends.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::auth::Users;
 use crate::config::Config;
-use crate::protolog::ProtoLog;
+use crate::protolog::{ProtoLog, Service};
 use crate::store::Store;
 
 /// What a session gets when its connection is accepted, and keeps until it ends.
@@ -38,7 +43,280 @@ pub struct Shared {
 
 /// `mailserver run`: loads the config at `config_path`, binds every listener, serves until
 /// SIGTERM/SIGINT, then drains. Errors are startup failures (bad config, bind failure).
-pub async fn run_daemon(config_path: std::path::PathBuf) -> anyhow::Result<()> {
-    let _ = config_path;
-    todo!("server work")
+pub async fn run_daemon(config_path: PathBuf) -> anyhow::Result<()> {
+    let config = crate::config::load(&config_path)?;
+    for w in &config.warnings {
+        tracing::warn!("{w}");
+    }
+    let snapshot = build_snapshot(config)?;
+    let listeners = bind_all(&snapshot.config).await?;
+    let store = crate::store::maildir::MaildirStore::new(snapshot.config.server.data_dir.join("mail"));
+    let shared = Arc::new(Shared {
+        live: ArcSwap::from_pointee(snapshot),
+        store: Arc::new(store),
+        users: Users::new(),
+        protolog: ProtoLog::new(),
+        pop3_locks: Mutex::new(HashSet::new()),
+        shutdown: CancellationToken::new(),
+    });
+
+    let reload_target = shared.clone();
+    let _watcher = crate::config::watch::spawn(
+        config_path,
+        Arc::new(move |config| apply_reload(&reload_target, config)),
+        shared.shutdown.clone(),
+    )?;
+    spawn_signal_handler(shared.shutdown.clone())?;
+    crate::systemd::spawn_watchdog(shared.shutdown.clone());
+    crate::systemd::ready();
+    tracing::info!("mailserver {} ready", env!("CARGO_PKG_VERSION"));
+    serve(listeners, shared).await;
+    tracing::info!("mailserver stopped");
+    Ok(())
+}
+
+/// Builds what a session needs from a validated config: the config itself and its TLS.
+pub fn build_snapshot(config: Config) -> anyhow::Result<Snapshot> {
+    let tls = crate::tls::server_config(&config)?;
+    Ok(Snapshot {
+        config,
+        tls: tokio_rustls::TlsAcceptor::from(tls),
+    })
+}
+
+/// The reload path (called by `config::watch` with a validated config): TLS is rebuilt with
+/// it, each changed value is logged, and the new snapshot is stored for the next sessions.
+/// Listen addresses and `data_dir` need a restart: they keep their running values.
+pub fn apply_reload(shared: &Shared, mut config: Config) {
+    let old = shared.live.load_full();
+    let changes = crate::config::diff(&old.config, &config);
+    for w in &config.warnings {
+        tracing::warn!("{w}");
+    }
+    if changes.iter().any(|c| c.needs_restart) {
+        config.imap = old.config.imap.clone();
+        config.pop3 = old.config.pop3.clone();
+        config.server.data_dir = old.config.server.data_dir.clone();
+    }
+    let snapshot = match build_snapshot(config) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!("reload rejected, the running configuration stays: {e:#}");
+            return;
+        }
+    };
+    for c in &changes {
+        if c.needs_restart {
+            tracing::warn!(
+                "{}: {} -> {} needs a restart; the running value stays",
+                c.key,
+                c.old,
+                c.new
+            );
+        } else {
+            tracing::info!(
+                "{}: {} -> {} (applies at the next session start)",
+                c.key,
+                c.old,
+                c.new
+            );
+        }
+    }
+    if changes.is_empty() {
+        tracing::info!("configuration reloaded, no value changed");
+    }
+    shared.live.store(Arc::new(snapshot));
+}
+
+/// SIGTERM/SIGINT fire the shutdown token (and tell systemd we are stopping).
+fn spawn_signal_handler(shutdown: CancellationToken) -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+            _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+            _ = shutdown.cancelled() => {}
+        }
+        crate::systemd::stopping();
+        shutdown.cancel();
+    });
+    Ok(())
+}
+
+/// A bound listening socket and what it serves.
+pub struct Bound {
+    pub service: Service,
+    /// Implicit TLS (IMAPS/POP3S) rather than plain with STARTTLS/STLS.
+    pub implicit_tls: bool,
+    pub listener: TcpListener,
+}
+
+/// Binds every `listen` and `tls_listen` address of `[imap]` and `[pop3]`.
+pub async fn bind_all(config: &Config) -> anyhow::Result<Vec<Bound>> {
+    let mut out = Vec::new();
+    let sets = [
+        (Service::Imap4, false, &config.imap.listen),
+        (Service::Imap4, true, &config.imap.tls_listen),
+        (Service::Pop3, false, &config.pop3.listen),
+        (Service::Pop3, true, &config.pop3.tls_listen),
+    ];
+    for (service, implicit_tls, addrs) in sets {
+        for addr in addrs {
+            let listener = TcpListener::bind(addr)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
+            tracing::info!(
+                "{} listening on {}{}",
+                service.header_name(),
+                listener.local_addr()?,
+                if implicit_tls { " (TLS)" } else { "" }
+            );
+            out.push(Bound {
+                service,
+                implicit_tls,
+                listener,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Serves `listeners` until `shared.shutdown` fires, then waits for sessions to end, at most
+/// the grace period of the live config (STYLE principle 8: tests bind port 0 and call this).
+pub async fn serve(listeners: Vec<Bound>, shared: Arc<Shared>) {
+    let tracker = TaskTracker::new();
+    let limiter = Arc::new(Limiter::default());
+    for bound in listeners {
+        tracker.spawn(accept_loop(bound, shared.clone(), limiter.clone(), tracker.clone()));
+    }
+    shared.shutdown.cancelled().await;
+    tracker.close();
+    let grace = shared.live.load().config.limits.shutdown_grace;
+    if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
+        tracing::warn!(
+            "{} session(s) still running after the {:?} grace period; exiting anyway",
+            tracker.len(),
+            grace
+        );
+    }
+    shared.protolog.shutdown();
+}
+
+async fn accept_loop(bound: Bound, shared: Arc<Shared>, limiter: Arc<Limiter>, tracker: TaskTracker) {
+    loop {
+        let accepted = tokio::select! {
+            _ = shared.shutdown.cancelled() => return,
+            r = bound.listener.accept() => r,
+        };
+        let (stream, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                // EMFILE and friends: back off briefly instead of spinning.
+                tracing::warn!("accept failed: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        // The one read of the live config a session gets (SPEC §4).
+        let snapshot = shared.live.load_full();
+        let limits = &snapshot.config.limits;
+        let Some(permit) = limiter.acquire(peer, limits.max_connections, limits.max_connections_per_ip)
+        else {
+            tracing::warn!("{peer}: connection refused, too many connections");
+            tracker.spawn(refuse(stream, bound.service, bound.implicit_tls));
+            continue;
+        };
+        let shared = shared.clone();
+        let (service, implicit_tls) = (bound.service, bound.implicit_tls);
+        tracker.spawn(async move {
+            crate::conn::serve(shared, snapshot, stream, service, implicit_tls).await;
+            drop(permit);
+        });
+    }
+}
+
+/// Tells an over-limit client why it is refused (plain listeners only), then closes.
+async fn refuse(mut stream: TcpStream, service: Service, implicit_tls: bool) {
+    if implicit_tls {
+        return;
+    }
+    let line: &[u8] = match service {
+        Service::Pop3 => b"-ERR [SYS/TEMP] Too many connections, try again later.\r\n",
+        Service::Imap4 => b"* BYE [UNAVAILABLE] Too many connections, try again later.\r\n",
+    };
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        let _ = stream.write_all(line).await;
+        let _ = stream.shutdown().await;
+    })
+    .await;
+}
+
+/// Counts connections, in all and per client address (`max_connections`,
+/// `max_connections_per_ip`).
+#[derive(Default)]
+struct Limiter {
+    inner: Mutex<LimiterState>,
+}
+
+#[derive(Default)]
+struct LimiterState {
+    total: usize,
+    per_ip: HashMap<IpAddr, usize>,
+}
+
+struct Permit {
+    limiter: Arc<Limiter>,
+    ip: IpAddr,
+}
+
+impl Limiter {
+    fn acquire(self: &Arc<Self>, peer: SocketAddr, max_total: usize, max_per_ip: usize) -> Option<Permit> {
+        let mut st = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let ip = peer.ip();
+        let here = st.per_ip.get(&ip).copied().unwrap_or(0);
+        if st.total >= max_total || here >= max_per_ip {
+            return None;
+        }
+        st.total += 1;
+        st.per_ip.insert(ip, here + 1);
+        Some(Permit {
+            limiter: self.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        let mut st = self.limiter.inner.lock().unwrap_or_else(|p| p.into_inner());
+        st.total -= 1;
+        if let Some(n) = st.per_ip.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                st.per_ip.remove(&self.ip);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limiter_counts_total_and_per_ip() {
+        let l = Arc::new(Limiter::default());
+        let a: SocketAddr = "127.0.0.1:1000".parse().unwrap();
+        let b: SocketAddr = "127.0.0.2:1000".parse().unwrap();
+        let p1 = l.acquire(a, 3, 2).unwrap();
+        let _p2 = l.acquire(a, 3, 2).unwrap();
+        assert!(l.acquire(a, 3, 2).is_none(), "per-ip cap");
+        let _p3 = l.acquire(b, 3, 2).unwrap();
+        assert!(l.acquire(b, 3, 2).is_none(), "total cap");
+        drop(p1);
+        assert!(l.acquire(a, 3, 2).is_some(), "released on drop");
+    }
 }

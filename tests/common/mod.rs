@@ -1,0 +1,278 @@
+//! Shared helpers for integration tests that drive the real `mailserver` binary.
+//!
+//! [`Daemon::start`] writes a config into a tempdir (listeners on `127.0.0.1:0`), starts the
+//! binary, and learns the bound ports from its log ("POP3 listening on ...").
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The demo user of every test daemon.
+pub const USER: &str = "alice";
+pub const PASS: &str = "wonderland";
+
+/// A running daemon with its tempdir, ports and captured log.
+pub struct Daemon {
+    pub child: Child,
+    pub dir: tempfile::TempDir,
+    pub config_path: PathBuf,
+    pub pop3: Option<SocketAddr>,
+    pub pop3s: Option<SocketAddr>,
+    pub imap: Option<SocketAddr>,
+    pub imaps: Option<SocketAddr>,
+    pub log: Arc<Mutex<String>>,
+}
+
+/// Options for [`Daemon::start_with`].
+pub struct Options {
+    /// Extra `[ParametersSystem]` lines.
+    pub registry: String,
+    /// Extra `[limits]` lines.
+    pub limits: String,
+    /// Extra users lines (besides alice).
+    pub users: String,
+    /// Extra environment.
+    pub env: Vec<(String, String)>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            registry: String::new(),
+            limits: String::new(),
+            users: String::new(),
+            env: Vec::new(),
+        }
+    }
+}
+
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_mailserver"))
+}
+
+/// The config text every test daemon uses, with `opts` spliced in.
+pub fn config_text(dir: &Path, opts: &Options) -> String {
+    format!(
+        r#"[server]
+hostname = "test.example"
+data_dir = "{data}"
+
+[imap]
+listen = ["127.0.0.1:0"]
+tls_listen = ["127.0.0.1:0"]
+
+[pop3]
+listen = ["127.0.0.1:0"]
+tls_listen = ["127.0.0.1:0"]
+
+[auth]
+users_file = "users"
+
+[limits]
+shutdown_grace_secs = 5
+{limits}
+
+[ParametersSystem]
+{registry}
+"#,
+        data = dir.join("data").display(),
+        limits = opts.limits,
+        registry = opts.registry,
+    )
+}
+
+impl Daemon {
+    pub fn start() -> Daemon {
+        Daemon::start_with(Options::default())
+    }
+
+    pub fn start_with(opts: Options) -> Daemon {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("users"),
+            format!("{USER}:{{PLAIN}}{PASS}\n{}", opts.users),
+        )
+        .unwrap();
+        let config_path = dir.path().join("mailserver.toml");
+        std::fs::write(&config_path, config_text(dir.path(), &opts)).unwrap();
+        Daemon::spawn(dir, config_path, &opts.env)
+    }
+
+    /// Starts the binary on an existing config; waits (bounded) until it says it is ready.
+    pub fn spawn(dir: tempfile::TempDir, config_path: PathBuf, env: &[(String, String)]) -> Daemon {
+        let mut cmd = Command::new(bin());
+        cmd.arg("--config")
+            .arg(&config_path)
+            .arg("run")
+            .env("RUST_LOG", "info")
+            .env_remove("NOTIFY_SOCKET")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn mailserver");
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel::<String>();
+        let log2 = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if std::env::var_os("MAILSERVER_TEST_ECHO").is_some() {
+                    eprintln!("[daemon] {line}");
+                }
+                log2.lock().unwrap().push_str(&line);
+                log2.lock().unwrap().push('\n');
+                let _ = tx.send(line);
+            }
+        });
+        let mut d = Daemon {
+            child,
+            dir,
+            config_path,
+            pop3: None,
+            pop3s: None,
+            imap: None,
+            imaps: None,
+            log,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = match rx.recv_timeout(left) {
+                Ok(l) => l,
+                Err(_) => panic!("daemon not ready in 30 s; log:\n{}", d.log_text()),
+            };
+            if let Some(rest) = line.split(" listening on ").nth(1) {
+                let tls = rest.contains("(TLS)");
+                let addr: SocketAddr = rest.split_whitespace().next().unwrap().parse().unwrap();
+                let slot = match (line.contains("POP3"), tls) {
+                    (true, false) => &mut d.pop3,
+                    (true, true) => &mut d.pop3s,
+                    (false, false) => &mut d.imap,
+                    (false, true) => &mut d.imaps,
+                };
+                *slot = Some(addr);
+            }
+            if line.contains(" ready") {
+                break;
+            }
+        }
+        d
+    }
+
+    pub fn log_text(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends a signal with the `kill` command (no unsafe code in tests either).
+    pub fn signal(&self, sig: &str) {
+        let st = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.pid().to_string())
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+
+    /// Waits until `needle` appears in the daemon log (bounded); panics with the log if not.
+    pub fn wait_log(&self, needle: &str, within: Duration) {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if self.log_text().contains(needle) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("{needle:?} not in daemon log after {within:?}:\n{}", self.log_text());
+    }
+
+    /// Rewrites the config file in place with `opts` (hot reload).
+    pub fn rewrite_config(&self, opts: &Options) {
+        std::fs::write(&self.config_path, config_text(self.dir.path(), opts)).unwrap();
+    }
+
+    /// SIGTERM and wait (bounded) for the exit status.
+    pub fn stop(&mut self) -> std::process::ExitStatus {
+        self.signal("TERM");
+        self.wait_exit(Duration::from_secs(20))
+    }
+
+    pub fn wait_exit(&mut self, within: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                return st;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("daemon did not exit within {within:?}; log:\n{}", self.log_text());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Runs a Python 3 snippet; returns stdout. Panics with stderr on failure.
+pub fn python(script: &str, args: &[&str]) -> String {
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "python failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Whether an external tool is installed (tests that need it skip with a message otherwise).
+pub fn have(tool: &str) -> bool {
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {tool} >/dev/null 2>&1"))
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+/// Delivers a message into `new/` of a user's INBOX the way an MTA does (tmp, then rename).
+pub fn deliver(data_dir: &Path, user: &str, n: usize, body: &str) -> PathBuf {
+    let root = data_dir.join("mail").join(user);
+    for d in ["tmp", "new", "cur"] {
+        std::fs::create_dir_all(root.join(d)).unwrap();
+    }
+    let name = format!("{}.M{}P{}.mta", 1_700_000_000 + n, n, std::process::id());
+    let tmp = root.join("tmp").join(&name);
+    std::fs::write(&tmp, body).unwrap();
+    let dest = root.join("new").join(&name);
+    std::fs::rename(&tmp, &dest).unwrap();
+    dest
+}
