@@ -76,7 +76,10 @@ mod tests {
     #[test]
     fn watchdog_env_rules() {
         assert_eq!(watchdog_usec(Some("30000000"), None, 7), Some(30_000_000));
-        assert_eq!(watchdog_usec(Some("30000000"), Some("7"), 7), Some(30_000_000));
+        assert_eq!(
+            watchdog_usec(Some("30000000"), Some("7"), 7),
+            Some(30_000_000)
+        );
         assert_eq!(watchdog_usec(Some("30000000"), Some("8"), 7), None);
         assert_eq!(watchdog_usec(Some("0"), None, 7), None);
         assert_eq!(watchdog_usec(Some("x"), None, 7), None);

@@ -39,14 +39,20 @@ fn invalid_config_refuses_to_start_with_file_line_column() {
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("bad.toml:4:"), "names file and line: {err}");
-    assert!(err.contains("POP3 Protocol Logging Level"), "names the value: {err}");
+    assert!(
+        err.contains("POP3 Protocol Logging Level"),
+        "names the value: {err}"
+    );
 }
 
 #[test]
 fn sigterm_exits_zero_and_generates_certificate_once() {
     let mut d = Daemon::start();
     let cert = d.data_dir().join("tls").join("cert.pem");
-    assert!(cert.exists(), "self-signed certificate generated in data_dir/tls");
+    assert!(
+        cert.exists(),
+        "self-signed certificate generated in data_dir/tls"
+    );
     let st = d.stop();
     assert!(st.success(), "{st:?}\n{}", d.log_text());
 }
@@ -75,9 +81,11 @@ fn reload_applies_valid_edits_rejects_invalid_ones_and_flags_restart_only_values
     d.wait_log("-> 4", Duration::from_secs(15));
 
     // A listen address change needs a restart.
-    let moved = good
-        .replace("= 3", "= 4")
-        .replacen("listen = [\"127.0.0.1:0\"]", "listen = [\"127.0.0.1:1\"]", 1);
+    let moved = good.replace("= 3", "= 4").replacen(
+        "listen = [\"127.0.0.1:0\"]",
+        "listen = [\"127.0.0.1:1\"]",
+        1,
+    );
     std::fs::write(&path, moved).unwrap();
     d.wait_log("needs a restart", Duration::from_secs(15));
 }

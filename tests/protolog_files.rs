@@ -329,4 +329,3 @@ fn session_ids_are_sixteen_hex_digits_and_distinct() {
     assert_eq!((n, ids.len()), (21, 21));
     assert_eq!(recs.last().unwrap().local, "[2001:db8::5]:995");
 }
-
