@@ -3,7 +3,7 @@
 //! Owns the shape of the benchmark mail: per user an INBOX (`DIR/<user>/cur`), `.Sent` and
 //! `.Archive` folders (Maildir++ layout, <https://cr.yp.to/proto/maildir.html> and the
 //! Courier `maildir++` convention), plus `DIR/users`, a Dovecot passwd-file with `{PLAIN}`
-//! passwords that both servers read.
+//! passwords (`name:{PLAIN}pw::::::`) that both servers read.
 //!
 //! Messages follow RFC 5322 (headers), RFC 2045/2046 (MIME: multipart/alternative,
 //! multipart/mixed, base64 attachments, message/rfc822) and RFC 2047 (encoded-word headers),
@@ -55,7 +55,10 @@ pub fn generate(spec: &CorpusSpec, out: &Path) -> io::Result<CorpusSummary> {
     let mut users = String::new();
     for u in 1..=spec.users {
         let user = format!("{}{}", spec.prefix, u);
-        writeln!(users, "{}:{{PLAIN}}{}", user, spec.password).expect("string write");
+        // Empty uid:gid:gecos:home:shell:extra fields: without them Dovecot's passwd-file
+        // userdb rejects the line ("missing userdb info"); mail_uid and home come from the
+        // server config instead.
+        writeln!(users, "{}:{{PLAIN}}{}::::::", user, spec.password).expect("string write");
         let root = out.join(&user);
         for (fi, (dir, pct)) in FOLDERS.iter().enumerate() {
             let fdir = root.join(dir);
@@ -503,7 +506,7 @@ mod tests {
         // INBOX 30 + Sent 3 + Archive 6, for two users.
         assert_eq!(s.files, 2 * (30 + 3 + 6));
         let users = fs::read_to_string(d.path().join("users")).unwrap();
-        assert_eq!(users, "bench1:{PLAIN}pw\nbench2:{PLAIN}pw\n");
+        assert_eq!(users, "bench1:{PLAIN}pw::::::\nbench2:{PLAIN}pw::::::\n");
         for f in [
             "bench1/cur",
             "bench1/new",
