@@ -95,10 +95,11 @@ chmod 644 "$WORK/tls/"*.pem
 DC_IMAP=$((PORT_BASE + 0)); DC_IMAPS=$((PORT_BASE + 1)); DC_POP3=$((PORT_BASE + 2)); DC_POP3S=$((PORT_BASE + 3))
 MS_IMAP=$((PORT_BASE + 10)); MS_IMAPS=$((PORT_BASE + 11)); MS_POP3=$((PORT_BASE + 12)); MS_POP3S=$((PORT_BASE + 13))
 
-wait_port() { # port seconds -> 0 when something accepts on 127.0.0.1:port
+wait_port() { # port seconds [pid] -> 0 when something accepts on 127.0.0.1:port
   local i
   for ((i = 0; i < $2 * 10; i++)); do
     (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    if [ -n "${3:-}" ] && ! kill -0 "$3" 2>/dev/null; then return 1; fi  # it exited
     sleep 0.1
   done
   return 1
@@ -194,8 +195,9 @@ stop_dovecot() {
 MS_PID=""
 MS_OK=1
 mailserver_conf() { # level
-  mkdir -p "$WORK/ms-logs"
-  cat >"$WORK/mailserver.toml" <<EOF
+  # Its own directory: the daemon watches the directory that holds its config (SPEC 4).
+  mkdir -p "$WORK/ms-logs" "$WORK/ms-etc"
+  cat >"$WORK/ms-etc/mailserver.toml" <<EOF
 # Written by benches/compare.sh (SPEC section 3).
 [server]
 hostname = "bench.example"
@@ -234,10 +236,10 @@ start_mailserver() { # level
     log "SKIP mailserver: no binary at $MAILSERVER"; MS_OK=0; return 1
   fi
   mailserver_conf "$1"
-  echo "$MAILSERVER --config $WORK/mailserver.toml run" >>"$COMMANDS"
-  "$MAILSERVER" --config "$WORK/mailserver.toml" run >"$WORK/mailserver.log" 2>&1 &
+  echo "$MAILSERVER --config $WORK/ms-etc/mailserver.toml run" >>"$COMMANDS"
+  "$MAILSERVER" --config "$WORK/ms-etc/mailserver.toml" run >"$WORK/mailserver.log" 2>&1 &
   MS_PID=$!
-  if ! wait_port "$MS_IMAP" 10 || ! wait_port "$MS_POP3" 1; then
+  if ! wait_port "$MS_IMAP" 10 "$MS_PID" || ! wait_port "$MS_POP3" 1 "$MS_PID"; then
     log "SKIP mailserver: it did not start within 10 s (log: $WORK/mailserver.log)"
     tail -5 "$WORK/mailserver.log" >&2 || true
     stop_mailserver

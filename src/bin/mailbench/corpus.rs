@@ -83,7 +83,12 @@ pub fn generate(spec: &CorpusSpec, out: &Path) -> io::Result<CorpusSummary> {
             }
         }
     }
-    fs::write(out.join("users"), users)?;
+    let users_path = out.join("users");
+    fs::write(&users_path, users)?;
+    fs::File::options()
+        .write(true)
+        .open(&users_path)?
+        .set_modified(UNIX_EPOCH + Duration::from_secs(BASE_TIME))?;
     Ok(sum)
 }
 
@@ -358,7 +363,9 @@ pub fn message(rng: &mut SplitMix64, user: &str, user_no: u32, i: u32) -> Messag
         h.push_str("X-Broken-Header-Without-Colon\n");
     }
     h.push_str("MIME-Version: 1.0\n");
-    let budget = size.saturating_sub(h.len() + 200);
+    // Body budget: the target less the headers, with a floor so no message ends up under
+    // MIN_SIZE because its headers were long.
+    let budget = size.saturating_sub(h.len() + 200).max(1500);
     match kind {
         0..=39 => {
             h.push_str(
@@ -428,7 +435,7 @@ pub fn message(rng: &mut SplitMix64, user: &str, user_no: u32, i: u32) -> Messag
         97 => {
             // Malformed: multipart without a boundary parameter, and broken base64.
             h.push_str("Content-Type: multipart/mixed\nContent-Transfer-Encoding: base64\n\n");
-            text_lines(rng, budget / 2, &mut h);
+            text_lines(rng, budget, &mut h);
             h.push_str("====!!not base64!!====\n");
         }
         _ => {
