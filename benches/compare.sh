@@ -64,6 +64,11 @@ if [ -z "${MAILSERVER:-}" ] && [ ! -x "$REPO/target/release/mailserver" ]; then
 fi
 MAILSERVER=${MAILSERVER:-$REPO/target/release/mailserver}
 
+# idle-hold opens IDLE_CONNS sockets; Dovecot started from here inherits the limit too.
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+[ "$(ulimit -n)" -gt $((IDLE_CONNS * 2 + 100)) ] || log "warning: ulimit -n $(ulimit -n) is low for IDLE_CONNS=$IDLE_CONNS"
+inotify_max=$(cat /proc/sys/fs/inotify/max_user_instances 2>/dev/null || echo 0)
+[ "$inotify_max" -ge "$IDLE_CONNS" ] || log "note: fs.inotify.max_user_instances=$inotify_max < IDLE_CONNS: Dovecot's IDLE falls back to polling for the rest (its log says so)"
 mkdir -p "$WORK" "$OUT"
 chmod 755 "$WORK"   # Dovecot's mail processes (uid mail) must traverse it
 RESULTS=$OUT/results.jsonl
@@ -174,8 +179,16 @@ start_dovecot() { # mode
   dovecot_conf "$1"
   echo "dovecot -c $DC_DIR/dovecot.conf" >>"$COMMANDS"
   dovecot -c "$DC_DIR/dovecot.conf" >"$DC_DIR/stdout" 2>&1 || { cat "$DC_DIR/stdout" >&2; return 1; }
-  wait_port "$DC_IMAP" 10 && wait_port "$DC_POP3" 10 || { tail "$DC_DIR/dovecot.log" >&2; return 1; }
-  SERVER_PID=$(cat "$DC_DIR/run/master.pid")
+  # The daemonized master writes master.pid a moment after `dovecot` returns: wait for it.
+  local i
+  for ((i = 0; i < 100; i++)); do
+    [ -s "$DC_DIR/run/master.pid" ] && break
+    sleep 0.1
+  done
+  SERVER_PID=$(cat "$DC_DIR/run/master.pid" 2>/dev/null || true)
+  [ -n "$SERVER_PID" ] || { log "dovecot wrote no master.pid"; tail "$DC_DIR/dovecot.log" >&2; return 1; }
+  wait_port "$DC_IMAP" 10 "$SERVER_PID" && wait_port "$DC_POP3" 10 "$SERVER_PID" \
+    || { tail "$DC_DIR/dovecot.log" >&2; return 1; }
   IMAP_PORT=$DC_IMAP; POP3_PORT=$DC_POP3
   [ "$TLS" = 1 ] && { IMAP_PORT=$DC_IMAPS; POP3_PORT=$DC_POP3S; }
   return 0
@@ -186,6 +199,11 @@ stop_dovecot() {
   local i
   for ((i = 0; i < 100; i++)); do
     [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  # Its login/mail processes may linger a moment with the listening sockets.
+  for ((i = 0; i < 100; i++)); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$DC_IMAP") 2>/dev/null || break
     sleep 0.1
   done
   SERVER_PID=""
@@ -295,6 +313,7 @@ run_workload() { # target round workload [duration]
     idle-hold) args=(idle-hold --port "$IMAP_PORT" --clients "$IDLE_CONNS" --hold "$IDLE_HOLD") ;;
     *) die "unknown workload $wl" ;;
   esac
+  [ -n "$SERVER_PID" ] || die "no server PID for $target"
   args+=(--duration "$dur" --server-pid "$SERVER_PID" --label "$target/r$round" "${common[@]}")
   echo "$(basename "$MAILBENCH") ${args[*]}" >>"$COMMANDS"
   local line

@@ -34,6 +34,9 @@ pub struct Target {
     pub tls: Option<tokio_rustls::TlsConnector>,
     /// Bound on every single network step, so a stuck server cannot hang a run.
     pub op_timeout: Duration,
+    /// Read buffer per connection: large for throughput, small when holding thousands of
+    /// idle connections (idle-hold) so the client's own memory stays modest.
+    pub buf_size: usize,
 }
 
 impl Target {
@@ -43,6 +46,7 @@ impl Target {
             port,
             tls: tls.then(tls_connector),
             op_timeout,
+            buf_size: 64 * 1024,
         }
     }
 }
@@ -134,7 +138,7 @@ impl Conn {
             }
         };
         Ok(Conn {
-            io: BufReader::with_capacity(64 * 1024, io),
+            io: BufReader::with_capacity(t.buf_size, io),
             line: Vec::with_capacity(1024),
             bytes_in: 0,
             op_timeout: t.op_timeout,

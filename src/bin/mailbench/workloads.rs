@@ -392,7 +392,8 @@ pub async fn idle_hold(c: &Common, hold: Duration, mailbox: &str) -> Result<Repo
     let mut tasks = Vec::new();
     for i in 0..c.clients {
         let (user, pass) = c.creds.for_client(i);
-        let target = c.target.clone();
+        let mut target = c.target.clone();
+        target.buf_size = 4096;
         let sem = sem.clone();
         let mailbox = mailbox.to_string();
         tasks.push(tokio::spawn(async move {
