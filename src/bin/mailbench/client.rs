@@ -484,6 +484,8 @@ mod tests {
         let port = l.local_addr().unwrap().port();
         tokio::spawn(async move {
             let (s, _) = l.accept().await.unwrap();
+            // Without this, Nagle plus delayed ACKs make each tiny chunk wait ~40 ms.
+            s.set_nodelay(true).unwrap();
             let mut s = BufReader::new(s);
             for (expect, reply) in script {
                 if let Some(e) = expect {

@@ -485,3 +485,64 @@ pub async fn idle_hold(c: &Common, hold: Duration, mailbox: &str) -> Result<Repo
         .list("error_samples", errors);
     Ok(r)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_users_round_robin() {
+        let c = Creds::Prefix {
+            prefix: "bench".into(),
+            count: 3,
+            pass: "pw".into(),
+        };
+        let users: Vec<String> = (0..5).map(|i| c.for_client(i).0).collect();
+        assert_eq!(users, ["bench1", "bench2", "bench3", "bench1", "bench2"]);
+        assert_eq!(c.describe(), "bench1..bench3");
+        let one = Creds::One {
+            user: "u".into(),
+            pass: "p".into(),
+        };
+        assert_eq!(one.for_client(7), ("u".to_string(), "p".to_string()));
+    }
+
+    /// A server that accepts and closes at once: every session errors, the run still ends
+    /// at its deadline, and errors are counted and sampled.
+    #[tokio::test]
+    async fn errors_are_counted_and_run_is_bounded() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        let srv = tokio::spawn(async move {
+            for _ in 0..10_000 {
+                match l.accept().await {
+                    Ok((s, _)) => drop(s),
+                    Err(_) => break,
+                }
+            }
+        });
+        let c = Common {
+            target: Target::new("127.0.0.1", port, false, Duration::from_secs(2)),
+            creds: Creds::One {
+                user: "u".into(),
+                pass: "p".into(),
+            },
+            clients: 2,
+            duration: Duration::from_millis(300),
+            server_pid: Some(std::process::id()),
+            seed: 1,
+            label: "t".into(),
+            progress: false,
+        };
+        let r = run(&c, Kind::LoginStorm { imap: true }).await.unwrap();
+        srv.abort();
+        assert_eq!(r.get_num("ops"), Some(0.0));
+        assert!(r.get_num("errors").unwrap() >= 2.0);
+        assert!(
+            r.to_json().contains("connection closed by server"),
+            "{}",
+            r.to_json()
+        );
+        assert!(r.get_num("server_cpu_s").is_some());
+    }
+}
