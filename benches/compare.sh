@@ -378,7 +378,10 @@ targets = list(dict.fromkeys(r["target"] for r in rows))
 def vals(wl, t, key):
     return [r[key] for r in rows if r["workload"] == wl and r["target"] == t and r.get(key) is not None]
 def by_round(wl, t, key):
-    return {r["round"]: r[key] for r in rows if r["workload"] == wl and r["target"] == t and r.get(key) is not None}
+    # Runs with errors (or no operation at all) are not compared: a rate of a broken run
+    # measures the failure, not the server.
+    return {r["round"]: r[key] for r in rows if r["workload"] == wl and r["target"] == t
+            and r.get(key) is not None and r.get("errors", 0) == 0 and r.get("ops", 1) != 0}
 def fmt(x, nd=1):
     return "-" if x is None else f"{x:,.{nd}f}"
 def med(xs):
@@ -419,7 +422,8 @@ pairs = [("mailserver-l0", "dovecot-default"), ("mailserver-l0", "dovecot-hp"),
 L.append("## Ratios (per round, then min / median / max)\n")
 L.append("For rates, ratio > 1 means the first target is faster; for idle-hold (PSS per connection), "
          "ratio < 1 means the first target uses less memory. `mailserver-l5 / mailserver-l0` is the "
-         "cost of protocol logging at level 5.\n")
+         "cost of protocol logging at level 5. Runs that had errors are left out of the ratios (see "
+         "the errors column above); `rounds` counts the pairs used.\n")
 L.append("| workload | ratio | min | median | max | rounds |\n|---|---|---|---|---|---|")
 any_ratio = False
 for wl in workloads:
@@ -431,7 +435,7 @@ for wl in workloads:
         any_ratio = True
         L.append(f"| {wl} | {a} / {b} | {min(rs):.2f} | {statistics.median(rs):.2f} | {max(rs):.2f} | {len(rs)} |")
 if not any_ratio:
-    L.append("| - | no pairs measured | | | | |")
+    L.append("| - | no error-free pairs measured | | | | |")
 L.append("")
 
 charts = []
