@@ -98,6 +98,12 @@ pub fn apply_reload(shared: &Shared, mut config: Config) {
         config.imap = old.config.imap.clone();
         config.pop3 = old.config.pop3.clone();
         config.server.data_dir = old.config.server.data_dir.clone();
+        // Log paths that default to data_dir follow the running data_dir, not the new one.
+        use crate::config::registry::{resolved_path, IMAP_PATH, POP3_PATH};
+        let base = crate::config::base_dir(&config.path);
+        let dd = &config.server.data_dir;
+        config.pop3_log.path = resolved_path(&config.registry, POP3_PATH, &base, dd);
+        config.imap_log.path = resolved_path(&config.registry, IMAP_PATH, &base, dd);
     }
     let snapshot = match build_snapshot(config) {
         Ok(s) => s,

@@ -118,3 +118,42 @@ fn connection_cap_per_ip_refuses_with_a_reason() {
     }
     assert!(ok.is_some(), "slot released after the first session ended");
 }
+
+#[test]
+fn data_dir_change_needs_restart_and_default_log_path_stays_with_running_data_dir() {
+    let d = Daemon::start();
+    let text = common::config_text(
+        d.dir.path(),
+        &Options {
+            registry: "\"POP3 Protocol Logging Level\" = 1".into(),
+            ..Default::default()
+        },
+    );
+    let data2 = d.dir.path().join("data2");
+    let old_dd = d.data_dir().display().to_string();
+    std::fs::write(
+        &d.config_path,
+        text.replace(&old_dd, &data2.display().to_string()),
+    )
+    .unwrap();
+    d.wait_log("needs a restart", Duration::from_secs(15));
+    d.wait_log("applies at the next session start", Duration::from_secs(15));
+    let mut c = connect(d.pop3.unwrap());
+    assert!(read_line(&mut c).starts_with("+OK"));
+    c.get_mut().write_all(b"QUIT\r\n").unwrap();
+    let _ = read_line(&mut c);
+    let log = d.data_dir().join("L0000001.log");
+    let mut found = false;
+    for _ in 0..200 {
+        if log.exists() {
+            found = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    assert!(found, "log in the running data_dir\n{}", d.log_text());
+    assert!(
+        !data2.exists(),
+        "the new data_dir is not used before a restart"
+    );
+}

@@ -324,7 +324,7 @@ pub(crate) fn normalize(p: &Path) -> PathBuf {
 /// The directory relative paths in `path` resolve against, made absolute with the working
 /// directory at load time (the file name itself is not followed through symlinks: a
 /// Kubernetes ConfigMap mount resolves against the mount directory).
-fn base_dir(path: &Path) -> PathBuf {
+pub fn base_dir(path: &Path) -> PathBuf {
     let parent = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
