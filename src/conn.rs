@@ -135,7 +135,7 @@ pub async fn serve_session<S, F>(
             Err(e) => {
                 tracing::debug!(%remote, "implicit TLS handshake failed: {e}");
                 log.info(&format!("TLS handshake failed: {e}"));
-                log.end(io.bytes_in, io.bytes_out);
+                end_log(log, io.bytes_in, io.bytes_out).await;
                 return;
             }
         }
@@ -152,8 +152,19 @@ pub async fn serve_session<S, F>(
     // The `-` record is written and flushed before the FIN: a client that sees the
     // connection close can read its whole session in the log (SPEC §5 "Integrity"). The
     // graceful close moves no counted bytes, so the counts are final here.
-    log.end(io.bytes_in, io.bytes_out);
+    end_log(log, io.bytes_in, io.bytes_out).await;
     let _ = io.shutdown().await;
+}
+
+/// Writes the `-` record and waits until the session's records are on disk (SPEC §5
+/// "flushed by the time its session ends") on the blocking pool, so a slow disk never stalls
+/// the runtime's worker threads.
+async fn end_log(log: SessionLog, bytes_in: u64, bytes_out: u64) {
+    if log.level() == 0 {
+        log.end(bytes_in, bytes_out);
+        return;
+    }
+    let _ = tokio::task::spawn_blocking(move || log.end(bytes_in, bytes_out)).await;
 }
 
 /// The stand-in IMAP session until the IMAP work lands: `* BYE` and close.

@@ -40,7 +40,6 @@ pub struct Options {
     pub env: Vec<(String, String)>,
 }
 
-
 pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_mailserver"))
 }
@@ -189,7 +188,10 @@ impl Daemon {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        panic!("{needle:?} not in daemon log after {within:?}:\n{}", self.log_text());
+        panic!(
+            "{needle:?} not in daemon log after {within:?}:\n{}",
+            self.log_text()
+        );
     }
 
     /// Rewrites the config file in place with `opts` (hot reload).
@@ -211,7 +213,10 @@ impl Daemon {
             }
             if Instant::now() > deadline {
                 let _ = self.child.kill();
-                panic!("daemon did not exit within {within:?}; log:\n{}", self.log_text());
+                panic!(
+                    "daemon did not exit within {within:?}; log:\n{}",
+                    self.log_text()
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         }
