@@ -204,6 +204,10 @@ struct Pop3 {
     r: BufReader<TcpStream>,
     w: TcpStream,
     greeting: String,
+    /// Octets written, for the `bytes-in=` of the `-` record.
+    sent: usize,
+    /// Octets read, for `bytes-out=`.
+    received: usize,
 }
 
 impl Pop3 {
@@ -215,6 +219,8 @@ impl Pop3 {
             r: BufReader::new(s.try_clone().unwrap()),
             w: s,
             greeting: String::new(),
+            sent: 0,
+            received: 0,
         };
         c.greeting = c.line();
         assert!(c.greeting.starts_with("+OK"), "greeting {:?}", c.greeting);
@@ -226,6 +232,7 @@ impl Pop3 {
         let mut buf = Vec::new();
         let n = self.r.read_until(b'\n', &mut buf).unwrap();
         assert!(n > 0, "connection closed");
+        self.received += n;
         while matches!(buf.last(), Some(b'\n' | b'\r')) {
             buf.pop();
         }
@@ -234,6 +241,7 @@ impl Pop3 {
 
     fn send(&mut self, line: &str) {
         self.w.write_all(format!("{line}\r\n").as_bytes()).unwrap();
+        self.sent += line.len() + 2;
     }
 
     fn cmd(&mut self, line: &str) -> String {
@@ -257,6 +265,7 @@ impl Pop3 {
             let mut buf = Vec::new();
             let n = self.r.read_until(b'\n', &mut buf).unwrap();
             assert!(n > 0, "connection closed in a multi-line reply");
+            self.received += n;
             if buf == b".\r\n" {
                 return (lines, octets);
             }
@@ -275,10 +284,17 @@ impl Pop3 {
 
     /// QUIT, then wait for the server to close (so its `-` record is flushed, SPEC §5
     /// "Integrity": flushed by the time its session ends).
-    fn quit(mut self) {
+    fn quit(self) {
+        self.quit_counted();
+    }
+
+    /// [`Pop3::quit`], returning `(sent, received)` octets of the whole session.
+    fn quit_counted(mut self) -> (usize, usize) {
         self.ok("QUIT");
         let mut rest = Vec::new();
         let _ = self.r.read_to_end(&mut rest);
+        assert!(rest.is_empty(), "data after the QUIT reply: {rest:?}");
+        (self.sent, self.received)
     }
 
     /// The APOP timestamp of the greeting (RFC 1939 §7).
@@ -707,7 +723,7 @@ fn level_script(level: u32) -> (Vec<Rec>, String, usize) {
     c.ok("RETR 1");
     let (lines, octets) = c.multi();
     assert_eq!(lines[0], "Subject: level test");
-    c.quit();
+    let (sent, received) = c.quit_counted();
     let recs = all_records(&log_dir(&d));
     assert_eq!(by_session(&recs).len(), 1);
     assert_whole_session(&recs);
@@ -716,9 +732,11 @@ fn level_script(level: u32) -> (Vec<Rec>, String, usize) {
     assert!(auth[0].contains("user=alice"), "{auth:?}");
     assert!(auth[0].contains("mechanism=USER"), "{auth:?}");
     assert!(auth[0].contains("succe"), "{auth:?}");
+    // `-` with duration and the octets each way, counted by the client.
     let end = &recs.last().unwrap().data;
+    assert!(end.starts_with("duration="), "{end}");
     assert!(
-        end.contains("duration=") && end.contains("bytes-in=") && end.contains("bytes-out="),
+        end.ends_with(&format!("s bytes-in={sent} bytes-out={received}")),
         "{end}"
     );
     assert!(datas(&recs, '+') == vec![String::new()]);
