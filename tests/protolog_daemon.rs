@@ -1249,3 +1249,71 @@ fn names_continue_after_the_highest_and_services_and_daemons_never_share_a_file(
     assert!(!locked_by_daemon(&imap_file));
     assert!(locked_by_daemon(&dir.join("L0000042.log")));
 }
+
+// ---------------------------------------------------------------------------------------
+// SPEC §5 level 1: "`*` TLS established, authentication success or failure (user,
+// mechanism)" — with a real client (Python's poplib) over POP3S and STLS
+// ---------------------------------------------------------------------------------------
+
+const POPLIB_TLS: &str = r#"
+import poplib, ssl, sys
+ctx = ssl.create_default_context()
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+host, plain, tls, user, pw = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
+p = poplib.POP3_SSL(host, tls, context=ctx, timeout=30)
+p.user(user); p.pass_(pw); p.stat(); p.quit()
+p = poplib.POP3(host, plain, timeout=30)
+p.stls(context=ctx)
+p.user(user)
+try:
+    p.pass_(pw + "-wrong")
+    sys.exit("wrong password accepted")
+except poplib.error_proto:
+    pass
+p.quit()
+print("done")
+"#;
+
+#[test]
+fn level_1_records_tls_and_authentication_results_of_a_real_client() {
+    if !common::have("python3") {
+        eprintln!("python3 not installed: skipped");
+        return;
+    }
+    let d = start(&Setup::new(1));
+    let out = common::python(
+        POPLIB_TLS,
+        &[
+            "127.0.0.1",
+            &pop3(&d).port().to_string(),
+            &d.pop3s.expect("POP3S listener").port().to_string(),
+            USER,
+            PASS,
+        ],
+    );
+    assert_eq!(out.trim(), "done");
+    let dir = log_dir(&d);
+    let recs = all_records(&dir);
+    let sessions = by_session(&recs);
+    assert_eq!(sessions.len(), 2, "{recs:#?}");
+    for s in sessions.values() {
+        assert_whole_session(s);
+        assert_eq!(kinds(s), BTreeSet::from(['+', '*', '-']), "{s:#?}");
+        let info = datas(s, '*');
+        assert_eq!(info.len(), 2, "{info:#?}");
+        assert!(info[0].starts_with("TLS established"), "{info:#?}");
+        assert!(info[1].contains("user=alice") && info[1].contains("mechanism=USER"));
+    }
+    let infos: Vec<String> = sessions
+        .values()
+        .map(|s| datas(s, '*')[1].clone())
+        .collect();
+    assert!(infos.iter().any(|i| i.contains("succe")), "{infos:#?}");
+    assert!(infos.iter().any(|i| i.contains("fail")), "{infos:#?}");
+    let text: String = log_files(&dir)
+        .iter()
+        .map(|n| std::fs::read_to_string(dir.join(n)).unwrap())
+        .collect();
+    assert!(!text.contains(PASS), "{text}");
+}
