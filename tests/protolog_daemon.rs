@@ -1234,6 +1234,12 @@ fn names_continue_after_the_highest_and_services_and_daemons_never_share_a_file(
         by_session(&read_log(&dir.join("L0000043.log")).records).len(),
         1
     );
+    // Session ids are unique across the two daemons (and so across restarts).
+    let ours: Vec<Rec> = ["L0000042.log", "L0000043.log"]
+        .iter()
+        .flat_map(|n| read_log(&dir.join(n)).records)
+        .collect();
+    assert_eq!(by_session(&ours).len(), 3);
     // IMAP4 got its own file, declared as such, locked like the others.
     let imap_file = dir.join("L0000044.log");
     wait_lines(&imap_file, 4 + 2);
@@ -1316,4 +1322,24 @@ fn level_1_records_tls_and_authentication_results_of_a_real_client() {
         .map(|n| std::fs::read_to_string(dir.join(n)).unwrap())
         .collect();
     assert!(!text.contains(PASS), "{text}");
+}
+
+#[test]
+fn a_log_file_deleted_while_open_is_replaced_at_the_next_session_start() {
+    let d = start(&Setup::new(2));
+    let dir = log_dir(&d);
+    let file = dir.join("L0000001.log");
+    Pop3::connect(pop3(&d)).quit();
+    std::fs::remove_file(&file).unwrap();
+    // Writes to a deleted file would vanish; the next session start notices and reopens.
+    Pop3::connect(pop3(&d)).quit();
+    assert_eq!(log_files(&dir), vec!["L0000001.log"]);
+    let recs = read_log(&file).records;
+    assert_eq!(by_session(&recs).len(), 1);
+    assert_whole_session(&recs);
+    assert!(locked_by_daemon(&file));
+    let text = d.log_text();
+    assert!(text.lines().any(|l| l.contains("protocol log released")
+        && l.contains("reason=\"file or directory removed\"")));
+    assert_eq!(log_count(&d, "protocol log opened"), 2);
 }
