@@ -912,14 +912,15 @@ fn passwords_never_appear_in_any_file_at_any_level() {
 // SPEC §5 "Integrity": concurrent sessions never interleave within a line
 // ---------------------------------------------------------------------------------------
 
-#[test]
-fn a_hundred_concurrent_sessions_write_whole_well_formed_lines() {
-    const N: usize = 100;
+/// Starts a level-5 daemon with `extra` registry lines and runs `n` POP3 sessions at once
+/// (threads with raw sockets), each as its own user retrieving its own 20-line message.
+fn concurrent_sessions(n: usize, extra: &str) -> Daemon {
     let mut setup = Setup::new(5);
+    setup.extra = extra.into();
     setup.limits = "max_connections_per_ip = 1000\nmax_connections = 1000".into();
-    setup.users = (0..N).map(|i| format!("u{i}:{{PLAIN}}pw{i}\n")).collect();
+    setup.users = (0..n).map(|i| format!("u{i}:{{PLAIN}}pw{i}\n")).collect();
     let d = start(&setup);
-    for i in 0..N {
+    for i in 0..n {
         let body = format!(
             "Subject: message {i}\r\n\r\n{}",
             (0..20)
@@ -929,8 +930,8 @@ fn a_hundred_concurrent_sessions_write_whole_well_formed_lines() {
         common::deliver(&d.data_dir(), &format!("u{i}"), i, &body);
     }
     let addr = pop3(&d);
-    let barrier = Arc::new(Barrier::new(N));
-    let threads: Vec<_> = (0..N)
+    let barrier = Arc::new(Barrier::new(n));
+    let threads: Vec<_> = (0..n)
         .map(|i| {
             let barrier = barrier.clone();
             std::thread::spawn(move || {
@@ -953,12 +954,13 @@ fn a_hundred_concurrent_sessions_write_whole_well_formed_lines() {
     for t in threads {
         t.join().expect("client thread");
     }
-    let dir = log_dir(&d);
-    assert_eq!(log_files(&dir), vec!["L0000001.log"]);
-    // read_log parses every line strictly: 7 fields, timestamp, 16-hex id, endpoints, event.
-    let recs = all_records(&dir);
-    let sessions = by_session(&recs);
-    assert_eq!(sessions.len(), N);
+    d
+}
+
+/// `n` whole sessions, one per user, each with exactly its own message lines.
+fn assert_concurrent_records(recs: &[Rec], n: usize) {
+    let sessions = by_session(recs);
+    assert_eq!(sessions.len(), n);
     let mut users = BTreeSet::new();
     for s in sessions.values() {
         assert_whole_session(s);
@@ -968,15 +970,42 @@ fn a_hundred_concurrent_sessions_write_whole_well_formed_lines() {
             .map(|r| r.data[5..].to_string())
             .unwrap();
         // The session's own message and no one else's.
-        let n = &user[1..];
+        let k = &user[1..];
         let body: Vec<&Rec> = s.iter().filter(|r| r.data.starts_with("line ")).collect();
         assert_eq!(body.len(), 20);
         assert!(body.iter().all(|r| r
             .data
-            .ends_with(&format!("of message {n}, with \"quotes\", commas and \\"))));
+            .ends_with(&format!("of message {k}, with \"quotes\", commas and \\"))));
         users.insert(user);
     }
-    assert_eq!(users.len(), N);
+    assert_eq!(users.len(), n);
+}
+
+#[test]
+fn a_hundred_concurrent_sessions_write_whole_well_formed_lines() {
+    const N: usize = 100;
+    let d = concurrent_sessions(N, "");
+    let dir = log_dir(&d);
+    assert_eq!(log_files(&dir), vec!["L0000001.log"]);
+    // read_log parses every line strictly: 7 fields, timestamp, 16-hex id, endpoints, event.
+    assert_concurrent_records(&all_records(&dir), N);
+}
+
+#[test]
+fn concurrent_sessions_across_size_limit_rolls_lose_and_reorder_nothing() {
+    const N: usize = 30;
+    let d = concurrent_sessions(N, "\"POP3 Protocol Log File Size Limit\" = 2");
+    let dir = log_dir(&d);
+    let files = log_files(&dir);
+    assert!(files.len() > 10, "{files:?}");
+    for (k, name) in files.iter().enumerate() {
+        assert_eq!(name, &format!("L{:07}.log", k + 1));
+        let len = std::fs::metadata(dir.join(name)).unwrap().len();
+        let f = read_log(&dir.join(name));
+        assert!(len <= 2048 || f.records.len() == 1, "{name}: {len} bytes");
+    }
+    // In file order, every session's numbers run 0, 1, 2, … across the files.
+    assert_concurrent_records(&all_records(&dir), N);
 }
 
 // ---------------------------------------------------------------------------------------
