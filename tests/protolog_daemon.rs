@@ -5,6 +5,15 @@
 //! written here (RFC 4180 §2 fields, `\xNN` escapes), independent of the crate's own
 //! `protolog::record`, so a formatting bug cannot hide behind its own decoder.
 //! Every wait is bounded (socket timeouts, `wait_*` deadlines); nothing asserts on timing.
+//!
+//! Covered: nothing exists before the first session; `L0000001.log` and its four header
+//! lines; the `flock` seen from another process (`flock -n FILE true`) and the fd seen in
+//! `/proc/<pid>/fd`; level 0 by hot reload keeps the lock until the next session start, then
+//! releases it (old sessions stop writing) and the file can be deleted; re-enabling opens
+//! the next number; path changes; names after the highest, shared by POP3, IMAP4 and two
+//! daemons; the start snapshot decides a session's level (SPEC §4); the records of each
+//! level 1..=5 (and `-` byte counts equal to the client's); secrets at every level; 100
+//! concurrent sessions; open failures reported once, with recovery; the size-limit roll.
 
 mod common;
 
@@ -1022,6 +1031,14 @@ fn session_works(d: &Daemon) {
 
 const OPEN_ERROR: &str = "protocol log: cannot open a log file";
 
+/// Lines of the daemon log at ERROR level (the tracing fmt layer writes ` ERROR `).
+fn error_lines(d: &Daemon) -> usize {
+    d.log_text()
+        .lines()
+        .filter(|l| l.contains(" ERROR "))
+        .count()
+}
+
 #[test]
 fn log_path_under_a_regular_file_fails_once_and_recovers_when_fixed() {
     let mut setup = Setup::new(5);
@@ -1033,6 +1050,7 @@ fn log_path_under_a_regular_file_fails_once_and_recovers_when_fixed() {
         session_works(&d);
     }
     assert_eq!(log_count(&d, OPEN_ERROR), 1, "{}", d.log_text());
+    assert_eq!(error_lines(&d), 1, "{}", d.log_text());
     let err = d.log_text();
     let line = err.lines().find(|l| l.contains(OPEN_ERROR)).unwrap();
     assert!(line.contains("ERROR"), "{line}");
@@ -1045,6 +1063,7 @@ fn log_path_under_a_regular_file_fails_once_and_recovers_when_fixed() {
     assert_eq!(log_files(&dir), vec!["L0000001.log"]);
     assert!(d.log_text().contains("protocol log recovered"));
     assert_eq!(log_count(&d, OPEN_ERROR), 1);
+    assert_eq!(error_lines(&d), 1, "{}", d.log_text());
     let recs = all_records(&dir);
     assert_eq!(by_session(&recs).len(), 1);
     assert_whole_session(&recs);
@@ -1064,12 +1083,14 @@ fn log_directory_replaced_by_a_file_after_start_fails_once_and_recovers() {
         session_works(&d);
     }
     assert_eq!(log_count(&d, OPEN_ERROR), 1, "{}", d.log_text());
+    assert_eq!(error_lines(&d), 1, "{}", d.log_text());
 
     // Fixed: a new file at the next session start.
     std::fs::remove_file(&dir).unwrap();
     session_works(&d);
     assert!(d.log_text().contains("protocol log recovered"));
     assert_eq!(log_count(&d, OPEN_ERROR), 1);
+    assert_eq!(error_lines(&d), 1, "{}", d.log_text());
     assert_eq!(log_files(&dir), vec!["L0000001.log"]);
     let recs = all_records(&dir);
     assert_eq!(by_session(&recs).len(), 1);
