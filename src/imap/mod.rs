@@ -1,1 +1,1 @@
-//! IMAP4rev1 (see IMAP work).
+pub mod framing;
