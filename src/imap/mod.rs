@@ -1,1 +1,3 @@
+pub mod encode;
 pub mod framing;
+pub mod mime;
