@@ -144,14 +144,41 @@ fn trim_ws(mut s: &[u8]) -> &[u8] {
     s
 }
 
-/// A header value unfolded (CR and LF removed) with surrounding whitespace trimmed, as
-/// Dovecot's ENVELOPE and BODYSTRUCTURE strings carry it.
+/// A header value unfolded as Dovecot does for ENVELOPE and BODYSTRUCTURE strings: surrounding
+/// whitespace trimmed, each line break with the whitespace after it replaced by one space.
 pub fn unfold(value: &[u8]) -> Vec<u8> {
-    trim_ws(value)
-        .iter()
-        .copied()
-        .filter(|&b| b != b'\r' && b != b'\n')
-        .collect()
+    let v = trim_ws(value);
+    let mut out = Vec::with_capacity(v.len());
+    let mut i = 0;
+    while i < v.len() {
+        if matches!(v[i], b'\r' | b'\n') {
+            while i < v.len() && matches!(v[i], b'\r' | b'\n' | b' ' | b'\t') {
+                i += 1;
+            }
+            out.push(b' ');
+        } else {
+            out.push(v[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+/// Writes a header value as Dovecot's `imap_append_nstring_nolf`: unfolded, and as a literal
+/// whenever the raw value was folded.
+pub fn push_header_nstring(out: &mut Vec<u8>, value: Option<&[u8]>) {
+    match value {
+        None => out.extend_from_slice(b"NIL"),
+        Some(v) => {
+            let u = unfold(v);
+            if trim_ws(v).iter().any(|&b| b == b'\r' || b == b'\n') {
+                out.extend_from_slice(format!("{{{}}}\r\n", u.len()).as_bytes());
+                out.extend_from_slice(&u);
+            } else {
+                push_string(out, &u);
+            }
+        }
+    }
 }
 
 /// First field named `name` (case-insensitive) in the header at `range`.
@@ -412,7 +439,8 @@ fn parse_part(
                 all.push(&b);
                 Kind::Multipart(parse_children(raw, body.clone(), &all, digest, depth))
             }
-            None => Kind::Leaf,
+            // No boundary: a multipart without parts (written as Dovecot does, see write_part).
+            None => Kind::Multipart(Vec::new()),
         }
     } else if ctype.is("message", "rfc822") {
         Kind::Message(Box::new(parse_part(
@@ -584,15 +612,13 @@ impl SectionData {
 }
 
 impl Part {
-    /// Line count of the body (LF count, plus one for a last line without LF).
+    /// Line count of the body: the number of LFs, as Dovecot counts (a last line without
+    /// LF, e.g. before a boundary's CRLF, is not counted).
     pub fn body_lines(&self, raw: &[u8]) -> usize {
-        let b = &raw[self.body.clone()];
-        let n = b.iter().filter(|&&c| c == b'\n').count();
-        if !b.is_empty() && b[b.len() - 1] != b'\n' {
-            n + 1
-        } else {
-            n
-        }
+        raw[self.body.clone()]
+            .iter()
+            .filter(|&&c| c == b'\n')
+            .count()
     }
 
     /// Child `n` (1-based) in the sense of §6.4.5 part numbers.
@@ -663,7 +689,12 @@ impl Message<'_> {
                 }
             }
         }
-        out.extend_from_slice(b"\r\n");
+        // The blank line ends the result when the header had one, or when fields were copied.
+        let had_blank = self.raw[p.header.clone()].ends_with(b"\n\r\n")
+            || self.raw[p.header.clone()] == *b"\r\n";
+        if had_blank || !out.is_empty() {
+            out.extend_from_slice(b"\r\n");
+        }
         SectionData::Owned(out)
     }
 
@@ -688,9 +719,7 @@ fn write_envelope(raw: &[u8], msg: &Part, out: &mut Vec<u8>) {
             .find(|f| f.name.eq_ignore_ascii_case(name.as_bytes()))
             .map(|f| f.value)
     };
-    let string = |out: &mut Vec<u8>, v: Option<&[u8]>| {
-        push_nstring(out, v.map(unfold).as_deref());
-    };
+    let string = push_header_nstring;
     out.push(b'(');
     string(out, get("Date"));
     out.push(b' ');
@@ -983,6 +1012,7 @@ fn write_params(out: &mut Vec<u8>, params: &[(Vec<u8>, Vec<u8>)]) {
 
 fn write_part(raw: &[u8], p: &Part, out: &mut Vec<u8>, ext: bool) {
     let hv = |name: &str| header_value(raw, p.header.clone(), name).map(unfold);
+    let raw_hv = |name: &str| header_value(raw, p.header.clone(), name);
     out.push(b'(');
     match &p.kind {
         Kind::Multipart(children) => {
@@ -1012,11 +1042,18 @@ fn write_part(raw: &[u8], p: &Part, out: &mut Vec<u8>, ext: bool) {
             out.push(b' ');
             push_string(out, &p.ctype.subtype);
             out.push(b' ');
-            write_params(out, &p.ctype.params);
+            if p.ctype.is("text", "") && p.ctype.param("charset").is_none() {
+                // Dovecot adds the RFC 2045 §5.2 default charset to any text part without one.
+                let mut params = p.ctype.params.clone();
+                params.push((b"charset".to_vec(), b"us-ascii".to_vec()));
+                write_params(out, &params);
+            } else {
+                write_params(out, &p.ctype.params);
+            }
             out.push(b' ');
-            push_nstring(out, hv("Content-ID").as_deref());
+            push_header_nstring(out, raw_hv("Content-ID"));
             out.push(b' ');
-            push_nstring(out, hv("Content-Description").as_deref());
+            push_header_nstring(out, raw_hv("Content-Description"));
             out.push(b' ');
             let enc = hv("Content-Transfer-Encoding")
                 .map(|v| {
@@ -1044,7 +1081,7 @@ fn write_part(raw: &[u8], p: &Part, out: &mut Vec<u8>, ext: bool) {
             }
             if ext {
                 out.push(b' ');
-                push_nstring(out, hv("Content-MD5").as_deref());
+                push_header_nstring(out, raw_hv("Content-MD5"));
                 write_ext_tail(raw, p, out);
             }
         }
@@ -1094,7 +1131,7 @@ fn write_ext_tail(raw: &[u8], p: &Part, out: &mut Vec<u8>) {
         }
     }
     out.push(b' ');
-    push_nstring(out, hv("Content-Location").map(unfold).as_deref());
+    push_header_nstring(out, hv("Content-Location"));
 }
 
 /// `value; params` where value is a single token (Content-Disposition).
@@ -1201,7 +1238,7 @@ mod tests {
     #[test]
     fn multipart_structure() {
         let s = bs(MULTI);
-        assert!(s.starts_with(r#"(("text" "plain" ("charset" "utf-8") NIL NIL "7bit" 3 1 NIL NIL NIL NIL)(("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 7 1"#), "{s}");
+        assert!(s.starts_with(r#"(("text" "plain" ("charset" "utf-8") NIL NIL "7bit" 3 0 NIL NIL NIL NIL)(("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 7 0"#), "{s}");
         assert!(
             s.contains(r#""alternative" ("boundary" "YY") NIL NIL NIL)"#),
             "{s}"
