@@ -16,8 +16,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use imap_codec::imap_types::command::CommandBody;
+use imap_codec::imap_types::fetch::{MacroOrMessageDataItemNames, MessageDataItemName};
 use mailserver::imap::encode::{flatten, FetchWriter};
-use mailserver::imap::mime::{self, Section, SectionSpec};
+use mailserver::imap::framing::parse_command;
+use mailserver::imap::mime::{self, Section};
 
 /// (name, message with LF line endings; written with CRLF).
 fn messages() -> Vec<(&'static str, String)> {
@@ -54,7 +57,7 @@ fn messages() -> Vec<(&'static str, String)> {
 /// Items where we knowingly differ from Dovecot: (message name, item name, reason).
 const KNOWN_DIFFERENCES: &[(&str, &str, &str)] = &[];
 
-const FETCH_ITEMS: &str = "BODY.PEEK[] ENVELOPE BODYSTRUCTURE BODY BODY.PEEK[1.MIME] BODY.PEEK[1] BODY.PEEK[TEXT] BODY.PEEK[HEADER.FIELDS (From Subject)] BODY.PEEK[HEADER.FIELDS.NOT (From Subject)] RFC822.SIZE";
+const FETCH_ITEMS: &str = "BODY.PEEK[] ENVELOPE BODYSTRUCTURE BODY BODY.PEEK[1.MIME] BODY.PEEK[1] BODY.PEEK[TEXT] BODY.PEEK[HEADER] BODY.PEEK[HEADER.FIELDS (From Subject)] BODY.PEEK[HEADER.FIELDS.NOT (From Subject)] RFC822.SIZE BODY.PEEK[2] BODY.PEEK[2.MIME] BODY.PEEK[2.HEADER] BODY.PEEK[2.TEXT] BODY.PEEK[2.1] BODY.PEEK[2.1.MIME] BODY.PEEK[2.2] BODY.PEEK[1.1] BODY.PEEK[2.HEADER.FIELDS (subject)] BODY.PEEK[]<5.10> BODY.PEEK[1]<0.3> BODY.PEEK[TEXT]<100000.5>";
 
 struct Dovecot {
     conf: PathBuf,
@@ -239,77 +242,35 @@ fn skip_value(b: &[u8], mut i: usize) -> usize {
     }
 }
 
-/// Our response for one message, in the item order Dovecot used.
-fn ours(seq: u32, raw: &[u8], order: &[String]) -> Vec<(String, Vec<u8>)> {
+/// Our response for one message: the FETCH command is decoded with our framing/imap-codec
+/// path and every item written by `FetchWriter`, as the session will.
+fn ours(seq: u32, raw: &[u8], fetch_command: &[u8]) -> Vec<(String, Vec<u8>)> {
+    let cmd = parse_command(fetch_command).expect("our decoder accepts the FETCH command");
+    let CommandBody::Fetch {
+        macro_or_item_names: MacroOrMessageDataItemNames::MessageDataItemNames(items),
+        ..
+    } = cmd.body
+    else {
+        panic!("not a FETCH with items");
+    };
     let msg = mime::parse(raw);
     let mut w = FetchWriter::new(seq);
-    for name in order {
-        let (section, extensible) = match name.as_str() {
-            "ENVELOPE" => {
-                w.envelope(&msg);
-                continue;
+    for item in &items {
+        match item {
+            MessageDataItemName::Envelope => w.envelope(&msg),
+            MessageDataItemName::BodyStructure => w.structure(&msg, true),
+            MessageDataItemName::Body => w.structure(&msg, false),
+            MessageDataItemName::Rfc822Size => {
+                w.item("RFC822.SIZE", raw.len().to_string().as_bytes())
             }
-            "BODYSTRUCTURE" => {
-                w.structure(&msg, true);
-                continue;
+            MessageDataItemName::BodyExt {
+                section, partial, ..
+            } => {
+                let sec = Section::from_imap(section.as_ref());
+                w.section(&msg, &sec, partial.map(|(o, n)| (o, n.get())));
             }
-            "BODY" => {
-                w.structure(&msg, false);
-                continue;
-            }
-            "RFC822.SIZE" => {
-                w.item("RFC822.SIZE", raw.len().to_string().as_bytes());
-                continue;
-            }
-            "BODY[]" => (
-                Section {
-                    path: vec![],
-                    spec: SectionSpec::Full,
-                },
-                false,
-            ),
-            "BODY[TEXT]" => (
-                Section {
-                    path: vec![],
-                    spec: SectionSpec::Text,
-                },
-                false,
-            ),
-            "BODY[1]" => (
-                Section {
-                    path: vec![1],
-                    spec: SectionSpec::Full,
-                },
-                false,
-            ),
-            "BODY[1.MIME]" => (
-                Section {
-                    path: vec![1],
-                    spec: SectionSpec::Mime,
-                },
-                false,
-            ),
-            "BODY[HEADER.FIELDS (FROM SUBJECT)]" => (
-                Section {
-                    path: vec![],
-                    spec: SectionSpec::HeaderFields(vec![b"From".to_vec(), b"Subject".to_vec()]),
-                },
-                false,
-            ),
-            "BODY[HEADER.FIELDS.NOT (FROM SUBJECT)]" => (
-                Section {
-                    path: vec![],
-                    spec: SectionSpec::HeaderFieldsNot(vec![b"From".to_vec(), b"Subject".to_vec()]),
-                },
-                false,
-            ),
-            other => {
-                w.item(other, b"UNSUPPORTED-IN-TEST");
-                continue;
-            }
-        };
-        let _ = extensible;
-        w.section(name, &msg, &section, None);
+            other => panic!("item not covered by this test: {other:?}"),
+        }
     }
     let resp = flatten(&w.finish(), raw);
     split_fetch(&resp)
@@ -408,7 +369,8 @@ fn mime_output_matches_dovecot() {
         String::from_utf8_lossy(sel.last().unwrap()),
         std::fs::read_to_string(dir.join("dovecot.log")).unwrap_or_default()
     );
-    let fetched = cmd("a3", &format!("FETCH 1:* ({FETCH_ITEMS})"));
+    let fetch_text = format!("FETCH 1:* ({FETCH_ITEMS})");
+    let fetched = cmd("a3", &fetch_text);
     assert!(fetched.last().unwrap().starts_with(b"a3 OK"));
     let _ = cmd("a4", "LOGOUT");
 
@@ -432,10 +394,19 @@ fn mime_output_matches_dovecot() {
             .find(|(_, m)| m.as_bytes() == raw.as_slice())
             .map(|(n, _)| *n)
             .unwrap_or("?");
-        let order: Vec<String> = theirs.iter().map(|(n, _)| n.clone()).collect();
-        let mine = ours(k as u32 + 1, &raw, &order);
-        for ((name, tv), (_, mv)) in theirs.iter().zip(mine.iter()) {
-            if tv != mv {
+        let mine = ours(
+            k as u32 + 1,
+            &raw,
+            format!("a3 {fetch_text}\r\n").as_bytes(),
+        );
+        assert_eq!(theirs.len(), mine.len(), "item count for {case}");
+        for (name, tv) in theirs.iter() {
+            let mv = mine
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_else(|| b"<missing>".to_vec());
+            if *tv != mv {
                 if let Some(known) = KNOWN_DIFFERENCES
                     .iter()
                     .find(|(c, i, _)| *c == case && i == name)
@@ -446,7 +417,7 @@ fn mime_output_matches_dovecot() {
                 mismatches.push(format!(
                     "[{case}] {name}\n  dovecot: {}\n  ours:    {}",
                     String::from_utf8_lossy(tv),
-                    String::from_utf8_lossy(mv)
+                    String::from_utf8_lossy(&mv)
                 ));
             }
         }

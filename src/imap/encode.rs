@@ -119,10 +119,16 @@ impl FetchWriter {
         msg.write_structure(&mut self.cur, extensible);
     }
 
-    /// Appends `BODY[<section>]<origin> {n}\r\n` + data. `name` is the response item name
-    /// as the client should see it (e.g. `BODY[1.MIME]`, `RFC822.HEADER`), `partial` the
-    /// `<origin.count>` of the request. Contiguous sections are referenced, not copied.
-    pub fn section(
+    /// Appends `BODY[<section>]<origin> {n}\r\n` + data, for `BODY[...]`/`BODY.PEEK[...]`
+    /// with optional `<origin.count>`. Contiguous sections are referenced, not copied.
+    pub fn section(&mut self, msg: &Message<'_>, section: &Section, partial: Option<(u32, u32)>) {
+        let name = section.item_name(partial.map(|p| p.0));
+        self.section_named(&name, msg, section, partial);
+    }
+
+    /// Like [`FetchWriter::section`] with an explicit item name (`RFC822`, `RFC822.HEADER`,
+    /// `RFC822.TEXT`), which must already include any `<origin>`.
+    pub fn section_named(
         &mut self,
         name: &str,
         msg: &Message<'_>,
@@ -138,7 +144,6 @@ impl FetchWriter {
         };
         let (start, end) = match partial {
             Some((origin, count)) => {
-                self.cur.extend_from_slice(format!("<{origin}>").as_bytes());
                 let len = range_end - range_start;
                 let s = (origin as usize).min(len);
                 let e = s.saturating_add(count as usize).min(len);

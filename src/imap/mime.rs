@@ -595,6 +595,88 @@ pub struct Section {
     pub spec: SectionSpec,
 }
 
+impl Section {
+    /// The whole message (`BODY[]`).
+    pub fn full() -> Section {
+        Section {
+            path: Vec::new(),
+            spec: SectionSpec::Full,
+        }
+    }
+
+    /// From the decoded `BODY[<section>]` of a FETCH command (imap-codec types).
+    pub fn from_imap(section: Option<&imap_codec::imap_types::fetch::Section<'_>>) -> Section {
+        use imap_codec::imap_types::fetch::Section as S;
+        let path = |p: Option<&imap_codec::imap_types::fetch::Part>| -> Vec<u32> {
+            p.map(|p| p.0.as_ref().iter().map(|n| n.get()).collect())
+                .unwrap_or_default()
+        };
+        let names = |l: &[imap_codec::imap_types::core::AString<'_>]| -> Vec<Vec<u8>> {
+            l.iter().map(|a| a.as_ref().to_vec()).collect()
+        };
+        match section {
+            None => Section::full(),
+            Some(S::Part(p)) => Section {
+                path: path(Some(p)),
+                spec: SectionSpec::Full,
+            },
+            Some(S::Header(p)) => Section {
+                path: path(p.as_ref()),
+                spec: SectionSpec::Header,
+            },
+            Some(S::Text(p)) => Section {
+                path: path(p.as_ref()),
+                spec: SectionSpec::Text,
+            },
+            Some(S::Mime(p)) => Section {
+                path: path(Some(p)),
+                spec: SectionSpec::Mime,
+            },
+            Some(S::HeaderFields(p, l)) => Section {
+                path: path(p.as_ref()),
+                spec: SectionSpec::HeaderFields(names(l.as_ref())),
+            },
+            Some(S::HeaderFieldsNot(p, l)) => Section {
+                path: path(p.as_ref()),
+                spec: SectionSpec::HeaderFieldsNot(names(l.as_ref())),
+            },
+        }
+    }
+
+    /// The FETCH response item name, as Dovecot writes it: `BODY[1.2.MIME]`,
+    /// `BODY[HEADER.FIELDS (FROM SUBJECT)]` (field names uppercased), `BODY[]<5>` for a
+    /// partial fetch starting at octet 5 (RFC 3501 §7.4.2).
+    pub fn item_name(&self, partial_origin: Option<u32>) -> String {
+        let mut s = String::from("BODY[");
+        let path: Vec<String> = self.path.iter().map(|n| n.to_string()).collect();
+        s.push_str(&path.join("."));
+        let spec = match &self.spec {
+            SectionSpec::Full => String::new(),
+            SectionSpec::Header => "HEADER".into(),
+            SectionSpec::Text => "TEXT".into(),
+            SectionSpec::Mime => "MIME".into(),
+            SectionSpec::HeaderFields(l) => format!("HEADER.FIELDS ({})", upper_list(l)),
+            SectionSpec::HeaderFieldsNot(l) => format!("HEADER.FIELDS.NOT ({})", upper_list(l)),
+        };
+        if !path.is_empty() && !spec.is_empty() {
+            s.push('.');
+        }
+        s.push_str(&spec);
+        s.push(']');
+        if let Some(o) = partial_origin {
+            s.push_str(&format!("<{o}>"));
+        }
+        s
+    }
+}
+
+fn upper_list(l: &[Vec<u8>]) -> String {
+    l.iter()
+        .map(|n| String::from_utf8_lossy(n).to_ascii_uppercase())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// A section's content: a contiguous range of the message, or bytes built for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SectionData {
@@ -630,6 +712,8 @@ impl Part {
                 _ if n == 1 => Some(inner),
                 _ => None,
             },
+            // Dovecot: part 1 of a non-multipart, non-message part is the part itself.
+            Kind::Leaf if n == 1 => Some(self),
             Kind::Leaf => None,
         }
     }
@@ -641,6 +725,9 @@ impl Message<'_> {
         let (&first, rest) = path.split_first()?;
         let mut node = match &self.root.kind {
             Kind::Multipart(children) => children.get((first as usize).checked_sub(1)?)?,
+            // A single-part message's part 1 is its body; it has no parts below (Dovecot),
+            // unless it is itself a message/rfc822.
+            Kind::Leaf if first == 1 && !rest.is_empty() => return None,
             _ if first == 1 => &self.root,
             _ => return None,
         };
