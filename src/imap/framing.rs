@@ -377,7 +377,7 @@ pub fn parse_command(frame: &[u8]) -> Result<Command<'_>, ParseError> {
         });
     }
     match CommandCodec::default().decode(frame) {
-        Ok((rest, cmd)) if rest.is_empty() => Ok(cmd),
+        Ok((&[], cmd)) => Ok(cmd),
         Ok(_) => Err(ParseError {
             tag: tag(),
             text: "Unexpected data after command",

@@ -4,3 +4,4 @@
 pub mod encode;
 pub mod framing;
 pub mod mime;
+pub mod search;
