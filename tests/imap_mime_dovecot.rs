@@ -276,6 +276,147 @@ fn ours(seq: u32, raw: &[u8], fetch_command: &[u8]) -> Vec<(String, Vec<u8>)> {
     split_fetch(&resp)
 }
 
+/// SEARCH criteria run on both sides (non-ASCII strings as LITERAL+ literals).
+const SEARCHES: &[&str] = &[
+    "ALL",
+    "FROM alice",
+    "FROM example.org",
+    "FROM \"Orig Sender\"",
+    "TO bob",
+    "CC two",
+    "CC team",
+    "BCC hidden",
+    "SUBJECT hello",
+    "SUBJECT nested",
+    "SUBJECT {7+}\r\ngrüße",
+    "FROM {5+}\r\njörg",
+    "FROM {7+}\r\nmüller",
+    "HEADER Content-Type multipart",
+    "HEADER X-None \"\"",
+    "HEADER Content-Language \"\"",
+    "BODY \"plain version\"",
+    "BODY html",
+    "BODY \"orig text\"",
+    "BODY JVBER",
+    "BODY {5+}\r\ncafé",
+    "TEXT version",
+    "TEXT \"content-type\"",
+    "TEXT alice",
+    "LARGER 300",
+    "SMALLER 200",
+    "SENTON 27-Nov-2026",
+    "SENTBEFORE 1-Jan-2026",
+    "SENTSINCE 1-Nov-2026",
+    "SINCE 3-Oct-2026",
+    "ON 2-Oct-2026",
+    "BEFORE 2-Oct-2026",
+    "NOT SUBJECT alt",
+    "OR SUBJECT alt SUBJECT nested",
+    "2:4",
+    "5:*",
+    "UID 3:*",
+    "SEEN",
+    "UNSEEN",
+    "FLAGGED NOT ANSWERED",
+    "DRAFT",
+    "DELETED",
+    "UNDELETED SEEN",
+    "NEW",
+    "OLD",
+    "RECENT",
+    "KEYWORD foo",
+    "UNKEYWORD foo",
+    "(SEEN UNFLAGGED) OR 1 2",
+];
+
+/// Runs [`SEARCHES`] with our evaluator on metadata and bytes fetched from Dovecot.
+fn compare_search(meta_resp: &[Vec<u8>], dovecot: &[Vec<u32>]) {
+    use mailserver::imap::search::{self, Bounds, Candidate, LazyMessage};
+    use mailserver::store::{Flags, MessageMeta};
+    use std::sync::Arc;
+    let mut msgs: Vec<(MessageMeta, Arc<[u8]>)> = Vec::new();
+    for line in meta_resp.iter().filter(|l| l.starts_with(b"* ")) {
+        let items = split_fetch(line);
+        let get = |n: &str| items.iter().find(|(k, _)| k == n).unwrap().1.clone();
+        let uid: u32 = String::from_utf8(get("UID")).unwrap().parse().unwrap();
+        let flags_s = String::from_utf8(get("FLAGS")).unwrap();
+        let mut flags = Flags::NONE;
+        for (name, f) in [
+            ("\\Seen", Flags::SEEN),
+            ("\\Answered", Flags::ANSWERED),
+            ("\\Flagged", Flags::FLAGGED),
+            ("\\Deleted", Flags::DELETED),
+            ("\\Draft", Flags::DRAFT),
+        ] {
+            if flags_s.contains(name) {
+                flags = flags.union(f);
+            }
+        }
+        let date = String::from_utf8(get("INTERNALDATE")).unwrap();
+        let date =
+            chrono::DateTime::parse_from_str(date.trim_matches('"').trim(), "%d-%b-%Y %H:%M:%S %z")
+                .unwrap();
+        let body = get("BODY[]");
+        let close = body.iter().position(|&b| b == b'}').unwrap();
+        let raw: Arc<[u8]> = Arc::from(&body[close + 3..]);
+        msgs.push((
+            MessageMeta {
+                uid,
+                flags,
+                keywords: Vec::new(),
+                size: String::from_utf8(get("RFC822.SIZE"))
+                    .unwrap()
+                    .parse()
+                    .unwrap(),
+                internal_date: date.into(),
+                recent: flags_s.contains("\\Recent"),
+            },
+            raw,
+        ));
+    }
+    let bounds = Bounds {
+        messages: msgs.len() as u32,
+        max_uid: msgs.iter().map(|m| m.0.uid).max().unwrap_or(0),
+    };
+    let mut mismatches = Vec::new();
+    for (k, criteria) in SEARCHES.iter().enumerate() {
+        let line = format!("s{k} SEARCH {criteria}\r\n");
+        let cmd = parse_command(line.as_bytes()).expect("our decoder accepts the SEARCH");
+        let CommandBody::Search {
+            criteria: keys,
+            charset,
+            ..
+        } = cmd.body
+        else {
+            panic!("not a SEARCH")
+        };
+        search::check_charset(charset.as_ref()).unwrap();
+        let mut hits = Vec::new();
+        for (i, (meta, raw)) in msgs.iter().enumerate() {
+            let mut c = Candidate {
+                seq: i as u32 + 1,
+                meta,
+                message: LazyMessage::new(|| Some(raw.clone())),
+            };
+            if search::matches_all(keys.as_ref(), &mut c, bounds) {
+                hits.push(i as u32 + 1);
+            }
+        }
+        if hits != dovecot[k] {
+            mismatches.push(format!(
+                "SEARCH {criteria}\n  dovecot: {:?}\n  ours:    {:?}",
+                dovecot[k], hits
+            ));
+        }
+    }
+    assert!(
+        mismatches.is_empty(),
+        "{} SEARCH mismatches:\n{}",
+        mismatches.len(),
+        mismatches.join("\n")
+    );
+}
+
 fn skip_reason() -> Option<String> {
     if !Path::new("/usr/sbin/dovecot").exists() {
         return Some("dovecot is not installed (/usr/sbin/dovecot missing)".into());
@@ -316,8 +457,19 @@ fn mime_output_matches_dovecot() {
     let msgs = messages();
     for (i, (_, m)) in msgs.iter().enumerate() {
         // One file per message; names sort in order so Dovecot assigns UIDs in that order.
-        let name = format!("17000000{:02}.M{i}P1.test:2,", i);
-        std::fs::write(maildir.join("cur").join(name), m).unwrap();
+        let flags = ["", "S", "FS", "RS", "D", "ST", "S"][i % 7];
+        let name = format!("17000000{:02}.M{i}P1.test:2,{flags}", i);
+        let path = maildir.join("cur").join(name);
+        std::fs::write(&path, m).unwrap();
+        // INTERNALDATE is the file's mtime: spread over days for BEFORE/ON/SINCE.
+        let when = format!("2026-10-{:02} 12:00:00", 1 + i % 5);
+        let st = Command::new("touch")
+            .arg("-d")
+            .arg(&when)
+            .arg(&path)
+            .status()
+            .unwrap();
+        assert!(st.success());
     }
     chown_tree(&dir.join("mail"));
     chown_tree(&dir.join("home"));
@@ -372,7 +524,37 @@ fn mime_output_matches_dovecot() {
     let fetch_text = format!("FETCH 1:* ({FETCH_ITEMS})");
     let fetched = cmd("a3", &fetch_text);
     assert!(fetched.last().unwrap().starts_with(b"a3 OK"));
+    let meta_resp = cmd(
+        "a5",
+        "FETCH 1:* (UID FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[])",
+    );
+    assert!(meta_resp.last().unwrap().starts_with(b"a5 OK"));
+    let mut dovecot_search = Vec::new();
+    for (k, criteria) in SEARCHES.iter().enumerate() {
+        let tag = format!("s{k}");
+        let lines = cmd(&tag, &format!("SEARCH {criteria}"));
+        assert!(
+            lines
+                .last()
+                .unwrap()
+                .starts_with(format!("{tag} OK").as_bytes()),
+            "dovecot refused SEARCH {criteria}: {:?}",
+            String::from_utf8_lossy(lines.last().unwrap())
+        );
+        let hits: Vec<u32> = lines
+            .iter()
+            .find(|l| l.starts_with(b"* SEARCH"))
+            .map(|l| {
+                String::from_utf8_lossy(&l[8..])
+                    .split_whitespace()
+                    .map(|n| n.parse().unwrap())
+                    .collect()
+            })
+            .unwrap_or_default();
+        dovecot_search.push(hits);
+    }
     let _ = cmd("a4", "LOGOUT");
+    compare_search(&meta_resp, &dovecot_search);
 
     let responses: Vec<&Vec<u8>> = fetched.iter().filter(|l| l.starts_with(b"* ")).collect();
     assert_eq!(responses.len(), msgs.len());

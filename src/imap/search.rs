@@ -12,7 +12,7 @@
 //! Dates (§6.4.4): BEFORE/ON/SINCE compare the INTERNALDATE's calendar day in the server's
 //! local time zone; SENTBEFORE/SENTON/SENTSINCE the `Date:` header's day as written (its own
 //! zone). Time of day and zone are otherwise ignored. A message without a parsable `Date:`
-//! matches no SENT* key.
+//! counts as sent on 1970-01-01, as in Dovecot.
 
 use std::sync::Arc;
 
@@ -214,8 +214,10 @@ fn with_message(c: &mut Candidate<'_, '_>, f: impl FnOnce(&[u8]) -> bool) -> boo
 fn sent_day(c: &mut Candidate<'_, '_>) -> Option<NaiveDate> {
     let raw = c.message.get()?;
     let m = mime::parse(&raw);
-    let v = mime::header_value(&raw, m.root.header.clone(), "Date")?;
-    parse_date_day(&mime::unfold(v))
+    let day = mime::header_value(&raw, m.root.header.clone(), "Date")
+        .and_then(|v| parse_date_day(&mime::unfold(v)));
+    // Dovecot: no (parsable) Date: is the epoch, so such mail is "sent before" any date.
+    Some(day.unwrap_or(NaiveDate::from_ymd_opt(1970, 1, 1)?))
 }
 
 /// The calendar day of an RFC 5322 date as written (comments and the weekday ignored).
