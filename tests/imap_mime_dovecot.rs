@@ -47,17 +47,32 @@ fn messages() -> Vec<(&'static str, String)> {
         ("eight-bit-header", "From: Jörg <joerg@example.de>\nSubject: Grüße\nContent-Type: text/plain; charset=utf-8\n\nÄÖÜ\n"),
         ("no-final-newline", "From: a@example.org\nSubject: nonl\n\nline one\nline two"),
         ("boundary-whitespace", "From: a@example.org\nContent-Type: multipart/mixed;\n boundary=\"ws\"\n\n--ws  \nContent-Type: text/plain\n\npart\n--ws--  \n"),
+        ("rfc2231-params", "From: a@example.org\nContent-Type: multipart/mixed; boundary=r\n\n--r\nContent-Type: application/octet-stream;\n name*0=\"long file \";\n name*1=\"name.bin\"\nContent-Disposition: attachment;\n filename*=utf-8''%C3%A4rger.txt\n\nAAAA\n--r--\n"),
+        ("case-types", "From: a@example.org\nContent-Type: Multipart/Mixed; Boundary=\"CaseB\"\n\n--CaseB\nContent-Type: Text/HTML; CHARSET=UTF-8\nContent-Transfer-Encoding: BASE64\n\nPGI+eDwvYj4=\n--CaseB--\n"),
+        ("boundary-prefix", "From: a@example.org\nContent-Type: multipart/mixed; boundary=\"abc\"\n\n--abc\nContent-Type: multipart/alternative; boundary=\"abcdef\"\n\n--abcdef\n\ninner one\n--abcdef--\n--abc\n\nouter two\n--abc--\n"),
+        ("rfc822-in-rfc822", "From: a@example.org\nSubject: double\nContent-Type: message/rfc822\n\nFrom: mid@example.org\nSubject: middle\nContent-Type: message/rfc822\n\nFrom: deep@example.org\nSubject: deepest\n\ndeep body\n"),
+        ("rfc822-base64", "From: a@example.org\nContent-Type: multipart/mixed; boundary=q\n\n--q\nContent-Type: message/rfc822\nContent-Transfer-Encoding: base64\n\nRnJvbTogeEB5Cgpib2R5Cg==\n--q--\n"),
+        ("empty-parts", "From: a@example.org\nContent-Type: multipart/mixed; boundary=e\n\n--e\n--e\n\n--e\nContent-Type: text/plain\n\n--e--\n"),
+        ("odd-addresses", "From: <>\nTo: a@example.org, , \"Quoted Local\"@example.org, user-no-domain, Name <route@x> (comment)\nCc: <@relay1,@relay2:routed@example.org>\nBcc: Group One: m1@example.org, Nested Name <m2@example.org>;, Empty Group:;\nReply-To:\nSender: \"Escaped \\\"Quote\\\"\" <esc@example.org>\nIn-Reply-To: <a@x>\n <b@y>\nMessage-ID: <id@example.org> (comment)\nSubject: odd\n\nx\n"),
+        ("duplicate-headers", "From: first@example.org\nFrom: second@example.org\nSubject: one\nSubject: two\nContent-Type: text/plain; charset=utf-8\nContent-Type: text/html\n\nbody\n"),
+        ("long-header", "From: a@example.org\nSubject: LONG_SUBJECT\n\nbody\n"),
+        ("whitespace-values", "From:    spaced@example.org   \nSubject:   \t spaced subject \t \nDate:   Fri, 27 Nov 2026 10:00:00 +0000   \nContent-Type:   text/plain  ;  charset = \"utf-8\"  \n\nbody\n"),
+        ("folded-mime-fields", "From: a@example.org\nContent-Type: multipart/mixed; boundary=f\n\n--f\nContent-Type: text/plain;\n\tcharset=\"utf-8\"\nContent-Description:   folded\n  description\t here  \nContent-ID:\n <cid@example.org>\nContent-Disposition: inline;\n filename=\"a b.txt\"\nContent-Language: EN-us\n\nx\n--f--\n"),
+        ("header-only-part", "From: a@example.org\nContent-Type: multipart/mixed; boundary=h\n\n--h\nContent-Type: text/plain\n--h\nContent-Type: text/plain\n\n--h--\n"),
         ("multipart-no-boundary", "From: a@example.org\nContent-Type: multipart/mixed\n\nno boundary here\n"),
     ];
     v.into_iter()
-        .map(|(n, m)| (n, m.replace('\n', "\r\n")))
+        .map(|(n, m)| {
+            let m = m.replace("LONG_SUBJECT", &"word ".repeat(2000));
+            (n, m.replace('\n', "\r\n"))
+        })
         .collect()
 }
 
 /// Items where we knowingly differ from Dovecot: (message name, item name, reason).
 const KNOWN_DIFFERENCES: &[(&str, &str, &str)] = &[];
 
-const FETCH_ITEMS: &str = "BODY.PEEK[] ENVELOPE BODYSTRUCTURE BODY BODY.PEEK[1.MIME] BODY.PEEK[1] BODY.PEEK[TEXT] BODY.PEEK[HEADER] BODY.PEEK[HEADER.FIELDS (From Subject)] BODY.PEEK[HEADER.FIELDS.NOT (From Subject)] RFC822.SIZE BODY.PEEK[2] BODY.PEEK[2.MIME] BODY.PEEK[2.HEADER] BODY.PEEK[2.TEXT] BODY.PEEK[2.1] BODY.PEEK[2.1.MIME] BODY.PEEK[2.2] BODY.PEEK[1.1] BODY.PEEK[2.HEADER.FIELDS (subject)] BODY.PEEK[]<5.10> BODY.PEEK[1]<0.3> BODY.PEEK[TEXT]<100000.5>";
+const FETCH_ITEMS: &str = "BODY.PEEK[] ENVELOPE BODYSTRUCTURE BODY BODY.PEEK[1.MIME] BODY.PEEK[1] BODY.PEEK[TEXT] BODY.PEEK[HEADER] BODY.PEEK[HEADER.FIELDS (From Subject)] BODY.PEEK[HEADER.FIELDS.NOT (From Subject)] RFC822.SIZE BODY.PEEK[2] BODY.PEEK[2.MIME] BODY.PEEK[2.HEADER] BODY.PEEK[2.TEXT] BODY.PEEK[2.1] BODY.PEEK[2.1.MIME] BODY.PEEK[2.2] BODY.PEEK[1.1] BODY.PEEK[2.HEADER.FIELDS (subject)] BODY.PEEK[]<5.10> BODY.PEEK[1]<0.3> BODY.PEEK[TEXT]<100000.5> BODY.PEEK[3.MIME] BODY.PEEK[3] BODY.PEEK[1.2.MIME] BODY.PEEK[2.1.1]";
 
 struct Dovecot {
     conf: PathBuf,

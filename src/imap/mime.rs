@@ -164,23 +164,6 @@ pub fn unfold(value: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Writes a header value as Dovecot's `imap_append_nstring_nolf`: unfolded, and as a literal
-/// whenever the raw value was folded.
-pub fn push_header_nstring(out: &mut Vec<u8>, value: Option<&[u8]>) {
-    match value {
-        None => out.extend_from_slice(b"NIL"),
-        Some(v) => {
-            let u = unfold(v);
-            if trim_ws(v).iter().any(|&b| b == b'\r' || b == b'\n') {
-                out.extend_from_slice(format!("{{{}}}\r\n", u.len()).as_bytes());
-                out.extend_from_slice(&u);
-            } else {
-                push_string(out, &u);
-            }
-        }
-    }
-}
-
 /// First field named `name` (case-insensitive) in the header at `range`.
 pub fn header_value<'a>(raw: &'a [u8], range: Range<usize>, name: &str) -> Option<&'a [u8]> {
     fields(raw, range)
@@ -342,8 +325,55 @@ pub fn parse_content_type(value: &[u8]) -> ContentType {
     ct
 }
 
+/// `; name=value` pairs, with RFC 2231 §3 continuations (`name*0`, `name*1`, ...) joined
+/// into `name` as Dovecot does; extended (`name*`, `name*0*`) values stay as written.
+fn parse_params(it: impl Iterator<Item = Tok>) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let raw = parse_params_raw(it);
+    let mut out: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+    let mut segments: Vec<(Vec<u8>, u32, Vec<u8>)> = Vec::new();
+    let mut order: Vec<Vec<u8>> = Vec::new();
+    for (name, value) in raw {
+        let split = name
+            .iter()
+            .rposition(|&b| b == b'*')
+            .filter(|&star| star > 0 && star + 1 < name.len())
+            .and_then(|star| {
+                let digits = &name[star + 1..];
+                digits
+                    .iter()
+                    .all(u8::is_ascii_digit)
+                    .then(|| std::str::from_utf8(digits).ok()?.parse::<u32>().ok())
+                    .flatten()
+                    .map(|n| (name[..star].to_vec(), n))
+            });
+        match split {
+            Some((base, n)) => {
+                let lower = base.to_ascii_lowercase();
+                if !order.contains(&lower) {
+                    order.push(lower.clone());
+                    out.push((base.clone(), Vec::new()));
+                }
+                segments.push((lower, n, value));
+            }
+            None => out.push((name, value)),
+        }
+    }
+    segments.sort_by_key(|s| s.1);
+    for (name, value) in out.iter_mut() {
+        let lower = name.to_ascii_lowercase();
+        if order.contains(&lower) && value.is_empty() {
+            for (b, _, v) in &segments {
+                if *b == lower {
+                    value.extend_from_slice(v);
+                }
+            }
+        }
+    }
+    out
+}
+
 /// `; name=value` pairs from a token stream (anything unexpected is skipped up to `;`).
-fn parse_params(mut it: impl Iterator<Item = Tok>) -> Vec<(Vec<u8>, Vec<u8>)> {
+fn parse_params_raw(mut it: impl Iterator<Item = Tok>) -> Vec<(Vec<u8>, Vec<u8>)> {
     let mut params: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
     // Skip to the first ';'.
     loop {
@@ -401,20 +431,38 @@ fn parse_params(mut it: impl Iterator<Item = Tok>) -> Vec<(Vec<u8>, Vec<u8>)> {
 
 /// Parses a message. Never fails.
 pub fn parse(raw: &[u8]) -> Message<'_> {
-    let root = parse_part(raw, 0..raw.len(), &[], false, 0);
+    let root = parse_part(raw, 0..raw.len(), &[], false, 0, false, false);
     Message { raw, root }
 }
 
+/// Parses the part in `raw[range]`. `strip` says the part is followed by a delimiter line,
+/// whose preceding CRLF is not part of the body (RFC 2046 §5.1.1) — but, as in Dovecot's
+/// sequential parser, only when that CRLF is still body text: a header line or a nested
+/// multipart's closing delimiter line that ends right there keeps its own line end.
 fn parse_part(
     raw: &[u8],
     range: Range<usize>,
     boundaries: &[&[u8]],
     digest_child: bool,
     depth: usize,
+    strip: bool,
+    header_strip: bool,
 ) -> Part {
-    let hend = header_end(raw, range.start, range.end);
+    // Dovecot gives the CRLF before a delimiter to the delimiter even when it ends a header
+    // line of a multipart's part; the header of an encapsulated message keeps it.
+    let stripped_end = if strip {
+        end_before_delim(raw, range.start, range.end)
+    } else {
+        range.end
+    };
+    let hlimit = if header_strip {
+        stripped_end
+    } else {
+        range.end
+    };
+    let hend = header_end(raw, range.start, hlimit);
+    let stripped_end = stripped_end.max(hend);
     let header = range.start..hend;
-    let body = hend..range.end;
     let ct_value = header_value(raw, header.clone(), "Content-Type");
     let (ctype, ctype_given) = match ct_value {
         Some(v) => {
@@ -428,8 +476,8 @@ fn parse_part(
         }
         None => (default_ctype(digest_child), false),
     };
-    let kind = if depth >= MAX_DEPTH {
-        Kind::Leaf
+    let (kind, body_end) = if depth >= MAX_DEPTH {
+        (Kind::Leaf, stripped_end)
     } else if ctype.is("multipart", "") {
         match ctype.param("boundary").filter(|b| !b.is_empty()) {
             Some(b) => {
@@ -437,25 +485,37 @@ fn parse_part(
                 let digest = ctype.is("multipart", "digest");
                 let mut all: Vec<&[u8]> = boundaries.to_vec();
                 all.push(&b);
-                Kind::Multipart(parse_children(raw, body.clone(), &all, digest, depth))
+                let (children, close_end) =
+                    parse_children(raw, hend..range.end, &all, digest, depth);
+                // No epilogue after the closing delimiter: its line end stays in the body.
+                let end = if close_end == Some(range.end) {
+                    range.end
+                } else {
+                    stripped_end
+                };
+                (Kind::Multipart(children), end)
             }
             // No boundary: a multipart without parts (written as Dovecot does, see write_part).
-            None => Kind::Multipart(Vec::new()),
+            None => (Kind::Multipart(Vec::new()), stripped_end),
         }
     } else if ctype.is("message", "rfc822") {
-        Kind::Message(Box::new(parse_part(
+        let inner = parse_part(
             raw,
-            body.clone(),
+            hend..range.end,
             boundaries,
             false,
             depth + 1,
-        )))
+            strip,
+            false,
+        );
+        let end = inner.body.end;
+        (Kind::Message(Box::new(inner)), end)
     } else {
-        Kind::Leaf
+        (Kind::Leaf, stripped_end)
     };
     Part {
         header,
-        body,
+        body: hend..body_end,
         ctype,
         ctype_given,
         kind,
@@ -544,33 +604,43 @@ fn end_before_delim(raw: &[u8], part_start: usize, line_start: usize) -> usize {
     e
 }
 
+/// The parts of a multipart body; also where its closing delimiter line ended, if seen.
 fn parse_children(
     raw: &[u8],
     body: Range<usize>,
     boundaries: &[&[u8]],
     digest: bool,
     depth: usize,
-) -> Vec<Part> {
+) -> (Vec<Part>, Option<usize>) {
     let mut children = Vec::new();
     // Preamble: up to the first delimiter of ours.
     let mut pos = match find_delim(raw, body.start, body.end, boundaries) {
         Some((_, le, Delim::Next)) => le,
-        _ => return children,
+        Some((_, le, Delim::Close)) => return (children, Some(le)),
+        _ => return (children, None),
     };
     loop {
         let start = pos;
         let found = find_delim(raw, pos, body.end, boundaries);
-        let end = match &found {
-            Some((ls, _, _)) => end_before_delim(raw, start, *ls),
-            None => body.end,
+        let (end, strip) = match &found {
+            Some((ls, _, _)) => (*ls, true),
+            None => (body.end, false),
         };
-        children.push(parse_part(raw, start..end, boundaries, digest, depth + 1));
+        children.push(parse_part(
+            raw,
+            start..end,
+            boundaries,
+            digest,
+            depth + 1,
+            strip,
+            true,
+        ));
         match found {
             Some((_, le, Delim::Next)) => pos = le,
-            _ => break,
+            Some((_, le, Delim::Close)) => return (children, Some(le)),
+            _ => return (children, None),
         }
     }
-    children
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -702,39 +772,41 @@ impl Part {
             .filter(|&&c| c == b'\n')
             .count()
     }
-
-    /// Child `n` (1-based) in the sense of §6.4.5 part numbers.
-    fn child(&self, n: u32) -> Option<&Part> {
-        match &self.kind {
-            Kind::Multipart(children) => children.get((n as usize).checked_sub(1)?),
-            Kind::Message(inner) => match &inner.kind {
-                Kind::Multipart(children) => children.get((n as usize).checked_sub(1)?),
-                _ if n == 1 => Some(inner),
-                _ => None,
-            },
-            // Dovecot: part 1 of a non-multipart, non-message part is the part itself.
-            Kind::Leaf if n == 1 => Some(self),
-            Kind::Leaf => None,
-        }
-    }
 }
 
 impl Message<'_> {
-    /// The part a non-empty path names.
+    /// The part a non-empty path names. As in Dovecot, a non-multipart part answers to
+    /// number 1 once (`BODY[1]` of a single-part message, `BODY[2.1]` of a leaf part 2), and
+    /// a message/rfc822 part's numbers refer to its encapsulated message (RFC 3501 §6.4.5).
     pub fn part(&self, path: &[u32]) -> Option<&Part> {
-        let (&first, rest) = path.split_first()?;
-        let mut node = match &self.root.kind {
-            Kind::Multipart(children) => children.get((first as usize).checked_sub(1)?)?,
-            // A single-part message's part 1 is its body; it has no parts below (Dovecot),
-            // unless it is itself a message/rfc822.
-            Kind::Leaf if first == 1 && !rest.is_empty() => return None,
-            _ if first == 1 => &self.root,
-            _ => return None,
-        };
-        for &n in rest {
-            node = node.child(n)?;
+        let mut node = &self.root;
+        let mut one_used = false;
+        for (idx, &n) in path.iter().enumerate() {
+            let index = (n as usize).checked_sub(1)?;
+            node = match &node.kind {
+                Kind::Multipart(children) => {
+                    one_used = false;
+                    children.get(index)?
+                }
+                Kind::Message(inner) if idx > 0 => match &inner.kind {
+                    Kind::Multipart(children) => {
+                        one_used = false;
+                        children.get(index)?
+                    }
+                    _ if n == 1 => {
+                        one_used = true;
+                        inner
+                    }
+                    _ => return None,
+                },
+                _ if n == 1 && !one_used => {
+                    one_used = true;
+                    node
+                }
+                _ => return None,
+            };
         }
-        Some(node)
+        (!path.is_empty()).then_some(node)
     }
 
     /// The bytes of a section; a part that does not exist gives empty data (as Dovecot does).
@@ -801,33 +873,105 @@ impl Message<'_> {
 
 fn write_envelope(raw: &[u8], msg: &Part, out: &mut Vec<u8>) {
     let fs = fields(raw, msg.header.clone());
-    let get = |name: &str| -> Option<&[u8]> {
+    // Dovecot: a repeated string field counts by its last occurrence...
+    let last = |name: &str| -> Option<&[u8]> {
         fs.iter()
+            .rev()
             .find(|f| f.name.eq_ignore_ascii_case(name.as_bytes()))
             .map(|f| f.value)
     };
-    let string = push_header_nstring;
+    // ...and repeated address fields add up.
+    let addrs = |name: &str| -> Vec<Address> {
+        fs.iter()
+            .filter(|f| f.name.eq_ignore_ascii_case(name.as_bytes()))
+            .flat_map(|f| parse_addresses(f.value))
+            .collect()
+    };
     out.push(b'(');
-    string(out, get("Date"));
+    push_nstring_nolf(out, last("Date"));
     out.push(b' ');
-    string(out, get("Subject"));
-    let from = get("From").map(parse_addresses).unwrap_or_default();
+    match last("Subject") {
+        Some(v) => push_string_for_humans(out, trim_leading_ws(v)),
+        None => out.extend_from_slice(b"NIL"),
+    }
+    let from = addrs("From");
     for name in ["From", "Sender", "Reply-To"] {
         out.push(b' ');
-        let own = get(name).map(parse_addresses).unwrap_or_default();
+        let own = addrs(name);
         // RFC 3501 §7.4.2: sender and reply-to default to from.
         write_addresses(out, if own.is_empty() { &from } else { &own });
     }
     for name in ["To", "Cc", "Bcc"] {
         out.push(b' ');
-        let list = get(name).map(parse_addresses).unwrap_or_default();
-        write_addresses(out, &list);
+        write_addresses(out, &addrs(name));
     }
     out.push(b' ');
-    string(out, get("In-Reply-To"));
+    push_nstring_nolf(out, last("In-Reply-To"));
     out.push(b' ');
-    string(out, get("Message-ID"));
+    push_nstring_nolf(out, last("Message-ID"));
     out.push(b')');
+}
+
+fn trim_leading_sp(mut s: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t', rest @ ..] = s {
+        s = rest;
+    }
+    s
+}
+
+fn trim_leading_ws(mut s: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t' | b'\r' | b'\n', rest @ ..] = s {
+        s = rest;
+    }
+    s
+}
+
+/// Dovecot's `imap_append_nstring_nolf` for raw header values: leading whitespace dropped,
+/// CR and LF removed (the folding whitespace stays), then an ordinary string.
+pub fn push_nstring_nolf(out: &mut Vec<u8>, value: Option<&[u8]>) {
+    match value {
+        None => out.extend_from_slice(b"NIL"),
+        Some(v) => {
+            let v: Vec<u8> = trim_leading_sp(v)
+                .iter()
+                .copied()
+                .filter(|&b| b != b'\r' && b != b'\n')
+                .collect();
+            push_string(out, &v);
+        }
+    }
+}
+
+/// Dovecot's `imap_append_string_for_humans` (Subject, address display names): whitespace
+/// runs (SP, TAB, CR, LF) become one space, leading and trailing ones go, NUL becomes 0x80;
+/// unchanged plain text is quoted, anything changed or holding `"`, `\` or 8-bit bytes is
+/// sent as a literal.
+pub fn push_string_for_humans(out: &mut Vec<u8>, s: &[u8]) {
+    let mut text = Vec::with_capacity(s.len());
+    let mut pending_space = false;
+    for &b in s {
+        match b {
+            b' ' | b'\t' | b'\r' | b'\n' => pending_space = !text.is_empty(),
+            _ => {
+                if pending_space {
+                    text.push(b' ');
+                    pending_space = false;
+                }
+                text.push(if b == 0 { 0x80 } else { b });
+            }
+        }
+    }
+    let special = text.iter().any(|&b| b == b'"' || b == b'\\' || b >= 0x80);
+    if text.is_empty() {
+        out.extend_from_slice(b"\"\"");
+    } else if text.as_slice() == s && !special {
+        out.push(b'"');
+        out.extend_from_slice(&text);
+        out.push(b'"');
+    } else {
+        out.extend_from_slice(format!("{{{}}}\r\n", text.len()).as_bytes());
+        out.extend_from_slice(&text);
+    }
 }
 
 /// One ENVELOPE address: (name adl mailbox host); group start is (NIL NIL name NIL), group end
@@ -848,7 +992,10 @@ fn write_addresses(out: &mut Vec<u8>, list: &[Address]) {
     out.push(b'(');
     for a in list {
         out.push(b'(');
-        push_nstring(out, a.name.as_deref());
+        match &a.name {
+            Some(n) => push_string_for_humans(out, n),
+            None => out.extend_from_slice(b"NIL"),
+        }
         out.push(b' ');
         push_nstring(out, a.adl.as_deref());
         out.push(b' ');
@@ -961,7 +1108,18 @@ pub fn parse_addresses(value: &[u8]) -> Vec<Address> {
         // Separators.
         while i < toks.len() {
             match toks[i] {
-                Tok::Special(b',') => i += 1,
+                Tok::Special(b',') => {
+                    i += 1;
+                    // An empty element (`a, , b`): Dovecot lists a placeholder address.
+                    if toks.get(i) == Some(&Tok::Special(b',')) {
+                        out.push(Address {
+                            name: None,
+                            adl: None,
+                            mailbox: Some(b"MISSING_MAILBOX".to_vec()),
+                            host: Some(b"MISSING_DOMAIN".to_vec()),
+                        });
+                    }
+                }
                 Tok::Special(b';') => {
                     i += 1;
                     if in_group {
@@ -1138,9 +1296,9 @@ fn write_part(raw: &[u8], p: &Part, out: &mut Vec<u8>, ext: bool) {
                 write_params(out, &p.ctype.params);
             }
             out.push(b' ');
-            push_header_nstring(out, raw_hv("Content-ID"));
+            push_nstring_nolf(out, raw_hv("Content-ID"));
             out.push(b' ');
-            push_header_nstring(out, raw_hv("Content-Description"));
+            push_nstring_nolf(out, raw_hv("Content-Description"));
             out.push(b' ');
             let enc = hv("Content-Transfer-Encoding")
                 .map(|v| {
@@ -1168,7 +1326,7 @@ fn write_part(raw: &[u8], p: &Part, out: &mut Vec<u8>, ext: bool) {
             }
             if ext {
                 out.push(b' ');
-                push_header_nstring(out, raw_hv("Content-MD5"));
+                push_nstring_nolf(out, raw_hv("Content-MD5"));
                 write_ext_tail(raw, p, out);
             }
         }
@@ -1203,9 +1361,9 @@ fn write_ext_tail(raw: &[u8], p: &Part, out: &mut Vec<u8>) {
             l
         })
         .unwrap_or_default();
+    // Dovecot writes the languages as a list even when there is one.
     match langs.len() {
         0 => out.extend_from_slice(b"NIL"),
-        1 => push_string(out, &langs[0]),
         _ => {
             out.push(b'(');
             for (k, l) in langs.iter().enumerate() {
@@ -1218,7 +1376,7 @@ fn write_ext_tail(raw: &[u8], p: &Part, out: &mut Vec<u8>) {
         }
     }
     out.push(b' ');
-    push_header_nstring(out, hv("Content-Location"));
+    push_nstring_nolf(out, hv("Content-Location"));
 }
 
 /// `value; params` where value is a single token (Content-Disposition).
