@@ -812,18 +812,18 @@ impl Message<'_> {
     /// The bytes of a section; a part that does not exist gives empty data (as Dovecot does).
     pub fn section(&self, s: &Section) -> SectionData {
         let empty = SectionData::Owned(Vec::new());
-        // The message HEADER/TEXT refer to: the top, or the message/rfc822 at the path.
-        let msg_part = |p: &Part| -> Option<Part> {
+        // HEADER/TEXT refer to a message: the top, or the message/rfc822 at the path.
+        fn msg_part(p: &Part) -> Option<&Part> {
             match &p.kind {
-                Kind::Message(inner) => Some((**inner).clone()),
+                Kind::Message(inner) => Some(inner),
                 _ => None,
             }
-        };
-        let target: Option<Part> = if s.path.is_empty() {
-            Some(self.root.clone())
+        }
+        let target: Option<&Part> = if s.path.is_empty() {
+            Some(&self.root)
         } else {
             match &s.spec {
-                SectionSpec::Full | SectionSpec::Mime => self.part(&s.path).cloned(),
+                SectionSpec::Full | SectionSpec::Mime => self.part(&s.path),
                 _ => self.part(&s.path).and_then(msg_part),
             }
         };
@@ -832,8 +832,8 @@ impl Message<'_> {
             SectionSpec::Full if s.path.is_empty() => SectionData::Range(0..self.raw.len()),
             SectionSpec::Full | SectionSpec::Text => SectionData::Range(p.body.clone()),
             SectionSpec::Header | SectionSpec::Mime => SectionData::Range(p.header.clone()),
-            SectionSpec::HeaderFields(names) => self.filter_fields(&p, names, true),
-            SectionSpec::HeaderFieldsNot(names) => self.filter_fields(&p, names, false),
+            SectionSpec::HeaderFields(names) => self.filter_fields(p, names, true),
+            SectionSpec::HeaderFieldsNot(names) => self.filter_fields(p, names, false),
         }
     }
 

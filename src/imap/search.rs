@@ -87,11 +87,12 @@ pub fn needs_message(key: &SearchKey<'_>) -> bool {
     }
 }
 
-/// The message bytes, loaded on first use; `None` when it cannot be read (e.g. expunged by
+/// The message bytes and MIME structure, loaded and parsed on first use (once per message,
+/// whatever the number of content keys); `None` when it cannot be read (e.g. expunged by
 /// another session meanwhile), which makes content keys not match.
 pub struct LazyMessage<'f> {
     load: Box<dyn FnMut() -> Option<Arc<[u8]>> + 'f>,
-    loaded: Option<Option<Arc<[u8]>>>,
+    loaded: Option<Option<(Arc<[u8]>, Part)>>,
 }
 
 impl<'f> LazyMessage<'f> {
@@ -104,17 +105,25 @@ impl<'f> LazyMessage<'f> {
 
     /// Already-available bytes.
     pub fn ready(bytes: Arc<[u8]>) -> LazyMessage<'static> {
+        let root = mime::parse(&bytes).root;
         LazyMessage {
             load: Box::new(|| None),
-            loaded: Some(Some(bytes)),
+            loaded: Some(Some((bytes, root))),
         }
     }
 
-    fn get(&mut self) -> Option<Arc<[u8]>> {
+    fn get(&mut self) -> Option<(&[u8], &Part)> {
         if self.loaded.is_none() {
-            self.loaded = Some((self.load)());
+            let parsed = (self.load)().map(|raw| {
+                let root = mime::parse(&raw).root;
+                (raw, root)
+            });
+            self.loaded = Some(parsed);
         }
-        self.loaded.clone().flatten()
+        match &self.loaded {
+            Some(Some((raw, root))) => Some((raw, root)),
+            _ => None,
+        }
     }
 
     /// Whether the loader has run (tests check laziness with it).
@@ -180,14 +189,10 @@ pub fn matches(key: &SearchKey<'_>, c: &mut Candidate<'_, '_>, b: Bounds) -> boo
             let name = String::from_utf8_lossy(name.as_ref()).into_owned();
             header_contains(c, &name, s.as_ref())
         }
-        K::Body(s) => with_message(c, |raw| {
-            let m = mime::parse(raw);
-            body_contains(raw, &m.root, &fold(s.as_ref()))
-        }),
-        K::Text(s) => with_message(c, |raw| {
-            let m = mime::parse(raw);
+        K::Body(s) => with_message(c, |raw, root| body_contains(raw, root, &fold(s.as_ref()))),
+        K::Text(s) => with_message(c, |raw, root| {
             let needle = fold(s.as_ref());
-            headers_contain(raw, &m.root, None, &needle) || body_contains(raw, &m.root, &needle)
+            headers_contain(raw, root, None, &needle) || body_contains(raw, root, &needle)
         }),
         // Extensions not advertised (WITHIN, CONDSTORE) are not parsed with our features;
         // should one appear, it matches nothing.
@@ -204,17 +209,16 @@ fn internal_day(meta: &MessageMeta) -> NaiveDate {
     DateTime::<Local>::from(meta.internal_date).date_naive()
 }
 
-fn with_message(c: &mut Candidate<'_, '_>, f: impl FnOnce(&[u8]) -> bool) -> bool {
+fn with_message(c: &mut Candidate<'_, '_>, f: impl FnOnce(&[u8], &Part) -> bool) -> bool {
     match c.message.get() {
-        Some(raw) => f(&raw),
+        Some((raw, root)) => f(raw, root),
         None => false,
     }
 }
 
 fn sent_day(c: &mut Candidate<'_, '_>) -> Option<NaiveDate> {
-    let raw = c.message.get()?;
-    let m = mime::parse(&raw);
-    let day = mime::header_value(&raw, m.root.header.clone(), "Date")
+    let (raw, root) = c.message.get()?;
+    let day = mime::header_value(raw, root.header.clone(), "Date")
         .and_then(|v| parse_date_day(&mime::unfold(v)));
     // Dovecot: no (parsable) Date: is the epoch, so such mail is "sent before" any date.
     Some(day.unwrap_or(NaiveDate::from_ymd_opt(1970, 1, 1)?))
@@ -254,9 +258,8 @@ fn fold(s: &[u8]) -> String {
 
 fn header_contains(c: &mut Candidate<'_, '_>, name: &str, needle: &[u8]) -> bool {
     let needle = fold(needle);
-    with_message(c, |raw| {
-        let m = mime::parse(raw);
-        headers_contain(raw, &m.root, Some(name), &needle)
+    with_message(c, |raw, root| {
+        headers_contain(raw, root, Some(name), &needle)
     })
 }
 
