@@ -33,9 +33,7 @@ impl<T> std::fmt::Debug for Secret<T> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AuthResult {
     /// The canonical user name (as written in the users file).
-    Ok {
-        user: String,
-    },
+    Ok { user: String },
     Failed,
     /// The users file could not be read, or similar: `[SYS/TEMP]` / `UNAVAILABLE`.
     TempFail(String),

@@ -50,8 +50,7 @@ pub async fn run_daemon(config_path: PathBuf) -> anyhow::Result<()> {
     }
     let snapshot = build_snapshot(config)?;
     let listeners = bind_all(&snapshot.config).await?;
-    let store =
-        crate::store::maildir::MaildirStore::new(snapshot.config.server.data_dir.join("mail"));
+    let store = crate::store::maildir::MaildirStore::new(snapshot.config.server.data_dir.join("mail"));
     let shared = Arc::new(Shared {
         live: ArcSwap::from_pointee(snapshot),
         store: Arc::new(store),
@@ -190,12 +189,7 @@ pub async fn serve(listeners: Vec<Bound>, shared: Arc<Shared>) {
     let tracker = TaskTracker::new();
     let limiter = Arc::new(Limiter::default());
     for bound in listeners {
-        tracker.spawn(accept_loop(
-            bound,
-            shared.clone(),
-            limiter.clone(),
-            tracker.clone(),
-        ));
+        tracker.spawn(accept_loop(bound, shared.clone(), limiter.clone(), tracker.clone()));
     }
     shared.shutdown.cancelled().await;
     tracker.close();
@@ -210,12 +204,7 @@ pub async fn serve(listeners: Vec<Bound>, shared: Arc<Shared>) {
     shared.protolog.shutdown();
 }
 
-async fn accept_loop(
-    bound: Bound,
-    shared: Arc<Shared>,
-    limiter: Arc<Limiter>,
-    tracker: TaskTracker,
-) {
+async fn accept_loop(bound: Bound, shared: Arc<Shared>, limiter: Arc<Limiter>, tracker: TaskTracker) {
     loop {
         let accepted = tokio::select! {
             _ = shared.shutdown.cancelled() => return,
@@ -234,8 +223,7 @@ async fn accept_loop(
         // The one read of the live config a session gets (SPEC §4).
         let snapshot = shared.live.load_full();
         let limits = &snapshot.config.limits;
-        let Some(permit) =
-            limiter.acquire(peer, limits.max_connections, limits.max_connections_per_ip)
+        let Some(permit) = limiter.acquire(peer, limits.max_connections, limits.max_connections_per_ip)
         else {
             tracing::warn!("{peer}: connection refused, too many connections");
             tracker.spawn(refuse(stream, bound.service, bound.implicit_tls));
@@ -285,12 +273,7 @@ struct Permit {
 }
 
 impl Limiter {
-    fn acquire(
-        self: &Arc<Self>,
-        peer: SocketAddr,
-        max_total: usize,
-        max_per_ip: usize,
-    ) -> Option<Permit> {
+    fn acquire(self: &Arc<Self>, peer: SocketAddr, max_total: usize, max_per_ip: usize) -> Option<Permit> {
         let mut st = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let ip = peer.ip();
         let here = st.per_ip.get(&ip).copied().unwrap_or(0);

@@ -6,9 +6,9 @@
 //! * [`Config::protocol_log`] gives the typed `[ParametersSystem]` settings of a service.
 //! * `watch::spawn` (hot reload) and `regedit` (the `reg` CLI) live beside this file.
 
-pub mod regedit;
 pub mod registry;
 pub mod watch;
+pub mod regedit;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -198,10 +198,7 @@ impl Daemon {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        panic!(
-            "{needle:?} not in daemon log after {within:?}:\n{}",
-            self.log_text()
-        );
+        panic!("{needle:?} not in daemon log after {within:?}:\n{}", self.log_text());
     }
 
     /// Rewrites the config file in place with `opts` (hot reload).
@@ -223,10 +220,7 @@ impl Daemon {
             }
             if Instant::now() > deadline {
                 let _ = self.child.kill();
-                panic!(
-                    "daemon did not exit within {within:?}; log:\n{}",
-                    self.log_text()
-                );
+                panic!("daemon did not exit within {within:?}; log:\n{}", self.log_text());
             }
             std::thread::sleep(Duration::from_millis(20));
         }
