@@ -1,1 +1,377 @@
-fn main(){}
+//! The `mailserver` command line (SPEC §2): `run` (default), `check-config`, `reg`, `passwd`.
+//!
+//! Owns: argument parsing (clap derive; the reg.exe-style `/t /d /f` switches are parsed
+//! here by hand, since they are not clap flags), the default config search, tracing setup
+//! for the daemon, and the exit codes: 0 ok, 1 invalid configuration or request, 2 usage.
+
+use std::io::{BufRead, IsTerminal};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use mailserver::config::{self, regedit, registry::RegType};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "mailserver",
+    version,
+    about = "POP3 and IMAP4 server on Maildir with Exchange 5.5 (KB Q182504) protocol logging"
+)]
+struct Cli {
+    /// Config file [default: $MAILSERVER_CONFIG, else /etc/mailserver/mailserver.toml if it
+    /// exists, else etc/mailserver.toml]
+    #[arg(long, global = true, value_name = "PATH")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the daemon in the foreground (the default).
+    Run,
+    /// Validate the config, print the effective settings; exit 0 if valid, 1 if not.
+    CheckConfig,
+    /// reg.exe on the [ParametersSystem] table.
+    #[command(subcommand)]
+    Reg(RegCommand),
+    /// Read a password on stdin, print a {SCHEME}hash line for the users file.
+    Passwd {
+        /// ARGON2ID, SHA512-CRYPT or BLF-CRYPT.
+        #[arg(long, default_value = "ARGON2ID")]
+        scheme: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum RegCommand {
+    /// List the values present (or one VALUE; `/v VALUE` as reg.exe writes it also works).
+    Query {
+        #[arg(allow_hyphen_values = true, num_args = 0..=2, value_name = "VALUE")]
+        args: Vec<String>,
+    },
+    /// reg add VALUE /t REG_DWORD|REG_SZ /d DATA [/f]
+    Add {
+        value: String,
+        /// /t TYPE, /d DATA, /f
+        #[arg(allow_hyphen_values = true, num_args = 0.., value_name = "SWITCHES")]
+        switches: Vec<String>,
+    },
+    /// reg delete VALUE [/f]
+    Delete {
+        value: String,
+        /// /f
+        #[arg(allow_hyphen_values = true, num_args = 0.., value_name = "SWITCHES")]
+        switches: Vec<String>,
+    },
+    /// Import values from a .reg file (all or nothing).
+    Import { file: PathBuf },
+    /// Export the values to a .reg file (UTF-16LE, as regedit writes).
+    Export { file: PathBuf },
+}
+
+/// The reg.exe switches we accept.
+#[derive(Debug, Default)]
+struct Switches {
+    ty: Option<String>,
+    data: Option<String>,
+    force: bool,
+}
+
+/// Parses `/t X /d Y /f` (case-insensitive, `-` accepted for `/` as reg.exe does).
+fn parse_switches(args: &[String], allowed: &[&str]) -> Result<Switches, String> {
+    let mut sw = Switches::default();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let name = a
+            .strip_prefix('/')
+            .or_else(|| a.strip_prefix('-'))
+            .map(str::to_ascii_lowercase);
+        let Some(name) = name.filter(|n| allowed.contains(&n.as_str())) else {
+            return Err(format!("ERROR: Invalid syntax: unexpected {a:?}."));
+        };
+        let mut value = || {
+            it.next()
+                .cloned()
+                .ok_or_else(|| format!("ERROR: Invalid syntax: {a} needs a value."))
+        };
+        match name.as_str() {
+            "t" if sw.ty.is_none() => sw.ty = Some(value()?),
+            "d" if sw.data.is_none() => sw.data = Some(value()?),
+            "f" if !sw.force => sw.force = true,
+            _ => return Err(format!("ERROR: Invalid syntax: {a} given twice.")),
+        }
+    }
+    Ok(sw)
+}
+
+/// SPEC §2: `$MAILSERVER_CONFIG`, else `/etc/mailserver/mailserver.toml` if it exists, else
+/// `etc/mailserver.toml` relative to the working directory.
+fn default_config() -> PathBuf {
+    if let Some(p) = std::env::var_os("MAILSERVER_CONFIG").filter(|p| !p.is_empty()) {
+        return PathBuf::from(p);
+    }
+    let system = Path::new("/etc/mailserver/mailserver.toml");
+    if system.exists() {
+        return system.to_path_buf();
+    }
+    PathBuf::from("etc/mailserver.toml")
+}
+
+/// `--config PATH` written after the reg switches lands in the raw switch list (it takes
+/// hyphen values); take it out so it works wherever it is written, as clap allows elsewhere.
+fn take_config(switches: &mut Vec<String>) -> Result<Option<PathBuf>, String> {
+    let mut found = None;
+    let mut i = 0;
+    while i < switches.len() {
+        if let Some(v) = switches[i].strip_prefix("--config=") {
+            found = Some(PathBuf::from(v));
+            switches.remove(i);
+        } else if switches[i] == "--config" {
+            if i + 1 >= switches.len() {
+                return Err("error: a value is required for '--config <PATH>'".into());
+            }
+            found = Some(PathBuf::from(switches.remove(i + 1)));
+            switches.remove(i);
+        } else {
+            i += 1;
+        }
+    }
+    Ok(found)
+}
+
+fn main() -> ExitCode {
+    let mut cli = Cli::parse();
+    if let Some(Command::Reg(
+        RegCommand::Add { switches, .. } | RegCommand::Delete { switches, .. },
+    )) = &mut cli.command
+    {
+        match take_config(switches) {
+            Ok(Some(p)) => cli.config = Some(p),
+            Ok(None) => {}
+            Err(e) => {
+                eprintln!("{e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let config = cli.config.clone().unwrap_or_else(default_config);
+    match cli.command.unwrap_or(Command::Run) {
+        Command::Run => run(config),
+        Command::CheckConfig => check_config(&config),
+        Command::Reg(cmd) => reg(&config, cmd),
+        Command::Passwd { scheme } => passwd(&scheme),
+    }
+}
+
+fn run(config: PathBuf) -> ExitCode {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(mailserver::run_daemon(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn check_config(path: &Path) -> ExitCode {
+    match config::load(path) {
+        Ok(cfg) => {
+            for w in &cfg.warnings {
+                eprintln!("warning: {w}");
+            }
+            // Files the daemon reads later: a missing one is worth saying now, but it is not
+            // a config error (it may be created before the daemon starts).
+            let mut files = vec![("auth.users_file", &cfg.auth.users_file)];
+            if let Some(tls) = &cfg.tls {
+                files.push(("tls.cert", &tls.cert));
+                files.push(("tls.key", &tls.key));
+            }
+            for (key, file) in files {
+                if let Err(e) = std::fs::metadata(file) {
+                    eprintln!("warning: {}: {key} {}: {e}", path.display(), file.display());
+                }
+            }
+            print!("{}", config::render_effective(&cfg));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            for line in e.0.lines() {
+                eprintln!("error: {line}");
+            }
+            ExitCode::from(1)
+        }
+    }
+}
+
+const VALUE_MISSING: &str = "ERROR: Invalid syntax: /v needs a value name.";
+
+/// The value name: `NAME`, or reg.exe's `/v NAME` (the name then comes from the switches).
+/// Returns the name and the remaining switches.
+fn value_arg(
+    mut first: Vec<String>,
+    mut switches: Vec<String>,
+) -> Result<(Option<String>, Vec<String>), regedit::RegError> {
+    first.append(&mut switches);
+    let mut rest = first.into_iter();
+    let name = match rest.next() {
+        Some(v) if v.eq_ignore_ascii_case("/v") || v.eq_ignore_ascii_case("-v") => Some(
+            rest.next()
+                .ok_or_else(|| regedit::RegError::Usage(VALUE_MISSING.into()))?,
+        ),
+        other => other,
+    };
+    Ok((name, rest.collect()))
+}
+
+fn reg(config: &Path, cmd: RegCommand) -> ExitCode {
+    use regedit::{Edited, RegError};
+    let printed = |r: Result<String, RegError>| {
+        r.map(|message| Edited {
+            message,
+            warnings: Vec::new(),
+        })
+    };
+    let result = match cmd {
+        RegCommand::Query { args } => {
+            value_arg(args, Vec::new()).and_then(|(value, rest)| match rest.first() {
+                Some(extra) => Err(RegError::Usage(format!(
+                    "ERROR: Invalid syntax: unexpected {extra:?}."
+                ))),
+                None => printed(regedit::query(config, value.as_deref())),
+            })
+        }
+        RegCommand::Add { value, switches } => {
+            value_arg(vec![value], switches).and_then(|(value, switches)| {
+                let value = value.ok_or_else(|| RegError::Usage(VALUE_MISSING.into()))?;
+                let sw = parse_switches(&switches, &["t", "d", "f"]).map_err(RegError::Usage)?;
+                // reg.exe's default type is REG_SZ and its default data is empty.
+                let ty_name = sw.ty.as_deref().unwrap_or("REG_SZ");
+                let ty = RegType::parse(ty_name).ok_or_else(|| {
+                    RegError::Invalid(format!(
+                        "ERROR: Unsupported type {ty_name}: use REG_DWORD or REG_SZ."
+                    ))
+                })?;
+                let data = regedit::parse_data(ty, sw.data.as_deref().unwrap_or(""))?;
+                regedit::add(config, &value, data, sw.force)
+            })
+        }
+        RegCommand::Delete { value, switches } => {
+            value_arg(vec![value], switches).and_then(|(value, switches)| {
+                let value = value.ok_or_else(|| RegError::Usage(VALUE_MISSING.into()))?;
+                let sw = parse_switches(&switches, &["f"]).map_err(RegError::Usage)?;
+                regedit::delete(config, &value, sw.force)
+            })
+        }
+        RegCommand::Import { file } => regedit::import(config, &file),
+        RegCommand::Export { file } => printed(regedit::export(config, &file)),
+    };
+    match result {
+        Ok(done) => {
+            for w in &done.warnings {
+                eprintln!("warning: {w}");
+            }
+            if done.message.ends_with('\n') {
+                print!("{}", done.message);
+            } else {
+                println!("{}", done.message);
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+fn passwd(scheme: &str) -> ExitCode {
+    let mut line = String::new();
+    if std::io::stdin().is_terminal() {
+        // No echo control without unsafe termios calls; say what is expected at least.
+        eprint!("Password (shown as typed; pipe it in to avoid that): ");
+    }
+    if let Err(e) = std::io::stdin().lock().read_line(&mut line) {
+        eprintln!("error: cannot read the password from stdin: {e}");
+        return ExitCode::from(1);
+    }
+    let password = line.strip_suffix('\n').unwrap_or(&line);
+    let password = password.strip_suffix('\r').unwrap_or(password);
+    if password.is_empty() {
+        eprintln!("error: empty password on stdin");
+        return ExitCode::from(1);
+    }
+    match mailserver::auth::hash_password(&scheme.to_ascii_uppercase(), password) {
+        Ok(hash) => {
+            println!("{hash}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(args: &[&str]) -> Vec<String> {
+        args.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn reg_switches_parse_as_written() {
+        let sw =
+            parse_switches(&v(&["/t", "REG_DWORD", "/d", "5", "/f"]), &["t", "d", "f"]).unwrap();
+        assert_eq!(sw.ty.as_deref(), Some("REG_DWORD"));
+        assert_eq!(sw.data.as_deref(), Some("5"));
+        assert!(sw.force);
+        // any order, either case, '-' for '/'
+        let sw =
+            parse_switches(&v(&["/F", "-D", "/x y", "-T", "REG_SZ"]), &["t", "d", "f"]).unwrap();
+        assert_eq!(sw.data.as_deref(), Some("/x y"));
+        assert_eq!(sw.ty.as_deref(), Some("REG_SZ"));
+        assert!(sw.force);
+        assert!(parse_switches(&v(&["/t"]), &["t"]).is_err());
+        assert!(parse_switches(&v(&["/f", "/f"]), &["f"]).is_err());
+        assert!(parse_switches(&v(&["/d", "1"]), &["f"]).is_err());
+        assert!(parse_switches(&v(&["stray"]), &["f"]).is_err());
+    }
+
+    #[test]
+    fn config_option_is_taken_out_of_switches() {
+        let mut sw = v(&["/f", "--config", "a.toml", "/d", "1"]);
+        assert_eq!(take_config(&mut sw).unwrap(), Some(PathBuf::from("a.toml")));
+        assert_eq!(sw, v(&["/f", "/d", "1"]));
+        let mut sw = v(&["--config=b.toml"]);
+        assert_eq!(take_config(&mut sw).unwrap(), Some(PathBuf::from("b.toml")));
+        assert!(sw.is_empty());
+        assert!(take_config(&mut v(&["/f", "--config"])).is_err());
+    }
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

@@ -1,18 +1,32 @@
 //! Configuration (SPEC §3): raw serde structs with `deny_unknown_fields` are validated into
-//! the typed [`Config`]; every error names file, line and column.
+//! the typed [`Config`](crate::config::Config); every error names file, line and column.
+//!
+//! Owns: the TOML schema outside `[ParametersSystem]` (that table is `registry.rs`), defaults,
+//! path resolution (relative paths resolve against the config file's directory, never the
+//! working directory), the `check-config` rendering and the reload diff. The idle-timeout
+//! minimums are RFC 3501 §5.4 (IMAP: "at least 30 minutes") and RFC 1939 §3 (POP3: "at least
+//! 10 minutes"); lower values are accepted with a warning, since an admin may want them.
 //!
 //! INTERFACE CONTRACT (other modules rely on these names):
-//! * [`load`] reads and validates a file; [`parse`] validates given bytes as if read from `path`.
-//! * [`Config::protocol_log`] gives the typed `[ParametersSystem]` settings of a service.
+//! * [`load`](crate::config::load) reads and validates a file; [`parse`](crate::config::parse)
+//!   validates given bytes as if read from `path`.
+//! * [`Config::protocol_log`](crate::config::Config::protocol_log) gives the typed
+//!   `[ParametersSystem]` settings of a service.
 //! * `watch::spawn` (hot reload) and `regedit` (the `reg` CLI) live beside this file.
 
+pub mod regedit;
 pub mod registry;
 pub mod watch;
-pub mod regedit;
 
+use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use registry::{Locator, RegData, Source};
 
 use crate::protolog::Service;
 
@@ -113,15 +127,595 @@ impl Config {
 #[error("{0}")]
 pub struct ConfigError(pub String);
 
-/// Reads and validates the file at `path`.
+/// Reads and validates the file at `path` (following symlinks).
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
     let bytes = std::fs::read(path)
         .map_err(|e| ConfigError(format!("{}: cannot read: {e}", path.display())))?;
     parse(path, &bytes)
 }
 
+/// Defaults of SPEC §3.
+pub const DEFAULT_HOSTNAME: &str = "localhost";
+pub const DEFAULT_DATA_DIR: &str = "/var/lib/mailserver";
+pub const DEFAULT_USERS_FILE: &str = "users";
+pub const DEFAULT_MAX_CONNECTIONS: u64 = 10_000;
+pub const DEFAULT_MAX_CONNECTIONS_PER_IP: u64 = 100;
+/// RFC 3501 §5.4: the autologout timer is at least 30 minutes.
+pub const IMAP_MIN_IDLE_SECS: u64 = 1800;
+/// RFC 1939 §3: the autologout timer is at least 10 minutes.
+pub const POP3_MIN_IDLE_SECS: u64 = 600;
+pub const DEFAULT_MAX_MESSAGE_BYTES: u64 = 52_428_800;
+pub const DEFAULT_SHUTDOWN_GRACE_SECS: u64 = 10;
+/// Upper bound of every `*_secs` setting: `Instant + Duration` must not overflow anywhere.
+pub const MAX_SECS: u64 = 365 * 24 * 3600;
+
+// ---- raw serde structs: exactly the TOML surface, nothing interpreted yet ----
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    server: RawServer,
+    imap: Option<RawListeners>,
+    pop3: Option<RawListeners>,
+    tls: Option<RawTls>,
+    #[serde(default)]
+    auth: RawAuth,
+    #[serde(default)]
+    limits: RawLimits,
+    /// Checked by `registry.rs` from the `toml_edit` document (spans and file order); here
+    /// only its shape (a table) is checked.
+    #[serde(rename = "ParametersSystem")]
+    #[allow(dead_code)]
+    parameters_system: Option<toml::Table>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    hostname: Option<Spanned<String>>,
+    data_dir: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawListeners {
+    #[serde(default)]
+    listen: Vec<Spanned<String>>,
+    #[serde(default)]
+    tls_listen: Vec<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    cert: Spanned<String>,
+    key: Spanned<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAuth {
+    users_file: Option<Spanned<String>>,
+    allow_plaintext: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    max_connections: Option<Spanned<u64>>,
+    max_connections_per_ip: Option<Spanned<u64>>,
+    imap_idle_timeout_secs: Option<Spanned<u64>>,
+    pop3_idle_timeout_secs: Option<Spanned<u64>>,
+    max_message_bytes: Option<Spanned<u64>>,
+    shutdown_grace_secs: Option<Spanned<u64>>,
+}
+
+/// Collects errors and warnings while validating, each with `FILE:LINE:COL`.
+struct Checker<'a> {
+    loc: Locator<'a>,
+    /// Directory relative paths resolve against (absolute).
+    base: PathBuf,
+    errors: Vec<String>,
+    warnings: Vec<String>,
+}
+
+impl Checker<'_> {
+    fn error<T>(&mut self, at: &Spanned<T>, msg: impl fmt::Display) {
+        let where_ = self.loc.at(at.span().start);
+        self.errors.push(format!("{where_}: {msg}"));
+    }
+
+    fn warn<T>(&mut self, at: &Spanned<T>, msg: impl fmt::Display) {
+        let where_ = self.loc.at(at.span().start);
+        self.warnings.push(format!("{where_}: {msg}"));
+    }
+
+    /// A path setting: non-empty, resolved against the config directory.
+    fn path(&mut self, key: &str, v: &Spanned<String>) -> PathBuf {
+        if v.get_ref().is_empty() {
+            self.error(v, format!("{key} must not be empty"));
+        }
+        normalize(&self.base.join(v.get_ref()))
+    }
+
+    fn addrs(&mut self, key: &str, list: &[Spanned<String>]) -> Vec<SocketAddr> {
+        let mut out = Vec::new();
+        for s in list {
+            match s.get_ref().parse::<SocketAddr>() {
+                Ok(a) => out.push(a),
+                Err(_) => self.error(
+                    s,
+                    format!(
+                        "{key}: {:?} is not a socket address (write IP:PORT, e.g. \
+                         \"0.0.0.0:143\" or \"[::]:143\")",
+                        s.get_ref()
+                    ),
+                ),
+            }
+        }
+        out
+    }
+
+    fn count(&mut self, key: &str, v: &Option<Spanned<u64>>, default: u64) -> u64 {
+        match v {
+            Some(n) if *n.get_ref() == 0 => {
+                self.error(n, format!("limits.{key} must be at least 1"));
+                default
+            }
+            Some(n) => *n.get_ref(),
+            None => default,
+        }
+    }
+
+    fn timeout(&mut self, key: &str, v: &Option<Spanned<u64>>, min: u64, rfc: &str) -> Duration {
+        match v {
+            Some(n) if *n.get_ref() == 0 => {
+                self.error(n, format!("limits.{key} must be at least 1"));
+                Duration::from_secs(min)
+            }
+            Some(n) if *n.get_ref() > MAX_SECS => {
+                self.error(
+                    n,
+                    format!("limits.{key} must be at most {MAX_SECS} (a year)"),
+                );
+                Duration::from_secs(min)
+            }
+            Some(n) => {
+                if *n.get_ref() < min {
+                    self.warn(
+                        n,
+                        format!(
+                            "limits.{key} = {} is below the {min} s minimum of {rfc}; \
+                             accepted, but clients may be cut off early",
+                            n.get_ref()
+                        ),
+                    );
+                }
+                Duration::from_secs(*n.get_ref())
+            }
+            None => Duration::from_secs(min),
+        }
+    }
+}
+
+/// Lexically drops `.` components (`/etc/mailserver/./logs` → `/etc/mailserver/logs`).
+fn normalize(p: &Path) -> PathBuf {
+    p.components().collect()
+}
+
+/// The directory relative paths in `path` resolve against, made absolute with the working
+/// directory at load time (the file name itself is not followed through symlinks: a
+/// Kubernetes ConfigMap mount resolves against the mount directory).
+fn base_dir(path: &Path) -> PathBuf {
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    normalize(&std::path::absolute(&parent).unwrap_or(parent))
+}
+
 /// Validates `bytes` as the content of `path` (relative paths resolve against its directory).
 pub fn parse(path: &Path, bytes: &[u8]) -> Result<Config, ConfigError> {
-    let _ = (path, bytes);
-    todo!("config work")
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        let loc = Locator {
+            file: path,
+            text: std::str::from_utf8(&bytes[..e.valid_up_to()]).unwrap_or(""),
+        };
+        ConfigError(format!(
+            "{}: the file is not valid UTF-8",
+            loc.at(e.valid_up_to())
+        ))
+    })?;
+    let loc = Locator { file: path, text };
+    let raw: RawConfig = toml::from_str(text).map_err(|e| {
+        ConfigError(format!(
+            "{}: {}",
+            loc.span(e.span()),
+            e.message().trim_end()
+        ))
+    })?;
+    let doc = toml_edit::Document::parse(text.to_string()).map_err(|e| {
+        ConfigError(format!(
+            "{}: {}",
+            loc.span(e.span()),
+            e.message().trim_end()
+        ))
+    })?;
+
+    let mut c = Checker {
+        loc: Locator { file: path, text },
+        base: base_dir(path),
+        errors: Vec::new(),
+        warnings: Vec::new(),
+    };
+
+    let hostname = match &raw.server.hostname {
+        Some(h) => {
+            let ok = !h.get_ref().is_empty()
+                && h.get_ref()
+                    .chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || "-._".contains(ch));
+            if !ok {
+                c.error(
+                    h,
+                    format!(
+                        "server.hostname {:?} is not a host name (letters, digits, '-', '.')",
+                        h.get_ref()
+                    ),
+                );
+            }
+            h.get_ref().clone()
+        }
+        None => DEFAULT_HOSTNAME.to_string(),
+    };
+    let data_dir = match &raw.server.data_dir {
+        Some(d) => c.path("server.data_dir", d),
+        None => PathBuf::from(DEFAULT_DATA_DIR),
+    };
+
+    let empty = RawListeners::default();
+    let ri = raw.imap.as_ref().unwrap_or(&empty);
+    let rp = raw.pop3.as_ref().unwrap_or(&empty);
+    let imap = Listeners {
+        listen: c.addrs("imap.listen", &ri.listen),
+        tls_listen: c.addrs("imap.tls_listen", &ri.tls_listen),
+    };
+    let pop3 = Listeners {
+        listen: c.addrs("pop3.listen", &rp.listen),
+        tls_listen: c.addrs("pop3.tls_listen", &rp.tls_listen),
+    };
+    // One address cannot be bound twice: say so now rather than at bind time. Port 0 (any
+    // free port, used by tests) is exempt: each bind gets its own port.
+    let mut seen: Vec<SocketAddr> = Vec::new();
+    for s in ri
+        .listen
+        .iter()
+        .chain(&ri.tls_listen)
+        .chain(&rp.listen)
+        .chain(&rp.tls_listen)
+    {
+        if let Ok(a) = s.get_ref().parse::<SocketAddr>() {
+            if a.port() != 0 && seen.contains(&a) {
+                c.error(s, format!("listen address {a} is listed twice"));
+            }
+            seen.push(a);
+        }
+    }
+
+    let tls = raw.tls.as_ref().map(|t| TlsFiles {
+        cert: c.path("tls.cert", &t.cert),
+        key: c.path("tls.key", &t.key),
+    });
+
+    let auth = AuthSettings {
+        users_file: match &raw.auth.users_file {
+            Some(u) => c.path("auth.users_file", u),
+            None => c.base.join(DEFAULT_USERS_FILE),
+        },
+        allow_plaintext: raw.auth.allow_plaintext.unwrap_or(false),
+    };
+
+    let l = &raw.limits;
+    let limits = Limits {
+        max_connections: c.count(
+            "max_connections",
+            &l.max_connections,
+            DEFAULT_MAX_CONNECTIONS,
+        ) as usize,
+        max_connections_per_ip: c.count(
+            "max_connections_per_ip",
+            &l.max_connections_per_ip,
+            DEFAULT_MAX_CONNECTIONS_PER_IP,
+        ) as usize,
+        imap_idle_timeout: c.timeout(
+            "imap_idle_timeout_secs",
+            &l.imap_idle_timeout_secs,
+            IMAP_MIN_IDLE_SECS,
+            "RFC 3501 section 5.4",
+        ),
+        pop3_idle_timeout: c.timeout(
+            "pop3_idle_timeout_secs",
+            &l.pop3_idle_timeout_secs,
+            POP3_MIN_IDLE_SECS,
+            "RFC 1939 section 3",
+        ),
+        max_message_bytes: c.count(
+            "max_message_bytes",
+            &l.max_message_bytes,
+            DEFAULT_MAX_MESSAGE_BYTES,
+        ),
+        shutdown_grace: match &l.shutdown_grace_secs {
+            Some(s) if *s.get_ref() > MAX_SECS => {
+                c.error(
+                    s,
+                    format!("limits.shutdown_grace_secs must be at most {MAX_SECS} (a year)"),
+                );
+                Duration::ZERO
+            }
+            Some(s) => Duration::from_secs(*s.get_ref()),
+            None => Duration::from_secs(DEFAULT_SHUTDOWN_GRACE_SECS),
+        },
+    };
+
+    let registry = match doc.get(registry::TABLE).and_then(|i| i.as_table_like()) {
+        Some(table) => {
+            let (values, warnings, errors) = registry::check_table(table, &c.loc);
+            c.warnings.extend(warnings);
+            c.errors.extend(errors);
+            values
+        }
+        None => registry::Values::default(),
+    };
+
+    if !c.errors.is_empty() {
+        return Err(ConfigError(c.errors.join("\n")));
+    }
+
+    let log = |level: &str, path: &str, limit: &str| ProtocolLogSettings {
+        level: registry.dword(level),
+        path: normalize(&registry::resolved_path(
+            &registry, path, &c.base, &data_dir,
+        )),
+        size_limit_kib: registry.dword(limit),
+    };
+    let pop3_log = log(
+        registry::POP3_LEVEL,
+        registry::POP3_PATH,
+        registry::POP3_SIZE_LIMIT,
+    );
+    let imap_log = log(
+        registry::IMAP_LEVEL,
+        registry::IMAP_PATH,
+        registry::IMAP_SIZE_LIMIT,
+    );
+
+    Ok(Config {
+        path: path.to_path_buf(),
+        server: ServerSettings { hostname, data_dir },
+        imap,
+        pop3,
+        tls,
+        auth,
+        limits,
+        pop3_log,
+        imap_log,
+        registry,
+        warnings: c.warnings,
+    })
 }
+
+/// One setting as `check-config` prints it and `diff` compares it.
+struct Setting {
+    /// `section.key`, or `ParametersSystem."Name"`.
+    key: String,
+    /// TOML-ish rendering of the value.
+    value: String,
+    /// Registry values: `REG_TYPE data` as `reg query` shows it, and where it comes from.
+    reg: Option<(String, &'static str)>,
+    /// Listen addresses and `data_dir`: a reload cannot apply them.
+    needs_restart: bool,
+}
+
+fn quote(s: &str) -> String {
+    toml_edit::Value::from(s).to_string().trim().to_string()
+}
+
+fn quote_path(p: &Path) -> String {
+    quote(&p.display().to_string())
+}
+
+fn addr_list(v: &[SocketAddr]) -> String {
+    let items: Vec<String> = v.iter().map(|a| quote(&a.to_string())).collect();
+    format!("[{}]", items.join(", "))
+}
+
+fn settings(cfg: &Config) -> Vec<Setting> {
+    let mut out = Vec::new();
+    let mut push = |key: &str, value: String, restart: bool| {
+        out.push(Setting {
+            key: key.to_string(),
+            value,
+            reg: None,
+            needs_restart: restart,
+        })
+    };
+    push("server.hostname", quote(&cfg.server.hostname), false);
+    push("server.data_dir", quote_path(&cfg.server.data_dir), true);
+    push("imap.listen", addr_list(&cfg.imap.listen), true);
+    push("imap.tls_listen", addr_list(&cfg.imap.tls_listen), true);
+    push("pop3.listen", addr_list(&cfg.pop3.listen), true);
+    push("pop3.tls_listen", addr_list(&cfg.pop3.tls_listen), true);
+    match &cfg.tls {
+        Some(t) => {
+            push("tls.cert", quote_path(&t.cert), false);
+            push("tls.key", quote_path(&t.key), false);
+        }
+        None => {
+            let dir = cfg.server.data_dir.join("tls");
+            push(
+                "tls.cert",
+                format!(
+                    "{}  # self-signed, generated",
+                    quote_path(&dir.join("cert.pem"))
+                ),
+                false,
+            );
+            push(
+                "tls.key",
+                format!(
+                    "{}  # self-signed, generated",
+                    quote_path(&dir.join("key.pem"))
+                ),
+                false,
+            );
+        }
+    }
+    push("auth.users_file", quote_path(&cfg.auth.users_file), false);
+    push(
+        "auth.allow_plaintext",
+        cfg.auth.allow_plaintext.to_string(),
+        false,
+    );
+    let l = &cfg.limits;
+    push(
+        "limits.max_connections",
+        l.max_connections.to_string(),
+        false,
+    );
+    push(
+        "limits.max_connections_per_ip",
+        l.max_connections_per_ip.to_string(),
+        false,
+    );
+    push(
+        "limits.imap_idle_timeout_secs",
+        l.imap_idle_timeout.as_secs().to_string(),
+        false,
+    );
+    push(
+        "limits.pop3_idle_timeout_secs",
+        l.pop3_idle_timeout.as_secs().to_string(),
+        false,
+    );
+    push(
+        "limits.max_message_bytes",
+        l.max_message_bytes.to_string(),
+        false,
+    );
+    push(
+        "limits.shutdown_grace_secs",
+        l.shutdown_grace.as_secs().to_string(),
+        false,
+    );
+    for (name, data, source) in cfg.registry.effective(&cfg.server.data_dir) {
+        // Known path values are shown resolved (what the server will use).
+        let data = match (&data, registry::lookup(&name).map(|d| d.kind)) {
+            (RegData::Sz(_), Some(registry::Kind::Path)) if source == Source::File => RegData::Sz(
+                registry::resolved_path(
+                    &cfg.registry,
+                    &name,
+                    &base_dir(&cfg.path),
+                    &cfg.server.data_dir,
+                )
+                .display()
+                .to_string(),
+            ),
+            _ => data,
+        };
+        let value = match &data {
+            RegData::Dword(n) => n.to_string(),
+            RegData::Sz(s) => quote(s),
+        };
+        let source = match source {
+            Source::File => "(file)",
+            Source::Default => "(default)",
+            Source::Unknown => "(file; unknown value: kept, not used)",
+        };
+        out.push(Setting {
+            key: format!("{}.{}", registry::TABLE, quote(&name)),
+            value,
+            reg: Some((
+                format!("{} {}", data.reg_type(), data.reg_display()),
+                source,
+            )),
+            needs_restart: false,
+        });
+    }
+    out
+}
+
+/// `check-config` output: every setting, then every `[ParametersSystem]` value with its
+/// `REG_` type, data and whether it comes from the file or is the default.
+pub fn render_effective(cfg: &Config) -> String {
+    let mut out = format!("# effective configuration of {}\n", cfg.path.display());
+    let mut section = String::new();
+    for s in settings(cfg) {
+        let (sec, key) = s.key.split_once('.').unwrap_or(("", &s.key));
+        if sec != section {
+            if sec == registry::TABLE {
+                out.push_str(&format!("\n[{sec}]  # {}\n", registry::KEY_PATH));
+            } else {
+                out.push_str(&format!("\n[{sec}]\n"));
+            }
+            section = sec.to_string();
+        }
+        match &s.reg {
+            None => out.push_str(&format!("{key} = {}\n", s.value)),
+            Some((data, source)) => {
+                out.push_str(&format!("{key} = {}  # {data} {source}\n", s.value))
+            }
+        }
+    }
+    out
+}
+
+/// One changed setting between two configs (for the reload log).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigChange {
+    /// `section.key` or `ParametersSystem."Name"`.
+    pub key: String,
+    pub old: String,
+    pub new: String,
+    /// Listen addresses and `data_dir` apply only after a restart (SPEC §4).
+    pub needs_restart: bool,
+}
+
+/// What changed from `old` to `new`, in `check-config` order.
+pub fn diff(old: &Config, new: &Config) -> Vec<ConfigChange> {
+    // TOML value first (`4`, `"/var/log"`), then the registry type for registry values.
+    let show = |s: &Setting| match &s.reg {
+        Some((data, _)) if data.starts_with("REG_DWORD") => format!("{} ({data})", s.value),
+        Some(_) => format!("{} (REG_SZ)", s.value),
+        None => s.value.clone(),
+    };
+    let a = settings(old);
+    let b = settings(new);
+    let mut out = Vec::new();
+    for s in &b {
+        let before = a.iter().find(|o| o.key == s.key);
+        let old_v = before.map_or_else(|| "(absent)".to_string(), show);
+        let new_v = show(s);
+        // `value` is TOML, so 5 and "5" differ: a type change is a change.
+        if before.map(|o| &o.value) != Some(&s.value) {
+            out.push(ConfigChange {
+                key: s.key.clone(),
+                old: old_v,
+                new: new_v,
+                needs_restart: s.needs_restart,
+            });
+        }
+    }
+    for s in a.iter().filter(|o| !b.iter().any(|n| n.key == o.key)) {
+        out.push(ConfigChange {
+            key: s.key.clone(),
+            old: show(s),
+            new: "(absent)".to_string(),
+            needs_restart: s.needs_restart,
+        });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

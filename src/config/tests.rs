@@ -1,0 +1,225 @@
+//! Unit tests of `parse`, `render_effective` and `diff`.
+
+use super::*;
+
+fn p(src: &str) -> Result<Config, ConfigError> {
+    parse(Path::new("/etc/ms/mailserver.toml"), src.as_bytes())
+}
+
+#[test]
+fn empty_file_gives_defaults() {
+    let c = p("").unwrap();
+    assert_eq!(c.server.hostname, "localhost");
+    assert_eq!(c.server.data_dir, PathBuf::from("/var/lib/mailserver"));
+    assert!(c.imap.listen.is_empty() && c.pop3.tls_listen.is_empty());
+    assert!(c.tls.is_none());
+    assert_eq!(c.auth.users_file, PathBuf::from("/etc/ms/users"));
+    assert!(!c.auth.allow_plaintext);
+    assert_eq!(c.limits.max_connections, 10_000);
+    assert_eq!(c.limits.max_connections_per_ip, 100);
+    assert_eq!(c.limits.imap_idle_timeout, Duration::from_secs(1800));
+    assert_eq!(c.limits.pop3_idle_timeout, Duration::from_secs(600));
+    assert_eq!(c.limits.max_message_bytes, 52_428_800);
+    assert_eq!(c.limits.shutdown_grace, Duration::from_secs(10));
+    assert_eq!(c.pop3_log.level, 0);
+    assert_eq!(c.pop3_log.path, PathBuf::from("/var/lib/mailserver"));
+    assert_eq!(c.imap_log.size_limit_kib, 0);
+    assert!(c.warnings.is_empty());
+}
+
+const FULL: &str = r#"
+[server]
+hostname = "mail.example.org"
+data_dir = "data"
+
+[imap]
+listen     = ["127.0.0.1:1143"]
+tls_listen = ["[::1]:1993"]
+
+[pop3]
+listen     = ["127.0.0.1:1110"]
+
+[tls]
+cert = "tls/cert.pem"
+key  = "/abs/key.pem"
+
+[auth]
+users_file = "../users"
+allow_plaintext = true
+
+[limits]
+max_connections = 5
+pop3_idle_timeout_secs = 700
+shutdown_grace_secs = 3
+
+[ParametersSystem]
+"POP3 Protocol Logging Level" = 5   # REG_DWORD
+"POP3 Protocol Log Path" = "./logs/pop3"
+"IMAP Protocol Logging Level" = 2
+"IMAP Protocol Log File Size Limit" = 1024
+"#;
+
+#[test]
+fn full_file_resolves_relative_paths_against_config_dir() {
+    let c = p(FULL).unwrap();
+    assert_eq!(c.server.hostname, "mail.example.org");
+    assert_eq!(c.server.data_dir, PathBuf::from("/etc/ms/data"));
+    assert_eq!(c.imap.listen, vec!["127.0.0.1:1143".parse().unwrap()]);
+    assert_eq!(c.imap.tls_listen, vec!["[::1]:1993".parse().unwrap()]);
+    let tls = c.tls.clone().unwrap();
+    assert_eq!(tls.cert, PathBuf::from("/etc/ms/tls/cert.pem"));
+    assert_eq!(tls.key, PathBuf::from("/abs/key.pem"));
+    assert_eq!(c.auth.users_file, PathBuf::from("/etc/ms/../users"));
+    assert!(c.auth.allow_plaintext);
+    assert_eq!(c.limits.max_connections, 5);
+    assert_eq!(c.limits.shutdown_grace, Duration::from_secs(3));
+    assert_eq!(c.pop3_log.level, 5);
+    assert_eq!(c.pop3_log.path, PathBuf::from("/etc/ms/logs/pop3"));
+    assert_eq!(c.imap_log.level, 2);
+    assert_eq!(c.imap_log.path, PathBuf::from("/etc/ms/data"));
+    assert_eq!(c.imap_log.size_limit_kib, 1024);
+    assert_eq!(c.protocol_log(crate::protolog::Service::Pop3).level, 5);
+}
+
+#[test]
+fn relative_config_path_is_made_absolute() {
+    let c = parse(
+        Path::new("mailserver.toml"),
+        b"[server]\ndata_dir = \"d\"\n",
+    )
+    .unwrap();
+    assert!(c.server.data_dir.is_absolute());
+    assert!(c.server.data_dir.ends_with("d"));
+}
+
+#[test]
+fn unknown_key_is_an_error_with_position() {
+    let e = p("[server]\nhostname = \"a\"\nhostnme = \"b\"\n")
+        .unwrap_err()
+        .0;
+    assert!(e.starts_with("/etc/ms/mailserver.toml:3:1: "), "{e}");
+    assert!(e.contains("hostnme"), "{e}");
+    let e = p("[imapp]\n").unwrap_err().0;
+    assert!(e.starts_with("/etc/ms/mailserver.toml:1:"), "{e}");
+}
+
+#[test]
+fn syntax_error_has_position() {
+    let e = p("[server]\nhostname = \n").unwrap_err().0;
+    assert!(e.starts_with("/etc/ms/mailserver.toml:2:"), "{e}");
+}
+
+#[test]
+fn bad_listen_address_is_named() {
+    let e = p("[pop3]\nlisten = [\"127.0.0.1:110\", \"localhost:110\"]\n")
+        .unwrap_err()
+        .0;
+    assert!(e.starts_with("/etc/ms/mailserver.toml:2:28: "), "{e}");
+    assert!(
+        e.contains("pop3.listen") && e.contains("localhost:110"),
+        "{e}"
+    );
+    let e = p("[pop3]\nlisten = [\"127.0.0.1:110\"]\n[imap]\nlisten = [\"127.0.0.1:110\"]\n")
+        .unwrap_err()
+        .0;
+    assert!(e.contains("listed twice"), "{e}");
+    // port 0 = any free port, several times is fine
+    let c = p("[pop3]\nlisten = [\"127.0.0.1:0\"]\ntls_listen = [\"127.0.0.1:0\"]\n[imap]\nlisten = [\"127.0.0.1:0\"]\n").unwrap();
+    assert_eq!(c.imap.listen[0].port(), 0);
+}
+
+#[test]
+fn low_idle_timeouts_warn_zero_errors() {
+    let c = p("[limits]\nimap_idle_timeout_secs = 60\n").unwrap();
+    assert_eq!(c.limits.imap_idle_timeout, Duration::from_secs(60));
+    assert_eq!(c.warnings.len(), 1);
+    assert!(c.warnings[0].contains("RFC 3501"), "{:?}", c.warnings);
+    let e = p("[limits]\npop3_idle_timeout_secs = 0\n").unwrap_err().0;
+    assert!(e.contains("at least 1"), "{e}");
+    let e = p(
+        "[limits]\nimap_idle_timeout_secs = 9223372036854775807\nshutdown_grace_secs = 31536001\n",
+    )
+    .unwrap_err()
+    .0;
+    assert_eq!(e.lines().count(), 2, "{e}");
+    assert!(e.contains("at most 31536000"), "{e}");
+    let e = p("[limits]\nmax_connections = -1\n").unwrap_err().0;
+    assert!(e.starts_with("/etc/ms/mailserver.toml:2:"), "{e}");
+}
+
+#[test]
+fn all_registry_errors_are_reported_together() {
+    let e = p("[ParametersSystem]\n\"POP3 Protocol Logging Level\" = 7\n\"IMAP Protocol Log Path\" = 'c:\\exchsrvr'\n")
+        .unwrap_err()
+        .0;
+    let lines: Vec<&str> = e.lines().collect();
+    assert_eq!(lines.len(), 2, "{e}");
+    assert_eq!(
+        lines[0],
+        "/etc/ms/mailserver.toml:2:33: \"POP3 Protocol Logging Level\" must be REG_DWORD 0 through 5, got 7"
+    );
+    assert!(
+        lines[1].starts_with("/etc/ms/mailserver.toml:3:28: "),
+        "{e}"
+    );
+    assert!(lines[1].contains("Windows path"), "{e}");
+}
+
+#[test]
+fn not_utf8_is_an_error() {
+    let e = parse(Path::new("x.toml"), b"a = \"\xff\"").unwrap_err().0;
+    assert!(e.starts_with("x.toml:1:6: "), "{e}");
+}
+
+#[test]
+fn render_lists_every_setting_and_registry_source() {
+    let c =
+        p("[ParametersSystem]\n\"POP3 Protocol Logging Level\" = 5\n\"Custom\" = \"x\"\n").unwrap();
+    let r = render_effective(&c);
+    for needle in [
+        "hostname = \"localhost\"",
+        "data_dir = \"/var/lib/mailserver\"",
+        "max_message_bytes = 52428800",
+        "shutdown_grace_secs = 10",
+        "\"POP3 Protocol Logging Level\" = 5  # REG_DWORD 0x5 (file)",
+        "\"IMAP Protocol Logging Level\" = 0  # REG_DWORD 0x0 (default)",
+        "\"POP3 Protocol Log Path\" = \"/var/lib/mailserver\"  # REG_SZ /var/lib/mailserver (default)",
+        "\"Custom\" = \"x\"  # REG_SZ x (file; unknown value: kept, not used)",
+        "[ParametersSystem]  # HKEY_LOCAL_MACHINE\\SYSTEM",
+    ] {
+        assert!(r.contains(needle), "missing {needle:?} in\n{r}");
+    }
+}
+
+#[test]
+fn diff_flags_restart_settings() {
+    let a = p("[server]\ndata_dir = \"/a\"\n[pop3]\nlisten = [\"127.0.0.1:1\"]\n").unwrap();
+    let b = p("[server]\ndata_dir = \"/b\"\n[pop3]\nlisten = [\"127.0.0.1:2\"]\n[ParametersSystem]\n\"POP3 Protocol Logging Level\" = 3\n").unwrap();
+    let d = diff(&a, &b);
+    let keys: Vec<(&str, bool)> = d
+        .iter()
+        .map(|c| (c.key.as_str(), c.needs_restart))
+        .collect();
+    assert!(keys.contains(&("server.data_dir", true)), "{d:?}");
+    assert!(keys.contains(&("pop3.listen", true)), "{d:?}");
+    assert!(
+        keys.contains(&("ParametersSystem.\"POP3 Protocol Logging Level\"", false)),
+        "{d:?}"
+    );
+    let level = d
+        .iter()
+        .find(|c| c.key.contains("POP3 Protocol Logging Level"))
+        .unwrap();
+    assert_eq!(
+        (level.old.as_str(), level.new.as_str()),
+        ("0 (REG_DWORD 0x0)", "3 (REG_DWORD 0x3)")
+    );
+    let dd = d.iter().find(|c| c.key == "server.data_dir").unwrap();
+    assert_eq!((dd.old.as_str(), dd.new.as_str()), ("\"/a\"", "\"/b\""));
+    // the log paths default to data_dir, so they change too; nothing else does
+    assert!(d.iter().all(|c| !c.key.starts_with("limits")), "{d:?}");
+    assert!(diff(&a, &a).is_empty());
+    // same value from the file as the default: no change
+    let c = p("[server]\ndata_dir = \"/a\"\n[pop3]\nlisten = [\"127.0.0.1:1\"]\n[ParametersSystem]\n\"POP3 Protocol Logging Level\" = 0\n").unwrap();
+    assert!(diff(&a, &c).is_empty(), "{:?}", diff(&a, &c));
+}

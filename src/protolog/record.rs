@@ -1,0 +1,393 @@
+//! Pure formatting of KB Q182504 log lines (SPEC §5 "Header" and "Records"); no I/O here.
+//!
+//! A record is one CSV line (RFC 4180 §2 quoting) with the fields of the `#Fields:` header:
+//! `date-time,session-id,sequence-number,local-endpoint,remote-endpoint,event,data`.
+//!
+//! Escaping of `data` (decided here, documented in SPEC §5): every byte outside printable
+//! ASCII 0x20–0x7E is written as `\xNN` (upper-case hex), and so is the backslash itself
+//! (`\x5C`), so that decoding is unambiguous: a `\` in the file always starts an escape.
+//! As a consequence a record never contains a raw CR or LF, and `\n` is the record boundary —
+//! the sink relies on that to cut batches at record boundaries.
+//!
+//! After escaping, RFC 4180 quoting applies: the field is wrapped in `"` when it contains `,`
+//! or `"` or starts or ends with a space, and every `"` inside is doubled.
+
+use std::net::SocketAddr;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// The `#Fields:` header line value (SPEC §5).
+pub const FIELDS: &str =
+    "date-time,session-id,sequence-number,local-endpoint,remote-endpoint,event,data";
+
+/// The `event` field of a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    /// `+` the session connected.
+    Connect,
+    /// `-` the session ended.
+    Disconnect,
+    /// `<` client to server.
+    FromClient,
+    /// `>` server to client.
+    ToClient,
+    /// `*` information (TLS, authentication result, dropped records).
+    Info,
+}
+
+impl Event {
+    /// The one-character code written in the file.
+    pub fn code(self) -> u8 {
+        match self {
+            Event::Connect => b'+',
+            Event::Disconnect => b'-',
+            Event::FromClient => b'<',
+            Event::ToClient => b'>',
+            Event::Info => b'*',
+        }
+    }
+}
+
+/// The four header lines that start every file, each ending in CRLF-free `\n`.
+pub fn header(service_name: &str, now: SystemTime) -> String {
+    let mut date = Vec::with_capacity(24);
+    push_timestamp(&mut date, now);
+    format!(
+        "#Service: {service_name}\n#Software: mailserver {}\n#Date: {}\n#Fields: {FIELDS}\n",
+        env!("CARGO_PKG_VERSION"),
+        String::from_utf8_lossy(&date),
+    )
+}
+
+/// Appends `YYYY-MM-DDTHH:MM:SS.fffZ` (UTC, milliseconds) for `t` to `out`.
+/// Times before 1970 are written as the epoch (they cannot come from a sane clock).
+pub fn push_timestamp(out: &mut Vec<u8>, t: SystemTime) {
+    let since = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = since.as_secs();
+    let millis = since.subsec_millis();
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    let (y, m, d) = civil_from_days(days);
+    let (hh, mm, ss) = (rem / 3600, (rem % 3600) / 60, rem % 60);
+    push_num(out, y as u64, 4);
+    out.push(b'-');
+    push_num(out, u64::from(m), 2);
+    out.push(b'-');
+    push_num(out, u64::from(d), 2);
+    out.push(b'T');
+    push_num(out, hh, 2);
+    out.push(b':');
+    push_num(out, mm, 2);
+    out.push(b':');
+    push_num(out, ss, 2);
+    out.push(b'.');
+    push_num(out, u64::from(millis), 3);
+    out.push(b'Z');
+}
+
+/// Gregorian date of a day count since 1970-01-01 (H. Hinnant's `civil_from_days`).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// Appends `n` in decimal, zero-padded to at least `width` digits.
+fn push_num(out: &mut Vec<u8>, n: u64, width: usize) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    let mut n = n;
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for _ in (digits.len() - i)..width {
+        out.push(b'0');
+    }
+    out.extend_from_slice(&digits[i..]);
+}
+
+/// The `session-id` field: 16 lower-case hex digits.
+pub fn session_id_text(id: u64) -> String {
+    format!("{id:016x}")
+}
+
+/// An endpoint field: `ip:port`, or `[v6]:port` (the `SocketAddr` display form).
+pub fn endpoint_text(addr: SocketAddr) -> String {
+    addr.to_string()
+}
+
+const HEX: &[u8; 16] = b"0123456789ABCDEF";
+
+/// Whether `b` is written as itself (printable ASCII other than the escape character).
+fn is_plain(b: u8) -> bool {
+    (0x20..=0x7E).contains(&b) && b != b'\\'
+}
+
+/// Appends `data` as the `data` field: `\xNN` escaping, then RFC 4180 quoting if needed.
+pub fn push_data_field(out: &mut Vec<u8>, data: &[u8]) {
+    let needs_quotes = data.first() == Some(&b' ')
+        || data.last() == Some(&b' ')
+        || data.iter().any(|&b| b == b',' || b == b'"');
+    if needs_quotes {
+        out.push(b'"');
+    }
+    // Copy runs of plain bytes at once; only the bytes that change are handled one by one.
+    let mut run = 0;
+    for (i, &b) in data.iter().enumerate() {
+        if b != b'"' && is_plain(b) {
+            continue;
+        }
+        out.extend_from_slice(&data[run..i]);
+        run = i + 1;
+        if b == b'"' {
+            out.extend_from_slice(b"\"\"");
+        } else {
+            out.extend_from_slice(&[
+                b'\\',
+                b'x',
+                HEX[usize::from(b >> 4)],
+                HEX[usize::from(b & 15)],
+            ]);
+        }
+    }
+    out.extend_from_slice(&data[run..]);
+    if needs_quotes {
+        out.push(b'"');
+    }
+}
+
+/// The parts of a record that do not change within a session, pre-formatted once.
+#[derive(Debug, Clone)]
+pub struct SessionFields {
+    /// `session-id` text.
+    pub id: String,
+    /// `local-endpoint` text.
+    pub local: String,
+    /// `remote-endpoint` text.
+    pub remote: String,
+}
+
+impl SessionFields {
+    pub fn new(id: u64, local: SocketAddr, remote: SocketAddr) -> SessionFields {
+        SessionFields {
+            id: session_id_text(id),
+            local: endpoint_text(local),
+            remote: endpoint_text(remote),
+        }
+    }
+}
+
+/// Appends one whole record line, ending in `\n`, to `out`.
+pub fn push_record(
+    out: &mut Vec<u8>,
+    now: SystemTime,
+    session: &SessionFields,
+    seq: u64,
+    event: Event,
+    data: &[u8],
+) {
+    push_timestamp(out, now);
+    out.push(b',');
+    out.extend_from_slice(session.id.as_bytes());
+    out.push(b',');
+    push_num(out, seq, 1);
+    out.push(b',');
+    out.extend_from_slice(session.local.as_bytes());
+    out.push(b',');
+    out.extend_from_slice(session.remote.as_bytes());
+    out.push(b',');
+    out.push(event.code());
+    out.push(b',');
+    push_data_field(out, data);
+    out.push(b'\n');
+}
+
+/// Decodes a `data` field written by [`push_data_field`] (quotes removed, `""` undone,
+/// `\xNN` decoded). For tests and log readers; `None` if the field is malformed.
+pub fn decode_data_field(field: &str) -> Option<Vec<u8>> {
+    let inner: String = if let Some(q) = field.strip_prefix('"') {
+        let q = q.strip_suffix('"')?;
+        let mut s = String::with_capacity(q.len());
+        let mut it = q.chars().peekable();
+        while let Some(c) = it.next() {
+            if c == '"' && it.next() != Some('"') {
+                return None;
+            }
+            s.push(c);
+        }
+        s
+    } else {
+        if field.contains('"') {
+            return None;
+        }
+        field.to_string()
+    };
+    let b = inner.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' {
+            if b.get(i + 1) != Some(&b'x') || i + 4 > b.len() {
+                return None;
+            }
+            let hex = std::str::from_utf8(&b[i + 2..i + 4]).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    Some(out)
+}
+
+/// Splits one record line (without `\n`) into its seven fields, honouring RFC 4180 quotes
+/// (only the last field can be quoted). `None` if the line is not a well-formed record.
+pub fn split_record(line: &str) -> Option<[&str; 7]> {
+    let mut fields = [""; 7];
+    let mut rest = line;
+    for f in fields.iter_mut().take(6) {
+        let (head, tail) = rest.split_once(',')?;
+        *f = head;
+        rest = tail;
+    }
+    fields[6] = rest;
+    Some(fields)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn data(bytes: &[u8]) -> String {
+        let mut v = Vec::new();
+        push_data_field(&mut v, bytes);
+        String::from_utf8(v).unwrap()
+    }
+
+    #[test]
+    fn plain_text_is_written_as_is() {
+        assert_eq!(data(b"USER alice"), "USER alice");
+        assert_eq!(data(b""), "");
+        assert_eq!(
+            data(b"+OK <1896.697170952@dbc.mindspring.com>"),
+            "+OK <1896.697170952@dbc.mindspring.com>"
+        );
+    }
+
+    #[test]
+    fn non_printable_and_backslash_are_escaped() {
+        assert_eq!(data(b"a\r\nb"), "a\\x0D\\x0Ab");
+        assert_eq!(data(b"\x00\x7f\x80\xff"), "\\x00\\x7F\\x80\\xFF");
+        assert_eq!(data(b"C:\\dir"), "C:\\x5Cdir");
+        assert_eq!(data("é".as_bytes()), "\\xC3\\xA9");
+        assert_eq!(data(b"\t"), "\\x09");
+    }
+
+    #[test]
+    fn rfc4180_quoting() {
+        assert_eq!(data(b"a,b"), "\"a,b\"");
+        assert_eq!(data(b"say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(data(b" lead"), "\" lead\"");
+        assert_eq!(data(b"trail "), "\"trail \"");
+        assert_eq!(data(b" "), "\" \"");
+        assert_eq!(data(b"in side"), "in side");
+        assert_eq!(data(b"\""), "\"\"\"\"");
+    }
+
+    #[test]
+    fn escaping_round_trips_every_byte() {
+        let all: Vec<u8> = (0..=255u8).collect();
+        for window in [1usize, 2, 3, 7, 64, 256] {
+            for chunk in all.chunks(window) {
+                for variant in [chunk.to_vec(), [b" ", chunk, b","].concat()] {
+                    let enc = data(&variant);
+                    assert!(!enc.contains('\n') && !enc.contains('\r'));
+                    assert!(enc.bytes().all(|b| (0x20..=0x7E).contains(&b)));
+                    assert_eq!(
+                        decode_data_field(&enc).as_deref(),
+                        Some(&variant[..]),
+                        "{enc}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn timestamps_match_known_dates() {
+        let ts = |secs: u64, ms: u64| {
+            let mut v = Vec::new();
+            push_timestamp(&mut v, UNIX_EPOCH + Duration::from_millis(secs * 1000 + ms));
+            String::from_utf8(v).unwrap()
+        };
+        assert_eq!(ts(0, 0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(ts(951_782_400, 7), "2000-02-29T00:00:00.007Z");
+        assert_eq!(ts(1_795_798_209, 123), "2026-11-27T16:50:09.123Z");
+        assert_eq!(ts(4_107_542_399, 999), "2100-02-28T23:59:59.999Z");
+        assert_eq!(ts(253_402_300_799, 0), "9999-12-31T23:59:59.000Z");
+    }
+
+    #[test]
+    fn timestamps_agree_with_chrono() {
+        let mut t = 0u64;
+        for _ in 0..2000 {
+            t = t
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let secs = (t >> 20) % 8_000_000_000;
+            let ms = t % 1000;
+            let when = UNIX_EPOCH + Duration::from_millis(secs * 1000 + ms);
+            let mut v = Vec::new();
+            push_timestamp(&mut v, when);
+            let c: chrono::DateTime<chrono::Utc> = when.into();
+            let expected = c.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
+            assert_eq!(String::from_utf8(v).unwrap(), expected);
+        }
+    }
+
+    #[test]
+    fn record_line_layout() {
+        let s = SessionFields::new(
+            0x0123_4567_89ab_cdef,
+            "127.0.0.1:110".parse().unwrap(),
+            "[2001:db8::1]:50000".parse().unwrap(),
+        );
+        let mut v = Vec::new();
+        push_record(&mut v, UNIX_EPOCH, &s, 42, Event::FromClient, b"LIST 1,2");
+        assert_eq!(
+            String::from_utf8(v).unwrap(),
+            "1970-01-01T00:00:00.000Z,0123456789abcdef,42,127.0.0.1:110,[2001:db8::1]:50000,<,\"LIST 1,2\"\n"
+        );
+        let line = "t,id,0,l,r,>,\"a,b\"";
+        let f = split_record(line).unwrap();
+        assert_eq!(f[5], ">");
+        assert_eq!(decode_data_field(f[6]).unwrap(), b"a,b");
+    }
+
+    #[test]
+    fn header_lines() {
+        let h = header("IMAP4", UNIX_EPOCH);
+        let lines: Vec<&str> = h.lines().collect();
+        assert_eq!(lines[0], "#Service: IMAP4");
+        assert_eq!(
+            lines[1],
+            concat!("#Software: mailserver ", env!("CARGO_PKG_VERSION"))
+        );
+        assert_eq!(lines[2], "#Date: 1970-01-01T00:00:00.000Z");
+        assert_eq!(lines[3], format!("#Fields: {FIELDS}"));
+        assert_eq!(lines.len(), 4);
+    }
+}

@@ -1,0 +1,112 @@
+//! The daemon as an admin sees it: startup errors, hot reload through the real binary,
+//! connection caps, the generated certificate, clean exit on SIGTERM (SPEC §2, §4, §9).
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use common::{Daemon, Options};
+
+fn read_line(s: &mut BufReader<TcpStream>) -> String {
+    let mut l = String::new();
+    s.read_line(&mut l).unwrap();
+    l
+}
+
+fn connect(addr: std::net::SocketAddr) -> BufReader<TcpStream> {
+    let s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    BufReader::new(s)
+}
+
+#[test]
+fn invalid_config_refuses_to_start_with_file_line_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(
+        &path,
+        "[server]\ndata_dir = \"d\"\n[ParametersSystem]\n\"POP3 Protocol Logging Level\" = 9\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(common::bin())
+        .arg("--config")
+        .arg(&path)
+        .arg("run")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.toml:4:"), "names file and line: {err}");
+    assert!(err.contains("POP3 Protocol Logging Level"), "names the value: {err}");
+}
+
+#[test]
+fn sigterm_exits_zero_and_generates_certificate_once() {
+    let mut d = Daemon::start();
+    let cert = d.data_dir().join("tls").join("cert.pem");
+    assert!(cert.exists(), "self-signed certificate generated in data_dir/tls");
+    let st = d.stop();
+    assert!(st.success(), "{st:?}\n{}", d.log_text());
+}
+
+#[test]
+fn reload_applies_valid_edits_rejects_invalid_ones_and_flags_restart_only_values() {
+    let d = Daemon::start();
+    // A valid edit: one value changes.
+    d.rewrite_config(&Options {
+        registry: "\"POP3 Protocol Logging Level\" = 3".into(),
+        ..Default::default()
+    });
+    d.wait_log("applies at the next session start", Duration::from_secs(15));
+    assert!(d.log_text().contains("POP3 Protocol Logging Level"));
+
+    // An invalid edit is rejected whole, naming file:line:column; the running config stays.
+    let path = d.config_path.clone();
+    let good = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, good.replace("= 3", "= 77")).unwrap();
+    d.wait_log("mailserver.toml:", Duration::from_secs(15));
+    let log = d.log_text();
+    assert!(log.contains("77") || log.contains("0 through 5"), "{log}");
+
+    // The next valid save is picked up.
+    std::fs::write(&path, good.replace("= 3", "= 4")).unwrap();
+    d.wait_log("-> 4", Duration::from_secs(15));
+
+    // A listen address change needs a restart.
+    let moved = good
+        .replace("= 3", "= 4")
+        .replacen("listen = [\"127.0.0.1:0\"]", "listen = [\"127.0.0.1:1\"]", 1);
+    std::fs::write(&path, moved).unwrap();
+    d.wait_log("needs a restart", Duration::from_secs(15));
+}
+
+#[test]
+fn connection_cap_per_ip_refuses_with_a_reason() {
+    let d = Daemon::start_with(Options {
+        limits: "max_connections_per_ip = 1".into(),
+        ..Default::default()
+    });
+    let addr = d.pop3.unwrap();
+    let mut first = connect(addr);
+    assert!(read_line(&mut first).starts_with("+OK"));
+    let mut second = connect(addr);
+    let l = read_line(&mut second);
+    assert!(l.starts_with("-ERR [SYS/TEMP]"), "{l:?}");
+    // Once the first leaves, a new connection is served.
+    first.get_mut().write_all(b"QUIT\r\n").unwrap();
+    let _ = read_line(&mut first);
+    drop(first);
+    let mut ok = None;
+    for _ in 0..50 {
+        let mut c = connect(addr);
+        let l = read_line(&mut c);
+        if l.starts_with("+OK") {
+            ok = Some(l);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(ok.is_some(), "slot released after the first session ended");
+}
