@@ -667,6 +667,36 @@ mod tests {
         );
     }
 
+    /// Pseudo-random input (bytes biased towards `{`, `}`, `+`, digits, CR, LF) never panics,
+    /// every Discard/Complete/Refused makes progress, and the loop is bounded.
+    #[test]
+    fn random_input_always_progresses() {
+        let alphabet = b"a1 {}+0123456789\r\n\r\nX";
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _round in 0..300 {
+            let len = (seed % 200) as usize;
+            let mut input = Vec::with_capacity(len);
+            for _ in 0..len {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                input.push(alphabet[(seed % alphabet.len() as u64) as usize]);
+            }
+            for chunk in [1, 3, 7, 64] {
+                let evs = drive(&input, chunk, lim(), NonSync::Plus);
+                let cmd_bytes: usize = evs
+                    .iter()
+                    .map(|e| match e {
+                        Ev::Cmd(c) => c.len(),
+                        _ => 0,
+                    })
+                    .sum();
+                assert!(cmd_bytes <= input.len());
+            }
+            drive(&input, 5, lim(), NonSync::Minus);
+        }
+    }
+
     #[test]
     fn tags() {
         assert_eq!(tag_of(b"a1 NOOP"), Some(&b"a1"[..]));

@@ -1520,6 +1520,52 @@ mod tests {
         assert!(bs(b"").starts_with(r#"("text" "plain""#));
     }
 
+    /// Every prefix of every sample (truncated mail, half boundaries, half headers) parses
+    /// and every section and structure can be written without panicking; ranges stay inside
+    /// the message and headers precede bodies.
+    #[test]
+    fn truncations_never_panic_and_ranges_stay_valid() {
+        fn check(raw: &[u8], p: &Part) {
+            assert!(p.header.start <= p.header.end && p.header.end <= p.body.start);
+            assert!(p.body.start <= p.body.end && p.body.end <= raw.len());
+            match &p.kind {
+                Kind::Multipart(c) => c.iter().for_each(|c| check(raw, c)),
+                Kind::Message(inner) => check(raw, inner),
+                Kind::Leaf => {}
+            }
+        }
+        let deep: Vec<u8> = {
+            let mut m = Vec::new();
+            for i in 0..(MAX_DEPTH + 10) {
+                m.extend_from_slice(
+                    format!("Content-Type: multipart/mixed; boundary=b{i}\r\n\r\n--b{i}\r\n")
+                        .as_bytes(),
+                );
+            }
+            m.extend_from_slice(b"\r\nleaf\r\n");
+            m
+        };
+        for sample in [PLAIN, MULTI, deep.as_slice()] {
+            for n in 0..=sample.len() {
+                let raw = &sample[..n];
+                let m = parse(raw);
+                check(raw, &m.root);
+                let mut out = Vec::new();
+                m.write_structure(&mut out, true);
+                m.write_envelope(&mut out);
+                for path in [&[][..], &[1], &[2], &[2, 1], &[3, 1], &[1, 1, 1]] {
+                    for spec in [SectionSpec::Full, SectionSpec::Header, SectionSpec::Text] {
+                        let d = m.section(&Section {
+                            path: path.to_vec(),
+                            spec,
+                        });
+                        assert!(d.bytes(raw).len() <= raw.len() + 2);
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn addresses_and_groups() {
         let a = parse_addresses(b"\"Doe, John\" <j@d.com>, undisclosed:;, Team: x@y, \"Q\" <q@z>; , =?utf-8?q?J=C3=B6rg?= <jo@rg>");
