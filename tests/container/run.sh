@@ -111,6 +111,7 @@ rustup target list --installed | grep -qx x86_64-unknown-linux-musl ||
 CC_x86_64_unknown_linux_musl=gcc cargo build --release --locked --bin mailserver \
   --target x86_64-unknown-linux-musl
 "$BIN" --version
+READY="$("$BIN" --version) ready" # the daemon's line once every listener is bound
 
 say "image: podman build --build-context build=DIR --target runtime"
 # DIR mirrors what the Dockerfile's `build` stage leaves under /out/ (keep the two in step).
@@ -174,7 +175,7 @@ started+=("$c")
 podman run -d --name "$c" --network host \
   -v "$etc:/etc/mailserver:ro" -v "$data:/var/lib/mailserver" -v "$logs:/var/log/mailserver" \
   "$IMAGE" >/dev/null
-wait_until "the daemon's ready line" 30 logs_have "$c" "mailserver 0.1.0 ready"
+wait_until "the daemon's ready line" 30 logs_have "$c" "$READY"
 running "$c" || fail "container not running"
 ok "ready: $(podman logs "$c" 2>&1 | grep -c 'listening on') listeners"
 [ "$(stat -c %u "$data/tls/key.pem")" = "$UID_IMAGE" ] ||
@@ -307,7 +308,7 @@ c=$NAME-lowports
 started+=("$c")
 podman run -d --name "$c" --network none --sysctl net.ipv4.ip_unprivileged_port_start=0 \
   -v "$etc/users:/etc/mailserver/users:ro" "$IMAGE" >/dev/null
-wait_until "the daemon's ready line" 30 logs_have "$c" "mailserver 0.1.0 ready"
+wait_until "the daemon's ready line" 30 logs_have "$c" "$READY"
 logs_have "$c" "generated a self-signed certificate" || fail "no TLS pair generated in the anonymous volume"
 for l in "IMAP4 listening on 0.0.0.0:143" "IMAP4 listening on 0.0.0.0:993 (TLS)" \
   "POP3 listening on 0.0.0.0:110" "POP3 listening on 0.0.0.0:995 (TLS)"; do
