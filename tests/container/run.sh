@@ -81,11 +81,9 @@ exited() { [ "$(podman inspect -f '{{.State.Status}}' "$1" 2>/dev/null)" = exite
 
 # ---------------------------------------------------------------------------------------------
 say "tools: podman, runc, curl, python3, nsenter"
+have_pkg() { [ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" = "install ok installed" ]; }
 need=()
-command -v podman >/dev/null || need+=(podman)
-command -v runc >/dev/null || need+=(runc)
-command -v curl >/dev/null || need+=(curl)
-command -v nsenter >/dev/null || need+=(util-linux)
+for p in podman runc curl util-linux; do have_pkg "$p" || need+=("$p"); done
 if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
