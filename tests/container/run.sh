@@ -23,7 +23,7 @@
 #
 # Usage: bash tests/container/run.sh   (as root, as CI runs; installs podman/runc if missing)
 # Env:   MAILSERVER_KEEP_IMAGE=1 keeps the mailserver:test image afterwards.
-set -euo pipefail
+set -Eeuo pipefail
 cd "$(dirname "$0")/../.."
 
 IMAGE=localhost/mailserver:test
@@ -59,6 +59,8 @@ fail() {
   done
   exit 1
 }
+# Any other failing command (a client's assertion, podman, curl) also shows the daemon logs.
+trap 'fail "line $LINENO: $BASH_COMMAND"' ERR
 
 # wait_until DESC SECONDS CMD...: runs CMD every 0.2 s until it succeeds, at most SECONDS.
 wait_until() {
