@@ -28,7 +28,7 @@ cd "$(dirname "$0")/../.."
 
 IMAGE=localhost/mailserver:test
 NAME=mailserver-ctest-$$          # every container this script starts has this prefix
-BIN=target/x86_64-unknown-linux-musl/release/mailserver
+BIN=${CARGO_TARGET_DIR:-target}/x86_64-unknown-linux-musl/release/mailserver
 UID_IMAGE=10001                   # the Dockerfile's USER
 PASSWORD='c0ntainer-Secret'
 started=()
