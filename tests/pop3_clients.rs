@@ -147,7 +147,7 @@ fn python_poplib_plain_stls_pop3s_apop() {
     assert_eq!(lines[1], format!("list ['1 {size1}', '2 {size2}']"));
     assert_eq!(
         lines[2],
-        format!("uidl ['1 00000001{v:08X}', '2 00000002{v:08X}']")
+        format!("uidl ['1 00000001{v:08x}', '2 00000002{v:08x}']")
     );
     // poplib un-stuffs and counts the octets after un-stuffing: the message size.
     assert_eq!(
@@ -327,7 +327,7 @@ fn fetchmail_keep_mode_with_uidl_fetches_each_message_once() {
     let v = uid_validity(&d, "bob");
     let ids = std::fs::read_to_string(f.dir.path().join("fetchids")).unwrap();
     for uid in 1..=3 {
-        assert!(ids.contains(&format!("{uid:08X}{v:08X}")), "{ids}");
+        assert!(ids.contains(&format!("{uid:08x}{v:08x}")), "{ids}");
     }
 }
 

@@ -115,7 +115,7 @@ async fn uidl_is_stable_across_sessions_and_restarts() {
     for (i, l) in first.iter().enumerate() {
         assert_eq!(
             *l,
-            format!("{} {:08X}{validity}", i + 1, i + 1),
+            format!("{} {:08x}{validity}", i + 1, i + 1),
             "{first:?}"
         );
     }
@@ -371,7 +371,7 @@ async fn ten_thousand_messages_listed_by_list_and_uidl() {
     let validity = uidls[0][uidls[0].len() - 8..].to_string();
     for (i, l) in uidls.iter().enumerate() {
         // Files numbered in name-time order: UID i+1 for the i-th generated file.
-        assert_eq!(*l, format!("{} {:08X}{validity}", i + 1, i + 1));
+        assert_eq!(*l, format!("{} {:08x}{validity}", i + 1, i + 1));
     }
     c.cmd(&format!("LIST {N}"), &format!("+OK {N} {}", sizes[N - 1]))
         .await;

@@ -503,9 +503,10 @@ impl Server {
             .map(|m| m.flags)
     }
 
-    /// Dovecot's `%08Xu%08Xv` for `uid` in the user's INBOX.
+    /// Dovecot's `%08Xu%08Xv` for `uid` in the INBOX of `user` (lowercase hex, as Dovecot
+    /// prints it).
     pub fn uidl(&self, user: &str, uid: u32) -> String {
-        format!("{uid:08X}{:08X}", self.view(user).uid_validity)
+        format!("{uid:08x}{:08x}", self.view(user).uid_validity)
     }
 
     /// Message file names in `new/` and `cur/` of the user's INBOX (sorted), straight from disk.
