@@ -358,3 +358,30 @@ fn views_in_separate_instances_see_each_other_through_sync() {
     assert!(va.messages.iter().all(|m| m.recent));
     assert!(vb.messages.iter().all(|m| m.recent));
 }
+
+#[test]
+fn uidvalidity_change_resets_views() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("mail");
+    let store = maildir_store(root.clone());
+    let inbox = store.user("u").unwrap().open("INBOX").unwrap();
+    for i in 0..3 {
+        inbox
+            .append(format!("m{i}\n").as_bytes(), Flags::NONE, &[], None)
+            .unwrap();
+    }
+    let mut view = View::default();
+    inbox.sync(&mut view).unwrap();
+    let old_validity = view.uid_validity;
+    // Another tool recreates the uidlist with a new UIDVALIDITY (as Dovecot does when it
+    // finds the file broken): every session must drop its UIDs and start over.
+    let maildir = root.join("u");
+    let text = fs::read_to_string(maildir.join("dovecot-uidlist")).unwrap();
+    let text = text.replacen(&format!("V{old_validity} "), "V12345 ", 1);
+    fs::write(maildir.join("dovecot-uidlist"), text).unwrap();
+    let ch = inbox.sync(&mut view).unwrap();
+    assert_eq!(ch.expunged, vec![1, 1, 1]);
+    assert_eq!(ch.added, 3);
+    assert_eq!(view.uid_validity, 12345);
+    assert_eq!(view.messages.len(), 3);
+}

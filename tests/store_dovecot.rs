@@ -498,6 +498,14 @@ fn appends_here_and_in_dovecot_at_once_share_the_uidlist_lock() {
     let inbox = user.open("INBOX").unwrap();
     let mut view = View::default();
     inbox.sync(&mut view).unwrap(); // creates dovecot-uidlist
+                                    // Both servers write here (we as root, Dovecot as `mail`): share the tree as a
+                                    // group-writable Maildir would be; new files inherit the directory modes.
+    let st = Command::new("chmod")
+        .args(["-R", "a+rwX"])
+        .arg(&mail)
+        .status()
+        .unwrap();
+    assert!(st.success());
     let dv = Dovecot::start(&tmp.path().join("dovecot"), &mail);
     let ours: Vec<u32> = std::thread::scope(|s| {
         let dovecot_side = s.spawn(|| {

@@ -35,6 +35,30 @@ fn first_use_creates_inbox_and_special_folders() {
     }
     let subs = fs::read_to_string(root.join("subscriptions")).unwrap();
     assert!(subs.starts_with("V\t2\n\n"));
+    // Private modes, as Dovecot creates them.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&root), 0o700);
+    assert_eq!(mode(&root.join(".Sent/cur")), 0o700);
+    assert_eq!(mode(&root.join("subscriptions")), 0o600);
+    let inbox = user.open("INBOX").unwrap();
+    inbox.append(MSG, Flags::NONE, &[], None).unwrap();
+    let name = &files(&root.join("cur"))[0];
+    assert_eq!(mode(&root.join("cur").join(name)), 0o600);
+    assert_eq!(mode(&root.join("dovecot-uidlist")), 0o600);
+    // A group-shared tree keeps being group-shared.
+    fs::set_permissions(&root, fs::Permissions::from_mode(0o770)).unwrap();
+    fs::set_permissions(root.join("cur"), fs::Permissions::from_mode(0o770)).unwrap();
+    user.create("Shared").unwrap();
+    assert_eq!(mode(&root.join(".Shared/cur")), 0o770);
+    inbox.append(MSG, Flags::NONE, &[], None).unwrap();
+    let shared: Vec<u32> = files(&root.join("cur"))
+        .iter()
+        .map(|n| mode(&root.join("cur").join(n)))
+        .collect();
+    assert!(shared.contains(&0o660), "{shared:?}");
+    user.delete("Shared").unwrap();
+    drop(inbox);
     let list = user.list().unwrap();
     let names: Vec<&str> = list.iter().map(|m| m.name.as_str()).collect();
     assert_eq!(

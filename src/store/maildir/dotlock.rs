@@ -9,6 +9,7 @@ use super::fsutil::{io_err, IoCtx};
 use crate::store::{Error, ErrorKind, Result};
 use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -33,7 +34,13 @@ impl DotLock {
         let start = Instant::now();
         let mut wait = Duration::from_micros(200);
         loop {
-            match OpenOptions::new().write(true).create_new(true).open(&path) {
+            let mode = super::fsutil::file_mode_for(path.parent().unwrap_or(Path::new(".")));
+            match OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(mode)
+                .open(&path)
+            {
                 Ok(mut f) => {
                     let content = format!("{}:{}", std::process::id(), hostname());
                     f.write_all(content.as_bytes()).ctx("write", &path)?;

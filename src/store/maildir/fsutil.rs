@@ -4,6 +4,7 @@
 use crate::store::{Error, ErrorKind, Result};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::Path;
 
 /// Maps an io error to the store's error kinds; the message names the operation and path.
@@ -37,6 +38,30 @@ impl<T> IoCtx<T> for io::Result<T> {
     }
 }
 
+/// Mode for files created in `dir`, as Dovecot derives it: the directory's permission bits
+/// without execute (a 0700 Maildir gets 0600 files, a group-shared 0770 one 0660).
+pub fn file_mode_for(dir: &Path) -> u32 {
+    use std::os::unix::fs::MetadataExt;
+    fs::metadata(dir).map(|m| m.mode() & 0o666).unwrap_or(0o600)
+}
+
+/// Mode for directories created in `dir`: the parent's permission bits.
+pub fn dir_mode_for(dir: &Path) -> u32 {
+    use std::os::unix::fs::MetadataExt;
+    fs::metadata(dir).map(|m| m.mode() & 0o777).unwrap_or(0o700)
+}
+
+/// Applies `mode` exactly (creation modes pass through the umask; Dovecot clears it).
+/// Private modes need nothing: the umask never adds bits.
+pub fn fix_mode(f: &File, mode: u32, path: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    if mode & 0o077 != 0 {
+        f.set_permissions(fs::Permissions::from_mode(mode))
+            .ctx("fchmod", path)?;
+    }
+    Ok(())
+}
+
 /// fsync a directory so a rename or create inside it is durable.
 pub fn fsync_dir(dir: &Path) -> Result<()> {
     File::open(dir).and_then(|f| f.sync_all()).ctx("fsync", dir)
@@ -59,8 +84,10 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
         let mut f = OpenOptions::new()
             .write(true)
             .create_new(true)
+            .mode(file_mode_for(dir))
             .open(&tmp)
             .ctx("open", &tmp)?;
+        fix_mode(&f, file_mode_for(dir), &tmp)?;
         f.write_all(data).ctx("write", &tmp)?;
         f.sync_all().ctx("fsync", &tmp)?;
         fs::rename(&tmp, path).ctx("rename", path)
@@ -72,11 +99,18 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
     fsync_dir(dir)
 }
 
-/// Creates a Maildir (`cur new tmp`) at `dir`, tolerating parts that already exist.
-pub fn create_maildir(dir: &Path) -> Result<()> {
+/// Creates a Maildir (`cur new tmp`) at `dir` with directory mode `mode`, tolerating parts
+/// that already exist.
+pub fn create_maildir(dir: &Path, mode: u32) -> Result<()> {
     for sub in ["cur", "new", "tmp"] {
         let p = dir.join(sub);
-        match fs::create_dir_all(&p) {
+        let existed = p.is_dir();
+        match fs::DirBuilder::new().recursive(true).mode(mode).create(&p) {
+            Ok(()) if !existed && mode & 0o077 != 0 => {
+                use std::os::unix::fs::PermissionsExt;
+                fs::set_permissions(&p, fs::Permissions::from_mode(mode))
+                    .map_err(|e| io_err(e, "chmod", &p))?;
+            }
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
             Err(e) => return Err(io_err(e, "mkdir", &p)),

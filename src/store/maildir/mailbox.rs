@@ -25,7 +25,9 @@
 
 use super::dotlock::{DotLock, LOCK_TIMEOUT};
 use super::filename::{self, parse};
-use super::fsutil::{create_maildir, fsync_dir, io_err, write_atomic, IoCtx};
+use super::fsutil::{
+    create_maildir, dir_mode_for, file_mode_for, fix_mode, fsync_dir, io_err, write_atomic, IoCtx,
+};
 use super::keywords::Keywords;
 use super::uidlist::Uidlist;
 use super::Registry;
@@ -35,7 +37,7 @@ use crate::store::{
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
@@ -788,8 +790,10 @@ impl MaildirMailbox {
             let mut f = OpenOptions::new()
                 .write(true)
                 .create_new(true)
+                .mode(file_mode_for(&self.dir))
                 .open(&tmp)
                 .ctx("create", &tmp)?;
+            fix_mode(&f, file_mode_for(&self.dir), &tmp)?;
             f.write_all(&disk).ctx("write", &tmp)?;
             if let Some(t) = internal_date {
                 f.set_modified(t).ctx("utime", &tmp)?;
@@ -1228,11 +1232,17 @@ impl Mailbox for MaildirMailbox {
 
 /// Creates a new, empty Maildir++ folder with its uidlist (fresh UIDVALIDITY).
 pub(super) fn create_folder(dir: &Path, user_root: &Path) -> Result<()> {
-    match fs::create_dir(dir) {
-        Ok(()) => {}
-        Err(e) => return Err(io_err(e, "mkdir", dir)),
+    let mode = dir_mode_for(user_root);
+    fs::DirBuilder::new()
+        .mode(mode)
+        .create(dir)
+        .map_err(|e| io_err(e, "mkdir", dir))?;
+    if mode & 0o077 != 0 {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(dir, fs::Permissions::from_mode(mode))
+            .map_err(|e| io_err(e, "chmod", dir))?;
     }
-    create_maildir(dir)?;
+    create_maildir(dir, mode)?;
     File::create(dir.join("maildirfolder")).ctx("create", &dir.join("maildirfolder"))?;
     let list = Uidlist::new(next_uid_validity(user_root)?);
     write_atomic(&dir.join("dovecot-uidlist"), list.render().as_bytes())?;

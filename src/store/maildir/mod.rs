@@ -242,7 +242,9 @@ impl MaildirUser {
 
     /// First use: INBOX plus the special-use folders (created when missing, then subscribed).
     fn ensure(&self) -> Result<()> {
-        create_maildir(&self.root)?;
+        // Private by default, as Dovecot creates mail directories (0700); an existing tree
+        // keeps its modes and folders inherit them.
+        create_maildir(&self.root, 0o700)?;
         let mut added = Vec::new();
         for (name, _) in SPECIAL_FOLDERS {
             let dir = self.root.join(format!(".{name}"));
