@@ -353,3 +353,41 @@ fn fetchmail_delete_mode_over_pop3s_empties_the_maildrop() {
     fetch_nothing(&f.run(&poll, &["--nosslcertck"]));
     assert_eq!(f.mbox_text().matches("Subject: ").count(), 3);
 }
+
+#[test]
+fn fetchmail_over_stls_is_logged_as_tls() {
+    let d = Daemon::start_with(common::Options {
+        users: "bob:{PLAIN}secret\n".into(),
+        registry: "\"POP3 Protocol Logging Level\" = 1\n".into(),
+        ..common::Options::default()
+    });
+    common::deliver(&d.data_dir(), "bob", 1, MSG1);
+    let f = Fetch::new();
+    // Plain port, TLS required through STLS (self-signed certificate not checked).
+    let poll = format!(
+        "poll 127.0.0.1 with proto POP3 port {} and options no dns\n\
+         \x20 user \"bob\" there with password \"secret\" is root here\n\
+         \x20 options keep sslproto 'tls1.2+' no sslcertck {}",
+        d.pop3.unwrap().port(),
+        mda(&f.mbox())
+    );
+    fetch_ok(&f.run(&poll, &[]));
+    assert_eq!(f.mbox_text().matches("Subject: one").count(), 1);
+    // The level-1 protocol log (path defaults to data_dir) shows the upgrade and the login.
+    let log_path = d.data_dir().join("L0000001.log");
+    let mut log = String::new();
+    for _ in 0..200 {
+        log = std::fs::read_to_string(&log_path).unwrap_or_default();
+        if log.contains(",-,") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(log.starts_with("#Service: POP3"), "{log}");
+    let tls = log.find("TLS established").expect("no TLS record");
+    let auth = log
+        .find("authentication succeeded: user=bob")
+        .expect("no auth record");
+    assert!(tls < auth, "TLS must come before the login:\n{log}");
+    assert!(!log.contains("secret"), "{log}");
+}

@@ -11,6 +11,7 @@
 //! * Mail delivered into `new/` between sessions is seen at the next login (and not during a
 //!   session: the maildrop is a snapshot taken at login).
 //! * Exact octet counts and dot-stuffing for lines beginning with `.`.
+//! * SIGTERM closes POP3 sessions without applying their deletions (SPEC §9).
 //!
 //! The client is the C:/S: transcript client of `pop3_common`; the daemon is `tests/common`.
 
@@ -143,6 +144,12 @@ async fn uidl_is_stable_across_sessions_and_restarts() {
     };
     assert_eq!(ids(&after_dele), ids(&with_new[1..]));
     let sizes = list(&mut c).await;
+    // RETR renames the file at QUIT (`:2,S`): the UID stays.
+    c.cmd("RETR 1", "+OK").await;
+    c.body().await;
+    c.cmd("QUIT", "+OK").await;
+    let mut c = login(&d, u, p).await;
+    assert_eq!(uidl_list(&mut c).await, after_dele, "after a flag rename");
     c.cmd("QUIT", "+OK").await;
 
     let d = restart(d);
@@ -405,17 +412,26 @@ async fn delivery_into_new_is_seen_at_the_next_login_not_during_a_session() {
     deliver(&d, 2, m2);
     c.cmd("STAT", &format!("+OK 1 {}", crlf(m1).len())).await;
     c.cmd("LIST 2", "-ERR There's no message 2.").await;
-    c.cmd("QUIT", "+OK").await;
+    // Deleting everything this session knows leaves the newcomer alone.
+    c.cmd("DELE 1", "+OK").await;
+    c.cmd("QUIT", "+OK Logging out, 1 messages deleted.").await;
 
+    let m3 = "Subject: third\n\n!\n";
+    deliver(&d, 3, m3);
     let mut c = login(&d, u, p).await;
     c.cmd(
         "STAT",
-        &format!("+OK 2 {}", crlf(m1).len() + crlf(m2).len()),
+        &format!("+OK 2 {}", crlf(m2).len() + crlf(m3).len()),
     )
     .await;
-    c.send("RETR 2").await;
+    c.send("RETR 1").await;
     c.expect("+OK").await;
     assert_eq!(c.body().await, ["Subject: second", "", "world"]);
+    let uidls = uidl_list(&mut c).await;
+    assert!(
+        uidls[0].starts_with("1 00000002") && uidls[1].starts_with("2 00000003"),
+        "{uidls:?}"
+    );
     c.cmd("QUIT", "+OK").await;
     // Both picked up from new/ and moved to cur/ (as Dovecot does).
     let files = maildir_files(&inbox(&d, u));
@@ -457,4 +473,29 @@ async fn exact_octets_and_dot_stuffing() {
         b"Subject: dots\r\n\r\n..\r\n...\r\n.\r\n".to_vec()
     );
     c.cmd("QUIT", "+OK").await;
+}
+
+#[tokio::test]
+async fn sigterm_closes_sessions_without_applying_deletions() {
+    let mut d = Daemon::start();
+    deliver(&d, 1, "Subject: a\n\nA\n");
+    deliver(&d, 2, "Subject: b\n\nB\n");
+    let mut c = login(&d, common::USER, common::PASS).await;
+    c.cmd("RETR 1", "+OK").await;
+    c.body().await;
+    c.cmd("DELE 1", "+OK").await;
+    c.cmd("DELE 2", "+OK").await;
+    d.signal("TERM");
+    c.expect("-ERR Server shutting down.").await;
+    c.expect_eof().await;
+    let st = d.wait_exit(Duration::from_secs(20));
+    assert!(st.success(), "{st:?}\n{}", d.log_text());
+    let files = maildir_files(&inbox(&d, common::USER));
+    assert_eq!(files.len(), 2, "{files:?}");
+    assert!(
+        files
+            .iter()
+            .all(|f| !info_flags(f).unwrap_or("").contains('S')),
+        "{files:?}"
+    );
 }
