@@ -9,6 +9,8 @@
 //! * mailserver first, then Dovecot on a copy of the tree mailserver left: identical.
 //! * Each on its own fresh copy: identical LIST sizes and UIDs in UIDL (the UIDVALIDITY part
 //!   is each server's own clock and may differ).
+//! * The same session (`RETR`, `TOP`, `DELE`, `QUIT`) on each fresh copy leaves the same
+//!   messages with the same Maildir flags: `\Seen` for `RETR` only, deletions applied.
 //!
 //! Both servers are queried with the same Python `poplib` script. Skipped, with the reason
 //! printed, when Dovecot, python3 or root are missing.
@@ -195,6 +197,7 @@ impl Drop for Dovecot {
 }
 
 /// STAT, LIST and UIDL of one POP3 session (no RETR/DELE: the session changes nothing).
+/// With a 5th argument, it also runs RETR 1, TOP 3 0, DELE 2 and QUITs (the UPDATE state).
 const DUMP: &str = r#"
 import poplib, sys
 p = poplib.POP3('127.0.0.1', int(sys.argv[1]), timeout=20)
@@ -202,14 +205,23 @@ p.user(sys.argv[2]); p.pass_(sys.argv[3])
 print('stat', *p.stat())
 for l in p.list()[1]: print('list', l.decode())
 for l in p.uidl()[1]: print('uidl', l.decode())
-p.quit()
+if len(sys.argv) > 4:
+    print('retr', p.retr(1)[2])
+    print('top', len(p.top(3, 0)[1]))
+    print('dele', p.dele(2).decode())
+print('quit', p.quit().decode().split(' ')[0])
 "#;
 
 fn dump(port: u16) -> Vec<String> {
+    dump_with(port, &[])
+}
+
+fn dump_with(port: u16, extra: &[&str]) -> Vec<String> {
     let out = Command::new("timeout")
         .args(["60", "python3", "-c", DUMP])
         .arg(port.to_string())
         .args([common::USER, common::PASS])
+        .args(extra)
         .stdin(Stdio::null())
         .output()
         .unwrap();
@@ -270,6 +282,19 @@ fn corpus() -> Vec<(&'static str, String, Vec<u8>)> {
         "1700000005.M20P1.b:2,".into(),
         b"Subject: earlier usec\n\ny\n".to_vec(),
     );
+    // As Dovecot's LDA names its deliveries: physical size `S=` and CRLF size `W=` in the name.
+    let lda = b"Subject: delivered by dovecot-lda\n\nsized\n.\n".to_vec();
+    let crlf = lda.len() + lda.iter().filter(|&&b| b == b'\n').count();
+    add(
+        "cur",
+        format!("1700000300.M1P9.mx,S={},W={crlf}:2,S", lda.len()),
+        lda.clone(),
+    );
+    add(
+        "new",
+        format!("1700000301.M2P9.mx,S={},W={crlf}", lda.len()),
+        lda,
+    );
     v
 }
 
@@ -314,11 +339,15 @@ fn mailserver_on(tree: &Path) -> Daemon {
 /// Serves `tree` (a user Maildir, copied) with Dovecot; returns the dump and where the copy
 /// Dovecot left lives (inside `work`).
 fn dovecot_on(tree: &Path, work: &Path) -> (Vec<String>, PathBuf) {
+    dovecot_with(tree, work, &[])
+}
+
+fn dovecot_with(tree: &Path, work: &Path, extra: &[&str]) -> (Vec<String>, PathBuf) {
     let mail_root = work.join("mail");
     let user_dir = mail_root.join(common::USER);
     copy_tree(tree, &user_dir);
     let dv = Dovecot::start(&work.join("dovecot"), &mail_root);
-    let out = dump(dv.port);
+    let out = dump_with(dv.port, extra);
     drop(dv);
     (out, user_dir)
 }
@@ -384,4 +413,47 @@ fn fresh_copies_number_and_size_alike() {
             .collect()
     };
     assert_eq!(uids(&ours), uids(&dovecot));
+}
+
+/// (base name, Maildir info flags) of every message file, sorted by base name.
+fn messages(root: &Path) -> Vec<(String, String)> {
+    let mut v = Vec::new();
+    for sub in ["new", "cur"] {
+        for e in fs::read_dir(root.join(sub)).unwrap() {
+            let name = e.unwrap().file_name().to_string_lossy().to_string();
+            let (base, flags) = match name.split_once(":2,") {
+                Some((b, f)) => (b.to_string(), f.to_string()),
+                None => (name.clone(), String::new()),
+            };
+            v.push((base, flags));
+        }
+    }
+    v.sort();
+    v
+}
+
+#[test]
+fn same_session_leaves_the_same_maildir() {
+    require_dovecot!();
+    let work = tempfile::tempdir().unwrap();
+    let tree = work.path().join("tree");
+    write_tree(&tree);
+    let (dovecot, dovecot_left) = dovecot_with(&tree, &work.path().join("d"), &["update"]);
+    let mut d = mailserver_on(&tree);
+    let ours = dump_with(d.pop3.unwrap().port(), &["update"]);
+    assert!(d.stop().success());
+    // Fresh copies: each server's own UIDVALIDITY (its clock) is left out.
+    let strip = |v: &[String]| -> Vec<String> {
+        v.iter()
+            .map(|l| match l.strip_prefix("uidl ") {
+                Some(_) => l[..l.len() - 8].to_string(),
+                None => l.clone(),
+            })
+            .collect()
+    };
+    assert_eq!(strip(&ours), strip(&dovecot));
+    assert!(ours.iter().any(|l| l == "quit +OK"), "{ours:?}");
+    let left = d.data_dir().join("mail").join(common::USER);
+    assert_eq!(messages(&left), messages(&dovecot_left));
+    assert_eq!(messages(&left).len(), corpus().len() - 1);
 }
