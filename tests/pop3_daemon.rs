@@ -499,3 +499,28 @@ async fn sigterm_closes_sessions_without_applying_deletions() {
         "{files:?}"
     );
 }
+
+#[tokio::test]
+async fn message_removed_behind_the_session_is_reported_not_fatal() {
+    let d = Daemon::start();
+    deliver(&d, 1, "Subject: a\n\nA\n");
+    deliver(&d, 2, "Subject: b\n\nB\n");
+    let mut c = login(&d, common::USER, common::PASS).await;
+    // Another program (an IMAP client elsewhere, a cleanup job) deletes message 1's file.
+    let root = inbox(&d, common::USER);
+    let gone = maildir_files(&root)
+        .into_iter()
+        .find(|f| f.contains(".M1P"))
+        .unwrap();
+    std::fs::remove_file(root.join(&gone)).unwrap();
+    c.cmd("RETR 1", "-ERR Message is no longer available.")
+        .await;
+    c.send("RETR 2").await;
+    c.expect("+OK").await;
+    assert_eq!(c.body().await, ["Subject: b", "", "B"]);
+    c.cmd("DELE 1", "+OK").await;
+    c.cmd("QUIT", "+OK Logging out, 1 messages deleted.").await;
+    let mut c = login(&d, common::USER, common::PASS).await;
+    c.cmd("STAT", "+OK 1 ").await;
+    c.cmd("QUIT", "+OK").await;
+}
