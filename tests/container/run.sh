@@ -155,11 +155,12 @@ echo "   ports: pop3 $P_POP3, pop3s $P_POP3S, imap $P_IMAP, imaps $P_IMAPS"
 
 etc=$work/etc data=$work/data logs=$work/logs
 mkdir -p "$etc" "$data/mail/demo/new" "$data/mail/demo/cur" "$data/mail/demo/tmp" "$logs"
-# The image's own config; only the listen addresses change (host network, loopback only).
-sed -e "s/\"0\.0\.0\.0:110\"/\"127.0.0.1:$P_POP3\"/" -e "s/\"0\.0\.0\.0:995\"/\"127.0.0.1:$P_POP3S\"/" \
+# The image's own config; only the listen addresses change (host network, loopback only:
+# the IPv6 wildcard entries are dropped, the IPv4 ones moved to free loopback ports).
+sed -e 's/, "\[::\]:[0-9]*"//' -e "s/\"0\.0\.0\.0:110\"/\"127.0.0.1:$P_POP3\"/" -e "s/\"0\.0\.0\.0:995\"/\"127.0.0.1:$P_POP3S\"/" \
   -e "s/\"0\.0\.0\.0:143\"/\"127.0.0.1:$P_IMAP\"/" -e "s/\"0\.0\.0\.0:993\"/\"127.0.0.1:$P_IMAPS\"/" \
   etc/container.toml >"$etc/mailserver.toml"
-grep -Eq '^[^#]*0\.0\.0\.0' "$etc/mailserver.toml" && fail "a listen address of etc/container.toml was not replaced"
+grep -Eq '^[^#]*(0\.0\.0\.0|\[::\])' "$etc/mailserver.toml" && fail "a listen address of etc/container.toml was not replaced"
 printf 'demo:%s\n' "$(printf '%s' "$PASSWORD" | "$BIN" passwd --scheme SHA512-CRYPT)" >"$etc/users"
 "$BIN" --config "$etc/mailserver.toml" check-config >/dev/null || fail "test config invalid"
 msg="$data/mail/demo/new/1764270000.M1P$$.ctest"
