@@ -1,0 +1,39 @@
+//! STATUS (RFC 3501 §6.3.10).
+
+use imap_codec::imap_types::mailbox::Mailbox as ImapMailbox;
+use imap_codec::imap_types::status::StatusDataItemName;
+
+use super::super::session::{ImapSession, Res};
+use super::{blocking, mailbox_name, push_mailbox};
+use crate::conn::Output;
+
+impl ImapSession {
+    pub(crate) async fn status(
+        &mut self,
+        m: &ImapMailbox<'_>,
+        items: &[StatusDataItemName],
+        out: &mut Output,
+    ) -> Res {
+        let name = mailbox_name(m)?;
+        let user = self.user_store()?;
+        let n = name.clone();
+        let st = blocking(move || user.status(&n)).await?;
+        let mut parts: Vec<String> = Vec::new();
+        for item in items {
+            let (k, v) = match item {
+                StatusDataItemName::Messages => ("MESSAGES", st.messages),
+                StatusDataItemName::Recent => ("RECENT", st.recent),
+                StatusDataItemName::UidNext => ("UIDNEXT", st.uid_next),
+                StatusDataItemName::UidValidity => ("UIDVALIDITY", st.uid_validity),
+                StatusDataItemName::Unseen => ("UNSEEN", st.unseen),
+                _ => continue,
+            };
+            parts.push(format!("{k} {v}"));
+        }
+        let mut line = b"* STATUS ".to_vec();
+        push_mailbox(&mut line, &name);
+        line.extend_from_slice(format!(" ({})", parts.join(" ")).as_bytes());
+        out.reply(line);
+        Ok("Status completed.".into())
+    }
+}
