@@ -157,7 +157,8 @@ pub struct ImapSession {
 
 impl ImapSession {
     pub fn new(env: SessionEnv) -> ImapSession {
-        let limits = framing::Limits::for_message_size(env.snapshot.config.limits.max_message_bytes);
+        let limits =
+            framing::Limits::for_message_size(env.snapshot.config.limits.max_message_bytes);
         let tls = env.tls;
         ImapSession {
             env,
@@ -241,17 +242,11 @@ impl ImapSession {
     /// RFC 3501 §3 / §6: which commands each state accepts (the one state check).
     fn state_allows(&self, body: &CommandBody<'_>) -> Result<(), &'static str> {
         use CommandBody as C;
-        let any = matches!(
-            body,
-            C::Capability | C::Noop | C::Logout | C::Id { .. }
-        );
+        let any = matches!(body, C::Capability | C::Noop | C::Logout | C::Id { .. });
         if any {
             return Ok(());
         }
-        let pre = matches!(
-            body,
-            C::StartTLS | C::Authenticate { .. } | C::Login { .. }
-        );
+        let pre = matches!(body, C::StartTLS | C::Authenticate { .. } | C::Login { .. });
         let selected_only = matches!(
             body,
             C::Check
@@ -269,14 +264,21 @@ impl ImapSession {
             State::NotAuthenticated if pre => Ok(()),
             State::NotAuthenticated => Err("Error in IMAP command: Login first."),
             _ if pre => Err("Error in IMAP command: Already logged in."),
-            State::Authenticated if selected_only => Err("Error in IMAP command: No mailbox selected."),
+            State::Authenticated if selected_only => {
+                Err("Error in IMAP command: No mailbox selected.")
+            }
             State::Logout => Err("Error in IMAP command: Logging out."),
             _ => Ok(()),
         }
     }
 
     /// The dispatcher (STYLE principle 4): one `match` over the decoded command.
-    async fn dispatch(&mut self, tag: String, body: CommandBody<'static>, out: &mut Output) -> Step {
+    async fn dispatch(
+        &mut self,
+        tag: String,
+        body: CommandBody<'static>,
+        out: &mut Output,
+    ) -> Step {
         use CommandBody as C;
         use SyncMode::*;
         let (res, sync) = match body {
@@ -284,7 +286,9 @@ impl ImapSession {
             C::Logout => return self.logout(&tag, out),
             C::StartTLS => return self.starttls(&tag, out),
             C::Login { username, password } => {
-                return self.login(&tag, username.as_ref(), password.declassify().as_ref(), out).await
+                return self
+                    .login(&tag, username.as_ref(), password.declassify().as_ref(), out)
+                    .await
             }
             C::Authenticate {
                 mechanism,
@@ -311,11 +315,17 @@ impl ImapSession {
             C::List {
                 reference,
                 mailbox_wildcard,
-            } => (self.list(&reference, &mailbox_wildcard, false, out).await, Full),
+            } => (
+                self.list(&reference, &mailbox_wildcard, false, out).await,
+                Full,
+            ),
             C::Lsub {
                 reference,
                 mailbox_wildcard,
-            } => (self.list(&reference, &mailbox_wildcard, true, out).await, Full),
+            } => (
+                self.list(&reference, &mailbox_wildcard, true, out).await,
+                Full,
+            ),
             C::Status {
                 mailbox,
                 item_names,
@@ -325,7 +335,10 @@ impl ImapSession {
                 flags,
                 date,
                 message,
-            } => (self.append(&mailbox, &flags, date, message, out).await, Full),
+            } => (
+                self.append(&mailbox, &flags, date, message, out).await,
+                Full,
+            ),
             // Selected.
             C::Check => (Ok("Check completed.".into()), Forced),
             C::Close => (self.close().await, Skip),
@@ -342,7 +355,11 @@ impl ImapSession {
                 macro_or_item_names,
                 uid,
                 ..
-            } => (self.fetch(&sequence_set, macro_or_item_names, uid, out).await, NoExpunge),
+            } => (
+                self.fetch(&sequence_set, macro_or_item_names, uid, out)
+                    .await,
+                NoExpunge,
+            ),
             C::Store {
                 sequence_set,
                 kind,
@@ -351,7 +368,8 @@ impl ImapSession {
                 uid,
                 ..
             } => (
-                self.store(&sequence_set, kind, response, &flags, uid, out).await,
+                self.store(&sequence_set, kind, response, &flags, uid, out)
+                    .await,
                 NoExpunge,
             ),
             C::Copy {
@@ -364,13 +382,22 @@ impl ImapSession {
                 mailbox,
                 uid,
             } => (self.move_(&sequence_set, &mailbox, uid, out).await, Skip),
-            _ => (Err(Fail::Bad("Error in IMAP command: Unknown command.".into())), Skip),
+            _ => (
+                Err(Fail::Bad("Error in IMAP command: Unknown command.".into())),
+                Skip,
+            ),
         };
         self.complete(&tag, res, sync, out).await
     }
 
     /// Announces pending changes (as `sync` allows) and writes the tagged completion.
-    pub(crate) async fn complete(&mut self, tag: &str, res: Res, sync: SyncMode, out: &mut Output) -> Step {
+    pub(crate) async fn complete(
+        &mut self,
+        tag: &str,
+        res: Res,
+        sync: SyncMode,
+        out: &mut Output,
+    ) -> Step {
         match res {
             Ok(text) => {
                 self.bad = 0;
@@ -426,7 +453,8 @@ impl ImapSession {
         let allow_expunge = mode != SyncMode::NoExpunge;
         let view = std::mem::take(&mut sel.view);
         let mailbox = sel.mailbox.clone();
-        let r = tokio::task::spawn_blocking(move || sync_view(&*mailbox, view, allow_expunge)).await;
+        let r =
+            tokio::task::spawn_blocking(move || sync_view(&*mailbox, view, allow_expunge)).await;
         match r {
             Ok((view, Ok(changes))) => {
                 sel.view = view;
@@ -476,7 +504,12 @@ impl ImapSession {
 
     /// Refuses the command being assembled; a non-synchronizing literal it announced is
     /// skipped (the client sends it anyway), a synchronizing one is never sent (no `+`).
-    fn refuse(&mut self, error: FrameError, literal: Option<(u64, bool)>, out: &mut Output) -> Step {
+    fn refuse(
+        &mut self,
+        error: FrameError,
+        literal: Option<(u64, bool)>,
+        out: &mut Output,
+    ) -> Step {
         let tag = framing::tag_of(&self.pending)
             .map(|t| String::from_utf8_lossy(t).into_owned())
             .unwrap_or_else(|| "*".into());
@@ -704,7 +737,10 @@ pub(crate) fn redact_command(line: &[u8]) -> Option<Vec<u8>> {
     if is_command(line, b"AUTHENTICATE") {
         let start = tag.len() + 1 + "AUTHENTICATE".len();
         let rest = &line[start..];
-        let words: Vec<&[u8]> = rest.split(|&b| b == b' ').filter(|w| !w.is_empty()).collect();
+        let words: Vec<&[u8]> = rest
+            .split(|&b| b == b' ')
+            .filter(|w| !w.is_empty())
+            .collect();
         if words.len() < 2 {
             return None;
         }
@@ -739,7 +775,10 @@ pub(crate) fn redact_command(line: &[u8]) -> Option<Vec<u8>> {
             end.unwrap_or(rest_trim.len())
         }
         Some(b'{') => return None,
-        Some(_) => rest_trim.iter().position(|&b| b == b' ').unwrap_or(rest_trim.len()),
+        Some(_) => rest_trim
+            .iter()
+            .position(|&b| b == b' ')
+            .unwrap_or(rest_trim.len()),
     };
     let mut r = line[..start].to_vec();
     r.push(b' ');
@@ -759,16 +798,28 @@ mod tests {
         assert_eq!(literal_at_end(b"a APPEND x {}"), None);
         assert_eq!(literal_at_end(b"a APPEND x {a}"), None);
         assert_eq!(literal_at_end(b"a NOOP"), None);
-        assert_eq!(literal_at_end(b"{99999999999999999999}"), Some((u64::MAX, true)));
+        assert_eq!(
+            literal_at_end(b"{99999999999999999999}"),
+            Some((u64::MAX, true))
+        );
     }
 
     #[test]
     fn login_and_authenticate_are_redacted() {
         let r = |l: &str| redact_command(l.as_bytes()).map(|v| String::from_utf8(v).unwrap());
-        assert_eq!(r("a1 LOGIN alice secret").as_deref(), Some("a1 LOGIN alice ***"));
-        assert_eq!(r("a1 login \"al ice\" \"se cret\"").as_deref(), Some("a1 login \"al ice\" ***"));
+        assert_eq!(
+            r("a1 LOGIN alice secret").as_deref(),
+            Some("a1 LOGIN alice ***")
+        );
+        assert_eq!(
+            r("a1 login \"al ice\" \"se cret\"").as_deref(),
+            Some("a1 login \"al ice\" ***")
+        );
         assert_eq!(r("a1 LOGIN {5}"), None);
-        assert_eq!(r("a1 AUTHENTICATE PLAIN AGFsaWNlAHNlY3JldA==").as_deref(), Some("a1 AUTHENTICATE PLAIN ***"));
+        assert_eq!(
+            r("a1 AUTHENTICATE PLAIN AGFsaWNlAHNlY3JldA==").as_deref(),
+            Some("a1 AUTHENTICATE PLAIN ***")
+        );
         assert_eq!(r("a1 AUTHENTICATE PLAIN"), None);
         assert_eq!(r("a1 LOGINX a b"), None);
         assert_eq!(r("a1 NOOP"), None);

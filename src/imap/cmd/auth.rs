@@ -31,7 +31,13 @@ impl ImapSession {
         Step::StartTls
     }
 
-    pub(crate) async fn login(&mut self, tag: &str, user: &[u8], pass: &[u8], out: &mut Output) -> Step {
+    pub(crate) async fn login(
+        &mut self,
+        tag: &str,
+        user: &[u8],
+        pass: &[u8],
+        out: &mut Output,
+    ) -> Step {
         if !self.plaintext_allowed() {
             out.status(format!("{tag} NO {PRIVACY}"));
             return Step::ReadLine;
@@ -77,7 +83,9 @@ impl ImapSession {
         let decoded = match base64::engine::general_purpose::STANDARD.decode(line.trim_ascii()) {
             Ok(d) => d,
             Err(_) => {
-                out.status(format!("{tag} BAD Invalid base64 data in continued response."));
+                out.status(format!(
+                    "{tag} BAD Invalid base64 data in continued response."
+                ));
                 return Step::ReadLine;
             }
         };
@@ -95,7 +103,9 @@ impl ImapSession {
         let pass = Secret::new(String::from_utf8_lossy(parts[2]).into_owned());
         if !parts[0].is_empty() && parts[0] != parts[1] {
             self.auth_failures += 1;
-            out.info(format!("authentication failed: user={user} mechanism=PLAIN"));
+            out.info(format!(
+                "authentication failed: user={user} mechanism=PLAIN"
+            ));
             tokio::time::sleep(failure_delay(self.auth_failures)).await;
             out.status(format!("{tag} NO {AUTH_FAILED}"));
             return Step::ReadLine;
@@ -117,7 +127,9 @@ impl ImapSession {
             AuthResult::Ok { user } => user,
             AuthResult::Failed => {
                 self.auth_failures += 1;
-                out.info(format!("authentication failed: user={shown} mechanism={mechanism}"));
+                out.info(format!(
+                    "authentication failed: user={shown} mechanism={mechanism}"
+                ));
                 tokio::time::sleep(failure_delay(self.auth_failures)).await;
                 out.status(format!("{tag} NO {AUTH_FAILED}"));
                 return Step::ReadLine;
@@ -143,10 +155,15 @@ impl ImapSession {
                 return Step::ReadLine;
             }
         };
-        out.info(format!("authentication succeeded: user={user} mechanism={mechanism}"));
+        out.info(format!(
+            "authentication succeeded: user={user} mechanism={mechanism}"
+        ));
         self.user = Some((user, tree));
         self.state = State::Authenticated;
-        out.status(format!("{tag} OK [CAPABILITY {}] Logged in", self.capabilities()));
+        out.status(format!(
+            "{tag} OK [CAPABILITY {}] Logged in",
+            self.capabilities()
+        ));
         Step::ReadLine
     }
 }

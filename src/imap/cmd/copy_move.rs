@@ -10,7 +10,12 @@ use crate::conn::Output;
 
 impl ImapSession {
     /// The UIDs named by `set` in the selected view, and the destination's name.
-    fn copy_args(&mut self, set: &SequenceSet, dest: &ImapMailbox<'_>, uid: bool) -> Result<(Vec<u32>, String), Fail> {
+    fn copy_args(
+        &mut self,
+        set: &SequenceSet,
+        dest: &ImapMailbox<'_>,
+        uid: bool,
+    ) -> Result<(Vec<u32>, String), Fail> {
         let name = mailbox_name(dest)?;
         let sel = self.selected()?;
         check_seq_range(&sel.view, set, uid)?;
@@ -21,7 +26,13 @@ impl ImapSession {
         Ok((uids, name))
     }
 
-    pub(crate) async fn copy(&mut self, set: &SequenceSet, dest: &ImapMailbox<'_>, uid: bool, out: &mut Output) -> Res {
+    pub(crate) async fn copy(
+        &mut self,
+        set: &SequenceSet,
+        dest: &ImapMailbox<'_>,
+        uid: bool,
+        out: &mut Output,
+    ) -> Res {
         let _ = out;
         let (uids, name) = self.copy_args(set, dest, uid)?;
         let user = self.user_store()?;
@@ -50,7 +61,13 @@ impl ImapSession {
     }
 
     /// RFC 6851 §3.3: `* OK [COPYUID ...]`, the EXPUNGEs, then the tagged OK.
-    pub(crate) async fn move_(&mut self, set: &SequenceSet, dest: &ImapMailbox<'_>, uid: bool, out: &mut Output) -> Res {
+    pub(crate) async fn move_(
+        &mut self,
+        set: &SequenceSet,
+        dest: &ImapMailbox<'_>,
+        uid: bool,
+        out: &mut Output,
+    ) -> Res {
         let (uids, name) = self.copy_args(set, dest, uid)?;
         let read_only = self.selected()?.read_only;
         if read_only {

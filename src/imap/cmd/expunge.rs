@@ -22,12 +22,16 @@ impl ImapSession {
                 .collect()
         });
         if only.as_ref().is_some_and(|u| u.is_empty()) {
-            self.announce(SyncMode::Forced, out).await.map_err(|_| internal())?;
+            self.announce(SyncMode::Forced, out)
+                .await
+                .map_err(|_| internal())?;
             return Ok("Expunge completed.".into());
         }
         let mb = sel.mailbox.clone();
         blocking(move || mb.expunge(only.as_deref())).await?;
-        self.announce(SyncMode::Forced, out).await.map_err(|_| internal())?;
+        self.announce(SyncMode::Forced, out)
+            .await
+            .map_err(|_| internal())?;
         Ok("Expunge completed.".into())
     }
 

@@ -38,7 +38,9 @@ impl ImapSession {
                 MessageDataItemName::Binary { .. } | MessageDataItemName::BinarySize { .. }
             )
         }) {
-            return Err(Fail::Bad("Error in IMAP command: Unsupported FETCH item.".into()));
+            return Err(Fail::Bad(
+                "Error in IMAP command: Unsupported FETCH item.".into(),
+            ));
         }
         let sel = self.selected()?;
         check_seq_range(&sel.view, set, uid)?;
@@ -64,7 +66,8 @@ impl ImapSession {
             if !unseen.is_empty() {
                 let mb = sel.mailbox.clone();
                 let u = unseen.clone();
-                let metas = blocking(move || mb.store_flags(&u, FlagOp::Add, Flags::SEEN, &[])).await?;
+                let metas =
+                    blocking(move || mb.store_flags(&u, FlagOp::Add, Flags::SEEN, &[])).await?;
                 for m in metas {
                     if let Some(seq) = sel.view.seq_of(m.uid) {
                         let v = &mut sel.view.messages[seq as usize - 1];
@@ -150,11 +153,7 @@ fn fetch_one(
     let mut flags_done = false;
     for n in names {
         match n {
-            N::Uid => {
-                if !uid_cmd {
-                    w.item("UID", meta.uid.to_string().as_bytes());
-                }
-            }
+            N::Uid if !uid_cmd => w.item("UID", meta.uid.to_string().as_bytes()),
             N::Flags => {
                 flags_done = true;
                 w.item("FLAGS", flags().as_bytes());

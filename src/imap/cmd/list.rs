@@ -83,14 +83,11 @@ fn attributes(info: &MailboxInfo, lsub: bool) -> String {
 
 /// LIST wildcard matching (§6.3.8); an `INBOX` prefix of the pattern matches any case.
 pub(crate) fn matches(pattern: &str, name: &str) -> bool {
-    let (p, n): (Vec<char>, Vec<char>) = if name.len() >= 5 && name[..5].eq_ignore_ascii_case("INBOX")
-        && pattern.len() >= 5
-        && pattern.is_char_boundary(5)
-        && pattern[..5].eq_ignore_ascii_case("INBOX")
-    {
+    let inbox = |s: &str| s.get(..5).is_some_and(|p| p.eq_ignore_ascii_case("INBOX"));
+    let (p, n): (Vec<char>, Vec<char>) = if inbox(name) && inbox(pattern) {
         (
-            format!("INBOX{}", &pattern[5..]).chars().collect(),
-            format!("INBOX{}", &name[5..]).chars().collect(),
+            "INBOX".chars().chain(pattern[5..].chars()).collect(),
+            "INBOX".chars().chain(name[5..].chars()).collect(),
         )
     } else {
         (pattern.chars().collect(), name.chars().collect())
@@ -151,5 +148,8 @@ mod tests {
         assert!(matches("Inbox/%", "INBOX/x"));
         assert!(!matches("Sent", "sent"));
         assert!(matches("S*t", "Sent"));
+        assert!(matches("Entw*", "Entwürfe"));
+        assert!(!matches("Inbox", "Entwü"));
+        assert!(!matches("Entwü", "INBOX"));
     }
 }

@@ -11,7 +11,12 @@ use crate::store::View;
 impl ImapSession {
     /// SELECT / EXAMINE: opens the mailbox, syncs a fresh view and lists the §6.3.1 untagged
     /// data. A failed SELECT leaves no mailbox selected (§6.3.1).
-    pub(crate) async fn select(&mut self, m: &ImapMailbox<'_>, read_only: bool, out: &mut Output) -> Res {
+    pub(crate) async fn select(
+        &mut self,
+        m: &ImapMailbox<'_>,
+        read_only: bool,
+        out: &mut Output,
+    ) -> Res {
         let name = mailbox_name(m)?;
         if matches!(self.state, State::Selected(_)) {
             self.state = State::Authenticated;
@@ -40,11 +45,21 @@ impl ImapSession {
             "* {} RECENT",
             view.messages.iter().filter(|m| m.recent).count()
         ));
-        if let Some(i) = view.messages.iter().position(|m| !m.flags.contains(crate::store::Flags::SEEN)) {
+        if let Some(i) = view
+            .messages
+            .iter()
+            .position(|m| !m.flags.contains(crate::store::Flags::SEEN))
+        {
             out.reply(format!("* OK [UNSEEN {}] First unseen.", i + 1));
         }
-        out.reply(format!("* OK [UIDVALIDITY {}] UIDs valid", view.uid_validity));
-        out.reply(format!("* OK [UIDNEXT {}] Predicted next UID", view.uid_next));
+        out.reply(format!(
+            "* OK [UIDVALIDITY {}] UIDs valid",
+            view.uid_validity
+        ));
+        out.reply(format!(
+            "* OK [UIDNEXT {}] Predicted next UID",
+            view.uid_next
+        ));
         self.state = State::Selected(Selected {
             mailbox,
             view,

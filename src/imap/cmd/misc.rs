@@ -28,14 +28,24 @@ impl ImapSession {
     }
 
     /// RFC 2971: the client's parameters are only logged (daemon log); we answer with ours.
-    pub(crate) fn id(&mut self, params: Option<&[(IString<'_>, NString<'_>)]>, out: &mut Output) -> Res {
+    pub(crate) fn id(
+        &mut self,
+        params: Option<&[(IString<'_>, NString<'_>)]>,
+        out: &mut Output,
+    ) -> Res {
         if let Some(p) = params {
             let shown: Vec<String> = p
                 .iter()
                 .take(30)
                 .map(|(k, v)| {
-                    let v = v.0.as_ref().map(|s| String::from_utf8_lossy(s.as_ref()).into_owned());
-                    format!("{}={}", String::from_utf8_lossy(k.as_ref()), v.unwrap_or_else(|| "NIL".into()))
+                    let v =
+                        v.0.as_ref()
+                            .map(|s| String::from_utf8_lossy(s.as_ref()).into_owned());
+                    format!(
+                        "{}={}",
+                        String::from_utf8_lossy(k.as_ref()),
+                        v.unwrap_or_else(|| "NIL".into())
+                    )
                 })
                 .collect();
             tracing::debug!(peer = %self.env.remote, "IMAP ID: {}", shown.join(", "));

@@ -76,7 +76,9 @@ pub(crate) fn push_mailbox(out: &mut Vec<u8>, name: &str) {
     let enc = mutf7::encode(name);
     let atom = !enc.is_empty()
         && enc.bytes().all(|b| {
-            b > b' ' && b < 0x7f && !matches!(b, b'(' | b')' | b'{' | b'%' | b'*' | b'"' | b'\\' | b']')
+            b > b' '
+                && b < 0x7f
+                && !matches!(b, b'(' | b')' | b'{' | b'%' | b'*' | b'"' | b'\\' | b']')
         });
     if atom {
         out.extend_from_slice(enc.as_bytes());
@@ -166,7 +168,9 @@ pub(crate) fn check_seq_range(view: &View, set: &SequenceSet, uid: bool) -> Resu
         Sequence::Range(a, b) => too_big(a) || too_big(b),
     });
     if bad {
-        return Err(Fail::Bad("Error in IMAP command: Invalid messageset.".into()));
+        return Err(Fail::Bad(
+            "Error in IMAP command: Invalid messageset.".into(),
+        ));
     }
     Ok(())
 }
@@ -243,7 +247,10 @@ mod tests {
     #[test]
     fn flag_lists_in_dovecot_order() {
         let f = Flags::SEEN.union(Flags::ANSWERED);
-        assert_eq!(flags_list(f, &["$Forwarded".into()], true), "(\\Answered \\Seen \\Recent $Forwarded)");
+        assert_eq!(
+            flags_list(f, &["$Forwarded".into()], true),
+            "(\\Answered \\Seen \\Recent $Forwarded)"
+        );
         assert_eq!(flags_list(Flags::NONE, &[], false), "()");
     }
 
