@@ -1,0 +1,201 @@
+//! Real IMAP clients against the real `mailserver` binary (tests/common `Daemon`): Python
+//! `imaplib` over plain, STARTTLS and IMAPS, `curl imap://`, and isync's `mbsync` syncing a
+//! mailbox both ways. A client that is not installed makes its test print a note and pass.
+
+mod common;
+
+use common::*;
+use std::process::Command;
+
+const PY_SESSION: &str = r#"
+import imaplib, ssl, sys
+host, port, mode, user, pw = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
+ctx = ssl.create_default_context()
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+if mode == "imaps":
+    M = imaplib.IMAP4_SSL(host, port, ssl_context=ctx)
+else:
+    M = imaplib.IMAP4(host, port)
+    if mode == "starttls":
+        assert "STARTTLS" in M.capabilities, M.capabilities
+        M.starttls(ssl_context=ctx)
+        assert "STARTTLS" not in M.capabilities, M.capabilities
+print("caps", " ".join(M.capabilities))
+M.login(user, pw)
+typ, data = M.append("INBOX", r"(\Flagged)", None,
+    b"From: a@example.org\r\nSubject: via imaplib\r\n\r\nbody line\r\n")
+print("append", typ, data[0].decode())
+typ, data = M.select("INBOX")
+print("select", typ, data[0].decode())
+typ, data = M.search(None, "SUBJECT", '"via imaplib"')
+print("search", typ, data[0].decode())
+typ, data = M.fetch("1", "(FLAGS BODY[])")
+print("fetch", typ, data[0][0].decode(), repr(data[0][1]))
+typ, data = M.store("1", "+FLAGS", r"(\Deleted)")
+print("store", typ, data[0].decode())
+typ, data = M.expunge()
+print("expunge", typ, data[0].decode())
+typ, data = M.list()
+print("list", typ, len(data))
+M.close()
+print("logout", M.logout()[0])
+"#;
+
+fn run_imaplib(d: &Daemon, mode: &str) -> String {
+    let addr = match mode {
+        "imaps" => d.imaps.unwrap(),
+        _ => d.imap.unwrap(),
+    };
+    python(
+        PY_SESSION,
+        &["127.0.0.1", &addr.port().to_string(), mode, USER, PASS],
+    )
+}
+
+/// `tls`: the capabilities were printed with TLS active (IMAPS, or after STARTTLS).
+fn check_imaplib_output(out: &str, tls: bool) {
+    let caps = out.lines().next().unwrap();
+    assert!(caps.starts_with("caps IMAP4REV1"), "{out}");
+    assert_eq!(caps.contains("STARTTLS"), !tls, "{out}");
+    assert!(out.contains("append OK [APPENDUID "), "{out}");
+    assert!(out.contains("select OK 1"), "{out}");
+    assert!(out.contains("search OK 1"), "{out}");
+    assert!(out.contains("fetch OK 1 (FLAGS (\\Flagged \\Seen \\Recent) BODY[] {56}"), "{out}");
+    assert!(out.contains("via imaplib"), "{out}");
+    assert!(out.contains("store OK 1 (FLAGS (\\Flagged \\Deleted \\Seen \\Recent))"), "{out}");
+    assert!(out.contains("expunge OK 1"), "{out}");
+    assert!(out.contains("list OK 6"), "{out}");
+    assert!(out.contains("logout BYE"), "{out}");
+}
+
+#[test]
+fn python_imaplib_plain() {
+    let d = Daemon::start();
+    let out = run_imaplib(&d, "plain");
+    check_imaplib_output(&out, false);
+}
+
+#[test]
+fn python_imaplib_starttls() {
+    let d = Daemon::start();
+    let out = run_imaplib(&d, "starttls");
+    check_imaplib_output(&out, true);
+}
+
+#[test]
+fn python_imaplib_imaps() {
+    let d = Daemon::start();
+    let out = run_imaplib(&d, "imaps");
+    check_imaplib_output(&out, true);
+}
+
+#[test]
+fn curl_lists_and_fetches() {
+    if !have("curl") {
+        eprintln!("curl not installed; skipped");
+        return;
+    }
+    let d = Daemon::start();
+    let msg = "From: c@example.org\r\nSubject: for curl\r\n\r\nHello curl\r\n";
+    deliver(&d.data_dir(), USER, 1, msg);
+    let port = d.imap.unwrap().port();
+    let url = |path: &str| format!("imap://127.0.0.1:{port}/{path}");
+    let run = |args: &[&str]| {
+        let out = Command::new("curl")
+            .args(["-sS", "--max-time", "20", "-u", &format!("{USER}:{PASS}")])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "curl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let list = run(&[&url("")]);
+    assert!(list.contains("* LIST (\\HasNoChildren) \"/\" INBOX"), "{list}");
+    assert!(list.contains("\\Sent) \"/\" Sent"), "{list}");
+    let body = run(&[&url("INBOX;UID=1")]);
+    assert_eq!(body, msg);
+    let examine = run(&["-X", "EXAMINE INBOX", &url("")]);
+    assert!(examine.contains("* 1 EXISTS"), "{examine}");
+}
+
+#[test]
+fn mbsync_syncs_both_ways() {
+    if !have("mbsync") {
+        eprintln!("mbsync not installed; skipped");
+        return;
+    }
+    let d = Daemon::start();
+    for i in 1..=3 {
+        deliver(
+            &d.data_dir(),
+            USER,
+            i,
+            &format!("From: s@example.org\r\nSubject: server {i}\r\n\r\nbody {i}\r\n"),
+        );
+    }
+    let local = d.dir.path().join("local");
+    std::fs::create_dir_all(&local).unwrap();
+    let port = d.imap.unwrap().port();
+    let rc = d.dir.path().join("mbsyncrc");
+    std::fs::write(
+        &rc,
+        format!(
+            "IMAPAccount test\nHost 127.0.0.1\nPort {port}\nUser {USER}\nPass {PASS}\nSSLType None\nAuthMechs LOGIN\n\n\
+             IMAPStore remote\nAccount test\n\n\
+             MaildirStore local\nPath {p}/\nInbox {p}/INBOX\nSubFolders Verbatim\n\n\
+             Channel sync\nFar :remote:\nNear :local:\nPatterns *\nCreate Both\nExpunge Both\nSyncState *\nSync All\n",
+            p = local.display()
+        ),
+    )
+    .unwrap();
+    let mbsync = || {
+        let out = Command::new("timeout")
+            .args(["60", "mbsync", "-c"])
+            .arg(&rc)
+            .arg("-a")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "mbsync: {}\n{}\ndaemon log:\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            d.log_text()
+        );
+    };
+    mbsync();
+    let count = |dir: &std::path::Path| {
+        ["cur", "new"]
+            .iter()
+            .map(|s| std::fs::read_dir(dir.join(s)).map(|r| r.count()).unwrap_or(0))
+            .sum::<usize>()
+    };
+    assert_eq!(count(&local.join("INBOX")), 3, "server -> local");
+    assert!(local.join("Sent").is_dir(), "special-use folders created locally");
+
+    // A message written locally goes up; one flagged locally as deleted goes away on both.
+    let name = "1700000100.local.host:2,S";
+    std::fs::write(
+        local.join("INBOX/cur").join(name),
+        "From: l@example.org\r\nSubject: local\r\n\r\nfrom mbsync\r\n",
+    )
+    .unwrap();
+    mbsync();
+    let server_inbox = d.data_dir().join("mail").join(USER);
+    assert_eq!(count(&server_inbox), 4, "local -> server");
+    let found = std::fs::read_dir(server_inbox.join("cur"))
+        .unwrap()
+        .flatten()
+        .any(|e| std::fs::read_to_string(e.path()).unwrap_or_default().contains("from mbsync"));
+    assert!(found, "the uploaded message is on the server");
+
+    // A second run with nothing changed is a no-op and still succeeds.
+    mbsync();
+    assert_eq!(count(&local.join("INBOX")), 4);
+    assert_eq!(count(&server_inbox), 4);
+}
