@@ -255,6 +255,17 @@ impl Client {
 
     /// APPEND with a synchronizing literal (waits for `+`); returns the tagged text.
     pub async fn append(&mut self, mailbox: &str, flags: &str, msg: &str) -> String {
+        self.append_full(mailbox, flags, msg).await.1
+    }
+
+    /// APPEND, returning the untagged lines too (EXISTS when appending to the selected
+    /// mailbox).
+    pub async fn append_full(
+        &mut self,
+        mailbox: &str,
+        flags: &str,
+        msg: &str,
+    ) -> (Vec<String>, String) {
         let tag = self.tag();
         self.send(&format!(
             "{tag} APPEND {mailbox} ({flags}) {{{}}}",
@@ -265,8 +276,7 @@ impl Client {
         assert!(cont.starts_with('+'), "{cont}");
         self.send_raw(msg.as_bytes()).await;
         self.send_raw(b"\r\n").await;
-        let (_, t) = self.until_tagged(&tag).await;
-        t
+        self.until_tagged(&tag).await
     }
 }
 
