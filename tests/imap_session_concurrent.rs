@@ -14,10 +14,14 @@ const ROUNDS: usize = 6;
 #[derive(Default)]
 struct Model {
     exists: usize,
+    /// Every untagged line seen, for the failure message.
+    seen: Vec<String>,
 }
 
 impl Model {
     fn apply(&mut self, lines: &[String]) {
+        self.seen.extend(lines.iter().cloned());
+        self.seen.push("--".into());
         for l in lines {
             let w: Vec<&str> = l.split(' ').collect();
             if w.len() >= 3 && w[0] == "*" {
@@ -95,8 +99,7 @@ async fn worker(s: &Server, id: usize) -> (Vec<(u32, String)>, usize) {
         m.apply(&u);
         let (u, _) = c.cmd("STORE 1 +FLAGS.SILENT (\\Seen)").await;
         m.apply(&u);
-        let (u, _) = c.cmd("FETCH 1:* (UID FLAGS)").await;
-        m.apply(&u);
+        fetch_all(&mut c, &mut m).await;
         let (u, _) = c.cmd("SEARCH ALL").await;
         m.apply(&u);
         if r % 2 == 1 {
@@ -115,15 +118,31 @@ async fn worker(s: &Server, id: usize) -> (Vec<(u32, String)>, usize) {
     (until_idle(&mut c, &mut m).await, expunged_mine)
 }
 
+/// `FETCH 1:* (UID FLAGS)`: one line per message this session knows of, then maybe
+/// announcements of what changed meanwhile (after the FETCH data, §7.4.1).
+async fn fetch_all(c: &mut Client, m: &mut Model) -> Vec<(u32, String)> {
+    let (u, _) = c.cmd("FETCH 1:* (UID FLAGS)").await;
+    let split = u
+        .iter()
+        .rposition(|l| l.contains(" FETCH (UID "))
+        .map_or(0, |i| i + 1);
+    m.apply(&u[..split]);
+    let v = parse_fetch(&u[..split]);
+    assert_eq!(
+        v.len(),
+        m.exists,
+        "FETCH 1:* matches the announced count; seen:\n{}",
+        m.seen.join("\n")
+    );
+    m.apply(&u[split..]);
+    v
+}
+
 /// NOOP, then `FETCH 1:*`: the picture this session ends with.
 async fn until_idle(c: &mut Client, m: &mut Model) -> Vec<(u32, String)> {
     let (u, _) = c.cmd("NOOP").await;
     m.apply(&u);
-    let (u, _) = c.cmd("FETCH 1:* (UID FLAGS)").await;
-    m.apply(&u);
-    let v = parse_fetch(&u);
-    assert_eq!(v.len(), m.exists, "FETCH 1:* matches the announced count");
-    v
+    fetch_all(c, m).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
