@@ -61,9 +61,15 @@ fn check_imaplib_output(out: &str, tls: bool) {
     assert!(out.contains("append OK [APPENDUID "), "{out}");
     assert!(out.contains("select OK 1"), "{out}");
     assert!(out.contains("search OK 1"), "{out}");
-    assert!(out.contains("fetch OK 1 (FLAGS (\\Flagged \\Seen \\Recent) BODY[] {56}"), "{out}");
+    assert!(
+        out.contains("fetch OK 1 (FLAGS (\\Flagged \\Seen \\Recent) BODY[] {56}"),
+        "{out}"
+    );
     assert!(out.contains("via imaplib"), "{out}");
-    assert!(out.contains("store OK 1 (FLAGS (\\Flagged \\Deleted \\Seen \\Recent))"), "{out}");
+    assert!(
+        out.contains("store OK 1 (FLAGS (\\Flagged \\Deleted \\Seen \\Recent))"),
+        "{out}"
+    );
     assert!(out.contains("expunge OK 1"), "{out}");
     assert!(out.contains("list OK 6"), "{out}");
     assert!(out.contains("logout BYE"), "{out}");
@@ -115,7 +121,10 @@ fn curl_lists_and_fetches() {
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
     let list = run(&[&url("")]);
-    assert!(list.contains("* LIST (\\HasNoChildren) \"/\" INBOX"), "{list}");
+    assert!(
+        list.contains("* LIST (\\HasNoChildren) \"/\" INBOX"),
+        "{list}"
+    );
     assert!(list.contains("\\Sent) \"/\" Sent"), "{list}");
     let body = run(&[&url("INBOX;UID=1")]);
     assert_eq!(body, msg);
@@ -172,11 +181,18 @@ fn mbsync_syncs_both_ways() {
     let count = |dir: &std::path::Path| {
         ["cur", "new"]
             .iter()
-            .map(|s| std::fs::read_dir(dir.join(s)).map(|r| r.count()).unwrap_or(0))
+            .map(|s| {
+                std::fs::read_dir(dir.join(s))
+                    .map(|r| r.count())
+                    .unwrap_or(0)
+            })
             .sum::<usize>()
     };
     assert_eq!(count(&local.join("INBOX")), 3, "server -> local");
-    assert!(local.join("Sent").is_dir(), "special-use folders created locally");
+    assert!(
+        local.join("Sent").is_dir(),
+        "special-use folders created locally"
+    );
 
     // A message written locally goes up; one flagged locally as deleted goes away on both.
     let name = "1700000100.local.host:2,S";
@@ -191,7 +207,11 @@ fn mbsync_syncs_both_ways() {
     let found = std::fs::read_dir(server_inbox.join("cur"))
         .unwrap()
         .flatten()
-        .any(|e| std::fs::read_to_string(e.path()).unwrap_or_default().contains("from mbsync"));
+        .any(|e| {
+            std::fs::read_to_string(e.path())
+                .unwrap_or_default()
+                .contains("from mbsync")
+        });
     assert!(found, "the uploaded message is on the server");
 
     // A second run with nothing changed is a no-op and still succeeds.
