@@ -2,26 +2,26 @@
 //! documented it in KB Q182504. The external contract is `SPEC.md`; this is the module map.
 #![forbid(unsafe_code)]
 
+/// Users (Dovecot passwd-file), password schemes, failure delay, `Secret<T>`.
+pub mod auth;
 /// CLI-independent configuration: raw TOML -> validated [`config::Config`], the
 /// `[ParametersSystem]` registry schema, hot reload and the `reg` CLI.
 pub mod config;
-/// Listeners, accept loop, connection caps, the live config snapshot, graceful drain.
-pub mod server;
 /// The one connection driver both protocols share: framing, TLS upgrade, timeouts, log tee.
 pub mod conn;
-/// TLS server configuration: certificate files or a generated self-signed pair.
-pub mod tls;
-/// Users (Dovecot passwd-file), password schemes, failure delay, `Secret<T>`.
-pub mod auth;
-/// The KB Q182504 protocol log: file naming, flock, header, levels, CSV records.
-pub mod protolog;
-/// POP3 (RFC 1939, 2449, 2595, 5034).
-pub mod pop3;
 /// IMAP4rev1 (RFC 3501) with the extensions real clients expect.
 pub mod imap;
+/// POP3 (RFC 1939, 2449, 2595, 5034).
+pub mod pop3;
+/// The KB Q182504 protocol log: file naming, flock, header, levels, CSV records.
+pub mod protolog;
+/// Listeners, accept loop, connection caps, the live config snapshot, graceful drain.
+pub mod server;
 /// Mail storage behind a narrow trait; Maildir++ with Dovecot-compatible metadata.
 pub mod store;
 /// systemd `sd_notify` integration (READY, RELOADING, STOPPING, WATCHDOG).
 pub mod systemd;
+/// TLS server configuration: certificate files or a generated self-signed pair.
+pub mod tls;
 
 pub use server::run_daemon;

@@ -210,6 +210,11 @@ fn check_config(path: &Path) -> ExitCode {
                     eprintln!("warning: {}: {key} {}: {e}", path.display(), file.display());
                 }
             }
+            if let Ok(users) = mailserver::auth::load_users_file(&cfg.auth.users_file) {
+                for w in users.warnings() {
+                    eprintln!("warning: {w}");
+                }
+            }
             print!("{}", config::render_effective(&cfg));
             ExitCode::SUCCESS
         }

@@ -50,7 +50,8 @@ pub async fn run_daemon(config_path: PathBuf) -> anyhow::Result<()> {
     }
     let snapshot = build_snapshot(config)?;
     let listeners = bind_all(&snapshot.config).await?;
-    let store = crate::store::maildir::MaildirStore::new(snapshot.config.server.data_dir.join("mail"));
+    let store =
+        crate::store::maildir::MaildirStore::new(snapshot.config.server.data_dir.join("mail"));
     let shared = Arc::new(Shared {
         live: ArcSwap::from_pointee(snapshot),
         store: Arc::new(store),
@@ -97,6 +98,12 @@ pub fn apply_reload(shared: &Shared, mut config: Config) {
         config.imap = old.config.imap.clone();
         config.pop3 = old.config.pop3.clone();
         config.server.data_dir = old.config.server.data_dir.clone();
+        // Log paths that default to data_dir follow the running data_dir, not the new one.
+        use crate::config::registry::{resolved_path, IMAP_PATH, POP3_PATH};
+        let base = crate::config::base_dir(&config.path);
+        let dd = &config.server.data_dir;
+        config.pop3_log.path = resolved_path(&config.registry, POP3_PATH, &base, dd);
+        config.imap_log.path = resolved_path(&config.registry, IMAP_PATH, &base, dd);
     }
     let snapshot = match build_snapshot(config) {
         Ok(s) => s,
@@ -189,7 +196,12 @@ pub async fn serve(listeners: Vec<Bound>, shared: Arc<Shared>) {
     let tracker = TaskTracker::new();
     let limiter = Arc::new(Limiter::default());
     for bound in listeners {
-        tracker.spawn(accept_loop(bound, shared.clone(), limiter.clone(), tracker.clone()));
+        tracker.spawn(accept_loop(
+            bound,
+            shared.clone(),
+            limiter.clone(),
+            tracker.clone(),
+        ));
     }
     shared.shutdown.cancelled().await;
     tracker.close();
@@ -204,7 +216,12 @@ pub async fn serve(listeners: Vec<Bound>, shared: Arc<Shared>) {
     shared.protolog.shutdown();
 }
 
-async fn accept_loop(bound: Bound, shared: Arc<Shared>, limiter: Arc<Limiter>, tracker: TaskTracker) {
+async fn accept_loop(
+    bound: Bound,
+    shared: Arc<Shared>,
+    limiter: Arc<Limiter>,
+    tracker: TaskTracker,
+) {
     loop {
         let accepted = tokio::select! {
             _ = shared.shutdown.cancelled() => return,
@@ -223,7 +240,8 @@ async fn accept_loop(bound: Bound, shared: Arc<Shared>, limiter: Arc<Limiter>, t
         // The one read of the live config a session gets (SPEC §4).
         let snapshot = shared.live.load_full();
         let limits = &snapshot.config.limits;
-        let Some(permit) = limiter.acquire(peer, limits.max_connections, limits.max_connections_per_ip)
+        let Some(permit) =
+            limiter.acquire(peer, limits.max_connections, limits.max_connections_per_ip)
         else {
             tracing::warn!("{peer}: connection refused, too many connections");
             tracker.spawn(refuse(stream, bound.service, bound.implicit_tls));
@@ -273,7 +291,12 @@ struct Permit {
 }
 
 impl Limiter {
-    fn acquire(self: &Arc<Self>, peer: SocketAddr, max_total: usize, max_per_ip: usize) -> Option<Permit> {
+    fn acquire(
+        self: &Arc<Self>,
+        peer: SocketAddr,
+        max_total: usize,
+        max_per_ip: usize,
+    ) -> Option<Permit> {
         let mut st = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let ip = peer.ip();
         let here = st.per_ip.get(&ip).copied().unwrap_or(0);

@@ -37,11 +37,16 @@ pub fn stopping() {
 
 /// Spawns the watchdog pinger when the service manager asked for one (`WATCHDOG_USEC`).
 pub fn spawn_watchdog(shutdown: CancellationToken) {
-    let mut usec = 0u64;
-    if std::env::var_os("NOTIFY_SOCKET").is_none() || !sd_notify::watchdog_enabled(false, &mut usec)
-    {
+    if std::env::var_os("NOTIFY_SOCKET").is_none() {
         return;
     }
+    let Some(usec) = watchdog_usec(
+        std::env::var("WATCHDOG_USEC").ok().as_deref(),
+        std::env::var("WATCHDOG_PID").ok().as_deref(),
+        std::process::id(),
+    ) else {
+        return;
+    };
     let period = Duration::from_micros(usec / 2).max(Duration::from_millis(10));
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(period);
@@ -52,4 +57,32 @@ pub fn spawn_watchdog(shutdown: CancellationToken) {
             }
         }
     });
+}
+
+/// `sd_watchdog_enabled(3)`: the interval from `WATCHDOG_USEC`, unless `WATCHDOG_PID` names
+/// another process (an absent `WATCHDOG_PID` means this one).
+fn watchdog_usec(usec: Option<&str>, pid: Option<&str>, me: u32) -> Option<u64> {
+    let usec: u64 = usec?.trim().parse().ok().filter(|&u| u > 0)?;
+    match pid {
+        Some(p) if p.trim().parse::<u32>().ok() != Some(me) => None,
+        _ => Some(usec),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::watchdog_usec;
+
+    #[test]
+    fn watchdog_env_rules() {
+        assert_eq!(watchdog_usec(Some("30000000"), None, 7), Some(30_000_000));
+        assert_eq!(
+            watchdog_usec(Some("30000000"), Some("7"), 7),
+            Some(30_000_000)
+        );
+        assert_eq!(watchdog_usec(Some("30000000"), Some("8"), 7), None);
+        assert_eq!(watchdog_usec(Some("0"), None, 7), None);
+        assert_eq!(watchdog_usec(Some("x"), None, 7), None);
+        assert_eq!(watchdog_usec(None, None, 7), None);
+    }
 }

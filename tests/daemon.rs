@@ -39,14 +39,20 @@ fn invalid_config_refuses_to_start_with_file_line_column() {
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("bad.toml:4:"), "names file and line: {err}");
-    assert!(err.contains("POP3 Protocol Logging Level"), "names the value: {err}");
+    assert!(
+        err.contains("POP3 Protocol Logging Level"),
+        "names the value: {err}"
+    );
 }
 
 #[test]
 fn sigterm_exits_zero_and_generates_certificate_once() {
     let mut d = Daemon::start();
     let cert = d.data_dir().join("tls").join("cert.pem");
-    assert!(cert.exists(), "self-signed certificate generated in data_dir/tls");
+    assert!(
+        cert.exists(),
+        "self-signed certificate generated in data_dir/tls"
+    );
     let st = d.stop();
     assert!(st.success(), "{st:?}\n{}", d.log_text());
 }
@@ -75,9 +81,11 @@ fn reload_applies_valid_edits_rejects_invalid_ones_and_flags_restart_only_values
     d.wait_log("-> 4", Duration::from_secs(15));
 
     // A listen address change needs a restart.
-    let moved = good
-        .replace("= 3", "= 4")
-        .replacen("listen = [\"127.0.0.1:0\"]", "listen = [\"127.0.0.1:1\"]", 1);
+    let moved = good.replace("= 3", "= 4").replacen(
+        "listen = [\"127.0.0.1:0\"]",
+        "listen = [\"127.0.0.1:1\"]",
+        1,
+    );
     std::fs::write(&path, moved).unwrap();
     d.wait_log("needs a restart", Duration::from_secs(15));
 }
@@ -109,4 +117,43 @@ fn connection_cap_per_ip_refuses_with_a_reason() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert!(ok.is_some(), "slot released after the first session ended");
+}
+
+#[test]
+fn data_dir_change_needs_restart_and_default_log_path_stays_with_running_data_dir() {
+    let d = Daemon::start();
+    let text = common::config_text(
+        d.dir.path(),
+        &Options {
+            registry: "\"POP3 Protocol Logging Level\" = 1".into(),
+            ..Default::default()
+        },
+    );
+    let data2 = d.dir.path().join("data2");
+    let old_dd = d.data_dir().display().to_string();
+    std::fs::write(
+        &d.config_path,
+        text.replace(&old_dd, &data2.display().to_string()),
+    )
+    .unwrap();
+    d.wait_log("needs a restart", Duration::from_secs(15));
+    d.wait_log("applies at the next session start", Duration::from_secs(15));
+    let mut c = connect(d.pop3.unwrap());
+    assert!(read_line(&mut c).starts_with("+OK"));
+    c.get_mut().write_all(b"QUIT\r\n").unwrap();
+    let _ = read_line(&mut c);
+    let log = d.data_dir().join("L0000001.log");
+    let mut found = false;
+    for _ in 0..200 {
+        if log.exists() {
+            found = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    assert!(found, "log in the running data_dir\n{}", d.log_text());
+    assert!(
+        !data2.exists(),
+        "the new data_dir is not used before a restart"
+    );
 }

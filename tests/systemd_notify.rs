@@ -32,7 +32,8 @@ fn notify_ready_reload_watchdog_stopping_in_order() {
     let sockdir = tempfile::tempdir().unwrap();
     let sock_path = sockdir.path().join("notify.sock");
     let sock = UnixDatagram::bind(&sock_path).unwrap();
-    sock.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
 
     let mut d = common::Daemon::start_with(common::Options {
         env: vec![
@@ -60,7 +61,10 @@ fn notify_ready_reload_watchdog_stopping_in_order() {
 
     // Order: READY before RELOADING before the second READY before STOPPING.
     let pos = |pred: &dyn Fn(&str) -> bool, from: usize| {
-        seen.iter().skip(from).position(|m| pred(m)).map(|p| p + from)
+        seen.iter()
+            .skip(from)
+            .position(|m| pred(m))
+            .map(|p| p + from)
     };
     let r1 = pos(&|m| m.contains("READY=1"), 0).unwrap();
     let rl = pos(&|m| m.contains("RELOADING=1"), r1).unwrap();

@@ -300,14 +300,31 @@ impl Checker<'_> {
 }
 
 /// Lexically drops `.` components (`/etc/mailserver/./logs` → `/etc/mailserver/logs`).
-fn normalize(p: &Path) -> PathBuf {
-    p.components().collect()
+pub(crate) fn normalize(p: &Path) -> PathBuf {
+    use std::path::Component;
+    // Lexically, as Go's filepath.Clean: `etc/../var` reads as `var` in logs and listings.
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir
+                if matches!(out.components().next_back(), Some(Component::Normal(_))) =>
+            {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    if out.as_os_str().is_empty() {
+        out.push(".");
+    }
+    out
 }
 
 /// The directory relative paths in `path` resolve against, made absolute with the working
 /// directory at load time (the file name itself is not followed through symlinks: a
 /// Kubernetes ConfigMap mount resolves against the mount directory).
-fn base_dir(path: &Path) -> PathBuf {
+pub fn base_dir(path: &Path) -> PathBuf {
     let parent = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),

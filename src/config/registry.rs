@@ -409,7 +409,7 @@ pub fn check_known(def: &ValueDef, data: &RegData) -> Result<(), String> {
 /// `data_dir`.
 pub fn resolved_path(values: &Values, name: &str, base: &Path, data_dir: &Path) -> PathBuf {
     match values.get(name).map(|e| &e.data) {
-        Some(RegData::Sz(s)) => base.join(s),
+        Some(RegData::Sz(s)) => super::normalize(&base.join(s)),
         _ => data_dir.to_path_buf(),
     }
 }

@@ -69,7 +69,11 @@ fn full_file_resolves_relative_paths_against_config_dir() {
     let tls = c.tls.clone().unwrap();
     assert_eq!(tls.cert, PathBuf::from("/etc/ms/tls/cert.pem"));
     assert_eq!(tls.key, PathBuf::from("/abs/key.pem"));
-    assert_eq!(c.auth.users_file, PathBuf::from("/etc/ms/../users"));
+    assert_eq!(
+        c.auth.users_file,
+        PathBuf::from("/etc/users"),
+        "`..` is folded lexically"
+    );
     assert!(c.auth.allow_plaintext);
     assert_eq!(c.limits.max_connections, 5);
     assert_eq!(c.limits.shutdown_grace, Duration::from_secs(3));

@@ -28,6 +28,7 @@ pub struct Daemon {
 }
 
 /// Options for [`Daemon::start_with`].
+#[derive(Default)]
 pub struct Options {
     /// Extra `[ParametersSystem]` lines.
     pub registry: String,
@@ -37,17 +38,6 @@ pub struct Options {
     pub users: String,
     /// Extra environment.
     pub env: Vec<(String, String)>,
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Options {
-            registry: String::new(),
-            limits: String::new(),
-            users: String::new(),
-            env: Vec::new(),
-        }
-    }
 }
 
 pub fn bin() -> PathBuf {
@@ -198,7 +188,10 @@ impl Daemon {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        panic!("{needle:?} not in daemon log after {within:?}:\n{}", self.log_text());
+        panic!(
+            "{needle:?} not in daemon log after {within:?}:\n{}",
+            self.log_text()
+        );
     }
 
     /// Rewrites the config file in place with `opts` (hot reload).
@@ -220,7 +213,10 @@ impl Daemon {
             }
             if Instant::now() > deadline {
                 let _ = self.child.kill();
-                panic!("daemon did not exit within {within:?}; log:\n{}", self.log_text());
+                panic!(
+                    "daemon did not exit within {within:?}; log:\n{}",
+                    self.log_text()
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         }

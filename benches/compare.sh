@@ -1,0 +1,474 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark: Debian's Dovecot 2.3 vs our `mailserver`, on copies of one
+# deterministic corpus, loopback only, every run bounded in time.
+#
+# Targets, run in alternation each round (A B A B ...):
+#   dovecot-default  Dovecot, shipped process model (a login process per connection)
+#   dovecot-hp       Dovecot, `service_count = 0` for imap-login and pop3-login
+#   mailserver-l0    target/release/mailserver, protocol logging level 0
+#   mailserver-l5    target/release/mailserver, protocol logging level 5 (full transcript)
+# The mailserver targets are skipped with a message if it does not start within 10 s.
+#
+# Settings (environment): ROUNDS=3 DURATION=10 CLIENTS=4 USERS=8 MESSAGES=200 SEED=1
+#   IDLE_CONNS=100 IDLE_HOLD=5 TLS=0 PORT_BASE=21100 WORKLOADS="..." TARGETS="..."
+#   MAILBENCH=path (default: build target/release/mailbench) MAILSERVER=path
+#   WORK=dir (scratch, default mktemp) OUT=dir (raw results + charts, default benches/results)
+#   REPORT=file (default BENCHMARKS.md at the repository root)
+# See benches/README.md.
+set -euo pipefail
+
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-10}
+CLIENTS=${CLIENTS:-4}
+USERS=${USERS:-8}
+MESSAGES=${MESSAGES:-200}
+SEED=${SEED:-1}
+IDLE_CONNS=${IDLE_CONNS:-100}
+IDLE_HOLD=${IDLE_HOLD:-5}
+TLS=${TLS:-0}
+PORT_BASE=${PORT_BASE:-21100}
+WORKLOADS=${WORKLOADS:-"pop3-retrieve imap-fetch imap-append login-storm-pop3 login-storm-imap idle-hold"}
+TARGETS=${TARGETS:-"dovecot-default mailserver-l0 dovecot-hp mailserver-l5"}
+PASS=benchpass
+OUT=${OUT:-$REPO/benches/results}
+REPORT=${REPORT:-$REPO/BENCHMARKS.md}
+WORK=${WORK:-$(mktemp -d /tmp/mailbench.XXXXXX)}
+
+log() { printf '[compare %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+[ "$(id -u)" = 0 ] || die "run as root (Dovecot needs mail_uid switching; see DOVECOT.md)"
+[ "$ROUNDS" -ge 1 ] && [ "$ROUNDS" -le 50 ] || die "ROUNDS must be 1..50"
+[ "$DURATION" -ge 1 ] && [ "$DURATION" -le 3600 ] || die "DURATION must be 1..3600 s"
+
+# --- prerequisites -----------------------------------------------------------------------
+if ! command -v dovecot >/dev/null || ! [ -x /usr/lib/dovecot/imap ] || ! [ -x /usr/lib/dovecot/pop3 ]; then
+  log "installing Debian's dovecot-imapd dovecot-pop3d"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y --no-install-recommends dovecot-core dovecot-imapd dovecot-pop3d
+fi
+command -v openssl >/dev/null || die "openssl is needed for the test certificate"
+
+cd "$REPO"
+if [ -z "${MAILBENCH:-}" ]; then
+  log "building mailbench (release)"
+  cargo build --release --bin mailbench >&2
+  MAILBENCH=$REPO/target/release/mailbench
+fi
+[ -x "$MAILBENCH" ] || die "no mailbench binary at $MAILBENCH"
+if [ -z "${MAILSERVER:-}" ] && [ ! -x "$REPO/target/release/mailserver" ]; then
+  log "building mailserver (release)"
+  cargo build --release --bin mailserver >&2 || log "mailserver does not build: its half will be skipped"
+fi
+MAILSERVER=${MAILSERVER:-$REPO/target/release/mailserver}
+
+# idle-hold opens IDLE_CONNS sockets; Dovecot started from here inherits the limit too.
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+[ "$(ulimit -n)" -gt $((IDLE_CONNS * 2 + 100)) ] || log "warning: ulimit -n $(ulimit -n) is low for IDLE_CONNS=$IDLE_CONNS"
+inotify_max=$(cat /proc/sys/fs/inotify/max_user_instances 2>/dev/null || echo 0)
+[ "$inotify_max" -ge "$IDLE_CONNS" ] || log "note: fs.inotify.max_user_instances=$inotify_max < IDLE_CONNS: Dovecot's IDLE falls back to polling for the rest (its log says so)"
+mkdir -p "$WORK" "$OUT"
+chmod 755 "$WORK"   # Dovecot's mail processes (uid mail) must traverse it
+RESULTS=$OUT/results.jsonl
+COMMANDS=$OUT/commands.txt
+: >"$RESULTS"
+: >"$COMMANDS"
+log "scratch $WORK, results $OUT"
+
+# --- corpus and two copies -----------------------------------------------------------------
+CMD=("$MAILBENCH" corpus --seed "$SEED" --out "$WORK/corpus" --users "$USERS" --messages "$MESSAGES" --password "$PASS")
+echo "${CMD[*]}" >>"$COMMANDS"
+rm -rf "$WORK/corpus"
+"${CMD[@]}"
+install -m 644 "$WORK/corpus/users" "$WORK/users"
+rm -rf "$WORK/dovecot-mail" "$WORK/ms"
+mkdir -p "$WORK/dovecot-mail" "$WORK/ms/mail"
+for u in $(seq 1 "$USERS"); do
+  cp -a "$WORK/corpus/bench$u" "$WORK/dovecot-mail/"   # copy A
+  cp -a "$WORK/corpus/bench$u" "$WORK/ms/mail/"        # copy B
+done
+chown -R mail:mail "$WORK/dovecot-mail"
+
+mkdir -p "$WORK/tls"
+openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj /CN=bench.example \
+  -keyout "$WORK/tls/key.pem" -out "$WORK/tls/cert.pem" >/dev/null 2>&1
+chmod 644 "$WORK/tls/"*.pem
+
+# --- ports -------------------------------------------------------------------------------
+DC_IMAP=$((PORT_BASE + 0)); DC_IMAPS=$((PORT_BASE + 1)); DC_POP3=$((PORT_BASE + 2)); DC_POP3S=$((PORT_BASE + 3))
+MS_IMAP=$((PORT_BASE + 10)); MS_IMAPS=$((PORT_BASE + 11)); MS_POP3=$((PORT_BASE + 12)); MS_POP3S=$((PORT_BASE + 13))
+
+wait_port() { # port seconds [pid] -> 0 when something accepts on 127.0.0.1:port
+  local i
+  for ((i = 0; i < $2 * 10; i++)); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    if [ -n "${3:-}" ] && ! kill -0 "$3" 2>/dev/null; then return 1; fi  # it exited
+    sleep 0.1
+  done
+  return 1
+}
+
+# --- Dovecot -------------------------------------------------------------------------------
+DC_DIR=""
+dovecot_conf() { # mode -> writes $DC_DIR/dovecot.conf
+  local mode=$1 login_extra=""
+  [ "$mode" = hp ] && login_extra="service_count = 0"
+  cat >"$DC_DIR/dovecot.conf" <<EOF
+# Written by benches/compare.sh: private loopback instance ($mode process model).
+instance_name = mailbench-$mode
+base_dir = $DC_DIR/run
+state_dir = $DC_DIR/state
+log_path = $DC_DIR/dovecot.log
+listen = 127.0.0.1
+protocols = imap pop3
+ssl = yes
+ssl_cert = <$WORK/tls/cert.pem
+ssl_key = <$WORK/tls/key.pem
+ssl_dh = </usr/share/dovecot/dh.pem
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+mail_uid = mail
+mail_gid = mail
+first_valid_uid = $(id -u mail)
+first_valid_gid = $(id -g mail)
+mail_location = maildir:$WORK/dovecot-mail/%u
+namespace inbox {
+  inbox = yes
+  separator = /
+}
+passdb {
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u $WORK/users
+}
+userdb {
+  driver = passwd-file
+  args = username_format=%u $WORK/users
+  default_fields = home=$WORK/dovecot-mail/%u
+}
+pop3_uidl_format = %08Xu%08Xv
+mail_max_userip_connections = 100000
+default_process_limit = 5000
+default_client_limit = 50000
+service imap-login {
+  inet_listener imap {
+    port = $DC_IMAP
+  }
+  inet_listener imaps {
+    port = $DC_IMAPS
+  }
+  $login_extra
+}
+service pop3-login {
+  inet_listener pop3 {
+    port = $DC_POP3
+  }
+  inet_listener pop3s {
+    port = $DC_POP3S
+  }
+  $login_extra
+}
+EOF
+}
+
+SERVER_PID=""
+start_dovecot() { # mode
+  DC_DIR=$WORK/dovecot-$1
+  mkdir -p "$DC_DIR/run" "$DC_DIR/state"
+  dovecot_conf "$1"
+  echo "dovecot -c $DC_DIR/dovecot.conf" >>"$COMMANDS"
+  dovecot -c "$DC_DIR/dovecot.conf" >"$DC_DIR/stdout" 2>&1 || { cat "$DC_DIR/stdout" >&2; return 1; }
+  # The daemonized master writes master.pid a moment after `dovecot` returns: wait for it.
+  local i
+  for ((i = 0; i < 100; i++)); do
+    [ -s "$DC_DIR/run/master.pid" ] && break
+    sleep 0.1
+  done
+  SERVER_PID=$(cat "$DC_DIR/run/master.pid" 2>/dev/null || true)
+  [ -n "$SERVER_PID" ] || { log "dovecot wrote no master.pid"; tail "$DC_DIR/dovecot.log" >&2; return 1; }
+  wait_port "$DC_IMAP" 10 "$SERVER_PID" && wait_port "$DC_POP3" 10 "$SERVER_PID" \
+    || { tail "$DC_DIR/dovecot.log" >&2; return 1; }
+  IMAP_PORT=$DC_IMAP; POP3_PORT=$DC_POP3
+  [ "$TLS" = 1 ] && { IMAP_PORT=$DC_IMAPS; POP3_PORT=$DC_POP3S; }
+  return 0
+}
+stop_dovecot() {
+  [ -n "$DC_DIR" ] && [ -f "$DC_DIR/dovecot.conf" ] || return 0
+  doveadm -c "$DC_DIR/dovecot.conf" stop >/dev/null 2>&1 || true
+  local i
+  for ((i = 0; i < 100; i++)); do
+    [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  # Its login/mail processes may linger a moment with the listening sockets.
+  for ((i = 0; i < 100; i++)); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$DC_IMAP") 2>/dev/null || break
+    sleep 0.1
+  done
+  SERVER_PID=""
+}
+
+# --- mailserver ----------------------------------------------------------------------------
+MS_PID=""
+MS_OK=1
+mailserver_conf() { # level
+  # Its own directory: the daemon watches the directory that holds its config (SPEC 4).
+  mkdir -p "$WORK/ms-logs" "$WORK/ms-etc"
+  cat >"$WORK/ms-etc/mailserver.toml" <<EOF
+# Written by benches/compare.sh (SPEC section 3).
+[server]
+hostname = "bench.example"
+data_dir = "$WORK/ms"
+
+[imap]
+listen = ["127.0.0.1:$MS_IMAP"]
+tls_listen = ["127.0.0.1:$MS_IMAPS"]
+
+[pop3]
+listen = ["127.0.0.1:$MS_POP3"]
+tls_listen = ["127.0.0.1:$MS_POP3S"]
+
+[tls]
+cert = "$WORK/tls/cert.pem"
+key = "$WORK/tls/key.pem"
+
+[auth]
+users_file = "$WORK/users"
+allow_plaintext = true
+
+[limits]
+max_connections = 50000
+max_connections_per_ip = 50000
+
+[ParametersSystem]
+"POP3 Protocol Logging Level" = $1
+"POP3 Protocol Log Path" = "$WORK/ms-logs"
+"IMAP Protocol Logging Level" = $1
+"IMAP Protocol Log Path" = "$WORK/ms-logs"
+EOF
+}
+start_mailserver() { # level
+  [ "$MS_OK" = 1 ] || return 1
+  if [ ! -x "$MAILSERVER" ]; then
+    log "SKIP mailserver: no binary at $MAILSERVER"; MS_OK=0; return 1
+  fi
+  mailserver_conf "$1"
+  echo "$MAILSERVER --config $WORK/ms-etc/mailserver.toml run" >>"$COMMANDS"
+  "$MAILSERVER" --config "$WORK/ms-etc/mailserver.toml" run >"$WORK/mailserver.log" 2>&1 &
+  MS_PID=$!
+  if ! wait_port "$MS_IMAP" 10 "$MS_PID" || ! wait_port "$MS_POP3" 1 "$MS_PID"; then
+    log "SKIP mailserver: it exited or was not listening within 10 s (log: $WORK/mailserver.log)"
+    tail -5 "$WORK/mailserver.log" >&2 || true
+    stop_mailserver
+    MS_OK=0
+    return 1
+  fi
+  SERVER_PID=$MS_PID
+  IMAP_PORT=$MS_IMAP; POP3_PORT=$MS_POP3
+  [ "$TLS" = 1 ] && { IMAP_PORT=$MS_IMAPS; POP3_PORT=$MS_POP3S; }
+  return 0
+}
+stop_mailserver() {
+  [ -n "$MS_PID" ] || return 0
+  kill -TERM "$MS_PID" 2>/dev/null || true
+  local i
+  for ((i = 0; i < 100; i++)); do
+    kill -0 "$MS_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill -KILL "$MS_PID" 2>/dev/null || true
+  wait "$MS_PID" 2>/dev/null || true
+  MS_PID=""; SERVER_PID=""
+}
+
+cleanup() { stop_dovecot; stop_mailserver; }
+trap cleanup EXIT
+
+start_target() {
+  case $1 in
+    dovecot-default) start_dovecot default ;;
+    dovecot-hp) start_dovecot hp ;;
+    mailserver-l0) start_mailserver 0 ;;
+    mailserver-l5) start_mailserver 5 ;;
+    *) die "unknown target $1" ;;
+  esac
+}
+stop_target() { case $1 in dovecot-*) stop_dovecot ;; mailserver-*) stop_mailserver ;; esac; }
+
+# --- workloads -------------------------------------------------------------------------------
+POP3_CLIENTS=$((CLIENTS < USERS ? CLIENTS : USERS))   # one POP3 session per maildrop
+tls_flag=()
+[ "$TLS" = 1 ] && tls_flag=(--tls)
+
+run_workload() { # target round workload [duration]
+  local target=$1 round=$2 wl=$3 dur=${4:-$DURATION} args
+  local common=(--users-file-prefix bench --users "$USERS" --pass "$PASS" "${tls_flag[@]}" --quiet --json)
+  case $wl in
+    pop3-retrieve) args=(pop3-retrieve --port "$POP3_PORT" --clients "$POP3_CLIENTS") ;;
+    imap-fetch) args=(imap-fetch --port "$IMAP_PORT" --clients "$CLIENTS") ;;
+    imap-append) args=(imap-append --port "$IMAP_PORT" --clients "$CLIENTS" --mailbox Archive --seed "$SEED") ;;
+    login-storm-pop3) args=(login-storm --proto pop3 --port "$POP3_PORT" --clients "$POP3_CLIENTS") ;;
+    login-storm-imap) args=(login-storm --proto imap --port "$IMAP_PORT" --clients "$CLIENTS") ;;
+    idle-hold) args=(idle-hold --port "$IMAP_PORT" --clients "$IDLE_CONNS" --hold "$IDLE_HOLD") ;;
+    *) die "unknown workload $wl" ;;
+  esac
+  [ -n "$SERVER_PID" ] || die "no server PID for $target"
+  args+=(--duration "$dur" --server-pid "$SERVER_PID" --label "$target/r$round" "${common[@]}")
+  echo "$(basename "$MAILBENCH") ${args[*]}" >>"$COMMANDS"
+  local line
+  if line=$(timeout $((dur + IDLE_HOLD + 180)) "$MAILBENCH" "${args[@]}"); then
+    if [ "$round" != warmup ]; then echo "$line" >>"$RESULTS"; fi
+    log "$target r$round $wl: $(echo "$line" | grep -o '"ops_per_sec":[0-9.]*\|"pss_kb_per_conn":[-0-9.]*\|"errors":[0-9]*' | tr '\n' ' ')"
+  else
+    log "$target r$round $wl: mailbench failed"
+  fi
+}
+
+for round in $(seq 1 "$ROUNDS"); do
+  for target in $TARGETS; do
+    case $target in mailserver-*) [ "$MS_OK" = 1 ] || continue ;; esac
+    if ! start_target "$target"; then
+      log "$target did not start"
+      continue
+    fi
+    if [ "$round" = 1 ]; then
+      # Untimed pass so both servers build their indexes/uidlists before measurement.
+      run_workload "$target" warmup imap-fetch 2
+      run_workload "$target" warmup pop3-retrieve 2
+    fi
+    for wl in $WORKLOADS; do
+      run_workload "$target" "$round" "$wl"
+    done
+    stop_target "$target"
+  done
+done
+trap - EXIT
+cleanup
+
+# --- report --------------------------------------------------------------------------------
+MACHINE=$OUT/machine.txt
+{
+  echo "nproc: $(nproc)"
+  lscpu | grep -E '^(Model name|Architecture|CPU\(s\)|Thread|Core|Socket|CPU max MHz)' || true
+  free -m
+  uname -srm
+  dovecot --version | sed 's/^/dovecot /'
+} >"$MACHINE" 2>&1
+
+PY=python3
+if ! $PY -c 'import matplotlib' 2>/dev/null; then
+  log "installing matplotlib with pip (for the charts)"
+  $PY -m pip install --quiet matplotlib >&2 || log "matplotlib install failed: charts will be skipped"
+fi
+SETTINGS="ROUNDS=$ROUNDS DURATION=$DURATION CLIENTS=$CLIENTS USERS=$USERS MESSAGES=$MESSAGES SEED=$SEED IDLE_CONNS=$IDLE_CONNS IDLE_HOLD=$IDLE_HOLD TLS=$TLS"
+$PY - "$RESULTS" "$MACHINE" "$COMMANDS" "$OUT" "$REPORT" "$SETTINGS" "$MS_OK" <<'PYEOF'
+import json, os, statistics, sys
+results, machine, commands, out, report, settings, ms_ok = sys.argv[1:8]
+rows = [json.loads(l) for l in open(results) if l.strip()]
+for r in rows:
+    r["target"], r["round"] = r["label"].split("/")
+
+# Primary metric per workload and whether higher is better.
+def metric(wl):
+    return ("pss_kb_per_conn", False) if wl == "idle-hold" else ("ops_per_sec", True)
+
+workloads = list(dict.fromkeys(r["workload"] for r in rows))
+targets = list(dict.fromkeys(r["target"] for r in rows))
+def vals(wl, t, key):
+    return [r[key] for r in rows if r["workload"] == wl and r["target"] == t and r.get(key) is not None]
+def by_round(wl, t, key):
+    # Runs with errors (or no operation at all) are not compared: a rate of a broken run
+    # measures the failure, not the server.
+    return {r["round"]: r[key] for r in rows if r["workload"] == wl and r["target"] == t
+            and r.get(key) is not None and r.get("errors", 0) == 0 and r.get("ops", 1) != 0}
+def fmt(x, nd=1):
+    return "-" if x is None else f"{x:,.{nd}f}"
+def med(xs):
+    return statistics.median(xs) if xs else None
+
+L = []
+L.append("# Benchmarks: mailserver vs Dovecot 2.3\n")
+L.append("Generated by `benches/compare.sh` (see `benches/README.md`). Loopback only; client and "
+         "servers share the machine, so absolute numbers are machine-bound; the ratios are the result.\n")
+if ms_ok != "1":
+    L.append("**mailserver was skipped**: it exited or was not listening within 10 s (or no binary); only Dovecot rows are shown.\n")
+L.append(f"Settings: `{settings}`\n")
+L.append("## Machine\n\n```\n" + open(machine).read().strip() + "\n```\n")
+L.append("## Results (median over rounds; min..max in brackets)\n")
+for wl in workloads:
+    key, higher = metric(wl)
+    L.append(f"### {wl}\n")
+    if wl == "idle-hold":
+        L.append("| target | PSS KiB/conn | RSS KiB/conn | connections | errors |\n|---|---|---|---|---|")
+        for t in targets:
+            p = vals(wl, t, "pss_kb_per_conn")
+            if not p: continue
+            L.append(f"| {t} | {fmt(med(p))} [{fmt(min(p))}..{fmt(max(p))}] | {fmt(med(vals(wl,t,'rss_kb_per_conn')))} | "
+                     f"{fmt(med(vals(wl,t,'connections')),0)} | {sum(vals(wl,t,'errors'))} |")
+    else:
+        L.append("| target | ops/s | MB/s | p50 ms | p99 ms | server CPU ms/op | errors |\n|---|---|---|---|---|---|---|")
+        for t in targets:
+            o = vals(wl, t, "ops_per_sec")
+            if not o: continue
+            L.append(f"| {t} | {fmt(med(o))} [{fmt(min(o))}..{fmt(max(o))}] | {fmt(med(vals(wl,t,'mb_per_sec')),2)} | "
+                     f"{fmt(med(vals(wl,t,'p50_ms')),2)} | {fmt(med(vals(wl,t,'p99_ms')),2)} | "
+                     f"{fmt(med(vals(wl,t,'server_cpu_ms_per_op')),3)} | {sum(vals(wl,t,'errors'))} |")
+    L.append("")
+
+# Ratios, computed per round (same round = adjacent in time), then min/median/max.
+pairs = [("mailserver-l0", "dovecot-default"), ("mailserver-l0", "dovecot-hp"),
+         ("mailserver-l5", "mailserver-l0")]
+L.append("## Ratios (per round, then min / median / max)\n")
+L.append("For rates, ratio > 1 means the first target is faster; for idle-hold (PSS per connection), "
+         "ratio < 1 means the first target uses less memory. `mailserver-l5 / mailserver-l0` is the "
+         "cost of protocol logging at level 5. Runs that had errors are left out of the ratios (see "
+         "the errors column above); `rounds` counts the pairs used.\n")
+L.append("| workload | ratio | min | median | max | rounds |\n|---|---|---|---|---|---|")
+any_ratio = False
+for wl in workloads:
+    key, _ = metric(wl)
+    for a, b in pairs:
+        ra, rb = by_round(wl, a, key), by_round(wl, b, key)
+        rs = [ra[k] / rb[k] for k in ra if k in rb and rb[k]]
+        if not rs: continue
+        any_ratio = True
+        L.append(f"| {wl} | {a} / {b} | {min(rs):.2f} | {statistics.median(rs):.2f} | {max(rs):.2f} | {len(rs)} |")
+if not any_ratio:
+    L.append("| - | no error-free pairs measured | | | | |")
+L.append("")
+
+charts = []
+try:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    for wl in workloads:
+        key, higher = metric(wl)
+        ts = [t for t in targets if vals(wl, t, key)]
+        meds = [med(vals(wl, t, key)) for t in ts]
+        lo = [m - min(vals(wl, t, key)) for m, t in zip(meds, ts)]
+        hi = [max(vals(wl, t, key)) - m for m, t in zip(meds, ts)]
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        ax.bar(ts, meds, yerr=[lo, hi], capsize=4, color=["#4c72b0" if t.startswith("dovecot") else "#dd8452" for t in ts])
+        ax.set_title(f"{wl}: {key} ({'higher' if higher else 'lower'} is better)")
+        ax.set_ylabel(key)
+        plt.xticks(rotation=15)
+        fig.tight_layout()
+        path = os.path.join(out, f"{wl}.png")
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        charts.append(path)
+except Exception as e:  # charts are optional
+    L.append(f"_Charts skipped: {e}_\n")
+if charts:
+    L.append("## Charts (median, whiskers min..max)\n")
+    for c in charts:
+        L.append(f"![{os.path.basename(c)}]({os.path.relpath(c, os.path.dirname(os.path.abspath(report)))})")
+    L.append("")
+L.append("## Exact commands\n\n```\n" + open(commands).read().strip() + "\n```\n")
+L.append(f"Raw results: `{os.path.relpath(results, os.path.dirname(os.path.abspath(report)))}` (one JSON object per run).\n")
+open(report, "w").write("\n".join(L))
+print(f"wrote {report} ({len(rows)} runs, {len(charts)} charts)", file=sys.stderr)
+PYEOF
+log "done: $REPORT"

@@ -1,0 +1,159 @@
+//! File-system helpers: io error → [`ErrorKind`] mapping (with the path in the message),
+//! atomic replace (temp file, fsync, rename, fsync dir) and directory fsync.
+
+use crate::store::{Error, ErrorKind, Result};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::Path;
+
+/// Maps an io error to the store's error kinds; the message names the operation and path.
+pub fn io_err(e: io::Error, what: &str, path: &Path) -> Error {
+    let kind = match e.raw_os_error() {
+        Some(libc::ENOENT) | Some(libc::ENOTDIR) => ErrorKind::NotFound,
+        Some(libc::EEXIST) | Some(libc::ENOTEMPTY) => ErrorKind::Exists,
+        Some(libc::EACCES) | Some(libc::EPERM) | Some(libc::EROFS) => ErrorKind::NoPermission,
+        Some(libc::ENOSPC) | Some(libc::EDQUOT) | Some(libc::EFBIG) => ErrorKind::OverLimit,
+        Some(libc::EAGAIN) | Some(libc::EINTR) | Some(libc::ETIMEDOUT) | Some(libc::EBUSY) => {
+            ErrorKind::Temporary
+        }
+        _ => match e.kind() {
+            io::ErrorKind::NotFound => ErrorKind::NotFound,
+            io::ErrorKind::AlreadyExists => ErrorKind::Exists,
+            io::ErrorKind::PermissionDenied => ErrorKind::NoPermission,
+            _ => ErrorKind::Internal,
+        },
+    };
+    Error::new(kind, format!("{what}({}) failed: {e}", path.display()))
+}
+
+/// `Result` adapter: `.ctx("open", &path)?`.
+pub trait IoCtx<T> {
+    fn ctx(self, what: &str, path: &Path) -> Result<T>;
+}
+
+impl<T> IoCtx<T> for io::Result<T> {
+    fn ctx(self, what: &str, path: &Path) -> Result<T> {
+        self.map_err(|e| io_err(e, what, path))
+    }
+}
+
+/// Mode for files created in `dir`, as Dovecot derives it: the directory's permission bits
+/// without execute (a 0700 Maildir gets 0600 files, a group-shared 0770 one 0660).
+pub fn file_mode_for(dir: &Path) -> u32 {
+    use std::os::unix::fs::MetadataExt;
+    fs::metadata(dir).map(|m| m.mode() & 0o666).unwrap_or(0o600)
+}
+
+/// Mode for directories created in `dir`: the parent's permission bits.
+pub fn dir_mode_for(dir: &Path) -> u32 {
+    use std::os::unix::fs::MetadataExt;
+    fs::metadata(dir).map(|m| m.mode() & 0o777).unwrap_or(0o700)
+}
+
+/// Applies `mode` exactly (creation modes pass through the umask; Dovecot clears it).
+/// Private modes need nothing: the umask never adds bits.
+pub fn fix_mode(f: &File, mode: u32, path: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    if mode & 0o077 != 0 {
+        f.set_permissions(fs::Permissions::from_mode(mode))
+            .ctx("fchmod", path)?;
+    }
+    Ok(())
+}
+
+/// fsync a directory so a rename or create inside it is durable.
+pub fn fsync_dir(dir: &Path) -> Result<()> {
+    File::open(dir).and_then(|f| f.sync_all()).ctx("fsync", dir)
+}
+
+/// Replaces `path` with `data`: write `<name>.tmp.<pid>.<random>`, fsync, rename, fsync dir.
+/// The temp name is unique so two writers never share a temp file.
+pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let file = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(
+        "{file}.tmp.{}.{:08x}",
+        std::process::id(),
+        rand::random::<u32>()
+    ));
+    let result = (|| {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(file_mode_for(dir))
+            .open(&tmp)
+            .ctx("open", &tmp)?;
+        fix_mode(&f, file_mode_for(dir), &tmp)?;
+        f.write_all(data).ctx("write", &tmp)?;
+        f.sync_all().ctx("fsync", &tmp)?;
+        fs::rename(&tmp, path).ctx("rename", path)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+        return result;
+    }
+    fsync_dir(dir)
+}
+
+/// Creates a Maildir (`cur new tmp`) at `dir` with directory mode `mode`, tolerating parts
+/// that already exist.
+pub fn create_maildir(dir: &Path, mode: u32) -> Result<()> {
+    for sub in ["cur", "new", "tmp"] {
+        let p = dir.join(sub);
+        let existed = p.is_dir();
+        match fs::DirBuilder::new().recursive(true).mode(mode).create(&p) {
+            Ok(()) if !existed && mode & 0o077 != 0 => {
+                use std::os::unix::fs::PermissionsExt;
+                fs::set_permissions(&p, fs::Permissions::from_mode(mode))
+                    .map_err(|e| io_err(e, "chmod", &p))?;
+            }
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(io_err(e, "mkdir", &p)),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errno_maps_to_kind_with_path() {
+        let p = Path::new("/x/y");
+        for (errno, kind) in [
+            (libc::ENOENT, ErrorKind::NotFound),
+            (libc::EEXIST, ErrorKind::Exists),
+            (libc::EACCES, ErrorKind::NoPermission),
+            (libc::EPERM, ErrorKind::NoPermission),
+            (libc::ENOSPC, ErrorKind::OverLimit),
+            (libc::EDQUOT, ErrorKind::OverLimit),
+            (libc::EAGAIN, ErrorKind::Temporary),
+            (libc::EIO, ErrorKind::Internal),
+        ] {
+            let e = io_err(io::Error::from_raw_os_error(errno), "open", p);
+            assert_eq!(e.kind, kind, "errno {errno}");
+            assert!(e.message.contains("open(/x/y)"), "{}", e.message);
+        }
+    }
+
+    #[test]
+    fn write_atomic_replaces_and_leaves_no_temp() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        write_atomic(&p, b"one").unwrap();
+        write_atomic(&p, b"two").unwrap();
+        assert_eq!(fs::read(&p).unwrap(), b"two");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+        let missing = dir.path().join("no/such/f");
+        assert_eq!(
+            write_atomic(&missing, b"x").unwrap_err().kind,
+            ErrorKind::NotFound
+        );
+    }
+}

@@ -1,0 +1,199 @@
+//! Session-level POP3 tests for what loopback sockets cannot show: the plaintext-auth policy
+//! for non-loopback peers (SPEC §3 `allow_plaintext`), the redaction the protocol-log tee
+//! receives, the `*` info records, and store failures after login. The session is driven
+//! directly through the `conn::Session` trait, exactly as the driver calls it.
+
+mod pop3_common;
+
+use base64::Engine;
+use mailserver::conn::{Output, Piece, Session, Step};
+use mailserver::pop3::Pop3Session;
+use mailserver::protolog::LineKind;
+use pop3_common::*;
+
+/// Feeds one line, returns (step, wire text, info records).
+async fn line(s: &mut Pop3Session, l: &str) -> (Step, String, Vec<String>) {
+    let mut out = Output::default();
+    let step = s.on_line(l.as_bytes(), &mut out).await;
+    let infos = out
+        .pieces
+        .iter()
+        .filter_map(|p| match p {
+            Piece::Info(t) => Some(t.clone()),
+            _ => None,
+        })
+        .collect();
+    (step, String::from_utf8(out.encode()).unwrap(), infos)
+}
+
+async fn capa(s: &mut Pop3Session) -> String {
+    line(s, "CAPA").await.1
+}
+
+const PLAINTEXT_ERR: &str =
+    "-ERR [AUTH] Plaintext authentication disallowed on non-secure (SSL/TLS) connections.\r\n";
+
+#[tokio::test]
+async fn non_loopback_without_tls_refuses_plaintext() {
+    let srv = Server::start(Options::default()).await;
+    srv.store.deliver("bob", "Subject: x\n\nbody\n");
+    let mut s = Pop3Session::new(srv.env("192.0.2.10:40000", false));
+    let caps = capa(&mut s).await;
+    assert!(caps.contains("STLS\r\n"));
+    assert!(
+        !caps.contains("USER\r\n") && !caps.contains("SASL"),
+        "{caps}"
+    );
+    assert_eq!(line(&mut s, "USER bob").await.1, PLAINTEXT_ERR);
+    assert_eq!(line(&mut s, "PASS secret").await.1, PLAINTEXT_ERR);
+    let ir = base64::engine::general_purpose::STANDARD.encode(b"\0bob\0secret");
+    assert_eq!(
+        line(&mut s, &format!("AUTH PLAIN {ir}")).await.1,
+        PLAINTEXT_ERR
+    );
+    assert_eq!(
+        line(&mut s, "AUTH").await.1,
+        "+OK Supported mechanisms follow\r\n.\r\n"
+    );
+
+    // After STLS the same peer may log in.
+    assert_eq!(
+        line(&mut s, "STLS").await,
+        (
+            Step::StartTls,
+            "+OK Begin TLS negotiation now.\r\n".to_string(),
+            vec![]
+        )
+    );
+    s.on_tls();
+    let caps = capa(&mut s).await;
+    assert!(caps.contains("USER\r\n") && caps.contains("SASL PLAIN\r\n"));
+    assert!(!caps.contains("STLS"));
+    assert_eq!(line(&mut s, "USER bob").await.1, "+OK\r\n");
+    let (step, text, infos) = line(&mut s, "PASS secret").await;
+    assert_eq!(
+        (step, text.as_str()),
+        (Step::ReadLine, "+OK Logged in.\r\n")
+    );
+    assert_eq!(infos, ["authentication succeeded: user=bob mechanism=USER"]);
+}
+
+#[tokio::test]
+async fn non_loopback_allowed_by_config_or_implicit_tls() {
+    let srv = Server::start(Options {
+        allow_plaintext: true,
+        ..Options::default()
+    })
+    .await;
+    let mut s = Pop3Session::new(srv.env("[2001:db8::1]:40000", false));
+    assert!(capa(&mut s).await.contains("USER\r\n"));
+    assert_eq!(line(&mut s, "USER bob").await.1, "+OK\r\n");
+
+    let srv = Server::start(Options::default()).await;
+    let mut s = Pop3Session::new(srv.env("198.51.100.7:995", true));
+    assert!(capa(&mut s).await.contains("USER\r\n"));
+    assert_eq!(line(&mut s, "USER bob").await.1, "+OK\r\n");
+    // IPv4-mapped loopback counts as loopback.
+    let mut s = Pop3Session::new(srv.env("[::ffff:127.0.0.1]:4000", false));
+    assert_eq!(line(&mut s, "USER bob").await.1, "+OK\r\n");
+}
+
+#[tokio::test]
+async fn redaction_for_the_protocol_log() {
+    let srv = Server::start(Options::default()).await;
+    let mut s = Pop3Session::new(srv.env("127.0.0.1:40000", false));
+    let r = |s: &Pop3Session, l: &str| {
+        s.redact(l.as_bytes())
+            .map(|v| String::from_utf8(v).unwrap())
+    };
+    assert_eq!(r(&s, "USER bob"), None);
+    assert_eq!(r(&s, "PASS secret"), Some("PASS ***".into()));
+    assert_eq!(
+        r(&s, "APOP bob 0123456789abcdef0123456789abcdef"),
+        Some("APOP bob ***".into())
+    );
+    assert_eq!(
+        r(&s, "AUTH PLAIN AGJvYgBzZWNyZXQ="),
+        Some("AUTH PLAIN ***".into())
+    );
+    assert_eq!(r(&s, "AUTH PLAIN"), None);
+    assert_eq!(line(&mut s, "AUTH PLAIN").await.1, "+ \r\n");
+    // The continuation line is a secret whatever it looks like.
+    assert_eq!(r(&s, "AGJvYgBzZWNyZXQ="), Some("***".into()));
+    assert_eq!(r(&s, "QUIT"), Some("***".into()));
+    let (_, text, infos) = line(&mut s, "AGJvYgB3cm9uZw==").await; // \0bob\0wrong
+    assert_eq!(text, "-ERR [AUTH] Authentication failed.\r\n");
+    assert_eq!(infos, ["authentication failed: user=bob mechanism=PLAIN"]);
+    assert_eq!(r(&s, "QUIT"), None);
+}
+
+#[tokio::test]
+async fn output_kinds_for_the_log_tee() {
+    let srv = Server::start(Options::default()).await;
+    srv.store.deliver("bob", "Subject: x\n\n.body\n");
+    let mut s = Pop3Session::new(srv.env("127.0.0.1:40000", false));
+    line(&mut s, "USER bob").await;
+    line(&mut s, "PASS secret").await;
+    let mut out = Output::default();
+    s.on_line(b"RETR 1", &mut out).await;
+    assert!(matches!(&out.pieces[0], Piece::Line(LineKind::Status, l) if l.starts_with(b"+OK")));
+    assert!(
+        matches!(&out.pieces[1], Piece::Content(c) if &c[..] == b"Subject: x\r\n\r\n..body\r\n")
+    );
+    assert!(matches!(&out.pieces[2], Piece::Line(LineKind::Reply, l) if l == b"."));
+    let mut out = Output::default();
+    s.on_line(b"LIST", &mut out).await;
+    assert!(matches!(&out.pieces[0], Piece::Line(LineKind::Status, _)));
+    assert!(matches!(&out.pieces[1], Piece::Line(LineKind::Reply, l) if l.starts_with(b"1 ")));
+}
+
+#[tokio::test]
+async fn store_failures_after_login() {
+    let srv = Server::start(Options::default()).await;
+    srv.store.deliver("bob", "Subject: x\n\nbody\n");
+    let mut s = Pop3Session::new(srv.env("127.0.0.1:40000", false));
+    line(&mut s, "USER bob").await;
+    line(&mut s, "PASS secret").await;
+    line(&mut s, "RETR 1").await;
+    line(&mut s, "DELE 1").await;
+    let inbox = srv.store.inbox("bob");
+    inbox.fail.store(true, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(
+        line(&mut s, "TOP 1 0").await.1,
+        "-ERR Message is deleted.\r\n"
+    );
+    line(&mut s, "RSET").await;
+    assert_eq!(
+        line(&mut s, "RETR 1").await.1,
+        "-ERR [SYS/TEMP] Temporary storage failure.\r\n"
+    );
+    line(&mut s, "DELE 1").await;
+    let (step, text, _) = line(&mut s, "QUIT").await;
+    assert_eq!(step, Step::Close);
+    assert_eq!(
+        text,
+        "-ERR [SYS/TEMP] Some deleted messages were not removed.\r\n"
+    );
+    assert!(srv.shared.pop3_locks.lock().unwrap().is_empty());
+    inbox.fail.store(false, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(inbox.uids(), [1]);
+}
+
+#[tokio::test]
+async fn lock_is_released_when_the_session_is_dropped() {
+    let srv = Server::start(Options::default()).await;
+    let mut s = Pop3Session::new(srv.env("127.0.0.1:40000", false));
+    line(&mut s, "USER bob").await;
+    line(&mut s, "PASS secret").await;
+    assert!(srv.shared.pop3_locks.lock().unwrap().contains("bob"));
+    let mut t = Pop3Session::new(srv.env("127.0.0.1:40001", false));
+    line(&mut t, "USER bob").await;
+    assert_eq!(
+        line(&mut t, "PASS secret").await.1,
+        "-ERR [IN-USE] Mailbox is locked by another POP3 session.\r\n"
+    );
+    drop(s);
+    assert!(srv.shared.pop3_locks.lock().unwrap().is_empty());
+    line(&mut t, "USER bob").await;
+    assert_eq!(line(&mut t, "PASS secret").await.1, "+OK Logged in.\r\n");
+}

@@ -1,0 +1,55 @@
+//! The inotify watcher behind `Mailbox::changes()`: one per mailbox however many sessions
+//! watch it, created on the first `changes()` call and dropped with the mailbox.
+//! (Its own test binary: it counts this process's inotify descriptors.)
+
+use mailserver::store::{maildir_store, Flags};
+use std::fs;
+use std::time::{Duration, Instant};
+
+fn inotify_fds() -> usize {
+    fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|e| fs::read_link(e.ok()?.path()).ok())
+        .filter(|t| t.to_string_lossy().contains("inotify"))
+        .count()
+}
+
+#[test]
+fn one_lazy_watcher_per_mailbox() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = maildir_store(tmp.path().join("mail"));
+    let before = inotify_fds();
+    let s1 = store.user("u").unwrap().open("INBOX").unwrap();
+    let s2 = store.user("u").unwrap().open("INBOX").unwrap();
+    s1.append(b"x\n", Flags::NONE, &[], None).unwrap();
+    assert_eq!(
+        inotify_fds(),
+        before,
+        "no watcher before the first changes()"
+    );
+    let mut r1 = s1.changes();
+    let r2 = s2.changes();
+    let _r3 = s1.changes();
+    assert_eq!(
+        inotify_fds(),
+        before + 1,
+        "one watcher shared by every session"
+    );
+    // It reports a delivery by someone else.
+    r1.borrow_and_update();
+    fs::write(tmp.path().join("mail/u/new/1.M1P1.mx"), "y\n").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !r1.has_changed().unwrap() {
+        assert!(Instant::now() < deadline, "no change reported");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    drop((s1, s2, r1, r2, _r3));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while inotify_fds() != before {
+        assert!(
+            Instant::now() < deadline,
+            "watcher not dropped with the mailbox"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
