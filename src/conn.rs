@@ -82,7 +82,6 @@ pub async fn serve_with(
             )
             .await
         }
-        // IMAP arrives later through the same driver; until then refuse politely.
         Service::Imap4 => {
             serve_session(
                 shared,
@@ -91,7 +90,7 @@ pub async fn serve_with(
                 service,
                 implicit_tls,
                 auth,
-                |_| Unavailable,
+                crate::imap::session::ImapSession::new,
             )
             .await
         }
@@ -151,36 +150,6 @@ pub async fn serve_session<S, F>(
     drive(make(env), &mut io, &mut log, &snapshot, &shared).await;
     let _ = io.shutdown().await;
     log.end(io.bytes_in, io.bytes_out);
-}
-
-/// The stand-in IMAP session until the IMAP work lands: `* BYE` and close.
-struct Unavailable;
-
-impl Session for Unavailable {
-    fn line_limit(&self) -> usize {
-        8192
-    }
-    fn greeting(&mut self, out: &mut Output) {
-        out.status(b"* BYE IMAP is not available on this server.".to_vec());
-    }
-    fn first_step(&self) -> Step {
-        Step::Close
-    }
-    fn redact(&self, _line: &[u8]) -> Option<Vec<u8>> {
-        None
-    }
-    async fn on_line(&mut self, _line: &[u8], _out: &mut Output) -> Step {
-        Step::Close
-    }
-    async fn on_literal(&mut self, _data: Vec<u8>, _out: &mut Output) -> Step {
-        Step::Close
-    }
-    fn on_too_long(&mut self, _out: &mut Output) -> Step {
-        Step::Close
-    }
-    fn on_tls(&mut self) {}
-    fn on_timeout(&mut self, _out: &mut Output) {}
-    fn on_shutdown(&mut self, _out: &mut Output) {}
 }
 
 /// Everything a session may know about its connection and daemon (never the socket).
@@ -334,6 +303,12 @@ pub trait Session: Send {
     fn redact(&self, line: &[u8]) -> Option<Vec<u8>>;
     /// One complete line (without its CRLF or LF).
     fn on_line(&mut self, line: &[u8], out: &mut Output) -> impl Future<Output = Step> + Send;
+    /// Whether the literal about to be read (asked for with [`Step::ReadLiteral`]) holds a
+    /// secret (an IMAP `LOGIN` password sent as a literal): the log then gets one
+    /// [`LineKind::Secret`] record `***` instead of the content. Asked before `on_literal`.
+    fn literal_is_secret(&self) -> bool {
+        false
+    }
     /// The literal asked for with [`Step::ReadLiteral`].
     fn on_literal(&mut self, data: Vec<u8>, out: &mut Output) -> impl Future<Output = Step> + Send;
     /// A line over [`Session::line_limit`] was discarded.
@@ -399,7 +374,11 @@ async fn drive<S: Session>(
                 }
                 Step::ReadLiteral(n) => match framer.take_literal(n) {
                     Some(data) => {
-                        log.content(Direction::ClientToServer, &data);
+                        if session.literal_is_secret() {
+                            log.client(LineKind::Secret, b"***");
+                        } else {
+                            log.content(Direction::ClientToServer, &data);
+                        }
                         step = session.on_literal(data, &mut out).await;
                     }
                     None => break,

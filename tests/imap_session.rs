@@ -439,6 +439,14 @@ async fn protocol_log_redacts_passwords_and_sasl() {
     let mut c = s.connect().await;
     c.ok(&format!("LOGIN {USER} {PASS}")).await;
     c.ok("LOGOUT").await;
+    // A password sent as a literal is not logged either.
+    let mut c = s.connect().await;
+    c.send(&format!("L1 LOGIN {USER} {{{}}}", PASS.len())).await;
+    assert!(c.line().await.starts_with('+'));
+    c.send(PASS).await;
+    let (_, t) = c.until_tagged("L1").await;
+    assert!(t.starts_with("OK"), "{t}");
+    c.ok("LOGOUT").await;
     let mut c = s.connect().await;
     let ir = base64::engine::general_purpose::STANDARD.encode(format!("\0{USER}\0{PASS}"));
     c.ok(&format!("AUTHENTICATE PLAIN {ir}")).await;
@@ -453,7 +461,7 @@ async fn protocol_log_redacts_passwords_and_sasl() {
     c.ok("LOGOUT").await;
     // Let the sessions end (the `-` record flushes them).
     for _ in 0..100 {
-        if s.protocol_log().matches(",-,").count() >= 3 {
+        if s.protocol_log().matches(",-,").count() >= 4 {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
@@ -461,6 +469,7 @@ async fn protocol_log_redacts_passwords_and_sasl() {
     let log = s.protocol_log();
     assert!(log.starts_with("#Service: IMAP4"), "{log}");
     assert!(log.contains("t1 LOGIN alice ***"), "{log}");
+    assert!(log.contains("L1 LOGIN alice ***"), "{log}");
     assert!(log.contains("t1 AUTHENTICATE PLAIN ***"), "{log}");
     assert!(log.contains(",<,***"), "{log}");
     assert!(!log.contains(PASS), "{log}");
@@ -469,4 +478,37 @@ async fn protocol_log_redacts_passwords_and_sasl() {
         log.contains("authentication succeeded: user=alice mechanism=LOGIN"),
         "{log}"
     );
+}
+
+#[tokio::test]
+async fn shutdown_ends_idle_with_bye() {
+    let s = Server::start(Options::default()).await;
+    let mut c = s.login().await;
+    c.ok("SELECT INBOX").await;
+    c.send("i1 IDLE").await;
+    assert_eq!(c.line().await, "+ idling");
+    s.shared.shutdown.cancel();
+    assert_eq!(c.line().await, "* BYE Server shutting down.");
+    assert!(c.eof().await);
+}
+
+#[tokio::test]
+async fn idle_sees_a_change_made_right_after_it_started() {
+    // The change lands between the IDLE start sync and the driver's first wait; the
+    // session's receiver was marked at that sync, so the change still wakes it.
+    let s = Server::start(Options::default()).await;
+    let mut a = s.login().await;
+    let mut b = s.login().await;
+    b.ok("SELECT INBOX").await;
+    for i in 0..5 {
+        b.send(&format!("i{i} IDLE")).await;
+        a.append("INBOX", "", &message(&format!("race{i}"), "x"))
+            .await;
+        assert_eq!(b.line().await, "+ idling");
+        assert_eq!(b.line().await, format!("* {} EXISTS", i + 1));
+        b.line().await; // RECENT
+        b.send("DONE").await;
+        let (_, t) = b.until_tagged(&format!("i{i}")).await;
+        assert_eq!(t, "OK Idle completed.");
+    }
 }

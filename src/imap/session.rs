@@ -615,11 +615,19 @@ impl Session for ImapSession {
         out.reply("* BYE Server shutting down.");
     }
 
+    /// The receiver marked seen at the last sync, so a change made between that sync (at
+    /// IDLE start) and the driver's first wait still wakes the session.
     fn idle_watch(&self) -> Option<watch::Receiver<u64>> {
         match (&self.input, &self.state) {
-            (Input::Idle { .. }, State::Selected(sel)) => Some(sel.mailbox.changes()),
+            (Input::Idle { .. }, State::Selected(sel)) => Some(sel.changes.clone()),
             _ => None,
         }
+    }
+
+    /// Literals of `LOGIN` (user name or password) and `AUTHENTICATE` are never logged.
+    fn literal_is_secret(&self) -> bool {
+        matches!(self.input, Input::Command)
+            && (is_command(&self.pending, b"LOGIN") || is_command(&self.pending, b"AUTHENTICATE"))
     }
 
     async fn on_wakeup(&mut self, out: &mut Output) -> Step {
