@@ -4,8 +4,12 @@
 
 mod imap_session_common;
 
+use std::sync::Arc;
+
 use base64::Engine;
 use imap_session_common::*;
+use mailserver::conn::{Output, Session, SessionEnv, SharedUsers, Step};
+use mailserver::imap::session::ImapSession;
 
 fn has(lines: &[String], want: &str) -> bool {
     lines.iter().any(|l| l == want)
@@ -511,4 +515,91 @@ async fn idle_sees_a_change_made_right_after_it_started() {
         let (_, t) = b.until_tagged(&format!("i{i}")).await;
         assert_eq!(t, "OK Idle completed.");
     }
+}
+
+/// A session as the driver would build it for a peer at `remote`, with or without TLS.
+fn session_for(s: &Server, remote: &str, tls: bool) -> ImapSession {
+    ImapSession::new(SessionEnv {
+        shared: s.shared.clone(),
+        snapshot: s.snapshot.clone(),
+        auth: Arc::new(SharedUsers(s.shared.clone())),
+        local: "127.0.0.1:143".parse().unwrap(),
+        remote: remote.parse().unwrap(),
+        tls,
+    })
+}
+
+fn lines(out: &Output) -> String {
+    String::from_utf8(out.encode()).unwrap()
+}
+
+#[tokio::test]
+async fn plaintext_login_is_disabled_for_remote_peers_without_tls() {
+    let s = Server::start(Options::default()).await;
+    let mut remote = session_for(&s, "192.0.2.7:40000", false);
+    let mut out = Output::default();
+    remote.greeting(&mut out);
+    assert!(
+        lines(&out).contains("STARTTLS LOGINDISABLED]"),
+        "{}",
+        lines(&out)
+    );
+    assert!(!lines(&out).contains("AUTH=PLAIN"), "{}", lines(&out));
+    let mut out = Output::default();
+    let step = remote
+        .on_line(format!("a LOGIN {USER} {PASS}").as_bytes(), &mut out)
+        .await;
+    assert_eq!(step, Step::ReadLine);
+    assert_eq!(
+        lines(&out),
+        "a NO [PRIVACYREQUIRED] Plaintext authentication disallowed on non-secure (SSL/TLS) connections.\r\n"
+    );
+    let mut out = Output::default();
+    remote.on_line(b"b AUTHENTICATE PLAIN", &mut out).await;
+    assert!(
+        lines(&out).starts_with("b NO [PRIVACYREQUIRED]"),
+        "{}",
+        lines(&out)
+    );
+    // After STARTTLS the same peer may log in.
+    remote.on_tls();
+    let mut out = Output::default();
+    remote.on_line(b"c CAPABILITY", &mut out).await;
+    assert!(
+        lines(&out).contains("IDLE AUTH=PLAIN\r\n"),
+        "{}",
+        lines(&out)
+    );
+    let mut out = Output::default();
+    remote
+        .on_line(format!("d LOGIN {USER} {PASS}").as_bytes(), &mut out)
+        .await;
+    assert!(
+        lines(&out).starts_with("d OK [CAPABILITY"),
+        "{}",
+        lines(&out)
+    );
+
+    // Implicit TLS from the start: no STARTTLS, AUTH=PLAIN offered.
+    let mut tls = session_for(&s, "192.0.2.7:40001", true);
+    let mut out = Output::default();
+    tls.greeting(&mut out);
+    assert_eq!(
+        lines(&out),
+        "* OK [CAPABILITY IMAP4rev1 SASL-IR LITERAL+ ID ENABLE IDLE AUTH=PLAIN] imap.test ready.\r\n"
+    );
+}
+
+#[tokio::test]
+async fn literals_before_login_are_small() {
+    let s = Server::start(Options::default()).await;
+    let mut c = s.connect().await;
+    c.send("a1 LOGIN {100000}").await;
+    let (_, t) = c.until_tagged("a1").await;
+    assert!(t.starts_with("BAD [TOOBIG]"), "{t}");
+    c.send(&format!("a2 LOGIN {{{}}}", USER.len())).await;
+    assert!(c.line().await.starts_with('+'));
+    c.send(&format!("{USER} {PASS}")).await;
+    let (_, t) = c.until_tagged("a2").await;
+    assert!(t.starts_with("OK"), "{t}");
 }

@@ -34,6 +34,10 @@ use crate::store::{self, Changes, Mailbox, UserStore, View};
 /// Consecutive `BAD` replies after which the session says `* BYE` and closes (SPEC §8).
 pub const MAX_BAD_COMMANDS: u32 = 10;
 
+/// Largest literal accepted before login (a LOGIN or AUTHENTICATE argument): an
+/// unauthenticated client cannot make the server buffer a message-sized literal.
+pub const MAX_LITERAL_BEFORE_LOGIN: u64 = 8 * 1024;
+
 /// Literal data is read from the driver in pieces of at most this size while a refused
 /// non-synchronizing literal is skipped, so a huge refused literal is never buffered.
 const SKIP_CHUNK: u64 = 64 * 1024;
@@ -486,7 +490,11 @@ impl ImapSession {
         match literal_at_end(line) {
             Some((len, sync)) => {
                 let total = (self.pending.len() as u64).saturating_add(len);
-                if len > self.limits.max_literal || total > self.limits.max_command {
+                let max = match self.state {
+                    State::NotAuthenticated => MAX_LITERAL_BEFORE_LOGIN,
+                    _ => self.limits.max_literal,
+                };
+                if len > max || total > self.limits.max_command {
                     return self.refuse(FrameError::LiteralTooBig, Some((len, sync)), out);
                 }
                 if sync {
