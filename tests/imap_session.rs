@@ -10,6 +10,7 @@ use base64::Engine;
 use imap_session_common::*;
 use mailserver::conn::{Output, Session, SessionEnv, SharedUsers, Step};
 use mailserver::imap::session::ImapSession;
+use tokio::io::AsyncWriteExt;
 
 fn has(lines: &[String], want: &str) -> bool {
     lines.iter().any(|l| l == want)
@@ -602,4 +603,46 @@ async fn literals_before_login_are_small() {
     c.send(&format!("{USER} {PASS}")).await;
     let (_, t) = c.until_tagged("a2").await;
     assert!(t.starts_with("OK"), "{t}");
+}
+
+#[tokio::test]
+async fn commands_with_literals_at_every_chunk_size() {
+    // The same pipelined input, written in pieces of every size: same replies each time.
+    let s = Server::start(Options::default()).await;
+    let msg = "Subject: c\r\n\r\nx\r\n";
+    let input = format!(
+        "c1 LOGIN {{5+}}\r\n{USER} {{{}+}}\r\n{PASS}\r\nc2 APPEND INBOX {{{}+}}\r\n{msg}\r\nc3 NOOP\r\n",
+        PASS.len(),
+        msg.len()
+    );
+    let mut baseline: Option<Vec<String>> = None;
+    for chunk in 1..=input.len() {
+        let mut c = s.connect().await;
+        for piece in input.as_bytes().chunks(chunk) {
+            c.send_raw(piece).await;
+            c.w.flush().await.unwrap();
+        }
+        let mut got = Vec::new();
+        for tag in ["c1", "c2", "c3"] {
+            let (u, t) = c.until_tagged(tag).await;
+            got.push(format!("{tag} {t}"));
+            got.extend(
+                u.into_iter()
+                    .filter(|l| !l.contains("EXISTS") && !l.contains("RECENT")),
+            );
+        }
+        // APPENDUIDs differ between runs; compare the shape.
+        let got: Vec<String> = got
+            .into_iter()
+            .map(|l| l.split(" [APPENDUID").next().unwrap().to_string())
+            .collect();
+        assert_eq!(got[0], "c1 OK [CAPABILITY IMAP4rev1 SASL-IR LITERAL+ ID ENABLE IDLE UIDPLUS MOVE NAMESPACE SPECIAL-USE UNSELECT CHILDREN] Logged in");
+        match &baseline {
+            None => baseline = Some(got),
+            Some(b) => assert_eq!(&got, b, "chunk size {chunk}"),
+        }
+    }
+    let b = baseline.unwrap();
+    assert_eq!(b[1], "c2 OK");
+    assert_eq!(b[2], "c3 OK NOOP completed.");
 }
