@@ -221,6 +221,10 @@ pub enum Step {
     Idle,
     /// Flush the output and close the connection.
     Close,
+    /// The command is not finished: call [`Session::on_continue`] again, writing the output
+    /// first once it is over the flush threshold (so a large IMAP FETCH is sent in pieces
+    /// instead of being built whole in memory).
+    Continue,
 }
 
 /// One typed piece of server output; the driver encodes it and tees it to the protocol log.
@@ -326,6 +330,11 @@ pub trait Session: Send {
     fn idle_watch(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
         None
     }
+    /// After [`Step::Continue`]: produce the next part of the unfinished command.
+    fn on_continue(&mut self, out: &mut Output) -> impl Future<Output = Step> + Send {
+        let _ = out;
+        async { Step::ReadLine }
+    }
     /// The watched counter changed during [`Step::Idle`]: say what is new (untagged
     /// responses) and give the next step (usually `Idle` again).
     fn on_wakeup(&mut self, out: &mut Output) -> impl Future<Output = Step> + Send {
@@ -406,6 +415,7 @@ async fn drive<S: Session>(
                     let _ = io.write(&mut out, log).await;
                     return;
                 }
+                Step::Continue => step = session.on_continue(&mut out).await,
             }
             if out.wire_len >= FLUSH_THRESHOLD && io.write(&mut out, log).await.is_err() {
                 return;

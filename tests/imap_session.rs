@@ -646,3 +646,46 @@ async fn commands_with_literals_at_every_chunk_size() {
     assert_eq!(b[1], "c2 OK");
     assert_eq!(b[2], "c3 OK NOOP completed.");
 }
+
+#[tokio::test]
+async fn large_fetch_is_answered_in_batches_in_order() {
+    let s = Server::start(Options::default()).await;
+    let mut c = s.login().await;
+    // 40 messages of ~20 KiB: several batches of at most 256 KiB.
+    let body =
+        "0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstu\r\n".repeat(300);
+    for i in 0..40 {
+        let t = c
+            .append("INBOX", "", &message(&format!("big{i}"), &body))
+            .await;
+        assert!(t.starts_with("OK"), "{t}");
+    }
+    c.ok("SELECT INBOX").await;
+    let u = c.ok("FETCH 1:* (UID BODY[])").await;
+    assert_eq!(u.len(), 40);
+    for (i, l) in u.iter().enumerate() {
+        let want = message(&format!("big{i}"), &body);
+        assert!(
+            l.starts_with(&format!(
+                "* {} FETCH (UID {} BODY[] {{{}}}\r\n",
+                i + 1,
+                i + 1,
+                want.len()
+            )),
+            "{}",
+            &l[..80]
+        );
+        assert!(l.contains(&want), "message {i} intact");
+        assert!(
+            l.ends_with(" FLAGS (\\Seen \\Recent))"),
+            "{}",
+            &l[l.len() - 40..]
+        );
+    }
+    // Pipelined commands after a large FETCH are answered in order.
+    c.send("x1 FETCH 1:* (FLAGS)\r\nx2 NOOP").await;
+    let (u, t) = c.until_tagged("x1").await;
+    assert_eq!((u.len(), t.as_str()), (40, "OK Fetch completed."));
+    let (_, t) = c.until_tagged("x2").await;
+    assert_eq!(t, "OK NOOP completed.");
+}

@@ -151,6 +151,8 @@ pub struct ImapSession {
     pub(crate) tls: bool,
     /// Failed logins so far (for [`crate::auth::failure_delay`]).
     pub(crate) auth_failures: u32,
+    /// The FETCH being answered in batches ([`Step::Continue`]).
+    pub(crate) fetch_job: Option<super::cmd::fetch::FetchJob>,
     input: Input,
     /// The command being assembled: lines (with CRLF) and literals.
     pending: Vec<u8>,
@@ -170,6 +172,7 @@ impl ImapSession {
             user: None,
             tls,
             auth_failures: 0,
+            fetch_job: None,
             input: Input::Command,
             pending: Vec::new(),
             bad: 0,
@@ -359,11 +362,11 @@ impl ImapSession {
                 macro_or_item_names,
                 uid,
                 ..
-            } => (
-                self.fetch(&sequence_set, macro_or_item_names, uid, out)
-                    .await,
-                NoExpunge,
-            ),
+            } => {
+                return self
+                    .fetch(&tag, &sequence_set, macro_or_item_names, uid, out)
+                    .await
+            }
             C::Store {
                 sequence_set,
                 kind,
@@ -609,6 +612,10 @@ impl Session for ImapSession {
         };
         self.pending.clear();
         self.bad(&tag, FrameError::TooLong.reply_text(), out)
+    }
+
+    async fn on_continue(&mut self, out: &mut Output) -> Step {
+        self.fetch_more(out).await
     }
 
     fn on_tls(&mut self) {

@@ -7,6 +7,7 @@
 //! then carries the new FLAGS. Messages expunged by another session meanwhile are skipped
 //! and the command ends `NO [EXPUNGEISSUED]`.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use bounded_static::IntoBoundedStatic;
@@ -15,19 +16,61 @@ use imap_codec::imap_types::sequence::SequenceSet;
 
 use super::super::encode::{Chunk, FetchWriter};
 use super::super::mime::{self, Section, SectionSpec};
-use super::super::session::{literal_at_end, Fail, ImapSession, Res};
+use super::super::session::{literal_at_end, Fail, ImapSession, SyncMode};
 use super::{blocking, check_seq_range, flags_list, internal_date, resolve};
-use crate::conn::Output;
+use crate::conn::{Output, Piece, Step};
 use crate::store::{ErrorKind, FlagOp, Flags, Mailbox, MessageMeta};
 
+/// Messages per batch at most, and octets of message data per batch at most: after each
+/// batch the driver may write what was produced ([`Step::Continue`]), so a `FETCH 1:*
+/// BODY[]` never holds the whole mailbox in memory.
+const BATCH_MESSAGES: usize = 500;
+const BATCH_OCTETS: u64 = 256 * 1024;
+
+/// A FETCH being answered in batches.
+pub(crate) struct FetchJob {
+    tag: String,
+    /// `(seq, meta)` still to answer, in order.
+    targets: VecDeque<(u32, MessageMeta)>,
+    names: Arc<Vec<MessageDataItemName<'static>>>,
+    /// UID FETCH (the UID item is always included, §6.4.8).
+    uid: bool,
+    /// UIDs whose `\Seen` this FETCH set (their responses carry FLAGS), sorted.
+    seen_now: Arc<Vec<u32>>,
+    /// Whether the items need the message bytes (else no file is read).
+    needs_body: bool,
+    /// Some messages had been expunged by another session.
+    missing: bool,
+    mailbox: Arc<dyn Mailbox>,
+}
+
 impl ImapSession {
+    /// FETCH / UID FETCH: checks, sets `\Seen` for non-PEEK body items, then answers in
+    /// batches ([`ImapSession::fetch_more`]).
     pub(crate) async fn fetch(
         &mut self,
+        tag: &str,
         set: &SequenceSet,
         items: MacroOrMessageDataItemNames<'static>,
         uid: bool,
         out: &mut Output,
-    ) -> Res {
+    ) -> Step {
+        match self.fetch_job(tag, set, items, uid).await {
+            Ok(job) => {
+                self.fetch_job = Some(job);
+                self.fetch_more(out).await
+            }
+            Err(f) => self.complete(tag, Err(f), SyncMode::NoExpunge, out).await,
+        }
+    }
+
+    async fn fetch_job(
+        &mut self,
+        tag: &str,
+        set: &SequenceSet,
+        items: MacroOrMessageDataItemNames<'static>,
+        uid: bool,
+    ) -> Result<FetchJob, Fail> {
         let names: Vec<MessageDataItemName<'static>> = match items {
             MacroOrMessageDataItemNames::Macro(m) => m.expand().into_static(),
             MacroOrMessageDataItemNames::MessageDataItemNames(v) => v,
@@ -65,9 +108,9 @@ impl ImapSession {
                 .collect();
             if !unseen.is_empty() {
                 let mb = sel.mailbox.clone();
-                let u = unseen.clone();
                 let metas =
-                    blocking(move || mb.store_flags(&u, FlagOp::Add, Flags::SEEN, &[])).await?;
+                    blocking(move || mb.store_flags(&unseen, FlagOp::Add, Flags::SEEN, &[]))
+                        .await?;
                 for m in metas {
                     if let Some(seq) = sel.view.seq_of(m.uid) {
                         let v = &mut sel.view.messages[seq as usize - 1];
@@ -78,16 +121,49 @@ impl ImapSession {
                 }
             }
         }
-        let targets: Vec<(u32, MessageMeta)> = idx
-            .iter()
-            .map(|&i| (i as u32 + 1, sel.view.messages[i].clone()))
-            .collect();
         seen_now.sort_unstable();
-        let mailbox = sel.mailbox.clone();
-        let (local, missing) = blocking(move || {
+        let needs_body = names.iter().any(needs_body);
+        Ok(FetchJob {
+            tag: tag.to_string(),
+            targets: idx
+                .iter()
+                .map(|&i| (i as u32 + 1, sel.view.messages[i].clone()))
+                .collect(),
+            names: Arc::new(names),
+            uid,
+            seen_now: Arc::new(seen_now),
+            needs_body,
+            missing: false,
+            mailbox: sel.mailbox.clone(),
+        })
+    }
+
+    /// Answers the next batch of the running FETCH; the last batch completes the command.
+    pub(crate) async fn fetch_more(&mut self, out: &mut Output) -> Step {
+        let Some(mut job) = self.fetch_job.take() else {
+            return Step::ReadLine;
+        };
+        let mut batch = Vec::new();
+        let mut octets = 0u64;
+        while let Some(t) = job.targets.front() {
+            if !batch.is_empty() && (batch.len() >= BATCH_MESSAGES || octets >= BATCH_OCTETS) {
+                break;
+            }
+            if job.needs_body {
+                octets += t.1.size;
+            }
+            batch.extend(job.targets.pop_front());
+        }
+        let (mailbox, names, seen_now, uid) = (
+            job.mailbox.clone(),
+            job.names.clone(),
+            job.seen_now.clone(),
+            job.uid,
+        );
+        let r = blocking(move || {
             let mut local = Output::default();
             let mut missing = false;
-            for (seq, meta) in &targets {
+            for (seq, meta) in &batch {
                 let show_flags = seen_now.binary_search(&meta.uid).is_ok();
                 if !fetch_one(&*mailbox, *seq, meta, &names, uid, show_flags, &mut local)? {
                     missing = true;
@@ -95,21 +171,49 @@ impl ImapSession {
             }
             Ok((local, missing))
         })
-        .await?;
-        for p in local.pieces {
-            match p {
-                crate::conn::Piece::Line(kind, l) => out.line(kind, l),
-                crate::conn::Piece::Content(c) => out.content(c),
-                crate::conn::Piece::Info(t) => out.info(t),
+        .await;
+        let tag = job.tag.clone();
+        match r {
+            Ok((local, missing)) => {
+                for p in local.pieces {
+                    match p {
+                        Piece::Line(kind, l) => out.line(kind, l),
+                        Piece::Content(c) => out.content(c),
+                        Piece::Info(t) => out.info(t),
+                    }
+                }
+                job.missing |= missing;
             }
+            Err(f) => return self.complete(&tag, Err(f), SyncMode::NoExpunge, out).await,
         }
-        if missing {
-            return Err(Fail::No(
+        if !job.targets.is_empty() {
+            self.fetch_job = Some(job);
+            return Step::Continue;
+        }
+        let res = if job.missing {
+            Err(Fail::No(
                 "[EXPUNGEISSUED] Some of the requested messages no longer exist.".into(),
-            ));
-        }
-        Ok("Fetch completed.".into())
+            ))
+        } else {
+            Ok("Fetch completed.".into())
+        };
+        self.complete(&tag, res, SyncMode::NoExpunge, out).await
     }
+}
+
+/// Whether an item needs the message bytes.
+fn needs_body(n: &MessageDataItemName<'_>) -> bool {
+    use MessageDataItemName as N;
+    matches!(
+        n,
+        N::Body
+            | N::BodyExt { .. }
+            | N::BodyStructure
+            | N::Envelope
+            | N::Rfc822
+            | N::Rfc822Header
+            | N::Rfc822Text
+    )
 }
 
 /// Writes one `* seq FETCH (...)`; `Ok(false)` if the message no longer exists.
@@ -123,18 +227,7 @@ fn fetch_one(
     out: &mut Output,
 ) -> crate::store::Result<bool> {
     use MessageDataItemName as N;
-    let needs_body = names.iter().any(|n| {
-        matches!(
-            n,
-            N::Body
-                | N::BodyExt { .. }
-                | N::BodyStructure
-                | N::Envelope
-                | N::Rfc822
-                | N::Rfc822Header
-                | N::Rfc822Text
-        )
-    });
+    let needs_body = names.iter().any(needs_body);
     let raw: Arc<[u8]> = if needs_body {
         match mailbox.read(meta.uid) {
             Ok(r) => r,
