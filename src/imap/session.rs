@@ -29,7 +29,7 @@ use tokio::sync::watch;
 
 use super::framing::{self, FrameError};
 use crate::conn::{Output, Session, SessionEnv, Step};
-use crate::store::{self, Changes, Mailbox, UserStore, View};
+use crate::store::{self, Changes, Mailbox, MessageMeta, UserStore, View};
 
 /// Consecutive `BAD` replies after which the session says `* BYE` and closes (SPEC §8).
 pub const MAX_BAD_COMMANDS: u32 = 10;
@@ -66,6 +66,8 @@ pub struct Selected {
     pub read_only: bool,
     /// The mailbox's change counter, to skip syncs when nothing may have changed.
     pub changes: watch::Receiver<u64>,
+    /// Keywords announced in `* FLAGS` so far (a new one is announced again, §7.2.6).
+    pub keywords: Vec<String>,
 }
 
 /// What the next client line is.
@@ -465,7 +467,7 @@ impl ImapSession {
         match r {
             Ok((view, Ok(changes))) => {
                 sel.view = view;
-                write_changes(&sel.view, &changes, out);
+                write_changes(sel, &changes, out);
                 Ok(())
             }
             Ok((view, Err(e))) => {
@@ -702,10 +704,20 @@ pub(crate) fn sync_view(
 
 /// The untagged responses for `changes` (RFC 3501 §7.4.1 EXPUNGE, §7.3.1 EXISTS, §7.3.2
 /// RECENT, §7.4.2 FETCH).
-pub(crate) fn write_changes(view: &View, changes: &Changes, out: &mut Output) {
+pub(crate) fn write_changes(sel: &mut Selected, changes: &Changes, out: &mut Output) {
     for seq in &changes.expunged {
         out.reply(format!("* {seq} EXPUNGE"));
     }
+    let added = sel.view.messages.len() - changes.added as usize;
+    let changed: Vec<MessageMeta> = changes
+        .flags_changed
+        .iter()
+        .filter_map(|uid| sel.view.seq_of(*uid))
+        .map(|seq| sel.view.messages[seq as usize - 1].clone())
+        .chain(sel.view.messages[added..].iter().cloned())
+        .collect();
+    super::cmd::announce_new_keywords(sel, changed.iter(), out);
+    let view = &sel.view;
     if changes.added > 0 {
         out.reply(format!("* {} EXISTS", view.messages.len()));
         let recent = view.messages.iter().filter(|m| m.recent).count();

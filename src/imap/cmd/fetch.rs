@@ -240,17 +240,19 @@ fn fetch_one(
     let msg = mime::parse(&raw);
     let mut w = FetchWriter::new(seq);
     let flags = || flags_list(meta.flags, &meta.keywords, meta.recent);
-    if uid_cmd {
+    // UID first for UID FETCH (§6.4.8) or when asked first; then the FLAGS a body fetch
+    // changed (Dovecot's order); then the items as requested.
+    let uid_first = uid_cmd || matches!(names.first(), Some(N::Uid));
+    if uid_first {
         w.item("UID", meta.uid.to_string().as_bytes());
     }
-    let mut flags_done = false;
+    if show_flags && !names.iter().any(|n| matches!(n, N::Flags)) {
+        w.item("FLAGS", flags().as_bytes());
+    }
     for n in names {
         match n {
-            N::Uid if !uid_cmd => w.item("UID", meta.uid.to_string().as_bytes()),
-            N::Flags => {
-                flags_done = true;
-                w.item("FLAGS", flags().as_bytes());
-            }
+            N::Uid if !uid_first => w.item("UID", meta.uid.to_string().as_bytes()),
+            N::Flags => w.item("FLAGS", flags().as_bytes()),
             N::InternalDate => w.item("INTERNALDATE", internal_date(meta.internal_date).as_bytes()),
             N::Rfc822Size => w.item("RFC822.SIZE", meta.size.to_string().as_bytes()),
             N::Envelope => w.envelope(&msg),
@@ -283,9 +285,6 @@ fn fetch_one(
             ),
             _ => {}
         }
-    }
-    if show_flags && !flags_done {
-        w.item("FLAGS", flags().as_bytes());
     }
     emit_chunks(w.finish(), &raw, out);
     Ok(true)

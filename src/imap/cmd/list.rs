@@ -68,6 +68,9 @@ fn attributes(info: &MailboxInfo, lsub: bool) -> String {
         } else {
             "\\HasNoChildren"
         });
+    }
+    // Dovecot shows the special-use attributes in LSUB too.
+    {
         if let Some(su) = info.special_use {
             a.push(match su {
                 SpecialUse::Drafts => "\\Drafts",

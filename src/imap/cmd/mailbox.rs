@@ -4,7 +4,7 @@
 use imap_codec::imap_types::mailbox::Mailbox as ImapMailbox;
 
 use super::super::session::{Fail, ImapSession, Res, Selected, State};
-use super::{blocking, mailbox_flags, mailbox_name};
+use super::{blocking, keywords_in, mailbox_name, write_flags};
 use crate::conn::Output;
 use crate::store::View;
 
@@ -31,15 +31,8 @@ impl ImapSession {
         .await?;
         let mut changes = mailbox.changes();
         changes.mark_unchanged();
-        out.reply(format!("* FLAGS ({})", mailbox_flags(&view.messages)));
-        if read_only {
-            out.reply("* OK [PERMANENTFLAGS ()] Read-only mailbox.");
-        } else {
-            out.reply(format!(
-                "* OK [PERMANENTFLAGS ({} \\*)] Flags permitted.",
-                mailbox_flags(&view.messages)
-            ));
-        }
+        let keywords = keywords_in(&view.messages);
+        write_flags(&keywords, read_only, out);
         out.reply(format!("* {} EXISTS", view.messages.len()));
         out.reply(format!(
             "* {} RECENT",
@@ -65,6 +58,7 @@ impl ImapSession {
             view,
             read_only,
             changes,
+            keywords,
         });
         Ok(if read_only {
             "[READ-ONLY] Examine completed.".into()

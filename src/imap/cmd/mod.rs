@@ -205,22 +205,61 @@ pub(crate) fn internal_date(t: SystemTime) -> String {
     format!("\"{}\"", dt.format("%d-%b-%Y %H:%M:%S %z"))
 }
 
-/// The FLAGS a mailbox shows (RFC 3501 §7.2.6): the system flags and every keyword in use.
-pub(crate) fn mailbox_flags(messages: &[MessageMeta]) -> String {
-    let mut kws: Vec<&str> = Vec::new();
+/// The keywords in use in `messages`, in first-seen order.
+pub(crate) fn keywords_in(messages: &[MessageMeta]) -> Vec<String> {
+    let mut kws: Vec<String> = Vec::new();
     for m in messages {
         for k in &m.keywords {
-            if !kws.contains(&k.as_str()) {
-                kws.push(k);
+            if !kws.contains(k) {
+                kws.push(k.clone());
             }
         }
     }
+    kws
+}
+
+/// The FLAGS a mailbox shows (RFC 3501 §7.2.6): the system flags and every keyword in use.
+pub(crate) fn mailbox_flags(keywords: &[String]) -> String {
     let mut s = String::from("\\Answered \\Flagged \\Deleted \\Seen \\Draft");
-    for k in kws {
+    for k in keywords {
         s.push(' ');
         s.push_str(k);
     }
     s
+}
+
+/// `* FLAGS` and `* OK [PERMANENTFLAGS]` (RFC 3501 §7.2.6, §7.1) for the mailbox's keywords.
+pub(crate) fn write_flags(keywords: &[String], read_only: bool, out: &mut crate::conn::Output) {
+    out.reply(format!("* FLAGS ({})", mailbox_flags(keywords)));
+    if read_only {
+        out.reply("* OK [PERMANENTFLAGS ()] Read-only mailbox.");
+    } else {
+        out.reply(format!(
+            "* OK [PERMANENTFLAGS ({} \\*)] Flags permitted.",
+            mailbox_flags(keywords)
+        ));
+    }
+}
+
+/// Announces keywords of `metas` the session has not shown yet (as Dovecot does, before
+/// the FETCH or EXISTS that carries them).
+pub(crate) fn announce_new_keywords<'a>(
+    sel: &mut super::session::Selected,
+    metas: impl IntoIterator<Item = &'a MessageMeta>,
+    out: &mut crate::conn::Output,
+) {
+    let mut new = false;
+    for m in metas {
+        for k in &m.keywords {
+            if !sel.keywords.contains(k) {
+                sel.keywords.push(k.clone());
+                new = true;
+            }
+        }
+    }
+    if new {
+        write_flags(&sel.keywords, sel.read_only, out);
+    }
 }
 
 /// A destination that does not exist says `[TRYCREATE]` (RFC 3501 §6.3.11, §6.4.7).

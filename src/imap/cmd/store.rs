@@ -21,7 +21,8 @@ impl ImapSession {
     ) -> Res {
         let sel = self.selected()?;
         if sel.read_only {
-            return Err(Fail::No("Mailbox is read-only.".into()));
+            // Dovecot's answer: nothing changes, and the client is told so without failing.
+            return Ok("Store ignored with read-only mailbox.".into());
         }
         check_seq_range(&sel.view, set, uid)?;
         let uids: Vec<u32> = resolve(&sel.view, set, uid)
@@ -42,6 +43,7 @@ impl ImapSession {
             blocking(move || mb.store_flags(&u, op, sys, &keywords)).await?
         };
         let mut gone = metas.len() < uids.len();
+        super::announce_new_keywords(sel, metas.iter(), out);
         for m in metas {
             let Some(seq) = sel.view.seq_of(m.uid) else {
                 gone = true;
