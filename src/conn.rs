@@ -134,7 +134,7 @@ pub async fn serve_session<S, F>(
             Err(e) => {
                 tracing::debug!(%remote, "implicit TLS handshake failed: {e}");
                 log.info(&format!("TLS handshake failed: {e}"));
-                log.end(io.bytes_in, io.bytes_out);
+                end_log(log, io.bytes_in, io.bytes_out).await;
                 return;
             }
         }
@@ -149,7 +149,18 @@ pub async fn serve_session<S, F>(
     };
     drive(make(env), &mut io, &mut log, &snapshot, &shared).await;
     let _ = io.shutdown().await;
-    log.end(io.bytes_in, io.bytes_out);
+    end_log(log, io.bytes_in, io.bytes_out).await;
+}
+
+/// Writes the `-` record and waits until the session's records are on disk (SPEC §5
+/// "flushed by the time its session ends") on the blocking pool, so a slow disk never stalls
+/// the runtime's worker threads.
+async fn end_log(log: SessionLog, bytes_in: u64, bytes_out: u64) {
+    if log.level() == 0 {
+        log.end(bytes_in, bytes_out);
+        return;
+    }
+    let _ = tokio::task::spawn_blocking(move || log.end(bytes_in, bytes_out)).await;
 }
 
 /// Everything a session may know about its connection and daemon (never the socket).
