@@ -20,6 +20,17 @@
 //! only `EXISTS` and flag changes are announced; expunges by others stay pending (the expunged
 //! messages stay in this session's view, as "ghosts" that FETCH reports with
 //! `[EXPUNGEISSUED]`) until a command that may announce them (`NOOP`, `CHECK`, `IDLE`, ...).
+//! A keyword new to the mailbox is announced with `* FLAGS` / `[PERMANENTFLAGS]` (§7.2.6)
+//! before the response that carries it, as Dovecot does. Syncs are skipped when the
+//! mailbox's change counter has not moved (NOOP, CHECK and IDLE always sync).
+//!
+//! Limits (SPEC §8): 64 KiB per line, literals up to `max_message_bytes` (8 KiB before
+//! login), `BAD` for syntax errors and `* BYE` after [`MAX_BAD_COMMANDS`] in a row. A large
+//! FETCH is answered in batches through [`Step::Continue`].
+//!
+//! Known limit: an over-long line is dropped by the driver before this session sees it; if
+//! it ended with a non-synchronizing literal announcement, that literal's data is then read
+//! as command lines (each answered `BAD`).
 
 use std::sync::Arc;
 

@@ -5,7 +5,8 @@
 //! out as content pieces (the protocol log summarises it at level 4), the rest as untagged
 //! lines. A non-PEEK body item sets `\Seen` (unless the mailbox was EXAMINEd) and the FETCH
 //! then carries the new FLAGS. Messages expunged by another session meanwhile are skipped
-//! and the command ends `NO [EXPUNGEISSUED]`.
+//! and the command ends `NO [EXPUNGEISSUED]`. Large FETCHes are answered in batches
+//! ([`Step::Continue`]): the driver writes each batch before the next is read from disk.
 
 use std::collections::VecDeque;
 use std::sync::Arc;

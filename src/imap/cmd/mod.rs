@@ -1,6 +1,6 @@
 //! IMAP command handlers, one file per command family (STYLE principle 4). Each handler is
-//! an `impl` block on [`ImapSession`] with short functions over the store API
-//! (`crate::store`), run on the blocking pool ([`blocking`]); the dispatcher and the state
+//! an `impl` block on [`super::session::ImapSession`] with short functions over the store API
+//! (`crate::store`), run on the blocking pool (`blocking`); the dispatcher and the state
 //! check are in [`super::session`].
 //!
 //! This file holds what several families share: mailbox names (RFC 3501 §5.1, modified
