@@ -218,4 +218,72 @@ fn mbsync_syncs_both_ways() {
     mbsync();
     assert_eq!(count(&local.join("INBOX")), 4);
     assert_eq!(count(&server_inbox), 4);
+
+    // Flags go up (local \Flagged on "server 1"), a local deletion (T) is expunged on the
+    // server, and a flag set on the server (IMAP STORE) comes down.
+    let find = |dir: &std::path::Path, needle: &str| {
+        ["cur", "new"]
+            .iter()
+            .flat_map(|sub| {
+                std::fs::read_dir(dir.join(sub))
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+            })
+            .map(|e| e.path())
+            .find(|p| {
+                std::fs::read_to_string(p)
+                    .unwrap_or_default()
+                    .contains(needle)
+            })
+            .unwrap_or_else(|| panic!("{needle} not in {}", dir.display()))
+    };
+    let flag_local = |needle: &str, flag: char| {
+        let p = find(&local.join("INBOX"), needle);
+        let name = p.file_name().unwrap().to_string_lossy().into_owned();
+        let (base, flags) = name.split_once(":2,").unwrap_or((&name, ""));
+        let mut f: Vec<char> = flags.chars().chain([flag]).collect();
+        f.sort_unstable();
+        f.dedup();
+        let new = format!("{base}:2,{}", f.iter().collect::<String>());
+        std::fs::rename(&p, p.with_file_name(new)).unwrap();
+    };
+    flag_local("server 1", 'F');
+    flag_local("server 2", 'T');
+    let port_s = port.to_string();
+    python(
+        r#"
+import imaplib, sys
+M = imaplib.IMAP4("127.0.0.1", int(sys.argv[1]))
+M.login(sys.argv[2], sys.argv[3])
+M.select("INBOX")
+typ, data = M.search(None, "SUBJECT", '"server 3"')
+M.store(data[0].decode(), "+FLAGS", r"(\Answered)")
+M.logout()
+"#,
+        &[&port_s, USER, PASS],
+    );
+    mbsync();
+    assert_eq!(
+        count(&server_inbox),
+        3,
+        "the local deletion reached the server"
+    );
+    assert_eq!(count(&local.join("INBOX")), 3);
+    let server_flags = |needle: &str| {
+        let p = find(&server_inbox, needle);
+        let name = p.file_name().unwrap().to_string_lossy().into_owned();
+        name.split_once(":2,")
+            .map(|x| x.1.to_string())
+            .unwrap_or_default()
+    };
+    assert!(server_flags("server 1").contains('F'), "\\Flagged went up");
+    let local_flags = {
+        let p = find(&local.join("INBOX"), "server 3");
+        p.file_name().unwrap().to_string_lossy().into_owned()
+    };
+    assert!(
+        local_flags.split(":2,").nth(1).unwrap_or("").contains('R'),
+        "\\Answered came down: {local_flags}"
+    );
 }
