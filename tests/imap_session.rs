@@ -701,3 +701,46 @@ async fn large_fetch_is_answered_in_batches_in_order() {
     let (_, t) = c.until_tagged("x2").await;
     assert_eq!(t, "OK NOOP completed.");
 }
+
+/// The session's lines reach the protocol log with the right kinds (SPEC §5): level 3 has
+/// tagged completions and `+` but no untagged data; level 4 adds untagged lines with message
+/// content summarised as `<literal N octets>`.
+#[tokio::test]
+async fn protocol_log_levels_see_the_right_lines() {
+    for level in [3u32, 4] {
+        let s = Server::start(Options {
+            log_level: level,
+            ..Options::default()
+        })
+        .await;
+        let mut c = s.login().await;
+        let msg = message("logged", "secret body text");
+        c.append("INBOX", "", &msg).await;
+        c.ok("SELECT INBOX").await;
+        c.ok("FETCH 1 BODY.PEEK[]").await;
+        c.ok("LOGOUT").await;
+        let mut log = String::new();
+        for _ in 0..100 {
+            log = s.protocol_log();
+            if log.contains(",-,") {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert!(
+            log.contains(",>,t4 OK Fetch completed."),
+            "level {level}: {log}"
+        );
+        assert!(log.contains(",>,+ OK"), "level {level}: {log}");
+        assert!(!log.contains("secret body text"), "level {level}: {log}");
+        let untagged = log.contains(",>,* 1 EXISTS");
+        let literal = log.contains(&format!(",>,<literal {} octets>", msg.len()));
+        let literal_in = log.contains(&format!(",<,<literal {} octets>", msg.len()));
+        if level == 3 {
+            assert!(!untagged && !literal && !literal_in, "level 3: {log}");
+        } else {
+            assert!(untagged && literal && literal_in, "level 4: {log}");
+            assert!(log.contains(",>,* 1 FETCH (BODY[] {"), "level 4: {log}");
+        }
+    }
+}
