@@ -719,7 +719,11 @@ pub(crate) fn write_changes(sel: &mut Selected, changes: &Changes, out: &mut Out
     for seq in &changes.expunged {
         out.reply(format!("* {seq} EXPUNGE"));
     }
-    let added = sel.view.messages.len() - changes.added as usize;
+    let added = sel
+        .view
+        .messages
+        .len()
+        .saturating_sub(changes.added as usize);
     let changed: Vec<MessageMeta> = changes
         .flags_changed
         .iter()

@@ -201,7 +201,13 @@ pub(crate) fn uid_set(uids: &[u32]) -> String {
 
 /// INTERNALDATE as RFC 3501 §9 `date-time` (`"27-Nov-2026 18:57:46 +0000"`), local time.
 pub(crate) fn internal_date(t: SystemTime) -> String {
-    let dt: chrono::DateTime<chrono::Local> = t.into();
+    // Built from seconds so an absurd file time cannot panic (chrono's `From` would).
+    let secs = match t.duration_since(SystemTime::UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_secs()).unwrap_or(0),
+        Err(e) => i64::try_from(e.duration().as_secs()).map_or(0, |s| -s),
+    };
+    let utc = chrono::DateTime::from_timestamp(secs, 0).unwrap_or_default();
+    let dt = utc.with_timezone(&chrono::Local);
     format!("\"{}\"", dt.format("%d-%b-%Y %H:%M:%S %z"))
 }
 
@@ -275,6 +281,20 @@ pub(crate) fn trycreate(f: Fail) -> Fail {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn internal_dates_never_panic() {
+        use std::time::Duration;
+        let d = internal_date(SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000));
+        assert!(d.starts_with('"') && d.len() == 28, "{d}");
+        for t in [
+            SystemTime::UNIX_EPOCH + Duration::from_secs(u64::MAX / 4),
+            SystemTime::UNIX_EPOCH - Duration::from_secs(1 << 40),
+        ] {
+            let d = internal_date(t);
+            assert!(d.starts_with('"'), "{d}");
+        }
+    }
 
     #[test]
     fn uid_sets_are_compact() {
