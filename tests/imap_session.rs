@@ -744,3 +744,63 @@ async fn protocol_log_levels_see_the_right_lines() {
         }
     }
 }
+
+#[tokio::test]
+async fn hostile_input_gets_answers_and_the_session_survives() {
+    let s = Server::start(Options::default()).await;
+    let mut c = s.login().await;
+    c.append("INBOX", "", &message("one", "x")).await;
+    c.ok("SELECT INBOX").await;
+    let nasty = [
+        "FETCH 99999999999999999999 FLAGS",
+        "FETCH 0 FLAGS",
+        "FETCH 1:4294967295 FLAGS",
+        "UID FETCH 4294967295:* (FLAGS)",
+        "FETCH 1 (BODY[1.2.3.4.5.6.7.8.9.10.11.12.13.14.15.16.17.18.19.20]<0.4294967295>)",
+        "FETCH 1 BODY[HEADER.FIELDS ()]",
+        "FETCH 1 (((FLAGS)))",
+        "STORE 1 +FLAGS (\\Recent \\NotAFlag)",
+        "STORE 1 FLAGS.SILENT (\\Answered",
+        "SEARCH OR OR OR OR OR OR OR OR ALL ALL ALL ALL ALL ALL ALL ALL ALL",
+        "SEARCH NOT NOT NOT NOT NOT NOT NOT NOT NOT NOT SEEN",
+        "SEARCH HEADER \"\" \"\"",
+        "SEARCH SENTBEFORE 31-Feb-2026",
+        "SEARCH UID 1:*,*:1,5",
+        "SELECT \"&Jjo-!\"",
+        "SELECT \"&-&-&\"",
+        "CREATE \"\"",
+        "CREATE \"a/\"",
+        "CREATE \"../../etc\"",
+        "CREATE \".hidden\"",
+        "RENAME INBOX INBOX",
+        "LIST \"\" \"*%*%*%*%*%*%*%*%*%*%*%*%*%*%*%*%*%*%*%*%*%*%\"",
+        "LIST \"../\" \"*\"",
+        "STATUS INBOX ()",
+        "STATUS \"\" (MESSAGES)",
+        "COPY 1 \"\"",
+        "APPEND INBOX (\\Seen) \"01-Jan-1900 00:00:00 +0000\" {0+}\r\n",
+        "APPEND INBOX {3+}\r\n\0\0\0",
+        "ID (\"a\" \"b\" \"c\")",
+        "ENABLE",
+        "\u{1b}[31m red",
+        "a\u{0}b NOOP",
+        "NOOP extra args",
+    ];
+    for (i, cmd) in nasty.iter().enumerate() {
+        let (u, t) = c.cmd(cmd).await;
+        eprintln!("C: {cmd:?}\nS: {u:?}\nS: {t}");
+        assert!(
+            t.starts_with("OK") || t.starts_with("NO") || t.starts_with("BAD"),
+            "{cmd:?} -> {t}"
+        );
+        if i % 5 == 4 {
+            c.ok("NOOP").await; // keep under the consecutive-BAD limit
+        }
+    }
+    // The failed SELECTs above left no mailbox selected (RFC 3501 §6.3.1).
+    c.ok("SELECT INBOX").await;
+    let u = c.ok("UID FETCH 1:* (UID)").await;
+    assert_eq!(u, ["* 1 FETCH (UID 1)"], "the empty APPEND was refused");
+    // Nothing escaped the user's tree.
+    assert!(!s.dir.path().join("etc").exists());
+}

@@ -25,6 +25,10 @@ impl ImapSession {
             LiteralOrLiteral8::Literal(l) => l.data().to_vec(),
             LiteralOrLiteral8::Literal8(l) => l.data.to_vec(),
         };
+        if data.is_empty() {
+            // As Dovecot: an empty message is no message.
+            return Err(Fail::No("Can't save a zero byte message.".into()));
+        }
         if data.len() as u64 > self.env.snapshot.config.limits.max_message_bytes {
             return Err(Fail::No("[TOOBIG] Message is too large.".into()));
         }
