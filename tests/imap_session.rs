@@ -804,3 +804,16 @@ async fn hostile_input_gets_answers_and_the_session_survives() {
     // Nothing escaped the user's tree.
     assert!(!s.dir.path().join("etc").exists());
 }
+
+#[tokio::test]
+async fn unreadable_users_file_is_a_temporary_failure() {
+    let s = Server::start(Options::default()).await;
+    std::fs::remove_file(s.dir.path().join("users")).unwrap();
+    let mut c = s.connect().await;
+    let (_, t) = c.cmd(&format!("LOGIN {USER} {PASS}")).await;
+    assert_eq!(t, "NO [UNAVAILABLE] Temporary authentication failure.");
+    let ir = base64::engine::general_purpose::STANDARD.encode(format!("\0{USER}\0{PASS}"));
+    let (_, t) = c.cmd(&format!("AUTHENTICATE PLAIN {ir}")).await;
+    assert_eq!(t, "NO [UNAVAILABLE] Temporary authentication failure.");
+    c.ok("NOOP").await;
+}
