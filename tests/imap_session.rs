@@ -276,6 +276,11 @@ async fn append_select_fetch_store_search() {
     // EXPUNGE removes message 1 (\Deleted) and says so.
     assert_eq!(c.ok("EXPUNGE").await, ["* 1 EXPUNGE"]);
     assert_eq!(c.ok("UID SEARCH ALL").await, ["* SEARCH 2"]);
+    // STATUS of the selected mailbox counts this session's \Recent too (as Dovecot).
+    assert_eq!(
+        c.ok("STATUS INBOX (RECENT)").await,
+        ["* STATUS INBOX (RECENT 1)"]
+    );
     c.ok("CLOSE").await;
     let (_, t) = c.cmd("FETCH 1 FLAGS").await;
     assert!(t.starts_with("BAD"), "{t}");

@@ -3,7 +3,7 @@
 use imap_codec::imap_types::mailbox::Mailbox as ImapMailbox;
 use imap_codec::imap_types::status::StatusDataItemName;
 
-use super::super::session::{ImapSession, Res};
+use super::super::session::{ImapSession, Res, State};
 use super::{blocking, mailbox_name, push_mailbox};
 use crate::conn::Output;
 
@@ -17,7 +17,15 @@ impl ImapSession {
         let name = mailbox_name(m)?;
         let user = self.user_store()?;
         let n = name.clone();
-        let st = blocking(move || user.status(&n)).await?;
+        let mut st = blocking(move || user.status(&n)).await?;
+        // The store counts `\Recent` nobody has claimed; on the selected mailbox this
+        // session's own recent messages count too (as Dovecot answers).
+        if let State::Selected(sel) = &self.state {
+            let here = sel.mailbox.name();
+            if here == name || (name == "INBOX" && here.eq_ignore_ascii_case("INBOX")) {
+                st.recent += sel.view.messages.iter().filter(|m| m.recent).count() as u32;
+            }
+        }
         let mut parts: Vec<String> = Vec::new();
         for item in items {
             let (k, v) = match item {
