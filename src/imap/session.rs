@@ -156,7 +156,9 @@ pub(crate) enum SyncMode {
 
 /// One IMAP connection's session.
 pub struct ImapSession {
+    /// The connection's peer, config snapshot, store and users (never the socket).
     pub(crate) env: SessionEnv,
+    /// RFC 3501 §3 state with its data.
     pub(crate) state: State,
     /// The logged-in user's name and mail tree.
     pub(crate) user: Option<(String, Arc<dyn UserStore>)>,
@@ -166,11 +168,13 @@ pub struct ImapSession {
     pub(crate) auth_failures: u32,
     /// The FETCH being answered in batches ([`Step::Continue`]).
     pub(crate) fetch_job: Option<super::cmd::fetch::FetchJob>,
+    /// What the next client line is (command, SASL response, IDLE's DONE, skipped data).
     input: Input,
     /// The command being assembled: lines (with CRLF) and literals.
     pending: Vec<u8>,
     /// Consecutive `BAD` replies.
     bad: u32,
+    /// Line, literal and command size limits (from `max_message_bytes`).
     limits: framing::Limits,
 }
 
