@@ -176,6 +176,20 @@ pub struct Client {
 }
 
 impl Client {
+    /// Connects to any IMAP server (e.g. a reference Dovecot) and reads its greeting.
+    pub async fn connect_to(addr: SocketAddr) -> Client {
+        let s = TcpStream::connect(addr).await.unwrap();
+        let (r, w) = s.into_split();
+        let mut c = Client {
+            r: BufReader::new(r),
+            w,
+            n: 0,
+        };
+        let g = c.line().await;
+        assert!(g.starts_with("* OK"), "{g}");
+        c
+    }
+
     pub async fn send_raw(&mut self, data: &[u8]) {
         self.w.write_all(data).await.unwrap();
     }

@@ -20,6 +20,9 @@ impl ImapSession {
         let name = mailbox_name(m)?;
         if matches!(self.state, State::Selected(_)) {
             self.state = State::Authenticated;
+            // RFC 7162 §3.2.11's marker (Dovecot sends it to every client): what follows
+            // belongs to the new mailbox.
+            out.reply("* OK [CLOSED] Previous mailbox closed.");
         }
         let user = self.user_store()?;
         let (mailbox, view) = blocking(move || {
@@ -109,10 +112,21 @@ impl ImapSession {
         Ok("Rename completed.".into())
     }
 
+    /// Subscribing needs an existing mailbox (Dovecot's rule); unsubscribing does not, so a
+    /// deleted mailbox can still be unsubscribed.
     pub(crate) async fn subscribe(&mut self, m: &ImapMailbox<'_>, on: bool) -> Res {
         let name = mailbox_name(m)?;
         let user = self.user_store()?;
-        blocking(move || user.subscribe(&name, on)).await?;
+        blocking(move || {
+            if on && !user.list()?.iter().any(|i| i.name == name && !i.no_select) {
+                return Err(crate::store::Error::new(
+                    crate::store::ErrorKind::NotFound,
+                    format!("subscribe: no mailbox {name}"),
+                ));
+            }
+            user.subscribe(&name, on)
+        })
+        .await?;
         Ok(if on {
             "Subscribe completed.".into()
         } else {
