@@ -264,6 +264,8 @@ async fn append_select_fetch_store_search() {
         c.ok("STORE 2 FLAGS ()").await,
         ["* 2 FETCH (FLAGS (\\Recent))"]
     );
+    // Nothing changed: no FETCH (as Dovecot).
+    assert!(c.ok("STORE 2 -FLAGS (\\Seen)").await.is_empty());
 
     assert_eq!(c.ok("SEARCH ALL").await, ["* SEARCH 1 2"]);
     assert_eq!(c.ok("SEARCH DELETED").await, ["* SEARCH 1"]);
@@ -290,7 +292,7 @@ async fn append_select_fetch_store_search() {
     assert_eq!(
         u,
         [format!(
-            "* STATUS INBOX (MESSAGES 1 UIDNEXT 3 UIDVALIDITY {validity} UNSEEN 1 RECENT 0)"
+            "* STATUS INBOX (MESSAGES 1 RECENT 0 UIDNEXT 3 UIDVALIDITY {validity} UNSEEN 1)"
         )]
     );
 }

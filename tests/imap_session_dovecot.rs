@@ -204,6 +204,16 @@ fn script() -> Vec<String> {
             "LIST \"\" Work*",
             "COPY 1:2 Work/Projects",
             "STATUS Work/Projects (MESSAGES UIDNEXT UNSEEN)",
+            "STATUS INBOX (RECENT MESSAGES)",
+            "UID FETCH 1:* (FLAGS)",
+            "SEARCH OR SEEN FLAGGED",
+            "SEARCH NOT DELETED 1:*",
+            "STORE 1 -FLAGS (NewKw)",
+            "FETCH 1 (BODY.PEEK[1] BODY.PEEK[1.MIME])",
+            "FETCH 1 (RFC822.HEADER)",
+            "COPY 99 Trash",
+            "UID COPY 99 Trash",
+            "UID FETCH 99 FLAGS",
             "UID MOVE 1 Trash",
             "STORE 1 +FLAGS.SILENT (\\Deleted)",
             "EXPUNGE",
@@ -215,6 +225,11 @@ fn script() -> Vec<String> {
             "EXAMINE Trash",
             "FETCH 1 (FLAGS)",
             "CLOSE",
+            "CHECK",
+            "SELECT INBOX",
+            "STORE 1 +FLAGS.SILENT (\\Deleted)",
+            "UID EXPUNGE 1:*",
+            "UNSELECT",
             "SELECT Nope",
             "FETCH 1 FLAGS",
             "SUBSCRIBE Work",
@@ -303,9 +318,30 @@ async fn answers_match_dovecot() {
     let mut diffs = Vec::new();
     for ((cmd, a), (_, b)) in ours.iter().zip(theirs.iter()) {
         // Deliberate: RFC 5530's [NONEXISTENT] where Dovecot gives no code.
-        let deliberate = a.last().is_some_and(|x| x == "=> NO NONEXISTENT")
+        let nonexistent = a.last().is_some_and(|x| x == "=> NO NONEXISTENT")
             && b.last().is_some_and(|x| x == "=> NO ")
             && a.len() == b.len();
+        // Known: Dovecot's FLAGS also lists keywords no message carries any more (from its
+        // keyword file, which the store API does not expose); ours lists those in use.
+        let strip_kw = |v: &[String]| -> Vec<String> {
+            v.iter()
+                .map(|l| {
+                    if !(l.starts_with("* FLAGS (") || l.starts_with("* OK [PERMANENTFLAGS (")) {
+                        return l.clone();
+                    }
+                    l.replace(['(', ')'], "")
+                        .split(' ')
+                        .filter(|w| {
+                            matches!(*w, "FLAGS" | "OK")
+                                || !w.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '$')
+                        })
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                })
+                .collect()
+        };
+        let old_keywords = cmd.starts_with("SELECT") && strip_kw(a) == strip_kw(b);
+        let deliberate = nonexistent || old_keywords;
         if a != b && !deliberate {
             diffs.push(format!("C: {cmd}\n  ours:    {a:?}\n  dovecot: {b:?}"));
         }

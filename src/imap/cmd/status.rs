@@ -26,18 +26,23 @@ impl ImapSession {
                 st.recent += sel.view.messages.iter().filter(|m| m.recent).count() as u32;
             }
         }
-        let mut parts: Vec<String> = Vec::new();
-        for item in items {
-            let (k, v) = match item {
-                StatusDataItemName::Messages => ("MESSAGES", st.messages),
-                StatusDataItemName::Recent => ("RECENT", st.recent),
-                StatusDataItemName::UidNext => ("UIDNEXT", st.uid_next),
-                StatusDataItemName::UidValidity => ("UIDVALIDITY", st.uid_validity),
-                StatusDataItemName::Unseen => ("UNSEEN", st.unseen),
-                _ => continue,
-            };
-            parts.push(format!("{k} {v}"));
-        }
+        // Dovecot's (and RFC 3501 §6.3.10's) order, whatever order they were asked in.
+        let all = [
+            (StatusDataItemName::Messages, "MESSAGES", st.messages),
+            (StatusDataItemName::Recent, "RECENT", st.recent),
+            (StatusDataItemName::UidNext, "UIDNEXT", st.uid_next),
+            (
+                StatusDataItemName::UidValidity,
+                "UIDVALIDITY",
+                st.uid_validity,
+            ),
+            (StatusDataItemName::Unseen, "UNSEEN", st.unseen),
+        ];
+        let parts: Vec<String> = all
+            .iter()
+            .filter(|(item, _, _)| items.contains(item))
+            .map(|(_, k, v)| format!("{k} {v}"))
+            .collect();
         let mut line = b"* STATUS ".to_vec();
         push_mailbox(&mut line, &name);
         line.extend_from_slice(format!(" ({})", parts.join(" ")).as_bytes());

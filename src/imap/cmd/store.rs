@@ -1,5 +1,6 @@
 //! STORE and UID STORE (RFC 3501 §6.4.6): `FLAGS`, `+FLAGS`, `-FLAGS`, `.SILENT`. The new
-//! flags are announced as untagged FETCH (with UID for UID STORE, §6.4.8) unless `.SILENT`.
+//! flags are announced as untagged FETCH (with UID for UID STORE, §6.4.8) unless `.SILENT`
+//! or unchanged (Dovecot sends nothing for a message the STORE did not change).
 
 use imap_codec::imap_types::flag::{Flag, StoreResponse, StoreType};
 use imap_codec::imap_types::sequence::SequenceSet;
@@ -50,9 +51,11 @@ impl ImapSession {
                 continue;
             };
             let v = &mut sel.view.messages[seq as usize - 1];
+            // As Dovecot: a message whose flags did not change gets no FETCH.
+            let changed = v.flags != m.flags || v.keywords != m.keywords;
             v.flags = m.flags;
             v.keywords = m.keywords;
-            if response == StoreResponse::Answer {
+            if changed && response == StoreResponse::Answer {
                 let flags = flags_list(v.flags, &v.keywords, v.recent);
                 out.reply(if uid {
                     format!("* {seq} FETCH (UID {} FLAGS {flags})", v.uid)
