@@ -1,0 +1,275 @@
+//! IMAP response encoding helpers (RFC 3501 §4.3 strings, §7.4.2 FETCH items), written to
+//! match Dovecot's choices byte for byte where clients could notice: a string is sent quoted
+//! unless it holds CR, LF, NUL, 8-bit bytes or more than four `"`/`\` to escape, then as a
+//! literal (Dovecot `imap_append_nstring`).
+//!
+//! Large `BODY[]` items: [`FetchWriter`] writes the item prefix (`BODY[] {n}\r\n`) separately
+//! from the data so the driver can send the message bytes straight from the store's buffer
+//! without building a second full copy.
+
+use super::mime::{Message, Section};
+
+/// Appends `s` as an IMAP string (quoted when possible, else a literal).
+pub fn push_string(out: &mut Vec<u8>, s: &[u8]) {
+    let mut escapes = 0;
+    let mut literal = false;
+    for &b in s {
+        match b {
+            b'"' | b'\\' => {
+                escapes += 1;
+                if escapes > 4 {
+                    literal = true;
+                    break;
+                }
+            }
+            0 | b'\r' | b'\n' => {
+                literal = true;
+                break;
+            }
+            b if b >= 0x80 => {
+                literal = true;
+                break;
+            }
+            _ => {}
+        }
+    }
+    if literal {
+        out.extend_from_slice(format!("{{{}}}\r\n", s.len()).as_bytes());
+        out.extend_from_slice(s);
+    } else {
+        out.push(b'"');
+        for &b in s {
+            if b == b'"' || b == b'\\' {
+                out.push(b'\\');
+            }
+            out.push(b);
+        }
+        out.push(b'"');
+    }
+}
+
+/// Appends `NIL` or the string.
+pub fn push_nstring(out: &mut Vec<u8>, s: Option<&[u8]>) {
+    match s {
+        Some(s) => push_string(out, s),
+        None => out.extend_from_slice(b"NIL"),
+    }
+}
+
+/// `FLAGS (...)` value for a message (RFC 3501 §2.3.2): system flags, `\\Recent`, keywords.
+pub fn flags_value(meta: &crate::store::MessageMeta) -> Vec<u8> {
+    use crate::store::Flags;
+    let mut parts: Vec<&str> = Vec::new();
+    for (f, name) in [
+        (Flags::SEEN, "\\Seen"),
+        (Flags::ANSWERED, "\\Answered"),
+        (Flags::FLAGGED, "\\Flagged"),
+        (Flags::DELETED, "\\Deleted"),
+        (Flags::DRAFT, "\\Draft"),
+    ] {
+        if meta.flags.contains(f) {
+            parts.push(name);
+        }
+    }
+    if meta.recent {
+        parts.push("\\Recent");
+    }
+    parts.extend(meta.keywords.iter().map(String::as_str));
+    format!("({})", parts.join(" ")).into_bytes()
+}
+
+/// `INTERNALDATE` value (RFC 3501 §9 `date-time`: `"dd-Mon-yyyy hh:mm:ss +zzzz"`, day
+/// space-padded), in the server's local time zone as Dovecot writes it.
+pub fn internal_date_value(t: std::time::SystemTime) -> Vec<u8> {
+    let dt = chrono::DateTime::<chrono::Local>::from(t);
+    format!("\"{}\"", dt.format("%e-%b-%Y %H:%M:%S %z")).into_bytes()
+}
+
+/// One piece of a FETCH response, in order: owned bytes, or a borrowed range of the message
+/// (sent from the store's buffer as is).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Chunk {
+    Bytes(Vec<u8>),
+    /// `message[start..end]`, already announced by a preceding literal prefix.
+    Message {
+        start: usize,
+        end: usize,
+    },
+}
+
+/// Builds one `* n FETCH (...)` response as a list of chunks.
+#[derive(Debug, Default)]
+pub struct FetchWriter {
+    chunks: Vec<Chunk>,
+    cur: Vec<u8>,
+    first: bool,
+}
+
+impl FetchWriter {
+    /// Starts `* <seq> FETCH (`.
+    pub fn new(seq: u32) -> FetchWriter {
+        FetchWriter {
+            chunks: Vec::new(),
+            cur: format!("* {seq} FETCH (").into_bytes(),
+            first: true,
+        }
+    }
+
+    fn sep(&mut self) {
+        if !self.first {
+            self.cur.push(b' ');
+        }
+        self.first = false;
+    }
+
+    /// Appends `NAME value` where `value` is already encoded (e.g. `FLAGS (\Seen)`, `UID 4`).
+    pub fn item(&mut self, name: &str, encoded_value: &[u8]) {
+        self.sep();
+        self.cur.extend_from_slice(name.as_bytes());
+        self.cur.push(b' ');
+        self.cur.extend_from_slice(encoded_value);
+    }
+
+    /// Appends `ENVELOPE (...)`.
+    pub fn envelope(&mut self, msg: &Message<'_>) {
+        self.sep();
+        self.cur.extend_from_slice(b"ENVELOPE ");
+        msg.write_envelope(&mut self.cur);
+    }
+
+    /// Appends `BODYSTRUCTURE (...)` (extensible) or `BODY (...)`.
+    pub fn structure(&mut self, msg: &Message<'_>, extensible: bool) {
+        self.sep();
+        self.cur.extend_from_slice(if extensible {
+            b"BODYSTRUCTURE "
+        } else {
+            b"BODY "
+        });
+        msg.write_structure(&mut self.cur, extensible);
+    }
+
+    /// Appends `BODY[<section>]<origin> {n}\r\n` + data, for `BODY[...]`/`BODY.PEEK[...]`
+    /// with optional `<origin.count>`. Contiguous sections are referenced, not copied.
+    pub fn section(&mut self, msg: &Message<'_>, section: &Section, partial: Option<(u32, u32)>) {
+        let name = section.item_name(partial.map(|p| p.0));
+        self.section_named(&name, msg, section, partial);
+    }
+
+    /// Like [`FetchWriter::section`] with an explicit item name (`RFC822`, `RFC822.HEADER`,
+    /// `RFC822.TEXT`), which must already include any `<origin>`.
+    pub fn section_named(
+        &mut self,
+        name: &str,
+        msg: &Message<'_>,
+        section: &Section,
+        partial: Option<(u32, u32)>,
+    ) {
+        self.sep();
+        self.cur.extend_from_slice(name.as_bytes());
+        let data = msg.section(section);
+        let (range_start, range_end, owned) = match data {
+            super::mime::SectionData::Range(r) => (r.start, r.end, None),
+            super::mime::SectionData::Owned(v) => (0, v.len(), Some(v)),
+        };
+        let (start, end) = match partial {
+            Some((origin, count)) => {
+                let len = range_end - range_start;
+                let s = (origin as usize).min(len);
+                let e = s.saturating_add(count as usize).min(len);
+                (range_start + s, range_start + e)
+            }
+            None => (range_start, range_end),
+        };
+        self.cur
+            .extend_from_slice(format!(" {{{}}}\r\n", end - start).as_bytes());
+        match owned {
+            Some(v) => self.cur.extend_from_slice(&v[start..end]),
+            None => {
+                self.chunks
+                    .push(Chunk::Bytes(std::mem::take(&mut self.cur)));
+                self.chunks.push(Chunk::Message { start, end });
+            }
+        }
+    }
+
+    /// Ends the response with `)\r\n` and returns its chunks.
+    pub fn finish(mut self) -> Vec<Chunk> {
+        self.cur.extend_from_slice(b")\r\n");
+        self.chunks.push(Chunk::Bytes(self.cur));
+        self.chunks
+            .retain(|c| !matches!(c, Chunk::Bytes(b) if b.is_empty()));
+        self.chunks
+    }
+}
+
+/// Joins chunks into one buffer (tests, small responses).
+pub fn flatten(chunks: &[Chunk], message: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for c in chunks {
+        match c {
+            Chunk::Bytes(b) => out.extend_from_slice(b),
+            Chunk::Message { start, end } => out.extend_from_slice(&message[*start..*end]),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(x: &[u8]) -> Vec<u8> {
+        let mut v = Vec::new();
+        push_string(&mut v, x);
+        v
+    }
+
+    #[test]
+    fn flags_and_dates() {
+        use crate::store::{Flags, MessageMeta};
+        let m = MessageMeta {
+            uid: 1,
+            flags: Flags::SEEN.union(Flags::DRAFT),
+            keywords: vec!["$Forwarded".into()],
+            size: 1,
+            internal_date: std::time::SystemTime::UNIX_EPOCH,
+            recent: true,
+        };
+        assert_eq!(flags_value(&m), b"(\\Seen \\Draft \\Recent $Forwarded)");
+        let d = String::from_utf8(internal_date_value(std::time::SystemTime::UNIX_EPOCH)).unwrap();
+        assert_eq!(d.len(), 28, "{d}");
+        assert!(d.contains("-19") || d.contains("-1970"), "{d}");
+    }
+
+    #[test]
+    fn chunks_reference_the_message_instead_of_copying() {
+        let raw = b"Subject: x\r\n\r\nbody\r\n";
+        let msg = super::super::mime::parse(raw);
+        let mut w = FetchWriter::new(3);
+        w.item("UID", b"9");
+        w.section(&msg, &Section::full(), None);
+        w.section(&msg, &Section::full(), Some((10, 4)));
+        let chunks = w.finish();
+        assert!(chunks.contains(&Chunk::Message {
+            start: 0,
+            end: raw.len()
+        }));
+        assert_eq!(
+            flatten(&chunks, raw),
+            b"* 3 FETCH (UID 9 BODY[] {20}\r\nSubject: x\r\n\r\nbody\r\n BODY[]<10> {4}\r\n\r\n\r\n)\r\n"
+        );
+    }
+
+    #[test]
+    fn quoting_follows_dovecot() {
+        assert_eq!(s(b"abc"), b"\"abc\"");
+        assert_eq!(s(b""), b"\"\"");
+        assert_eq!(s(b"a\"b\\c"), b"\"a\\\"b\\\\c\"");
+        assert_eq!(s(b"\"\"\"\"\""), b"{5}\r\n\"\"\"\"\"");
+        assert_eq!(s("é".as_bytes()), b"{2}\r\n\xc3\xa9");
+        assert_eq!(s(b"a\r\nb"), b"{4}\r\na\r\nb");
+        let mut v = Vec::new();
+        push_nstring(&mut v, None);
+        assert_eq!(v, b"NIL");
+    }
+}

@@ -1,0 +1,616 @@
+//! SEARCH evaluation (RFC 3501 §6.4.4) over a session's view: every search key of IMAP4rev1,
+//! evaluated against one message's metadata, its sequence number and — only when a key needs
+//! them — its bytes, loaded lazily at most once per message.
+//!
+//! Owns: the semantics of each key. String keys match case-insensitively as substrings of
+//! decoded text: header values with RFC 2047 encoded words decoded (any charset mail-parser
+//! knows), bodies with their Content-Transfer-Encoding (RFC 2045 §6) and charset decoded, text
+//! parts only (as Dovecot without full-text search does). The search strings themselves may be
+//! in `UTF-8` or `US-ASCII` (§6.4.4 `CHARSET`); anything else is refused with
+//! `NO [BADCHARSET (UTF-8 US-ASCII)]` by [`check_charset`].
+//!
+//! Dates (§6.4.4): BEFORE/ON/SINCE compare the INTERNALDATE's calendar day in the server's
+//! local time zone; SENTBEFORE/SENTON/SENTSINCE the `Date:` header's day as written (its own
+//! zone). Time of day and zone are otherwise ignored. A message without a parsable `Date:`
+//! counts as sent on 1970-01-01, as in Dovecot.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Local, NaiveDate};
+use imap_codec::imap_types::core::Charset;
+use imap_codec::imap_types::search::SearchKey;
+use imap_codec::imap_types::sequence::{SeqOrUid, Sequence, SequenceSet};
+
+use super::mime::{self, Kind, Part};
+use crate::store::{Flags, MessageMeta};
+
+/// The tagged `NO` text for an unsupported CHARSET (RFC 3501 §7.1 BADCHARSET).
+pub const BADCHARSET_TEXT: &str = "[BADCHARSET (UTF-8 US-ASCII)] Unsupported charset";
+
+/// Accepts no charset, `UTF-8` and `US-ASCII` (case-insensitive).
+pub fn check_charset(charset: Option<&Charset<'_>>) -> Result<(), &'static str> {
+    let Some(c) = charset else { return Ok(()) };
+    let name: &str = match c {
+        Charset::Atom(a) => a.as_ref(),
+        Charset::Quoted(q) => q.as_ref(),
+    };
+    if name.eq_ignore_ascii_case("UTF-8") || name.eq_ignore_ascii_case("US-ASCII") {
+        Ok(())
+    } else {
+        Err(BADCHARSET_TEXT)
+    }
+}
+
+/// What `*` stands for in this mailbox (RFC 3501 §6.4.4 / §9 `seq-number`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bounds {
+    /// Number of messages in the view (`*` in a sequence set).
+    pub messages: u32,
+    /// Largest UID in the view (`*` in `UID` sets).
+    pub max_uid: u32,
+}
+
+/// Whether `n` is in `set`, with `*` = `largest` (ranges in either order, §9 `seq-range`).
+pub fn set_contains(set: &SequenceSet, n: u32, largest: u32) -> bool {
+    let v = |x: &SeqOrUid| match x {
+        SeqOrUid::Value(v) => v.get(),
+        SeqOrUid::Asterisk => largest,
+    };
+    set.0.as_ref().iter().any(|s| match s {
+        Sequence::Single(x) => v(x) == n,
+        Sequence::Range(a, b) => {
+            let (lo, hi) = (v(a).min(v(b)), v(a).max(v(b)));
+            (lo..=hi).contains(&n)
+        }
+    })
+}
+
+/// Whether evaluating `key` may need the message bytes (so callers can skip loading).
+pub fn needs_message(key: &SearchKey<'_>) -> bool {
+    use SearchKey as K;
+    match key {
+        K::And(keys) => keys.as_ref().iter().any(needs_message),
+        K::Not(k) => needs_message(k),
+        K::Or(a, b) => needs_message(a) || needs_message(b),
+        K::Bcc(_)
+        | K::Body(_)
+        | K::Cc(_)
+        | K::From(_)
+        | K::Header(..)
+        | K::SentBefore(_)
+        | K::SentOn(_)
+        | K::SentSince(_)
+        | K::Subject(_)
+        | K::Text(_)
+        | K::To(_) => true,
+        _ => false,
+    }
+}
+
+/// The message bytes and MIME structure, loaded and parsed on first use (once per message,
+/// whatever the number of content keys); `None` when it cannot be read (e.g. expunged by
+/// another session meanwhile), which makes content keys not match.
+pub struct LazyMessage<'f> {
+    load: Box<dyn FnMut() -> Option<Arc<[u8]>> + 'f>,
+    loaded: Option<Option<(Arc<[u8]>, Part)>>,
+}
+
+impl<'f> LazyMessage<'f> {
+    pub fn new(load: impl FnMut() -> Option<Arc<[u8]>> + 'f) -> LazyMessage<'f> {
+        LazyMessage {
+            load: Box::new(load),
+            loaded: None,
+        }
+    }
+
+    /// Already-available bytes.
+    pub fn ready(bytes: Arc<[u8]>) -> LazyMessage<'static> {
+        let root = mime::parse(&bytes).root;
+        LazyMessage {
+            load: Box::new(|| None),
+            loaded: Some(Some((bytes, root))),
+        }
+    }
+
+    fn get(&mut self) -> Option<(&[u8], &Part)> {
+        if self.loaded.is_none() {
+            let parsed = (self.load)().map(|raw| {
+                let root = mime::parse(&raw).root;
+                (raw, root)
+            });
+            self.loaded = Some(parsed);
+        }
+        match &self.loaded {
+            Some(Some((raw, root))) => Some((raw, root)),
+            _ => None,
+        }
+    }
+
+    /// Whether the loader has run (tests check laziness with it).
+    pub fn was_loaded(&self) -> bool {
+        self.loaded.is_some()
+    }
+}
+
+/// One message as SEARCH sees it.
+pub struct Candidate<'a, 'f> {
+    pub seq: u32,
+    pub meta: &'a MessageMeta,
+    pub message: LazyMessage<'f>,
+}
+
+/// Whether all `keys` match (the top-level list is an implicit AND).
+pub fn matches_all(keys: &[SearchKey<'_>], c: &mut Candidate<'_, '_>, b: Bounds) -> bool {
+    keys.iter().all(|k| matches(k, c, b))
+}
+
+/// Evaluates one key.
+pub fn matches(key: &SearchKey<'_>, c: &mut Candidate<'_, '_>, b: Bounds) -> bool {
+    use SearchKey as K;
+    let flags = c.meta.flags;
+    let has = |f: Flags| flags.contains(f);
+    match key {
+        K::And(keys) => keys.as_ref().iter().all(|k| matches(k, c, b)),
+        K::Or(x, y) => matches(x, c, b) || matches(y, c, b),
+        K::Not(k) => !matches(k, c, b),
+        K::SequenceSet(set) => set_contains(set, c.seq, b.messages),
+        K::Uid(set) => set_contains(set, c.meta.uid, b.max_uid),
+        K::All => true,
+        K::Answered => has(Flags::ANSWERED),
+        K::Unanswered => !has(Flags::ANSWERED),
+        K::Deleted => has(Flags::DELETED),
+        K::Undeleted => !has(Flags::DELETED),
+        K::Draft => has(Flags::DRAFT),
+        K::Undraft => !has(Flags::DRAFT),
+        K::Flagged => has(Flags::FLAGGED),
+        K::Unflagged => !has(Flags::FLAGGED),
+        K::Seen => has(Flags::SEEN),
+        K::Unseen => !has(Flags::SEEN),
+        K::Recent => c.meta.recent,
+        K::Old => !c.meta.recent,
+        // NEW = RECENT UNSEEN (§6.4.4).
+        K::New => c.meta.recent && !has(Flags::SEEN),
+        K::Keyword(k) => has_keyword(c.meta, k.as_ref()),
+        K::Unkeyword(k) => !has_keyword(c.meta, k.as_ref()),
+        K::Larger(n) => c.meta.size > u64::from(*n),
+        K::Smaller(n) => c.meta.size < u64::from(*n),
+        K::Before(d) => internal_day(c.meta) < *d.as_ref(),
+        K::On(d) => internal_day(c.meta) == *d.as_ref(),
+        K::Since(d) => internal_day(c.meta) >= *d.as_ref(),
+        K::SentBefore(d) => sent_day(c).is_some_and(|s| s < *d.as_ref()),
+        K::SentOn(d) => sent_day(c).is_some_and(|s| s == *d.as_ref()),
+        K::SentSince(d) => sent_day(c).is_some_and(|s| s >= *d.as_ref()),
+        K::Bcc(s) => header_contains(c, "Bcc", s.as_ref()),
+        K::Cc(s) => header_contains(c, "Cc", s.as_ref()),
+        K::From(s) => header_contains(c, "From", s.as_ref()),
+        K::To(s) => header_contains(c, "To", s.as_ref()),
+        K::Subject(s) => header_contains(c, "Subject", s.as_ref()),
+        K::Header(name, s) => {
+            let name = String::from_utf8_lossy(name.as_ref()).into_owned();
+            header_contains(c, &name, s.as_ref())
+        }
+        K::Body(s) => with_message(c, |raw, root| body_contains(raw, root, &fold(s.as_ref()))),
+        K::Text(s) => with_message(c, |raw, root| {
+            let needle = fold(s.as_ref());
+            headers_contain(raw, root, None, &needle) || body_contains(raw, root, &needle)
+        }),
+        // Extensions not advertised (WITHIN, CONDSTORE) are not parsed with our features;
+        // should one appear, it matches nothing.
+        #[allow(unreachable_patterns)]
+        _ => false,
+    }
+}
+
+fn has_keyword(meta: &MessageMeta, k: &str) -> bool {
+    meta.keywords.iter().any(|x| x.eq_ignore_ascii_case(k))
+}
+
+fn internal_day(meta: &MessageMeta) -> NaiveDate {
+    DateTime::<Local>::from(meta.internal_date).date_naive()
+}
+
+fn with_message(c: &mut Candidate<'_, '_>, f: impl FnOnce(&[u8], &Part) -> bool) -> bool {
+    match c.message.get() {
+        Some((raw, root)) => f(raw, root),
+        None => false,
+    }
+}
+
+fn sent_day(c: &mut Candidate<'_, '_>) -> Option<NaiveDate> {
+    let (raw, root) = c.message.get()?;
+    let day = mime::header_value(raw, root.header.clone(), "Date")
+        .and_then(|v| parse_date_day(&mime::unfold(v)));
+    // Dovecot: no (parsable) Date: is the epoch, so such mail is "sent before" any date.
+    Some(day.unwrap_or(NaiveDate::from_ymd_opt(1970, 1, 1)?))
+}
+
+/// The calendar day of an RFC 5322 date as written (comments and the weekday ignored).
+pub fn parse_date_day(v: &[u8]) -> Option<NaiveDate> {
+    let s = String::from_utf8_lossy(v);
+    let s = s.split('(').next().unwrap_or("");
+    let s = match s.split_once(',') {
+        Some((_, rest)) => rest,
+        None => s,
+    };
+    let mut it = s.split_whitespace();
+    let day: u32 = it.next()?.parse().ok()?;
+    let mon = it.next()?.to_ascii_lowercase();
+    let month = [
+        "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
+    ]
+    .iter()
+    .position(|m| mon.starts_with(m))? as u32
+        + 1;
+    let mut year: i32 = it.next()?.parse().ok()?;
+    // RFC 5322 §4.3 obsolete two- and three-digit years.
+    if year < 50 {
+        year += 2000;
+    } else if year < 1000 {
+        year += 1900;
+    }
+    NaiveDate::from_ymd_opt(year, month, day)
+}
+
+/// Unicode lower case, for case-insensitive matching (close to Dovecot's i;unicode-casemap).
+fn fold(s: &[u8]) -> String {
+    String::from_utf8_lossy(s).to_lowercase()
+}
+
+fn header_contains(c: &mut Candidate<'_, '_>, name: &str, needle: &[u8]) -> bool {
+    let needle = fold(needle);
+    with_message(c, |raw, root| {
+        headers_contain(raw, root, Some(name), &needle)
+    })
+}
+
+/// Whether any field (named `name`, or any at all) of `part`'s header contains `needle`
+/// (already folded). With a name and an empty needle, the field's presence is enough.
+fn headers_contain(raw: &[u8], part: &Part, name: Option<&str>, needle: &str) -> bool {
+    mime::fields(raw, part.header.clone()).iter().any(|f| {
+        let named = name.is_none_or(|n| f.name.eq_ignore_ascii_case(n.as_bytes()));
+        named && {
+            let mut text = decode_header(f.value).to_lowercase();
+            if name.is_none() {
+                text = format!(
+                    "{}: {}",
+                    String::from_utf8_lossy(f.name).to_lowercase(),
+                    text
+                );
+            }
+            text.contains(needle)
+        }
+    })
+}
+
+fn body_contains(raw: &[u8], part: &Part, needle: &str) -> bool {
+    match &part.kind {
+        Kind::Multipart(children) => children.iter().any(|p| body_contains(raw, p, needle)),
+        Kind::Message(inner) => {
+            headers_contain(raw, inner, None, needle) || body_contains(raw, inner, needle)
+        }
+        Kind::Leaf => {
+            let text_like = part.ctype.mtype.eq_ignore_ascii_case(b"text")
+                || part.ctype.mtype.eq_ignore_ascii_case(b"message");
+            if !text_like {
+                return false;
+            }
+            decode_body(raw, part).to_lowercase().contains(needle)
+        }
+    }
+}
+
+/// A leaf body decoded: transfer encoding (base64, quoted-printable), then charset.
+pub fn decode_body(raw: &[u8], part: &Part) -> String {
+    let body = &raw[part.body.clone()];
+    let cte = mime::header_value(raw, part.header.clone(), "Content-Transfer-Encoding")
+        .map(|v| mime::unfold(v).to_ascii_lowercase())
+        .unwrap_or_default();
+    let decoded: Vec<u8> = match cte.as_slice() {
+        b"base64" => {
+            mail_parser::decoders::base64::base64_decode(body).unwrap_or_else(|| body.to_vec())
+        }
+        b"quoted-printable" => {
+            mail_parser::decoders::quoted_printable::quoted_printable_decode(body)
+                .unwrap_or_else(|| body.to_vec())
+        }
+        _ => body.to_vec(),
+    };
+    to_text(part.ctype.param("charset"), &decoded)
+}
+
+fn to_text(charset: Option<&[u8]>, bytes: &[u8]) -> String {
+    match charset {
+        Some(cs) if !cs.eq_ignore_ascii_case(b"utf-8") && !cs.eq_ignore_ascii_case(b"us-ascii") => {
+            match mail_parser::decoders::charsets::map::charset_decoder(cs) {
+                Some(dec) => dec(bytes),
+                None => String::from_utf8_lossy(bytes).into_owned(),
+            }
+        }
+        _ => String::from_utf8_lossy(bytes).into_owned(),
+    }
+}
+
+/// A header value unfolded with RFC 2047 encoded words decoded; whitespace between two
+/// adjacent encoded words is dropped (RFC 2047 §6.2). Malformed words stay as written.
+pub fn decode_header(value: &[u8]) -> String {
+    let v = mime::unfold(value);
+    let mut out = String::new();
+    let mut i = 0;
+    let mut pending_ws = String::new();
+    let mut last_was_word = false;
+    while i < v.len() {
+        if v[i..].starts_with(b"=?") {
+            if let Some((text, used)) = decode_word(&v[i..]) {
+                if !last_was_word {
+                    out.push_str(&pending_ws);
+                }
+                pending_ws.clear();
+                out.push_str(&text);
+                i += used;
+                last_was_word = true;
+                continue;
+            }
+        }
+        if v[i] == b' ' || v[i] == b'\t' {
+            pending_ws.push(v[i] as char);
+            i += 1;
+            continue;
+        }
+        out.push_str(&pending_ws);
+        pending_ws.clear();
+        // Copy a run of ordinary bytes (up to whitespace or an encoded-word start).
+        let start = i;
+        while i < v.len() && v[i] != b' ' && v[i] != b'\t' && !v[i..].starts_with(b"=?") {
+            i += 1;
+        }
+        if i == start {
+            i += 1;
+        }
+        out.push_str(&String::from_utf8_lossy(&v[start..i]));
+        last_was_word = false;
+    }
+    out.push_str(&pending_ws);
+    out
+}
+
+/// Decodes one `=?charset?B|Q?text?=` at the start of `s`: (text, bytes used).
+fn decode_word(s: &[u8]) -> Option<(String, usize)> {
+    let body = s.get(2..)?;
+    let q1 = body.iter().position(|&b| b == b'?')?;
+    let charset = &body[..q1];
+    let enc = *body.get(q1 + 1)?;
+    if body.get(q1 + 2) != Some(&b'?') {
+        return None;
+    }
+    let text_start = q1 + 3;
+    let rel_end = body[text_start..].windows(2).position(|w| w == b"?=")?;
+    let text = &body[text_start..text_start + rel_end];
+    if text.contains(&b' ') {
+        return None;
+    }
+    // RFC 2231 §5 language suffix: charset*lang.
+    let charset = charset.split(|&b| b == b'*').next().unwrap_or(charset);
+    let bytes = match enc.to_ascii_lowercase() {
+        b'b' => mail_parser::decoders::base64::base64_decode(text)?,
+        b'q' => {
+            let mut out = Vec::with_capacity(text.len());
+            let mut k = 0;
+            while k < text.len() {
+                match text[k] {
+                    b'_' => out.push(b' '),
+                    b'=' => {
+                        let h = text.get(k + 1..k + 3)?;
+                        let hex = std::str::from_utf8(h).ok()?;
+                        out.push(u8::from_str_radix(hex, 16).ok()?);
+                        k += 2;
+                    }
+                    b => out.push(b),
+                }
+                k += 1;
+            }
+            out
+        }
+        _ => return None,
+    };
+    Some((to_text(Some(charset), &bytes), 2 + text_start + rel_end + 2))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::imap::framing::parse_command;
+    use imap_codec::imap_types::command::CommandBody;
+    use std::time::{Duration, SystemTime};
+
+    const MSG: &str = "From: =?UTF-8?Q?J=C3=B6rg?= <joerg@example.de>\r\nTo: Bob <bob@example.net>\r\nCc: carol@example.com\r\nSubject: =?ISO-8859-1?Q?Gr=FC=DFe?= =?UTF-8?B?IGF1cw==?= Berlin\r\nDate: Tue, 3 Nov 2026 23:30:00 -0800\r\nX-Spam: yes\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\nK=C3=A4sekuchen recipe\r\n--b\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\nc2VjcmV0IGJpbmFyeQ==\r\n--b--\r\n";
+
+    fn meta(uid: u32, flags: Flags, recent: bool) -> MessageMeta {
+        MessageMeta {
+            uid,
+            flags,
+            keywords: vec!["$Forwarded".into()],
+            size: MSG.len() as u64,
+            // 2026-11-01 12:00 UTC; noon keeps the local day the same in any zone within ±11h.
+            internal_date: SystemTime::UNIX_EPOCH + Duration::from_secs(1_793_534_400),
+            recent,
+        }
+    }
+
+    /// Parses `SEARCH <criteria>` with the real decoder and evaluates it on MSG.
+    fn search(criteria: &str, m: &MessageMeta, seq: u32) -> (bool, bool) {
+        let line = format!("t SEARCH {criteria}\r\n");
+        let cmd = parse_command(line.as_bytes()).expect("parses");
+        let CommandBody::Search { criteria, .. } = cmd.body else {
+            panic!()
+        };
+        let keys: Vec<_> = criteria.as_ref().to_vec();
+        let mut c = Candidate {
+            seq,
+            meta: m,
+            message: LazyMessage::new(|| Some(Arc::from(MSG.as_bytes()))),
+        };
+        let r = matches_all(
+            &keys,
+            &mut c,
+            Bounds {
+                messages: 10,
+                max_uid: 40,
+            },
+        );
+        (r, c.message.was_loaded())
+    }
+
+    fn yes(criteria: &str) {
+        let m = meta(7, Flags::SEEN.union(Flags::FLAGGED), false);
+        assert!(search(criteria, &m, 3).0, "should match: {criteria}");
+    }
+    fn no(criteria: &str) {
+        let m = meta(7, Flags::SEEN.union(Flags::FLAGGED), false);
+        assert!(!search(criteria, &m, 3).0, "should not match: {criteria}");
+    }
+
+    #[test]
+    fn flags_and_sets_without_loading() {
+        let m = meta(7, Flags::SEEN.union(Flags::FLAGGED), false);
+        for k in [
+            "ALL",
+            "SEEN",
+            "FLAGGED",
+            "UNANSWERED",
+            "UNDELETED",
+            "UNDRAFT",
+            "OLD",
+            "3",
+            "1:5",
+            "5:1",
+            "3:*",
+            "*:3",
+            "UID 7",
+            "UID 1:7",
+            "UID 7:*",
+            "KEYWORD $forwarded",
+            "UNKEYWORD Junk",
+            "LARGER 10",
+            "SMALLER 100000",
+            "NOT RECENT",
+            "OR DELETED SEEN",
+            "(SEEN FLAGGED)",
+            "1,3,5",
+        ] {
+            let (r, loaded) = search(k, &m, 3);
+            assert!(r, "{k}");
+            assert!(!loaded, "{k} loaded the message");
+        }
+        for k in [
+            "UNSEEN",
+            "ANSWERED",
+            "DELETED",
+            "DRAFT",
+            "RECENT",
+            "NEW",
+            "4:*",
+            "UID 8:9",
+            "KEYWORD Junk",
+            "LARGER 100000",
+            "SMALLER 10",
+            "NOT ALL",
+            "OR DELETED DRAFT",
+            "UNFLAGGED",
+        ] {
+            assert!(!search(k, &m, 3).0, "{k}");
+        }
+        let recent = meta(7, Flags::NONE, true);
+        assert!(search("NEW", &recent, 1).0);
+        assert!(search("RECENT UNSEEN", &recent, 1).0);
+        // '*' in UID sets is the largest UID: `50:*` is 40:50 here (RFC 3501 §9 seq-range).
+        assert!(!search("UID 50:*", &m, 3).0);
+        assert!(search("UID 50:*", &meta(40, Flags::NONE, false), 10).0);
+    }
+
+    #[test]
+    fn header_keys_decode_encoded_words() {
+        yes("FROM {5+}\r\njörg");
+        yes("FROM {5+}\r\nJÖRG");
+        yes("FROM joerg@example");
+        yes("TO bob");
+        yes("CC CAROL");
+        no("BCC carol");
+        yes("SUBJECT {18+}\r\ngrüße aus berlin");
+        yes("HEADER X-Spam yes");
+        yes("HEADER X-Spam \"\"");
+        no("HEADER X-Other \"\"");
+        yes("HEADER subject berlin");
+    }
+
+    #[test]
+    fn body_and_text() {
+        yes("BODY {11+}\r\nkäsekuchen");
+        no("BODY secret"); // base64 attachment is not text
+        no("BODY Subject");
+        yes("TEXT {11+}\r\nKÄSEKUCHEN");
+        yes("TEXT berlin");
+        yes("TEXT \"x-spam: yes\"");
+        no("TEXT nothing-like-this");
+    }
+
+    #[test]
+    fn dates() {
+        // Sent 3 Nov 2026 (as written, -0800), although that is 4 Nov in UTC.
+        yes("SENTON 3-Nov-2026");
+        no("SENTON 4-Nov-2026");
+        yes("SENTSINCE 3-Nov-2026");
+        yes("SENTBEFORE 4-Nov-2026");
+        no("SENTBEFORE 3-Nov-2026");
+        yes("ON 1-Nov-2026");
+        yes("SINCE 1-Nov-2026");
+        no("SINCE 2-Nov-2026");
+        yes("BEFORE 2-Nov-2026");
+        no("BEFORE 1-Nov-2026");
+    }
+
+    #[test]
+    fn charsets() {
+        let cmd = parse_command(b"t SEARCH CHARSET ISO-8859-1 TEXT x\r\n").unwrap();
+        let CommandBody::Search { charset, .. } = cmd.body else {
+            panic!()
+        };
+        assert_eq!(check_charset(charset.as_ref()), Err(BADCHARSET_TEXT));
+        let cmd = parse_command(b"t SEARCH CHARSET utf-8 TEXT x\r\n").unwrap();
+        let CommandBody::Search { charset, .. } = cmd.body else {
+            panic!()
+        };
+        assert_eq!(check_charset(charset.as_ref()), Ok(()));
+    }
+
+    #[test]
+    fn encoded_word_decoding() {
+        assert_eq!(decode_header(b"=?utf-8?q?a?= =?utf-8?q?b?= c"), "ab c");
+        assert_eq!(decode_header(b"x =?utf-8?b?w6k=?="), "x é");
+        assert_eq!(decode_header(b"=?bogus"), "=?bogus");
+        assert_eq!(decode_header(b"=?utf-8?q?=4?="), "=?utf-8?q?=4?=");
+        assert_eq!(
+            parse_date_day(b"3 Nov 26 10:00 GMT"),
+            NaiveDate::from_ymd_opt(2026, 11, 3)
+        );
+        assert_eq!(parse_date_day(b"garbage"), None);
+    }
+
+    #[test]
+    fn unreadable_message_matches_no_content_key() {
+        let m = meta(1, Flags::NONE, false);
+        let mut c = Candidate {
+            seq: 1,
+            meta: &m,
+            message: LazyMessage::new(|| None),
+        };
+        let b = Bounds {
+            messages: 1,
+            max_uid: 1,
+        };
+        let cmd = parse_command(b"t SEARCH NOT BODY x\r\n").unwrap();
+        let CommandBody::Search { criteria, .. } = cmd.body else {
+            panic!()
+        };
+        assert!(matches_all(criteria.as_ref(), &mut c, b));
+    }
+}
