@@ -25,15 +25,16 @@ impl ImapSession {
             out.reply("* OK [CLOSED] Previous mailbox closed.");
         }
         let user = self.user_store()?;
-        let (mailbox, view) = blocking(move || {
+        let (mailbox, view, changes) = blocking(move || {
             let mb = user.open(&name)?;
+            // Watch before syncing: a change made during the sync is seen by the next one.
+            let mut changes = mb.changes();
+            changes.mark_unchanged();
             let mut view = View::default();
             mb.sync(&mut view)?;
-            Ok((mb, view))
+            Ok((mb, view, changes))
         })
         .await?;
-        let mut changes = mailbox.changes();
-        changes.mark_unchanged();
         let keywords = keywords_in(&view.messages);
         write_flags(&keywords, read_only, out);
         out.reply(format!("* {} EXISTS", view.messages.len()));
