@@ -287,3 +287,72 @@ M.logout()
         "\\Answered came down: {local_flags}"
     );
 }
+
+/// RFC 3501 §6.2.1 / RFC 2595 §3.1: commands pipelined after STARTTLS in plaintext are
+/// discarded, never executed inside the TLS session.
+#[test]
+fn starttls_discards_pipelined_plaintext() {
+    let d = Daemon::start();
+    let out = python(
+        r#"
+import socket, ssl, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=20)
+f = s.makefile("rb")
+print(f.readline().decode().strip())
+s.sendall(b"a STARTTLS\r\nb LOGIN alice wonderland\r\n")
+print(f.readline().decode().strip())
+ctx = ssl.create_default_context()
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+t = ctx.wrap_socket(s)
+g = t.makefile("rb")
+t.sendall(b"c SELECT INBOX\r\n")
+print(g.readline().decode().strip())
+t.sendall(b"d CAPABILITY\r\n")
+print(g.readline().decode().strip())
+print(g.readline().decode().strip())
+"#,
+        &[&d.imap.unwrap().port().to_string()],
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[0].starts_with("* OK [CAPABILITY"), "{out}");
+    assert_eq!(lines[1], "a OK Begin TLS negotiation now.", "{out}");
+    assert!(lines[2].starts_with("c BAD"), "not logged in: {out}");
+    assert!(
+        lines[3].starts_with("* CAPABILITY") && !lines[3].contains("STARTTLS"),
+        "{out}"
+    );
+    assert!(lines[4].starts_with("d OK"), "{out}");
+}
+
+#[test]
+fn curl_over_imaps() {
+    if !have("curl") {
+        eprintln!("curl not installed; skipped");
+        return;
+    }
+    let d = Daemon::start();
+    let msg = "From: c@example.org\r\nSubject: tls\r\n\r\nover TLS\r\n";
+    deliver(&d.data_dir(), USER, 1, msg);
+    let out = Command::new("curl")
+        .args([
+            "-sS",
+            "-k",
+            "--max-time",
+            "20",
+            "-u",
+            &format!("{USER}:{PASS}"),
+        ])
+        .arg(format!(
+            "imaps://127.0.0.1:{}/INBOX;UID=1",
+            d.imaps.unwrap().port()
+        ))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), msg);
+}
