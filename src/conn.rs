@@ -328,6 +328,13 @@ pub trait Session: Send {
     fn on_literal(&mut self, data: Vec<u8>, out: &mut Output) -> impl Future<Output = Step> + Send;
     /// A line over [`Session::line_limit`] was discarded.
     fn on_too_long(&mut self, out: &mut Output) -> Step;
+    /// The over-long line reported by [`Session::on_too_long`] has ended; `tail` is its last
+    /// octets. `Some(step)` replaces the current step (IMAP: skip the data of a
+    /// non-synchronizing literal it announced); `None` keeps it.
+    fn on_line_discarded(&mut self, tail: &[u8]) -> Option<Step> {
+        let _ = tail;
+        None
+    }
     /// The STLS/STARTTLS handshake succeeded.
     fn on_tls(&mut self);
     /// No input for the idle timeout; the connection closes after this output.
@@ -380,6 +387,12 @@ async fn drive<S: Session>(
         loop {
             match step {
                 Step::ReadLine | Step::Idle => {
+                    if let Some(tail) = framer.take_discarded_tail() {
+                        if let Some(next) = session.on_line_discarded(&tail) {
+                            step = next;
+                            continue;
+                        }
+                    }
                     match framer.set_limit(session.line_limit()).next_line() {
                         Some(Frame::Line(line)) => {
                             match session.redact(&line) {
@@ -665,7 +678,16 @@ pub struct Framer {
     limit: usize,
     /// Dropping the rest of an over-long line (already reported) up to its LF.
     discarding: bool,
+    /// The last [`TAIL_KEEP`] octets of the line being discarded (an IMAP line may end with
+    /// a literal announcement whose data follows).
+    tail: Vec<u8>,
+    /// The tail of a discarded line that has ended, until taken.
+    ended_tail: Option<Vec<u8>>,
 }
+
+/// Octets kept of the end of a discarded line (CR included): enough for `{` + 20 digits +
+/// `+}` + CR.
+const TAIL_KEEP: usize = 32;
 
 impl Framer {
     pub fn new(limit: usize) -> Framer {
@@ -673,6 +695,8 @@ impl Framer {
             buf: BytesMut::with_capacity(4096),
             limit: limit.max(2),
             discarding: false,
+            tail: Vec::new(),
+            ended_tail: None,
         }
     }
 
@@ -702,13 +726,35 @@ impl Framer {
     }
 
     fn drop_discarded(&mut self) {
-        match self.buf.iter().position(|&b| b == b'\n') {
+        let end = self.buf.iter().position(|&b| b == b'\n');
+        let dropped = end.unwrap_or(self.buf.len());
+        self.tail
+            .extend_from_slice(&self.buf[dropped.saturating_sub(TAIL_KEEP)..dropped]);
+        if self.tail.len() > TAIL_KEEP {
+            self.tail.drain(..self.tail.len() - TAIL_KEEP);
+        }
+        match end {
             Some(i) => {
                 self.buf.advance(i + 1);
                 self.discarding = false;
+                let mut tail = std::mem::take(&mut self.tail);
+                if tail.last() == Some(&b'\r') {
+                    tail.pop();
+                }
+                self.ended_tail = Some(tail);
             }
             None => self.buf.clear(),
         }
+    }
+
+    /// Once per over-long line, after its LF was seen: its last octets (without CR/LF), so
+    /// a session can tell whether it announced literal data that follows it. Call before
+    /// [`Framer::next_line`]; `None` while the line has not ended or was already reported.
+    pub fn take_discarded_tail(&mut self) -> Option<Vec<u8>> {
+        if self.discarding {
+            self.drop_discarded();
+        }
+        self.ended_tail.take()
     }
 
     /// The next complete line, an over-long-line marker, or `None` for "need more input".
@@ -753,6 +799,8 @@ impl Framer {
     pub fn clear(&mut self) {
         self.buf.clear();
         self.discarding = false;
+        self.tail.clear();
+        self.ended_tail = None;
     }
 
     /// Octets buffered and not yet framed.
@@ -923,6 +971,36 @@ mod tests {
             assert_eq!(
                 got,
                 vec![Frame::TooLong, line(&"b".repeat(20)), line("ok")],
+                "chunk {chunk}"
+            );
+        }
+    }
+
+    #[test]
+    fn discarded_line_tail_is_reported_once_at_every_chunk_size() {
+        let long = format!("a1 APPEND x {} {{12+}}", "y".repeat(300));
+        let input = format!("{long}\r\nNOOP\r\n");
+        for chunk in 1..=input.len() {
+            let mut f = Framer::new(100);
+            let mut got = Vec::new();
+            for c in input.as_bytes().chunks(chunk) {
+                f.push(c);
+                loop {
+                    if let Some(t) = f.take_discarded_tail() {
+                        got.push(Frame::Line(t));
+                        continue;
+                    }
+                    match f.next_line() {
+                        Some(fr) => got.push(fr),
+                        None => break,
+                    }
+                }
+            }
+            // The last TAIL_KEEP octets before the LF, less the CR.
+            let tail = long[long.len() - (TAIL_KEEP - 1)..].to_string();
+            assert_eq!(
+                got,
+                vec![Frame::TooLong, line(&tail), line("NOOP")],
                 "chunk {chunk}"
             );
         }

@@ -824,3 +824,28 @@ async fn unreadable_users_file_is_a_temporary_failure() {
     assert_eq!(t, "NO [UNAVAILABLE] Temporary authentication failure.");
     c.ok("NOOP").await;
 }
+
+#[tokio::test]
+async fn over_long_line_announcing_a_literal_has_its_data_skipped() {
+    let s = Server::start(Options::default()).await;
+    let mut c = s.login().await;
+    // 70 000 octets (over the 64 KiB line limit) ending with {n+}: the data that follows is
+    // literal, and must not run as commands.
+    let junk = "a9 DELETE Sent\r\n".repeat(100);
+    let line = format!(
+        "a1 APPEND INBOX {} {{{}+}}\r\n",
+        "x".repeat(70_000),
+        junk.len()
+    );
+    c.send_raw(line.as_bytes()).await;
+    c.send_raw(junk.as_bytes()).await;
+    c.send_raw(b" rest of the refused command\r\n").await;
+    c.send("a2 NOOP").await;
+    let first = c.line().await;
+    assert!(first.contains("BAD"), "{first}");
+    let (u, t) = c.until_tagged("a2").await;
+    assert!(u.is_empty(), "nothing of the literal ran: {u:?}");
+    assert_eq!(t, "OK NOOP completed.");
+    let l = c.ok("LIST \"\" Sent").await;
+    assert_eq!(l.len(), 1, "Sent still exists: {l:?}");
+}

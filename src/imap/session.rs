@@ -28,9 +28,9 @@
 //! login), `BAD` for syntax errors and `* BYE` after [`MAX_BAD_COMMANDS`] in a row. A large
 //! FETCH is answered in batches through [`Step::Continue`].
 //!
-//! Known limit: an over-long line is dropped by the driver before this session sees it; if
-//! it ended with a non-synchronizing literal announcement, that literal's data is then read
-//! as command lines (each answered `BAD`).
+//! An over-long line is dropped by the driver before this session sees it; if it ended with
+//! a non-synchronizing literal announcement, the driver reports its tail
+//! ([`Session::on_line_discarded`]) and the literal's data is skipped, never read as commands.
 
 use std::sync::Arc;
 
@@ -633,6 +633,15 @@ impl Session for ImapSession {
 
     async fn on_continue(&mut self, out: &mut Output) -> Step {
         self.fetch_more(out).await
+    }
+
+    /// An over-long line that announced a non-synchronizing literal: its data follows and
+    /// must be skipped, not read as commands.
+    fn on_line_discarded(&mut self, tail: &[u8]) -> Option<Step> {
+        match literal_at_end(tail) {
+            Some((len, false)) => Some(self.skip(len)),
+            _ => None,
+        }
     }
 
     fn on_tls(&mut self) {
