@@ -171,9 +171,8 @@ pub async fn bind_all(config: &Config) -> anyhow::Result<Vec<Bound>> {
     ];
     for (service, implicit_tls, addrs) in sets {
         for addr in addrs {
-            let listener = TcpListener::bind(addr)
-                .await
-                .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
+            let listener =
+                listen(*addr).map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
             tracing::info!(
                 "{} listening on {}{}",
                 service.header_name(),
@@ -188,6 +187,21 @@ pub async fn bind_all(config: &Config) -> anyhow::Result<Vec<Bound>> {
         }
     }
     Ok(out)
+}
+
+/// Binds one listening socket. An IPv6 address is IPv6-only, so `0.0.0.0:N` and `[::]:N` can
+/// both be listed (as with Dovecot's `listen = *, ::`).
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    TcpListener::from_std(socket.into())
 }
 
 /// Serves `listeners` until `shared.shutdown` fires, then waits for sessions to end, at most
@@ -328,6 +342,20 @@ impl Drop for Permit {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn ipv6_listeners_are_v6_only_so_v4_and_v6_wildcards_can_coexist() {
+        let v6 = match listen("[::1]:0".parse().unwrap()) {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("skipped: no IPv6 loopback here ({e})");
+                return;
+            }
+        };
+        assert!(socket2::SockRef::from(&v6).only_v6().unwrap());
+        let v4 = listen("127.0.0.1:0".parse().unwrap()).unwrap();
+        assert!(v4.local_addr().unwrap().is_ipv4());
+    }
 
     #[test]
     fn limiter_counts_total_and_per_ip() {

@@ -1,7 +1,8 @@
 //! Session-level POP3 tests for what loopback sockets cannot show: the plaintext-auth policy
 //! for non-loopback peers (SPEC §3 `allow_plaintext`), the redaction the protocol-log tee
 //! receives, the `*` info records, and store failures after login. The session is driven
-//! directly through the `conn::Session` trait, exactly as the driver calls it.
+//! directly through the `conn::Session` trait, exactly as the driver calls it, with the real
+//! Maildir store and passwd-file users, except `store_failures_after_login` (fault injection).
 
 mod pop3_common;
 
@@ -36,7 +37,7 @@ const PLAINTEXT_ERR: &str =
 #[tokio::test]
 async fn non_loopback_without_tls_refuses_plaintext() {
     let srv = Server::start(Options::default()).await;
-    srv.store.deliver("bob", "Subject: x\n\nbody\n");
+    srv.deliver("bob", "Subject: x\n\nbody\n");
     let mut s = Pop3Session::new(srv.env("192.0.2.10:40000", false));
     let caps = capa(&mut s).await;
     assert!(caps.contains("STLS\r\n"));
@@ -130,7 +131,7 @@ async fn redaction_for_the_protocol_log() {
 #[tokio::test]
 async fn output_kinds_for_the_log_tee() {
     let srv = Server::start(Options::default()).await;
-    srv.store.deliver("bob", "Subject: x\n\n.body\n");
+    srv.deliver("bob", "Subject: x\n\n.body\n");
     let mut s = Pop3Session::new(srv.env("127.0.0.1:40000", false));
     line(&mut s, "USER bob").await;
     line(&mut s, "PASS secret").await;
@@ -149,14 +150,19 @@ async fn output_kinds_for_the_log_tee() {
 
 #[tokio::test]
 async fn store_failures_after_login() {
-    let srv = Server::start(Options::default()).await;
-    srv.store.deliver("bob", "Subject: x\n\nbody\n");
+    // FAULT INJECTION: read/store_flags/remove fail on demand.
+    let srv = Server::start(Options {
+        backend: Backend::FaultInjection,
+        ..Options::default()
+    })
+    .await;
+    srv.deliver("bob", "Subject: x\n\nbody\n");
     let mut s = Pop3Session::new(srv.env("127.0.0.1:40000", false));
     line(&mut s, "USER bob").await;
     line(&mut s, "PASS secret").await;
     line(&mut s, "RETR 1").await;
     line(&mut s, "DELE 1").await;
-    let inbox = srv.store.inbox("bob");
+    let inbox = srv.faulty().inbox("bob");
     inbox.fail.store(true, std::sync::atomic::Ordering::SeqCst);
     assert_eq!(
         line(&mut s, "TOP 1 0").await.1,

@@ -1,10 +1,7 @@
 //! The protocol-log tee of the driver at level 5 (SPEC §5): client lines with secrets
 //! redacted (`PASS ***`, `AUTH PLAIN ***`, `***` for a continuation), server status and
 //! listing lines, message content, `*` records for TLS and authentication.
-//!
-//! Ignored on the `pop3` branch, where `protolog` is still the skeleton (writes nothing).
-//! Verified passing on a scratch merge with `main` 0130ed6 (protolog merged; store stubbed).
-//! Remove the `#[ignore]` once `pop3` is merged into `main`.
+//! Real protolog sink, Maildir store and passwd-file users.
 
 mod pop3_common;
 
@@ -23,14 +20,13 @@ fn log_text(dir: &std::path::Path) -> String {
 }
 
 #[tokio::test]
-#[ignore = "needs the protolog work merged; run with --ignored after the merge"]
 async fn level5_transcript_is_logged_without_secrets() {
     let s = Server::start(Options {
         log_level: 5,
         ..Options::default()
     })
     .await;
-    s.store.deliver("bob", "Subject: logged\n\nbody line\n");
+    s.deliver("bob", "Subject: logged\n\nbody line\n");
     let mut c = s.connect().await;
     c.login("bob", "secret").await;
     c.send("RETR 1").await;

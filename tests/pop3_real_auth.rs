@@ -1,9 +1,8 @@
 //! POP3 through `conn::serve` with the daemon's real `Users` (passwd-file, SPEC §6): USER/PASS
 //! against `{PLAIN}` and `{SHA512-CRYPT}` entries, APOP only for `{PLAIN}`, identical failures.
 //!
-//! Ignored on the `pop3` branch, where `auth.rs` is still the skeleton (`todo!()`). Verified
-//! passing on a scratch merge with `main` 0130ed6 (auth, config, protolog merged; store
-//! stubbed). Remove the `#[ignore]` once `pop3` is merged into `main`.
+//! The users file here is this test's own (not `pop3_common::users_text`); mail is in the
+//! real Maildir store.
 
 mod pop3_common;
 
@@ -15,15 +14,14 @@ bob:{PLAIN}secret\n\
 carol:{SHA512-CRYPT}$6$abcdefgh12345678$bwDMF6gv1WO15PCyaD7RKKz35179yhgQoWXf/P/qTiQCFI419g09LrH1KbBPY9IOv2NJ5YtvE3WX9HxadsNdR.\n";
 
 #[tokio::test]
-#[ignore = "needs the auth work (merged on main); run after merging with --ignored"]
 async fn real_passwd_file_users() {
     let s = Server::start(Options {
-        users_file: Some(USERS.into()),
+        users_file: USERS.into(),
         ..Options::default()
     })
     .await;
-    s.store.deliver("bob", "Subject: x\n\nhi\n");
-    s.store.deliver("carol", "Subject: y\n\nho\n");
+    s.deliver("bob", "Subject: x\n\nhi\n");
+    s.deliver("carol", "Subject: y\n\nho\n");
 
     let mut c = s.connect().await;
     c.login("carol", "pw2").await;

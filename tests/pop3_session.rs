@@ -1,6 +1,7 @@
 //! POP3 over real sockets on 127.0.0.1:0, as C:/S: transcripts (RFC 1939, 2449, 2595, 5034).
-//! The driver and session are the real ones; store and users are the test doubles of
-//! `pop3_common` (see there).
+//! The driver, session, Maildir store and passwd-file users are the real ones (see
+//! `pop3_common`); only `store_failure_at_login_is_sys_temp_and_unlocks` uses the
+//! fault-injection store.
 
 mod pop3_common;
 
@@ -16,8 +17,8 @@ const MSG2: &str = "From: b@example.org\nSubject: two\n\nhello\n";
 
 async fn server_with_mail() -> Server {
     let s = Server::start(Options::default()).await;
-    s.store.deliver("bob", MSG1);
-    s.store.deliver("bob", MSG2);
+    s.deliver("bob", MSG1);
+    s.deliver("bob", MSG2);
     s
 }
 
@@ -79,8 +80,9 @@ async fn full_transaction_transcript() {
     assert_eq!(c.cmd("LIST 2", "+OK").await, format!("+OK 2 {size2}"));
     c.send("UIDL").await;
     c.expect("+OK").await;
-    assert_eq!(c.body().await, ["1 000000016553F100", "2 000000026553F100"]);
-    assert_eq!(c.cmd("UIDL 2", "+OK").await, "+OK 2 000000026553F100");
+    let (u1, u2) = (s.uidl("bob", 1), s.uidl("bob", 2));
+    assert_eq!(c.body().await, [format!("1 {u1}"), format!("2 {u2}")]);
+    assert_eq!(c.cmd("UIDL 2", "+OK").await, format!("+OK 2 {u2}"));
 
     // RETR: exact octet count, byte-stuffed body, terminator.
     c.send("RETR 1").await;
@@ -119,17 +121,30 @@ async fn full_transaction_transcript() {
     c.expect("+OK 1 messages").await;
     assert_eq!(c.body().await, [format!("1 {size1}")]);
     c.cmd("NOOP", "+OK").await;
-    // Nothing applied before QUIT.
-    assert_eq!(s.store.inbox("bob").uids(), [1, 2]);
+    // Nothing applied before QUIT: both files still there, neither `S`.
+    assert_eq!(s.uids("bob"), [1, 2]);
+    let files = s.files("bob");
+    assert_eq!(files.len(), 2, "{files:?}");
+    assert!(
+        files
+            .iter()
+            .all(|f| !info_flags(f).unwrap_or("").contains('S')),
+        "{files:?}"
+    );
     c.cmd("QUIT", "+OK Logging out, 1 messages deleted.").await;
     c.expect_eof().await;
 
-    let inbox = s.store.inbox("bob");
-    assert_eq!(inbox.uids(), [1]);
-    assert!(inbox
-        .flags(1)
+    assert_eq!(s.uids("bob"), [1]);
+    assert!(s
+        .flags("bob", 1)
         .unwrap()
         .contains(mailserver::store::Flags::SEEN));
+    let files = s.files("bob");
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert!(
+        files[0].starts_with("cur/") && info_flags(&files[0]).unwrap().contains('S'),
+        "{files:?}"
+    );
     // The lock is released: a new session can log in.
     let mut c = s.connect().await;
     c.login("bob", "secret").await;
@@ -153,12 +168,11 @@ async fn top_does_not_set_seen_and_rset_undoes_marks() {
     c.body().await;
     c.cmd("QUIT", "+OK Logging out, 0 messages deleted.").await;
     c.expect_eof().await;
-    let inbox = s.store.inbox("bob");
-    assert_eq!(inbox.uids(), [1, 2]);
+    assert_eq!(s.uids("bob"), [1, 2]);
     use mailserver::store::Flags;
-    assert!(inbox.flags(1).unwrap().contains(Flags::SEEN));
+    assert!(s.flags("bob", 1).unwrap().contains(Flags::SEEN));
     // RETR 2 happened before RSET: RSET forgets it (as Dovecot does).
-    assert!(!inbox.flags(2).unwrap().contains(Flags::SEEN));
+    assert!(!s.flags("bob", 2).unwrap().contains(Flags::SEEN));
 }
 
 #[tokio::test]
@@ -173,12 +187,20 @@ async fn dropped_connection_applies_nothing_and_releases_the_lock() {
     drop(c);
     let shared = s.shared.clone();
     eventually(|| shared.pop3_locks.lock().unwrap().is_empty()).await;
-    let inbox = s.store.inbox("bob");
-    assert_eq!(inbox.uids(), [1, 2]);
-    assert!(!inbox
-        .flags(1)
+    assert_eq!(s.uids("bob"), [1, 2]);
+    assert!(!s
+        .flags("bob", 1)
         .unwrap()
         .contains(mailserver::store::Flags::SEEN));
+    // On disk too: two files, no `S` in either name.
+    let files = s.files("bob");
+    assert_eq!(files.len(), 2, "{files:?}");
+    assert!(
+        files
+            .iter()
+            .all(|f| !info_flags(f).unwrap_or("").contains('S')),
+        "{files:?}"
+    );
 }
 
 #[tokio::test]
@@ -195,7 +217,7 @@ async fn second_session_gets_in_use_at_once() {
     )
     .await;
     // Still in AUTHORIZATION; another user works.
-    s.store.deliver("alice", MSG2);
+    s.deliver("alice", MSG2);
     b.cmd("USER alice", "+OK").await;
     b.cmd("PASS wonder land", "+OK Logged in.").await;
     b.cmd("STAT", "+OK 1 ").await;
@@ -222,9 +244,9 @@ async fn failures_are_worded_the_same_for_unknown_users() {
 
 #[tokio::test]
 async fn temporary_auth_failure_is_sys_temp() {
-    let mut opts = Options::default();
-    opts.users.tempfail = true;
-    let s = Server::start(opts).await;
+    // The users file cannot be read: a temporary failure, not "wrong password" (SPEC §6).
+    let s = Server::start(Options::default()).await;
+    std::fs::remove_file(s.users_file()).unwrap();
     let mut c = s.connect().await;
     c.expect("+OK").await;
     c.cmd("USER bob", "+OK").await;
@@ -233,8 +255,14 @@ async fn temporary_auth_failure_is_sys_temp() {
 
 #[tokio::test]
 async fn store_failure_at_login_is_sys_temp_and_unlocks() {
-    let s = server_with_mail().await;
-    s.store
+    // FAULT INJECTION: a Maildir cannot be made to fail on demand.
+    let s = Server::start(Options {
+        backend: Backend::FaultInjection,
+        ..Options::default()
+    })
+    .await;
+    s.deliver("bob", MSG1);
+    s.faulty()
         .fail
         .store(true, std::sync::atomic::Ordering::SeqCst);
     let mut c = s.connect().await;
@@ -243,7 +271,7 @@ async fn store_failure_at_login_is_sys_temp_and_unlocks() {
     c.cmd("PASS secret", "-ERR [SYS/TEMP] Temporary storage failure.")
         .await;
     assert!(s.shared.pop3_locks.lock().unwrap().is_empty());
-    s.store
+    s.faulty()
         .fail
         .store(false, std::sync::atomic::Ordering::SeqCst);
     c.cmd("USER bob", "+OK").await;
@@ -289,7 +317,7 @@ async fn auth_plain_initial_response_continuation_and_cancel() {
     // Initial response on a second connection, with authzid == authcid.
     let mut d = s.connect().await;
     d.expect("+OK").await;
-    s.store.deliver("alice", MSG1);
+    s.deliver("alice", MSG1);
     d.cmd(
         &format!("AUTH PLAIN {}", b64(b"alice\0alice\0wonder land")),
         "+OK Logged in.",
@@ -315,7 +343,7 @@ async fn apop_only_for_plain_passwords() {
     c.cmd(&format!("APOP bob {}", digest("wrong")), "-ERR [AUTH]")
         .await;
     // `hashed` has a password but not {PLAIN}: APOP cannot work for it.
-    c.cmd(&format!("APOP hashed {}", digest("pw")), "-ERR [AUTH]")
+    c.cmd(&format!("APOP hashed {}", digest("pw2")), "-ERR [AUTH]")
         .await;
     c.cmd(&format!("APOP bob {}", digest("secret")), "+OK Logged in.")
         .await;
@@ -453,7 +481,7 @@ async fn idle_timeout_closes_without_applying_deletions() {
         ..Options::default()
     })
     .await;
-    s.store.deliver("bob", MSG1);
+    s.deliver("bob", MSG1);
     let mut c = s.connect().await;
     c.login("bob", "secret").await;
     c.cmd("DELE 1", "+OK").await;
@@ -461,7 +489,7 @@ async fn idle_timeout_closes_without_applying_deletions() {
     c.expect_eof().await;
     let shared = s.shared.clone();
     eventually(|| shared.pop3_locks.lock().unwrap().is_empty()).await;
-    assert_eq!(s.store.inbox("bob").uids(), [1]);
+    assert_eq!(s.uids("bob"), [1]);
 }
 
 #[tokio::test]
@@ -475,7 +503,7 @@ async fn shutdown_closes_without_applying_deletions() {
     c.expect_eof().await;
     let shared = s.shared.clone();
     eventually(|| shared.pop3_locks.lock().unwrap().is_empty()).await;
-    assert_eq!(s.store.inbox("bob").uids(), [1, 2]);
+    assert_eq!(s.uids("bob"), [1, 2]);
 }
 
 #[tokio::test]
@@ -489,7 +517,7 @@ async fn empty_maildrop_and_message_without_final_newline() {
     assert!(c.body().await.is_empty());
     c.cmd("QUIT", "+OK").await;
 
-    s.store.deliver("bob", "Subject: x\n\nno newline at end");
+    s.deliver("bob", "Subject: x\n\nno newline at end");
     let mut c = s.connect().await;
     c.login("bob", "secret").await;
     c.send("RETR 1").await;
@@ -507,8 +535,8 @@ async fn large_messages_exact_octets_pipelined() {
     }
     let mut dotted = big.clone();
     dotted.push_str(".dotted tail\n");
-    s.store.deliver("bob", &big);
-    s.store.deliver("bob", &dotted);
+    s.deliver("bob", &big);
+    s.deliver("bob", &dotted);
     let mut c = s.connect().await;
     c.login("bob", "secret").await;
     c.raw(b"RETR 1\r\nRETR 2\r\nSTAT\r\n").await;
@@ -528,7 +556,8 @@ async fn large_messages_exact_octets_pipelined() {
 async fn long_sasl_response_is_accepted_but_long_commands_are_not() {
     let long_pw = "p".repeat(600);
     let mut opts = Options::default();
-    opts.users.passwords.insert("long".into(), long_pw.clone());
+    opts.users_file
+        .push_str(&format!("long:{{PLAIN}}{long_pw}\n"));
     let s = Server::start(opts).await;
     let mut c = s.connect().await;
     c.expect("+OK").await;

@@ -579,9 +579,11 @@ impl Maildrop {
         Ok(i)
     }
 
-    /// Dovecot's `%08Xu%08Xv`.
+    /// Dovecot's `%08Xu%08Xv` exactly as Dovecot prints it: its `X` modifier formats with
+    /// `%llx`, so the hex digits are lowercase (a client moving from Dovecot compares the
+    /// strings as they are; uppercase would make it download everything again).
     fn uidl(&self, uid: u32) -> String {
-        format!("{:08X}{:08X}", uid, self.view.uid_validity)
+        format!("{:08x}{:08x}", uid, self.view.uid_validity)
     }
 
     async fn read(&self, i: usize) -> Result<Arc<[u8]>, String> {

@@ -1,28 +1,34 @@
-//! Test support for the POP3 integration tests.
+//! Test support for the POP3 integration tests that run the driver in-process.
 //!
-//! TEST DOUBLES, clearly not the real thing: [`MemStore`] is an in-memory `Store` with just
-//! what POP3 uses (open INBOX, sync, read, store_flags, remove), and [`TestUsers`] is a fixed
-//! user/password table. They exist so the real driver (`conn::serve_with`) and the real POP3
-//! session can be exercised over real sockets on 127.0.0.1:0 before the Maildir store and
-//! the passwd-file auth are merged; after the merge these tests are to be re-pointed at the
-//! real store and binary (only [`Server::start`] needs to change).
+//! [`Server::start`] serves POP3 through the daemon's own entry point (`conn::serve`) on
+//! 127.0.0.1:0 with the REAL storage and users: `MaildirStore` rooted at `data_dir/mail` and
+//! the daemon's `auth::Users` reading a passwd-file ([`USERS`]) in the server's tempdir.
+//! Mail is dropped into `new/` as an MTA does ([`Server::deliver`]); what a test checks
+//! afterwards is read back through the store or straight from the Maildir files.
+//!
+//! FAULT INJECTION ONLY: [`Backend::FaultInjection`] swaps in [`MemStore`], an in-memory
+//! `Store` with a switch that makes its calls fail with `Temporary`, for the paths where the
+//! store breaks (`-ERR [SYS/TEMP]`), which a healthy Maildir cannot produce on demand. Only
+//! tests named for store failures use it. Temporary *auth* failure needs no double: a
+//! missing users file is one (SPEC §6).
 #![allow(dead_code)]
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
-use mailserver::auth::{AuthResult, Secret, Users};
+use mailserver::auth::Users;
 use mailserver::config::{
     AuthSettings, Config, Limits, Listeners, ProtocolLogSettings, ServerSettings,
 };
 use mailserver::conn::{self, Authenticator};
 use mailserver::protolog::{ProtoLog, Service};
 use mailserver::server::{Shared, Snapshot};
+use mailserver::store::maildir::MaildirStore;
 use mailserver::store::{
     self, Changes, ErrorKind, FlagOp, Flags, Mailbox, MailboxInfo, MailboxStatus, MessageMeta,
     Store, UserStore, View,
@@ -35,9 +41,11 @@ use tokio_util::sync::CancellationToken;
 pub const WAIT: Duration = Duration::from_secs(20);
 
 // ---------------------------------------------------------------------------------------
-// In-memory store (test double)
+// In-memory store: FAULT INJECTION ONLY (see the module doc)
 
-/// Cheap to clone: clones share the same mailboxes.
+/// A TEST DOUBLE, not the real store: just what POP3 uses (open INBOX, sync, read,
+/// store_flags, remove), with switches that make calls fail. Cheap to clone: clones share
+/// the same mailboxes.
 #[derive(Default, Clone)]
 pub struct MemStore {
     boxes: Arc<Mutex<HashMap<String, Arc<MemMailbox>>>>,
@@ -69,6 +77,7 @@ impl MemStore {
             .clone()
     }
     /// Adds a message (LF or CRLF input; stored with CRLF as the real store gives it).
+    /// Tests call [`Server::deliver`], which routes here for fault-injection servers.
     pub fn deliver(&self, user: &str, text: &str) -> u32 {
         let crlf = text.replace("\r\n", "\n").replace('\n', "\r\n");
         let mb = self.inbox(user);
@@ -247,67 +256,43 @@ impl Mailbox for MemMailbox {
 }
 
 // ---------------------------------------------------------------------------------------
-// Users (test double)
+// Users: a real passwd-file read by the daemon's `auth::Users`
 
-/// A fixed table; users listed in `plain` behave like `{PLAIN}` entries (APOP possible).
-#[derive(Default)]
-pub struct TestUsers {
-    pub passwords: HashMap<String, String>,
-    pub plain: HashSet<String>,
-    /// When set, every login gets `TempFail`.
-    pub tempfail: bool,
-}
+/// `{SHA512-CRYPT}` of `pw2` (5000 rounds, as `doveadm pw` writes it).
+pub const HASHED_PW2: &str = "{SHA512-CRYPT}$6$abcdefgh12345678$bwDMF6gv1WO15PCyaD7RKKz35179yhgQoWXf/P/qTiQCFI419g09LrH1KbBPY9IOv2NJ5YtvE3WX9HxadsNdR.";
 
-impl Authenticator for TestUsers {
-    fn authenticate<'a>(
-        &'a self,
-        _users_file: &'a Path,
-        user: &'a str,
-        password: &'a Secret<String>,
-    ) -> Pin<Box<dyn std::future::Future<Output = AuthResult> + Send + 'a>> {
-        Box::pin(async move {
-            if self.tempfail {
-                return AuthResult::TempFail("users file unreadable (test)".into());
-            }
-            match self.passwords.get(user) {
-                Some(p) if p == password.expose() => AuthResult::Ok {
-                    user: user.to_string(),
-                },
-                _ => AuthResult::Failed,
-            }
-        })
-    }
-    fn plain_password(&self, _users_file: &Path, user: &str) -> Option<Secret<String>> {
-        if self.plain.contains(user) {
-            self.passwords.get(user).cloned().map(Secret::new)
-        } else {
-            None
-        }
-    }
-}
-
-pub fn users() -> TestUsers {
-    let mut t = TestUsers::default();
-    t.passwords.insert("bob".into(), "secret".into());
-    t.passwords.insert("alice".into(), "wonder land".into());
-    t.passwords.insert("hashed".into(), "pw".into());
-    t.plain.insert("bob".into());
-    t.plain.insert("alice".into());
-    t
+/// The passwd-file every test server starts with: `bob`/`secret` and `alice`/`wonder land`
+/// stored `{PLAIN}` (APOP possible), `hashed`/`pw2` stored `{SHA512-CRYPT}` (APOP impossible).
+pub fn users_text() -> String {
+    format!(
+        "# test users (Dovecot passwd-file)\n\
+         bob:{{PLAIN}}secret\n\
+         alice:{{PLAIN}}wonder land\n\
+         hashed:{HASHED_PW2}\n"
+    )
 }
 
 // ---------------------------------------------------------------------------------------
 // Config, TLS, server
 
+/// Which store the server gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Backend {
+    /// The real `MaildirStore` under `data_dir/mail`.
+    #[default]
+    Maildir,
+    /// The in-memory [`MemStore`] with failure switches: store-failure tests only.
+    FaultInjection,
+}
+
 pub struct Options {
     pub allow_plaintext: bool,
     pub idle: Duration,
-    pub users: TestUsers,
-    /// `Some(passwd-file text)`: write it as `auth.users_file` and serve through
-    /// `conn::serve` with the daemon's real `Users` instead of the [`TestUsers`] double.
-    pub users_file: Option<String>,
+    /// The passwd-file text written as `auth.users_file` (default [`users_text`]).
+    pub users_file: String,
     /// `POP3 Protocol Logging Level` (the log directory is the server's temp dir).
     pub log_level: u32,
+    pub backend: Backend,
 }
 
 impl Default for Options {
@@ -315,9 +300,9 @@ impl Default for Options {
         Options {
             allow_plaintext: false,
             idle: Duration::from_secs(600),
-            users: users(),
-            users_file: None,
+            users_file: users_text(),
             log_level: 0,
+            backend: Backend::Maildir,
         }
     }
 }
@@ -395,10 +380,15 @@ pub struct Server {
     /// Implicit TLS (POP3S).
     pub tls_addr: SocketAddr,
     pub shared: Arc<Shared>,
-    pub store: MemStore,
+    /// The store the sessions use (`shared.store`).
+    pub store: Arc<dyn Store>,
+    /// Set only with [`Backend::FaultInjection`].
+    mem: Option<MemStore>,
     pub cert: rustls::pki_types::CertificateDer<'static>,
     pub auth: Arc<dyn Authenticator>,
     pub dir: tempfile::TempDir,
+    /// Deliveries so far: names the next `new/` file so UIDs follow delivery order.
+    delivered: AtomicUsize,
 }
 
 impl Server {
@@ -409,53 +399,42 @@ impl Server {
             config: config(dir.path(), &opts),
             tls: acceptor,
         });
-        let store = MemStore::new();
+        std::fs::write(dir.path().join("users"), &opts.users_file).unwrap();
+        let (store, mem): (Arc<dyn Store>, _) = match opts.backend {
+            Backend::Maildir => (Arc::new(MaildirStore::new(dir.path().join("mail"))), None),
+            Backend::FaultInjection => {
+                let m = MemStore::new();
+                (Arc::new(m.clone()), Some(m))
+            }
+        };
         let shared = Arc::new(Shared {
             live: ArcSwap::from(snapshot),
-            store: Arc::new(store.clone()),
+            store: store.clone(),
             users: Users::new(),
             protolog: ProtoLog::new(),
             pop3_locks: Mutex::new(HashSet::new()),
             shutdown: CancellationToken::new(),
         });
-        let real_users = opts.users_file.is_some();
-        if let Some(text) = &opts.users_file {
-            std::fs::write(dir.path().join("users"), text).unwrap();
-        }
-        let auth: Arc<dyn Authenticator> = if real_users {
-            Arc::new(conn::SharedUsers(shared.clone()))
-        } else {
-            Arc::new(opts.users)
-        };
+        let auth: Arc<dyn Authenticator> = Arc::new(conn::SharedUsers(shared.clone()));
         let plain = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let tls = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let (addr, tls_addr) = (plain.local_addr().unwrap(), tls.local_addr().unwrap());
         for (listener, implicit) in [(plain, false), (tls, true)] {
             let shared = shared.clone();
-            let auth = auth.clone();
             tokio::spawn(async move {
                 loop {
                     let Ok((stream, _)) = listener.accept().await else {
                         return;
                     };
+                    // As the daemon's accept loop: one snapshot per connection, then the
+                    // daemon's own entry point (real Users through `Shared`).
                     let snapshot = shared.live.load_full();
-                    if real_users {
-                        tokio::spawn(conn::serve(
-                            shared.clone(),
-                            snapshot,
-                            stream,
-                            Service::Pop3,
-                            implicit,
-                        ));
-                        continue;
-                    }
-                    tokio::spawn(conn::serve_with(
+                    tokio::spawn(conn::serve(
                         shared.clone(),
                         snapshot,
                         stream,
                         Service::Pop3,
                         implicit,
-                        auth.clone(),
                     ));
                 }
             });
@@ -465,22 +444,74 @@ impl Server {
             tls_addr,
             shared,
             store,
+            mem,
             cert,
             auth,
             dir,
+            delivered: AtomicUsize::new(0),
         }
     }
 
-    pub async fn connect(&self) -> Client {
-        let s = TcpStream::connect(self.addr).await.unwrap();
-        Client::new(Box::new(s))
+    /// The fault-injection store; panics unless started with [`Backend::FaultInjection`].
+    pub fn faulty(&self) -> &MemStore {
+        self.mem
+            .as_ref()
+            .expect("only Backend::FaultInjection servers have a MemStore")
     }
 
-    pub async fn connect_tls(&self) -> Client {
-        let s = TcpStream::connect(self.tls_addr).await.unwrap();
-        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-        let tls = connector(&self.cert).connect(name, s).await.unwrap();
-        Client::new(Box::new(tls))
+    /// `data_dir/mail/<user>`: the user's Maildir++ root (INBOX).
+    pub fn maildir(&self, user: &str) -> PathBuf {
+        self.dir.path().join("mail").join(user)
+    }
+
+    /// Delivers `text` (LF line ends, as an MTA writes Maildir files) into the user's INBOX:
+    /// into `new/` via `tmp/` and a rename, as an MTA does; or into the [`MemStore`].
+    pub fn deliver(&self, user: &str, text: &str) {
+        let n = self.delivered.fetch_add(1, Ordering::SeqCst) + 1;
+        if let Some(m) = &self.mem {
+            m.deliver(user, text);
+            return;
+        }
+        let root = self.maildir(user);
+        for d in ["tmp", "new", "cur"] {
+            std::fs::create_dir_all(root.join(d)).unwrap();
+        }
+        // Increasing seconds in the name: the store numbers new files in name-time order.
+        let name = format!("{}.M{n}P{}.mta.test", 1_700_000_000 + n, std::process::id());
+        let tmp = root.join("tmp").join(&name);
+        std::fs::write(&tmp, text).unwrap();
+        std::fs::rename(&tmp, root.join("new").join(&name)).unwrap();
+    }
+
+    /// The INBOX as a fresh session would see it now (one `sync` through the store).
+    pub fn view(&self, user: &str) -> View {
+        let mb = self.store.user(user).unwrap().open("INBOX").unwrap();
+        let mut v = View::default();
+        mb.sync(&mut v).unwrap();
+        v
+    }
+
+    pub fn uids(&self, user: &str) -> Vec<u32> {
+        self.view(user).messages.iter().map(|m| m.uid).collect()
+    }
+
+    pub fn flags(&self, user: &str, uid: u32) -> Option<Flags> {
+        self.view(user)
+            .messages
+            .iter()
+            .find(|m| m.uid == uid)
+            .map(|m| m.flags)
+    }
+
+    /// Dovecot's `%08Xu%08Xv` for `uid` in the INBOX of `user` (lowercase hex, as Dovecot
+    /// prints it).
+    pub fn uidl(&self, user: &str, uid: u32) -> String {
+        format!("{uid:08x}{:08x}", self.view(user).uid_validity)
+    }
+
+    /// Message file names in `new/` and `cur/` of the user's INBOX (sorted), straight from disk.
+    pub fn files(&self, user: &str) -> Vec<String> {
+        maildir_files(&self.maildir(user))
     }
 
     /// What a session would get for a connection from `remote` (session-level tests that
@@ -499,6 +530,38 @@ impl Server {
     pub fn users_file(&self) -> PathBuf {
         self.dir.path().join("users")
     }
+
+    pub async fn connect(&self) -> Client {
+        let s = TcpStream::connect(self.addr).await.unwrap();
+        Client::new(Box::new(s))
+    }
+
+    pub async fn connect_tls(&self) -> Client {
+        let s = TcpStream::connect(self.tls_addr).await.unwrap();
+        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        let tls = connector(&self.cert).connect(name, s).await.unwrap();
+        Client::new(Box::new(tls))
+    }
+}
+
+/// `new/NAME` and `cur/NAME` entries of a Maildir, sorted.
+pub fn maildir_files(root: &Path) -> Vec<String> {
+    let mut v = Vec::new();
+    for d in ["new", "cur"] {
+        let Ok(rd) = std::fs::read_dir(root.join(d)) else {
+            continue;
+        };
+        for e in rd {
+            v.push(format!("{d}/{}", e.unwrap().file_name().to_string_lossy()));
+        }
+    }
+    v.sort();
+    v
+}
+
+/// The Maildir info flags (`DFRST` letters after `:2,`) of a file name, `None` without info.
+pub fn info_flags(name: &str) -> Option<&str> {
+    name.split_once(":2,").map(|(_, f)| f)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -604,9 +667,10 @@ impl Client {
         assert!(rest.is_empty(), "unexpected data before EOF: {rest:?}");
     }
 
-    /// Greeting, USER, PASS: logged in.
+    /// Greeting (`+OK <hostname> ready. <timestamp>`), USER, PASS: logged in.
     pub async fn login(&mut self, user: &str, pass: &str) {
-        self.expect("+OK mail.test ready.").await;
+        let g = self.expect("+OK ").await;
+        assert!(g.contains(" ready. <"), "{g}");
         self.cmd(&format!("USER {user}"), "+OK").await;
         self.cmd(&format!("PASS {pass}"), "+OK Logged in.").await;
     }

@@ -1,0 +1,459 @@
+//! POP3 side by side with Dovecot 2.3 (SPEC §8: "UIDL is Dovecot's `%08Xu%08Xv` so clients
+//! moving from Dovecot do not download again"). One Maildir tree (messages in `new/` and
+//! `cur/`, flags, CRLF and LF files, dot lines, no final newline, names whose text order
+//! differs from their time order) is copied and served by a private Dovecot POP3 instance
+//! (`pop3_uidl_format = %08Xu%08Xv`, see DOVECOT.md) and by the real `mailserver` binary:
+//!
+//! * Dovecot first, then mailserver on a copy of the tree Dovecot left: identical STAT, LIST
+//!   and UIDL (mailserver reads Dovecot's `dovecot-uidlist`).
+//! * mailserver first, then Dovecot on a copy of the tree mailserver left: identical.
+//! * Each on its own fresh copy: identical LIST sizes and UIDs in UIDL (the UIDVALIDITY part
+//!   is each server's own clock and may differ).
+//! * The same session (`RETR`, `TOP`, `DELE`, `QUIT`) on each fresh copy leaves the same
+//!   messages with the same Maildir flags: `\Seen` for `RETR` only, deletions applied.
+//!
+//! Both servers are queried with the same Python `poplib` script. Skipped, with the reason
+//! printed, when Dovecot, python3 or root are missing.
+
+mod common;
+
+use std::fs;
+use std::net::TcpStream;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::Daemon;
+
+const DOVECOT: &str = "/usr/sbin/dovecot";
+const DOVEADM: &str = "/usr/bin/doveadm";
+
+fn skip_reason() -> Option<String> {
+    if !Path::new(DOVECOT).exists() {
+        return Some(format!("{DOVECOT} is not installed (Debian dovecot-pop3d)"));
+    }
+    if !common::have("python3") {
+        return Some("python3 is not installed".into());
+    }
+    if fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(1) != 0 {
+        return Some("needs root to run Dovecot with mail_uid=mail".into());
+    }
+    None
+}
+
+macro_rules! require_dovecot {
+    () => {
+        if let Some(why) = skip_reason() {
+            eprintln!("SKIPPED: {why}");
+            return;
+        }
+    };
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A private Dovecot POP3 instance serving `mail_root/<user>`; stopped on drop.
+struct Dovecot {
+    dir: PathBuf,
+    port: u16,
+}
+
+impl Dovecot {
+    fn conf(&self) -> PathBuf {
+        self.dir.join("dovecot.conf")
+    }
+
+    fn start(dir: &Path, mail_root: &Path) -> Dovecot {
+        let port = free_port();
+        let d = Dovecot {
+            dir: dir.to_path_buf(),
+            port,
+        };
+        for sub in ["run", "state", "index"] {
+            fs::create_dir_all(dir.join(sub)).unwrap();
+        }
+        fs::write(
+            dir.join("users"),
+            format!("{}:{{PLAIN}}{}\n", common::USER, common::PASS),
+        )
+        .unwrap();
+        let conf = format!(
+            r#"base_dir = {dir}/run
+state_dir = {dir}/state
+instance_name = mailserver-pop3-test-{port}
+listen = 127.0.0.1
+protocols = pop3
+log_path = {dir}/dovecot.log
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+mail_uid = mail
+mail_gid = mail
+first_valid_uid = 1
+first_valid_gid = 1
+mail_location = maildir:{root}/%u:INDEX={dir}/index/%u
+pop3_uidl_format = %08Xu%08Xv
+namespace inbox {{
+  inbox = yes
+  separator = /
+}}
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u {dir}/users
+}}
+userdb {{
+  driver = static
+  args = uid=mail gid=mail home={dir}/home/%u
+}}
+service pop3-login {{
+  inet_listener pop3 {{
+    port = {port}
+  }}
+  inet_listener pop3s {{
+    port = 0
+  }}
+}}
+service anvil {{
+  chroot =
+}}
+"#,
+            dir = dir.display(),
+            root = mail_root.display(),
+        );
+        fs::write(d.conf(), conf).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        for p in [dir, mail_root] {
+            let _ = fs::set_permissions(p, fs::Permissions::from_mode(0o755));
+        }
+        fs::set_permissions(dir.join("users"), fs::Permissions::from_mode(0o644)).unwrap();
+        for p in [mail_root, &dir.join("index")] {
+            let st = Command::new("chown")
+                .args(["-R", "mail:mail"])
+                .arg(p)
+                .status()
+                .unwrap();
+            assert!(st.success());
+        }
+        let out = fs::File::create(dir.join("stdout.txt")).unwrap();
+        let st = Command::new("timeout")
+            .arg("30")
+            .arg(DOVECOT)
+            .arg("-c")
+            .arg(d.conf())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .status()
+            .unwrap();
+        assert!(st.success(), "dovecot did not start: {}", d.log());
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "dovecot never listened: {}",
+                d.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        d
+    }
+
+    fn log(&self) -> String {
+        fs::read_to_string(self.dir.join("dovecot.log")).unwrap_or_default()
+            + &fs::read_to_string(self.dir.join("stdout.txt")).unwrap_or_default()
+    }
+}
+
+impl Drop for Dovecot {
+    fn drop(&mut self) {
+        let pid = fs::read_to_string(self.dir.join("run/master.pid")).unwrap_or_default();
+        let _ = Command::new("timeout")
+            .arg("20")
+            .arg(DOVEADM)
+            .arg("-c")
+            .arg(self.conf())
+            .arg("stop")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        let pid = pid.trim();
+        if pid.is_empty() {
+            return;
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Path::new(&format!("/proc/{pid}")).exists() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        if Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = Command::new("kill").args(["-9", pid]).status();
+        }
+    }
+}
+
+/// STAT, LIST and UIDL of one POP3 session (no RETR/DELE: the session changes nothing).
+/// With a 5th argument, it also runs RETR 1, TOP 3 0, DELE 2 and QUITs (the UPDATE state).
+const DUMP: &str = r#"
+import poplib, sys
+p = poplib.POP3('127.0.0.1', int(sys.argv[1]), timeout=20)
+p.user(sys.argv[2]); p.pass_(sys.argv[3])
+print('stat', *p.stat())
+for l in p.list()[1]: print('list', l.decode())
+for l in p.uidl()[1]: print('uidl', l.decode())
+if len(sys.argv) > 4:
+    print('retr', p.retr(1)[2])
+    print('top', len(p.top(3, 0)[1]))
+    print('dele', p.dele(2).decode())
+print('quit', p.quit().decode().split(' ')[0])
+"#;
+
+fn dump(port: u16) -> Vec<String> {
+    dump_with(port, &[])
+}
+
+fn dump_with(port: u16, extra: &[&str]) -> Vec<String> {
+    let out = Command::new("timeout")
+        .args(["60", "python3", "-c", DUMP])
+        .arg(port.to_string())
+        .args([common::USER, common::PASS])
+        .args(extra)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "poplib failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// The corpus: (subdirectory, file name, content).
+fn corpus() -> Vec<(&'static str, String, Vec<u8>)> {
+    let mut v: Vec<(&'static str, String, Vec<u8>)> = Vec::new();
+    let mut add = |sub: &'static str, name: String, body: Vec<u8>| v.push((sub, name, body));
+    for i in 0..12u32 {
+        let mut body = format!("From: s{i}@example.org\nSubject: corpus {i}\n\n").into_bytes();
+        for l in 0..(i * 3) {
+            body.extend_from_slice(format!("body line {l}\n").as_bytes());
+        }
+        match i % 4 {
+            0 => body.extend_from_slice(b".\n..\n.leading\n"),
+            1 => {
+                body = String::from_utf8(body)
+                    .unwrap()
+                    .replace('\n', "\r\n")
+                    .into_bytes()
+            }
+            2 => body.extend_from_slice(b"no final newline"),
+            _ => body.extend_from_slice("8bit: gr\u{fc}\u{df}e\n".as_bytes()),
+        }
+        let secs = 1_700_000_000 + i * 10;
+        let (sub, name) = match i % 3 {
+            0 => ("new", format!("{secs}.M{i}P42.mx.example")),
+            1 => ("cur", format!("{secs}.M{i}P42.mx.example:2,S")),
+            _ => ("cur", format!("{secs}.M{i}P42.mx.example:2,FRS")),
+        };
+        add(sub, name, body);
+    }
+    // Text order differs from time order (9-digit seconds, microsecond parts).
+    add(
+        "new",
+        "999999999.M5P1.old".into(),
+        b"Subject: from 2001\n\nold\n".to_vec(),
+    );
+    add(
+        "new",
+        "1700000005.M900P1.a".into(),
+        b"Subject: early\n\nx\n".to_vec(),
+    );
+    add(
+        "cur",
+        "1700000005.M20P1.b:2,".into(),
+        b"Subject: earlier usec\n\ny\n".to_vec(),
+    );
+    // As Dovecot's LDA names its deliveries: physical size `S=` and CRLF size `W=` in the name.
+    let lda = b"Subject: delivered by dovecot-lda\n\nsized\n.\n".to_vec();
+    let crlf = lda.len() + lda.iter().filter(|&&b| b == b'\n').count();
+    add(
+        "cur",
+        format!("1700000300.M1P9.mx,S={},W={crlf}:2,S", lda.len()),
+        lda.clone(),
+    );
+    add(
+        "new",
+        format!("1700000301.M2P9.mx,S={},W={crlf}", lda.len()),
+        lda,
+    );
+    v
+}
+
+fn write_tree(root: &Path) {
+    for d in ["tmp", "new", "cur"] {
+        fs::create_dir_all(root.join(d)).unwrap();
+    }
+    for (sub, name, body) in corpus() {
+        fs::write(root.join(sub).join(name), body).unwrap();
+    }
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    fs::create_dir_all(to.parent().unwrap()).unwrap();
+    let st = Command::new("cp")
+        .arg("-a")
+        .arg(from)
+        .arg(to)
+        .status()
+        .unwrap();
+    assert!(st.success());
+}
+
+/// A stopped-on-drop daemon whose data dir already holds `tree` as the INBOX of the user.
+fn mailserver_on(tree: &Path) -> Daemon {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = common::Options::default();
+    fs::write(
+        dir.path().join("users"),
+        format!("{}:{{PLAIN}}{}\n", common::USER, common::PASS),
+    )
+    .unwrap();
+    let config = dir.path().join("mailserver.toml");
+    fs::write(&config, common::config_text(dir.path(), &opts)).unwrap();
+    copy_tree(
+        tree,
+        &dir.path().join("data").join("mail").join(common::USER),
+    );
+    Daemon::spawn(dir, config, &[])
+}
+
+/// Serves `tree` (a user Maildir, copied) with Dovecot; returns the dump and where the copy
+/// Dovecot left lives (inside `work`).
+fn dovecot_on(tree: &Path, work: &Path) -> (Vec<String>, PathBuf) {
+    dovecot_with(tree, work, &[])
+}
+
+fn dovecot_with(tree: &Path, work: &Path, extra: &[&str]) -> (Vec<String>, PathBuf) {
+    let mail_root = work.join("mail");
+    let user_dir = mail_root.join(common::USER);
+    copy_tree(tree, &user_dir);
+    let dv = Dovecot::start(&work.join("dovecot"), &mail_root);
+    let out = dump_with(dv.port, extra);
+    drop(dv);
+    (out, user_dir)
+}
+
+fn lines_of<'a>(dump: &'a [String], kind: &str) -> Vec<&'a str> {
+    dump.iter()
+        .filter_map(|l| l.strip_prefix(kind))
+        .map(str::trim)
+        .collect()
+}
+
+#[test]
+fn dovecot_first_then_mailserver_gives_identical_uidl_and_list() {
+    require_dovecot!();
+    let work = tempfile::tempdir().unwrap();
+    let tree = work.path().join("tree");
+    write_tree(&tree);
+    let (dovecot, left) = dovecot_on(&tree, &work.path().join("d"));
+    assert_eq!(
+        lines_of(&dovecot, "uidl").len(),
+        corpus().len(),
+        "{dovecot:?}"
+    );
+    assert!(left.join("dovecot-uidlist").exists());
+
+    let d = mailserver_on(&left);
+    let ours = dump(d.pop3.unwrap().port());
+    assert_eq!(ours, dovecot, "mailserver on Dovecot's tree");
+}
+
+#[test]
+fn mailserver_first_then_dovecot_gives_identical_uidl_and_list() {
+    require_dovecot!();
+    let work = tempfile::tempdir().unwrap();
+    let tree = work.path().join("tree");
+    write_tree(&tree);
+    let mut d = mailserver_on(&tree);
+    let ours = dump(d.pop3.unwrap().port());
+    assert_eq!(lines_of(&ours, "uidl").len(), corpus().len(), "{ours:?}");
+    assert!(d.stop().success());
+    let left = d.data_dir().join("mail").join(common::USER);
+
+    let (dovecot, _) = dovecot_on(&left, &work.path().join("d"));
+    assert_eq!(dovecot, ours, "Dovecot on mailserver's tree");
+}
+
+#[test]
+fn fresh_copies_number_and_size_alike() {
+    require_dovecot!();
+    let work = tempfile::tempdir().unwrap();
+    let tree = work.path().join("tree");
+    write_tree(&tree);
+    let (dovecot, _) = dovecot_on(&tree, &work.path().join("d"));
+    let d = mailserver_on(&tree);
+    let ours = dump(d.pop3.unwrap().port());
+    assert_eq!(lines_of(&ours, "stat"), lines_of(&dovecot, "stat"));
+    assert_eq!(lines_of(&ours, "list"), lines_of(&dovecot, "list"));
+    // "n UUUUUUUUVVVVVVVV": compare sequence number and UID, not each server's UIDVALIDITY.
+    let uids = |v: &[String]| -> Vec<String> {
+        lines_of(v, "uidl")
+            .iter()
+            .map(|l| l[..l.len() - 8].to_string())
+            .collect()
+    };
+    assert_eq!(uids(&ours), uids(&dovecot));
+}
+
+/// (base name, Maildir info flags) of every message file, sorted by base name.
+fn messages(root: &Path) -> Vec<(String, String)> {
+    let mut v = Vec::new();
+    for sub in ["new", "cur"] {
+        for e in fs::read_dir(root.join(sub)).unwrap() {
+            let name = e.unwrap().file_name().to_string_lossy().to_string();
+            let (base, flags) = match name.split_once(":2,") {
+                Some((b, f)) => (b.to_string(), f.to_string()),
+                None => (name.clone(), String::new()),
+            };
+            v.push((base, flags));
+        }
+    }
+    v.sort();
+    v
+}
+
+#[test]
+fn same_session_leaves_the_same_maildir() {
+    require_dovecot!();
+    let work = tempfile::tempdir().unwrap();
+    let tree = work.path().join("tree");
+    write_tree(&tree);
+    let (dovecot, dovecot_left) = dovecot_with(&tree, &work.path().join("d"), &["update"]);
+    let mut d = mailserver_on(&tree);
+    let ours = dump_with(d.pop3.unwrap().port(), &["update"]);
+    assert!(d.stop().success());
+    // Fresh copies: each server's own UIDVALIDITY (its clock) is left out.
+    let strip = |v: &[String]| -> Vec<String> {
+        v.iter()
+            .map(|l| match l.strip_prefix("uidl ") {
+                Some(_) => l[..l.len() - 8].to_string(),
+                None => l.clone(),
+            })
+            .collect()
+    };
+    assert_eq!(strip(&ours), strip(&dovecot));
+    assert!(ours.iter().any(|l| l == "quit +OK"), "{ours:?}");
+    let left = d.data_dir().join("mail").join(common::USER);
+    assert_eq!(messages(&left), messages(&dovecot_left));
+    assert_eq!(messages(&left).len(), corpus().len() - 1);
+}
