@@ -148,8 +148,11 @@ pub async fn serve_session<S, F>(
         tls: implicit_tls,
     };
     drive(make(env), &mut io, &mut log, &snapshot, &shared).await;
-    let _ = io.shutdown().await;
+    // The `-` record is written and flushed before the FIN: a client that sees the
+    // connection close can read its whole session in the log (SPEC §5 "Integrity"). The
+    // graceful close moves no counted bytes, so the counts are final here.
     end_log(log, io.bytes_in, io.bytes_out).await;
+    let _ = io.shutdown().await;
 }
 
 /// Writes the `-` record and waits until the session's records are on disk (SPEC §5
