@@ -1,0 +1,874 @@
+//! KB Q182504 and SPEC §5 proved end to end for IMAP4: the real `mailserver` binary, real
+//! sockets on `127.0.0.1`, real files, hot reload by editing the config file (SPEC §4).
+//!
+//! The POP3 side is `tests/protolog_daemon.rs`; this file proves the same sentences for the
+//! IMAP4 stream (its own level and path, SPEC §5 "One log stream per service"), through a raw
+//! RFC 3501 client written here (so every octet and literal is under the test's control) and
+//! Python's `imaplib` for a real client's AUTHENTICATE. The log files are read with the same
+//! strict, independent parser as the POP3 tests (RFC 4180 §2 fields, `\xNN` escapes), copied
+//! here so neither file depends on the other.
+//!
+//! Covered: POP3 then IMAP4 into one directory (`L0000001.log` POP3, `L0000002.log` IMAP4);
+//! the IMAP4 file's `flock` and `/proc/<pid>/fd` entry while the IMAP level > 0, kept after a
+//! hot reload to 0 until the next IMAP4 session start, then released and deletable, while
+//! POP3's file follows POP3's values only; the records of each level 1..=5 for one fixed
+//! script (LOGIN, SELECT, FETCH FLAGS, FETCH BODY[], APPEND with a literal, LOGOUT); the
+//! password never written in any form (LOGIN quoted, atom, literal; AUTHENTICATE PLAIN with
+//! SASL-IR and with a continuation line, RFC 4959 / RFC 3501 §6.2.2); the start snapshot
+//! decides a session's level; IDLE (RFC 2177) `+ idling`, a pushed EXISTS and `DONE`.
+//! Every wait is bounded (socket timeouts, `wait_*` deadlines); nothing asserts on timing.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use common::{Daemon, Options, PASS, USER};
+
+/// Socket and wait bound: long enough for a loaded 2-core machine, short enough to fail.
+const WAIT: Duration = Duration::from_secs(30);
+
+// ---------------------------------------------------------------------------------------
+// Daemon, config and reload helpers
+// ---------------------------------------------------------------------------------------
+
+/// The logging values of both services (SPEC §3 `[ParametersSystem]`).
+#[derive(Clone)]
+struct Setup {
+    pop_level: u32,
+    imap_level: u32,
+    /// Log directories relative to the daemon's tempdir.
+    pop_rel: String,
+    imap_rel: String,
+    /// Extra users lines.
+    users: String,
+}
+
+impl Setup {
+    /// IMAP4 at `level` into `logs`, POP3 at 0 into the same directory.
+    fn imap(level: u32) -> Setup {
+        Setup {
+            pop_level: 0,
+            imap_level: level,
+            pop_rel: "logs".into(),
+            imap_rel: "logs".into(),
+            users: String::new(),
+        }
+    }
+
+    fn options(&self, root: &Path) -> Options {
+        Options {
+            registry: format!(
+                "\"POP3 Protocol Logging Level\" = {}\n\"POP3 Protocol Log Path\" = \"{}\"\n\
+                 \"IMAP Protocol Logging Level\" = {}\n\"IMAP Protocol Log Path\" = \"{}\"\n",
+                self.pop_level,
+                root.join(&self.pop_rel).display(),
+                self.imap_level,
+                root.join(&self.imap_rel).display(),
+            ),
+            limits: String::new(),
+            users: self.users.clone(),
+            env: Vec::new(),
+        }
+    }
+}
+
+/// Starts the daemon with `setup` (the config names paths inside its own tempdir).
+fn start(setup: &Setup) -> Daemon {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = setup.options(dir.path());
+    std::fs::write(
+        dir.path().join("users"),
+        format!("{USER}:{{PLAIN}}{PASS}\n{}", opts.users),
+    )
+    .unwrap();
+    let config_path = dir.path().join("mailserver.toml");
+    std::fs::write(&config_path, common::config_text(dir.path(), &opts)).unwrap();
+    Daemon::spawn(dir, config_path, &[])
+}
+
+fn log_dir(d: &Daemon) -> PathBuf {
+    d.dir.path().join("logs")
+}
+
+fn imap_addr(d: &Daemon) -> SocketAddr {
+    d.imap.expect("IMAP listener")
+}
+
+fn pop3_addr(d: &Daemon) -> SocketAddr {
+    d.pop3.expect("POP3 listener")
+}
+
+fn log_count(d: &Daemon, needle: &str) -> usize {
+    d.log_text().matches(needle).count()
+}
+
+/// Waits (bounded) until `needle` occurs more than `before` times in the daemon log.
+fn wait_log_more(d: &Daemon, needle: &str, before: usize) {
+    let deadline = Instant::now() + WAIT;
+    while Instant::now() < deadline {
+        if log_count(d, needle) > before {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!(
+        "{needle:?} did not occur a {}th time within {WAIT:?}:\n{}",
+        before + 1,
+        d.log_text()
+    );
+}
+
+/// Hot reload (SPEC §4) of the IMAP level from `old` to `setup.imap_level`: rewrites the
+/// config and waits for the daemon to log the change.
+fn reload_imap(d: &Daemon, old: u32, setup: &Setup) {
+    let new = setup.imap_level;
+    let needle = format!(
+        "\"IMAP Protocol Logging Level\": {old} (REG_DWORD 0x{old:x}) -> {new} (REG_DWORD 0x{new:x})"
+    );
+    let before = log_count(d, &needle);
+    d.rewrite_config(&setup.options(d.dir.path()));
+    wait_log_more(d, &needle, before);
+}
+
+/// `L???????.log` names in `dir`, sorted (empty if `dir` does not exist).
+fn log_files(dir: &Path) -> Vec<String> {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut v: Vec<String> = rd
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('L') && n.ends_with(".log"))
+        .collect();
+    v.sort();
+    v
+}
+
+/// Whether another process holds a `flock` on `path`: `flock -n FILE true` from a child
+/// process, or, without util-linux, a `flock` through a fresh open file description.
+fn locked_by_daemon(path: &Path) -> bool {
+    assert!(path.exists(), "{} must exist", path.display());
+    if common::have("flock") {
+        let st = Command::new("flock")
+            .arg("-n")
+            .arg(path)
+            .arg("true")
+            .status()
+            .unwrap();
+        !st.success()
+    } else {
+        let f = std::fs::File::open(path).unwrap();
+        match f.try_lock() {
+            Ok(()) => {
+                f.unlock().unwrap();
+                false
+            }
+            Err(std::fs::TryLockError::WouldBlock) => true,
+            Err(std::fs::TryLockError::Error(e)) => panic!("flock: {e}"),
+        }
+    }
+}
+
+/// Whether the daemon has `path` open: `read_link` of every entry of `/proc/<pid>/fd`.
+fn daemon_has_open(d: &Daemon, path: &Path) -> bool {
+    let path = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+    let wanted = path.to_string_lossy().into_owned();
+    let deleted = format!("{wanted} (deleted)");
+    let fds = std::fs::read_dir(format!("/proc/{}/fd", d.pid())).unwrap();
+    fds.filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .map(|t| t.to_string_lossy().into_owned())
+        .any(|t| t == wanted || t == deleted)
+}
+
+// ---------------------------------------------------------------------------------------
+// Raw clients: IMAP4rev1 (RFC 3501) and a minimal POP3 (RFC 1939)
+// ---------------------------------------------------------------------------------------
+
+struct Imap {
+    r: BufReader<TcpStream>,
+    w: TcpStream,
+}
+
+/// One server response line with the literals it carried (RFC 3501 §4.3), CRLFs removed
+/// from the line text, literal octets kept whole.
+#[derive(Debug)]
+struct Resp {
+    line: String,
+    literals: Vec<Vec<u8>>,
+}
+
+impl Imap {
+    fn connect(addr: SocketAddr) -> Imap {
+        let s = TcpStream::connect_timeout(&addr, WAIT).unwrap();
+        s.set_read_timeout(Some(WAIT)).unwrap();
+        s.set_write_timeout(Some(WAIT)).unwrap();
+        let mut c = Imap {
+            r: BufReader::new(s.try_clone().unwrap()),
+            w: s,
+        };
+        let g = c.resp();
+        assert!(g.line.starts_with("* OK"), "greeting {g:?}");
+        c
+    }
+
+    /// One raw line without CRLF; panics on EOF or timeout.
+    fn raw_line(&mut self) -> String {
+        let mut buf = Vec::new();
+        let n = self.r.read_until(b'\n', &mut buf).unwrap();
+        assert!(n > 0, "connection closed");
+        while matches!(buf.last(), Some(b'\n' | b'\r')) {
+            buf.pop();
+        }
+        String::from_utf8(buf).unwrap()
+    }
+
+    /// One response, following `{n}` literals to the end of the logical line.
+    fn resp(&mut self) -> Resp {
+        let mut line = String::new();
+        let mut literals = Vec::new();
+        for _ in 0..1000 {
+            let part = self.raw_line();
+            line.push_str(&part);
+            match literal_len(&part) {
+                Some(n) => {
+                    let mut data = vec![0; n];
+                    self.r.read_exact(&mut data).unwrap();
+                    literals.push(data);
+                }
+                None => return Resp { line, literals },
+            }
+        }
+        panic!("response with too many literals");
+    }
+
+    fn send_raw(&mut self, bytes: &[u8]) {
+        self.w.write_all(bytes).unwrap();
+    }
+
+    fn send(&mut self, line: &str) {
+        self.send_raw(format!("{line}\r\n").as_bytes());
+    }
+
+    /// Reads responses until the one tagged `tag`; returns all of them, the tagged one last.
+    fn until_tagged(&mut self, tag: &str) -> Vec<Resp> {
+        let mut out = Vec::new();
+        for _ in 0..10_000 {
+            let r = self.resp();
+            let done = r.line.starts_with(&format!("{tag} "));
+            out.push(r);
+            if done {
+                return out;
+            }
+        }
+        panic!("no tagged reply for {tag}");
+    }
+
+    /// `tag rest`, which must complete with OK.
+    fn ok(&mut self, tag: &str, rest: &str) -> Vec<Resp> {
+        self.send(&format!("{tag} {rest}"));
+        let out = self.until_tagged(tag);
+        let last = &out.last().unwrap().line;
+        assert!(
+            last.starts_with(&format!("{tag} OK")),
+            "C: {tag} {rest}\nS: {out:#?}"
+        );
+        out
+    }
+
+    /// A synchronizing literal: sends `prefix {n}`, waits for the `+` continuation, then the
+    /// octets and `suffix` CRLF. Returns the continuation line.
+    fn literal(&mut self, prefix: &str, data: &[u8], suffix: &str) -> String {
+        self.send(&format!("{prefix} {{{}}}", data.len()));
+        let cont = self.raw_line();
+        assert!(cont.starts_with('+'), "no continuation: {cont}");
+        self.send_raw(data);
+        self.send(suffix);
+        cont
+    }
+
+    /// LOGOUT, then wait for the server to close (its `-` record is then on disk, SPEC §5).
+    fn logout(mut self, tag: &str) {
+        let out = self.ok(tag, "LOGOUT");
+        assert!(out[0].line.starts_with("* BYE"), "{out:#?}");
+        let mut rest = Vec::new();
+        let _ = self.r.read_to_end(&mut rest);
+        assert!(rest.is_empty(), "data after LOGOUT: {rest:?}");
+    }
+}
+
+/// `Some(n)` when `line` ends with a literal announcement `{n}`.
+fn literal_len(line: &str) -> Option<usize> {
+    let open = line.rfind('{')?;
+    line.strip_suffix('}')?[open + 1..].parse().ok()
+}
+
+/// POP3 USER/PASS/QUIT (a session of the other service).
+fn pop3_session(addr: SocketAddr) {
+    let s = TcpStream::connect_timeout(&addr, WAIT).unwrap();
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    let mut w = s.try_clone().unwrap();
+    let mut r = BufReader::new(s);
+    let mut line = String::new();
+    let mut expect_ok = |r: &mut BufReader<TcpStream>| {
+        line.clear();
+        r.read_line(&mut line).unwrap();
+        assert!(line.starts_with("+OK"), "{line}");
+    };
+    expect_ok(&mut r);
+    for c in [format!("USER {USER}"), format!("PASS {PASS}"), "QUIT".into()] {
+        w.write_all(format!("{c}\r\n").as_bytes()).unwrap();
+        expect_ok(&mut r);
+    }
+    let mut rest = Vec::new();
+    let _ = r.read_to_end(&mut rest);
+}
+
+
+// ---------------------------------------------------------------------------------------
+// A strict, independent reader of the log files
+// ---------------------------------------------------------------------------------------
+
+/// One record: the seven `#Fields` of SPEC §5.
+#[derive(Debug, Clone)]
+struct Rec {
+    id: String,
+    seq: u64,
+    local: String,
+    remote: String,
+    event: char,
+    /// The data field after RFC 4180 unquoting and `\xNN` decoding.
+    data: String,
+}
+
+struct LogFile {
+    header: Vec<String>,
+    records: Vec<Rec>,
+}
+
+/// RFC 4180 §2 fields of one line (no line breaks inside, SPEC §5 escapes them).
+fn csv_fields(line: &str) -> Result<Vec<String>, String> {
+    let mut fields = Vec::new();
+    let b = line.as_bytes();
+    let mut i = 0;
+    loop {
+        let mut f = Vec::new();
+        if b.get(i) == Some(&b'"') {
+            i += 1;
+            loop {
+                match b.get(i) {
+                    None => return Err(format!("unterminated quote: {line:?}")),
+                    Some(b'"') if b.get(i + 1) == Some(&b'"') => {
+                        f.push(b'"');
+                        i += 2;
+                    }
+                    Some(b'"') => {
+                        i += 1;
+                        break;
+                    }
+                    Some(&c) => {
+                        f.push(c);
+                        i += 1;
+                    }
+                }
+            }
+            if !matches!(b.get(i), None | Some(b',')) {
+                return Err(format!("text after a closing quote: {line:?}"));
+            }
+        } else {
+            while let Some(&c) = b.get(i) {
+                if c == b',' {
+                    break;
+                }
+                if c == b'"' {
+                    return Err(format!("quote inside an unquoted field: {line:?}"));
+                }
+                f.push(c);
+                i += 1;
+            }
+        }
+        fields.push(String::from_utf8(f).map_err(|e| e.to_string())?);
+        match b.get(i) {
+            None => return Ok(fields),
+            Some(b',') => i += 1,
+            Some(_) => unreachable!(),
+        }
+    }
+}
+
+/// Decodes `\xNN`; every other byte must be printable ASCII other than `\`.
+fn unescape(s: &str) -> Result<String, String> {
+    let b = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'\\' => {
+                let hex = s
+                    .get(i + 1..i + 4)
+                    .filter(|h| h.starts_with('x'))
+                    .ok_or(format!("bad escape in {s:?}"))?;
+                out.push(u8::from_str_radix(&hex[1..], 16).map_err(|e| e.to_string())?);
+                i += 4;
+            }
+            c if (0x20..=0x7E).contains(&c) => {
+                out.push(c);
+                i += 1;
+            }
+            c => return Err(format!("raw byte {c:#x} in {s:?}")),
+        }
+    }
+    Ok(String::from_utf8_lossy(&out).into_owned())
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.fffZ`.
+fn valid_time(t: &str) -> bool {
+    let b = t.as_bytes();
+    b.len() == 24
+        && b.iter().enumerate().all(|(i, &c)| match i {
+            4 | 7 => c == b'-',
+            10 => c == b'T',
+            13 | 16 => c == b':',
+            19 => c == b'.',
+            23 => c == b'Z',
+            _ => c.is_ascii_digit(),
+        })
+}
+
+fn is_endpoint(s: &str) -> bool {
+    s.parse::<SocketAddr>().is_ok()
+}
+
+/// Parses one record line strictly; `Err` says what is wrong.
+fn parse_record(line: &str) -> Result<Rec, String> {
+    let f = csv_fields(line)?;
+    if f.len() != 7 {
+        return Err(format!("{} fields: {line:?}", f.len()));
+    }
+    if !valid_time(&f[0]) {
+        return Err(format!("bad date-time: {line:?}"));
+    }
+    if f[1].len() != 16 || !f[1].bytes().all(|c| c.is_ascii_hexdigit()) {
+        return Err(format!("bad session-id: {line:?}"));
+    }
+    let seq: u64 = f[2]
+        .parse()
+        .map_err(|_| format!("bad sequence: {line:?}"))?;
+    if !is_endpoint(&f[3]) || !is_endpoint(&f[4]) {
+        return Err(format!("bad endpoint: {line:?}"));
+    }
+    let event = match f[5].as_str() {
+        "+" => '+',
+        "-" => '-',
+        "<" => '<',
+        ">" => '>',
+        "*" => '*',
+        _ => return Err(format!("bad event: {line:?}")),
+    };
+    Ok(Rec {
+        id: f[1].clone(),
+        seq,
+        local: f[3].clone(),
+        remote: f[4].clone(),
+        event,
+        data: unescape(&f[6])?,
+    })
+}
+
+/// Reads a whole IMAP4 log file: the four header lines exactly as SPEC §5, then records only,
+/// each line ending in `\n`.
+fn read_log(path: &Path) -> LogFile {
+    read_log_of(path, "IMAP4")
+}
+
+/// [`read_log`] for a file of `service` (`#Service: {service}`).
+fn read_log_of(path: &Path, service: &str) -> LogFile {
+    let text = std::fs::read_to_string(path).unwrap();
+    assert!(text.ends_with('\n'), "{} ends mid-line", path.display());
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines.len() >= 4, "{}: no header:\n{text}", path.display());
+    let header: Vec<String> = lines[..4].iter().map(|s| s.to_string()).collect();
+    assert_eq!(header[0], format!("#Service: {service}"));
+    assert_eq!(
+        header[1],
+        format!("#Software: mailserver {}", env!("CARGO_PKG_VERSION"))
+    );
+    let date = header[2].strip_prefix("#Date: ").expect("#Date line");
+    assert!(valid_time(date), "{}", header[2]);
+    assert_eq!(
+        header[3],
+        "#Fields: date-time,session-id,sequence-number,local-endpoint,remote-endpoint,event,data"
+    );
+    let records = lines[4..]
+        .iter()
+        .map(|l| parse_record(l).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
+        .collect();
+    LogFile { header, records }
+}
+
+/// Every record of every (IMAP4) log file in `dir`, in file then line order.
+fn all_records(dir: &Path) -> Vec<Rec> {
+    log_files(dir)
+        .iter()
+        .flat_map(|n| read_log(&dir.join(n)).records)
+        .collect()
+}
+
+/// Records grouped by session id, in file order.
+fn by_session(recs: &[Rec]) -> BTreeMap<String, Vec<Rec>> {
+    let mut m: BTreeMap<String, Vec<Rec>> = BTreeMap::new();
+    for r in recs {
+        m.entry(r.id.clone()).or_default().push(r.clone());
+    }
+    m
+}
+
+/// One session's records are numbered 0, 1, 2, … without a gap, `+` first and `-` last.
+fn assert_whole_session(recs: &[Rec]) {
+    for (i, r) in recs.iter().enumerate() {
+        assert_eq!(r.seq, i as u64, "sequence gap in {recs:#?}");
+    }
+    assert_eq!(recs.first().map(|r| r.event), Some('+'), "{recs:#?}");
+    assert_eq!(recs.last().map(|r| r.event), Some('-'), "{recs:#?}");
+}
+
+fn kinds(recs: &[Rec]) -> BTreeSet<char> {
+    recs.iter().map(|r| r.event).collect()
+}
+
+fn datas(recs: &[Rec], event: char) -> Vec<String> {
+    recs.iter()
+        .filter(|r| r.event == event)
+        .map(|r| r.data.clone())
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------
+// KB: "The first line in the file will declare the service"; SPEC §5 "Names": POP3 and
+// IMAP4 sharing one directory never share a file
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn pop3_then_imap4_into_one_directory_get_l0000001_and_l0000002() {
+    let mut setup = Setup::imap(5);
+    setup.pop_level = 5;
+    let d = start(&setup);
+    let dir = log_dir(&d);
+    assert!(!dir.exists(), "log directory created before any session");
+    pop3_session(pop3_addr(&d));
+    assert_eq!(log_files(&dir), vec!["L0000001.log"]);
+    let c = Imap::connect(imap_addr(&d));
+    assert_eq!(log_files(&dir), vec!["L0000001.log", "L0000002.log"]);
+    c.logout("a1");
+
+    let pop = read_log_of(&dir.join("L0000001.log"), "POP3");
+    assert_eq!(pop.header[0], "#Service: POP3");
+    assert_eq!(by_session(&pop.records).len(), 1);
+    let f = read_log(&dir.join("L0000002.log"));
+    assert_eq!(f.header[0], "#Service: IMAP4");
+    let text = std::fs::read_to_string(dir.join("L0000002.log")).unwrap();
+    assert_eq!(text.lines().next(), Some("#Service: IMAP4"));
+    assert_eq!(by_session(&f.records).len(), 1);
+    assert_whole_session(&f.records);
+    let local = imap_addr(&d).to_string();
+    assert!(f.records.iter().all(|r| r.local == local), "{:#?}", f.records);
+    assert!(f.records.iter().all(|r| r.remote.starts_with("127.0.0.1:")));
+    assert_eq!(datas(&f.records, '<'), vec!["a1 LOGOUT"]);
+    // Each service keeps its own file for the next sessions.
+    pop3_session(pop3_addr(&d));
+    Imap::connect(imap_addr(&d)).logout("b1");
+    assert_eq!(log_files(&dir), vec!["L0000001.log", "L0000002.log"]);
+    assert_eq!(
+        by_session(&read_log_of(&dir.join("L0000001.log"), "POP3").records).len(),
+        2
+    );
+    assert_eq!(by_session(&all_records(&dir_only(&dir, "L0000002.log"))).len(), 2);
+}
+
+/// A tempdir holding a copy of one log file, so [`all_records`] reads just that one.
+fn dir_only(dir: &Path, name: &str) -> PathBuf {
+    let copy = dir.join("..").join(format!("only-{name}"));
+    std::fs::create_dir_all(&copy).unwrap();
+    std::fs::copy(dir.join(name), copy.join(name)).unwrap();
+    copy
+}
+
+// ---------------------------------------------------------------------------------------
+// KB: "these log files are continuously locked open. To delete them, set the logging level
+// to 0. The next time a session is started, the file handle will be released."
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn imap_file_locked_while_level_above_0_released_at_the_next_imap_session_after_0() {
+    let mut setup = Setup::imap(5);
+    setup.pop_level = 5;
+    let d = start(&setup);
+    let dir = log_dir(&d);
+    pop3_session(pop3_addr(&d));
+    Imap::connect(imap_addr(&d)).logout("a1");
+    let pop_file = dir.join("L0000001.log");
+    let imap_file = dir.join("L0000002.log");
+    assert!(locked_by_daemon(&imap_file), "IMAP4 file not locked at 5");
+    assert!(daemon_has_open(&d, &imap_file));
+    assert!(locked_by_daemon(&pop_file));
+
+    // IMAP level 0 by editing the config: still locked until an IMAP4 session starts.
+    setup.imap_level = 0;
+    reload_imap(&d, 5, &setup);
+    assert!(locked_by_daemon(&imap_file), "released before a session");
+    assert!(daemon_has_open(&d, &imap_file));
+    // A POP3 session is no IMAP4 session start: the IMAP4 file stays held, and POP3's own
+    // file (level 5 still) keeps being written.
+    pop3_session(pop3_addr(&d));
+    assert!(
+        locked_by_daemon(&imap_file),
+        "a POP3 session released IMAP4"
+    );
+    assert!(daemon_has_open(&d, &imap_file));
+    assert!(locked_by_daemon(&pop_file));
+    let before = std::fs::read(&imap_file).unwrap();
+
+    // The next IMAP4 session start releases the handle (before its greeting).
+    let c = Imap::connect(imap_addr(&d));
+    assert!(!locked_by_daemon(&imap_file), "still locked");
+    assert!(!daemon_has_open(&d, &imap_file), "fd still open");
+    c.logout("b1");
+    assert_eq!(std::fs::read(&imap_file).unwrap(), before, "level 0 wrote");
+    assert_eq!(by_session(&read_log(&imap_file).records).len(), 1);
+    // Deletable, while POP3's file is untouched by IMAP's values.
+    std::fs::remove_file(&imap_file).unwrap();
+    assert!(locked_by_daemon(&pop_file), "POP3 file released by IMAP4's 0");
+    assert!(daemon_has_open(&d, &pop_file));
+    pop3_session(pop3_addr(&d));
+    Imap::connect(imap_addr(&d)).logout("c1");
+    assert_eq!(log_files(&dir), vec!["L0000001.log"]);
+    assert_eq!(
+        by_session(&read_log_of(&pop_file, "POP3").records).len(),
+        3
+    );
+
+    // Back to 1: the next IMAP4 session opens the next number after the highest.
+    setup.imap_level = 1;
+    reload_imap(&d, 0, &setup);
+    assert_eq!(log_files(&dir), vec!["L0000001.log"], "opened before a session");
+    Imap::connect(imap_addr(&d)).logout("d1");
+    assert_eq!(log_files(&dir), vec!["L0000001.log", "L0000002.log"]);
+    let again = read_log(&imap_file);
+    assert_eq!(kinds(&again.records), BTreeSet::from(['+', '-']));
+    assert!(locked_by_daemon(&imap_file));
+}
+
+// ---------------------------------------------------------------------------------------
+// SPEC §5 "Levels": one fixed RFC 3501 script per level
+// ---------------------------------------------------------------------------------------
+
+const MESSAGE: &str = "Subject: level test\r\nFrom: a@example.org\r\n\r\nfirst body line\r\nsecond, \"quoted\" line\r\n";
+const APPENDED: &str = "Subject: appended\r\n\r\nappended body line\r\n";
+
+/// What the client saw of the script, to compare with the log.
+struct Script {
+    recs: Vec<Rec>,
+    /// Every untagged server line, literals' text excluded, in order.
+    untagged: Vec<String>,
+    /// The continuation line of APPEND.
+    cont: String,
+    /// Octets of the FETCH BODY[] literal.
+    body_octets: usize,
+}
+
+/// LOGIN, SELECT INBOX, FETCH 1 (FLAGS), FETCH 1 BODY[], APPEND with a literal, LOGOUT at
+/// `level`; returns the one session's records and what the client saw.
+fn level_script(level: u32) -> Script {
+    let d = start(&Setup::imap(level));
+    common::deliver(&d.data_dir(), USER, 1, MESSAGE);
+    let mut untagged = Vec::new();
+    let mut c = Imap::connect(imap_addr(&d));
+    let mut keep = |out: Vec<Resp>| {
+        for r in &out[..out.len() - 1] {
+            untagged.push(r.line.clone());
+        }
+        out
+    };
+    keep(c.ok("a1", &format!("LOGIN {USER} {PASS}")));
+    keep(c.ok("a2", "SELECT INBOX"));
+    keep(c.ok("a3", "FETCH 1 (FLAGS)"));
+    let out = keep(c.ok("a4", "FETCH 1 BODY[]"));
+    assert_eq!(out[0].literals, vec![MESSAGE.as_bytes().to_vec()], "{out:#?}");
+    let cont = c.literal("a5 APPEND INBOX", APPENDED.as_bytes(), "");
+    let out = c.until_tagged("a5");
+    assert!(out.last().unwrap().line.starts_with("a5 OK"), "{out:#?}");
+    keep(out);
+    c.send("a6 LOGOUT");
+    let out = c.until_tagged("a6");
+    assert!(out.last().unwrap().line.starts_with("a6 OK"), "{out:#?}");
+    keep(out);
+    let mut rest = Vec::new();
+    let _ = c.r.read_to_end(&mut rest);
+    drop(keep);
+    let recs = all_records(&log_dir(&d));
+    assert_eq!(by_session(&recs).len(), 1, "{recs:#?}");
+    assert_whole_session(&recs);
+    // Level 1 '*': authentication success with user and mechanism.
+    let auth: Vec<String> = datas(&recs, '*');
+    assert_eq!(auth.len(), 1, "{recs:#?}");
+    assert!(auth[0].contains("user=alice"), "{auth:?}");
+    assert!(auth[0].contains("mechanism=LOGIN"), "{auth:?}");
+    assert!(auth[0].contains("succe"), "{auth:?}");
+    assert_eq!(datas(&recs, '+'), vec![String::new()]);
+    assert!(recs.last().unwrap().data.starts_with("duration="));
+    Script {
+        recs,
+        untagged,
+        cont,
+        body_octets: MESSAGE.len(),
+    }
+}
+
+/// The client lines of the script as SPEC §5 logs them (the password masked).
+fn commands() -> Vec<String> {
+    let mut v = vec![
+        format!("a1 LOGIN {USER} ***"),
+        "a2 SELECT INBOX".into(),
+        "a3 FETCH 1 (FLAGS)".into(),
+        "a4 FETCH 1 BODY[]".into(),
+        format!("a5 APPEND INBOX {{{}}}", APPENDED.len()),
+        "a6 LOGOUT".into(),
+    ];
+    v.shrink_to_fit();
+    v
+}
+
+/// `<` records other than literal summaries and content (levels 4 and 5 add those).
+fn client_lines(recs: &[Rec]) -> Vec<String> {
+    datas(recs, '<')
+}
+
+/// `>` records that are tagged completions or continuations (SPEC §5 level 3).
+fn is_completion(l: &str) -> bool {
+    l.starts_with('+') || (l.starts_with('a') && !l.starts_with("a5 APPEND"))
+}
+
+#[test]
+fn level_1_connect_disconnect_and_auth_only() {
+    let s = level_script(1);
+    assert_eq!(kinds(&s.recs), BTreeSet::from(['+', '*', '-']), "{:#?}", s.recs);
+    assert_eq!(s.recs.len(), 3);
+}
+
+#[test]
+fn level_2_adds_client_commands_with_the_password_masked() {
+    let s = level_script(2);
+    assert_eq!(kinds(&s.recs), BTreeSet::from(['+', '*', '-', '<']));
+    assert_eq!(client_lines(&s.recs), commands(), "{:#?}", s.recs);
+}
+
+#[test]
+fn level_3_adds_tagged_completions_and_continuations() {
+    let s = level_script(3);
+    assert_eq!(kinds(&s.recs), BTreeSet::from(['+', '*', '-', '<', '>']));
+    assert_eq!(client_lines(&s.recs), commands(), "{:#?}", s.recs);
+    let out = datas(&s.recs, '>');
+    let want: Vec<String> = std::iter::once(s.cont.clone())
+        .chain((1..=6).map(|i| format!("a{i} OK")))
+        .collect();
+    assert_eq!(out.len(), want.len(), "{out:#?}");
+    assert!(out.iter().all(|l| is_completion(l)), "{out:#?}");
+    for (i, tag) in (1..=6).map(|i| format!("a{i} OK")).enumerate() {
+        assert!(
+            out.iter().filter(|l| l.starts_with(&tag)).count() == 1,
+            "{i}: {tag} once in {out:#?}"
+        );
+    }
+    assert_eq!(
+        out.iter().filter(|l| l.starts_with('+')).collect::<Vec<_>>(),
+        vec![&s.cont]
+    );
+    // The continuation comes between the APPEND line and its completion.
+    let pos = |ev: char, p: &str| {
+        s.recs
+            .iter()
+            .position(|r| r.event == ev && r.data.starts_with(p))
+            .unwrap()
+    };
+    assert!(pos('<', "a5 APPEND") < pos('>', "+"));
+    assert!(pos('>', "+") < pos('>', "a5 OK"));
+}
+
+/// The untagged lines the client saw, as the log writes them: the text before a literal
+/// followed by the literal summary, or the content's lines (level 5).
+#[test]
+fn level_4_adds_untagged_lines_and_summarises_literals_in_both_directions() {
+    let s = level_script(4);
+    assert_eq!(kinds(&s.recs), BTreeSet::from(['+', '*', '-', '<', '>']));
+    let body = format!("<literal {} octets>", s.body_octets);
+    let appended = format!("<literal {} octets>", APPENDED.len());
+    // Client side: the commands, and APPEND's literal as one summary record after its line.
+    let mut want = commands();
+    want.insert(5, appended.clone());
+    let client = client_lines(&s.recs);
+    // The empty rest of the APPEND line after its literal may or may not be a record.
+    let client: Vec<String> = client.into_iter().filter(|l| !l.is_empty()).collect();
+    assert_eq!(client, want, "{:#?}", s.recs);
+    // Server side: every untagged line the client saw is there, in order; the body literal
+    // is one summary record; no content line anywhere.
+    let out = datas(&s.recs, '>');
+    assert_eq!(out.iter().filter(|l| **l == body).count(), 1, "{out:#?}");
+    let mut it = out.iter();
+    for u in &s.untagged {
+        let stem = match literal_len(u) {
+            Some(_) => &u[..u.find('{').unwrap()],
+            None => u.as_str(),
+        };
+        assert!(
+            it.any(|l| l.starts_with(stem)),
+            "untagged {u:?} missing or out of order in {out:#?}"
+        );
+    }
+    assert!(out.iter().any(|l| l.starts_with("* OK")), "greeting: {out:#?}");
+    assert!(out.iter().any(|l| l.ends_with(" EXISTS")), "{out:#?}");
+    assert!(out.iter().any(|l| l.contains("FLAGS")), "{out:#?}");
+    for line in ["first body line", "appended body line", "level test"] {
+        assert!(
+            !s.recs.iter().any(|r| r.data.contains(line)),
+            "content {line:?} at level 4: {:#?}",
+            s.recs
+        );
+    }
+}
+
+#[test]
+fn level_5_adds_the_literal_content_lines() {
+    let s = level_script(5);
+    assert!(!s.recs.iter().any(|r| r.data.starts_with("<literal")), "{:#?}", s.recs);
+    let lines = |m: &str| -> Vec<String> {
+        let mut v: Vec<String> = m.split("\r\n").map(String::from).collect();
+        v.pop();
+        v
+    };
+    // Each literal's lines appear as consecutive records of its direction.
+    let client = client_lines(&s.recs);
+    let want = lines(APPENDED);
+    let at = client
+        .iter()
+        .position(|l| l.starts_with("a5 APPEND"))
+        .unwrap();
+    assert_eq!(&client[at + 1..at + 1 + want.len()], &want[..], "{client:#?}");
+    let out = datas(&s.recs, '>');
+    let want = lines(MESSAGE);
+    let at = out
+        .iter()
+        .position(|l| l == &want[0])
+        .unwrap_or_else(|| panic!("{out:#?}"));
+    assert_eq!(&out[at..at + want.len()], &want[..], "{out:#?}");
+    // And the level 4 lines are still all there.
+    for c in commands() {
+        assert!(client.contains(&c), "{c} in {client:#?}");
+    }
+    for i in 1..=6 {
+        assert!(out.iter().any(|l| l.starts_with(&format!("a{i} OK"))));
+    }
+}
