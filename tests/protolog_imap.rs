@@ -881,3 +881,174 @@ fn level_5_adds_the_literal_content_lines() {
         assert!(out.iter().any(|l| l.starts_with(&format!("a{i} OK"))));
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// SPEC §5: "Secrets are never written, at any level": IMAP LOGIN password, every
+// AUTHENTICATE initial response and continuation line
+// ---------------------------------------------------------------------------------------
+
+/// Base64 text that any encoding of a byte string containing `secret` contains, for each of
+/// the three alignments, plus the plain text.
+fn secret_forms(secret: &str) -> Vec<String> {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let mut forms = vec![secret.to_string()];
+    for k in 0..3usize {
+        let mut bytes = vec![b'x'; k];
+        bytes.extend_from_slice(secret.as_bytes());
+        let enc = b64.encode(&bytes);
+        let first = k.div_ceil(3);
+        let last = (k + secret.len()) / 3;
+        forms.push(enc[first * 4..last * 4].to_string());
+    }
+    forms
+}
+
+/// Python's imaplib: LOGIN (it quotes the password), a failed and a good AUTHENTICATE PLAIN
+/// (imaplib sends the response on a continuation line), then LOGOUT.
+const IMAPLIB: &str = r#"
+import imaplib, sys
+host, port, user, pw = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+m = imaplib.IMAP4(host, port, timeout=30)
+m.login(user, pw)
+m.select("INBOX")
+m.logout()
+m = imaplib.IMAP4(host, port, timeout=30)
+try:
+    m.authenticate("PLAIN", lambda _: ("\0" + user + "\0" + pw + "x").encode())
+    sys.exit("wrong password accepted")
+except imaplib.IMAP4.error:
+    pass
+m.authenticate("PLAIN", lambda _: ("\0" + user + "\0" + pw).encode())
+m.logout()
+print("done")
+"#;
+
+#[test]
+fn passwords_never_appear_in_any_file_at_any_level() {
+    let secret = "Xyzzy-Pl0gh-Secret-77";
+    let mut setup = Setup::imap(1);
+    setup.users = format!("carol:{{PLAIN}}{secret}\n");
+    let d = start(&setup);
+    let addr = imap_addr(&d);
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let plain = b64.encode(format!("\0carol\0{secret}"));
+    let wrong = b64.encode(format!("\0carol\0{secret}x"));
+    let mut forms = secret_forms(secret);
+    forms.push(plain.clone());
+    forms.push(wrong.clone());
+
+    for level in 1..=5 {
+        if level > 1 {
+            setup.imap_level = level;
+            reload_imap(&d, level - 1, &setup);
+        }
+        // LOGIN with the password as an atom, then a near miss, then quoted.
+        let mut c = Imap::connect(addr);
+        c.send(&format!("a1 LOGIN carol {secret}x"));
+        let r = c.until_tagged("a1");
+        assert!(r.last().unwrap().line.starts_with("a1 NO"), "{r:#?}");
+        c.ok("a2", &format!("LOGIN carol {secret}"));
+        c.logout("a3");
+        let mut c = Imap::connect(addr);
+        c.ok("b1", &format!("LOGIN \"carol\" \"{secret}\""));
+        c.logout("b2");
+        // LOGIN with the password as a synchronizing literal (RFC 3501 §4.3), and with both
+        // arguments as literals.
+        let mut c = Imap::connect(addr);
+        c.literal("c1 LOGIN carol", secret.as_bytes(), "");
+        let r = c.until_tagged("c1");
+        assert!(r.last().unwrap().line.starts_with("c1 OK"), "{r:#?}");
+        c.logout("c2");
+        let mut c = Imap::connect(addr);
+        c.send("d1 LOGIN {5}");
+        assert!(c.raw_line().starts_with('+'));
+        c.send_raw(b"carol");
+        c.literal("", secret.as_bytes(), "");
+        let r = c.until_tagged("d1");
+        assert!(r.last().unwrap().line.starts_with("d1 OK"), "{r:#?}");
+        c.logout("d2");
+        // AUTHENTICATE PLAIN with an initial response (SASL-IR, RFC 4959 §3), a wrong one
+        // first.
+        let mut c = Imap::connect(addr);
+        c.send(&format!("e1 AUTHENTICATE PLAIN {wrong}"));
+        let r = c.until_tagged("e1");
+        assert!(r.last().unwrap().line.starts_with("e1 NO"), "{r:#?}");
+        c.ok("e2", &format!("AUTHENTICATE PLAIN {plain}"));
+        c.logout("e3");
+        // AUTHENTICATE PLAIN with the response on a continuation line (RFC 3501 §6.2.2).
+        let mut c = Imap::connect(addr);
+        c.send("f1 AUTHENTICATE PLAIN");
+        let cont = c.raw_line();
+        assert!(cont.starts_with('+'), "{cont}");
+        c.send(&plain);
+        let r = c.until_tagged("f1");
+        assert!(r.last().unwrap().line.starts_with("f1 OK"), "{r:#?}");
+        c.logout("f2");
+        // A real client.
+        let out = common::python(
+            IMAPLIB,
+            &["127.0.0.1", &addr.port().to_string(), "carol", secret],
+        );
+        assert_eq!(out.trim(), "done");
+    }
+
+    let dir = log_dir(&d);
+    let files = log_files(&dir);
+    assert_eq!(files, vec!["L0000001.log"]);
+    for name in &files {
+        let text = std::fs::read_to_string(dir.join(name)).unwrap();
+        for f in &forms {
+            assert!(!text.contains(f.as_str()), "{name} contains {f:?}:\n{text}");
+        }
+    }
+    let recs = all_records(&dir);
+    // Every session authenticated and was logged (8 per level, 5 levels).
+    let sessions = by_session(&recs);
+    assert_eq!(sessions.len(), 8 * 5);
+    for s in sessions.values() {
+        assert_whole_session(s);
+    }
+    let infos = datas(&recs, '*');
+    assert!(
+        infos.iter().any(|l| l.contains("user=carol") && l.contains("mechanism=PLAIN")),
+        "{infos:#?}"
+    );
+    // The masks are there from level 2 on: the client lines were logged, then masked.
+    let client = datas(&recs, '<');
+    for masked in [
+        "a1 LOGIN carol ***".to_string(),
+        "a2 LOGIN carol ***".into(),
+        "b1 LOGIN \"carol\" ***".into(),
+        "e1 AUTHENTICATE PLAIN ***".into(),
+        "e2 AUTHENTICATE PLAIN ***".into(),
+        "c1 LOGIN carol ***".into(),
+        "d1 LOGIN {5}".into(),
+        "f1 AUTHENTICATE PLAIN".into(),
+    ] {
+        assert_eq!(
+            client.iter().filter(|l| **l == masked).count(),
+            4,
+            "{masked:?} in {client:#?}"
+        );
+    }
+    // Whole-line masks, per level: c1's literal and the rest of its line (2), d1's two
+    // literals and the lines after them (4), f1's continuation (1), imaplib's two
+    // AUTHENTICATE continuations (2). Nothing after LOGIN's first argument is ever shown.
+    assert_eq!(
+        client.iter().filter(|l| *l == "***").count(),
+        9 * 4,
+        "{client:#?}"
+    );
+    assert!(
+        !recs.iter().any(|r| r.data.starts_with("<literal")),
+        "a LOGIN literal summarised with its length: {recs:#?}"
+    );
+    // The daemon's own log neither.
+    let daemon_log = d.log_text();
+    for f in &forms {
+        assert!(
+            !daemon_log.contains(f.as_str()),
+            "daemon log contains {f:?}"
+        );
+    }
+}
