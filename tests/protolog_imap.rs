@@ -330,14 +330,17 @@ fn pop3_session(addr: SocketAddr) {
         assert!(line.starts_with("+OK"), "{line}");
     };
     expect_ok(&mut r);
-    for c in [format!("USER {USER}"), format!("PASS {PASS}"), "QUIT".into()] {
+    for c in [
+        format!("USER {USER}"),
+        format!("PASS {PASS}"),
+        "QUIT".into(),
+    ] {
         w.write_all(format!("{c}\r\n").as_bytes()).unwrap();
         expect_ok(&mut r);
     }
     let mut rest = Vec::new();
     let _ = r.read_to_end(&mut rest);
 }
-
 
 // ---------------------------------------------------------------------------------------
 // A strict, independent reader of the log files
@@ -585,7 +588,11 @@ fn pop3_then_imap4_into_one_directory_get_l0000001_and_l0000002() {
     assert_eq!(by_session(&f.records).len(), 1);
     assert_whole_session(&f.records);
     let local = imap_addr(&d).to_string();
-    assert!(f.records.iter().all(|r| r.local == local), "{:#?}", f.records);
+    assert!(
+        f.records.iter().all(|r| r.local == local),
+        "{:#?}",
+        f.records
+    );
     assert!(f.records.iter().all(|r| r.remote.starts_with("127.0.0.1:")));
     assert_eq!(datas(&f.records, '<'), vec!["a1 LOGOUT"]);
     // Each service keeps its own file for the next sessions.
@@ -596,7 +603,10 @@ fn pop3_then_imap4_into_one_directory_get_l0000001_and_l0000002() {
         by_session(&read_log_of(&dir.join("L0000001.log"), "POP3").records).len(),
         2
     );
-    assert_eq!(by_session(&all_records(&dir_only(&dir, "L0000002.log"))).len(), 2);
+    assert_eq!(
+        by_session(&all_records(&dir_only(&dir, "L0000002.log"))).len(),
+        2
+    );
 }
 
 /// A tempdir holding a copy of one log file, so [`all_records`] reads just that one.
@@ -651,20 +661,24 @@ fn imap_file_locked_while_level_above_0_released_at_the_next_imap_session_after_
     assert_eq!(by_session(&read_log(&imap_file).records).len(), 1);
     // Deletable, while POP3's file is untouched by IMAP's values.
     std::fs::remove_file(&imap_file).unwrap();
-    assert!(locked_by_daemon(&pop_file), "POP3 file released by IMAP4's 0");
+    assert!(
+        locked_by_daemon(&pop_file),
+        "POP3 file released by IMAP4's 0"
+    );
     assert!(daemon_has_open(&d, &pop_file));
     pop3_session(pop3_addr(&d));
     Imap::connect(imap_addr(&d)).logout("c1");
     assert_eq!(log_files(&dir), vec!["L0000001.log"]);
-    assert_eq!(
-        by_session(&read_log_of(&pop_file, "POP3").records).len(),
-        3
-    );
+    assert_eq!(by_session(&read_log_of(&pop_file, "POP3").records).len(), 3);
 
     // Back to 1: the next IMAP4 session opens the next number after the highest.
     setup.imap_level = 1;
     reload_imap(&d, 0, &setup);
-    assert_eq!(log_files(&dir), vec!["L0000001.log"], "opened before a session");
+    assert_eq!(
+        log_files(&dir),
+        vec!["L0000001.log"],
+        "opened before a session"
+    );
     Imap::connect(imap_addr(&d)).logout("d1");
     assert_eq!(log_files(&dir), vec!["L0000001.log", "L0000002.log"]);
     let again = read_log(&imap_file);
@@ -707,7 +721,11 @@ fn level_script(level: u32) -> Script {
     keep(c.ok("a2", "SELECT INBOX"));
     keep(c.ok("a3", "FETCH 1 (FLAGS)"));
     let out = keep(c.ok("a4", "FETCH 1 BODY[]"));
-    assert_eq!(out[0].literals, vec![MESSAGE.as_bytes().to_vec()], "{out:#?}");
+    assert_eq!(
+        out[0].literals,
+        vec![MESSAGE.as_bytes().to_vec()],
+        "{out:#?}"
+    );
     let cont = c.literal("a5 APPEND INBOX", APPENDED.as_bytes(), "");
     let out = c.until_tagged("a5");
     assert!(out.last().unwrap().line.starts_with("a5 OK"), "{out:#?}");
@@ -718,7 +736,6 @@ fn level_script(level: u32) -> Script {
     keep(out);
     let mut rest = Vec::new();
     let _ = c.r.read_to_end(&mut rest);
-    drop(keep);
     let recs = all_records(&log_dir(&d));
     assert_eq!(by_session(&recs).len(), 1, "{recs:#?}");
     assert_whole_session(&recs);
@@ -740,7 +757,7 @@ fn level_script(level: u32) -> Script {
 
 /// The client lines of the script as SPEC §5 logs them (the password masked).
 fn commands() -> Vec<String> {
-    let mut v = vec![
+    vec![
         format!("a1 LOGIN {USER} ***"),
         "a2 SELECT INBOX".into(),
         "a3 FETCH 1 (FLAGS)".into(),
@@ -750,9 +767,7 @@ fn commands() -> Vec<String> {
         // is followed by the rest of the line, here nothing but CRLF).
         String::new(),
         "a6 LOGOUT".into(),
-    ];
-    v.shrink_to_fit();
-    v
+    ]
 }
 
 /// `<` records other than literal summaries and content (levels 4 and 5 add those).
@@ -768,7 +783,12 @@ fn is_completion(l: &str) -> bool {
 #[test]
 fn level_1_connect_disconnect_and_auth_only() {
     let s = level_script(1);
-    assert_eq!(kinds(&s.recs), BTreeSet::from(['+', '*', '-']), "{:#?}", s.recs);
+    assert_eq!(
+        kinds(&s.recs),
+        BTreeSet::from(['+', '*', '-']),
+        "{:#?}",
+        s.recs
+    );
     assert_eq!(s.recs.len(), 3);
 }
 
@@ -797,7 +817,9 @@ fn level_3_adds_tagged_completions_and_continuations() {
         );
     }
     assert_eq!(
-        out.iter().filter(|l| l.starts_with('+')).collect::<Vec<_>>(),
+        out.iter()
+            .filter(|l| l.starts_with('+'))
+            .collect::<Vec<_>>(),
         vec![&s.cont]
     );
     // The continuation comes between the APPEND line and its completion.
@@ -836,7 +858,10 @@ fn level_4_adds_untagged_lines_and_summarises_literals_in_both_directions() {
     // Exactly: greeting, untagged lines, the summary, one continuation, six completions.
     assert_eq!(out.len(), 1 + s.untagged.len() + 1 + 1 + 6, "{out:#?}");
     let at = out.iter().position(|l| *l == body).unwrap();
-    assert!(out[at - 1].ends_with(&format!("{{{}}}", s.body_octets)), "{out:#?}");
+    assert!(
+        out[at - 1].ends_with(&format!("{{{}}}", s.body_octets)),
+        "{out:#?}"
+    );
     assert_eq!(out[at + 1], ")", "{out:#?}");
     assert!(out.iter().any(|l| l.ends_with(" EXISTS")), "{out:#?}");
     assert!(out.iter().any(|l| l.contains("FLAGS")), "{out:#?}");
@@ -852,7 +877,11 @@ fn level_4_adds_untagged_lines_and_summarises_literals_in_both_directions() {
 #[test]
 fn level_5_adds_the_literal_content_lines() {
     let s = level_script(5);
-    assert!(!s.recs.iter().any(|r| r.data.starts_with("<literal")), "{:#?}", s.recs);
+    assert!(
+        !s.recs.iter().any(|r| r.data.starts_with("<literal")),
+        "{:#?}",
+        s.recs
+    );
     let lines = |m: &str| -> Vec<String> {
         let mut v: Vec<String> = m.split("\r\n").map(String::from).collect();
         v.pop();
@@ -865,7 +894,11 @@ fn level_5_adds_the_literal_content_lines() {
         .iter()
         .position(|l| l.starts_with("a5 APPEND"))
         .unwrap();
-    assert_eq!(&client[at + 1..at + 1 + want.len()], &want[..], "{client:#?}");
+    assert_eq!(
+        &client[at + 1..at + 1 + want.len()],
+        &want[..],
+        "{client:#?}"
+    );
     let out = datas(&s.recs, '>');
     let want = lines(MESSAGE);
     let at = out
@@ -1010,7 +1043,9 @@ fn passwords_never_appear_in_any_file_at_any_level() {
     }
     let infos = datas(&recs, '*');
     assert!(
-        infos.iter().any(|l| l.contains("user=carol") && l.contains("mechanism=PLAIN")),
+        infos
+            .iter()
+            .any(|l| l.contains("user=carol") && l.contains("mechanism=PLAIN")),
         "{infos:#?}"
     );
     // The masks are there from level 2 on: the client lines were logged, then masked.
@@ -1050,5 +1085,117 @@ fn passwords_never_appear_in_any_file_at_any_level() {
             !daemon_log.contains(f.as_str()),
             "daemon log contains {f:?}"
         );
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// SPEC §4/§5: "a session logs at the level in its own start snapshot"
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn a_session_started_at_level_1_logs_no_commands_after_the_change_to_5() {
+    let mut setup = Setup::imap(1);
+    let d = start(&setup);
+    let dir = log_dir(&d);
+    // A starts at level 1 and stays open across the change to 5.
+    let mut a = Imap::connect(imap_addr(&d));
+    a.ok("a1", &format!("LOGIN {USER} {PASS}"));
+    setup.imap_level = 5;
+    reload_imap(&d, 1, &setup);
+    a.ok("a2", "SELECT INBOX");
+    a.ok("a3", "NOOP");
+    // B starts after the change and logs everything.
+    let mut b = Imap::connect(imap_addr(&d));
+    b.ok("b1", &format!("LOGIN {USER} {PASS}"));
+    b.ok("b2", "SELECT INBOX");
+    a.ok("a4", "NOOP");
+    b.logout("b3");
+    a.logout("a5");
+
+    assert_eq!(log_files(&dir), vec!["L0000001.log"]);
+    let recs = all_records(&dir);
+    let sessions = by_session(&recs);
+    assert_eq!(sessions.len(), 2, "{recs:#?}");
+    let first = &recs[0].id;
+    let sa = &sessions[first];
+    let sb = sessions.values().find(|s| &s[0].id != first).unwrap();
+    assert_whole_session(sa);
+    assert_whole_session(sb);
+    assert_eq!(kinds(sa), BTreeSet::from(['+', '*', '-']), "A: {sa:#?}");
+    assert_eq!(sa.len(), 3, "A: {sa:#?}");
+    assert_eq!(
+        datas(sb, '<'),
+        vec![
+            format!("b1 LOGIN {USER} ***"),
+            "b2 SELECT INBOX".into(),
+            "b3 LOGOUT".into()
+        ],
+        "B: {sb:#?}"
+    );
+    let out = datas(sb, '>');
+    assert!(out[0].starts_with("* OK"), "B: {out:#?}");
+    assert!(out.iter().any(|l| l.ends_with(" EXISTS")), "B: {out:#?}");
+    assert!(out.iter().any(|l| l.starts_with("b3 OK")), "B: {out:#?}");
+}
+
+// ---------------------------------------------------------------------------------------
+// RFC 2177 IDLE at level 4: the continuation, the pushed EXISTS and DONE are records
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn idle_continuation_pushed_exists_and_done_are_logged_at_level_4() {
+    let d = start(&Setup::imap(4));
+    common::deliver(&d.data_dir(), USER, 1, MESSAGE);
+    let mut c = Imap::connect(imap_addr(&d));
+    c.ok("a1", &format!("LOGIN {USER} {PASS}"));
+    c.ok("a2", "SELECT INBOX");
+    c.send("a3 IDLE");
+    let cont = c.raw_line();
+    assert_eq!(cont, "+ idling");
+    // A delivery into new/ the way an MTA does it; the server pushes EXISTS (bounded by the
+    // socket's read timeout).
+    common::deliver(&d.data_dir(), USER, 2, MESSAGE);
+    let mut pushed = Vec::new();
+    for _ in 0..10 {
+        let l = c.raw_line();
+        let done = l == "* 2 EXISTS";
+        pushed.push(l);
+        if done {
+            break;
+        }
+    }
+    assert_eq!(
+        pushed.last().map(String::as_str),
+        Some("* 2 EXISTS"),
+        "{pushed:?}"
+    );
+    c.send("DONE");
+    let out = c.until_tagged("a3");
+    assert!(out.last().unwrap().line.starts_with("a3 OK"), "{out:#?}");
+    c.logout("a4");
+
+    let recs = all_records(&log_dir(&d));
+    assert_whole_session(&recs);
+    let pos = |ev: char, data: &str| {
+        recs.iter()
+            .position(|r| r.event == ev && r.data == data)
+            .unwrap_or_else(|| panic!("no {ev} {data:?} in {recs:#?}"))
+    };
+    let idle = pos('<', "a3 IDLE");
+    let plus = pos('>', &cont);
+    let exists = pos('>', "* 2 EXISTS");
+    let done = pos('<', "DONE");
+    let ok = recs
+        .iter()
+        .position(|r| r.event == '>' && r.data.starts_with("a3 OK"))
+        .unwrap();
+    assert!(
+        idle < plus && plus < exists && exists < done && done < ok,
+        "{recs:#?}"
+    );
+    // Every pushed line the client saw is a record between the continuation and DONE.
+    for p in &pushed {
+        let at = pos('>', p);
+        assert!(plus < at && at < done, "{p}: {recs:#?}");
     }
 }
