@@ -192,6 +192,10 @@ fn daemon_has_open(d: &Daemon, path: &Path) -> bool {
 struct Imap {
     r: BufReader<TcpStream>,
     w: TcpStream,
+    /// Octets written, for the `bytes-in=` of the `-` record.
+    sent: usize,
+    /// Octets read, for `bytes-out=`.
+    received: usize,
 }
 
 /// One server response line with the literals it carried (RFC 3501 §4.3), CRLFs removed
@@ -212,6 +216,8 @@ impl Imap {
         let mut c = Imap {
             r: BufReader::new(s.try_clone().unwrap()),
             w: s,
+            sent: 0,
+            received: 0,
         };
         let g = c.resp();
         assert!(g.line.starts_with("* OK"), "greeting {g:?}");
@@ -223,6 +229,7 @@ impl Imap {
         let mut buf = Vec::new();
         let n = self.r.read_until(b'\n', &mut buf).unwrap();
         assert!(n > 0, "connection closed");
+        self.received += n;
         while matches!(buf.last(), Some(b'\n' | b'\r')) {
             buf.pop();
         }
@@ -242,6 +249,7 @@ impl Imap {
                 Some(n) => {
                     let mut data = vec![0; n];
                     self.r.read_exact(&mut data).unwrap();
+                    self.received += n;
                     literals.push(data);
                 }
                 None => {
@@ -258,6 +266,7 @@ impl Imap {
 
     fn send_raw(&mut self, bytes: &[u8]) {
         self.w.write_all(bytes).unwrap();
+        self.sent += bytes.len();
     }
 
     fn send(&mut self, line: &str) {
@@ -736,6 +745,8 @@ fn level_script(level: u32) -> Script {
     keep(out);
     let mut rest = Vec::new();
     let _ = c.r.read_to_end(&mut rest);
+    assert!(rest.is_empty(), "data after LOGOUT: {rest:?}");
+    let (sent, received) = (c.sent, c.received);
     let recs = all_records(&log_dir(&d));
     assert_eq!(by_session(&recs).len(), 1, "{recs:#?}");
     assert_whole_session(&recs);
@@ -746,7 +757,13 @@ fn level_script(level: u32) -> Script {
     assert!(auth[0].contains("mechanism=LOGIN"), "{auth:?}");
     assert!(auth[0].contains("succe"), "{auth:?}");
     assert_eq!(datas(&recs, '+'), vec![String::new()]);
-    assert!(recs.last().unwrap().data.starts_with("duration="));
+    // `-` with duration and the octets each way, counted by the client.
+    let end = &recs.last().unwrap().data;
+    assert!(end.starts_with("duration="), "{end}");
+    assert!(
+        end.ends_with(&format!("s bytes-in={sent} bytes-out={received}")),
+        "{end}"
+    );
     Script {
         recs,
         untagged,
@@ -1198,4 +1215,65 @@ fn idle_continuation_pushed_exists_and_done_are_logged_at_level_4() {
         let at = pos('>', p);
         assert!(plus < at && at < done, "{p}: {recs:#?}");
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// SPEC §5 level 1: "`*` TLS established, authentication success or failure (user,
+// mechanism)" — Python's imaplib over IMAPS and STARTTLS (RFC 3501 §6.2.1)
+// ---------------------------------------------------------------------------------------
+
+const IMAPLIB_TLS: &str = r#"
+import imaplib, ssl, sys
+ctx = ssl.create_default_context()
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+host, plain, tls, user, pw = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
+m = imaplib.IMAP4_SSL(host, tls, ssl_context=ctx, timeout=30)
+m.login(user, pw); m.select("INBOX"); m.logout()
+m = imaplib.IMAP4(host, plain, timeout=30)
+m.starttls(ssl_context=ctx)
+try:
+    m.login(user, pw + "-wrong")
+    sys.exit("wrong password accepted")
+except imaplib.IMAP4.error:
+    pass
+m.logout()
+print("done")
+"#;
+
+#[test]
+fn level_1_records_tls_and_authentication_results_of_a_real_client() {
+    let d = start(&Setup::imap(1));
+    let out = common::python(
+        IMAPLIB_TLS,
+        &[
+            "127.0.0.1",
+            &imap_addr(&d).port().to_string(),
+            &d.imaps.expect("IMAPS listener").port().to_string(),
+            USER,
+            PASS,
+        ],
+    );
+    assert_eq!(out.trim(), "done");
+    let dir = log_dir(&d);
+    let recs = all_records(&dir);
+    let sessions = by_session(&recs);
+    assert_eq!(sessions.len(), 2, "{recs:#?}");
+    let mut results = Vec::new();
+    for s in sessions.values() {
+        assert_whole_session(s);
+        assert_eq!(kinds(s), BTreeSet::from(['+', '*', '-']), "{s:#?}");
+        let info = datas(s, '*');
+        assert_eq!(info.len(), 2, "{info:#?}");
+        assert!(info[0].starts_with("TLS established"), "{info:#?}");
+        assert!(
+            info[1].contains("user=alice") && info[1].contains("mechanism=LOGIN"),
+            "{info:#?}"
+        );
+        results.push(info[1].clone());
+    }
+    assert!(results.iter().any(|i| i.contains("succe")), "{results:#?}");
+    assert!(results.iter().any(|i| i.contains("fail")), "{results:#?}");
+    let text = std::fs::read_to_string(dir.join("L0000001.log")).unwrap();
+    assert!(!text.contains(PASS), "{text}");
 }
