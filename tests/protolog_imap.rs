@@ -1034,6 +1034,26 @@ fn passwords_never_appear_in_any_file_at_any_level() {
         let r = c.until_tagged("f1");
         assert!(r.last().unwrap().line.starts_with("f1 OK"), "{r:#?}");
         c.logout("f2");
+        // LITERAL+ (RFC 7888 §3): the password sent without waiting for a continuation,
+        // after a quoted user name; and lower case with doubled spaces.
+        let mut c = Imap::connect(addr);
+        c.send_raw(format!("g1 LOGIN \"carol\" {{{}+}}\r\n{secret}\r\n", secret.len()).as_bytes());
+        let r = c.until_tagged("g1");
+        assert!(r.last().unwrap().line.starts_with("g1 OK"), "{r:#?}");
+        c.logout("g2");
+        let mut c = Imap::connect(addr);
+        c.send(&format!("h1 login  carol  {secret}"));
+        let r = c.until_tagged("h1");
+        assert!(
+            r.last().unwrap().line.starts_with("h1 OK")
+                || r.last().unwrap().line.starts_with("h1 BAD"),
+            "{r:#?}"
+        );
+        c.send(&format!("h2 authenticate plain {plain}"));
+        let r = c.until_tagged("h2");
+        assert!(!r.last().unwrap().line.starts_with("h2 BAD"), "{r:#?}");
+        c.send("h3 LOGOUT");
+        let _ = c.until_tagged("h3");
         // A real client.
         let out = common::python(
             IMAPLIB,
@@ -1052,9 +1072,9 @@ fn passwords_never_appear_in_any_file_at_any_level() {
         }
     }
     let recs = all_records(&dir);
-    // Every session authenticated and was logged (8 per level, 5 levels).
+    // Every session authenticated and was logged (10 per level, 5 levels).
     let sessions = by_session(&recs);
-    assert_eq!(sessions.len(), 8 * 5);
+    assert_eq!(sessions.len(), 10 * 5);
     for s in sessions.values() {
         assert_whole_session(s);
     }
@@ -1076,6 +1096,8 @@ fn passwords_never_appear_in_any_file_at_any_level() {
         "c1 LOGIN carol ***".into(),
         "d1 LOGIN {5}".into(),
         "f1 AUTHENTICATE PLAIN".into(),
+        "g1 LOGIN \"carol\" ***".into(),
+        "h2 authenticate plain ***".into(),
     ] {
         assert_eq!(
             client.iter().filter(|l| **l == masked).count(),
@@ -1083,12 +1105,21 @@ fn passwords_never_appear_in_any_file_at_any_level() {
             "{masked:?} in {client:#?}"
         );
     }
+    // With doubled spaces the user name may be masked too; never the password shown.
+    assert!(
+        client
+            .iter()
+            .filter(|l| l.starts_with("h1 login "))
+            .all(|l| l.ends_with(" ***")),
+        "{client:#?}"
+    );
     // Whole-line masks, per level: c1's literal and the rest of its line (2), d1's two
     // literals and the lines after them (4), f1's continuation (1), imaplib's two
-    // AUTHENTICATE continuations (2). Nothing after LOGIN's first argument is ever shown.
+    // AUTHENTICATE continuations (2), g1's LITERAL+ literal and the rest of its line (2).
+    // Nothing after LOGIN's first argument is ever shown.
     assert_eq!(
         client.iter().filter(|l| *l == "***").count(),
-        9 * 4,
+        11 * 4,
         "{client:#?}"
     );
     assert!(
