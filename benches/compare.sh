@@ -292,7 +292,7 @@ start_target() {
     dovecot-hp) start_dovecot hp ;;
     mailserver-l0) start_mailserver 0 ;;
     mailserver-l5) start_mailserver 5 ;;
-    # The static musl build the Dockerfile ships, at level 0 (allocator check vs the glibc build).
+    # A static musl build (MAILSERVER_MUSL=), level 0: why the image ships static glibc instead.
     mailserver-musl) start_mailserver 0 "${MAILSERVER_MUSL:-$REPO/target/x86_64-unknown-linux-musl/release/mailserver}" ;;
     *) die "unknown target $1" ;;
   esac
