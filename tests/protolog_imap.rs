@@ -4,7 +4,7 @@
 //! The POP3 side is `tests/protolog_daemon.rs`; this file proves the same sentences for the
 //! IMAP4 stream (its own level and path, SPEC §5 "One log stream per service"), through a raw
 //! RFC 3501 client written here (so every octet and literal is under the test's control) and
-//! Python's `imaplib` for a real client's AUTHENTICATE. The log files are read with the same
+//! Python's `imaplib` for a real client's LOGIN, AUTHENTICATE and TLS. The log files are read with the same
 //! strict, independent parser as the POP3 tests (RFC 4180 §2 fields, `\xNN` escapes), copied
 //! here so neither file depends on the other.
 //!
@@ -15,9 +15,8 @@
 //! script (LOGIN, SELECT, FETCH FLAGS, FETCH BODY[], APPEND with a literal, LOGOUT); the
 //! password never written in any form (LOGIN quoted, atom, literal; AUTHENTICATE PLAIN with
 //! SASL-IR and with a continuation line, RFC 4959 / RFC 3501 §6.2.2; LITERAL+, RFC 7888);
-//! the start snapshot
-//! decides a session's level; IDLE (RFC 2177) `+ idling`, a pushed EXISTS and `DONE`; the
-//! `-` record's byte counts equal the client's; level 1 `*` records for TLS (IMAPS and
+//! the start snapshot decides a session's level; IDLE (RFC 2177) `+ idling`, a pushed
+//! EXISTS and `DONE`; the `-` record's byte counts equal the client's; level 1 `*` records for TLS (IMAPS and
 //! STARTTLS, RFC 3501 §6.2.1) and LOGIN success/failure from imaplib.
 //! Every wait is bounded (socket timeouts, `wait_*` deadlines); nothing asserts on timing.
 
