@@ -16,8 +16,8 @@
 //! password never written in any form (LOGIN quoted, atom, literal; AUTHENTICATE PLAIN with
 //! SASL-IR and with a continuation line, RFC 4959 / RFC 3501 §6.2.2; LITERAL+, RFC 7888);
 //! the start snapshot decides a session's level; IDLE (RFC 2177) `+ idling`, a pushed
-//! EXISTS and `DONE`; the `-` record's byte counts equal the client's; level 1 `*` records for TLS (IMAPS and
-//! STARTTLS, RFC 3501 §6.2.1) and LOGIN success/failure from imaplib.
+//! EXISTS and `DONE`; the `-` record's byte counts equal the client's; level 1 `*` records
+//! for TLS (IMAPS and STARTTLS, RFC 3501 §6.2.1) and LOGIN success/failure from imaplib.
 //! Every wait is bounded (socket timeouts, `wait_*` deadlines); nothing asserts on timing.
 
 mod common;
