@@ -129,41 +129,68 @@ pub fn endpoint_text(addr: SocketAddr) -> String {
 
 const HEX: &[u8; 16] = b"0123456789ABCDEF";
 
-/// Whether `b` is written as itself (printable ASCII other than the escape character).
-fn is_plain(b: u8) -> bool {
-    (0x20..=0x7E).contains(&b) && b != b'\\'
-}
+/// A byte written as itself that does not force quoting.
+const PLAIN: u8 = 0;
+/// `,`: written as itself, forces RFC 4180 quoting.
+const COMMA: u8 = 1;
+/// `"`: doubled, forces quoting.
+const QUOTE: u8 = 2;
+/// Outside printable ASCII, or the backslash: written as `\xNN`.
+const ESCAPE: u8 = 3;
+
+/// What [`push_data_field`] does with each byte value (one lookup per byte instead of
+/// range tests).
+static CLASS: [u8; 256] = {
+    let mut t = [ESCAPE; 256];
+    let mut b = 0x20;
+    while b <= 0x7E {
+        t[b] = PLAIN;
+        b += 1;
+    }
+    t[b'\\' as usize] = ESCAPE;
+    t[b',' as usize] = COMMA;
+    t[b'"' as usize] = QUOTE;
+    t
+};
 
 /// Appends `data` as the `data` field: `\xNN` escaping, then RFC 4180 quoting if needed.
+///
+/// One pass: runs of bytes written as themselves are copied in bulk; a place for the
+/// opening quote is reserved and removed again (a short `memmove` of this field only) when
+/// the field turns out not to need quotes.
 pub fn push_data_field(out: &mut Vec<u8>, data: &[u8]) {
-    let needs_quotes = data.first() == Some(&b' ')
-        || data.last() == Some(&b' ')
-        || data.iter().any(|&b| b == b',' || b == b'"');
-    if needs_quotes {
-        out.push(b'"');
-    }
-    // Copy runs of plain bytes at once; only the bytes that change are handled one by one.
+    let start = out.len();
+    out.reserve(data.len() + 2);
+    out.push(b'"');
+    let mut quote = data.first() == Some(&b' ') || data.last() == Some(&b' ');
     let mut run = 0;
     for (i, &b) in data.iter().enumerate() {
-        if b != b'"' && is_plain(b) {
-            continue;
-        }
-        out.extend_from_slice(&data[run..i]);
-        run = i + 1;
-        if b == b'"' {
-            out.extend_from_slice(b"\"\"");
-        } else {
-            out.extend_from_slice(&[
-                b'\\',
-                b'x',
-                HEX[usize::from(b >> 4)],
-                HEX[usize::from(b & 15)],
-            ]);
+        match CLASS[usize::from(b)] {
+            PLAIN => {}
+            COMMA => quote = true,
+            QUOTE => {
+                quote = true;
+                out.extend_from_slice(&data[run..i]);
+                run = i + 1;
+                out.extend_from_slice(b"\"\"");
+            }
+            _ => {
+                out.extend_from_slice(&data[run..i]);
+                run = i + 1;
+                out.extend_from_slice(&[
+                    b'\\',
+                    b'x',
+                    HEX[usize::from(b >> 4)],
+                    HEX[usize::from(b & 15)],
+                ]);
+            }
         }
     }
     out.extend_from_slice(&data[run..]);
-    if needs_quotes {
+    if quote {
         out.push(b'"');
+    } else {
+        out.remove(start);
     }
 }
 
@@ -198,6 +225,31 @@ pub fn push_record(
     data: &[u8],
 ) {
     push_timestamp(out, now);
+    push_after_stamp(out, session, seq, event, data);
+}
+
+/// [`push_record`] with the `date-time` field already formatted (`stamp`), so a caller
+/// writing many records in the same millisecond formats the time once.
+pub fn push_record_stamped(
+    out: &mut Vec<u8>,
+    stamp: &[u8],
+    session: &SessionFields,
+    seq: u64,
+    event: Event,
+    data: &[u8],
+) {
+    out.extend_from_slice(stamp);
+    push_after_stamp(out, session, seq, event, data);
+}
+
+/// Everything of a record after its `date-time` field.
+fn push_after_stamp(
+    out: &mut Vec<u8>,
+    session: &SessionFields,
+    seq: u64,
+    event: Event,
+    data: &[u8],
+) {
     out.push(b',');
     out.extend_from_slice(session.id.as_bytes());
     out.push(b',');
@@ -294,6 +346,26 @@ mod tests {
         assert_eq!(data(b"C:\\dir"), "C:\\x5Cdir");
         assert_eq!(data("é".as_bytes()), "\\xC3\\xA9");
         assert_eq!(data(b"\t"), "\\x09");
+    }
+
+    #[test]
+    fn every_single_byte_is_written_as_the_spec_says() {
+        for b in 0..=255u8 {
+            let expected = match b {
+                b',' => "\",\"".to_string(),
+                b'"' => "\"\"\"\"".to_string(),
+                b' ' => "\" \"".to_string(),
+                b'\\' => "\\x5C".to_string(),
+                0x21..=0x7E => (b as char).to_string(),
+                _ => format!("\\x{b:02X}"),
+            };
+            assert_eq!(data(&[b]), expected, "byte {b:#04x}");
+            if b != b' ' {
+                // Inside a field: the same bytes (and for `,`/`"` the same quotes) around it.
+                let inner = data(&[b'a', b, b'z']);
+                assert_eq!(inner.len(), expected.len() + 2, "byte {b:#04x}: {inner}");
+            }
+        }
     }
 
     #[test]

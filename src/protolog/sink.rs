@@ -225,10 +225,11 @@ impl Sink {
         }
     }
 
-    /// Appends one whole record line for a session of `epoch`. `essential` records (`+`,
-    /// `-`, `*`: small, a few per session) may use [`ESSENTIAL_HEADROOM`] beyond the cap, so
-    /// a stalled disk loses transcript lines before it loses who connected and for how long.
-    pub(crate) fn push(&self, epoch: u64, line: &[u8], essential: bool) -> Pushed {
+    /// Appends `records` whole record lines (`lines`, formatted back to back) for a session
+    /// of `epoch`; they are queued or dropped together. `essential` records (`+`, `-`, `*`:
+    /// small, a few per session) may use [`ESSENTIAL_HEADROOM`] beyond the cap, so a stalled
+    /// disk loses transcript lines before it loses who connected and for how long.
+    pub(crate) fn push(&self, epoch: u64, lines: &[u8], records: u64, essential: bool) -> Pushed {
         let mut q = lock(&self.queue);
         if q.epoch != epoch || q.shutdown {
             return Pushed::Released;
@@ -238,13 +239,13 @@ impl Sink {
         } else {
             QUEUE_CAP_BYTES
         };
-        if q.buf.len() + line.len() > cap {
-            q.dropped += 1;
+        if q.buf.len() + lines.len() > cap {
+            q.dropped += records;
             return Pushed::Dropped;
         }
         let was_empty = q.buf.is_empty();
-        q.buf.extend_from_slice(line);
-        q.pushed += 1;
+        q.buf.extend_from_slice(lines);
+        q.pushed += records;
         let n = q.pushed;
         drop(q);
         if was_empty {
