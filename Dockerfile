@@ -1,5 +1,5 @@
 # syntax=docker/dockerfile:1
-# mailserver (SPEC §9): the static musl binary in an empty image, running as uid 10001.
+# mailserver (SPEC §9): the static (glibc, crt-static) binary in an empty image, running as uid 10001.
 #
 #   docker build -t mailserver .
 #   docker run -d --name mailserver -p 110:110 -p 143:143 -p 993:993 -p 995:995 \
@@ -16,14 +16,13 @@
 # stage: `podman build --build-context build=DIR --target runtime .` (tests/container/run.sh).
 
 FROM docker.io/library/rust:1-bookworm AS build
-RUN rustup target add x86_64-unknown-linux-musl
 WORKDIR /src
 # .dockerignore keeps target/, .git/ and tests/ out of the context.
 COPY . .
-# The same command .ci/run uses for the static binary (ring's C parts built by the system gcc).
-RUN CC_x86_64_unknown_linux_musl=gcc cargo build --release --locked --bin mailserver --target x86_64-unknown-linux-musl \
+# The same command .ci/run uses for the static binary: glibc with crt-static (see README).
+RUN RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --locked --bin mailserver --target x86_64-unknown-linux-gnu \
  && mkdir -p /out/rootfs/var/lib/mailserver /out/rootfs/var/log/mailserver \
- && cp target/x86_64-unknown-linux-musl/release/mailserver /out/mailserver
+ && cp target/x86_64-unknown-linux-gnu/release/mailserver /out/mailserver
 
 FROM scratch AS runtime
 # /out/ of the build stage: the binary, and the two (empty) volume directories. --chown makes

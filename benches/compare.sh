@@ -248,14 +248,15 @@ max_connections_per_ip = 50000
 "IMAP Protocol Log Path" = "$WORK/ms-logs"
 EOF
 }
-start_mailserver() { # level
+start_mailserver() { # level [binary]
   [ "$MS_OK" = 1 ] || return 1
-  if [ ! -x "$MAILSERVER" ]; then
-    log "SKIP mailserver: no binary at $MAILSERVER"; MS_OK=0; return 1
+  local bin=${2:-$MAILSERVER}
+  if [ ! -x "$bin" ]; then
+    log "SKIP mailserver: no binary at $bin"; MS_OK=0; return 1
   fi
   mailserver_conf "$1"
-  echo "$MAILSERVER --config $WORK/ms-etc/mailserver.toml run" >>"$COMMANDS"
-  "$MAILSERVER" --config "$WORK/ms-etc/mailserver.toml" run >"$WORK/mailserver.log" 2>&1 &
+  echo "$bin --config $WORK/ms-etc/mailserver.toml run" >>"$COMMANDS"
+  "$bin" --config "$WORK/ms-etc/mailserver.toml" run >"$WORK/mailserver.log" 2>&1 &
   MS_PID=$!
   if ! wait_port "$MS_IMAP" 10 "$MS_PID" || ! wait_port "$MS_POP3" 1 "$MS_PID"; then
     log "SKIP mailserver: it exited or was not listening within 10 s (log: $WORK/mailserver.log)"
@@ -291,6 +292,8 @@ start_target() {
     dovecot-hp) start_dovecot hp ;;
     mailserver-l0) start_mailserver 0 ;;
     mailserver-l5) start_mailserver 5 ;;
+    # A static musl build (MAILSERVER_MUSL=), level 0: why the image ships static glibc instead.
+    mailserver-musl) start_mailserver 0 "${MAILSERVER_MUSL:-$REPO/target/x86_64-unknown-linux-musl/release/mailserver}" ;;
     *) die "unknown target $1" ;;
   esac
 }
@@ -418,7 +421,7 @@ for wl in workloads:
 
 # Ratios, computed per round (same round = adjacent in time), then min/median/max.
 pairs = [("mailserver-l0", "dovecot-default"), ("mailserver-l0", "dovecot-hp"),
-         ("mailserver-l5", "mailserver-l0")]
+         ("mailserver-l5", "mailserver-l0"), ("mailserver-musl", "mailserver-l0")]
 L.append("## Ratios (per round, then min / median / max)\n")
 L.append("For rates, ratio > 1 means the first target is faster; for idle-hold (PSS per connection), "
          "ratio < 1 means the first target uses less memory. `mailserver-l5 / mailserver-l0` is the "

@@ -82,7 +82,6 @@ pub async fn serve_with(
             )
             .await
         }
-        // IMAP arrives later through the same driver; until then refuse politely.
         Service::Imap4 => {
             serve_session(
                 shared,
@@ -91,7 +90,7 @@ pub async fn serve_with(
                 service,
                 implicit_tls,
                 auth,
-                |_| Unavailable,
+                crate::imap::session::ImapSession::new,
             )
             .await
         }
@@ -167,36 +166,6 @@ async fn end_log(log: SessionLog, bytes_in: u64, bytes_out: u64) {
     let _ = tokio::task::spawn_blocking(move || log.end(bytes_in, bytes_out)).await;
 }
 
-/// The stand-in IMAP session until the IMAP work lands: `* BYE` and close.
-struct Unavailable;
-
-impl Session for Unavailable {
-    fn line_limit(&self) -> usize {
-        8192
-    }
-    fn greeting(&mut self, out: &mut Output) {
-        out.status(b"* BYE IMAP is not available on this server.".to_vec());
-    }
-    fn first_step(&self) -> Step {
-        Step::Close
-    }
-    fn redact(&self, _line: &[u8]) -> Option<Vec<u8>> {
-        None
-    }
-    async fn on_line(&mut self, _line: &[u8], _out: &mut Output) -> Step {
-        Step::Close
-    }
-    async fn on_literal(&mut self, _data: Vec<u8>, _out: &mut Output) -> Step {
-        Step::Close
-    }
-    fn on_too_long(&mut self, _out: &mut Output) -> Step {
-        Step::Close
-    }
-    fn on_tls(&mut self) {}
-    fn on_timeout(&mut self, _out: &mut Output) {}
-    fn on_shutdown(&mut self, _out: &mut Output) {}
-}
-
 /// Everything a session may know about its connection and daemon (never the socket).
 #[derive(Clone)]
 pub struct SessionEnv {
@@ -266,6 +235,10 @@ pub enum Step {
     Idle,
     /// Flush the output and close the connection.
     Close,
+    /// The command is not finished: call [`Session::on_continue`] again, writing the output
+    /// first once it is over the flush threshold (so a large IMAP FETCH is sent in pieces
+    /// instead of being built whole in memory).
+    Continue,
 }
 
 /// One typed piece of server output; the driver encodes it and tees it to the protocol log.
@@ -348,10 +321,23 @@ pub trait Session: Send {
     fn redact(&self, line: &[u8]) -> Option<Vec<u8>>;
     /// One complete line (without its CRLF or LF).
     fn on_line(&mut self, line: &[u8], out: &mut Output) -> impl Future<Output = Step> + Send;
+    /// Whether the literal about to be read (asked for with [`Step::ReadLiteral`]) holds a
+    /// secret (an IMAP `LOGIN` password sent as a literal): the log then gets one
+    /// [`LineKind::Secret`] record `***` instead of the content. Asked before `on_literal`.
+    fn literal_is_secret(&self) -> bool {
+        false
+    }
     /// The literal asked for with [`Step::ReadLiteral`].
     fn on_literal(&mut self, data: Vec<u8>, out: &mut Output) -> impl Future<Output = Step> + Send;
     /// A line over [`Session::line_limit`] was discarded.
     fn on_too_long(&mut self, out: &mut Output) -> Step;
+    /// The over-long line reported by [`Session::on_too_long`] has ended; `tail` is its last
+    /// octets. `Some(step)` replaces the current step (IMAP: skip the data of a
+    /// non-synchronizing literal it announced); `None` keeps it.
+    fn on_line_discarded(&mut self, tail: &[u8]) -> Option<Step> {
+        let _ = tail;
+        None
+    }
     /// The STLS/STARTTLS handshake succeeded.
     fn on_tls(&mut self);
     /// No input for the idle timeout; the connection closes after this output.
@@ -364,6 +350,11 @@ pub trait Session: Send {
     /// IDLE start marks it seen first). `None` means only input wakes the session.
     fn idle_watch(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
         None
+    }
+    /// After [`Step::Continue`]: produce the next part of the unfinished command.
+    fn on_continue(&mut self, out: &mut Output) -> impl Future<Output = Step> + Send {
+        let _ = out;
+        async { Step::ReadLine }
     }
     /// The watched counter changed during [`Step::Idle`]: say what is new (untagged
     /// responses) and give the next step (usually `Idle` again).
@@ -399,6 +390,12 @@ async fn drive<S: Session>(
         loop {
             match step {
                 Step::ReadLine | Step::Idle => {
+                    if let Some(tail) = framer.take_discarded_tail() {
+                        if let Some(next) = session.on_line_discarded(&tail) {
+                            step = next;
+                            continue;
+                        }
+                    }
                     match framer.set_limit(session.line_limit()).next_line() {
                         Some(Frame::Line(line)) => {
                             match session.redact(&line) {
@@ -413,7 +410,11 @@ async fn drive<S: Session>(
                 }
                 Step::ReadLiteral(n) => match framer.take_literal(n) {
                     Some(data) => {
-                        log.content(Direction::ClientToServer, &data);
+                        if session.literal_is_secret() {
+                            log.client(LineKind::Secret, b"***");
+                        } else {
+                            log.content(Direction::ClientToServer, &data);
+                        }
                         step = session.on_literal(data, &mut out).await;
                     }
                     None => break,
@@ -441,6 +442,7 @@ async fn drive<S: Session>(
                     let _ = io.write(&mut out, log).await;
                     return;
                 }
+                Step::Continue => step = session.on_continue(&mut out).await,
             }
             if out.wire_len >= FLUSH_THRESHOLD && io.write(&mut out, log).await.is_err() {
                 return;
@@ -679,7 +681,16 @@ pub struct Framer {
     limit: usize,
     /// Dropping the rest of an over-long line (already reported) up to its LF.
     discarding: bool,
+    /// The last [`TAIL_KEEP`] octets of the line being discarded (an IMAP line may end with
+    /// a literal announcement whose data follows).
+    tail: Vec<u8>,
+    /// The tail of a discarded line that has ended, until taken.
+    ended_tail: Option<Vec<u8>>,
 }
+
+/// Octets kept of the end of a discarded line (CR included): enough for `{` + 20 digits +
+/// `+}` + CR.
+const TAIL_KEEP: usize = 32;
 
 impl Framer {
     pub fn new(limit: usize) -> Framer {
@@ -687,6 +698,8 @@ impl Framer {
             buf: BytesMut::with_capacity(4096),
             limit: limit.max(2),
             discarding: false,
+            tail: Vec::new(),
+            ended_tail: None,
         }
     }
 
@@ -716,13 +729,35 @@ impl Framer {
     }
 
     fn drop_discarded(&mut self) {
-        match self.buf.iter().position(|&b| b == b'\n') {
+        let end = self.buf.iter().position(|&b| b == b'\n');
+        let dropped = end.unwrap_or(self.buf.len());
+        self.tail
+            .extend_from_slice(&self.buf[dropped.saturating_sub(TAIL_KEEP)..dropped]);
+        if self.tail.len() > TAIL_KEEP {
+            self.tail.drain(..self.tail.len() - TAIL_KEEP);
+        }
+        match end {
             Some(i) => {
                 self.buf.advance(i + 1);
                 self.discarding = false;
+                let mut tail = std::mem::take(&mut self.tail);
+                if tail.last() == Some(&b'\r') {
+                    tail.pop();
+                }
+                self.ended_tail = Some(tail);
             }
             None => self.buf.clear(),
         }
+    }
+
+    /// Once per over-long line, after its LF was seen: its last octets (without CR/LF), so
+    /// a session can tell whether it announced literal data that follows it. Call before
+    /// [`Framer::next_line`]; `None` while the line has not ended or was already reported.
+    pub fn take_discarded_tail(&mut self) -> Option<Vec<u8>> {
+        if self.discarding {
+            self.drop_discarded();
+        }
+        self.ended_tail.take()
     }
 
     /// The next complete line, an over-long-line marker, or `None` for "need more input".
@@ -767,6 +802,8 @@ impl Framer {
     pub fn clear(&mut self) {
         self.buf.clear();
         self.discarding = false;
+        self.tail.clear();
+        self.ended_tail = None;
     }
 
     /// Octets buffered and not yet framed.
@@ -937,6 +974,36 @@ mod tests {
             assert_eq!(
                 got,
                 vec![Frame::TooLong, line(&"b".repeat(20)), line("ok")],
+                "chunk {chunk}"
+            );
+        }
+    }
+
+    #[test]
+    fn discarded_line_tail_is_reported_once_at_every_chunk_size() {
+        let long = format!("a1 APPEND x {} {{12+}}", "y".repeat(300));
+        let input = format!("{long}\r\nNOOP\r\n");
+        for chunk in 1..=input.len() {
+            let mut f = Framer::new(100);
+            let mut got = Vec::new();
+            for c in input.as_bytes().chunks(chunk) {
+                f.push(c);
+                loop {
+                    if let Some(t) = f.take_discarded_tail() {
+                        got.push(Frame::Line(t));
+                        continue;
+                    }
+                    match f.next_line() {
+                        Some(fr) => got.push(fr),
+                        None => break,
+                    }
+                }
+            }
+            // The last TAIL_KEEP octets before the LF, less the CR.
+            let tail = long[long.len() - (TAIL_KEEP - 1)..].to_string();
+            assert_eq!(
+                got,
+                vec![Frame::TooLong, line(&tail), line("NOOP")],
                 "chunk {chunk}"
             );
         }

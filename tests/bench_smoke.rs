@@ -1,6 +1,6 @@
 //! Keeps the benchmark harness honest: `mailbench corpus` builds a deterministic Maildir++
 //! corpus, the real daemon serves it, and `mailbench smoke` runs its workloads for a couple of
-//! seconds with zero errors. Nothing here measures or asserts speed (that is BENCHMARKS.md).
+//! seconds with zero errors (POP3 and IMAP, plain and implicit TLS). Nothing here measures or asserts speed (that is BENCHMARKS.md).
 
 mod common;
 

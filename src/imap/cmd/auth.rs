@@ -1,0 +1,169 @@
+//! Authentication: STARTTLS (RFC 3501 §6.2.1, RFC 2595), LOGIN (§6.2.3), AUTHENTICATE PLAIN
+//! (§6.2.2, RFC 4616) with SASL-IR (RFC 4959).
+//!
+//! Passwords are checked by the connection's [`crate::conn::Authenticator`] (the daemon's
+//! passwd-file users). A failure is delayed by [`failure_delay`] and worded the same whether
+//! or not the user exists; a temporary failure (unreadable users file) is `[UNAVAILABLE]`.
+//! Plaintext mechanisms are refused without TLS from non-loopback peers unless
+//! `auth.allow_plaintext` is set (`LOGINDISABLED`, RFC 3501 §6.2.3 / §7.1 PRIVACYREQUIRED).
+//! Results reach the protocol log as `*` records through [`Output::info`].
+
+use base64::Engine;
+use imap_codec::imap_types::auth::AuthMechanism;
+
+use super::super::session::{ImapSession, State};
+use crate::auth::{failure_delay, AuthResult, Secret};
+use crate::conn::{Output, Step};
+
+const AUTH_FAILED: &str = "[AUTHENTICATIONFAILED] Authentication failed.";
+const AUTH_TEMPFAIL: &str = "[UNAVAILABLE] Temporary authentication failure.";
+const PRIVACY: &str =
+    "[PRIVACYREQUIRED] Plaintext authentication disallowed on non-secure (SSL/TLS) connections.";
+
+impl ImapSession {
+    /// §6.2.1: OK, then the driver does the handshake (discarding pipelined plaintext).
+    pub(crate) fn starttls(&mut self, tag: &str, out: &mut Output) -> Step {
+        if self.tls {
+            out.status(format!("{tag} BAD TLS is already active."));
+            return Step::ReadLine;
+        }
+        out.status(format!("{tag} OK Begin TLS negotiation now."));
+        Step::StartTls
+    }
+
+    pub(crate) async fn login(
+        &mut self,
+        tag: &str,
+        user: &[u8],
+        pass: &[u8],
+        out: &mut Output,
+    ) -> Step {
+        if !self.plaintext_allowed() {
+            out.status(format!("{tag} NO {PRIVACY}"));
+            return Step::ReadLine;
+        }
+        let user = String::from_utf8_lossy(user).into_owned();
+        let pass = Secret::new(String::from_utf8_lossy(pass).into_owned());
+        self.check_password(tag, &user, &pass, "LOGIN", out).await
+    }
+
+    /// AUTHENTICATE: only PLAIN; with an initial response (SASL-IR) it completes at once,
+    /// else a `+ ` continuation asks for the response line.
+    pub(crate) async fn authenticate(
+        &mut self,
+        tag: &str,
+        mechanism: &AuthMechanism<'_>,
+        initial: Option<Vec<u8>>,
+        out: &mut Output,
+    ) -> Step {
+        if !matches!(mechanism, AuthMechanism::Plain) {
+            out.status(format!("{tag} NO Unsupported authentication mechanism."));
+            return Step::ReadLine;
+        }
+        if !self.plaintext_allowed() {
+            out.status(format!("{tag} NO {PRIVACY}"));
+            return Step::ReadLine;
+        }
+        match initial {
+            Some(ir) => self.plain(tag, &ir, out).await,
+            None => {
+                out.status("+ ");
+                self.expect_sasl(tag.to_string());
+                Step::ReadLine
+            }
+        }
+    }
+
+    /// The client's response line to `+ ` (§6.2.2): base64, or `*` to cancel.
+    pub(crate) async fn sasl_response(&mut self, tag: &str, line: &[u8], out: &mut Output) -> Step {
+        if line == b"*" {
+            out.status(format!("{tag} BAD Authentication aborted by client."));
+            return Step::ReadLine;
+        }
+        let decoded = match base64::engine::general_purpose::STANDARD.decode(line.trim_ascii()) {
+            Ok(d) => d,
+            Err(_) => {
+                out.status(format!(
+                    "{tag} BAD Invalid base64 data in continued response."
+                ));
+                return Step::ReadLine;
+            }
+        };
+        self.plain(tag, &decoded, out).await
+    }
+
+    /// RFC 4616 `[authzid] NUL authcid NUL passwd`; an authzid other than the user is refused.
+    async fn plain(&mut self, tag: &str, msg: &[u8], out: &mut Output) -> Step {
+        let parts: Vec<&[u8]> = msg.split(|&b| b == 0).collect();
+        if parts.len() != 3 || parts[1].is_empty() {
+            out.status(format!("{tag} BAD Invalid AUTHENTICATE PLAIN data."));
+            return Step::ReadLine;
+        }
+        let user = String::from_utf8_lossy(parts[1]).into_owned();
+        let pass = Secret::new(String::from_utf8_lossy(parts[2]).into_owned());
+        if !parts[0].is_empty() && parts[0] != parts[1] {
+            self.auth_failures += 1;
+            out.info(format!(
+                "authentication failed: user={user} mechanism=PLAIN"
+            ));
+            tokio::time::sleep(failure_delay(self.auth_failures)).await;
+            out.status(format!("{tag} NO {AUTH_FAILED}"));
+            return Step::ReadLine;
+        }
+        self.check_password(tag, &user, &pass, "PLAIN", out).await
+    }
+
+    async fn check_password(
+        &mut self,
+        tag: &str,
+        user: &str,
+        pass: &Secret<String>,
+        mechanism: &str,
+        out: &mut Output,
+    ) -> Step {
+        let file = self.env.snapshot.config.auth.users_file.clone();
+        let shown: String = user.chars().filter(|c| !c.is_control()).take(64).collect();
+        let user = match self.env.auth.authenticate(&file, user, pass).await {
+            AuthResult::Ok { user } => user,
+            AuthResult::Failed => {
+                self.auth_failures += 1;
+                out.info(format!(
+                    "authentication failed: user={shown} mechanism={mechanism}"
+                ));
+                tokio::time::sleep(failure_delay(self.auth_failures)).await;
+                out.status(format!("{tag} NO {AUTH_FAILED}"));
+                return Step::ReadLine;
+            }
+            AuthResult::TempFail(why) => {
+                tracing::warn!(user = %shown, "IMAP authentication temporarily failed: {why}");
+                out.info(format!(
+                    "authentication failed (temporary): user={shown} mechanism={mechanism}"
+                ));
+                out.status(format!("{tag} NO {AUTH_TEMPFAIL}"));
+                return Step::ReadLine;
+            }
+        };
+        let store = self.env.shared.store.clone();
+        let name = user.clone();
+        let tree = match super::blocking(move || store.user(&name)).await {
+            Ok(t) => t,
+            Err(_) => {
+                out.info(format!(
+                    "authentication failed (temporary): user={shown} mechanism={mechanism}"
+                ));
+                out.status(format!("{tag} NO {AUTH_TEMPFAIL}"));
+                return Step::ReadLine;
+            }
+        };
+        out.info(format!(
+            "authentication succeeded: user={user} mechanism={mechanism}"
+        ));
+        self.user = Some((user, tree));
+        self.state = State::Authenticated;
+        out.status(format!(
+            "{tag} OK [CAPABILITY {}] Logged in",
+            self.capabilities()
+        ));
+        Step::ReadLine
+    }
+}

@@ -1,0 +1,58 @@
+//! EXPUNGE (RFC 3501 §6.4.3), UID EXPUNGE (RFC 4315 §2.1), CLOSE (§6.4.2), UNSELECT
+//! (RFC 3691).
+
+use imap_codec::imap_types::sequence::SequenceSet;
+
+use super::super::session::{Fail, ImapSession, Res, State, SyncMode};
+use super::{blocking, resolve};
+use crate::conn::Output;
+
+impl ImapSession {
+    /// Removes `\Deleted` messages (only among `uids` for UID EXPUNGE), then announces every
+    /// expunge (ours and others') as `* n EXPUNGE`.
+    pub(crate) async fn expunge(&mut self, uids: Option<&SequenceSet>, out: &mut Output) -> Res {
+        let sel = self.selected()?;
+        if sel.read_only {
+            return Err(Fail::No("Mailbox is read-only.".into()));
+        }
+        let only: Option<Vec<u32>> = uids.map(|set| {
+            resolve(&sel.view, set, true)
+                .into_iter()
+                .map(|i| sel.view.messages[i].uid)
+                .collect()
+        });
+        if only.as_ref().is_some_and(|u| u.is_empty()) {
+            self.announce(SyncMode::Forced, out)
+                .await
+                .map_err(|_| internal())?;
+            return Ok("Expunge completed.".into());
+        }
+        let mb = sel.mailbox.clone();
+        blocking(move || mb.expunge(only.as_deref())).await?;
+        self.announce(SyncMode::Forced, out)
+            .await
+            .map_err(|_| internal())?;
+        Ok("Expunge completed.".into())
+    }
+
+    /// Expunges silently (unless read-only) and leaves the Selected state.
+    pub(crate) async fn close(&mut self) -> Res {
+        let sel = self.selected()?;
+        let (read_only, mb) = (sel.read_only, sel.mailbox.clone());
+        self.state = State::Authenticated;
+        if !read_only {
+            blocking(move || mb.expunge(None)).await?;
+        }
+        Ok("Close completed.".into())
+    }
+
+    pub(crate) fn unselect(&mut self) -> Res {
+        self.selected()?;
+        self.state = State::Authenticated;
+        Ok("Unselect completed.".into())
+    }
+}
+
+fn internal() -> Fail {
+    Fail::No("[SERVERBUG] Internal error.".into())
+}

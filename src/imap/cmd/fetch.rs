@@ -1,0 +1,337 @@
+//! FETCH and UID FETCH (RFC 3501 §6.4.5, §6.4.8, §7.4.2).
+//!
+//! Message bytes come from the store (`Mailbox::read`, CRLF), are parsed by
+//! [`crate::imap::mime`] and written by [`crate::imap::encode::FetchWriter`]; literal data goes
+//! out as content pieces (the protocol log summarises it at level 4), the rest as untagged
+//! lines. A non-PEEK body item sets `\Seen` (unless the mailbox was EXAMINEd) and the FETCH
+//! then carries the new FLAGS. Messages expunged by another session meanwhile are skipped
+//! and the command ends `NO [EXPUNGEISSUED]`. Large FETCHes are answered in batches
+//! ([`Step::Continue`]): the driver writes each batch before the next is read from disk.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use bounded_static::IntoBoundedStatic;
+use imap_codec::imap_types::fetch::{MacroOrMessageDataItemNames, MessageDataItemName};
+use imap_codec::imap_types::sequence::SequenceSet;
+
+use super::super::encode::{Chunk, FetchWriter};
+use super::super::mime::{self, Section, SectionSpec};
+use super::super::session::{literal_at_end, Fail, ImapSession, SyncMode};
+use super::{blocking, check_seq_range, flags_list, internal_date, resolve};
+use crate::conn::{Output, Piece, Step};
+use crate::store::{ErrorKind, FlagOp, Flags, Mailbox, MessageMeta};
+
+/// Messages per batch at most, and octets of message data per batch at most: after each
+/// batch the driver may write what was produced ([`Step::Continue`]), so a `FETCH 1:*
+/// BODY[]` never holds the whole mailbox in memory.
+const BATCH_MESSAGES: usize = 500;
+const BATCH_OCTETS: u64 = 256 * 1024;
+
+/// A FETCH being answered in batches.
+pub(crate) struct FetchJob {
+    tag: String,
+    /// `(seq, meta)` still to answer, in order.
+    targets: VecDeque<(u32, MessageMeta)>,
+    names: Arc<Vec<MessageDataItemName<'static>>>,
+    /// UID FETCH (the UID item is always included, §6.4.8).
+    uid: bool,
+    /// UIDs whose `\Seen` this FETCH set (their responses carry FLAGS), sorted.
+    seen_now: Arc<Vec<u32>>,
+    /// Whether the items need the message bytes (else no file is read).
+    needs_body: bool,
+    /// Some messages had been expunged by another session.
+    missing: bool,
+    mailbox: Arc<dyn Mailbox>,
+}
+
+impl ImapSession {
+    /// FETCH / UID FETCH: checks, sets `\Seen` for non-PEEK body items, then answers in
+    /// batches ([`ImapSession::fetch_more`]).
+    pub(crate) async fn fetch(
+        &mut self,
+        tag: &str,
+        set: &SequenceSet,
+        items: MacroOrMessageDataItemNames<'static>,
+        uid: bool,
+        out: &mut Output,
+    ) -> Step {
+        match self.fetch_job(tag, set, items, uid).await {
+            Ok(job) => {
+                self.fetch_job = Some(job);
+                self.fetch_more(out).await
+            }
+            Err(f) => self.complete(tag, Err(f), SyncMode::NoExpunge, out).await,
+        }
+    }
+
+    async fn fetch_job(
+        &mut self,
+        tag: &str,
+        set: &SequenceSet,
+        items: MacroOrMessageDataItemNames<'static>,
+        uid: bool,
+    ) -> Result<FetchJob, Fail> {
+        let names: Vec<MessageDataItemName<'static>> = match items {
+            MacroOrMessageDataItemNames::Macro(m) => m.expand().into_static(),
+            MacroOrMessageDataItemNames::MessageDataItemNames(v) => v,
+        };
+        if names.iter().any(|n| {
+            matches!(
+                n,
+                MessageDataItemName::Binary { .. } | MessageDataItemName::BinarySize { .. }
+            )
+        }) {
+            return Err(Fail::Bad(
+                "Error in IMAP command: Unsupported FETCH item.".into(),
+            ));
+        }
+        let sel = self.selected()?;
+        check_seq_range(&sel.view, set, uid)?;
+        let idx = resolve(&sel.view, set, uid);
+        let sets_seen = !sel.read_only
+            && names.iter().any(|n| {
+                matches!(
+                    n,
+                    MessageDataItemName::BodyExt { peek: false, .. }
+                        | MessageDataItemName::Rfc822
+                        | MessageDataItemName::Rfc822Text
+                )
+            });
+        // §6.4.5: a non-PEEK body fetch sets \Seen; the FETCH response then shows FLAGS.
+        let mut seen_now: Vec<u32> = Vec::new();
+        if sets_seen {
+            let unseen: Vec<u32> = idx
+                .iter()
+                .map(|&i| &sel.view.messages[i])
+                .filter(|m| !m.flags.contains(Flags::SEEN))
+                .map(|m| m.uid)
+                .collect();
+            if !unseen.is_empty() {
+                let mb = sel.mailbox.clone();
+                let metas =
+                    blocking(move || mb.store_flags(&unseen, FlagOp::Add, Flags::SEEN, &[]))
+                        .await?;
+                for m in metas {
+                    if let Some(seq) = sel.view.seq_of(m.uid) {
+                        let v = &mut sel.view.messages[seq as usize - 1];
+                        v.flags = m.flags;
+                        v.keywords = m.keywords;
+                        seen_now.push(m.uid);
+                    }
+                }
+            }
+        }
+        seen_now.sort_unstable();
+        let needs_body = names.iter().any(needs_body);
+        Ok(FetchJob {
+            tag: tag.to_string(),
+            targets: idx
+                .iter()
+                .map(|&i| (i as u32 + 1, sel.view.messages[i].clone()))
+                .collect(),
+            names: Arc::new(names),
+            uid,
+            seen_now: Arc::new(seen_now),
+            needs_body,
+            missing: false,
+            mailbox: sel.mailbox.clone(),
+        })
+    }
+
+    /// Answers the next batch of the running FETCH; the last batch completes the command.
+    pub(crate) async fn fetch_more(&mut self, out: &mut Output) -> Step {
+        let Some(mut job) = self.fetch_job.take() else {
+            return Step::ReadLine;
+        };
+        let mut batch = Vec::new();
+        let mut octets = 0u64;
+        while let Some(t) = job.targets.front() {
+            if !batch.is_empty() && (batch.len() >= BATCH_MESSAGES || octets >= BATCH_OCTETS) {
+                break;
+            }
+            if job.needs_body {
+                octets += t.1.size;
+            }
+            batch.extend(job.targets.pop_front());
+        }
+        let (mailbox, names, seen_now, uid) = (
+            job.mailbox.clone(),
+            job.names.clone(),
+            job.seen_now.clone(),
+            job.uid,
+        );
+        let r = blocking(move || {
+            let mut local = Output::default();
+            let mut missing = false;
+            for (seq, meta) in &batch {
+                let show_flags = seen_now.binary_search(&meta.uid).is_ok();
+                if !fetch_one(&*mailbox, *seq, meta, &names, uid, show_flags, &mut local)? {
+                    missing = true;
+                }
+            }
+            Ok((local, missing))
+        })
+        .await;
+        let tag = job.tag.clone();
+        match r {
+            Ok((local, missing)) => {
+                for p in local.pieces {
+                    match p {
+                        Piece::Line(kind, l) => out.line(kind, l),
+                        Piece::Content(c) => out.content(c),
+                        Piece::Info(t) => out.info(t),
+                    }
+                }
+                job.missing |= missing;
+            }
+            Err(f) => return self.complete(&tag, Err(f), SyncMode::NoExpunge, out).await,
+        }
+        if !job.targets.is_empty() {
+            self.fetch_job = Some(job);
+            return Step::Continue;
+        }
+        let res = if job.missing {
+            Err(Fail::No(
+                "[EXPUNGEISSUED] Some of the requested messages no longer exist.".into(),
+            ))
+        } else {
+            Ok("Fetch completed.".into())
+        };
+        self.complete(&tag, res, SyncMode::NoExpunge, out).await
+    }
+}
+
+/// Whether an item needs the message bytes.
+fn needs_body(n: &MessageDataItemName<'_>) -> bool {
+    use MessageDataItemName as N;
+    matches!(
+        n,
+        N::Body
+            | N::BodyExt { .. }
+            | N::BodyStructure
+            | N::Envelope
+            | N::Rfc822
+            | N::Rfc822Header
+            | N::Rfc822Text
+    )
+}
+
+/// Writes one `* seq FETCH (...)`; `Ok(false)` if the message no longer exists.
+fn fetch_one(
+    mailbox: &dyn Mailbox,
+    seq: u32,
+    meta: &MessageMeta,
+    names: &[MessageDataItemName<'_>],
+    uid_cmd: bool,
+    show_flags: bool,
+    out: &mut Output,
+) -> crate::store::Result<bool> {
+    use MessageDataItemName as N;
+    let needs_body = names.iter().any(needs_body);
+    let raw: Arc<[u8]> = if needs_body {
+        match mailbox.read(meta.uid) {
+            Ok(r) => r,
+            Err(e) if e.kind == ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(e),
+        }
+    } else {
+        Arc::from(&[][..])
+    };
+    let msg = mime::parse(&raw);
+    let mut w = FetchWriter::new(seq);
+    let flags = || flags_list(meta.flags, &meta.keywords, meta.recent);
+    // UID first for UID FETCH (§6.4.8) or when asked first; then the FLAGS a body fetch
+    // changed (Dovecot's order); then the items as requested.
+    let uid_first = uid_cmd || matches!(names.first(), Some(N::Uid));
+    if uid_first {
+        w.item("UID", meta.uid.to_string().as_bytes());
+    }
+    if show_flags && !names.iter().any(|n| matches!(n, N::Flags)) {
+        w.item("FLAGS", flags().as_bytes());
+    }
+    for n in names {
+        match n {
+            N::Uid if !uid_first => w.item("UID", meta.uid.to_string().as_bytes()),
+            N::Flags => w.item("FLAGS", flags().as_bytes()),
+            N::InternalDate => w.item("INTERNALDATE", internal_date(meta.internal_date).as_bytes()),
+            N::Rfc822Size => w.item("RFC822.SIZE", meta.size.to_string().as_bytes()),
+            N::Envelope => w.envelope(&msg),
+            N::BodyStructure => w.structure(&msg, true),
+            N::Body => w.structure(&msg, false),
+            N::BodyExt {
+                section, partial, ..
+            } => {
+                let sec = Section::from_imap(section.as_ref());
+                w.section(&msg, &sec, partial.map(|(o, c)| (o, c.get())));
+            }
+            N::Rfc822 => w.section_named("RFC822", &msg, &Section::full(), None),
+            N::Rfc822Header => w.section_named(
+                "RFC822.HEADER",
+                &msg,
+                &Section {
+                    path: Vec::new(),
+                    spec: SectionSpec::Header,
+                },
+                None,
+            ),
+            N::Rfc822Text => w.section_named(
+                "RFC822.TEXT",
+                &msg,
+                &Section {
+                    path: Vec::new(),
+                    spec: SectionSpec::Text,
+                },
+                None,
+            ),
+            _ => {}
+        }
+    }
+    emit_chunks(w.finish(), &raw, out);
+    Ok(true)
+}
+
+/// Turns a FETCH response's chunks into output pieces: each CRLF-ended text as a line, the
+/// data of every literal (announced by `{n}` at a line's end) as content.
+pub(crate) fn emit_chunks(chunks: Vec<Chunk>, raw: &Arc<[u8]>, out: &mut Output) {
+    let mut line: Vec<u8> = Vec::new();
+    for c in chunks {
+        match c {
+            Chunk::Message { start, end } => {
+                if start == 0 && end == raw.len() {
+                    out.content(raw.clone());
+                } else {
+                    out.content(Arc::from(&raw[start..end]));
+                }
+            }
+            Chunk::Bytes(b) => {
+                let mut i = 0;
+                while i < b.len() {
+                    match b[i..].windows(2).position(|w| w == b"\r\n") {
+                        Some(k) => {
+                            line.extend_from_slice(&b[i..i + k]);
+                            i += k + 2;
+                            let lit = literal_at_end(&line);
+                            out.reply(std::mem::take(&mut line));
+                            if let Some((n, _)) = lit {
+                                let n = n as usize;
+                                if b.len() - i >= n {
+                                    out.content(Arc::from(&b[i..i + n]));
+                                    i += n;
+                                }
+                                // Otherwise the data is the next `Chunk::Message`.
+                            }
+                        }
+                        None => {
+                            line.extend_from_slice(&b[i..]);
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if !line.is_empty() {
+        out.reply(line);
+    }
+}

@@ -1,0 +1,331 @@
+//! IMAP command handlers, one file per command family (STYLE principle 4). Each handler is
+//! an `impl` block on [`super::session::ImapSession`] with short functions over the store API
+//! (`crate::store`), run on the blocking pool (`blocking`); the dispatcher and the state
+//! check are in [`super::session`].
+//!
+//! This file holds what several families share: mailbox names (RFC 3501 §5.1, modified
+//! UTF-7 §5.1.3), flag lists (§2.3.2), sequence sets (§9 `sequence-set`) and dates (§9
+//! `date-time`).
+
+pub mod append;
+pub mod auth;
+pub mod copy_move;
+pub mod expunge;
+pub mod fetch;
+pub mod idle;
+pub mod list;
+pub mod mailbox;
+pub mod misc;
+pub mod search;
+pub mod status;
+pub mod store;
+
+use std::time::SystemTime;
+
+use imap_codec::imap_types::flag::Flag;
+use imap_codec::imap_types::mailbox::Mailbox as ImapMailbox;
+use imap_codec::imap_types::sequence::SequenceSet;
+
+use super::session::Fail;
+use crate::store::maildir::mutf7;
+use crate::store::{self as st, Flags, MessageMeta, View};
+
+#[allow(unused_imports)]
+pub(crate) use super::session::SyncMode;
+
+/// Runs store work on the blocking pool (the runtime never waits on disk).
+pub(crate) async fn blocking<T, F>(f: F) -> Result<T, Fail>
+where
+    F: FnOnce() -> st::Result<T> + Send + 'static,
+    T: Send + 'static,
+{
+    match tokio::task::spawn_blocking(f).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(e.into()),
+        Err(e) => {
+            tracing::error!("IMAP store task failed: {e}");
+            Err(Fail::No(
+                "[SERVERBUG] Internal error occurred. Refer to server log for more information."
+                    .into(),
+            ))
+        }
+    }
+}
+
+/// The store's name (UTF-8, `/`) of a mailbox argument (modified UTF-7 on the wire).
+pub(crate) fn mailbox_name(m: &ImapMailbox<'_>) -> Result<String, Fail> {
+    match m {
+        ImapMailbox::Inbox => Ok("INBOX".into()),
+        ImapMailbox::Other(o) => wire_to_name(o.as_ref()),
+    }
+}
+
+/// Decodes a modified UTF-7 name; names that are not valid are refused with `BAD`.
+pub(crate) fn wire_to_name(raw: &[u8]) -> Result<String, Fail> {
+    let s = std::str::from_utf8(raw).map_err(|_| Fail::Bad("Invalid mailbox name.".into()))?;
+    let name = mutf7::decode(s).ok_or_else(|| Fail::Bad("Invalid mailbox name.".into()))?;
+    if name.eq_ignore_ascii_case("INBOX") {
+        return Ok("INBOX".into());
+    }
+    Ok(name)
+}
+
+/// Appends a mailbox name as the wire wants it: modified UTF-7, an atom when possible,
+/// else a quoted string.
+pub(crate) fn push_mailbox(out: &mut Vec<u8>, name: &str) {
+    let enc = mutf7::encode(name);
+    let atom = !enc.is_empty()
+        && enc.bytes().all(|b| {
+            b > b' '
+                && b < 0x7f
+                && !matches!(b, b'(' | b')' | b'{' | b'%' | b'*' | b'"' | b'\\' | b']')
+        });
+    if atom {
+        out.extend_from_slice(enc.as_bytes());
+    } else {
+        super::encode::push_string(out, enc.as_bytes());
+    }
+}
+
+/// `(\Answered \Flagged \Deleted \Seen \Draft \Recent keyword...)`, Dovecot's order.
+pub fn flags_list(flags: Flags, keywords: &[String], recent: bool) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for (f, name) in [
+        (Flags::ANSWERED, "\\Answered"),
+        (Flags::FLAGGED, "\\Flagged"),
+        (Flags::DELETED, "\\Deleted"),
+        (Flags::SEEN, "\\Seen"),
+        (Flags::DRAFT, "\\Draft"),
+    ] {
+        if flags.contains(f) {
+            parts.push(name);
+        }
+    }
+    if recent {
+        parts.push("\\Recent");
+    }
+    parts.extend(keywords.iter().map(String::as_str));
+    format!("({})", parts.join(" "))
+}
+
+/// Splits IMAP flags into system flags and keywords; `\Recent` and other `\` extensions
+/// cannot be set by a client and are ignored (RFC 3501 §2.3.2).
+pub(crate) fn split_flags(flags: &[Flag<'_>]) -> (Flags, Vec<String>) {
+    let mut sys = Flags::NONE;
+    let mut kw: Vec<String> = Vec::new();
+    for f in flags {
+        match f {
+            Flag::Answered => sys = sys.union(Flags::ANSWERED),
+            Flag::Deleted => sys = sys.union(Flags::DELETED),
+            Flag::Draft => sys = sys.union(Flags::DRAFT),
+            Flag::Flagged => sys = sys.union(Flags::FLAGGED),
+            Flag::Seen => sys = sys.union(Flags::SEEN),
+            Flag::Keyword(a) => {
+                let k = a.as_ref().to_string();
+                if !kw.iter().any(|x| x.eq_ignore_ascii_case(&k)) {
+                    kw.push(k);
+                }
+            }
+            Flag::Extension(_) => {}
+        }
+    }
+    (sys, kw)
+}
+
+/// The messages of `view` a sequence set names, as `(seq, index)` pairs in view order:
+/// message sequence numbers, or UIDs for the UID forms (RFC 3501 §6.4.8: non-existent UIDs
+/// are ignored; `*` is the last message / the largest UID).
+pub(crate) fn resolve(view: &View, set: &SequenceSet, uid: bool) -> Vec<usize> {
+    let n = view.messages.len() as u32;
+    if n == 0 {
+        return Vec::new();
+    }
+    if uid {
+        let max_uid = view.messages.last().map_or(0, |m| m.uid);
+        view.messages
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| super::search::set_contains(set, m.uid, max_uid))
+            .map(|(i, _)| i)
+            .collect()
+    } else {
+        (0..n as usize)
+            .filter(|i| super::search::set_contains(set, *i as u32 + 1, n))
+            .collect()
+    }
+}
+
+/// A sequence set names a message number beyond the mailbox (RFC 3501 §9: `BAD` in Dovecot).
+pub(crate) fn check_seq_range(view: &View, set: &SequenceSet, uid: bool) -> Result<(), Fail> {
+    use imap_codec::imap_types::sequence::{SeqOrUid, Sequence};
+    if uid {
+        return Ok(());
+    }
+    let n = view.messages.len() as u32;
+    let too_big = |x: &SeqOrUid| matches!(x, SeqOrUid::Value(v) if v.get() > n);
+    let bad = set.0.as_ref().iter().any(|s| match s {
+        Sequence::Single(x) => too_big(x),
+        Sequence::Range(a, b) => too_big(a) || too_big(b),
+    });
+    if bad {
+        return Err(Fail::Bad(
+            "Error in IMAP command: Invalid messageset.".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// A UID set in the compact form of RFC 4315 §4 `uid-set` (`4,7:9`).
+pub(crate) fn uid_set(uids: &[u32]) -> String {
+    let mut s = String::new();
+    let mut i = 0;
+    while i < uids.len() {
+        let start = uids[i];
+        let mut end = start;
+        while i + 1 < uids.len() && uids[i + 1] == end.wrapping_add(1) {
+            end = uids[i + 1];
+            i += 1;
+        }
+        if !s.is_empty() {
+            s.push(',');
+        }
+        if start == end {
+            s.push_str(&start.to_string());
+        } else {
+            s.push_str(&format!("{start}:{end}"));
+        }
+        i += 1;
+    }
+    s
+}
+
+/// INTERNALDATE as RFC 3501 §9 `date-time` (`"27-Nov-2026 18:57:46 +0000"`), local time.
+pub(crate) fn internal_date(t: SystemTime) -> String {
+    // Built from seconds so an absurd file time cannot panic (chrono's `From` would).
+    let secs = match t.duration_since(SystemTime::UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_secs()).unwrap_or(0),
+        Err(e) => i64::try_from(e.duration().as_secs()).map_or(0, |s| -s),
+    };
+    let utc = chrono::DateTime::from_timestamp(secs, 0).unwrap_or_default();
+    let dt = utc.with_timezone(&chrono::Local);
+    format!("\"{}\"", dt.format("%d-%b-%Y %H:%M:%S %z"))
+}
+
+/// The keywords in use in `messages`, in first-seen order.
+pub(crate) fn keywords_in(messages: &[MessageMeta]) -> Vec<String> {
+    let mut kws: Vec<String> = Vec::new();
+    for m in messages {
+        for k in &m.keywords {
+            if !kws.contains(k) {
+                kws.push(k.clone());
+            }
+        }
+    }
+    kws
+}
+
+/// The FLAGS a mailbox shows (RFC 3501 §7.2.6): the system flags and every keyword in use.
+pub(crate) fn mailbox_flags(keywords: &[String]) -> String {
+    let mut s = String::from("\\Answered \\Flagged \\Deleted \\Seen \\Draft");
+    for k in keywords {
+        s.push(' ');
+        s.push_str(k);
+    }
+    s
+}
+
+/// `* FLAGS` and `* OK [PERMANENTFLAGS]` (RFC 3501 §7.2.6, §7.1) for the mailbox's keywords.
+pub(crate) fn write_flags(keywords: &[String], read_only: bool, out: &mut crate::conn::Output) {
+    out.reply(format!("* FLAGS ({})", mailbox_flags(keywords)));
+    if read_only {
+        out.reply("* OK [PERMANENTFLAGS ()] Read-only mailbox.");
+    } else {
+        out.reply(format!(
+            "* OK [PERMANENTFLAGS ({} \\*)] Flags permitted.",
+            mailbox_flags(keywords)
+        ));
+    }
+}
+
+/// Announces keywords of `metas` the session has not shown yet (as Dovecot does, before
+/// the FETCH or EXISTS that carries them).
+pub(crate) fn announce_new_keywords<'a>(
+    sel: &mut super::session::Selected,
+    metas: impl IntoIterator<Item = &'a MessageMeta>,
+    out: &mut crate::conn::Output,
+) {
+    let mut new = false;
+    for m in metas {
+        for k in &m.keywords {
+            if !sel.keywords.contains(k) {
+                sel.keywords.push(k.clone());
+                new = true;
+            }
+        }
+    }
+    if new {
+        write_flags(&sel.keywords, sel.read_only, out);
+    }
+}
+
+/// A destination that does not exist says `[TRYCREATE]` (RFC 3501 §6.3.11, §6.4.7).
+pub(crate) fn trycreate(f: Fail) -> Fail {
+    match f {
+        Fail::No(t) if t.starts_with("[NONEXISTENT]") => {
+            Fail::No("[TRYCREATE] Mailbox doesn't exist.".into())
+        }
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_dates_never_panic() {
+        use std::time::Duration;
+        let d = internal_date(SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000));
+        assert!(d.starts_with('"') && d.len() == 28, "{d}");
+        for t in [
+            SystemTime::UNIX_EPOCH + Duration::from_secs(u64::MAX / 4),
+            SystemTime::UNIX_EPOCH - Duration::from_secs(1 << 40),
+        ] {
+            let d = internal_date(t);
+            assert!(d.starts_with('"'), "{d}");
+        }
+    }
+
+    #[test]
+    fn uid_sets_are_compact() {
+        assert_eq!(uid_set(&[1, 2, 3, 5, 7, 8]), "1:3,5,7:8");
+        assert_eq!(uid_set(&[4]), "4");
+        assert_eq!(uid_set(&[]), "");
+    }
+
+    #[test]
+    fn flag_lists_in_dovecot_order() {
+        let f = Flags::SEEN.union(Flags::ANSWERED);
+        assert_eq!(
+            flags_list(f, &["$Forwarded".into()], true),
+            "(\\Answered \\Seen \\Recent $Forwarded)"
+        );
+        assert_eq!(flags_list(Flags::NONE, &[], false), "()");
+    }
+
+    #[test]
+    fn mailbox_names_on_the_wire() {
+        let p = |n: &str| {
+            let mut v = Vec::new();
+            push_mailbox(&mut v, n);
+            String::from_utf8(v).unwrap()
+        };
+        assert_eq!(p("INBOX"), "INBOX");
+        assert_eq!(p("Sent"), "Sent");
+        assert_eq!(p("a/b"), "a/b");
+        assert_eq!(p("My Folder"), "\"My Folder\"");
+        assert_eq!(p("Entwürfe"), "Entw&APw-rfe");
+        assert_eq!(wire_to_name(b"Entw&APw-rfe").unwrap(), "Entwürfe");
+        assert_eq!(wire_to_name(b"inbox").unwrap(), "INBOX");
+    }
+}

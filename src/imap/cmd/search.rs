@@ -1,0 +1,54 @@
+//! SEARCH and UID SEARCH (RFC 3501 §6.4.4, §6.4.8) over the selected view; each key is
+//! evaluated by [`crate::imap::search`], message bytes are read only for keys that need them.
+
+use imap_codec::imap_types::core::{Charset, Vec1};
+use imap_codec::imap_types::search::SearchKey;
+
+use super::super::search::{check_charset, matches_all, Bounds, Candidate, LazyMessage};
+use super::super::session::{Fail, ImapSession, Res};
+use super::blocking;
+use crate::conn::Output;
+
+impl ImapSession {
+    pub(crate) async fn search(
+        &mut self,
+        charset: Option<Charset<'static>>,
+        criteria: Vec1<SearchKey<'static>>,
+        uid: bool,
+        out: &mut Output,
+    ) -> Res {
+        check_charset(charset.as_ref()).map_err(|t| Fail::No(t.into()))?;
+        let sel = self.selected()?;
+        let messages = sel.view.messages.clone();
+        let mailbox = sel.mailbox.clone();
+        let keys = criteria.into_inner();
+        let hits = blocking(move || {
+            let bounds = Bounds {
+                messages: messages.len() as u32,
+                max_uid: messages.last().map_or(0, |m| m.uid),
+            };
+            let mut hits = Vec::new();
+            for (i, m) in messages.iter().enumerate() {
+                let mb = &mailbox;
+                let id = m.uid;
+                let mut c = Candidate {
+                    seq: i as u32 + 1,
+                    meta: m,
+                    message: LazyMessage::new(move || mb.read(id).ok()),
+                };
+                if matches_all(&keys, &mut c, bounds) {
+                    hits.push(if uid { m.uid } else { i as u32 + 1 });
+                }
+            }
+            Ok(hits)
+        })
+        .await?;
+        let mut line = String::from("* SEARCH");
+        for h in hits {
+            line.push(' ');
+            line.push_str(&h.to_string());
+        }
+        out.reply(line);
+        Ok("Search completed.".into())
+    }
+}
