@@ -1049,6 +1049,8 @@ fn log_path_under_a_regular_file_fails_once_and_recovers_when_fixed() {
     for _ in 0..3 {
         session_works(&d);
     }
+    // The daemon's stderr is read by a thread of the harness: wait for the line to arrive.
+    d.wait_log(OPEN_ERROR, Duration::from_secs(10));
     assert_eq!(log_count(&d, OPEN_ERROR), 1, "{}", d.log_text());
     assert_eq!(error_lines(&d), 1, "{}", d.log_text());
     let err = d.log_text();
@@ -1061,7 +1063,7 @@ fn log_path_under_a_regular_file_fails_once_and_recovers_when_fixed() {
     session_works(&d);
     let dir = blocker.join("logs");
     assert_eq!(log_files(&dir), vec!["L0000001.log"]);
-    assert!(d.log_text().contains("protocol log recovered"));
+    d.wait_log("protocol log recovered", Duration::from_secs(10));
     assert_eq!(log_count(&d, OPEN_ERROR), 1);
     assert_eq!(error_lines(&d), 1, "{}", d.log_text());
     let recs = all_records(&dir);
@@ -1082,13 +1084,15 @@ fn log_directory_replaced_by_a_file_after_start_fails_once_and_recovers() {
     for _ in 0..3 {
         session_works(&d);
     }
+    // The daemon's stderr is read by a thread of the harness: wait for the line to arrive.
+    d.wait_log(OPEN_ERROR, Duration::from_secs(10));
     assert_eq!(log_count(&d, OPEN_ERROR), 1, "{}", d.log_text());
     assert_eq!(error_lines(&d), 1, "{}", d.log_text());
 
     // Fixed: a new file at the next session start.
     std::fs::remove_file(&dir).unwrap();
     session_works(&d);
-    assert!(d.log_text().contains("protocol log recovered"));
+    d.wait_log("protocol log recovered", Duration::from_secs(10));
     assert_eq!(log_count(&d, OPEN_ERROR), 1);
     assert_eq!(error_lines(&d), 1, "{}", d.log_text());
     assert_eq!(log_files(&dir), vec!["L0000001.log"]);
