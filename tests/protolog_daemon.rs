@@ -574,6 +574,7 @@ fn locked_until_the_session_after_level_0_then_released_and_the_next_file_is_new
     assert!(locked_by_daemon(&first), "file not locked while level 5");
     assert!(daemon_has_open(&d, &first), "daemon does not hold the file");
     let opened = "protocol log opened";
+    wait_log_more(&d, opened, 0);
     assert_eq!(log_count(&d, opened), 1);
     let info = d.log_text();
     let line = info.lines().find(|l| l.contains(opened)).unwrap();
@@ -598,6 +599,7 @@ fn locked_until_the_session_after_level_0_then_released_and_the_next_file_is_new
         "still locked after the next session start"
     );
     assert!(!daemon_has_open(&d, &first), "fd still open after release");
+    wait_log_more(&d, "protocol log released", 0);
     let text = d.log_text();
     let line = text
         .lines()
@@ -1224,6 +1226,7 @@ fn a_path_change_releases_the_old_file_and_opens_one_in_the_new_path() {
     assert!(locked_by_daemon(&new));
     assert_whole_session(&read_log(&new).records);
     assert_eq!(by_session(&read_log(&old).records).len(), 1);
+    wait_log_more(&d, "reason=\"path changed\"", 1);
     let text = d.log_text();
     assert!(text
         .lines()
@@ -1392,6 +1395,7 @@ fn a_log_file_deleted_while_open_is_replaced_at_the_next_session_start() {
     assert_eq!(by_session(&recs).len(), 1);
     assert_whole_session(&recs);
     assert!(locked_by_daemon(&file));
+    wait_log_more(&d, "protocol log opened", 1);
     let text = d.log_text();
     assert!(text.lines().any(|l| l.contains("protocol log released")
         && l.contains("reason=\"file or directory removed\"")));
