@@ -56,35 +56,6 @@ pub fn push_nstring(out: &mut Vec<u8>, s: Option<&[u8]>) {
     }
 }
 
-/// `FLAGS (...)` value for a message (RFC 3501 §2.3.2): system flags, `\\Recent`, keywords.
-pub fn flags_value(meta: &crate::store::MessageMeta) -> Vec<u8> {
-    use crate::store::Flags;
-    let mut parts: Vec<&str> = Vec::new();
-    for (f, name) in [
-        (Flags::SEEN, "\\Seen"),
-        (Flags::ANSWERED, "\\Answered"),
-        (Flags::FLAGGED, "\\Flagged"),
-        (Flags::DELETED, "\\Deleted"),
-        (Flags::DRAFT, "\\Draft"),
-    ] {
-        if meta.flags.contains(f) {
-            parts.push(name);
-        }
-    }
-    if meta.recent {
-        parts.push("\\Recent");
-    }
-    parts.extend(meta.keywords.iter().map(String::as_str));
-    format!("({})", parts.join(" ")).into_bytes()
-}
-
-/// `INTERNALDATE` value (RFC 3501 §9 `date-time`: `"dd-Mon-yyyy hh:mm:ss +zzzz"`, day
-/// space-padded), in the server's local time zone as Dovecot writes it.
-pub fn internal_date_value(t: std::time::SystemTime) -> Vec<u8> {
-    let dt = chrono::DateTime::<chrono::Local>::from(t);
-    format!("\"{}\"", dt.format("%e-%b-%Y %H:%M:%S %z")).into_bytes()
-}
-
 /// One piece of a FETCH response, in order: owned bytes, or a borrowed range of the message
 /// (sent from the store's buffer as is).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -222,23 +193,6 @@ mod tests {
         let mut v = Vec::new();
         push_string(&mut v, x);
         v
-    }
-
-    #[test]
-    fn flags_and_dates() {
-        use crate::store::{Flags, MessageMeta};
-        let m = MessageMeta {
-            uid: 1,
-            flags: Flags::SEEN.union(Flags::DRAFT),
-            keywords: vec!["$Forwarded".into()],
-            size: 1,
-            internal_date: std::time::SystemTime::UNIX_EPOCH,
-            recent: true,
-        };
-        assert_eq!(flags_value(&m), b"(\\Seen \\Draft \\Recent $Forwarded)");
-        let d = String::from_utf8(internal_date_value(std::time::SystemTime::UNIX_EPOCH)).unwrap();
-        assert_eq!(d.len(), 28, "{d}");
-        assert!(d.contains("-19") || d.contains("-1970"), "{d}");
     }
 
     #[test]
