@@ -22,7 +22,7 @@
 
 mod common;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -353,185 +353,13 @@ fn pop3_session(addr: SocketAddr) {
     let _ = r.read_to_end(&mut rest);
 }
 
-// ---------------------------------------------------------------------------------------
-// A strict, independent reader of the log files
-// ---------------------------------------------------------------------------------------
+#[path = "common/logreader.rs"]
+mod logreader;
+use logreader::*;
 
-/// One record: the seven `#Fields` of SPEC §5.
-#[derive(Debug, Clone)]
-struct Rec {
-    id: String,
-    seq: u64,
-    local: String,
-    remote: String,
-    event: char,
-    /// The data field after RFC 4180 unquoting and `\xNN` decoding.
-    data: String,
-}
-
-struct LogFile {
-    header: Vec<String>,
-    records: Vec<Rec>,
-}
-
-/// RFC 4180 §2 fields of one line (no line breaks inside, SPEC §5 escapes them).
-fn csv_fields(line: &str) -> Result<Vec<String>, String> {
-    let mut fields = Vec::new();
-    let b = line.as_bytes();
-    let mut i = 0;
-    loop {
-        let mut f = Vec::new();
-        if b.get(i) == Some(&b'"') {
-            i += 1;
-            loop {
-                match b.get(i) {
-                    None => return Err(format!("unterminated quote: {line:?}")),
-                    Some(b'"') if b.get(i + 1) == Some(&b'"') => {
-                        f.push(b'"');
-                        i += 2;
-                    }
-                    Some(b'"') => {
-                        i += 1;
-                        break;
-                    }
-                    Some(&c) => {
-                        f.push(c);
-                        i += 1;
-                    }
-                }
-            }
-            if !matches!(b.get(i), None | Some(b',')) {
-                return Err(format!("text after a closing quote: {line:?}"));
-            }
-        } else {
-            while let Some(&c) = b.get(i) {
-                if c == b',' {
-                    break;
-                }
-                if c == b'"' {
-                    return Err(format!("quote inside an unquoted field: {line:?}"));
-                }
-                f.push(c);
-                i += 1;
-            }
-        }
-        fields.push(String::from_utf8(f).map_err(|e| e.to_string())?);
-        match b.get(i) {
-            None => return Ok(fields),
-            Some(b',') => i += 1,
-            Some(_) => unreachable!(),
-        }
-    }
-}
-
-/// Decodes `\xNN`; every other byte must be printable ASCII other than `\`.
-fn unescape(s: &str) -> Result<String, String> {
-    let b = s.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'\\' => {
-                let hex = s
-                    .get(i + 1..i + 4)
-                    .filter(|h| h.starts_with('x'))
-                    .ok_or(format!("bad escape in {s:?}"))?;
-                out.push(u8::from_str_radix(&hex[1..], 16).map_err(|e| e.to_string())?);
-                i += 4;
-            }
-            c if (0x20..=0x7E).contains(&c) => {
-                out.push(c);
-                i += 1;
-            }
-            c => return Err(format!("raw byte {c:#x} in {s:?}")),
-        }
-    }
-    Ok(String::from_utf8_lossy(&out).into_owned())
-}
-
-/// `YYYY-MM-DDTHH:MM:SS.fffZ`.
-fn valid_time(t: &str) -> bool {
-    let b = t.as_bytes();
-    b.len() == 24
-        && b.iter().enumerate().all(|(i, &c)| match i {
-            4 | 7 => c == b'-',
-            10 => c == b'T',
-            13 | 16 => c == b':',
-            19 => c == b'.',
-            23 => c == b'Z',
-            _ => c.is_ascii_digit(),
-        })
-}
-
-fn is_endpoint(s: &str) -> bool {
-    s.parse::<SocketAddr>().is_ok()
-}
-
-/// Parses one record line strictly; `Err` says what is wrong.
-fn parse_record(line: &str) -> Result<Rec, String> {
-    let f = csv_fields(line)?;
-    if f.len() != 7 {
-        return Err(format!("{} fields: {line:?}", f.len()));
-    }
-    if !valid_time(&f[0]) {
-        return Err(format!("bad date-time: {line:?}"));
-    }
-    if f[1].len() != 16 || !f[1].bytes().all(|c| c.is_ascii_hexdigit()) {
-        return Err(format!("bad session-id: {line:?}"));
-    }
-    let seq: u64 = f[2]
-        .parse()
-        .map_err(|_| format!("bad sequence: {line:?}"))?;
-    if !is_endpoint(&f[3]) || !is_endpoint(&f[4]) {
-        return Err(format!("bad endpoint: {line:?}"));
-    }
-    let event = match f[5].as_str() {
-        "+" => '+',
-        "-" => '-',
-        "<" => '<',
-        ">" => '>',
-        "*" => '*',
-        _ => return Err(format!("bad event: {line:?}")),
-    };
-    Ok(Rec {
-        id: f[1].clone(),
-        seq,
-        local: f[3].clone(),
-        remote: f[4].clone(),
-        event,
-        data: unescape(&f[6])?,
-    })
-}
-
-/// Reads a whole IMAP4 log file: the four header lines exactly as SPEC §5, then records only,
-/// each line ending in `\n`.
+/// Reads a whole (IMAP4) log file (`#Service: IMAP4`).
 fn read_log(path: &Path) -> LogFile {
     read_log_of(path, "IMAP4")
-}
-
-/// [`read_log`] for a file of `service` (`#Service: {service}`).
-fn read_log_of(path: &Path, service: &str) -> LogFile {
-    let text = std::fs::read_to_string(path).unwrap();
-    assert!(text.ends_with('\n'), "{} ends mid-line", path.display());
-    let lines: Vec<&str> = text.lines().collect();
-    assert!(lines.len() >= 4, "{}: no header:\n{text}", path.display());
-    let header: Vec<String> = lines[..4].iter().map(|s| s.to_string()).collect();
-    assert_eq!(header[0], format!("#Service: {service}"));
-    assert_eq!(
-        header[1],
-        format!("#Software: mailserver {}", env!("CARGO_PKG_VERSION"))
-    );
-    let date = header[2].strip_prefix("#Date: ").expect("#Date line");
-    assert!(valid_time(date), "{}", header[2]);
-    assert_eq!(
-        header[3],
-        "#Fields: date-time,session-id,sequence-number,local-endpoint,remote-endpoint,event,data"
-    );
-    let records = lines[4..]
-        .iter()
-        .map(|l| parse_record(l).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
-        .collect();
-    LogFile { header, records }
 }
 
 /// Every record of every (IMAP4) log file in `dir`, in file then line order.
@@ -542,36 +370,6 @@ fn all_records(dir: &Path) -> Vec<Rec> {
         .collect()
 }
 
-/// Records grouped by session id, in file order.
-fn by_session(recs: &[Rec]) -> BTreeMap<String, Vec<Rec>> {
-    let mut m: BTreeMap<String, Vec<Rec>> = BTreeMap::new();
-    for r in recs {
-        m.entry(r.id.clone()).or_default().push(r.clone());
-    }
-    m
-}
-
-/// One session's records are numbered 0, 1, 2, … without a gap, `+` first and `-` last.
-fn assert_whole_session(recs: &[Rec]) {
-    for (i, r) in recs.iter().enumerate() {
-        assert_eq!(r.seq, i as u64, "sequence gap in {recs:#?}");
-    }
-    assert_eq!(recs.first().map(|r| r.event), Some('+'), "{recs:#?}");
-    assert_eq!(recs.last().map(|r| r.event), Some('-'), "{recs:#?}");
-}
-
-fn kinds(recs: &[Rec]) -> BTreeSet<char> {
-    recs.iter().map(|r| r.event).collect()
-}
-
-fn datas(recs: &[Rec], event: char) -> Vec<String> {
-    recs.iter()
-        .filter(|r| r.event == event)
-        .map(|r| r.data.clone())
-        .collect()
-}
-
-// ---------------------------------------------------------------------------------------
 // KB: "The first line in the file will declare the service"; SPEC §5 "Names": POP3 and
 // IMAP4 sharing one directory never share a file
 // ---------------------------------------------------------------------------------------
