@@ -849,3 +849,63 @@ async fn over_long_line_announcing_a_literal_has_its_data_skipped() {
     let l = c.ok("LIST \"\" Sent").await;
     assert_eq!(l.len(), 1, "Sent still exists: {l:?}");
 }
+
+/// ENVELOPE, BODYSTRUCTURE and BODY are cached by UID in the folder's `mailserver.cache`
+/// (a message never changes under its UIDVALIDITY and UID, so later FETCHes need not read
+/// it). Proved by changing the file behind the server's back: the cached items keep the
+/// original while BODY[HEADER.FIELDS] reads the file; a new UIDVALIDITY drops the cache.
+#[tokio::test]
+async fn envelope_and_structure_are_cached_by_uid() {
+    let s = Server::start(Options::default()).await;
+    let items = "(ENVELOPE BODYSTRUCTURE BODY)";
+    let mut c = s.login().await;
+    c.append("INBOX", "", &message("original", "first body"))
+        .await;
+    c.append("INBOX", "", &message("second", "other body"))
+        .await;
+    c.ok("SELECT INBOX").await;
+    let first = c.ok(&format!("FETCH 1:2 {items}")).await;
+    assert!(first[0].contains("\"original\""), "{first:?}");
+    assert!(first[1].contains("\"second\""), "{first:?}");
+    c.ok("LOGOUT").await;
+    let cache = s.maildir().join("mailserver.cache");
+    let len = std::fs::metadata(&cache).expect("the cache file").len();
+    assert!(len > 12, "{len}");
+
+    // Same size, different subject: only an uncached item can tell.
+    let cur = s.maildir().join("cur");
+    let mut files: Vec<_> = std::fs::read_dir(&cur)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    let text = std::fs::read_to_string(&files[0]).unwrap();
+    assert!(text.contains("Subject: original"), "{text}");
+    std::fs::write(&files[0], text.replace("original", "modified")).unwrap();
+
+    let mut c = s.login().await;
+    c.ok("SELECT INBOX").await;
+    assert_eq!(c.ok(&format!("FETCH 1:2 {items}")).await, first);
+    let h = c.ok("FETCH 1 BODY.PEEK[HEADER.FIELDS (SUBJECT)]").await;
+    assert!(h[0].contains("Subject: modified\r\n"), "{h:?}");
+    // An expunged UID's entry goes; a new message gets its own.
+    c.ok("STORE 2 +FLAGS.SILENT (\\Deleted)").await;
+    c.ok("EXPUNGE").await;
+    c.append("INBOX", "", &message("third", "new body")).await;
+    let u = c.ok("FETCH 2 ENVELOPE").await;
+    assert!(u[0].contains("\"third\""), "{u:?}");
+    c.ok("LOGOUT").await;
+
+    // A new UIDVALIDITY (uidlist lost): the cache no longer applies.
+    // (`dovecot-uidvalidity` makes the new value differ from the old one.)
+    std::fs::remove_file(s.maildir().join("dovecot-uidlist")).unwrap();
+    let mut c = s.login().await;
+    c.ok("SELECT INBOX").await;
+    let u = c.ok("FETCH 1:* ENVELOPE").await;
+    assert!(
+        u.iter().any(|l| l.contains("\"modified\""))
+            && !u.iter().any(|l| l.contains("\"original\"")),
+        "{u:?}"
+    );
+    c.ok("LOGOUT").await;
+}

@@ -429,6 +429,21 @@ fn parse_params_raw(mut it: impl Iterator<Item = Tok>) -> Vec<(Vec<u8>, Vec<u8>)
 // ---------------------------------------------------------------------------------------------
 // Structure.
 
+/// A message whose MIME structure was not parsed: only whole-message sections (`BODY[]`,
+/// `RFC822`) may be asked of it.
+pub fn unparsed(raw: &[u8]) -> Message<'_> {
+    Message {
+        raw,
+        root: Part {
+            header: 0..0,
+            body: 0..raw.len(),
+            ctype: ContentType::default(),
+            ctype_given: false,
+            kind: Kind::Leaf,
+        },
+    }
+}
+
 /// Parses a message. Never fails.
 pub fn parse(raw: &[u8]) -> Message<'_> {
     let root = parse_part(raw, 0..raw.len(), &[], false, 0, false, false);

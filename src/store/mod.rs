@@ -151,6 +151,16 @@ pub struct Changes {
     pub flags_changed: Vec<u32>,
 }
 
+/// Data a protocol derives from a message's bytes and lets the store cache by UID (what
+/// Dovecot keeps in `dovecot.index.cache`): the encoded IMAP ENVELOPE, BODYSTRUCTURE and BODY.
+/// A message never changes under its (UIDVALIDITY, UID), so neither does its entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Derived {
+    Envelope,
+    BodyStructure,
+    Body,
+}
+
 /// A store of users' mail trees.
 pub trait Store: Send + Sync {
     /// The tree of `user`, created (INBOX plus the special-use folders) on first use.
@@ -208,6 +218,15 @@ pub trait Mailbox: Send + Sync {
     /// A counter that changes whenever the mailbox may have changed (another session, or a
     /// delivery seen by inotify). IDLE waits on it, then calls `sync`.
     fn changes(&self) -> tokio::sync::watch::Receiver<u64>;
+    /// The cached [`Derived`] data of a message, if any (the default caches nothing).
+    fn derived(&self, uid: u32, field: Derived) -> Option<Arc<[u8]>> {
+        let _ = (uid, field);
+        None
+    }
+    /// Offers derived data for caching: best effort, never fails the caller.
+    fn set_derived(&self, entries: Vec<(u32, Derived, Arc<[u8]>)>) {
+        let _ = entries;
+    }
     /// Used by `copy_to`/`move_to` implementations to reach the destination's backend.
     fn as_any(&self) -> &dyn std::any::Any;
 }

@@ -8,6 +8,7 @@
 //! and the command ends `NO [EXPUNGEISSUED]`. Large FETCHes are answered in batches
 //! ([`Step::Continue`]): the driver writes each batch before the next is read from disk.
 
+use std::cell::OnceCell;
 use std::collections::VecDeque;
 use std::sync::Arc;
 
@@ -20,7 +21,7 @@ use super::super::mime::{self, Section, SectionSpec};
 use super::super::session::{literal_at_end, Fail, ImapSession, SyncMode};
 use super::{blocking, check_seq_range, flags_list, internal_date, resolve};
 use crate::conn::{Output, Piece, Step};
-use crate::store::{ErrorKind, FlagOp, Flags, Mailbox, MessageMeta};
+use crate::store::{Derived, ErrorKind, FlagOp, Flags, Mailbox, MessageMeta};
 
 /// Messages per batch at most, and octets of message data per batch at most: after each
 /// batch the driver may write what was produced ([`Step::Continue`]), so a `FETCH 1:*
@@ -164,13 +165,31 @@ impl ImapSession {
         let r = blocking(move || {
             let mut local = Output::default();
             let mut missing = false;
+            let mut learned = Vec::new();
+            let mut result = Ok(());
             for (seq, meta) in &batch {
                 let show_flags = seen_now.binary_search(&meta.uid).is_ok();
-                if !fetch_one(&*mailbox, *seq, meta, &names, uid, show_flags, &mut local)? {
-                    missing = true;
+                match fetch_one(
+                    &*mailbox,
+                    *seq,
+                    meta,
+                    &names,
+                    uid,
+                    show_flags,
+                    &mut local,
+                    &mut learned,
+                ) {
+                    Ok(found) => missing |= !found,
+                    Err(e) => {
+                        result = Err(e);
+                        break;
+                    }
                 }
             }
-            Ok((local, missing))
+            if !learned.is_empty() {
+                mailbox.set_derived(learned);
+            }
+            result.map(|()| (local, missing))
         })
         .await;
         let tag = job.tag.clone();
@@ -217,7 +236,29 @@ fn needs_body(n: &MessageDataItemName<'_>) -> bool {
     )
 }
 
-/// Writes one `* seq FETCH (...)`; `Ok(false)` if the message no longer exists.
+/// The item names whose values the store caches ([`Derived`]).
+fn derived_of(n: &MessageDataItemName<'_>) -> Option<Derived> {
+    match n {
+        MessageDataItemName::Envelope => Some(Derived::Envelope),
+        MessageDataItemName::BodyStructure => Some(Derived::BodyStructure),
+        MessageDataItemName::Body => Some(Derived::Body),
+        _ => None,
+    }
+}
+
+/// Whether an item needs the message bytes whatever the cache holds.
+fn needs_bytes(n: &MessageDataItemName<'_>) -> bool {
+    use MessageDataItemName as N;
+    matches!(
+        n,
+        N::BodyExt { .. } | N::Rfc822 | N::Rfc822Header | N::Rfc822Text
+    )
+}
+
+/// Writes one `* seq FETCH (...)`; `Ok(false)` if the message no longer exists. ENVELOPE,
+/// BODYSTRUCTURE and BODY come from the store's cache when it has them (the file is then
+/// not read at all); values computed here are added to `learned` for the cache.
+#[allow(clippy::too_many_arguments)]
 fn fetch_one(
     mailbox: &dyn Mailbox,
     seq: u32,
@@ -226,10 +267,19 @@ fn fetch_one(
     uid_cmd: bool,
     show_flags: bool,
     out: &mut Output,
+    learned: &mut Vec<(u32, Derived, Arc<[u8]>)>,
 ) -> crate::store::Result<bool> {
     use MessageDataItemName as N;
-    let needs_body = names.iter().any(needs_body);
-    let raw: Arc<[u8]> = if needs_body {
+    // Cached derived values, by `Derived as usize`.
+    let mut derived: [Option<Arc<[u8]>>; 3] = [None, None, None];
+    let mut missing_derived = false;
+    for d in names.iter().filter_map(derived_of) {
+        if derived[d as usize].is_none() {
+            derived[d as usize] = mailbox.derived(meta.uid, d);
+            missing_derived |= derived[d as usize].is_none();
+        }
+    }
+    let raw: Arc<[u8]> = if missing_derived || names.iter().any(needs_bytes) {
         match mailbox.read(meta.uid) {
             Ok(r) => r,
             Err(e) if e.kind == ErrorKind::NotFound => return Ok(false),
@@ -238,7 +288,10 @@ fn fetch_one(
     } else {
         Arc::from(&[][..])
     };
-    let msg = mime::parse(&raw);
+    // The MIME tree is parsed only when an item needs it.
+    let parsed: OnceCell<mime::Message<'_>> = OnceCell::new();
+    let msg = || parsed.get_or_init(|| mime::parse(&raw));
+    let whole = mime::unparsed(&raw);
     let mut w = FetchWriter::new(seq);
     let flags = || flags_list(meta.flags, &meta.keywords, meta.recent);
     // UID first for UID FETCH (§6.4.8) or when asked first; then the FLAGS a body fetch
@@ -256,19 +309,43 @@ fn fetch_one(
             N::Flags => w.item("FLAGS", flags().as_bytes()),
             N::InternalDate => w.item("INTERNALDATE", internal_date(meta.internal_date).as_bytes()),
             N::Rfc822Size => w.item("RFC822.SIZE", meta.size.to_string().as_bytes()),
-            N::Envelope => w.envelope(&msg),
-            N::BodyStructure => w.structure(&msg, true),
-            N::Body => w.structure(&msg, false),
+            N::Envelope | N::BodyStructure | N::Body => {
+                let Some(d) = derived_of(n) else { continue };
+                let value = derived[d as usize]
+                    .get_or_insert_with(|| {
+                        let mut v = Vec::new();
+                        match d {
+                            Derived::Envelope => msg().write_envelope(&mut v),
+                            Derived::BodyStructure => msg().write_structure(&mut v, true),
+                            Derived::Body => msg().write_structure(&mut v, false),
+                        }
+                        let v: Arc<[u8]> = v.into();
+                        learned.push((meta.uid, d, v.clone()));
+                        v
+                    })
+                    .clone();
+                let name = match d {
+                    Derived::Envelope => "ENVELOPE",
+                    Derived::BodyStructure => "BODYSTRUCTURE",
+                    Derived::Body => "BODY",
+                };
+                w.item(name, &value);
+            }
             N::BodyExt {
                 section, partial, ..
             } => {
                 let sec = Section::from_imap(section.as_ref());
-                w.section(&msg, &sec, partial.map(|(o, c)| (o, c.get())));
+                let m = if sec == Section::full() {
+                    &whole
+                } else {
+                    msg()
+                };
+                w.section(m, &sec, partial.map(|(o, c)| (o, c.get())));
             }
-            N::Rfc822 => w.section_named("RFC822", &msg, &Section::full(), None),
+            N::Rfc822 => w.section_named("RFC822", &whole, &Section::full(), None),
             N::Rfc822Header => w.section_named(
                 "RFC822.HEADER",
-                &msg,
+                msg(),
                 &Section {
                     path: Vec::new(),
                     spec: SectionSpec::Header,
@@ -277,7 +354,7 @@ fn fetch_one(
             ),
             N::Rfc822Text => w.section_named(
                 "RFC822.TEXT",
-                &msg,
+                msg(),
                 &Section {
                     path: Vec::new(),
                     spec: SectionSpec::Text,

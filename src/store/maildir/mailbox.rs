@@ -23,6 +23,7 @@
 //! dropped with a warning, as Dovecot keeps those only in its index); a message that another
 //! process renames while our readdir runs is looked for twice before it counts as expunged.
 
+use super::cache::DerivedCache;
 use super::dotlock::{DotLock, LOCK_TIMEOUT};
 use super::filename::{self, parse};
 use super::fsutil::{
@@ -32,7 +33,8 @@ use super::keywords::Keywords;
 use super::uidlist::Uidlist;
 use super::Registry;
 use crate::store::{
-    Changes, Error, ErrorKind, FlagOp, Flags, Mailbox, MailboxStatus, MessageMeta, Result, View,
+    Changes, Derived, Error, ErrorKind, FlagOp, Flags, Mailbox, MailboxStatus, MessageMeta, Result,
+    View,
 };
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
@@ -161,6 +163,8 @@ pub struct MaildirMailbox {
     watcher: Mutex<Option<notify::RecommendedWatcher>>,
     /// Where the recent floor is kept when this handle goes away.
     registry: Arc<Registry>,
+    /// ENVELOPE/BODYSTRUCTURE/BODY by UID, persisted in `mailserver.cache`.
+    derived: DerivedCache,
 }
 
 impl std::fmt::Debug for MaildirMailbox {
@@ -228,14 +232,15 @@ fn bare_lf_count(data: &[u8]) -> u64 {
 /// The message with CRLF line endings.
 fn to_crlf(data: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(data.len() + data.len() / 32 + 2);
-    let mut prev = 0u8;
-    for &b in data {
-        if b == b'\n' && prev != b'\r' {
-            out.push(b'\r');
+    let mut start = 0;
+    for lf in memchr::memchr_iter(b'\n', data) {
+        if lf == 0 || data[lf - 1] != b'\r' {
+            out.extend_from_slice(&data[start..lf]);
+            out.extend_from_slice(b"\r\n");
+            start = lf + 1;
         }
-        out.push(b);
-        prev = b;
     }
+    out.extend_from_slice(&data[start..]);
     out
 }
 
@@ -291,6 +296,7 @@ impl MaildirMailbox {
         let (tx, _) = tokio::sync::watch::channel(0u64);
         MaildirMailbox {
             name,
+            derived: DerivedCache::new(&dir),
             dir,
             user_root,
             state: Mutex::new(State::default()),
@@ -975,6 +981,7 @@ impl MaildirMailbox {
         self.bump();
         let mut out: Vec<u32> = uids.into_iter().collect();
         out.sort_unstable();
+        self.derived.remove(&out);
         Ok(out)
     }
 }
@@ -1039,8 +1046,18 @@ impl Mailbox for MaildirMailbox {
         for attempt in 0..2 {
             let (path, vsize) = {
                 let mut st = lock(&self.state);
-                self.refresh(&mut st, attempt > 0)?;
-                let Some(i) = st.find(uid) else {
+                // A UID the cache knows is read from its cached path without statting the
+                // folder; if that file was renamed or removed meanwhile, the second attempt
+                // rescans.
+                let known = if attempt == 0 && st.loaded {
+                    st.find(uid)
+                } else {
+                    None
+                };
+                if known.is_none() {
+                    self.refresh(&mut st, attempt > 0)?;
+                }
+                let Some(i) = known.or_else(|| st.find(uid)) else {
                     return Err(Error::new(
                         ErrorKind::NotFound,
                         format!("UID {uid} not in {}", self.name),
@@ -1199,6 +1216,31 @@ impl Mailbox for MaildirMailbox {
         self.delete_where(|r| set.contains(&r.uid)).map(|_| ())
     }
 
+    fn derived(&self, uid: u32, field: Derived) -> Option<Arc<[u8]>> {
+        let st = lock(&self.state);
+        if !st.loaded {
+            return None;
+        }
+        if !self.derived.loaded_for(st.uid_validity) {
+            let live: Vec<u32> = st.recs.iter().map(|r| r.uid).collect();
+            let uid_validity = st.uid_validity;
+            drop(st);
+            self.derived.load(uid_validity, &live);
+        }
+        self.derived.get(uid, field)
+    }
+
+    fn set_derived(&self, entries: Vec<(u32, Derived, Arc<[u8]>)>) {
+        let uid_validity = {
+            let st = lock(&self.state);
+            if !st.loaded {
+                return;
+            }
+            st.uid_validity
+        };
+        self.derived.put(uid_validity, entries);
+    }
+
     fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
         let mut w = self.watcher.lock().unwrap_or_else(|p| p.into_inner());
         if w.is_none() {
@@ -1274,6 +1316,34 @@ mod tests {
             assert_eq!(compute_vsize(&p).unwrap(), vsize);
         }
         assert_eq!(to_crlf(b"a\nb\r\n"), b"a\r\nb\r\n");
+    }
+
+    #[test]
+    fn to_crlf_agrees_with_the_byte_by_byte_definition() {
+        fn reference(data: &[u8]) -> Vec<u8> {
+            let mut out = Vec::new();
+            let mut prev = 0u8;
+            for &b in data {
+                if b == b'\n' && prev != b'\r' {
+                    out.push(b'\r');
+                }
+                out.push(b);
+                prev = b;
+            }
+            out
+        }
+        // Every string of length <= 6 over {a, CR, LF}.
+        let alphabet = [b'a', b'\r', b'\n'];
+        for len in 0..=6u32 {
+            for mut n in 0..3usize.pow(len) {
+                let mut v = Vec::new();
+                for _ in 0..len {
+                    v.push(alphabet[n % 3]);
+                    n /= 3;
+                }
+                assert_eq!(to_crlf(&v), reference(&v), "{v:?}");
+            }
+        }
     }
 
     #[test]

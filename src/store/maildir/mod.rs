@@ -12,6 +12,7 @@
 //! folder (a registry of weak references keyed by path), so the folder is scanned and watched
 //! once, however many sessions have it open.
 
+pub mod cache;
 pub mod dotlock;
 pub mod filename;
 pub mod fsutil;
