@@ -452,3 +452,46 @@ fn copy_falls_back_to_copying_across_file_systems() {
         1
     );
 }
+
+/// After our own flag change (whose `cur/` stamp the store takes without rescanning), a
+/// change another process makes in the same clock tick leaves `cur/` with the same stamp.
+/// The store must still find it, by the delayed recheck, within about a second (Dovecot's
+/// MAILDIR_SYNC_SECS rule). The same tick is forced by putting `cur/`'s mtime back.
+#[test]
+fn a_same_tick_outside_change_after_our_own_is_found_by_the_delayed_recheck() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = maildir_store(tmp.path().join("mail"));
+    let user = store.user("alice").unwrap();
+    let inbox = user.open("INBOX").unwrap();
+    let a = inbox.append(MSG, Flags::NONE, &[], None).unwrap();
+    let b = inbox.append(MSG, Flags::NONE, &[], None).unwrap();
+    let mut view = View::default();
+    inbox.sync(&mut view).unwrap();
+    // Let every stamp age past the slack, so the cache is fully trusted.
+    std::thread::sleep(Duration::from_millis(1100));
+    inbox.sync(&mut view).unwrap();
+    inbox
+        .store_flags(&[a], FlagOp::Add, Flags::FLAGGED, &[])
+        .unwrap();
+    let cur = tmp.path().join("mail/alice/cur");
+    let mtime = fs::metadata(&cur).unwrap().modified().unwrap();
+    // Another process marks `b` seen, in "the same tick".
+    let name_b = files(&cur).into_iter().find(|n| !n.ends_with('F')).unwrap();
+    let seen = format!("{}S", name_b);
+    fs::rename(cur.join(&name_b), cur.join(&seen)).unwrap();
+    fs::File::open(&cur).unwrap().set_modified(mtime).unwrap();
+    let started = std::time::Instant::now();
+    let mut found = false;
+    while started.elapsed() < Duration::from_secs(5) {
+        inbox.sync(&mut view).unwrap();
+        let m = &view.messages[view.seq_of(b).unwrap() as usize - 1];
+        if m.flags.contains(Flags::SEEN) {
+            found = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(found, "the outside change was never seen");
+    // Our own change stayed.
+    assert!(view.messages[0].flags.contains(Flags::FLAGGED));
+}

@@ -41,6 +41,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
@@ -161,6 +162,8 @@ pub struct MaildirMailbox {
     tx: Arc<tokio::sync::watch::Sender<u64>>,
     /// The one inotify watcher for all sessions, made on the first `changes()`.
     watcher: Mutex<Option<notify::RecommendedWatcher>>,
+    /// Set by the watcher: the next refresh rescans even if the stamps look unchanged.
+    notified: Arc<AtomicBool>,
     /// Where the recent floor is kept when this handle goes away.
     registry: Arc<Registry>,
     /// ENVELOPE/BODYSTRUCTURE/BODY by UID, persisted in `mailserver.cache`.
@@ -302,6 +305,7 @@ impl MaildirMailbox {
             state: Mutex::new(State::default()),
             tx: Arc::new(tx),
             watcher: Mutex::new(None),
+            notified: Arc::new(AtomicBool::new(false)),
             registry,
         }
     }
@@ -477,8 +481,21 @@ impl MaildirMailbox {
                 .flatten()
                 .all(|s| !s.fresh(at))
         });
-        if st.loaded && !force && stamps == st.stamps && trusted {
-            return Ok(());
+        // An inotify event since the last refresh (only when someone IDLEs here).
+        let notified = self.notified.swap(false, Ordering::AcqRel);
+        if st.loaded && !force && stamps == st.stamps {
+            if trusted {
+                return Ok(());
+            }
+            // A stamp too fresh to trust may hide a second change in the same clock tick.
+            // As Dovecot does (MAILDIR_SYNC_SECS), rescan for it once the tick is surely
+            // over, not on every call; an inotify event rescans at once.
+            let recheck_due = st
+                .stamped_at
+                .is_none_or(|at| now >= at + MTIME_SLACK || now < at);
+            if !recheck_due && !notified {
+                return Ok(());
+            }
         }
         let list = self.read_uidlist()?;
         if !st.loaded {
@@ -526,6 +543,19 @@ impl MaildirMailbox {
         st.stamps = stamps;
         st.stamped_at = Some(now);
         st.loaded = true;
+        Ok(())
+    }
+
+    /// After our own renames into or within `cur/` (under the state lock, the cache already
+    /// updated): if the cache was current for `cur/` before them (its stamp equals `before`,
+    /// the directory's stamp just before our change), take the new stamp so the
+    /// next refresh does not rescan for our own change. The new stamp is too fresh to trust,
+    /// so a change another process made in the same moment is still found by the delayed
+    /// recheck in [`MaildirMailbox::refresh`].
+    fn restamp_cur(&self, st: &mut State, before: Option<Stamp>) -> Result<()> {
+        if st.loaded && before.is_some() && st.stamps.cur == before {
+            st.stamps.cur = Stamp::of(&self.dir.join("cur"))?;
+        }
         Ok(())
     }
 
@@ -1094,6 +1124,7 @@ impl Mailbox for MaildirMailbox {
         let mut st = lock(&self.state);
         self.refresh(&mut st, false)?;
         let bits = self.keyword_bits(&mut st, keywords, op != FlagOp::Remove)?;
+        let cur_before = st.stamps.cur;
         let mut out = Vec::with_capacity(uids.len());
         let mut changed = false;
         let mut retried = false;
@@ -1139,6 +1170,7 @@ impl Mailbox for MaildirMailbox {
         if changed {
             // Durable before the command reports success (SPEC §7).
             fsync_dir(&self.dir.join("cur"))?;
+            self.restamp_cur(&mut st, cur_before)?;
         }
         drop(st);
         if changed {
@@ -1161,8 +1193,10 @@ impl Mailbox for MaildirMailbox {
             self.refresh(&mut st, false)?;
         }
         let kw = self.keyword_bits(&mut st, keywords, true)?;
+        let cur_before = Stamp::of(&self.dir.join("cur"))?;
         let entry = self.deliver(data, flags, kw, internal_date)?;
         let uids = self.record_new(&mut st, vec![entry])?;
+        self.restamp_cur(&mut st, cur_before)?;
         drop(st);
         self.bump();
         Ok(uids[0])
@@ -1245,8 +1279,10 @@ impl Mailbox for MaildirMailbox {
         let mut w = self.watcher.lock().unwrap_or_else(|p| p.into_inner());
         if w.is_none() {
             let tx = self.tx.clone();
+            let notified = self.notified.clone();
             let made = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
                 if res.is_ok() {
+                    notified.store(true, Ordering::Release);
                     tx.send_modify(|v| *v = v.wrapping_add(1));
                 }
             });
