@@ -182,7 +182,7 @@ impl ProtoLog {
                 line: Vec::with_capacity(256),
                 batch: Vec::new(),
                 batch_records: 0,
-                stamp: Vec::with_capacity(32),
+                prefix: record::RecordPrefix::default(),
             }),
             _ => None,
         };
@@ -258,25 +258,19 @@ struct Active {
     batch: Vec<u8>,
     /// How many records `batch` holds.
     batch_records: u64,
-    /// The `date-time` text shared by the records of one `content` call (the same
-    /// millisecond anyway, give or take the formatting time).
-    stamp: Vec<u8>,
+    /// The record prefix shared by the records of one `content` call (one `date-time`: the
+    /// same millisecond anyway, give or take the formatting time), counting `seq` along.
+    prefix: record::RecordPrefix,
 }
 
 impl Active {
-    /// Formats one content record into `batch` (handing the batch over when it is big).
-    fn batch_record(&mut self, event: Event, data: &[u8]) {
+    /// Formats one content record into `batch` (handing the batch over when it is big);
+    /// `prefix` was set up for this event and is at `seq`.
+    fn batch_record(&mut self, data: &[u8]) {
         if self.released {
             return;
         }
-        record::push_record_stamped(
-            &mut self.batch,
-            &self.stamp,
-            &self.fields,
-            self.seq,
-            event,
-            data,
-        );
+        self.prefix.push_record(&mut self.batch, data);
         self.seq += 1;
         self.batch_records += 1;
         if self.batch.len() >= CONTENT_BATCH_BYTES {
@@ -286,18 +280,20 @@ impl Active {
 
     /// One content line (without its LF): pieces of [`MAX_CONTENT_RECORD`] bytes while more
     /// than that is left, then the rest without a trailing CR.
-    fn line_records(&mut self, event: Event, line: &[u8]) {
+    fn line_records(&mut self, line: &[u8]) {
         let mut rest = line;
         while rest.len() > MAX_CONTENT_RECORD {
             let (head, tail) = rest.split_at(MAX_CONTENT_RECORD);
-            self.batch_record(event, head);
+            self.batch_record(head);
             rest = tail;
         }
         let rest = rest.strip_suffix(b"\r").unwrap_or(rest);
-        self.batch_record(event, rest);
+        self.batch_record(rest);
     }
 
-    /// Hands the formatted batch to the sink in one piece.
+    /// Hands the formatted batch to the sink in one piece: the buffer itself is queued and
+    /// `batch` becomes a recycled empty buffer (or, if the records were not queued, is
+    /// emptied for reuse).
     fn push_batch(&mut self) {
         if self.batch_records == 0 {
             return;
@@ -305,7 +301,7 @@ impl Active {
         if !self.released {
             match self
                 .sink
-                .push(self.epoch, &self.batch, self.batch_records, false)
+                .push_batch(self.epoch, &mut self.batch, self.batch_records)
             {
                 Pushed::Queued(n) => self.last_queued = n,
                 Pushed::Dropped => {}
@@ -392,8 +388,11 @@ impl SessionLog {
         if a.released {
             return;
         }
-        a.stamp.clear();
-        record::push_timestamp(&mut a.stamp, SystemTime::now());
+        a.prefix.reset(SystemTime::now(), &a.fields, a.seq, event);
+        // Room for the usual output at once (records of ~64-byte lines take about 2.3 times
+        // the content) instead of growing a recycled or new buffer step by step.
+        a.batch
+            .reserve((data.len() * 5 / 2 + 256).min(CONTENT_BATCH_BYTES + MAX_CONTENT_RECORD));
         let mut rest = data;
         if !self.partial.is_empty() {
             // The line begun by an earlier call.
@@ -406,13 +405,13 @@ impl SessionLog {
             rest = tail;
             if upto.is_some() {
                 let line = std::mem::take(&mut self.partial);
-                a.line_records(event, &line);
+                a.line_records(&line);
                 self.partial = line;
                 self.partial.clear();
             } else {
                 let mut cut = 0;
                 while self.partial.len() - cut > MAX_CONTENT_RECORD {
-                    a.batch_record(event, &self.partial[cut..cut + MAX_CONTENT_RECORD]);
+                    a.batch_record(&self.partial[cut..cut + MAX_CONTENT_RECORD]);
                     cut += MAX_CONTENT_RECORD;
                 }
                 self.partial.drain(..cut);
@@ -420,13 +419,13 @@ impl SessionLog {
         }
         let mut start = 0;
         for lf in memchr::memchr_iter(b'\n', rest) {
-            a.line_records(event, &rest[start..lf]);
+            a.line_records(&rest[start..lf]);
             start = lf + 1;
         }
         rest = &rest[start..];
         while rest.len() > MAX_CONTENT_RECORD {
             let (head, tail) = rest.split_at(MAX_CONTENT_RECORD);
-            a.batch_record(event, head);
+            a.batch_record(head);
             rest = tail;
         }
         self.partial.extend_from_slice(rest);

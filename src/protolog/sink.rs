@@ -6,12 +6,16 @@
 //! * [`Sink::session_start`] is the one place a session start opens or closes a file; the
 //!   writer thread only closes on a write error and rolls to the next name at the size cap.
 //!   Both go through `Sink::open` (→ `open_file`) and `Sink::close`.
-//! * Sessions format whole record lines themselves and append them to [`Queue::buf`] under a
-//!   short mutex (a memcpy; never disk I/O), so lines of concurrent sessions never interleave.
-//!   The queue is bounded in bytes; a full queue drops the record, counts it, and the writer
+//! * Sessions format whole record lines themselves and queue them under a short mutex (never
+//!   disk I/O), so lines of concurrent sessions never interleave. A level-5 batch (many
+//!   records formatted into one buffer) is queued by handing the buffer itself over
+//!   ([`Sink::push_batch`]: the session gets an empty recycled buffer back, nothing is
+//!   copied); a single record is copied into the last queued chunk ([`Sink::push`]). The
+//!   queue is bounded in bytes; a full queue drops the record, counts it, and the writer
 //!   later writes one `*` record "N records dropped (queue full)".
-//! * The writer swaps the whole buffer out (double buffering: the queue buffer plays the role
-//!   of a `BufWriter`, without a second copy) and writes it with one `write_all`. It is woken
+//! * The writer takes all queued chunks at once and writes them in order, one `write_all`
+//!   per chunk, straight from the buffers the sessions formatted into; the emptied buffers go
+//!   back to a small pool the next batches are formatted into. It is woken
 //!   only when the queue holds [`WRITE_BATCH_BYTES`] (so a busy log is written in large
 //!   writes, without a wake-up per record), when a session ending waits for its records, or
 //!   at shutdown; otherwise it writes whatever is queued every [`FLUSH_INTERVAL`], well
@@ -23,7 +27,7 @@
 //!   used to roll at the size cap without splitting a record.
 
 use std::fs::{File, OpenOptions, TryLockError};
-use std::io::{self, Write};
+use std::io::{self, IoSlice, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -71,11 +75,26 @@ pub(crate) enum Pushed {
     Dropped,
 }
 
+/// Fewest spare bytes a chunk created for a single record gets, so the records that follow
+/// it are appended to it instead of starting chunks of their own.
+const MIN_CHUNK: usize = 64 * 1024;
+/// A written buffer larger than this is freed rather than kept for reuse.
+const POOL_MAX_BUFFER: usize = 1 << 20;
+/// Most bytes (capacity) of empty buffers kept for reuse.
+const POOL_MAX_BYTES: usize = 4 << 20;
+
 /// Records between sessions and the writer thread.
 #[derive(Default)]
 struct Queue {
-    /// Whole formatted records, each ending in `\n`.
-    buf: Vec<u8>,
+    /// Whole formatted records in queue order, each chunk a run of whole records ending in
+    /// `\n` (never empty).
+    chunks: Vec<Vec<u8>>,
+    /// Bytes in `chunks`.
+    bytes: usize,
+    /// Empty buffers (already written) for the next batches to be formatted into.
+    pool: Vec<Vec<u8>>,
+    /// Capacity held by `pool`.
+    pool_bytes: usize,
     /// Records ever accepted; the last accepted record's number.
     pushed: u64,
     /// Every record numbered up to this has been written and flushed (or discarded because
@@ -90,6 +109,50 @@ struct Queue {
     shutdown: bool,
     /// Someone waits for `flushed` (saves a notify per batch when nobody does).
     waiters: usize,
+}
+
+impl Queue {
+    /// Whether `len` bytes of `records` records from a session of `epoch` may be queued:
+    /// `Err(Released)` if that session must stop logging, `Err(Dropped)` (counted) if the
+    /// queue is full.
+    fn admit(
+        &mut self,
+        epoch: u64,
+        len: usize,
+        records: u64,
+        essential: bool,
+    ) -> Result<(), Pushed> {
+        if self.epoch != epoch || self.shutdown {
+            return Err(Pushed::Released);
+        }
+        let cap = if essential {
+            QUEUE_CAP_BYTES + ESSENTIAL_HEADROOM
+        } else {
+            QUEUE_CAP_BYTES
+        };
+        if self.bytes + len > cap {
+            self.dropped += records;
+            return Err(Pushed::Dropped);
+        }
+        Ok(())
+    }
+
+    /// An empty buffer from the pool (or a new one without capacity).
+    fn take_buffer(&mut self) -> Vec<u8> {
+        let buf = self.pool.pop().unwrap_or_default();
+        self.pool_bytes -= buf.capacity();
+        buf
+    }
+
+    /// Keeps a written buffer for reuse, within the pool's bounds.
+    fn recycle(&mut self, mut buf: Vec<u8>) {
+        let cap = buf.capacity();
+        if cap <= POOL_MAX_BUFFER && self.pool_bytes + cap <= POOL_MAX_BYTES {
+            buf.clear();
+            self.pool_bytes += cap;
+            self.pool.push(buf);
+        }
+    }
 }
 
 /// The open log file of a sink.
@@ -134,8 +197,8 @@ struct FileState {
     /// The directory of the current failure episode: errors are reported once per episode,
     /// which ends when a file opens again.
     failing: Option<PathBuf>,
-    /// The writer's half of the double buffer.
-    spare: Vec<u8>,
+    /// The chunks being written (kept to reuse the list's allocation).
+    writing: Vec<Vec<u8>>,
 }
 
 /// One service's stream.
@@ -171,7 +234,7 @@ impl Sink {
             file: Mutex::new(FileState {
                 open: None,
                 failing: None,
-                spare: Vec::new(),
+                writing: Vec::new(),
             }),
             open_id: Mutex::new(None),
             size_limit: AtomicU64::new(0),
@@ -236,24 +299,54 @@ impl Sink {
     /// small, a few per session) may use [`ESSENTIAL_HEADROOM`] beyond the cap, so a stalled
     /// disk loses transcript lines before it loses who connected and for how long.
     pub(crate) fn push(&self, epoch: u64, lines: &[u8], records: u64, essential: bool) -> Pushed {
-        let mut q = lock(&self.queue);
-        if q.epoch != epoch || q.shutdown {
-            return Pushed::Released;
-        }
-        let cap = if essential {
-            QUEUE_CAP_BYTES + ESSENTIAL_HEADROOM
-        } else {
-            QUEUE_CAP_BYTES
-        };
-        if q.buf.len() + lines.len() > cap {
-            q.dropped += records;
+        if lines.is_empty() {
             return Pushed::Dropped;
         }
-        let before = q.buf.len();
-        q.buf.extend_from_slice(lines);
+        let mut q = lock(&self.queue);
+        if let Err(p) = q.admit(epoch, lines.len(), records, essential) {
+            return p;
+        }
+        let fits = q
+            .chunks
+            .last()
+            .is_some_and(|c| c.capacity() - c.len() >= lines.len());
+        if !fits {
+            let mut chunk = q.take_buffer();
+            chunk.reserve(lines.len().max(MIN_CHUNK));
+            q.chunks.push(chunk);
+        }
+        if let Some(last) = q.chunks.last_mut() {
+            last.extend_from_slice(lines);
+        }
+        self.queued(q, lines.len(), records)
+    }
+
+    /// Like [`Sink::push`] for `records` whole records formatted back to back in `batch`
+    /// (not `essential`), without copying them: when queued, the buffer itself is queued and
+    /// `batch` is replaced by an empty (recycled) buffer; otherwise `batch` is left as it is.
+    pub(crate) fn push_batch(&self, epoch: u64, batch: &mut Vec<u8>, records: u64) -> Pushed {
+        if batch.is_empty() {
+            return Pushed::Dropped;
+        }
+        let mut q = lock(&self.queue);
+        if let Err(p) = q.admit(epoch, batch.len(), records, false) {
+            return p;
+        }
+        let spare = q.take_buffer();
+        let chunk = std::mem::replace(batch, spare);
+        let len = chunk.len();
+        q.chunks.push(chunk);
+        self.queued(q, len, records)
+    }
+
+    /// Counts `len` bytes of `records` records just queued and wakes the writer when the
+    /// queue crosses [`WRITE_BATCH_BYTES`].
+    fn queued(&self, mut q: MutexGuard<'_, Queue>, len: usize, records: u64) -> Pushed {
+        let before = q.bytes;
+        q.bytes += len;
         q.pushed += records;
         let n = q.pushed;
-        let wake = before < WRITE_BATCH_BYTES && q.buf.len() >= WRITE_BATCH_BYTES;
+        let wake = before < WRITE_BATCH_BYTES && q.bytes >= WRITE_BATCH_BYTES;
         drop(q);
         if wake {
             self.work.notify_one();
@@ -294,16 +387,16 @@ impl Sink {
                 let mut q = lock(&self.queue);
                 let mut deadline = Instant::now() + FLUSH_INTERVAL;
                 loop {
-                    if q.shutdown && q.buf.is_empty() {
+                    if q.shutdown && q.bytes == 0 {
                         return;
                     }
-                    let urgent = q.buf.len() >= WRITE_BATCH_BYTES || q.waiters > 0 || q.shutdown;
-                    if !q.buf.is_empty() && urgent {
+                    let urgent = q.bytes >= WRITE_BATCH_BYTES || q.waiters > 0 || q.shutdown;
+                    if q.bytes > 0 && urgent {
                         break;
                     }
                     let now = Instant::now();
                     if now >= deadline {
-                        if !q.buf.is_empty() {
+                        if q.bytes > 0 {
                             break;
                         }
                         deadline = now + FLUSH_INTERVAL;
@@ -342,20 +435,21 @@ impl Sink {
     fn drain_locked(&self, st: &mut FileState, release: bool) {
         let (upto, dropped) = {
             let mut q = lock(&self.queue);
-            std::mem::swap(&mut st.spare, &mut q.buf);
+            std::mem::swap(&mut st.writing, &mut q.chunks);
+            q.bytes = 0;
             if release {
                 q.epoch += 1;
             }
             (q.pushed, std::mem::take(&mut q.dropped))
         };
-        let batch = std::mem::take(&mut st.spare);
-        self.write_batch(st, &batch, dropped);
-        st.spare = batch;
-        st.spare.clear();
-        if st.spare.capacity() > QUEUE_CAP_BYTES / 8 {
-            st.spare.shrink_to(QUEUE_CAP_BYTES / 8);
-        }
+        let mut chunks = std::mem::take(&mut st.writing);
+        self.write_chunks(st, &chunks);
+        self.write_dropped(st, dropped);
         let mut q = lock(&self.queue);
+        for chunk in chunks.drain(..) {
+            q.recycle(chunk);
+        }
+        st.writing = chunks;
         q.flushed = q.flushed.max(upto);
         let notify = q.waiters > 0;
         drop(q);
@@ -364,9 +458,22 @@ impl Sink {
         }
     }
 
+    /// Writes the queued chunks in order: with no size cap in one vectored write (one
+    /// `writev` for up to 1024 chunks), else chunk by chunk with [`Sink::write_batch`].
+    fn write_chunks(&self, st: &mut FileState, chunks: &[Vec<u8>]) {
+        if self.size_limit.load(Ordering::Relaxed) != 0 {
+            for chunk in chunks {
+                self.write_batch(st, chunk);
+            }
+            return;
+        }
+        let mut slices: Vec<IoSlice<'_>> = chunks.iter().map(|c| IoSlice::new(c)).collect();
+        self.write_slices(st, &mut slices);
+    }
+
     /// Writes whole records to the open file (discarded if none is open), rolling at the
-    /// size cap, then the drop notice if records were dropped.
-    fn write_batch(&self, st: &mut FileState, batch: &[u8], dropped: u64) {
+    /// size cap.
+    fn write_batch(&self, st: &mut FileState, batch: &[u8]) {
         let mut rest = batch;
         while !rest.is_empty() {
             let Some(of) = st.open.as_ref() else {
@@ -388,6 +495,10 @@ impl Sink {
             self.write_chunk(st, chunk);
             rest = tail;
         }
+    }
+
+    /// Reports `dropped` records in the daemon log and, if a file is open, by one `*` record.
+    fn write_dropped(&self, st: &mut FileState, dropped: u64) {
         if dropped > 0 {
             tracing::warn!(
                 service = self.service.header_name(),
@@ -415,14 +526,20 @@ impl Sink {
         }
     }
 
-    /// One `write_all` + `flush`; on failure the file is truncated back to its last whole
-    /// record, released, and the failure reported once.
+    /// [`Sink::write_slices`] of one piece.
     fn write_chunk(&self, st: &mut FileState, chunk: &[u8]) {
+        self.write_slices(st, &mut [IoSlice::new(chunk)]);
+    }
+
+    /// Writes all of `slices` (whole records) + `flush`; on failure the file is truncated
+    /// back to its last whole record, released, and the failure reported once.
+    fn write_slices(&self, st: &mut FileState, slices: &mut [IoSlice<'_>]) {
         let Some(of) = st.open.as_mut() else {
             return;
         };
-        match of.out.write_all(chunk).and_then(|()| of.out.flush()) {
-            Ok(()) => of.len += chunk.len() as u64,
+        let len: usize = slices.iter().map(|s| s.len()).sum();
+        match write_all_vectored(&mut of.out, slices).and_then(|()| of.out.flush()) {
+            Ok(()) => of.len += len as u64,
             Err(e) => {
                 let (dir, good) = (of.dir.clone(), of.len);
                 // Best effort: a torn record must not stay behind the last whole one.
@@ -502,6 +619,20 @@ impl Sink {
             st.failing = Some(dir.to_path_buf());
         }
     }
+}
+
+/// `Write::write_all_vectored` (unstable in std): writes every byte of `slices`, in order.
+fn write_all_vectored(out: &mut dyn Write, mut slices: &mut [IoSlice<'_>]) -> io::Result<()> {
+    IoSlice::advance_slices(&mut slices, 0);
+    while !slices.is_empty() {
+        match out.write_vectored(slices) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => IoSlice::advance_slices(&mut slices, n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// How many leading bytes of `batch` (whole records) fit in a file of `len` bytes under
@@ -595,6 +726,118 @@ fn open_file(service: Service, dir: &Path, factory: &WriterFactory) -> io::Resul
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A sink with an open file in `dir` and no writer thread (the test flushes).
+    fn sink_in(dir: &Path) -> Sink {
+        let sink = Sink::new(Service::Pop3, default_writer_factory());
+        let settings = ProtocolLogSettings {
+            level: 5,
+            path: dir.to_path_buf(),
+            size_limit_kib: 0,
+        };
+        assert_eq!(sink.session_start(&settings), Some(0));
+        sink
+    }
+
+    /// Single records (copied into the last chunk) and handed-over batches (queued as
+    /// chunks of their own) reach the file whole and in push order, and a written batch
+    /// buffer comes back through the pool.
+    #[test]
+    fn copied_records_and_handed_over_batches_keep_their_order() {
+        let tmp = tempfile::tempdir().unwrap();
+        let sink = sink_in(tmp.path());
+        let mut expected = String::new();
+        let mut batch = Vec::new();
+        let mut n = 0u64;
+        for round in 0..3 {
+            for i in 0..5 {
+                let line = format!("single {round} {i}\n");
+                assert_eq!(
+                    sink.push(0, line.as_bytes(), 1, false),
+                    Pushed::Queued(n + 1)
+                );
+                n += 1;
+                expected.push_str(&line);
+                batch.clear();
+                for j in 0..=i {
+                    batch.extend_from_slice(format!("batch {round} {i} {j}\n").as_bytes());
+                }
+                let text = String::from_utf8(batch.clone()).unwrap();
+                let records = i as u64 + 1;
+                assert_eq!(
+                    sink.push_batch(0, &mut batch, records),
+                    Pushed::Queued(n + records)
+                );
+                n += records;
+                expected.push_str(&text);
+                assert!(batch.is_empty(), "the batch buffer was handed over");
+            }
+            sink.flush();
+        }
+        // After a flush the written buffers are in the pool: the next hand-over returns one.
+        batch.extend_from_slice(b"last\n");
+        sink.push_batch(0, &mut batch, 1);
+        expected.push_str("last\n");
+        assert!(batch.is_empty() && batch.capacity() > 0);
+        sink.flush();
+        let text = std::fs::read_to_string(tmp.path().join("L0000001.log")).unwrap();
+        let body: String = text
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        assert_eq!(body, expected);
+    }
+
+    /// At the queue cap a batch is refused whole (counted as its records, the buffer left to
+    /// the caller) and a single essential record still fits in the headroom; nothing queued
+    /// before is lost.
+    #[test]
+    fn a_full_queue_refuses_whole_batches_and_loses_nothing_queued() {
+        let tmp = tempfile::tempdir().unwrap();
+        let sink = sink_in(tmp.path());
+        let line = [b'x'; 99];
+        let mut queued = 0u64;
+        let mut refused = 0u64;
+        for i in 0..(QUEUE_CAP_BYTES / (100 * 100) + 10) {
+            let mut batch = Vec::new();
+            for _ in 0..100 {
+                batch.extend_from_slice(&line);
+                batch.push(b'\n');
+            }
+            match sink.push_batch(0, &mut batch, 100) {
+                Pushed::Queued(n) => {
+                    queued += 100;
+                    assert_eq!(n, queued, "batch {i}");
+                }
+                Pushed::Dropped => {
+                    refused += 100;
+                    assert_eq!(
+                        batch.len(),
+                        100 * 100,
+                        "a refused batch stays with the caller"
+                    );
+                }
+                Pushed::Released => panic!("released"),
+            }
+        }
+        assert!(refused > 0 && queued as usize * 100 <= QUEUE_CAP_BYTES);
+        assert!(matches!(
+            sink.push(0, b"essential\n", 1, true),
+            Pushed::Queued(_)
+        ));
+        sink.flush();
+        let text = std::fs::read_to_string(tmp.path().join("L0000001.log")).unwrap();
+        let records: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
+        let xs = records
+            .iter()
+            .filter(|l| l.len() == 99 && l.bytes().all(|b| b == b'x'));
+        assert_eq!(xs.count() as u64, queued);
+        assert_eq!(records[queued as usize], "essential");
+        assert!(records[queued as usize + 1]
+            .ends_with(&format!(",{refused} records dropped (queue full)")));
+        assert_eq!(records.len() as u64, queued + 2);
+    }
 
     #[test]
     fn log_names_are_exactly_seven_digits() {
