@@ -12,9 +12,9 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
 
 use imap_codec::imap_types::command::CommandBody;
 use imap_codec::imap_types::fetch::{MacroOrMessageDataItemNames, MessageDataItemName};
@@ -74,89 +74,27 @@ const KNOWN_DIFFERENCES: &[(&str, &str, &str)] = &[];
 
 const FETCH_ITEMS: &str = "BODY.PEEK[] ENVELOPE BODYSTRUCTURE BODY BODY.PEEK[1.MIME] BODY.PEEK[1] BODY.PEEK[TEXT] BODY.PEEK[HEADER] BODY.PEEK[HEADER.FIELDS (From Subject)] BODY.PEEK[HEADER.FIELDS.NOT (From Subject)] RFC822.SIZE BODY.PEEK[2] BODY.PEEK[2.MIME] BODY.PEEK[2.HEADER] BODY.PEEK[2.TEXT] BODY.PEEK[2.1] BODY.PEEK[2.1.MIME] BODY.PEEK[2.2] BODY.PEEK[1.1] BODY.PEEK[2.HEADER.FIELDS (subject)] BODY.PEEK[]<5.10> BODY.PEEK[1]<0.3> BODY.PEEK[TEXT]<100000.5> BODY.PEEK[3.MIME] BODY.PEEK[3] BODY.PEEK[1.2.MIME] BODY.PEEK[2.1.1]";
 
-struct Dovecot {
-    conf: PathBuf,
-}
+#[path = "common/dovecot.rs"]
+mod dovecot;
 
-impl Drop for Dovecot {
-    fn drop(&mut self) {
-        let _ = Command::new("doveadm")
-            .arg("-c")
-            .arg(&self.conf)
-            .arg("stop")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-    }
-}
+use dovecot::Dovecot;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn start_dovecot(dir: &Path, port: u16) -> Dovecot {
+/// A private Dovecot serving `tester` (password `secret`) from `dir/mail`, indexes in
+/// `dir/index`; returns once it listens.
+fn start_dovecot(dir: &Path) -> Dovecot {
     let d = dir.display();
-    std::fs::write(dir.join("passwd"), "tester:{PLAIN}secret::::::\n").unwrap();
-    let conf = format!(
-        r#"base_dir = {d}/run
-state_dir = {d}/state
-instance_name = mimediff{port}
-listen = 127.0.0.1
-protocols = imap
-log_path = {d}/dovecot.log
-ssl = no
-disable_plaintext_auth = no
-auth_mechanisms = plain login
-mail_uid = mail
-mail_gid = mail
-first_valid_uid = 8
-first_valid_gid = 8
-mail_location = maildir:{d}/mail/%u:INDEX={d}/index/%u
-namespace inbox {{
-  inbox = yes
-  separator = /
-}}
-passdb {{
-  driver = passwd-file
-  args = scheme=PLAIN username_format=%u {d}/passwd
-}}
-userdb {{
-  driver = static
-  args = uid=mail gid=mail home={d}/home/%u
-}}
-service imap-login {{
-  inet_listener imap {{
-    port = {port}
-  }}
-}}
-service anvil {{
-  chroot =
-}}
-service imap-login {{
-  chroot =
-}}
-"#
-    );
-    let conf_path = dir.join("dovecot.conf");
-    std::fs::write(&conf_path, conf).unwrap();
-    let out = std::fs::File::create(dir.join("dovecot.stdout")).unwrap();
-    let status = Command::new("dovecot")
-        .arg("-c")
-        .arg(&conf_path)
-        .stdout(out.try_clone().unwrap())
-        .stderr(out)
-        .status()
-        .expect("run dovecot");
-    assert!(
-        status.success(),
-        "dovecot failed to start: {}",
-        std::fs::read_to_string(dir.join("dovecot.stdout")).unwrap_or_default()
-    );
-    Dovecot { conf: conf_path }
+    Dovecot::start(
+        dir,
+        dovecot::Options {
+            protocol: "imap",
+            name: "mimediff",
+            mail_location: format!("maildir:{d}/mail/%u:INDEX={d}/index/%u"),
+            users: "tester:{PLAIN}secret::::::\n".into(),
+            namespace: String::new(),
+            extra: String::new(),
+            mail_dirs: vec![dir.join("mail"), dir.join("home"), dir.join("index")],
+        },
+    )
 }
 
 /// Reads one response line, including any literals it announces.
@@ -432,31 +370,10 @@ fn compare_search(meta_resp: &[Vec<u8>], dovecot: &[Vec<u32>]) {
     );
 }
 
-fn skip_reason() -> Option<String> {
-    if !Path::new("/usr/sbin/dovecot").exists() {
-        return Some("dovecot is not installed (/usr/sbin/dovecot missing)".into());
-    }
-    let uid = Command::new("id").arg("-u").output().ok()?;
-    if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
-        return Some("not running as root (dovecot needs root to use mail_uid)".into());
-    }
-    None
-}
-
-fn chown_tree(p: &Path) {
-    let st = Command::new("chown")
-        .arg("-R")
-        .arg("mail:mail")
-        .arg(p)
-        .status()
-        .unwrap();
-    assert!(st.success());
-}
-
 #[test]
 fn mime_output_matches_dovecot() {
-    if let Some(why) = skip_reason() {
-        eprintln!("SKIP imap_mime_dovecot: {why}");
+    if let Some(why) = dovecot::skip_reason() {
+        eprintln!("SKIPPED: {why}");
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
@@ -486,27 +403,8 @@ fn mime_output_matches_dovecot() {
             .unwrap();
         assert!(st.success());
     }
-    chown_tree(&dir.join("mail"));
-    chown_tree(&dir.join("home"));
-    chown_tree(&dir.join("index"));
-    let port = free_port();
-    let _dovecot = start_dovecot(dir, port);
-
-    // Bounded wait for the listener.
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let stream = loop {
-        match TcpStream::connect(("127.0.0.1", port)) {
-            Ok(s) => break s,
-            Err(e) if Instant::now() < deadline => {
-                let _ = e;
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            Err(e) => panic!(
-                "dovecot did not listen: {e}; log: {}",
-                std::fs::read_to_string(dir.join("dovecot.log")).unwrap_or_default()
-            ),
-        }
-    };
+    let dovecot = start_dovecot(dir);
+    let stream = TcpStream::connect(("127.0.0.1", dovecot.port)).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(20)))
         .unwrap();

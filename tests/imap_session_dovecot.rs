@@ -8,155 +8,34 @@
 
 mod imap_session_common;
 
-use std::fs;
-use std::net::TcpStream as StdTcpStream;
-use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
 
 use imap_session_common::*;
 
-const DOVECOT: &str = "/usr/sbin/dovecot";
-const DOVEADM: &str = "/usr/bin/doveadm";
+#[path = "common/dovecot.rs"]
+mod dovecot;
 
-fn skip_reason() -> Option<String> {
-    if !Path::new(DOVECOT).exists() {
-        return Some(format!("{DOVECOT} is not installed"));
-    }
-    if fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(1) != 0 {
-        return Some("needs root to run Dovecot with mail_uid=mail".into());
-    }
-    None
-}
+use dovecot::{skip_reason, Dovecot};
 
-/// A private Dovecot instance serving `alice` from a fresh Maildir; stopped on drop.
-struct Dovecot {
-    dir: PathBuf,
-    port: u16,
-}
-
-impl Dovecot {
-    fn start(dir: &Path) -> Dovecot {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        for d in ["run", "state", "mail"] {
-            fs::create_dir_all(dir.join(d)).unwrap();
-        }
-        fs::write(dir.join("users"), format!("{USER}:{{PLAIN}}{PASS}\n")).unwrap();
-        let special: String = ["Drafts", "Sent", "Trash", "Junk", "Archive"]
-            .iter()
-            .map(|n| {
-                format!("  mailbox {n} {{\n    special_use = \\{n}\n    auto = subscribe\n  }}\n")
-            })
-            .collect();
-        let conf = format!(
-            r#"base_dir = {dir}/run
-state_dir = {dir}/state
-instance_name = mailserver-imapsession-test-{port}
-listen = 127.0.0.1
-protocols = imap
-log_path = {dir}/dovecot.log
-ssl = no
-disable_plaintext_auth = no
-auth_mechanisms = plain login
-mail_uid = mail
-mail_gid = mail
-first_valid_uid = 1
-first_valid_gid = 1
-mail_location = maildir:{dir}/mail/%u
-mail_max_userip_connections = 100
-namespace inbox {{
-  inbox = yes
-  separator = /
-{special}}}
-passdb {{
-  driver = passwd-file
-  args = scheme=PLAIN username_format=%u {dir}/users
-}}
-userdb {{
-  driver = static
-  args = uid=mail gid=mail home={dir}/home/%u
-}}
-service imap-login {{
-  inet_listener imap {{
-    port = {port}
-  }}
-}}
-service anvil {{
-  chroot =
-}}
-"#,
-            dir = dir.display(),
-        );
-        fs::write(dir.join("dovecot.conf"), conf).unwrap();
-        for p in [dir, &dir.join("mail")] {
-            let _ = fs::set_permissions(p, std::os::unix::fs::PermissionsExt::from_mode(0o755));
-        }
-        fs::set_permissions(
-            dir.join("users"),
-            std::os::unix::fs::PermissionsExt::from_mode(0o644),
-        )
-        .unwrap();
-        let st = Command::new("chown")
-            .args(["-R", "mail:mail"])
-            .arg(dir.join("mail"))
-            .status()
-            .unwrap();
-        assert!(st.success());
-        let out = fs::File::create(dir.join("stdout.txt")).unwrap();
-        let st = Command::new(DOVECOT)
-            .arg("-c")
-            .arg(dir.join("dovecot.conf"))
-            .stdout(out.try_clone().unwrap())
-            .stderr(out)
-            .status()
-            .unwrap();
-        let d = Dovecot {
-            dir: dir.to_path_buf(),
-            port,
-        };
-        assert!(st.success(), "dovecot did not start: {}", d.log());
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while StdTcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "dovecot never listened: {}",
-                d.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        d
-    }
-
-    fn log(&self) -> String {
-        fs::read_to_string(self.dir.join("dovecot.log")).unwrap_or_default()
-            + &fs::read_to_string(self.dir.join("stdout.txt")).unwrap_or_default()
-    }
-}
-
-impl Drop for Dovecot {
-    fn drop(&mut self) {
-        let pid = fs::read_to_string(self.dir.join("run/master.pid")).unwrap_or_default();
-        let _ = Command::new(DOVEADM)
-            .arg("-c")
-            .arg(self.dir.join("dovecot.conf"))
-            .arg("stop")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-        let pid = pid.trim();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !pid.is_empty()
-            && Path::new(&format!("/proc/{pid}")).exists()
-            && Instant::now() < deadline
-        {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
+/// A private Dovecot serving `alice` from a fresh Maildir, with the special-use folders
+/// this server creates for every user.
+fn start_dovecot(dir: &Path) -> Dovecot {
+    let namespace: String = ["Drafts", "Sent", "Trash", "Junk", "Archive"]
+        .iter()
+        .map(|n| format!("  mailbox {n} {{\n    special_use = \\{n}\n    auto = subscribe\n  }}\n"))
+        .collect();
+    Dovecot::start(
+        dir,
+        dovecot::Options {
+            protocol: "imap",
+            name: "mailserver-imapsession-test",
+            mail_location: format!("maildir:{}/mail/%u", dir.display()),
+            users: format!("{USER}:{{PLAIN}}{PASS}\n"),
+            namespace,
+            extra: String::new(),
+            mail_dirs: vec![dir.join("mail")],
+        },
+    )
 }
 
 /// The script: commands whose answers both servers must agree on.
@@ -311,7 +190,7 @@ async fn answers_match_dovecot() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
-    let dovecot = Dovecot::start(tmp.path());
+    let dovecot = start_dovecot(tmp.path());
     let theirs = run(format!("127.0.0.1:{}", dovecot.port).parse().unwrap()).await;
     let s = Server::start(Options::default()).await;
     let ours = run(s.addr).await;

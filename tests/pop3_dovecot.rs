@@ -18,28 +18,21 @@
 mod common;
 
 use std::fs;
-use std::net::TcpStream;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 use common::Daemon;
 
-const DOVECOT: &str = "/usr/sbin/dovecot";
-const DOVEADM: &str = "/usr/bin/doveadm";
+#[path = "common/dovecot.rs"]
+mod dovecot;
+
+use dovecot::Dovecot;
 
 fn skip_reason() -> Option<String> {
-    if !Path::new(DOVECOT).exists() {
-        return Some(format!("{DOVECOT} is not installed (Debian dovecot-pop3d)"));
-    }
     if !common::have("python3") {
         return Some("python3 is not installed".into());
     }
-    if fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(1) != 0 {
-        return Some("needs root to run Dovecot with mail_uid=mail".into());
-    }
-    None
+    dovecot::skip_reason()
 }
 
 macro_rules! require_dovecot {
@@ -51,149 +44,24 @@ macro_rules! require_dovecot {
     };
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A private Dovecot POP3 instance serving `mail_root/<user>`; stopped on drop.
-struct Dovecot {
-    dir: PathBuf,
-    port: u16,
-}
-
-impl Dovecot {
-    fn conf(&self) -> PathBuf {
-        self.dir.join("dovecot.conf")
-    }
-
-    fn start(dir: &Path, mail_root: &Path) -> Dovecot {
-        let port = free_port();
-        let d = Dovecot {
-            dir: dir.to_path_buf(),
-            port,
-        };
-        for sub in ["run", "state", "index"] {
-            fs::create_dir_all(dir.join(sub)).unwrap();
-        }
-        fs::write(
-            dir.join("users"),
-            format!("{}:{{PLAIN}}{}\n", common::USER, common::PASS),
-        )
-        .unwrap();
-        let conf = format!(
-            r#"base_dir = {dir}/run
-state_dir = {dir}/state
-instance_name = mailserver-pop3-test-{port}
-listen = 127.0.0.1
-protocols = pop3
-log_path = {dir}/dovecot.log
-ssl = no
-disable_plaintext_auth = no
-auth_mechanisms = plain login
-mail_uid = mail
-mail_gid = mail
-first_valid_uid = 1
-first_valid_gid = 1
-mail_location = maildir:{root}/%u:INDEX={dir}/index/%u
-pop3_uidl_format = %08Xu%08Xv
-namespace inbox {{
-  inbox = yes
-  separator = /
-}}
-passdb {{
-  driver = passwd-file
-  args = scheme=PLAIN username_format=%u {dir}/users
-}}
-userdb {{
-  driver = static
-  args = uid=mail gid=mail home={dir}/home/%u
-}}
-service pop3-login {{
-  inet_listener pop3 {{
-    port = {port}
-  }}
-  inet_listener pop3s {{
-    port = 0
-  }}
-}}
-service anvil {{
-  chroot =
-}}
-"#,
-            dir = dir.display(),
-            root = mail_root.display(),
-        );
-        fs::write(d.conf(), conf).unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        for p in [dir, mail_root] {
-            let _ = fs::set_permissions(p, fs::Permissions::from_mode(0o755));
-        }
-        fs::set_permissions(dir.join("users"), fs::Permissions::from_mode(0o644)).unwrap();
-        for p in [mail_root, &dir.join("index")] {
-            let st = Command::new("chown")
-                .args(["-R", "mail:mail"])
-                .arg(p)
-                .status()
-                .unwrap();
-            assert!(st.success());
-        }
-        let out = fs::File::create(dir.join("stdout.txt")).unwrap();
-        let st = Command::new("timeout")
-            .arg("30")
-            .arg(DOVECOT)
-            .arg("-c")
-            .arg(d.conf())
-            .stdout(out.try_clone().unwrap())
-            .stderr(out)
-            .status()
-            .unwrap();
-        assert!(st.success(), "dovecot did not start: {}", d.log());
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "dovecot never listened: {}",
-                d.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        d
-    }
-
-    fn log(&self) -> String {
-        fs::read_to_string(self.dir.join("dovecot.log")).unwrap_or_default()
-            + &fs::read_to_string(self.dir.join("stdout.txt")).unwrap_or_default()
-    }
-}
-
-impl Drop for Dovecot {
-    fn drop(&mut self) {
-        let pid = fs::read_to_string(self.dir.join("run/master.pid")).unwrap_or_default();
-        let _ = Command::new("timeout")
-            .arg("20")
-            .arg(DOVEADM)
-            .arg("-c")
-            .arg(self.conf())
-            .arg("stop")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-        let pid = pid.trim();
-        if pid.is_empty() {
-            return;
-        }
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Path::new(&format!("/proc/{pid}")).exists() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        if Path::new(&format!("/proc/{pid}")).exists() {
-            let _ = Command::new("kill").args(["-9", pid]).status();
-        }
-    }
+/// A private Dovecot POP3 instance serving `mail_root/<user>` (`%08Xu%08Xv` UIDLs).
+fn start_dovecot(dir: &Path, mail_root: &Path) -> Dovecot {
+    Dovecot::start(
+        dir,
+        dovecot::Options {
+            protocol: "pop3",
+            name: "mailserver-pop3-test",
+            mail_location: format!(
+                "maildir:{}/%u:INDEX={}/index/%u",
+                mail_root.display(),
+                dir.display()
+            ),
+            users: format!("{}:{{PLAIN}}{}\n", common::USER, common::PASS),
+            namespace: String::new(),
+            extra: "pop3_uidl_format = %08Xu%08Xv".into(),
+            mail_dirs: vec![mail_root.to_path_buf(), dir.join("index")],
+        },
+    )
 }
 
 /// STAT, LIST and UIDL of one POP3 session (no RETR/DELE: the session changes nothing).
@@ -346,7 +214,7 @@ fn dovecot_with(tree: &Path, work: &Path, extra: &[&str]) -> (Vec<String>, PathB
     let mail_root = work.join("mail");
     let user_dir = mail_root.join(common::USER);
     copy_tree(tree, &user_dir);
-    let dv = Dovecot::start(&work.join("dovecot"), &mail_root);
+    let dv = start_dovecot(&work.join("dovecot"), &mail_root);
     let out = dump_with(dv.port, extra);
     drop(dv);
     (out, user_dir)

@@ -9,19 +9,16 @@ use mailserver::store::maildir::{mutf7, MaildirStore};
 use mailserver::store::{FlagOp, Flags, Store, UserStore, View};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
-use std::net::TcpStream;
-use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-const DOVECOT: &str = "/usr/sbin/dovecot";
-const DOVEADM: &str = "/usr/bin/doveadm";
+#[path = "common/dovecot.rs"]
+mod dovecot;
+
+use dovecot::Dovecot;
 
 fn skip_reason() -> Option<String> {
-    if !Path::new(DOVECOT).exists() {
-        return Some(format!("{DOVECOT} is not installed"));
-    }
     if Command::new("python3")
         .arg("--version")
         .output()
@@ -30,10 +27,7 @@ fn skip_reason() -> Option<String> {
     {
         return Some("python3 is not installed".into());
     }
-    if fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(1) != 0 {
-        return Some("needs root to run Dovecot with mail_uid=mail".into());
-    }
-    None
+    dovecot::skip_reason()
 }
 
 macro_rules! require_dovecot {
@@ -45,166 +39,46 @@ macro_rules! require_dovecot {
     };
 }
 
-/// A private Dovecot instance; stopped on drop.
-struct Dovecot {
-    dir: PathBuf,
-    port: u16,
+/// A private Dovecot IMAP instance serving `mail_root/<user>` for user `u1` (password `pw`).
+fn start_dovecot(dir: &Path, mail_root: &Path) -> Dovecot {
+    Dovecot::start(
+        dir,
+        dovecot::Options {
+            protocol: "imap",
+            name: "mailserver-store-test",
+            mail_location: format!("maildir:{}/%u", mail_root.display()),
+            users: "u1:{PLAIN}pw\n".into(),
+            namespace: String::new(),
+            extra: String::new(),
+            mail_dirs: vec![mail_root.to_path_buf()],
+        },
+    )
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-impl Dovecot {
-    fn conf(&self) -> PathBuf {
-        self.dir.join("dovecot.conf")
-    }
-
-    /// Serves `mail_root/<user>` for user `u1` (password `pw`).
-    fn start(dir: &Path, mail_root: &Path) -> Dovecot {
-        let port = free_port();
-        let d = Dovecot {
-            dir: dir.to_path_buf(),
-            port,
-        };
-        fs::create_dir_all(dir.join("run")).unwrap();
-        fs::create_dir_all(dir.join("state")).unwrap();
-        fs::write(dir.join("users"), "u1:{PLAIN}pw\n").unwrap();
-        let conf = format!(
-            r#"base_dir = {dir}/run
-state_dir = {dir}/state
-instance_name = mailserver-store-test-{port}
-listen = 127.0.0.1
-protocols = imap
-log_path = {dir}/dovecot.log
-ssl = no
-disable_plaintext_auth = no
-auth_mechanisms = plain login
-mail_uid = mail
-mail_gid = mail
-first_valid_uid = 1
-first_valid_gid = 1
-mail_location = maildir:{root}/%u
-mail_max_userip_connections = 100
-namespace inbox {{
-  inbox = yes
-  separator = /
-}}
-passdb {{
-  driver = passwd-file
-  args = scheme=PLAIN username_format=%u {dir}/users
-}}
-userdb {{
-  driver = static
-  args = uid=mail gid=mail home={dir}/home/%u
-}}
-service imap-login {{
-  inet_listener imap {{
-    port = {port}
-  }}
-}}
-service anvil {{
-  chroot =
-}}
-"#,
-            dir = dir.display(),
-            root = mail_root.display(),
-        );
-        fs::write(d.conf(), conf).unwrap();
-        for p in [dir, mail_root] {
-            let _ = fs::set_permissions(p, std::os::unix::fs::PermissionsExt::from_mode(0o755));
-        }
-        fs::set_permissions(
-            dir.join("users"),
-            std::os::unix::fs::PermissionsExt::from_mode(0o644),
-        )
+/// Runs an imaplib script (`m` is logged in as u1); returns stdout.
+fn python(d: &Dovecot, body: &str) -> String {
+    let script = format!(
+        "import imaplib, re, sys\nm = imaplib.IMAP4('127.0.0.1', {})\nm.login('u1', 'pw')\n{body}\nm.logout()\n",
+        d.port
+    );
+    let out = Command::new("timeout")
+        .args(["60", "python3", "-c", &script])
+        .stdin(Stdio::null())
+        .output()
         .unwrap();
-        let st = Command::new("chown")
-            .args(["-R", "mail:mail"])
-            .arg(mail_root)
-            .status()
-            .unwrap();
-        assert!(st.success());
-        let out = fs::File::create(dir.join("stdout.txt")).unwrap();
-        let st = Command::new(DOVECOT)
-            .arg("-c")
-            .arg(d.conf())
-            .stdout(out.try_clone().unwrap())
-            .stderr(out)
-            .status()
-            .unwrap();
-        assert!(st.success(), "dovecot did not start: {}", d.log());
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "dovecot never listened: {}",
-                d.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        d
-    }
-
-    fn log(&self) -> String {
-        fs::read_to_string(self.dir.join("dovecot.log")).unwrap_or_default()
-            + &fs::read_to_string(self.dir.join("stdout.txt")).unwrap_or_default()
-    }
-
-    /// Runs an imaplib script (`m` is logged in as u1); returns stdout.
-    fn python(&self, body: &str) -> String {
-        let script = format!(
-            "import imaplib, re, sys\nm = imaplib.IMAP4('127.0.0.1', {})\nm.login('u1', 'pw')\n{body}\nm.logout()\n",
-            self.port
-        );
-        let out = Command::new("timeout")
-            .args(["60", "python3", "-c", &script])
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "imaplib script failed: {}\n{}\nlog: {}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr),
-            self.log()
-        );
-        String::from_utf8(out.stdout).unwrap()
-    }
-
-    /// What Dovecot serves: mailbox (UTF-8) → snapshot, plus subscribed names.
-    fn dump(&self) -> (BTreeMap<String, Snapshot>, BTreeSet<String>) {
-        let out = self.python(DUMP);
-        parse_dump(&out)
-    }
+    assert!(
+        out.status.success(),
+        "imaplib script failed: {}\n{}\nlog: {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        d.log()
+    );
+    String::from_utf8(out.stdout).unwrap()
 }
 
-impl Drop for Dovecot {
-    fn drop(&mut self) {
-        let pid = fs::read_to_string(self.dir.join("run/master.pid")).unwrap_or_default();
-        let _ = Command::new(DOVEADM)
-            .arg("-c")
-            .arg(self.conf())
-            .arg("stop")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-        let pid = pid.trim();
-        if pid.is_empty() {
-            return;
-        }
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Path::new(&format!("/proc/{pid}")).exists() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        if Path::new(&format!("/proc/{pid}")).exists() {
-            let _ = Command::new("kill").args(["-9", pid]).status();
-        }
-    }
+/// What Dovecot serves: mailbox (UTF-8) → snapshot, plus subscribed names.
+fn dump(d: &Dovecot) -> (BTreeMap<String, Snapshot>, BTreeSet<String>) {
+    parse_dump(&python(d, DUMP))
 }
 
 /// Lists every mailbox with its UIDVALIDITY, UIDNEXT and (UID, FLAGS, RFC822.SIZE) of each
@@ -353,8 +227,9 @@ fn tree_written_by_dovecot_is_served_identically() {
     )
     .unwrap();
     let theirs = {
-        let dv = Dovecot::start(&tmp.path().join("dovecot"), &mail);
-        dv.python(
+        let dv = start_dovecot(&tmp.path().join("dovecot"), &mail);
+        python(
+            &dv,
             r#"
 msg = b"From: a@example.org\r\nSubject: t\r\n\r\nhello\r\n"
 m.select('INBOX')
@@ -374,7 +249,7 @@ m.append('Caf&AOk-/Sub', r'(\Seen zeta)', None, msg)
 m.append('Caf&AOk-/Sub', None, None, msg)
 "#,
         );
-        let (theirs, subs) = dv.dump();
+        let (theirs, subs) = dump(&dv);
         assert!(subs.contains("Caf\u{e9}/Sub"), "{subs:?}");
         theirs
     }; // Dovecot stopped here
@@ -472,8 +347,8 @@ fn tree_written_here_is_served_identically_by_dovecot() {
         our_view(&*user)
     };
     let (ours, our_subs) = ours;
-    let dv = Dovecot::start(&tmp.path().join("dovecot"), &mail);
-    let (theirs, subs) = dv.dump();
+    let dv = start_dovecot(&tmp.path().join("dovecot"), &mail);
+    let (theirs, subs) = dump(&dv);
     eprintln!("Dovecot served: {theirs:#?}\nsubscriptions: {subs:?}");
     assert_eq!(
         theirs.keys().collect::<Vec<_>>(),
@@ -506,10 +381,11 @@ fn appends_here_and_in_dovecot_at_once_share_the_uidlist_lock() {
         .status()
         .unwrap();
     assert!(st.success());
-    let dv = Dovecot::start(&tmp.path().join("dovecot"), &mail);
+    let dv = start_dovecot(&tmp.path().join("dovecot"), &mail);
     let ours: Vec<u32> = std::thread::scope(|s| {
         let dovecot_side = s.spawn(|| {
-            dv.python(
+            python(
+                &dv,
                 r#"
 for i in range(40):
     typ, data = m.append('INBOX', r'(\Seen)', None, b"Subject: dovecot %d\r\n\r\nx\r\n" % i)
@@ -529,7 +405,7 @@ for i in range(40):
         dovecot_side.join().unwrap();
         mine
     });
-    let (theirs, _) = dv.dump();
+    let (theirs, _) = dump(&dv);
     let inbox_theirs = &theirs["INBOX"];
     assert_eq!(inbox_theirs.messages.len(), 80, "{inbox_theirs:?}");
     let mut view = View::default();
