@@ -495,3 +495,43 @@ fn a_same_tick_outside_change_after_our_own_is_found_by_the_delayed_recheck() {
     // Our own change stayed.
     assert!(view.messages[0].flags.contains(Flags::FLAGGED));
 }
+
+/// A dropped handle parks its caches for the next handle of the folder; what changed on
+/// disk meanwhile is still found, and a folder deleted and made again starts empty.
+#[test]
+fn a_reopened_folder_sees_what_changed_while_it_was_closed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = maildir_store(tmp.path().join("mail"));
+    let user = store.user("alice").unwrap();
+    let root = tmp.path().join("mail/alice");
+    let inbox = user.open("INBOX").unwrap();
+    let a = inbox.append(MSG, Flags::NONE, &[], None).unwrap();
+    let b = inbox.append(MSG, Flags::NONE, &[], None).unwrap();
+    let mut view = View::default();
+    inbox.sync(&mut view).unwrap();
+    drop(inbox);
+    // While closed: another program removes `a` and delivers into new/.
+    let name_a = files(&root.join("cur"))[0].clone();
+    fs::remove_file(root.join("cur").join(name_a)).unwrap();
+    fs::write(root.join("new/1800000000.M1P1.mx"), "Subject: new\n\nx\n").unwrap();
+    let inbox = user.open("INBOX").unwrap();
+    let mut view = View::default();
+    inbox.sync(&mut view).unwrap();
+    let uids: Vec<u32> = view.messages.iter().map(|m| m.uid).collect();
+    assert_eq!(uids, [b, b + 1], "a={a}");
+    drop(inbox);
+
+    user.create("Projects").unwrap();
+    let p = user.open("Projects").unwrap();
+    p.append(MSG, Flags::NONE, &[], None).unwrap();
+    let mut v = View::default();
+    p.sync(&mut v).unwrap();
+    assert_eq!(v.messages.len(), 1);
+    drop(p);
+    user.delete("Projects").unwrap();
+    user.create("Projects").unwrap();
+    let p = user.open("Projects").unwrap();
+    let mut v = View::default();
+    p.sync(&mut v).unwrap();
+    assert!(v.messages.is_empty(), "{:?}", v.messages);
+}

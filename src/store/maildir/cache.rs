@@ -120,8 +120,9 @@ pub fn parse(bytes: &[u8]) -> Option<Parsed> {
     Some(p)
 }
 
+/// A cache's contents, parked while its folder has no handle (see `mailbox::Parked`).
 #[derive(Default)]
-struct Inner {
+pub struct Inner {
     /// The UIDVALIDITY `map` belongs to; `None` until loaded.
     loaded_for: Option<u32>,
     map: HashMap<(u32, Derived), Arc<[u8]>>,
@@ -141,10 +142,20 @@ pub struct DerivedCache {
 
 impl DerivedCache {
     pub fn new(dir: &Path) -> DerivedCache {
+        DerivedCache::with(dir, Inner::default())
+    }
+
+    /// A cache that starts from contents parked by an earlier handle of the same folder.
+    pub fn with(dir: &Path, inner: Inner) -> DerivedCache {
         DerivedCache {
             path: dir.join(FILE_NAME),
-            inner: Mutex::new(Inner::default()),
+            inner: Mutex::new(inner),
         }
+    }
+
+    /// Takes the contents out (the handle is going away).
+    pub fn take(&mut self) -> Inner {
+        std::mem::take(self.inner.get_mut().unwrap_or_else(|p| p.into_inner()))
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {

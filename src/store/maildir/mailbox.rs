@@ -23,7 +23,7 @@
 //! dropped with a warning, as Dovecot keeps those only in its index); a message that another
 //! process renames while our readdir runs is looked for twice before it counts as expunged.
 
-use super::cache::DerivedCache;
+use super::cache::{self, DerivedCache};
 use super::dotlock::{DotLock, LOCK_TIMEOUT};
 use super::filename::{self, parse};
 use super::fsutil::{
@@ -36,14 +36,14 @@ use crate::store::{
     Changes, Derived, Error, ErrorKind, FlagOp, Flags, Mailbox, MailboxStatus, MessageMeta, Result,
     View,
 };
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 /// `tmp/` files older than this are left-overs of a crash (Dovecot uses 36 hours too).
 const TMP_STALE: Duration = Duration::from_secs(36 * 3600);
@@ -114,6 +114,44 @@ impl Rec {
 struct Found {
     fname: String,
     in_new: bool,
+}
+
+/// What a dropped handle leaves in the registry so the next handle of its folder starts
+/// warm: its sync cache (validated against the disk by the usual stamps before use) and its
+/// derived-data cache. Kept at most [`PARK_FOR`], at most [`PARK_MAX`] folders.
+pub struct Parked {
+    dir: PathBuf,
+    at: Instant,
+    state: State,
+    derived: cache::Inner,
+}
+
+impl std::fmt::Debug for Parked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Parked").field("dir", &self.dir).finish()
+    }
+}
+
+/// How long a parked state stays usable (a client reconnecting, a round of STATUS polls).
+const PARK_FOR: Duration = Duration::from_secs(60);
+/// How many folders' states are parked at most.
+const PARK_MAX: usize = 32;
+
+/// Drops parked states that are too old or too many (oldest first).
+fn prune(parked: &mut VecDeque<Parked>, now: Instant) {
+    while parked.len() > PARK_MAX
+        || parked
+            .front()
+            .is_some_and(|p| now.duration_since(p.at) > PARK_FOR)
+    {
+        parked.pop_front();
+    }
+}
+
+/// Forgets the parked state of `dir` (the folder was deleted or renamed).
+pub(super) fn unpark(registry: &Registry, dir: &Path) {
+    let mut parked = registry.parked.lock().unwrap_or_else(|p| p.into_inner());
+    parked.retain(|p| p.dir != dir);
 }
 
 /// Mutable state, behind the mailbox mutex.
@@ -196,6 +234,20 @@ impl Drop for MaildirMailbox {
         if let Ok(mut floors) = self.registry.floors.lock() {
             floors.insert(self.dir.clone(), (st.uid_validity, floor));
         }
+        let parked = Parked {
+            dir: self.dir.clone(),
+            at: Instant::now(),
+            state: std::mem::take(st),
+            derived: self.derived.take(),
+        };
+        let mut all = self
+            .registry
+            .parked
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        all.retain(|p| p.dir != parked.dir);
+        all.push_back(parked);
+        prune(&mut all, Instant::now());
     }
 }
 
@@ -297,12 +349,30 @@ impl MaildirMailbox {
         registry: Arc<Registry>,
     ) -> MaildirMailbox {
         let (tx, _) = tokio::sync::watch::channel(0u64);
+        let now = Instant::now();
+        let warm = {
+            let mut parked = registry.parked.lock().unwrap_or_else(|p| p.into_inner());
+            prune(&mut parked, now);
+            parked
+                .iter()
+                .position(|p| p.dir == dir)
+                .and_then(|i| parked.remove(i))
+        };
+        // Only for the same directory: one deleted and made again has another `cur/` inode.
+        let same_dir = |p: &Parked| {
+            let now_ino = Stamp::of(&dir.join("cur")).ok().flatten().map(|s| s.ino);
+            p.state.stamps.cur.map(|s| s.ino) == now_ino
+        };
+        let (state, derived) = match warm.filter(same_dir) {
+            Some(p) => (p.state, DerivedCache::with(&dir, p.derived)),
+            None => (State::default(), DerivedCache::new(&dir)),
+        };
         MaildirMailbox {
             name,
-            derived: DerivedCache::new(&dir),
+            derived,
             dir,
             user_root,
-            state: Mutex::new(State::default()),
+            state: Mutex::new(state),
             tx: Arc::new(tx),
             watcher: Mutex::new(None),
             notified: Arc::new(AtomicBool::new(false)),

@@ -52,6 +52,8 @@ pub struct Registry {
     floors: Mutex<HashMap<PathBuf, (u32, u32)>>,
     /// Serialises `subscriptions` rewrites within this process.
     subscriptions: Mutex<()>,
+    /// What dropped handles left for the next handle of their folder ([`mailbox::Parked`]).
+    parked: Mutex<std::collections::VecDeque<mailbox::Parked>>,
 }
 
 /// The Maildir++ [`Store`]: users live in `root/<user>/`.
@@ -354,6 +356,8 @@ impl MaildirUser {
             .lock()
             .unwrap_or_else(|p| p.into_inner());
         map.remove(dir);
+        drop(map);
+        mailbox::unpark(&self.registry, dir);
         let mut floors = self
             .registry
             .floors
