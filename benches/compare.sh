@@ -12,7 +12,7 @@
 # Settings (environment): ROUNDS=3 DURATION=10 CLIENTS=4 USERS=8 MESSAGES=200 SEED=1
 #   IDLE_CONNS=100 IDLE_HOLD=5 TLS=0 PORT_BASE=21100 WORKLOADS="..." TARGETS="..."
 #   MAILBENCH=path (default: build target/release/mailbench) MAILSERVER=path
-#   WORK=dir (scratch, default mktemp) OUT=dir (raw results + charts, default benches/results)
+#   WORK=dir (scratch, default mktemp, removed at the end unless KEEP_WORK=1) OUT=dir (raw results + charts, default benches/results)
 #   REPORT=file (default BENCHMARKS.md at the repository root)
 # See benches/README.md.
 set -euo pipefail
@@ -33,7 +33,11 @@ TARGETS=${TARGETS:-"dovecot-default mailserver-l0 dovecot-hp mailserver-l5"}
 PASS=benchpass
 OUT=${OUT:-$REPO/benches/results}
 REPORT=${REPORT:-$REPO/BENCHMARKS.md}
-WORK=${WORK:-$(mktemp -d /tmp/mailbench.XXXXXX)}
+WORK_MADE=0
+if [ -z "${WORK:-}" ]; then WORK=$(mktemp -d /tmp/mailbench.XXXXXX); WORK_MADE=1; fi
+# The scratch directory (corpus copies, level-5 protocol logs: several GB) goes when the runs
+# end, unless it was given as WORK= or KEEP_WORK=1.
+remove_work() { if [ "$WORK_MADE" = 1 ] && [ "${KEEP_WORK:-0}" != 1 ]; then rm -rf "$WORK"; fi; }
 
 log() { printf '[compare %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -283,7 +287,7 @@ stop_mailserver() {
   MS_PID=""; SERVER_PID=""
 }
 
-cleanup() { stop_dovecot; stop_mailserver; }
+cleanup() { stop_dovecot; stop_mailserver; remove_work; }
 trap cleanup EXIT
 
 start_target() {

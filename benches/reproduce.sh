@@ -2,7 +2,7 @@
 # Reproduces BENCHMARKS.md: the three compare.sh runs it reports, then the file itself
 # (benches/SUMMARY.md — the hand-written reading of the numbers against the targets — followed
 # by each run's generated report). Needs root (Dovecot); installs Dovecot when missing; about
-# 35 minutes on 2 cores. Loopback only, every run bounded in time.
+# 20 minutes on 2 cores. Loopback only, every run bounded in time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tmp=$(mktemp -d)
