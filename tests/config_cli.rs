@@ -725,3 +725,39 @@ fn usage_errors_exit_2() {
         assert_eq!(r.code, 2, "{args:?}: {}", r.stderr);
     }
 }
+
+/// `reg` edits are read-modify-write of one file: concurrent ones are serialised (an
+/// exclusive lock on the config's directory), so none is lost.
+#[test]
+fn concurrent_reg_edits_all_land() {
+    let (dir, path) = fixture_copy();
+    let n = 16;
+    let handles: Vec<_> = (0..n)
+        .map(|i| {
+            let d = dir.path().to_path_buf();
+            std::thread::spawn(move || {
+                let name = format!("Custom Value {i}");
+                let data = format!("v{i}");
+                reg(&d, &["add", &name, "/t", "REG_SZ", "/d", &data, "/f"])
+            })
+        })
+        .collect();
+    for h in handles {
+        let r = h.join().unwrap();
+        assert_eq!(r.code, 0, "{}", r.stderr);
+    }
+    let text = std::fs::read_to_string(&path).unwrap();
+    for i in 0..n {
+        assert!(
+            text.contains(&format!("\"Custom Value {i}\" = \"v{i}\"")),
+            "value {i} lost:\n{text}"
+        );
+    }
+    // No lock file or temp file is left behind.
+    let mut names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["mailserver.toml"]);
+}

@@ -114,6 +114,7 @@ pub fn query(config: &Path, value: Option<&str>) -> Result<String, RegError> {
 
 /// `reg add VALUE /t TYPE /d DATA [/f]`.
 pub fn add(config: &Path, name: &str, data: RegData, force: bool) -> Result<Edited, RegError> {
+    let _lock = lock_edits(config)?;
     if name.is_empty() {
         return Err(invalid("ERROR: A value name is required."));
     }
@@ -134,6 +135,7 @@ pub fn add(config: &Path, name: &str, data: RegData, force: bool) -> Result<Edit
 
 /// `reg delete VALUE [/f]`.
 pub fn delete(config: &Path, name: &str, force: bool) -> Result<Edited, RegError> {
+    let _lock = lock_edits(config)?;
     let (text, mut doc) = read_doc(config)?;
     if find_key(&doc, name).is_none() {
         return Err(invalid(NOT_FOUND));
@@ -158,6 +160,7 @@ pub fn import(config: &Path, reg_file: &Path) -> Result<Edited, RegError> {
         .map_err(|e| invalid(format!("ERROR: cannot read {}: {e}", reg_file.display())))?;
     let parsed =
         parse_reg(&bytes).map_err(|e| invalid(format!("ERROR: {}: {e}", reg_file.display())))?;
+    let _lock = lock_edits(config)?;
     let (text, mut doc) = read_doc(config)?;
     for op in &parsed.ops {
         apply(&mut doc, op);
@@ -181,6 +184,23 @@ pub fn export(config: &Path, reg_file: &Path) -> Result<String, RegError> {
     write_atomic(reg_file, &render_reg(&values), false)
         .map_err(|e| invalid(format!("ERROR: cannot write {}: {e}", reg_file.display())))?;
     Ok(SUCCESS.to_string())
+}
+
+/// Serialises `reg` edits of one config (each is read, change, write): an exclusive `flock`
+/// on the directory the file really lives in (a symlink's target's), held until the edit
+/// is written. Locking the directory leaves no lock file behind; the file itself cannot be
+/// locked, since every edit replaces it by a rename.
+fn lock_edits(config: &Path) -> Result<fs::File, RegError> {
+    let target = fs::canonicalize(config).unwrap_or_else(|_| config.to_path_buf());
+    let dir = match target.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let cannot =
+        |e: std::io::Error| invalid(format!("{}: cannot lock for editing: {e}", dir.display()));
+    let f = fs::File::open(&dir).map_err(cannot)?;
+    f.lock().map_err(cannot)?;
+    Ok(f)
 }
 
 fn read_doc(config: &Path) -> Result<(String, DocumentMut), RegError> {
