@@ -36,7 +36,8 @@ enum Command {
     /// reg.exe on the [ParametersSystem] table.
     #[command(subcommand)]
     Reg(RegCommand),
-    /// Read a password on stdin, print a {SCHEME}hash line for the users file.
+    /// Read a password (twice without echo on a terminal, else one line of stdin), print a
+    /// {SCHEME}hash line for the users file.
     Passwd {
         /// ARGON2ID, SHA512-CRYPT or BLF-CRYPT.
         #[arg(long, default_value = "ARGON2ID")]
@@ -309,19 +310,39 @@ fn reg(config: &Path, cmd: RegCommand) -> ExitCode {
 }
 
 fn passwd(scheme: &str) -> ExitCode {
-    let mut line = String::new();
-    if std::io::stdin().is_terminal() {
-        // No echo control without unsafe termios calls; say what is expected at least.
-        eprint!("Password (shown as typed; pipe it in to avoid that): ");
-    }
-    if let Err(e) = std::io::stdin().lock().read_line(&mut line) {
-        eprintln!("error: cannot read the password from stdin: {e}");
-        return ExitCode::from(1);
-    }
+    let line = if std::io::stdin().is_terminal() {
+        // As `doveadm pw` does: twice, not echoed (the terminal's echo is restored after).
+        let ask = |prompt: &str| {
+            rpassword::prompt_password(prompt).map_err(|e| {
+                eprintln!("error: cannot read the password from the terminal: {e}");
+                ExitCode::from(1)
+            })
+        };
+        let first = match ask("Enter new password: ") {
+            Ok(p) => p,
+            Err(code) => return code,
+        };
+        let again = match ask("Retype new password: ") {
+            Ok(p) => p,
+            Err(code) => return code,
+        };
+        if first != again {
+            eprintln!("error: passwords don't match");
+            return ExitCode::from(1);
+        }
+        first
+    } else {
+        let mut line = String::new();
+        if let Err(e) = std::io::stdin().lock().read_line(&mut line) {
+            eprintln!("error: cannot read the password from stdin: {e}");
+            return ExitCode::from(1);
+        }
+        line
+    };
     let password = line.strip_suffix('\n').unwrap_or(&line);
     let password = password.strip_suffix('\r').unwrap_or(password);
     if password.is_empty() {
-        eprintln!("error: empty password on stdin");
+        eprintln!("error: empty password");
         return ExitCode::from(1);
     }
     match mailserver::auth::hash_password(&scheme.to_ascii_uppercase(), password) {
