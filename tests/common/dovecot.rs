@@ -29,6 +29,25 @@ pub fn skip_reason() -> Option<String> {
     None
 }
 
+/// Whether a Dovecot test must be skipped here; if so, says why (`SKIPPED: ...`). With
+/// `python`, the test also needs `python3`.
+pub fn skip(python: bool) -> bool {
+    let python_missing = python
+        && !Command::new("python3")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success());
+    let why = if python_missing {
+        Some("python3 is not installed".to_string())
+    } else {
+        skip_reason()
+    };
+    if let Some(why) = &why {
+        eprintln!("SKIPPED: {why}");
+    }
+    why.is_some()
+}
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

@@ -162,9 +162,21 @@ impl DerivedCache {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Whether the cache is loaded for `uid_validity` (else call [`DerivedCache::load`]).
-    pub fn loaded_for(&self, uid_validity: u32) -> bool {
-        self.lock().loaded_for == Some(uid_validity)
+    /// The entry if the cache is loaded for `uid_validity`; `Err(())` if it is not (then
+    /// call [`DerivedCache::load`]). One lock per lookup: this runs for every message of a
+    /// big FETCH.
+    #[allow(clippy::result_unit_err)]
+    pub fn get_loaded(
+        &self,
+        uid_validity: u32,
+        uid: u32,
+        field: Derived,
+    ) -> Result<Option<Arc<[u8]>>, ()> {
+        let g = self.lock();
+        if g.loaded_for != Some(uid_validity) {
+            return Err(());
+        }
+        Ok(g.map.get(&(uid, field)).cloned())
     }
 
     /// Loads the file for `uid_validity`, keeping only entries of `live` UIDs (sorted).

@@ -1325,12 +1325,13 @@ impl Mailbox for MaildirMailbox {
         if !st.loaded {
             return None;
         }
-        if !self.derived.loaded_for(st.uid_validity) {
-            let live: Vec<u32> = st.recs.iter().map(|r| r.uid).collect();
-            let uid_validity = st.uid_validity;
-            drop(st);
-            self.derived.load(uid_validity, &live);
+        let uid_validity = st.uid_validity;
+        if let Ok(hit) = self.derived.get_loaded(uid_validity, uid, field) {
+            return hit;
         }
+        let live: Vec<u32> = st.recs.iter().map(|r| r.uid).collect();
+        drop(st);
+        self.derived.load(uid_validity, &live);
         self.derived.get(uid, field)
     }
 
