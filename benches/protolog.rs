@@ -14,53 +14,20 @@
 
 use std::io::Write;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Mutex;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Instant, SystemTime};
 
-use mailserver::config::{
-    AuthSettings, Config, Limits, Listeners, ProtocolLogSettings, ServerSettings,
-};
+use mailserver::config::ProtocolLogSettings;
 use mailserver::protolog::record::{self, Event, SessionFields};
-use mailserver::protolog::{Direction, LineKind, ProtoLog, Service};
+use mailserver::protolog::{Direction, LineKind, ProtoLog};
+use mailserver::service::Service;
 
-fn config(level: u32, dir: &Path) -> Config {
-    let log = ProtocolLogSettings {
+fn config(level: u32, dir: &Path) -> ProtocolLogSettings {
+    ProtocolLogSettings {
         level,
         path: dir.to_path_buf(),
         size_limit_kib: 0,
-    };
-    Config {
-        path: PathBuf::from("/bench/mailserver.toml"),
-        server: ServerSettings {
-            hostname: "bench".into(),
-            data_dir: dir.to_path_buf(),
-        },
-        imap: Listeners {
-            listen: vec![],
-            tls_listen: vec![],
-        },
-        pop3: Listeners {
-            listen: vec![],
-            tls_listen: vec![],
-        },
-        tls: None,
-        auth: AuthSettings {
-            users_file: dir.join("users"),
-            allow_plaintext: false,
-        },
-        limits: Limits {
-            max_connections: 10,
-            max_connections_per_ip: 10,
-            imap_idle_timeout: Duration::from_secs(1800),
-            pop3_idle_timeout: Duration::from_secs(600),
-            max_message_bytes: 1 << 20,
-            shutdown_grace: Duration::from_secs(1),
-        },
-        registry: Default::default(),
-        pop3_log: log.clone(),
-        imap_log: log,
-        warnings: vec![],
     }
 }
 

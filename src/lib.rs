@@ -1,27 +1,55 @@
 //! `mailserver`: POP3 and IMAP4 on Maildir++, with protocol logging as Microsoft Exchange 5.5
-//! documented it in KB Q182504. The external contract is `SPEC.md`; this is the module map.
+//! documented it in KB Q182504. `ARCHITECTURE.md` describes the parts; this is the module map.
+//!
+//! The modules are crate-private, so the compiler reports dead code; the `mailserver` binary
+//! uses the few items re-exported at the bottom. The integration tests and benches turn on
+//! the `test-support` feature (through the package's dev-dependency on itself), which makes
+//! the modules public for them.
 #![forbid(unsafe_code)]
 
-/// Users (Dovecot passwd-file), password schemes, failure delay, `Secret<T>`.
-pub mod auth;
-/// CLI-independent configuration: raw TOML -> validated [`config::Config`], the
-/// `[ParametersSystem]` registry schema, hot reload and the `reg` CLI.
-pub mod config;
-/// The one connection driver both protocols share: framing, TLS upgrade, timeouts, log tee.
-pub mod conn;
-/// IMAP4rev1 (RFC 3501) with the extensions real clients expect.
-pub mod imap;
-/// POP3 (RFC 1939, 2449, 2595, 5034).
-pub mod pop3;
-/// The KB Q182504 protocol log: file naming, flock, header, levels, CSV records.
-pub mod protolog;
-/// Listeners, accept loop, connection caps, the live config snapshot, graceful drain.
-pub mod server;
-/// Mail storage behind a narrow trait; Maildir++ with Dovecot-compatible metadata.
-pub mod store;
-/// systemd `sd_notify` integration (READY, RELOADING, STOPPING, WATCHDOG).
-pub mod systemd;
-/// TLS server configuration: certificate files or a generated self-signed pair.
-pub mod tls;
+/// Declares a module `pub` with the `test-support` feature and `pub(crate)` without it.
+macro_rules! internal {
+    ($($(#[$doc:meta])* mod $name:ident;)*) => {$(
+        $(#[$doc])*
+        #[cfg(feature = "test-support")]
+        pub mod $name;
+        $(#[$doc])*
+        #[cfg(not(feature = "test-support"))]
+        pub(crate) mod $name;
+    )*};
+}
 
+internal! {
+    /// Users (Dovecot passwd-file), password schemes, failure delay, `Secret<T>`.
+    mod auth;
+    /// CLI-independent configuration: raw TOML -> validated `Config`, the
+    /// `[ParametersSystem]` registry schema, hot reload and the `reg` CLI.
+    mod config;
+    /// The one connection driver both protocols share: framing, TLS upgrade, timeouts, log tee.
+    mod conn;
+    /// IMAP4rev1 (RFC 3501) with the extensions real clients expect.
+    mod imap;
+    /// POP3 (RFC 1939, 2449, 2595, 5034).
+    mod pop3;
+    /// The KB Q182504 protocol log: file naming, flock, header, levels, CSV records.
+    mod protolog;
+    /// Listeners, accept loop, connection caps, choosing the protocol, graceful drain.
+    mod server;
+    /// Leaf types every part shares (`Service`).
+    mod service;
+    /// The contract between the driver and the protocol sessions: `Session`, `Output`,
+    /// `Step`, and what a session is given (`SessionEnv`, `Snapshot`, `Authenticator`).
+    mod session;
+    /// Mail storage behind a narrow trait; Maildir++ with Dovecot-compatible metadata.
+    mod store;
+    /// systemd `sd_notify` integration (READY, RELOADING, STOPPING, WATCHDOG).
+    mod systemd;
+    /// TLS server configuration: certificate files or a generated self-signed pair.
+    mod tls;
+}
+
+// What the `mailserver` binary (src/main.rs) uses.
+pub use auth::{hash_password, load_users_file};
+pub use config::registry::RegType;
+pub use config::{load as load_config, regedit, render_effective, Config};
 pub use server::run_daemon;

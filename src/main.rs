@@ -10,7 +10,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use mailserver::config::{self, regedit, registry::RegType};
+use mailserver::{regedit, RegType};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -194,7 +194,7 @@ fn run(config: PathBuf) -> ExitCode {
 }
 
 fn check_config(path: &Path) -> ExitCode {
-    match config::load(path) {
+    match mailserver::load_config(path) {
         Ok(cfg) => {
             for w in &cfg.warnings {
                 eprintln!("warning: {w}");
@@ -211,12 +211,12 @@ fn check_config(path: &Path) -> ExitCode {
                     eprintln!("warning: {}: {key} {}: {e}", path.display(), file.display());
                 }
             }
-            if let Ok(users) = mailserver::auth::load_users_file(&cfg.auth.users_file) {
+            if let Ok(users) = mailserver::load_users_file(&cfg.auth.users_file) {
                 for w in users.warnings() {
                     eprintln!("warning: {w}");
                 }
             }
-            print!("{}", config::render_effective(&cfg));
+            print!("{}", mailserver::render_effective(&cfg));
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -345,7 +345,7 @@ fn passwd(scheme: &str) -> ExitCode {
         eprintln!("error: empty password");
         return ExitCode::from(1);
     }
-    match mailserver::auth::hash_password(&scheme.to_ascii_uppercase(), password) {
+    match mailserver::hash_password(&scheme.to_ascii_uppercase(), password) {
         Ok(hash) => {
             println!("{hash}");
             ExitCode::SUCCESS

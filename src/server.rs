@@ -1,11 +1,15 @@
-//! Listeners, accept loop, connection caps, the live config snapshot and graceful drain.
+//! Listeners, accept loop, connection caps, choosing the protocol, the live config snapshot
+//! and graceful drain (ARCHITECTURE.md, "Server").
 //!
-//! INTERFACE CONTRACT (used by `conn.rs` and the protocol sessions):
-//! * [`Shared`] is built once per daemon; [`Shared::live`] is the only place the live config
-//!   is read, with one `load_full()` per accepted connection, giving a [`Snapshot`].
-//! * A session uses only its [`Snapshot`] until it ends.
+//! * [`Handles`] is built once per daemon: what the accept loop hands out, each session
+//!   taking only the handles it uses. [`Handles::live`] is the only place the live config is
+//!   read, with one `load_full()` per accepted connection, giving a [`Snapshot`] the session
+//!   uses until it ends.
+//! * [`serve`] takes bound listeners and a shutdown token (as mini-redis's `server::run`):
+//!   the daemon passes its real listeners and signal handler, tests bind `127.0.0.1:0` and
+//!   fire the token themselves.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -18,27 +22,45 @@ use tokio_util::task::TaskTracker;
 
 use crate::auth::Users;
 use crate::config::Config;
-use crate::protolog::{ProtoLog, Service};
+use crate::conn::Connection;
+use crate::imap::session::ImapSession;
+use crate::pop3::{MaildropLocks, Pop3Session};
+use crate::protolog::ProtoLog;
+use crate::service::Service;
+use crate::session::{Authenticator, SessionEnv, Snapshot};
 use crate::store::Store;
 
-/// What a session gets when its connection is accepted, and keeps until it ends.
-pub struct Snapshot {
-    pub config: Config,
-    /// TLS for STARTTLS/STLS and the implicit-TLS listeners, built with this config.
-    pub tls: tokio_rustls::TlsAcceptor,
+/// What the accept loop hands to sessions. Each field is a narrow handle a session (or the
+/// driver) takes as it needs it; nothing holds the whole.
+#[derive(Clone)]
+pub struct Handles {
+    /// The live snapshot; the accept loop calls `load_full()` once per connection. Reloads
+    /// store a new one ([`apply_reload`]).
+    pub live: Arc<ArcSwap<Snapshot>>,
+    /// The mail store, for the sessions' logins.
+    pub store: Arc<dyn Store>,
+    /// Password checks (the daemon: its passwd-file [`Users`]).
+    pub auth: Arc<dyn Authenticator>,
+    /// The protocol log, for the driver's tee.
+    pub protolog: Arc<ProtoLog>,
+    /// POP3 maildrops currently locked by a session (`-ERR [IN-USE]`), for POP3 sessions.
+    pub pop3_locks: Arc<MaildropLocks>,
 }
 
-/// State shared by every session of the daemon.
-pub struct Shared {
-    /// The live snapshot; sessions call `load_full()` once, at accept.
-    pub live: ArcSwap<Snapshot>,
-    pub store: Arc<dyn Store>,
-    pub users: Users,
-    pub protolog: Arc<ProtoLog>,
-    /// POP3 maildrops currently locked by a session (`-ERR [IN-USE]`).
-    pub pop3_locks: Mutex<HashSet<String>>,
-    /// Fired once at shutdown; every session watches it.
-    pub shutdown: CancellationToken,
+impl Handles {
+    /// The daemon's handles for `snapshot`: the Maildir store under `data_dir/mail`, the
+    /// passwd-file users, a new protocol log.
+    pub fn new(snapshot: Snapshot) -> Handles {
+        let store =
+            crate::store::maildir::MaildirStore::new(snapshot.config.server.data_dir.join("mail"));
+        Handles {
+            live: Arc::new(ArcSwap::from_pointee(snapshot)),
+            store: Arc::new(store),
+            auth: Arc::new(Users::new()),
+            protolog: ProtoLog::new(),
+            pop3_locks: Arc::default(),
+        }
+    }
 }
 
 /// `mailserver run`: loads the config at `config_path`, binds every listener, serves until
@@ -48,48 +70,31 @@ pub async fn run_daemon(config_path: PathBuf) -> anyhow::Result<()> {
     for w in &config.warnings {
         tracing::warn!("{w}");
     }
-    let snapshot = build_snapshot(config)?;
+    let snapshot = Snapshot::build(config)?;
     let listeners = bind_all(&snapshot.config).await?;
-    let store =
-        crate::store::maildir::MaildirStore::new(snapshot.config.server.data_dir.join("mail"));
-    let shared = Arc::new(Shared {
-        live: ArcSwap::from_pointee(snapshot),
-        store: Arc::new(store),
-        users: Users::new(),
-        protolog: ProtoLog::new(),
-        pop3_locks: Mutex::new(HashSet::new()),
-        shutdown: CancellationToken::new(),
-    });
+    let handles = Handles::new(snapshot);
+    let shutdown = CancellationToken::new();
 
-    let reload_target = shared.clone();
+    let live = handles.live.clone();
     let _watcher = crate::config::watch::spawn(
         config_path,
-        Arc::new(move |config| apply_reload(&reload_target, config)),
-        shared.shutdown.clone(),
+        Arc::new(move |config| apply_reload(&live, config)),
+        shutdown.clone(),
     )?;
-    spawn_signal_handler(shared.shutdown.clone())?;
-    crate::systemd::spawn_watchdog(shared.shutdown.clone());
+    spawn_signal_handler(shutdown.clone())?;
+    crate::systemd::spawn_watchdog(shutdown.clone());
     crate::systemd::ready();
     tracing::info!("mailserver {} ready", env!("CARGO_PKG_VERSION"));
-    serve(listeners, shared).await;
+    serve(listeners, handles, shutdown).await;
     tracing::info!("mailserver stopped");
     Ok(())
-}
-
-/// Builds what a session needs from a validated config: the config itself and its TLS.
-pub fn build_snapshot(config: Config) -> anyhow::Result<Snapshot> {
-    let tls = crate::tls::server_config(&config)?;
-    Ok(Snapshot {
-        config,
-        tls: tokio_rustls::TlsAcceptor::from(tls),
-    })
 }
 
 /// The reload path (called by `config::watch` with a validated config): TLS is rebuilt with
 /// it, each changed value is logged, and the new snapshot is stored for the next sessions.
 /// Listen addresses and `data_dir` need a restart: they keep their running values.
-pub fn apply_reload(shared: &Shared, mut config: Config) {
-    let old = shared.live.load_full();
+pub fn apply_reload(live: &ArcSwap<Snapshot>, mut config: Config) {
+    let old = live.load_full();
     let changes = crate::config::diff(&old.config, &config);
     for w in &config.warnings {
         tracing::warn!("{w}");
@@ -105,7 +110,7 @@ pub fn apply_reload(shared: &Shared, mut config: Config) {
         config.pop3_log.path = resolved_path(&config.registry, POP3_PATH, &base, dd);
         config.imap_log.path = resolved_path(&config.registry, IMAP_PATH, &base, dd);
     }
-    let snapshot = match build_snapshot(config) {
+    let snapshot = match Snapshot::build(config) {
         Ok(s) => s,
         Err(e) => {
             tracing::error!("reload rejected, the running configuration stays: {e:#}");
@@ -132,7 +137,7 @@ pub fn apply_reload(shared: &Shared, mut config: Config) {
     if changes.is_empty() {
         tracing::info!("configuration reloaded, no value changed");
     }
-    shared.live.store(Arc::new(snapshot));
+    live.store(Arc::new(snapshot));
 }
 
 /// SIGTERM/SIGINT fire the shutdown token (and tell systemd we are stopping).
@@ -204,22 +209,24 @@ fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::from_std(socket.into())
 }
 
-/// Serves `listeners` until `shared.shutdown` fires, then waits for sessions to end, at most
-/// the grace period of the live config (STYLE principle 8: tests bind port 0 and call this).
-pub async fn serve(listeners: Vec<Bound>, shared: Arc<Shared>) {
+/// Serves `listeners` until `shutdown` fires, then waits for sessions to end, at most the
+/// grace period of the live config. The daemon and the tests both come through here (tests
+/// bind `127.0.0.1:0` and fire `shutdown` themselves).
+pub async fn serve(listeners: Vec<Bound>, handles: Handles, shutdown: CancellationToken) {
     let tracker = TaskTracker::new();
     let limiter = Arc::new(Limiter::default());
     for bound in listeners {
         tracker.spawn(accept_loop(
             bound,
-            shared.clone(),
+            handles.clone(),
+            shutdown.clone(),
             limiter.clone(),
             tracker.clone(),
         ));
     }
-    shared.shutdown.cancelled().await;
+    shutdown.cancelled().await;
     tracker.close();
-    let grace = shared.live.load().config.limits.shutdown_grace;
+    let grace = handles.live.load().config.limits.shutdown_grace;
     if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
         tracing::warn!(
             "{} session(s) still running after the {:?} grace period; exiting anyway",
@@ -227,18 +234,19 @@ pub async fn serve(listeners: Vec<Bound>, shared: Arc<Shared>) {
             grace
         );
     }
-    shared.protolog.shutdown();
+    handles.protolog.shutdown();
 }
 
 async fn accept_loop(
     bound: Bound,
-    shared: Arc<Shared>,
+    handles: Handles,
+    shutdown: CancellationToken,
     limiter: Arc<Limiter>,
     tracker: TaskTracker,
 ) {
     loop {
         let accepted = tokio::select! {
-            _ = shared.shutdown.cancelled() => return,
+            _ = shutdown.cancelled() => return,
             r = bound.listener.accept() => r,
         };
         let (stream, peer) = match accepted {
@@ -251,8 +259,9 @@ async fn accept_loop(
             }
         };
         let _ = stream.set_nodelay(true);
-        // The one read of the live config a session gets (SPEC §4).
-        let snapshot = shared.live.load_full();
+        // The one read of the live config a session gets (ARCHITECTURE.md, "Configuration
+        // and reload").
+        let snapshot = handles.live.load_full();
         let limits = &snapshot.config.limits;
         let Some(permit) =
             limiter.acquire(peer, limits.max_connections, limits.max_connections_per_ip)
@@ -261,12 +270,55 @@ async fn accept_loop(
             tracker.spawn(refuse(stream, bound.service, bound.implicit_tls));
             continue;
         };
-        let shared = shared.clone();
+        let (handles, shutdown) = (handles.clone(), shutdown.clone());
         let (service, implicit_tls) = (bound.service, bound.implicit_tls);
         tracker.spawn(async move {
-            crate::conn::serve(shared, snapshot, stream, service, implicit_tls).await;
+            serve_connection(&handles, snapshot, stream, service, implicit_tls, shutdown).await;
             drop(permit);
         });
+    }
+}
+
+/// Chooses the session by service and hands the connection to the driver; each session
+/// gets the handles it uses (the POP3 one also the maildrop locks).
+pub async fn serve_connection(
+    handles: &Handles,
+    snapshot: Arc<Snapshot>,
+    stream: TcpStream,
+    service: Service,
+    implicit_tls: bool,
+    shutdown: CancellationToken,
+) {
+    let (local, remote) = match (stream.local_addr(), stream.peer_addr()) {
+        (Ok(l), Ok(r)) => (l, r),
+        (Err(e), _) | (_, Err(e)) => {
+            tracing::debug!("connection gone before the session started: {e}");
+            return;
+        }
+    };
+    let env = SessionEnv {
+        snapshot: snapshot.clone(),
+        store: handles.store.clone(),
+        auth: handles.auth.clone(),
+        remote,
+        tls: implicit_tls,
+    };
+    let conn = Connection {
+        stream,
+        service,
+        implicit_tls,
+        local,
+        remote,
+        snapshot,
+        protolog: handles.protolog.clone(),
+        shutdown,
+    };
+    match service {
+        Service::Pop3 => {
+            let session = Pop3Session::new(env, handles.pop3_locks.clone());
+            crate::conn::serve_session(conn, session).await
+        }
+        Service::Imap4 => crate::conn::serve_session(conn, ImapSession::new(env)).await,
     }
 }
 

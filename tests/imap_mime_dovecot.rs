@@ -18,8 +18,8 @@ use std::time::Duration;
 
 use imap_codec::imap_types::command::CommandBody;
 use imap_codec::imap_types::fetch::{MacroOrMessageDataItemNames, MessageDataItemName};
+use mailserver::imap::decode::parse_command;
 use mailserver::imap::encode::{flatten, FetchWriter};
-use mailserver::imap::framing::parse_command;
 use mailserver::imap::mime::{self, Section};
 
 /// (name, message with LF line endings; written with CRLF).

@@ -4,12 +4,10 @@
 
 mod imap_session_common;
 
-use std::sync::Arc;
-
 use base64::Engine;
 use imap_session_common::*;
-use mailserver::conn::{Output, Session, SessionEnv, SharedUsers, Step};
 use mailserver::imap::session::ImapSession;
+use mailserver::session::{Output, Session, SessionEnv, Step};
 use tokio::io::AsyncWriteExt;
 
 fn has(lines: &[String], want: &str) -> bool {
@@ -515,7 +513,7 @@ async fn shutdown_ends_idle_with_bye() {
     c.ok("SELECT INBOX").await;
     c.send("i1 IDLE").await;
     assert_eq!(c.line().await, "+ idling");
-    s.shared.shutdown.cancel();
+    s.shutdown.cancel();
     assert_eq!(c.line().await, "* BYE Server shutting down.");
     assert!(c.eof().await);
 }
@@ -544,10 +542,9 @@ async fn idle_sees_a_change_made_right_after_it_started() {
 /// A session as the driver would build it for a peer at `remote`, with or without TLS.
 fn session_for(s: &Server, remote: &str, tls: bool) -> ImapSession {
     ImapSession::new(SessionEnv {
-        shared: s.shared.clone(),
-        snapshot: s.snapshot.clone(),
-        auth: Arc::new(SharedUsers(s.shared.clone())),
-        local: "127.0.0.1:143".parse().unwrap(),
+        snapshot: s.handles.live.load_full(),
+        store: s.handles.store.clone(),
+        auth: s.handles.auth.clone(),
         remote: remote.parse().unwrap(),
         tls,
     })

@@ -1,15 +1,15 @@
 //! The shared driver (`conn::serve_session`) with a small line/literal/IDLE session of this
 //! file, to pin what IMAP will need from it over a real socket: literals split anywhere,
 //! `Step::Idle` woken by a watch counter, STARTTLS with plaintext discarded, and
-//! `conn::serve` handing IMAP connections to the IMAP session. The POP3 behaviour itself is
+//! `server::serve` handing IMAP connections to the IMAP session. The POP3 behaviour itself is
 //! in the other `pop3_*` tests.
 
 mod pop3_common;
 
-use std::sync::Arc;
-
-use mailserver::conn::{self, Output, Session, SessionEnv, Step};
-use mailserver::protolog::Service;
+use mailserver::conn::{self, Connection};
+use mailserver::server::{self, Bound};
+use mailserver::service::Service;
+use mailserver::session::{Output, Session, Step};
 use pop3_common::*;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
@@ -98,31 +98,35 @@ impl Session for Toy {
     }
 }
 
-/// Serves the toy session on 127.0.0.1:0 with the shared state of a test server.
+/// Serves the toy session on 127.0.0.1:0 through the real driver, with the handles of a test
+/// server. (The toy is not a protocol the server knows, so this is the one place a test
+/// accepts connections itself.)
 async fn toy_server(s: &Server, tx: &watch::Sender<u64>) -> std::net::SocketAddr {
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
-    let shared = s.shared.clone();
-    let auth = s.auth.clone();
+    let handles = s.handles.clone();
+    let shutdown = s.shutdown.clone();
     let rx = tx.subscribe();
     tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = l.accept().await else {
+            let Ok((stream, remote)) = l.accept().await else {
                 return;
             };
-            let rx = rx.clone();
-            tokio::spawn(conn::serve_session(
-                shared.clone(),
-                shared.live.load_full(),
+            let conn = Connection {
+                local: stream.local_addr().unwrap(),
+                remote,
                 stream,
-                Service::Imap4,
-                false,
-                auth.clone(),
-                move |_env: SessionEnv| Toy {
-                    watch: rx,
-                    tls: false,
-                },
-            ));
+                service: Service::Imap4,
+                implicit_tls: false,
+                snapshot: handles.live.load_full(),
+                protolog: handles.protolog.clone(),
+                shutdown: shutdown.clone(),
+            };
+            let toy = Toy {
+                watch: rx.clone(),
+                tls: false,
+            };
+            tokio::spawn(conn::serve_session(conn, toy));
         }
     });
     addr
@@ -191,13 +195,16 @@ async fn imap_is_served_through_the_same_driver() {
     let s = Server::start(Options::default()).await;
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
-    let shared = s.shared.clone();
-    tokio::spawn(async move {
-        let (stream, _) = l.accept().await.unwrap();
-        let snap = shared.live.load_full();
-        conn::serve(shared, snap, stream, Service::Imap4, false).await;
-    });
+    let listeners = vec![Bound {
+        service: Service::Imap4,
+        implicit_tls: false,
+        listener: l,
+    }];
+    tokio::spawn(server::serve(
+        listeners,
+        s.handles.clone(),
+        s.shutdown.clone(),
+    ));
     let mut c = connect(addr).await;
     c.expect("* OK [CAPABILITY IMAP4rev1").await;
-    let _ = Arc::clone(&s.shared);
 }

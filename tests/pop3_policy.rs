@@ -7,9 +7,9 @@
 mod pop3_common;
 
 use base64::Engine;
-use mailserver::conn::{Output, Piece, Session, Step};
 use mailserver::pop3::Pop3Session;
 use mailserver::protolog::LineKind;
+use mailserver::session::{Output, Piece, Session, Step};
 use pop3_common::*;
 
 /// Feeds one line, returns (step, wire text, info records).
@@ -38,7 +38,7 @@ const PLAINTEXT_ERR: &str =
 async fn non_loopback_without_tls_refuses_plaintext() {
     let srv = Server::start(Options::default()).await;
     srv.deliver("bob", "Subject: x\n\nbody\n");
-    let mut s = Pop3Session::new(srv.env("192.0.2.10:40000", false));
+    let mut s = srv.session("192.0.2.10:40000", false);
     let caps = capa(&mut s).await;
     assert!(caps.contains("STLS\r\n"));
     assert!(
@@ -86,23 +86,23 @@ async fn non_loopback_allowed_by_config_or_implicit_tls() {
         ..Options::default()
     })
     .await;
-    let mut s = Pop3Session::new(srv.env("[2001:db8::1]:40000", false));
+    let mut s = srv.session("[2001:db8::1]:40000", false);
     assert!(capa(&mut s).await.contains("USER\r\n"));
     assert_eq!(line(&mut s, "USER bob").await.1, "+OK\r\n");
 
     let srv = Server::start(Options::default()).await;
-    let mut s = Pop3Session::new(srv.env("198.51.100.7:995", true));
+    let mut s = srv.session("198.51.100.7:995", true);
     assert!(capa(&mut s).await.contains("USER\r\n"));
     assert_eq!(line(&mut s, "USER bob").await.1, "+OK\r\n");
     // IPv4-mapped loopback counts as loopback.
-    let mut s = Pop3Session::new(srv.env("[::ffff:127.0.0.1]:4000", false));
+    let mut s = srv.session("[::ffff:127.0.0.1]:4000", false);
     assert_eq!(line(&mut s, "USER bob").await.1, "+OK\r\n");
 }
 
 #[tokio::test]
 async fn redaction_for_the_protocol_log() {
     let srv = Server::start(Options::default()).await;
-    let mut s = Pop3Session::new(srv.env("127.0.0.1:40000", false));
+    let mut s = srv.session("127.0.0.1:40000", false);
     let r = |s: &Pop3Session, l: &str| {
         s.redact(l.as_bytes())
             .map(|v| String::from_utf8(v).unwrap())
@@ -132,7 +132,7 @@ async fn redaction_for_the_protocol_log() {
 async fn output_kinds_for_the_log_tee() {
     let srv = Server::start(Options::default()).await;
     srv.deliver("bob", "Subject: x\n\n.body\n");
-    let mut s = Pop3Session::new(srv.env("127.0.0.1:40000", false));
+    let mut s = srv.session("127.0.0.1:40000", false);
     line(&mut s, "USER bob").await;
     line(&mut s, "PASS secret").await;
     let mut out = Output::default();
@@ -157,7 +157,7 @@ async fn store_failures_after_login() {
     })
     .await;
     srv.deliver("bob", "Subject: x\n\nbody\n");
-    let mut s = Pop3Session::new(srv.env("127.0.0.1:40000", false));
+    let mut s = srv.session("127.0.0.1:40000", false);
     line(&mut s, "USER bob").await;
     line(&mut s, "PASS secret").await;
     line(&mut s, "RETR 1").await;
@@ -180,7 +180,7 @@ async fn store_failures_after_login() {
         text,
         "-ERR [SYS/TEMP] Some deleted messages were not removed.\r\n"
     );
-    assert!(srv.shared.pop3_locks.lock().unwrap().is_empty());
+    assert!(srv.pop3_locks.is_empty());
     inbox.fail.store(false, std::sync::atomic::Ordering::SeqCst);
     assert_eq!(inbox.uids(), [1]);
 }
@@ -188,18 +188,18 @@ async fn store_failures_after_login() {
 #[tokio::test]
 async fn lock_is_released_when_the_session_is_dropped() {
     let srv = Server::start(Options::default()).await;
-    let mut s = Pop3Session::new(srv.env("127.0.0.1:40000", false));
+    let mut s = srv.session("127.0.0.1:40000", false);
     line(&mut s, "USER bob").await;
     line(&mut s, "PASS secret").await;
-    assert!(srv.shared.pop3_locks.lock().unwrap().contains("bob"));
-    let mut t = Pop3Session::new(srv.env("127.0.0.1:40001", false));
+    assert!(srv.pop3_locks.contains("bob"));
+    let mut t = srv.session("127.0.0.1:40001", false);
     line(&mut t, "USER bob").await;
     assert_eq!(
         line(&mut t, "PASS secret").await.1,
         "-ERR [IN-USE] Mailbox is locked by another POP3 session.\r\n"
     );
     drop(s);
-    assert!(srv.shared.pop3_locks.lock().unwrap().is_empty());
+    assert!(srv.pop3_locks.is_empty());
     line(&mut t, "USER bob").await;
     assert_eq!(line(&mut t, "PASS secret").await.1, "+OK Logged in.\r\n");
 }

@@ -185,8 +185,8 @@ async fn dropped_connection_applies_nothing_and_releases_the_lock() {
     c.cmd("DELE 1", "+OK").await;
     c.cmd("DELE 2", "+OK").await;
     drop(c);
-    let shared = s.shared.clone();
-    eventually(|| shared.pop3_locks.lock().unwrap().is_empty()).await;
+    let locks = s.pop3_locks.clone();
+    eventually(|| locks.is_empty()).await;
     assert_eq!(s.uids("bob"), [1, 2]);
     assert!(!s
         .flags("bob", 1)
@@ -270,7 +270,7 @@ async fn store_failure_at_login_is_sys_temp_and_unlocks() {
     c.cmd("USER bob", "+OK").await;
     c.cmd("PASS secret", "-ERR [SYS/TEMP] Temporary storage failure.")
         .await;
-    assert!(s.shared.pop3_locks.lock().unwrap().is_empty());
+    assert!(s.pop3_locks.is_empty());
     s.faulty()
         .fail
         .store(false, std::sync::atomic::Ordering::SeqCst);
@@ -487,8 +487,8 @@ async fn idle_timeout_closes_without_applying_deletions() {
     c.cmd("DELE 1", "+OK").await;
     c.expect("-ERR Disconnected for inactivity.").await;
     c.expect_eof().await;
-    let shared = s.shared.clone();
-    eventually(|| shared.pop3_locks.lock().unwrap().is_empty()).await;
+    let locks = s.pop3_locks.clone();
+    eventually(|| locks.is_empty()).await;
     assert_eq!(s.uids("bob"), [1]);
 }
 
@@ -498,11 +498,11 @@ async fn shutdown_closes_without_applying_deletions() {
     let mut c = s.connect().await;
     c.login("bob", "secret").await;
     c.cmd("DELE 1", "+OK").await;
-    s.shared.shutdown.cancel();
+    s.shutdown.cancel();
     c.expect("-ERR Server shutting down.").await;
     c.expect_eof().await;
-    let shared = s.shared.clone();
-    eventually(|| shared.pop3_locks.lock().unwrap().is_empty()).await;
+    let locks = s.pop3_locks.clone();
+    eventually(|| locks.is_empty()).await;
     assert_eq!(s.uids("bob"), [1, 2]);
 }
 

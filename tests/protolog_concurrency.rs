@@ -6,7 +6,8 @@ mod protolog_common;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use mailserver::protolog::{Direction, LineKind, ProtoLog, Service};
+use mailserver::protolog::{Direction, LineKind, ProtoLog};
+use mailserver::service::Service;
 use protolog_common::*;
 
 const THREADS: u16 = 100;

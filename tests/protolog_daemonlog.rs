@@ -5,7 +5,8 @@
 
 mod protolog_common;
 
-use mailserver::protolog::{ProtoLog, Service};
+use mailserver::protolog::ProtoLog;
+use mailserver::service::Service;
 use protolog_common::*;
 
 #[test]

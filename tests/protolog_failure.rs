@@ -9,7 +9,8 @@ use std::io::{self, Write};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 
-use mailserver::protolog::{LineKind, ProtoLog, Service, WriterFactory};
+use mailserver::protolog::{LineKind, ProtoLog, WriterFactory};
+use mailserver::service::Service;
 use protolog_common::*;
 
 #[test]

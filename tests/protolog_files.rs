@@ -3,7 +3,8 @@
 
 mod protolog_common;
 
-use mailserver::protolog::{LineKind, ProtoLog, Service};
+use mailserver::protolog::{LineKind, ProtoLog};
+use mailserver::service::Service;
 use protolog_common::*;
 
 #[test]
@@ -191,7 +192,7 @@ fn size_cap_rolls_at_record_boundaries_and_loses_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let mut cfg = config(5, dir);
-    cfg.pop3_log.size_limit_kib = 1;
+    cfg.size_limit_kib = 1;
     let log = ProtoLog::new();
     let mut s = log.session_start(Service::Pop3, &cfg, local(), remote(1));
     for i in 0..200 {
@@ -231,7 +232,7 @@ fn size_cap_rolls_at_record_boundaries_and_loses_nothing() {
 fn a_record_longer_than_the_cap_still_gets_written_whole() {
     let tmp = tempfile::tempdir().unwrap();
     let mut cfg = config(2, tmp.path());
-    cfg.pop3_log.size_limit_kib = 1;
+    cfg.size_limit_kib = 1;
     let log = ProtoLog::new();
     let mut s = log.session_start(Service::Pop3, &cfg, local(), remote(1));
     let long = vec![b'x'; 3000];

@@ -3,7 +3,8 @@
 
 mod protolog_common;
 
-use mailserver::protolog::{Direction, LineKind, ProtoLog, Service};
+use mailserver::protolog::{Direction, LineKind, ProtoLog};
+use mailserver::service::Service;
 use protolog_common::*;
 
 /// A POP3 transcript exercising every kind of record, at `level`; returns the records.
@@ -21,7 +22,7 @@ fn transcript(level: u32) -> Vec<(char, String)> {
     s.client(LineKind::Command, b"USER alice");
     s.server(LineKind::Status, b"+OK");
     s.client(LineKind::Secret, b"PASS ***");
-    s.auth_result("alice", "USER", true);
+    s.info(AUTH.1);
     s.server(LineKind::Status, b"+OK logged in");
     s.client(LineKind::Command, b"LIST");
     s.server(LineKind::Status, b"+OK 1 messages");
@@ -36,7 +37,7 @@ fn transcript(level: u32) -> Vec<(char, String)> {
     s.server(LineKind::Reply, b".");
     s.client(LineKind::Command, b"APPEND-LIKE");
     s.content(Direction::ClientToServer, b"abc\r\ndef");
-    s.tls_established("TLSv1.3", "TLS13_AES_256_GCM_SHA384");
+    s.info(TLS.1);
     s.end(120, 4567);
     let files = log_files(tmp.path());
     if level == 0 {

@@ -28,7 +28,7 @@ use toml::Spanned;
 
 use registry::{Locator, RegData, Source};
 
-use crate::protolog::Service;
+use crate::service::Service;
 
 /// The validated configuration. Immutable; a reload builds a new one.
 #[derive(Debug, Clone)]

@@ -82,7 +82,7 @@ fn full_file_resolves_relative_paths_against_config_dir() {
     assert_eq!(c.imap_log.level, 2);
     assert_eq!(c.imap_log.path, PathBuf::from("/etc/ms/data"));
     assert_eq!(c.imap_log.size_limit_kib, 1024);
-    assert_eq!(c.protocol_log(crate::protolog::Service::Pop3).level, 5);
+    assert_eq!(c.protocol_log(crate::service::Service::Pop3).level, 5);
 }
 
 #[test]

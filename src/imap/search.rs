@@ -418,7 +418,7 @@ fn decode_word(s: &[u8]) -> Option<(String, usize)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::imap::framing::parse_command;
+    use crate::imap::decode::parse_command;
     use imap_codec::imap_types::command::CommandBody;
     use std::time::{Duration, SystemTime};
 

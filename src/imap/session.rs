@@ -4,17 +4,17 @@
 //!
 //! Owns: assembling a command from the driver's lines and literals (RFC 3501 §4.3 literals,
 //! §7.5 the `+` continuation request, RFC 7888 LITERAL+), decoding it with imap-codec
-//! ([`super::framing::parse_command`]), the state check (§3, one place), the tagged
+//! ([`super::decode::parse_command`]), the state check (§3, one place), the tagged
 //! completion, the "too many invalid commands" limit, the redaction of `LOGIN` passwords and
 //! SASL payloads for the protocol log (SPEC §5), and announcing what other sessions did
 //! (§5.2, §7.4.1: `EXPUNGE`, `EXISTS`, `RECENT`, `FETCH FLAGS`) at the points the RFC allows.
 //!
 //! The session never touches the socket (STYLE principle 6): it implements
-//! [`crate::conn::Session`]; the shared driver frames lines (`line_limit`), reads the literals
+//! [`crate::session::Session`]; the shared driver frames lines (`line_limit`), reads the literals
 //! the session asks for ([`Step::ReadLiteral`]) and tees everything to the protocol log. The
 //! literal announcement at the end of a line (`{n}` / `{n+}`) is therefore recognised here
-//! rather than by [`super::framing::Framer`], which is written for a driver that owns the
-//! buffer; the limits are the framer's ([`framing::Limits`]).
+//! rather than by [`super::decode::Framer`], which is written for a driver that owns the
+//! buffer; the limits are the framer's ([`decode::Limits`]).
 //!
 //! Expunge announcements (§7.4.1): after `FETCH`, `STORE` and `SEARCH` (and their UID forms)
 //! only `EXISTS` and flag changes are announced; expunges by others stay pending (the expunged
@@ -38,8 +38,8 @@ use bounded_static::IntoBoundedStatic;
 use imap_codec::imap_types::command::{Command, CommandBody};
 use tokio::sync::watch;
 
-use super::framing::{self, FrameError};
-use crate::conn::{Output, Session, SessionEnv, Step};
+use super::decode::{self, literal_at_end, FrameError};
+use crate::session::{Output, Session, SessionEnv, Step};
 use crate::store::{self, Changes, Mailbox, MessageMeta, UserStore, View};
 
 /// Consecutive `BAD` replies after which the session says `* BYE` and closes (SPEC §8).
@@ -128,7 +128,6 @@ pub fn store_error_text(e: &store::Error) -> &'static str {
             tracing::warn!("store: {e}");
             "[NOPERM] Permission denied."
         }
-        K::InUse => "[INUSE] Mailbox is in use, try again later.",
         K::OverLimit => "[OVERQUOTA] Quota exceeded.",
         K::Temporary => {
             tracing::warn!("store: {e}");
@@ -175,13 +174,13 @@ pub struct ImapSession {
     /// Consecutive `BAD` replies.
     bad: u32,
     /// Line, literal and command size limits (from `max_message_bytes`).
-    limits: framing::Limits,
+    limits: decode::Limits,
 }
 
 impl ImapSession {
     pub fn new(env: SessionEnv) -> ImapSession {
         let limits =
-            framing::Limits::for_message_size(env.snapshot.config.limits.max_message_bytes);
+            decode::Limits::for_message_size(env.snapshot.config.limits.max_message_bytes);
         let tls = env.tls;
         ImapSession {
             env,
@@ -249,7 +248,7 @@ impl ImapSession {
 
     /// One complete command (lines and literals, CRLF included).
     async fn execute(&mut self, bytes: Vec<u8>, out: &mut Output) -> Step {
-        let cmd: Command<'static> = match framing::parse_command(&bytes) {
+        let cmd: Command<'static> = match decode::parse_command(&bytes) {
             Ok(c) => c.into_static(),
             Err(e) => {
                 let tag = e.tag.unwrap_or_else(|| "*".into());
@@ -538,7 +537,7 @@ impl ImapSession {
         literal: Option<(u64, bool)>,
         out: &mut Output,
     ) -> Step {
-        let tag = framing::tag_of(&self.pending)
+        let tag = decode::tag_of(&self.pending)
             .map(|t| String::from_utf8_lossy(t).into_owned())
             .unwrap_or_else(|| "*".into());
         self.pending.clear();
@@ -623,7 +622,7 @@ impl Session for ImapSession {
     fn on_too_long(&mut self, out: &mut Output) -> Step {
         let tag = match std::mem::replace(&mut self.input, Input::Command) {
             Input::Sasl { tag } | Input::Idle { tag } => tag,
-            _ => framing::tag_of(&self.pending)
+            _ => decode::tag_of(&self.pending)
                 .map(|t| String::from_utf8_lossy(t).into_owned())
                 .unwrap_or_else(|| "*".into()),
         };
@@ -762,29 +761,9 @@ pub(crate) fn write_changes(sel: &mut Selected, changes: &Changes, out: &mut Out
     }
 }
 
-/// If `line` ends with `{n}` or `{n+}`, the literal length and whether it is synchronizing.
-pub(crate) fn literal_at_end(line: &[u8]) -> Option<(u64, bool)> {
-    let line = line.strip_suffix(b"}")?;
-    let (line, sync) = match line.strip_suffix(b"+") {
-        Some(l) => (l, false),
-        None => (line, true),
-    };
-    let open = line.iter().rposition(|&b| b == b'{')?;
-    let digits = &line[open + 1..];
-    if digits.is_empty() || digits.len() > 20 || !digits.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    Some((
-        digits.iter().fold(0u64, |acc, &d| {
-            acc.saturating_mul(10).saturating_add(u64::from(d - b'0'))
-        }),
-        sync,
-    ))
-}
-
 /// Whether `buf` starts with `<tag> <name>` followed by a space or the end (case-insensitive).
 fn is_command(buf: &[u8], name: &[u8]) -> bool {
-    let Some(tag) = framing::tag_of(buf) else {
+    let Some(tag) = decode::tag_of(buf) else {
         return false;
     };
     let rest = &buf[tag.len() + 1..];
@@ -796,7 +775,7 @@ fn is_command(buf: &[u8], name: &[u8]) -> bool {
 /// `a1 LOGIN alice secret` → `a1 LOGIN alice ***`; `a1 AUTHENTICATE PLAIN <ir>` →
 /// `a1 AUTHENTICATE PLAIN ***`. `None` for lines without secrets.
 pub(crate) fn redact_command(line: &[u8]) -> Option<Vec<u8>> {
-    let tag = framing::tag_of(line)?;
+    let tag = decode::tag_of(line)?;
     if is_command(line, b"AUTHENTICATE") {
         let start = tag.len() + 1 + "AUTHENTICATE".len();
         let rest = &line[start..];
@@ -853,19 +832,6 @@ pub(crate) fn redact_command(line: &[u8]) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn literal_announcements() {
-        assert_eq!(literal_at_end(b"a APPEND x {5}"), Some((5, true)));
-        assert_eq!(literal_at_end(b"a APPEND x {12+}"), Some((12, false)));
-        assert_eq!(literal_at_end(b"a APPEND x {}"), None);
-        assert_eq!(literal_at_end(b"a APPEND x {a}"), None);
-        assert_eq!(literal_at_end(b"a NOOP"), None);
-        assert_eq!(
-            literal_at_end(b"{99999999999999999999}"),
-            Some((u64::MAX, true))
-        );
-    }
 
     #[test]
     fn login_and_authenticate_are_redacted() {

@@ -9,4 +9,4 @@ pub mod command;
 pub mod reply;
 pub mod session;
 
-pub use session::Pop3Session;
+pub use session::{MaildropLocks, Pop3Session};

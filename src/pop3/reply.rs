@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use crate::conn::Output;
+use crate::session::Output;
 
 /// `+OK text` (a completion line).
 pub fn ok(out: &mut Output, text: &str) {
@@ -136,7 +136,7 @@ pub fn top(msg: &[u8], lines: u32) -> &[u8] {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::conn::Piece;
+    use crate::session::Piece;
     use crate::protolog::LineKind;
 
     #[test]

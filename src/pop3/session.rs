@@ -22,7 +22,8 @@
 //! Ten consecutive `-ERR` replies (bad commands, wrong state, failed logins, ...) end the
 //! session with `-ERR Too many bad commands.`; any `+OK` resets the count.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 
 use base64::Engine;
 use md5::{Digest, Md5};
@@ -31,8 +32,7 @@ use subtle::ConstantTimeEq;
 use super::command::{self, Command};
 use super::reply;
 use crate::auth::{failure_delay, AuthResult, Secret};
-use crate::conn::{Output, Session, SessionEnv, Step};
-use crate::server::Shared;
+use crate::session::{Output, Session, SessionEnv, Step};
 use crate::store::{self, ErrorKind, FlagOp, Flags, Mailbox, View};
 
 /// RFC 2449 §4: command lines are at most 255 octets including CRLF.
@@ -76,25 +76,44 @@ struct Maildrop {
     _lock: MaildropLock,
 }
 
-/// The exclusive POP3 lock on a user's maildrop (`Shared::pop3_locks`), released on drop
-/// however the session ends.
+/// The maildrops locked by POP3 sessions right now: one table per daemon, shared by its
+/// POP3 sessions (and nothing else), so a second session for a user gets `-ERR [IN-USE]`.
+#[derive(Debug, Default)]
+pub struct MaildropLocks(Mutex<HashSet<String>>);
+
+impl MaildropLocks {
+    /// Whether `user`'s maildrop is locked now (tests observe the table through this).
+    #[cfg(any(test, feature = "test-support"))]
+    pub fn contains(&self, user: &str) -> bool {
+        self.table().contains(user)
+    }
+
+    /// Whether no maildrop is locked now.
+    #[cfg(any(test, feature = "test-support"))]
+    pub fn is_empty(&self) -> bool {
+        self.table().is_empty()
+    }
+
+    fn table(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        self.0.lock().unwrap_or_else(|poison| poison.into_inner())
+    }
+}
+
+/// The exclusive POP3 lock on a user's maildrop, released on drop however the session ends.
 struct MaildropLock {
-    shared: Arc<Shared>,
+    locks: Arc<MaildropLocks>,
     user: String,
 }
 
 impl MaildropLock {
-    /// `None` if another session holds it (no waiting: SPEC §8).
-    fn acquire(shared: &Arc<Shared>, user: &str) -> Option<MaildropLock> {
-        let mut locks = shared
-            .pop3_locks
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner());
-        if !locks.insert(user.to_string()) {
+    /// `None` if another session holds it (no waiting: RFC 1939 §8 allows refusing at once,
+    /// as Dovecot does).
+    fn acquire(locks: &Arc<MaildropLocks>, user: &str) -> Option<MaildropLock> {
+        if !locks.table().insert(user.to_string()) {
             return None;
         }
         Some(MaildropLock {
-            shared: shared.clone(),
+            locks: locks.clone(),
             user: user.to_string(),
         })
     }
@@ -102,12 +121,7 @@ impl MaildropLock {
 
 impl Drop for MaildropLock {
     fn drop(&mut self) {
-        let mut locks = self
-            .shared
-            .pop3_locks
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner());
-        locks.remove(&self.user);
+        self.locks.table().remove(&self.user);
     }
 }
 
@@ -117,6 +131,8 @@ type Handled = Result<Step, String>;
 /// One POP3 session (the driver in `conn.rs` owns the socket).
 pub struct Pop3Session {
     env: SessionEnv,
+    /// The daemon's table of locked maildrops (taken at login).
+    locks: Arc<MaildropLocks>,
     /// TLS is active (implicit, or after `STLS`).
     tls: bool,
     state: State,
@@ -129,7 +145,7 @@ pub struct Pop3Session {
 }
 
 impl Pop3Session {
-    pub fn new(env: SessionEnv) -> Pop3Session {
+    pub fn new(env: SessionEnv, locks: Arc<MaildropLocks>) -> Pop3Session {
         let timestamp = format!(
             "<{}.{:016x}@{}>",
             std::process::id(),
@@ -139,6 +155,7 @@ impl Pop3Session {
         Pop3Session {
             tls: env.tls,
             env,
+            locks,
             state: State::Authorization {
                 user: None,
                 sasl: false,
@@ -402,10 +419,10 @@ impl Pop3Session {
             "authentication succeeded: user={} mechanism={mechanism}",
             printable(&user)
         ));
-        let Some(lock) = MaildropLock::acquire(&self.env.shared, &user) else {
+        let Some(lock) = MaildropLock::acquire(&self.locks, &user) else {
             return Err(IN_USE.into());
         };
-        let store = self.env.shared.store.clone();
+        let store = self.env.store.clone();
         let u = user.clone();
         let opened = blocking(move || {
             let mailbox = store.user(&u)?.open("INBOX")?;

@@ -34,11 +34,11 @@
 pub mod record;
 mod sink;
 
+#[cfg(feature = "test-support")]
 pub use record::{decode_data_field, split_record, FIELDS};
-pub use sink::{
-    default_writer_factory, WriterFactory, END_FLUSH_WAIT, FLUSH_INTERVAL, QUEUE_CAP_BYTES,
-    WRITE_BATCH_BYTES,
-};
+pub use sink::{default_writer_factory, WriterFactory};
+#[cfg(feature = "test-support")]
+pub use sink::{END_FLUSH_WAIT, FLUSH_INTERVAL, QUEUE_CAP_BYTES, WRITE_BATCH_BYTES};
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -46,6 +46,8 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use crate::service::Service;
+use crate::config::ProtocolLogSettings;
 use record::{Event, SessionFields};
 use sink::{Pushed, Sink};
 
@@ -58,30 +60,6 @@ pub const MAX_CONTENT_RECORD: usize = 64 * 1024;
 /// records hands them over in pieces of about this size, so memory stays bounded and a huge
 /// literal never exceeds the queue cap in one piece.
 const CONTENT_BATCH_BYTES: usize = 256 * 1024;
-
-/// The two services that log (the `#Service:` header line).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Service {
-    Pop3,
-    Imap4,
-}
-
-impl Service {
-    /// The name written in `#Service:`.
-    pub fn header_name(self) -> &'static str {
-        match self {
-            Service::Pop3 => "POP3",
-            Service::Imap4 => "IMAP4",
-        }
-    }
-
-    fn index(self) -> usize {
-        match self {
-            Service::Pop3 => 0,
-            Service::Imap4 => 1,
-        }
-    }
-}
 
 /// What a line is, as decided by the session that parsed or produced it (STYLE principle 11).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -162,11 +140,10 @@ impl ProtoLog {
     pub fn session_start(
         &self,
         service: Service,
-        config: &crate::config::Config,
+        settings: &ProtocolLogSettings,
         local: SocketAddr,
         remote: SocketAddr,
     ) -> SessionLog {
-        let settings = config.protocol_log(service);
         let sink = &self.sinks[service.index()];
         let epoch = sink.session_start(settings);
         let has_writer = self.writers.lock().map(|w| w[service.index()].is_some());
@@ -198,7 +175,8 @@ impl ProtoLog {
         log
     }
 
-    /// Writes and flushes every queued record of both services now.
+    /// Writes and flushes every queued record of both services now (tests, benchmarks).
+    #[cfg(any(test, feature = "test-support"))]
     pub fn flush_all(&self) {
         for sink in &self.sinks {
             sink.flush();
@@ -450,20 +428,6 @@ impl SessionLog {
         self.record(1, Event::Info, text.as_bytes());
     }
 
-    /// `*` record of a completed TLS handshake (level 1+).
-    pub fn tls_established(&mut self, protocol: &str, cipher: &str) {
-        self.info(&format!("TLS established {protocol} {cipher}"));
-    }
-
-    /// `*` record of an authentication result with user and mechanism (level 1+); never
-    /// pass a secret here.
-    pub fn auth_result(&mut self, user: &str, mechanism: &str, success: bool) {
-        let outcome = if success { "success" } else { "failure" };
-        self.info(&format!(
-            "authentication {outcome} user={user} mechanism={mechanism}"
-        ));
-    }
-
     /// The `-` disconnect record with duration and byte counts; waits (bounded by
     /// [`END_FLUSH_WAIT`]) until the session's records are flushed to the file. The wait
     /// blocks the calling thread (normally for one `write`), so an async caller that cannot
@@ -541,47 +505,15 @@ impl Drop for SessionLog {
 mod tests {
     use super::*;
 
-    use crate::config::{
-        AuthSettings, Config, Limits, Listeners, ProtocolLogSettings, ServerSettings,
-    };
-    use std::path::{Path, PathBuf};
+    use crate::config::ProtocolLogSettings;
+    use std::path::Path;
     use std::time::Duration;
 
-    fn config(level: u32, dir: &Path) -> Config {
-        let log = ProtocolLogSettings {
+    fn config(level: u32, dir: &Path) -> ProtocolLogSettings {
+        ProtocolLogSettings {
             level,
             path: dir.to_path_buf(),
             size_limit_kib: 0,
-        };
-        let none = Listeners {
-            listen: vec![],
-            tls_listen: vec![],
-        };
-        Config {
-            path: PathBuf::from("/t/mailserver.toml"),
-            server: ServerSettings {
-                hostname: "t".into(),
-                data_dir: dir.to_path_buf(),
-            },
-            imap: none.clone(),
-            pop3: none,
-            tls: None,
-            auth: AuthSettings {
-                users_file: dir.join("users"),
-                allow_plaintext: false,
-            },
-            limits: Limits {
-                max_connections: 1,
-                max_connections_per_ip: 1,
-                imap_idle_timeout: Duration::from_secs(1800),
-                pop3_idle_timeout: Duration::from_secs(600),
-                max_message_bytes: 1 << 20,
-                shutdown_grace: Duration::from_secs(1),
-            },
-            registry: Default::default(),
-            pop3_log: log.clone(),
-            imap_log: log,
-            warnings: vec![],
         }
     }
 

@@ -335,11 +335,6 @@ impl RecordPrefix {
         push_after_seq(&mut self.buf, session, event);
     }
 
-    /// The prefix bytes.
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.buf
-    }
-
     /// Appends one whole record (this prefix, `data` as the data field, `\n`) to `out` and
     /// moves on to the next sequence number.
     pub fn push_record(&mut self, out: &mut Vec<u8>, data: &[u8]) {
@@ -394,6 +389,7 @@ fn push_after_seq(out: &mut Vec<u8>, session: &SessionFields, event: Event) {
 
 /// Decodes a `data` field written by [`push_data_field`] (quotes removed, `""` undone,
 /// `\xNN` decoded). For tests and log readers; `None` if the field is malformed.
+#[cfg(any(test, feature = "test-support"))]
 pub fn decode_data_field(field: &str) -> Option<Vec<u8>> {
     let inner: String = if let Some(q) = field.strip_prefix('"') {
         let q = q.strip_suffix('"')?;
@@ -433,6 +429,7 @@ pub fn decode_data_field(field: &str) -> Option<Vec<u8>> {
 
 /// Splits one record line (without `\n`) into its seven fields, honouring RFC 4180 quotes
 /// (only the last field can be quoted). `None` if the line is not a well-formed record.
+#[cfg(any(test, feature = "test-support"))]
 pub fn split_record(line: &str) -> Option<[&str; 7]> {
     let mut fields = [""; 7];
     let mut rest = line;

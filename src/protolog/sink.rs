@@ -414,6 +414,7 @@ impl Sink {
     }
 
     /// Writes and flushes everything queued, now, in the caller's thread.
+    #[cfg(any(test, feature = "test-support"))]
     pub(crate) fn flush(&self) {
         let mut st = lock(&self.file);
         self.drain_locked(&mut st, false);

@@ -17,7 +17,6 @@ pub enum ErrorKind {
     NotFound,
     Exists,
     NoPermission,
-    InUse,
     OverLimit,
     Temporary,
     Internal,
@@ -232,6 +231,7 @@ pub trait Mailbox: Send + Sync {
 }
 
 /// The Maildir++ store rooted at `root` (`data_dir/mail`); users live in `root/<user>/`.
+#[cfg(any(test, feature = "test-support"))]
 pub fn maildir_store(root: std::path::PathBuf) -> Arc<dyn Store> {
     Arc::new(maildir::MaildirStore::new(root))
 }

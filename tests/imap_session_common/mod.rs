@@ -1,20 +1,20 @@
-//! Shared harness of the `imap_session*` tests: the real connection driver
-//! (`conn::serve_session`), the real IMAP session, the real Maildir store in a tempdir and
+//! Shared harness of the `imap_session*` tests: the real server (`server::serve`, the
+//! daemon's accept loop and driver), the real IMAP session, the real Maildir store in a tempdir and
 //! the real passwd-file users, over sockets on 127.0.0.1:0. Every read is bounded in time.
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+
 use std::time::Duration;
 
-use mailserver::conn::{self, SharedUsers};
-use mailserver::imap::session::ImapSession;
-use mailserver::protolog::{ProtoLog, Service};
-use mailserver::server::{build_snapshot, Shared, Snapshot};
+use mailserver::server::{self, Bound, Handles};
+use mailserver::service::Service;
+use mailserver::session::Snapshot;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
 
 pub const USER: &str = "alice";
 pub const PASS: &str = "wonderland";
@@ -41,8 +41,10 @@ impl Default for Options {
 pub struct Server {
     pub dir: tempfile::TempDir,
     pub addr: SocketAddr,
-    pub shared: Arc<Shared>,
-    pub snapshot: Arc<Snapshot>,
+    /// What the server hands to sessions (the daemon's own kind: Maildir, passwd-file).
+    pub handles: Handles,
+    /// Fires the server's shutdown.
+    pub shutdown: CancellationToken,
 }
 
 impl Server {
@@ -87,47 +89,22 @@ max_message_bytes = {max}
         let path = d.join("mailserver.toml");
         std::fs::write(&path, cfg).unwrap();
         let config = mailserver::config::load(&path).unwrap();
-        let snapshot = build_snapshot(config).unwrap();
-        let shared = Arc::new(Shared {
-            live: arc_swap::ArcSwap::from_pointee(
-                build_snapshot(mailserver::config::load(&path).unwrap()).unwrap(),
-            ),
-            store: mailserver::store::maildir_store(d.join("mail")),
-            users: mailserver::auth::Users::new(),
-            protolog: ProtoLog::new(),
-            pop3_locks: Mutex::new(Default::default()),
-            shutdown: tokio_util::sync::CancellationToken::new(),
-        });
-        let snapshot = Arc::new(snapshot);
+        // The daemon's handles: the Maildir store under data_dir/mail, passwd-file users.
+        let handles = Handles::new(Snapshot::build(config).unwrap());
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let (sh, sn) = (shared.clone(), snapshot.clone());
-        tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    return;
-                };
-                let (sh, sn) = (sh.clone(), sn.clone());
-                tokio::spawn(async move {
-                    let auth = Arc::new(SharedUsers(sh.clone()));
-                    conn::serve_session(
-                        sh,
-                        sn,
-                        stream,
-                        Service::Imap4,
-                        false,
-                        auth,
-                        ImapSession::new,
-                    )
-                    .await;
-                });
-            }
-        });
+        let listeners = vec![Bound {
+            service: Service::Imap4,
+            implicit_tls: false,
+            listener,
+        }];
+        let shutdown = CancellationToken::new();
+        tokio::spawn(server::serve(listeners, handles.clone(), shutdown.clone()));
         Server {
             dir,
             addr,
-            shared,
-            snapshot,
+            handles,
+            shutdown,
         }
     }
 
@@ -158,7 +135,7 @@ max_message_bytes = {max}
 
     /// Text of every protocol log file (after the sessions ended).
     pub fn protocol_log(&self) -> String {
-        self.shared.protolog.flush_all();
+        self.handles.protolog.flush_all();
         let mut s = String::new();
         if let Ok(rd) = std::fs::read_dir(self.dir.path().join("logs")) {
             for e in rd.flatten() {

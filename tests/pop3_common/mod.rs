@@ -1,6 +1,6 @@
 //! Test support for the POP3 integration tests that run the driver in-process.
 //!
-//! [`Server::start`] serves POP3 through the daemon's own entry point (`conn::serve`) on
+//! [`Server::start`] serves POP3 through the daemon's own entry point (`server::serve`, as the daemon runs it) on
 //! 127.0.0.1:0 with the REAL storage and users: `MaildirStore` rooted at `data_dir/mail` and
 //! the daemon's `auth::Users` reading a passwd-file ([`USERS`]) in the server's tempdir.
 //! Mail is dropped into `new/` as an MTA does ([`Server::deliver`]); what a test checks
@@ -13,7 +13,7 @@
 //! missing users file is one (SPEC §6).
 #![allow(dead_code)]
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -25,9 +25,11 @@ use mailserver::auth::Users;
 use mailserver::config::{
     AuthSettings, Config, Limits, Listeners, ProtocolLogSettings, ServerSettings,
 };
-use mailserver::conn::{self, Authenticator};
-use mailserver::protolog::{ProtoLog, Service};
-use mailserver::server::{Shared, Snapshot};
+use mailserver::pop3::MaildropLocks;
+use mailserver::protolog::ProtoLog;
+use mailserver::server::{self, Bound, Handles};
+use mailserver::service::Service;
+use mailserver::session::{Authenticator, SessionEnv, Snapshot};
 use mailserver::store::maildir::MaildirStore;
 use mailserver::store::{
     self, Changes, ErrorKind, FlagOp, Flags, Mailbox, MailboxInfo, MailboxStatus, MessageMeta,
@@ -379,8 +381,13 @@ pub struct Server {
     pub addr: SocketAddr,
     /// Implicit TLS (POP3S).
     pub tls_addr: SocketAddr,
-    pub shared: Arc<Shared>,
-    /// The store the sessions use (`shared.store`).
+    /// The handles the server hands to sessions (the daemon's own kind).
+    pub handles: Handles,
+    /// The table of locked maildrops (`handles.pop3_locks`).
+    pub pop3_locks: Arc<MaildropLocks>,
+    /// Fires the server's shutdown (`server::serve` drains and returns).
+    pub shutdown: CancellationToken,
+    /// The store the sessions use (`handles.store`).
     pub store: Arc<dyn Store>,
     /// Set only with [`Backend::FaultInjection`].
     mem: Option<MemStore>,
@@ -407,42 +414,34 @@ impl Server {
                 (Arc::new(m.clone()), Some(m))
             }
         };
-        let shared = Arc::new(Shared {
-            live: ArcSwap::from(snapshot),
+        let auth: Arc<dyn Authenticator> = Arc::new(Users::new());
+        let handles = Handles {
+            live: Arc::new(ArcSwap::from(snapshot)),
             store: store.clone(),
-            users: Users::new(),
+            auth: auth.clone(),
             protolog: ProtoLog::new(),
-            pop3_locks: Mutex::new(HashSet::new()),
-            shutdown: CancellationToken::new(),
-        });
-        let auth: Arc<dyn Authenticator> = Arc::new(conn::SharedUsers(shared.clone()));
+            pop3_locks: Arc::default(),
+        };
         let plain = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let tls = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let (addr, tls_addr) = (plain.local_addr().unwrap(), tls.local_addr().unwrap());
-        for (listener, implicit) in [(plain, false), (tls, true)] {
-            let shared = shared.clone();
-            tokio::spawn(async move {
-                loop {
-                    let Ok((stream, _)) = listener.accept().await else {
-                        return;
-                    };
-                    // As the daemon's accept loop: one snapshot per connection, then the
-                    // daemon's own entry point (real Users through `Shared`).
-                    let snapshot = shared.live.load_full();
-                    tokio::spawn(conn::serve(
-                        shared.clone(),
-                        snapshot,
-                        stream,
-                        Service::Pop3,
-                        implicit,
-                    ));
-                }
-            });
-        }
+        let listeners = [(plain, false), (tls, true)]
+            .into_iter()
+            .map(|(listener, implicit_tls)| Bound {
+                service: Service::Pop3,
+                implicit_tls,
+                listener,
+            })
+            .collect();
+        // The daemon's own accept loop: one snapshot per connection, caps, the real users.
+        let shutdown = CancellationToken::new();
+        tokio::spawn(server::serve(listeners, handles.clone(), shutdown.clone()));
         Server {
             addr,
             tls_addr,
-            shared,
+            pop3_locks: handles.pop3_locks.clone(),
+            handles,
+            shutdown,
             store,
             mem,
             cert,
@@ -514,14 +513,18 @@ impl Server {
         maildir_files(&self.maildir(user))
     }
 
+    /// A POP3 session as the server would build it for a connection from `remote`.
+    pub fn session(&self, remote: &str, tls: bool) -> mailserver::pop3::Pop3Session {
+        mailserver::pop3::Pop3Session::new(self.env(remote, tls), self.pop3_locks.clone())
+    }
+
     /// What a session would get for a connection from `remote` (session-level tests that
     /// need a peer address 127.0.0.1 sockets cannot give, e.g. non-loopback).
-    pub fn env(&self, remote: &str, tls: bool) -> conn::SessionEnv {
-        conn::SessionEnv {
-            shared: self.shared.clone(),
-            snapshot: self.shared.live.load_full(),
+    pub fn env(&self, remote: &str, tls: bool) -> SessionEnv {
+        SessionEnv {
+            snapshot: self.handles.live.load_full(),
+            store: self.store.clone(),
             auth: self.auth.clone(),
-            local: "192.0.2.1:110".parse().unwrap(),
             remote: remote.parse().unwrap(),
             tls,
         }

@@ -4,50 +4,11 @@
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use mailserver::config::{
-    AuthSettings, Config, Limits, Listeners, ProtocolLogSettings, ServerSettings,
-};
+use mailserver::config::ProtocolLogSettings;
 use mailserver::protolog::{decode_data_field, split_record, FIELDS};
-
-/// A snapshot with the given POP3 and IMAP protocol-log settings.
-pub fn config_with(pop3: ProtocolLogSettings, imap: ProtocolLogSettings) -> Config {
-    Config {
-        path: PathBuf::from("/nonexistent/mailserver.toml"),
-        server: ServerSettings {
-            hostname: "mail.test".into(),
-            data_dir: PathBuf::from("/nonexistent/data"),
-        },
-        imap: Listeners {
-            listen: vec![],
-            tls_listen: vec![],
-        },
-        pop3: Listeners {
-            listen: vec![],
-            tls_listen: vec![],
-        },
-        tls: None,
-        auth: AuthSettings {
-            users_file: PathBuf::from("/nonexistent/users"),
-            allow_plaintext: false,
-        },
-        limits: Limits {
-            max_connections: 10,
-            max_connections_per_ip: 10,
-            imap_idle_timeout: Duration::from_secs(1800),
-            pop3_idle_timeout: Duration::from_secs(600),
-            max_message_bytes: 1 << 20,
-            shutdown_grace: Duration::from_secs(1),
-        },
-        registry: Default::default(),
-        pop3_log: pop3,
-        imap_log: imap,
-        warnings: vec![],
-    }
-}
 
 pub fn settings(level: u32, path: &Path) -> ProtocolLogSettings {
     ProtocolLogSettings {
@@ -57,9 +18,10 @@ pub fn settings(level: u32, path: &Path) -> ProtocolLogSettings {
     }
 }
 
-/// Both services at `level` in `path`.
-pub fn config(level: u32, path: &Path) -> Config {
-    config_with(settings(level, path), settings(level, path))
+/// The protocol-log settings of a session snapshot: `level` in `path` (the same for both
+/// services: `ProtoLog::session_start` takes the settings of the service it starts).
+pub fn config(level: u32, path: &Path) -> ProtocolLogSettings {
+    settings(level, path)
 }
 
 pub fn local() -> SocketAddr {

@@ -8,7 +8,7 @@ use imap_codec::imap_types::mailbox::Mailbox as ImapMailbox;
 
 use super::super::session::{Fail, ImapSession, Res};
 use super::{blocking, mailbox_name, split_flags, trycreate};
-use crate::conn::Output;
+use crate::session::Output;
 
 impl ImapSession {
     pub(crate) async fn append(

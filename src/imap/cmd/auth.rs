@@ -1,7 +1,7 @@
 //! Authentication: STARTTLS (RFC 3501 §6.2.1, RFC 2595), LOGIN (§6.2.3), AUTHENTICATE PLAIN
 //! (§6.2.2, RFC 4616) with SASL-IR (RFC 4959).
 //!
-//! Passwords are checked by the connection's [`crate::conn::Authenticator`] (the daemon's
+//! Passwords are checked by the connection's [`crate::session::Authenticator`] (the daemon's
 //! passwd-file users). A failure is delayed by [`failure_delay`] and worded the same whether
 //! or not the user exists; a temporary failure (unreadable users file) is `[UNAVAILABLE]`.
 //! Plaintext mechanisms are refused without TLS from non-loopback peers unless
@@ -13,7 +13,7 @@ use imap_codec::imap_types::auth::AuthMechanism;
 
 use super::super::session::{ImapSession, State};
 use crate::auth::{failure_delay, AuthResult, Secret};
-use crate::conn::{Output, Step};
+use crate::session::{Output, Step};
 
 const AUTH_FAILED: &str = "[AUTHENTICATIONFAILED] Authentication failed.";
 const AUTH_TEMPFAIL: &str = "[UNAVAILABLE] Temporary authentication failure.";
@@ -143,7 +143,7 @@ impl ImapSession {
                 return Step::ReadLine;
             }
         };
-        let store = self.env.shared.store.clone();
+        let store = self.env.store.clone();
         let name = user.clone();
         let tree = match super::blocking(move || store.user(&name)).await {
             Ok(t) => t,

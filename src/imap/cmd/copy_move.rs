@@ -6,7 +6,7 @@ use imap_codec::imap_types::sequence::SequenceSet;
 
 use super::super::session::{Fail, ImapSession, Res, SyncMode};
 use super::{blocking, check_seq_range, mailbox_name, resolve, trycreate, uid_set};
-use crate::conn::Output;
+use crate::session::Output;
 
 impl ImapSession {
     /// The UIDs named by `set` in the selected view, and the destination's name.

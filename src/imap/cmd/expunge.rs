@@ -5,7 +5,7 @@ use imap_codec::imap_types::sequence::SequenceSet;
 
 use super::super::session::{Fail, ImapSession, Res, State, SyncMode};
 use super::{blocking, resolve};
-use crate::conn::Output;
+use crate::session::Output;
 
 impl ImapSession {
     /// Removes `\Deleted` messages (only among `uids` for UID EXPUNGE), then announces every

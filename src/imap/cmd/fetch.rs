@@ -18,9 +18,10 @@ use imap_codec::imap_types::sequence::SequenceSet;
 
 use super::super::encode::{Chunk, FetchWriter};
 use super::super::mime::{self, Section, SectionSpec};
-use super::super::session::{literal_at_end, Fail, ImapSession, SyncMode};
+use super::super::decode::literal_at_end;
+use super::super::session::{Fail, ImapSession, SyncMode};
 use super::{blocking, check_seq_range, flags_list, internal_date, resolve};
-use crate::conn::{Output, Piece, Step};
+use crate::session::{Output, Piece, Step};
 use crate::store::{Derived, ErrorKind, FlagOp, Flags, Mailbox, MessageMeta};
 
 /// Messages per batch at most, and octets of message data per batch at most: after each

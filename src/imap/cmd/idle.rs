@@ -1,10 +1,10 @@
 //! IDLE (RFC 2177): `+ idling`, then untagged updates whenever the selected mailbox's
-//! change counter moves (the driver watches [`crate::conn::Session::idle_watch`] and calls
+//! change counter moves (the driver watches [`crate::session::Session::idle_watch`] and calls
 //! `on_wakeup`), until the client sends `DONE`. Shutdown ends it with `* BYE` (the driver's
 //! `on_shutdown`).
 
 use super::super::session::{ImapSession, SyncMode};
-use crate::conn::{Output, Step};
+use crate::session::{Output, Step};
 
 impl ImapSession {
     pub(crate) async fn idle(&mut self, tag: &str, out: &mut Output) -> Step {

@@ -5,7 +5,7 @@ use imap_codec::imap_types::mailbox::Mailbox as ImapMailbox;
 
 use super::super::session::{Fail, ImapSession, Res, Selected, State};
 use super::{blocking, keywords_in, mailbox_name, write_flags};
-use crate::conn::Output;
+use crate::session::Output;
 use crate::store::View;
 
 impl ImapSession {

@@ -6,7 +6,7 @@ use imap_codec::imap_types::core::{IString, NString};
 use imap_codec::imap_types::extensions::enable::CapabilityEnable;
 
 use super::super::session::{ImapSession, Res, State};
-use crate::conn::{Output, Step};
+use crate::session::{Output, Step};
 
 impl ImapSession {
     /// `* CAPABILITY ...` for the current state.

@@ -235,7 +235,7 @@ pub(crate) fn mailbox_flags(keywords: &[String]) -> String {
 }
 
 /// `* FLAGS` and `* OK [PERMANENTFLAGS]` (RFC 3501 §7.2.6, §7.1) for the mailbox's keywords.
-pub(crate) fn write_flags(keywords: &[String], read_only: bool, out: &mut crate::conn::Output) {
+pub(crate) fn write_flags(keywords: &[String], read_only: bool, out: &mut crate::session::Output) {
     out.reply(format!("* FLAGS ({})", mailbox_flags(keywords)));
     if read_only {
         out.reply("* OK [PERMANENTFLAGS ()] Read-only mailbox.");
@@ -252,7 +252,7 @@ pub(crate) fn write_flags(keywords: &[String], read_only: bool, out: &mut crate:
 pub(crate) fn announce_new_keywords<'a>(
     sel: &mut super::session::Selected,
     metas: impl IntoIterator<Item = &'a MessageMeta>,
-    out: &mut crate::conn::Output,
+    out: &mut crate::session::Output,
 ) {
     let mut new = false;
     for m in metas {

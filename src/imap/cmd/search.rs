@@ -7,7 +7,7 @@ use imap_codec::imap_types::search::SearchKey;
 use super::super::search::{check_charset, matches_all, Bounds, Candidate, LazyMessage};
 use super::super::session::{Fail, ImapSession, Res};
 use super::blocking;
-use crate::conn::Output;
+use crate::session::Output;
 
 impl ImapSession {
     pub(crate) async fn search(

@@ -5,7 +5,7 @@ use imap_codec::imap_types::status::StatusDataItemName;
 
 use super::super::session::{ImapSession, Res, State};
 use super::{blocking, mailbox_name, push_mailbox};
-use crate::conn::Output;
+use crate::session::Output;
 
 impl ImapSession {
     pub(crate) async fn status(

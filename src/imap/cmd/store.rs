@@ -7,7 +7,7 @@ use imap_codec::imap_types::sequence::SequenceSet;
 
 use super::super::session::{Fail, ImapSession, Res};
 use super::{blocking, check_seq_range, flags_list, resolve, split_flags};
-use crate::conn::Output;
+use crate::session::Output;
 use crate::store::FlagOp;
 
 impl ImapSession {

@@ -1,0 +1,425 @@
+//! The one connection driver both protocols share (STYLE principles 2, 6, 11).
+//!
+//! This module owns everything that touches the socket: buffered reads framed into lines (or
+//! literals) under a hard size limit, batched writes, the idle timeout, the implicit-TLS and
+//! STLS/STARTTLS upgrades, graceful shutdown, and the protocol-log tee. A protocol session
+//! ([`Session`]) never sees the socket: it gets complete lines, appends typed [`Piece`]s to an
+//! [`Output`], and answers with the next [`Step`].
+//!
+//! * Framing ([`Framer`]) is sans-IO: bytes in, [`Frame`]s out, the same at every chunk size.
+//!   A line longer than the limit (RFC 2449 §4: POP3 command lines are at most 255 octets
+//!   including CRLF) yields one [`Frame::TooLong`] and is discarded up to its LF; the session
+//!   answers it and goes on. Its bytes are never logged (they may hold a password).
+//! * Pipelining (RFC 2449 §6.6): every complete line already buffered is handled before the
+//!   replies are written, so a burst of commands gets its replies in one write.
+//! * STLS/STARTTLS (RFC 2595 §4, RFC 3207 §4.2): after the positive reply is flushed, any
+//!   plaintext the client sent after the command is discarded before the handshake, so no
+//!   command can be injected into the TLS session.
+//! * Shutdown: when [`Connection::shutdown`] fires, the session writes its goodbye
+//!   ([`Session::on_shutdown`]) and the connection closes; the session is dropped without
+//!   any QUIT-time work (POP3 deletions are not applied).
+//! * The tee: the client line goes to [`SessionLog::client`] with the kind (and redaction)
+//!   the session decided ([`Session::redact`]); each output piece goes to
+//!   [`SessionLog::server`] / [`SessionLog::content`] / [`SessionLog::info`]. Over-long
+//!   lines are not logged at all (their bytes may hold a password that cannot be redacted).
+//! * Idle timeout: no input for `Config::idle_timeout(service)` (RFC 1939 §3: at least 10
+//!   minutes; RFC 3501 §5.4: at least 30) ends the session after [`Session::on_timeout`].
+//!   Writes are bounded by the same timeout, TLS handshakes by at most 60 s.
+//! * For IMAP: [`Step::ReadLiteral`] reads exact octet counts (never parsed as commands);
+//!   [`Step::Idle`] also wakes the session when [`Session::idle_watch`] changes (RFC 2177).
+//!   The server picks the session by service and hands it to [`serve_session`]
+//!   (`crate::server`); the contract the sessions implement is [`crate::session`].
+
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
+
+pub use framer::{Frame, Framer};
+
+use crate::protolog::{Direction, LineKind, ProtoLog, SessionLog};
+use crate::service::Service;
+use crate::session::{Output, Piece, Session, Snapshot, Step};
+
+mod framer;
+
+/// One accepted connection as the driver needs it: the socket, what it serves, and the
+/// handles the driver itself uses (the session gets its own, through its [`SessionEnv`]).
+///
+/// [`SessionEnv`]: crate::session::SessionEnv
+pub struct Connection {
+    pub stream: TcpStream,
+    pub service: Service,
+    /// Implicit TLS (IMAPS/POP3S): the handshake comes before the greeting.
+    pub implicit_tls: bool,
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+    /// The session's config snapshot: idle timeout, TLS, protocol-log settings.
+    pub snapshot: Arc<Snapshot>,
+    /// The daemon's protocol log; the session's records go through the tee here.
+    pub protolog: Arc<ProtoLog>,
+    /// Fired once at daemon shutdown: the session says goodbye and the connection closes.
+    pub shutdown: CancellationToken,
+}
+
+/// Runs one connection with `session`: protocol-log start, implicit TLS, the
+/// read/handle/write loop, the `-` record. Every protocol goes through here.
+pub async fn serve_session<S: Session>(conn: Connection, session: S) {
+    let Connection {
+        stream,
+        service,
+        implicit_tls,
+        local,
+        remote,
+        snapshot,
+        protolog,
+        shutdown,
+    } = conn;
+    let _ = stream.set_nodelay(true);
+    let mut log = protolog.session_start(
+        service,
+        snapshot.config.protocol_log(service),
+        local,
+        remote,
+    );
+    let mut io = Io {
+        stream: Stream::Plain(stream),
+        idle: snapshot.config.idle_timeout(service),
+        bytes_in: 0,
+        bytes_out: 0,
+    };
+    if implicit_tls {
+        match io.upgrade(&snapshot).await {
+            Ok(text) => log.info(&text),
+            Err(e) => {
+                tracing::debug!(%remote, "implicit TLS handshake failed: {e}");
+                log.info(&format!("TLS handshake failed: {e}"));
+                end_log(log, io.bytes_in, io.bytes_out).await;
+                return;
+            }
+        }
+    }
+    drive(session, &mut io, &mut log, &snapshot, &shutdown).await;
+    // The `-` record is written and flushed before the FIN: a client that sees the
+    // connection close can read its whole session in the log (ARCHITECTURE.md, "Protocol
+    // log"). The graceful close moves no counted bytes, so the counts are final here.
+    end_log(log, io.bytes_in, io.bytes_out).await;
+    let _ = io.shutdown().await;
+}
+
+/// Writes the `-` record and waits until the session's records are on disk (SPEC §5
+/// "flushed by the time its session ends") on the blocking pool, so a slow disk never stalls
+/// the runtime's worker threads.
+async fn end_log(log: SessionLog, bytes_in: u64, bytes_out: u64) {
+    if log.level() == 0 {
+        log.end(bytes_in, bytes_out);
+        return;
+    }
+    let _ = tokio::task::spawn_blocking(move || log.end(bytes_in, bytes_out)).await;
+}
+
+/// Above this many buffered output octets the driver writes before handling more input.
+const FLUSH_THRESHOLD: usize = 256 * 1024;
+/// Content at least this large is written from its own buffer instead of being copied.
+const DIRECT_WRITE: usize = 64 * 1024;
+/// The longest a TLS handshake may take (bounded also by the idle timeout).
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The read/handle/write loop (STYLE principle 6).
+async fn drive<S: Session>(
+    mut session: S,
+    io: &mut Io,
+    log: &mut SessionLog,
+    snapshot: &Snapshot,
+    shutdown: &CancellationToken,
+) {
+    let mut framer = Framer::new(session.line_limit());
+    let mut out = Output::default();
+    session.greeting(&mut out);
+    let mut step = session.first_step();
+    // The watch of the current IDLE, taken when `Step::Idle` begins.
+    let mut idle_watch: Option<tokio::sync::watch::Receiver<u64>> = None;
+    loop {
+        // Handle everything already buffered (pipelining), then write once.
+        loop {
+            match step {
+                Step::ReadLine | Step::Idle => {
+                    if let Some(tail) = framer.take_discarded_tail() {
+                        if let Some(next) = session.on_line_discarded(&tail) {
+                            step = next;
+                            continue;
+                        }
+                    }
+                    match framer.set_limit(session.line_limit()).next_line() {
+                        Some(Frame::Line(line)) => {
+                            match session.redact(&line) {
+                                Some(r) => log.client(LineKind::Secret, &r),
+                                None => log.client(LineKind::Command, &line),
+                            }
+                            step = session.on_line(&line, &mut out).await;
+                        }
+                        Some(Frame::TooLong) => step = session.on_too_long(&mut out),
+                        None => break,
+                    }
+                }
+                Step::ReadLiteral(n) => match framer.take_literal(n) {
+                    Some(data) => {
+                        if session.literal_is_secret() {
+                            log.client(LineKind::Secret, b"***");
+                        } else {
+                            log.content(Direction::ClientToServer, &data);
+                        }
+                        step = session.on_literal(data, &mut out).await;
+                    }
+                    None => break,
+                },
+                Step::StartTls => {
+                    if io.write(&mut out, log).await.is_err() {
+                        return;
+                    }
+                    // RFC 2595 §4 / RFC 3207 §4.2: nothing sent before the handshake counts.
+                    framer.clear();
+                    match io.upgrade(snapshot).await {
+                        Ok(text) => {
+                            log.info(&text);
+                            session.on_tls();
+                            step = Step::ReadLine;
+                        }
+                        Err(e) => {
+                            tracing::debug!("STLS handshake failed: {e}");
+                            log.info(&format!("TLS handshake failed: {e}"));
+                            return;
+                        }
+                    }
+                }
+                Step::Close => {
+                    let _ = io.write(&mut out, log).await;
+                    return;
+                }
+                Step::Continue => step = session.on_continue(&mut out).await,
+            }
+            if out.wire_len() >= FLUSH_THRESHOLD && io.write(&mut out, log).await.is_err() {
+                return;
+            }
+        }
+        if io.write(&mut out, log).await.is_err() {
+            return;
+        }
+        // Wait for more input, the idle timeout, shutdown, or (IDLE) a mailbox change.
+        if step == Step::Idle {
+            if idle_watch.is_none() {
+                idle_watch = session.idle_watch();
+            }
+        } else {
+            idle_watch = None;
+        }
+        let wakeup = async {
+            match idle_watch.as_mut() {
+                Some(w) => {
+                    if w.changed().await.is_err() {
+                        // The sender is gone: nothing will ever change again.
+                        std::future::pending::<()>().await;
+                    }
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => {
+                session.on_shutdown(&mut out);
+                let _ = io.write(&mut out, log).await;
+                return;
+            }
+            _ = wakeup => {
+                step = session.on_wakeup(&mut out).await;
+            }
+            r = tokio::time::timeout(io.idle, io.stream.read_buf(framer.read_buf())) => match r {
+                Err(_) => {
+                    session.on_timeout(&mut out);
+                    let _ = io.write(&mut out, log).await;
+                    return;
+                }
+                Ok(Ok(0)) => return,
+                Ok(Ok(n)) => {
+                    io.bytes_in += n as u64;
+                    framer.filled();
+                }
+                Ok(Err(e)) => {
+                    tracing::debug!("read error: {e}");
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// The socket, its counters and its timeout.
+struct Io {
+    stream: Stream,
+    idle: Duration,
+    bytes_in: u64,
+    bytes_out: u64,
+}
+
+impl Io {
+    /// Writes `out` (teeing every piece to the log) and flushes once; empties `out`. Lines
+    /// and small content are gathered into one buffer; large content (a big RETR) is written
+    /// from its own buffer without another copy.
+    async fn write(&mut self, out: &mut Output, log: &mut SessionLog) -> io::Result<()> {
+        if out.is_empty() {
+            return Ok(());
+        }
+        for p in &out.pieces {
+            match p {
+                Piece::Line(kind, l) => log.server(*kind, l),
+                Piece::Content(c) => log.content(Direction::ServerToClient, c),
+                Piece::Info(t) => log.info(t),
+            }
+        }
+        let pieces = out.take();
+        let stream = &mut self.stream;
+        let written = tokio::time::timeout(self.idle, async {
+            let mut pending = Vec::with_capacity(4096);
+            let mut total = 0u64;
+            for p in &pieces {
+                match p {
+                    Piece::Line(_, l) => {
+                        pending.extend_from_slice(l);
+                        pending.extend_from_slice(b"\r\n");
+                    }
+                    Piece::Content(c) if c.len() >= DIRECT_WRITE => {
+                        stream.write_all(&pending).await?;
+                        total += pending.len() as u64;
+                        pending.clear();
+                        stream.write_all(c).await?;
+                        total += c.len() as u64;
+                    }
+                    Piece::Content(c) => pending.extend_from_slice(c),
+                    Piece::Info(_) => {}
+                }
+            }
+            stream.write_all(&pending).await?;
+            total += pending.len() as u64;
+            stream.flush().await?;
+            Ok::<u64, io::Error>(total)
+        })
+        .await;
+        match written {
+            Ok(Ok(n)) => {
+                self.bytes_out += n;
+                Ok(())
+            }
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "write timed out")),
+        }
+    }
+
+    /// Server-side TLS handshake on the plain stream; returns the `*` log text.
+    async fn upgrade(&mut self, snapshot: &Snapshot) -> io::Result<String> {
+        let tcp = match std::mem::replace(&mut self.stream, Stream::Gone) {
+            Stream::Plain(t) => t,
+            other => {
+                self.stream = other;
+                return Err(io::Error::other("TLS is already active"));
+            }
+        };
+        let limit = self.idle.min(HANDSHAKE_TIMEOUT);
+        let tls = tokio::time::timeout(limit, snapshot.tls.accept(tcp))
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out"))??;
+        let (_, conn) = tls.get_ref();
+        let text = format!(
+            "TLS established: {} {}",
+            conn.protocol_version()
+                .map(|v| format!("{v:?}"))
+                .unwrap_or_default(),
+            conn.negotiated_cipher_suite()
+                .map(|c| format!("{:?}", c.suite()))
+                .unwrap_or_default()
+        );
+        self.stream = Stream::Tls(Box::new(tls));
+        Ok(text)
+    }
+
+    /// Graceful close: FIN (and TLS close_notify), then a short bounded drain of what the
+    /// client still sends, so closing with unread input does not turn into a TCP reset that
+    /// could destroy the last reply in flight (e.g. `+OK` to a pipelined `QUIT`).
+    async fn shutdown(&mut self) -> io::Result<()> {
+        let r = tokio::time::timeout(Duration::from_secs(5), self.stream.shutdown()).await;
+        let stream = &mut self.stream;
+        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+            let mut buf = [0u8; 4096];
+            let mut drained = 0usize;
+            while drained < 64 * 1024 {
+                match stream.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => drained += n,
+                }
+            }
+        })
+        .await;
+        r.unwrap_or(Ok(()))
+    }
+}
+
+/// Plain TCP, or TLS over it (after implicit TLS or STLS).
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+    /// Only during an upgrade (or after a failed one).
+    Gone,
+}
+
+fn gone() -> io::Error {
+    io::Error::new(io::ErrorKind::NotConnected, "stream gone")
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            Stream::Gone => Poll::Ready(Err(gone())),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            Stream::Gone => Poll::Ready(Err(gone())),
+        }
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            Stream::Gone => Poll::Ready(Err(gone())),
+        }
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+            Stream::Gone => Poll::Ready(Ok(())),
+        }
+    }
+}
+

@@ -1,0 +1,258 @@
+//! The contract between the connection driver ([`crate::conn`]) and the protocol sessions
+//! ([`crate::pop3`], [`crate::imap`]): a session is sans-IO. It gets complete lines and the
+//! literal data it asked for, appends typed [`Piece`]s to an [`Output`], and answers with the
+//! next [`Step`]; the driver owns the socket, TLS, timeouts and the protocol-log tee
+//! (ARCHITECTURE.md, "Connection driver" and "Sessions").
+//!
+//! Also here: what a session is given when it starts ([`SessionEnv`]: its config
+//! [`Snapshot`], the store, the [`Authenticator`], its endpoints), never the server's state.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use crate::auth::{AuthResult, Secret, Users};
+use crate::config::Config;
+use crate::protolog::LineKind;
+use crate::store::Store;
+
+/// What a session gets when its connection is accepted, and keeps until it ends: the config
+/// snapshot of that moment (ARCHITECTURE.md, "Configuration and reload") and the TLS built
+/// with it. Reloads build a new one; running sessions never see it.
+pub struct Snapshot {
+    pub config: Config,
+    /// TLS for STARTTLS/STLS and the implicit-TLS listeners, built with this config.
+    pub tls: tokio_rustls::TlsAcceptor,
+}
+
+impl Snapshot {
+    /// Builds what a session needs from a validated config: the config itself and its TLS.
+    pub fn build(config: Config) -> anyhow::Result<Snapshot> {
+        let tls = crate::tls::server_config(&config)?;
+        Ok(Snapshot {
+            config,
+            tls: tokio_rustls::TlsAcceptor::from(tls),
+        })
+    }
+}
+
+/// Everything a session may know about its connection and daemon (never the socket), as
+/// narrow handles: a session holds what it uses and nothing of the server's own state
+/// (mini-redis's `Handler` holds only `db`, `connection`, `shutdown`).
+#[derive(Clone)]
+pub struct SessionEnv {
+    /// The config snapshot taken when the connection was accepted.
+    pub snapshot: Arc<Snapshot>,
+    /// The mail store users log in to.
+    pub store: Arc<dyn Store>,
+    /// Who verifies passwords (the daemon: its passwd-file [`Users`]).
+    pub auth: Arc<dyn Authenticator>,
+    /// The client's address (loopback peers may log in without TLS; logged by IMAP ID).
+    pub remote: SocketAddr,
+    /// True from the start on implicit-TLS listeners; sessions track STLS themselves.
+    pub tls: bool,
+}
+
+impl SessionEnv {
+    /// Plaintext passwords are accepted on TLS, from loopback peers, or when the config says
+    /// so (`auth.allow_plaintext`).
+    pub fn plaintext_allowed(&self, tls: bool) -> bool {
+        tls || self.remote.ip().to_canonical().is_loopback()
+            || self.snapshot.config.auth.allow_plaintext
+    }
+}
+
+/// The password checks a session needs. Implemented by the daemon's [`Users`]; tests may
+/// implement it with a fixed table.
+pub trait Authenticator: Send + Sync {
+    /// Verifies a password; `Failed` is the same whether or not the user exists.
+    fn authenticate<'a>(
+        &'a self,
+        users_file: &'a Path,
+        user: &'a str,
+        password: &'a Secret<String>,
+    ) -> Pin<Box<dyn Future<Output = AuthResult> + Send + 'a>>;
+    /// The plaintext password of a `{PLAIN}` user (APOP); may read a file: call it off the
+    /// async runtime.
+    fn plain_password(&self, users_file: &Path, user: &str) -> Option<Secret<String>>;
+}
+
+impl Authenticator for Users {
+    fn authenticate<'a>(
+        &'a self,
+        users_file: &'a Path,
+        user: &'a str,
+        password: &'a Secret<String>,
+    ) -> Pin<Box<dyn Future<Output = AuthResult> + Send + 'a>> {
+        Box::pin(Users::authenticate(self, users_file, user, password))
+    }
+    fn plain_password(&self, users_file: &Path, user: &str) -> Option<Secret<String>> {
+        Users::plain_password(self, users_file, user)
+    }
+}
+
+/// What the session wants the driver to do next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// Read the next command line.
+    ReadLine,
+    /// Read exactly this many octets of literal data (IMAP), then call `on_literal`.
+    ReadLiteral(usize),
+    /// Flush the output, discard buffered input, do the TLS handshake, call `on_tls`.
+    StartTls,
+    /// IMAP IDLE (RFC 2177): read a line (`DONE`) as with `ReadLine`, and meanwhile call
+    /// [`Session::on_wakeup`] whenever [`Session::idle_watch`] changes.
+    Idle,
+    /// Flush the output and close the connection.
+    Close,
+    /// The command is not finished: call [`Session::on_continue`] again, writing the output
+    /// first once it is over the flush threshold (so a large IMAP FETCH is sent in pieces
+    /// instead of being built whole in memory).
+    Continue,
+}
+
+/// One typed piece of server output; the driver encodes it and tees it to the protocol log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Piece {
+    /// A line, written with CRLF appended; logged with `SessionLog::server(kind, ..)`.
+    Line(LineKind, Vec<u8>),
+    /// Message content written as-is (already dot-stuffed/CRLF); logged with
+    /// `SessionLog::content(ServerToClient, ..)`.
+    Content(Arc<[u8]>),
+    /// Nothing is written; a `*` record goes to the protocol log.
+    Info(String),
+}
+
+/// The output of one or more session calls, in order.
+#[derive(Debug, Default)]
+pub struct Output {
+    pub pieces: Vec<Piece>,
+    /// Octets the pieces will take on the wire (for the flush threshold).
+    wire_len: usize,
+}
+
+impl Output {
+    /// A completion line (POP3 `+OK`/`-ERR`, IMAP tagged, continuation `+`).
+    pub fn status(&mut self, line: impl Into<Vec<u8>>) {
+        self.line(LineKind::Status, line.into());
+    }
+    /// Any other server line (POP3 listing lines, the `.` terminator, IMAP untagged).
+    pub fn reply(&mut self, line: impl Into<Vec<u8>>) {
+        self.line(LineKind::Reply, line.into());
+    }
+    pub fn line(&mut self, kind: LineKind, line: Vec<u8>) {
+        self.wire_len += line.len() + 2;
+        self.pieces.push(Piece::Line(kind, line));
+    }
+    pub fn content(&mut self, data: Arc<[u8]>) {
+        self.wire_len += data.len();
+        self.pieces.push(Piece::Content(data));
+    }
+    pub fn info(&mut self, text: impl Into<String>) {
+        self.pieces.push(Piece::Info(text.into()));
+    }
+    pub fn is_empty(&self) -> bool {
+        self.pieces.is_empty()
+    }
+    /// The bytes the pieces put on the wire (tests; the driver writes the pieces itself).
+    #[cfg(any(test, feature = "test-support"))]
+    pub fn encode(&self) -> Vec<u8> {
+        let mut wire = Vec::with_capacity(self.wire_len);
+        for p in &self.pieces {
+            match p {
+                Piece::Line(_, l) => {
+                    wire.extend_from_slice(l);
+                    wire.extend_from_slice(b"\r\n");
+                }
+                Piece::Content(c) => wire.extend_from_slice(c),
+                Piece::Info(_) => {}
+            }
+        }
+        wire
+    }
+    /// Octets the pieces will take on the wire (the driver's flush threshold).
+    pub fn wire_len(&self) -> usize {
+        self.wire_len
+    }
+    /// Takes the pieces out, leaving the output empty (the driver, when it writes).
+    pub fn take(&mut self) -> Vec<Piece> {
+        self.wire_len = 0;
+        std::mem::take(&mut self.pieces)
+    }
+}
+
+/// A protocol session as the driver sees it (POP3 and IMAP4).
+pub trait Session: Send {
+    /// Maximum length of the next line including CRLF; asked before every line, so it may
+    /// depend on the state (e.g. a SASL response may be longer than a command).
+    fn line_limit(&self) -> usize;
+    /// The greeting, written once the connection (and implicit TLS) is up.
+    fn greeting(&mut self, out: &mut Output);
+    /// What to do after the greeting (a server that refuses service says `Close`).
+    fn first_step(&self) -> Step {
+        Step::ReadLine
+    }
+    /// `Some(redacted)` if `line` holds a secret: the log gets these bytes as
+    /// [`LineKind::Secret`] instead of the line. Called before `on_line` with the same state.
+    fn redact(&self, line: &[u8]) -> Option<Vec<u8>>;
+    /// One complete line (without its CRLF or LF).
+    fn on_line(&mut self, line: &[u8], out: &mut Output) -> impl Future<Output = Step> + Send;
+    /// Whether the literal about to be read (asked for with [`Step::ReadLiteral`]) holds a
+    /// secret (an IMAP `LOGIN` password sent as a literal): the log then gets one
+    /// [`LineKind::Secret`] record `***` instead of the content. Asked before `on_literal`.
+    fn literal_is_secret(&self) -> bool {
+        false
+    }
+    /// The literal asked for with [`Step::ReadLiteral`].
+    fn on_literal(&mut self, data: Vec<u8>, out: &mut Output) -> impl Future<Output = Step> + Send;
+    /// A line over [`Session::line_limit`] was discarded.
+    fn on_too_long(&mut self, out: &mut Output) -> Step;
+    /// The over-long line reported by [`Session::on_too_long`] has ended; `tail` is its last
+    /// octets. `Some(step)` replaces the current step (IMAP: skip the data of a
+    /// non-synchronizing literal it announced); `None` keeps it.
+    fn on_line_discarded(&mut self, tail: &[u8]) -> Option<Step> {
+        let _ = tail;
+        None
+    }
+    /// The STLS/STARTTLS handshake succeeded.
+    fn on_tls(&mut self);
+    /// No input for the idle timeout; the connection closes after this output.
+    fn on_timeout(&mut self, out: &mut Output);
+    /// The daemon is shutting down; the connection closes after this output.
+    fn on_shutdown(&mut self, out: &mut Output);
+    /// While the step is [`Step::Idle`]: a counter the driver watches besides the socket
+    /// (IMAP IDLE: `Mailbox::changes`), asked once when IDLE begins. A change relative to
+    /// the version the receiver has seen wakes the session (so a session that synced at
+    /// IDLE start marks it seen first). `None` means only input wakes the session.
+    fn idle_watch(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        None
+    }
+    /// After [`Step::Continue`]: produce the next part of the unfinished command.
+    fn on_continue(&mut self, out: &mut Output) -> impl Future<Output = Step> + Send {
+        let _ = out;
+        async { Step::ReadLine }
+    }
+    /// The watched counter changed during [`Step::Idle`]: say what is new (untagged
+    /// responses) and give the next step (usually `Idle` again).
+    fn on_wakeup(&mut self, out: &mut Output) -> impl Future<Output = Step> + Send {
+        let _ = out;
+        async { Step::Idle }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn output_encodes_lines_with_crlf_and_content_raw() {
+        let mut o = Output::default();
+        o.status("+OK 5 octets");
+        o.content(Arc::from(&b"hi\r\n..x\r\n"[..]));
+        o.reply(".");
+        o.info("not on the wire");
+        assert_eq!(o.encode(), b"+OK 5 octets\r\nhi\r\n..x\r\n.\r\n");
+    }
+}
