@@ -3,6 +3,7 @@
 //! handlers (`session.rs`, `cmd/`).
 
 pub mod cmd;
+pub mod commands;
 pub mod encode;
 pub mod decode;
 pub mod mime;

@@ -1,10 +1,12 @@
 //! The IMAP4rev1 session (RFC 3501): one struct with a state enum (§3: Not Authenticated,
-//! Authenticated, Selected, Logout), one dispatcher `match`, the command handlers in
-//! [`super::cmd`] (one file per command family, STYLE principle 4).
+//! Authenticated, Selected, Logout); the command table ([`super::commands`]: name, states,
+//! announcements, handler per row) and the handlers in [`super::cmd`] (one file per command
+//! family).
 //!
 //! Owns: assembling a command from the driver's lines and literals (RFC 3501 §4.3 literals,
 //! §7.5 the `+` continuation request, RFC 7888 LITERAL+), decoding it with imap-codec
-//! ([`super::decode::parse_command`]), the state check (§3, one place), the tagged
+//! ([`super::decode::parse_command`]), the state check against the command's row (§3, one
+//! place), the tagged
 //! completion, the "too many invalid commands" limit, the redaction of `LOGIN` passwords and
 //! SASL payloads for the protocol log (SPEC §5), and announcing what other sessions did
 //! (§5.2, §7.4.1: `EXPUNGE`, `EXISTS`, `RECENT`, `FETCH FLAGS`) at the points the RFC allows.
@@ -35,9 +37,10 @@
 use std::sync::Arc;
 
 use bounded_static::IntoBoundedStatic;
-use imap_codec::imap_types::command::{Command, CommandBody};
+use imap_codec::imap_types::command::Command;
 use tokio::sync::watch;
 
+use super::commands::{CommandSpec, Done};
 use super::decode::{self, literal_at_end, FrameError};
 use crate::session::{Output, Session, SessionEnv, Step};
 use crate::store::{self, Changes, Mailbox, MessageMeta, UserStore, View};
@@ -256,161 +259,14 @@ impl ImapSession {
             }
         };
         let tag = cmd.tag.inner().to_string();
-        if let Err(text) = self.state_allows(&cmd.body) {
+        let spec = CommandSpec::of(&cmd.body);
+        if let Err(text) = spec.check_state(&self.state) {
             return self.bad(&tag, text, out);
         }
-        self.dispatch(tag, cmd.body, out).await
-    }
-
-    /// RFC 3501 §3 / §6: which commands each state accepts (the one state check).
-    fn state_allows(&self, body: &CommandBody<'_>) -> Result<(), &'static str> {
-        use CommandBody as C;
-        let any = matches!(body, C::Capability | C::Noop | C::Logout | C::Id { .. });
-        if any {
-            return Ok(());
+        match (spec.run)(self, &tag, cmd.body, out).await {
+            Done::Res(res) => self.complete(&tag, res, spec.sync, out).await,
+            Done::Step(step) => step,
         }
-        let pre = matches!(body, C::StartTLS | C::Authenticate { .. } | C::Login { .. });
-        let selected_only = matches!(
-            body,
-            C::Check
-                | C::Close
-                | C::Unselect
-                | C::Expunge
-                | C::ExpungeUid { .. }
-                | C::Search { .. }
-                | C::Fetch { .. }
-                | C::Store { .. }
-                | C::Copy { .. }
-                | C::Move { .. }
-        );
-        match self.state {
-            State::NotAuthenticated if pre => Ok(()),
-            State::NotAuthenticated => Err("Error in IMAP command: Login first."),
-            _ if pre => Err("Error in IMAP command: Already logged in."),
-            State::Authenticated if selected_only => {
-                Err("Error in IMAP command: No mailbox selected.")
-            }
-            State::Logout => Err("Error in IMAP command: Logging out."),
-            _ => Ok(()),
-        }
-    }
-
-    /// The dispatcher (STYLE principle 4): one `match` over the decoded command.
-    async fn dispatch(
-        &mut self,
-        tag: String,
-        body: CommandBody<'static>,
-        out: &mut Output,
-    ) -> Step {
-        use CommandBody as C;
-        use SyncMode::*;
-        let (res, sync) = match body {
-            // Commands that decide their own next step.
-            C::Logout => return self.logout(&tag, out),
-            C::StartTLS => return self.starttls(&tag, out),
-            C::Login { username, password } => {
-                return self
-                    .login(&tag, username.as_ref(), password.declassify().as_ref(), out)
-                    .await
-            }
-            C::Authenticate {
-                mechanism,
-                initial_response,
-            } => {
-                let ir = initial_response.map(|s| s.declassify().to_vec());
-                return self.authenticate(&tag, &mechanism, ir, out).await;
-            }
-            C::Idle => return self.idle(&tag, out).await,
-            // Any state.
-            C::Capability => (self.capability(out), Full),
-            C::Noop => (Ok("NOOP completed.".into()), Forced),
-            C::Id { parameters } => (self.id(parameters.as_deref(), out), Full),
-            // Authenticated.
-            C::Enable { capabilities } => (self.enable(capabilities.as_ref(), out), Full),
-            C::Namespace => (self.namespace(out), Full),
-            C::Select { mailbox, .. } => (self.select(&mailbox, false, out).await, Skip),
-            C::Examine { mailbox, .. } => (self.select(&mailbox, true, out).await, Skip),
-            C::Create { mailbox } => (self.create(&mailbox).await, Full),
-            C::Delete { mailbox } => (self.delete(&mailbox).await, Full),
-            C::Rename { from, to } => (self.rename(&from, &to).await, Full),
-            C::Subscribe { mailbox } => (self.subscribe(&mailbox, true).await, Full),
-            C::Unsubscribe { mailbox } => (self.subscribe(&mailbox, false).await, Full),
-            C::List {
-                reference,
-                mailbox_wildcard,
-            } => (
-                self.list(&reference, &mailbox_wildcard, false, out).await,
-                Full,
-            ),
-            C::Lsub {
-                reference,
-                mailbox_wildcard,
-            } => (
-                self.list(&reference, &mailbox_wildcard, true, out).await,
-                Full,
-            ),
-            C::Status {
-                mailbox,
-                item_names,
-            } => (self.status(&mailbox, &item_names, out).await, Full),
-            C::Append {
-                mailbox,
-                flags,
-                date,
-                message,
-            } => (
-                self.append(&mailbox, &flags, date, message, out).await,
-                Full,
-            ),
-            // Selected.
-            C::Check => (Ok("Check completed.".into()), Forced),
-            C::Close => (self.close().await, Skip),
-            C::Unselect => (self.unselect(), Skip),
-            C::Expunge => (self.expunge(None, out).await, Skip),
-            C::ExpungeUid { sequence_set } => (self.expunge(Some(&sequence_set), out).await, Skip),
-            C::Search {
-                charset,
-                criteria,
-                uid,
-            } => (self.search(charset, criteria, uid, out).await, NoExpunge),
-            C::Fetch {
-                sequence_set,
-                macro_or_item_names,
-                uid,
-                ..
-            } => {
-                return self
-                    .fetch(&tag, &sequence_set, macro_or_item_names, uid, out)
-                    .await
-            }
-            C::Store {
-                sequence_set,
-                kind,
-                response,
-                flags,
-                uid,
-                ..
-            } => (
-                self.store(&sequence_set, kind, response, &flags, uid, out)
-                    .await,
-                NoExpunge,
-            ),
-            C::Copy {
-                sequence_set,
-                mailbox,
-                uid,
-            } => (self.copy(&sequence_set, &mailbox, uid, out).await, Full),
-            C::Move {
-                sequence_set,
-                mailbox,
-                uid,
-            } => (self.move_(&sequence_set, &mailbox, uid, out).await, Skip),
-            _ => (
-                Err(Fail::Bad("Error in IMAP command: Unknown command.".into())),
-                Skip,
-            ),
-        };
-        self.complete(&tag, res, sync, out).await
     }
 
     /// Announces pending changes (as `sync` allows) and writes the tagged completion.

@@ -1,7 +1,8 @@
 //! IMAP command handlers, one file per command family (STYLE principle 4). Each handler is
 //! an `impl` block on [`super::session::ImapSession`] with short functions over the store API
-//! (`crate::store`), run on the blocking pool (`blocking`); the dispatcher and the state
-//! check are in [`super::session`].
+//! (`crate::store`), run on the blocking pool (`blocking`); which handler runs for which
+//! command, in which states and with which announcements, is the table in
+//! [`super::commands`].
 //!
 //! This file holds what several families share: mailbox names (RFC 3501 §5.1, modified
 //! UTF-7 §5.1.3), flag lists (§2.3.2), sequence sets (§9 `sequence-set`) and dates (§9
@@ -29,9 +30,6 @@ use imap_codec::imap_types::sequence::SequenceSet;
 use super::session::Fail;
 use crate::store::maildir::mutf7;
 use crate::store::{self as st, Flags, MessageMeta, View};
-
-#[allow(unused_imports)]
-pub(crate) use super::session::SyncMode;
 
 /// Runs store work on the blocking pool (the runtime never waits on disk).
 pub(crate) async fn blocking<T, F>(f: F) -> Result<T, Fail>
