@@ -6,19 +6,25 @@
 //! unchanged: `dovecot-uidlist` v3 ([`uidlist`]) with its dot-lock ([`dotlock`]),
 //! `dovecot-keywords` ([`keywords`]), `dovecot-uidvalidity`, `subscriptions` (v2:
 //! `V\t2\n\n`, then one name a line with hierarchy levels separated by TAB), and Dovecot-style
-//! file names ([`filename`]). Message handling and the sync cache live in [`mailbox`].
+//! file names ([`filename`]). Message handling and the sync cache live in [`mailbox`] and the
+//! private modules beside it (`sync`, `save`, `copy`, `crlf`, `parked`).
 //!
 //! One [`MaildirStore`] per process: it hands every session the same [`MaildirMailbox`] for a
 //! folder (a registry of weak references keyed by path), so the folder is scanned and watched
 //! once, however many sessions have it open.
 
 pub mod cache;
+mod copy;
+mod crlf;
 pub mod dotlock;
 pub mod filename;
 pub mod fsutil;
 pub mod keywords;
 pub mod mailbox;
 pub mod mutf7;
+mod parked;
+mod save;
+mod sync;
 pub mod uidlist;
 
 pub use mailbox::MaildirMailbox;
@@ -52,8 +58,8 @@ pub struct Registry {
     floors: Mutex<HashMap<PathBuf, (u32, u32)>>,
     /// Serialises `subscriptions` rewrites within this process.
     subscriptions: Mutex<()>,
-    /// What dropped handles left for the next handle of their folder ([`mailbox::Parked`]).
-    parked: Mutex<std::collections::VecDeque<mailbox::Parked>>,
+    /// What dropped handles left for the next handle of their folder ([`parked::Parked`]).
+    parked: Mutex<std::collections::VecDeque<parked::Parked>>,
 }
 
 /// The Maildir++ [`Store`]: users live in `root/<user>/`.
@@ -357,7 +363,7 @@ impl MaildirUser {
             .unwrap_or_else(|p| p.into_inner());
         map.remove(dir);
         drop(map);
-        mailbox::unpark(&self.registry, dir);
+        parked::unpark(&self.registry, dir);
         let mut floors = self
             .registry
             .floors
