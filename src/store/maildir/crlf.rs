@@ -24,14 +24,14 @@ pub(super) fn to_disk_form(data: &[u8]) -> (Vec<u8>, u64) {
         out.push(data[i]);
         i += 1;
     }
-    let vsize = out.len() as u64 + bare_lf_count(&out);
+    let vsize = out.len() as u64 + bare_lf_count(0, &out);
     (out, vsize)
 }
 
-/// LFs not preceded by CR: each becomes CRLF when read.
-fn bare_lf_count(data: &[u8]) -> u64 {
+/// LFs not preceded by CR: each becomes CRLF when read. `prev` is the byte before `data`
+/// (0 at the start of a message), so a file can be counted a chunk at a time.
+fn bare_lf_count(mut prev: u8, data: &[u8]) -> u64 {
     let mut n = 0;
-    let mut prev = 0u8;
     for &b in data {
         if b == b'\n' && prev != b'\r' {
             n += 1;
@@ -67,12 +67,8 @@ pub(super) fn compute_vsize(path: &Path) -> Result<u64> {
         if n == 0 {
             break;
         }
-        for &b in &buf[..n] {
-            if b == b'\n' && prev != b'\r' {
-                lfs += 1;
-            }
-            prev = b;
-        }
+        lfs += bare_lf_count(prev, &buf[..n]);
+        prev = buf[n - 1];
         len += n as u64;
     }
     Ok(len + lfs)
@@ -101,6 +97,21 @@ mod tests {
             assert_eq!(compute_vsize(&p).unwrap(), vsize);
         }
         assert_eq!(to_crlf(b"a\nb\r\n"), b"a\r\nb\r\n");
+    }
+
+    #[test]
+    fn compute_vsize_carries_the_previous_byte_across_reads() {
+        // The read buffer is 64 KiB: put a CRLF and a bare LF across its boundary.
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("m");
+        let mut crlf = vec![b'a'; 64 * 1024 - 1];
+        crlf.extend_from_slice(b"\r\n");
+        fs::write(&p, &crlf).unwrap();
+        assert_eq!(compute_vsize(&p).unwrap(), crlf.len() as u64);
+        let mut lf = vec![b'a'; 64 * 1024];
+        lf.push(b'\n');
+        fs::write(&p, &lf).unwrap();
+        assert_eq!(compute_vsize(&p).unwrap(), lf.len() as u64 + 1);
     }
 
     #[test]
