@@ -7,7 +7,7 @@
 
 use super::filename;
 use super::fsutil::{fsync_dir, io_err};
-use super::mailbox::{lock, MaildirMailbox, Rec};
+use super::mailbox::{lock, MaildirMailbox};
 use crate::store::{Error, ErrorKind, Flags, Mailbox, Result};
 use std::fs::{self, OpenOptions};
 use std::io;
@@ -61,25 +61,7 @@ impl MaildirMailbox {
                     }
                 }
             }
-            let fname = filename::cur_name(&base, &filename::info(it.flags, kw, ""));
-            let dest = self.dir.join("cur").join(&fname);
-            if let Err(e) = fs::rename(&tmp, &dest) {
-                let _ = fs::remove_file(&tmp);
-                return Err(io_err(e, "rename", &dest));
-            }
-            entries.push((
-                base,
-                Rec {
-                    uid: 0,
-                    fname: fname.into(),
-                    in_new: false,
-                    flags: it.flags,
-                    kw,
-                    vsize: it.vsize,
-                    mtime: it.mtime,
-                    recent_taken: false,
-                },
-            ));
+            entries.push(self.move_tmp_to_cur(base, it.flags, kw, it.vsize, it.mtime)?);
             slots.push(i);
         }
         let mut out = vec![None; items.len()];

@@ -118,13 +118,29 @@ impl MaildirMailbox {
                 return Err(e);
             }
         };
+        let entry = self.move_tmp_to_cur(base, flags, kw, vsize, mtime)?;
+        fsync_dir(&self.dir.join("cur"))?;
+        Ok(entry)
+    }
+
+    /// Renames `tmp/<base>` into `cur/` with `flags` and `kw` in its name (removing it from
+    /// `tmp/` if that fails); returns the base and its record, not numbered yet. The caller
+    /// fsyncs `cur/`: once per message for APPEND, once per batch for COPY.
+    pub(super) fn move_tmp_to_cur(
+        &self,
+        base: String,
+        flags: Flags,
+        kw: u32,
+        vsize: u64,
+        mtime: SystemTime,
+    ) -> Result<(String, Rec)> {
+        let tmp = self.dir.join("tmp").join(&base);
         let fname = filename::cur_name(&base, &filename::info(flags, kw, ""));
         let dest = self.dir.join("cur").join(&fname);
         if let Err(e) = fs::rename(&tmp, &dest) {
             let _ = fs::remove_file(&tmp);
             return Err(io_err(e, "rename", &dest));
         }
-        fsync_dir(&self.dir.join("cur"))?;
         Ok((
             base,
             Rec {
