@@ -32,6 +32,14 @@ struct Found {
     in_new: bool,
 }
 
+/// The entry was last modified more than `age` before `now` (false if that is unknown).
+fn modified_before(e: &fs::DirEntry, age: Duration, now: SystemTime) -> bool {
+    e.metadata()
+        .ok()
+        .and_then(|m| m.modified().ok())
+        .is_some_and(|m| m + age < now)
+}
+
 impl MaildirMailbox {
     /// Lists `new/` and `cur/` (ignores dot files and names that are not messages).
     fn scan(&self) -> Result<Vec<Found>> {
@@ -67,12 +75,7 @@ impl MaildirMailbox {
                 let name = name.to_string_lossy();
                 let temp = name.starts_with("dovecot-uidlist.tmp.")
                     || name.starts_with("dovecot-keywords.tmp.");
-                let old = e
-                    .metadata()
-                    .ok()
-                    .and_then(|m| m.modified().ok())
-                    .is_some_and(|m| m + Duration::from_secs(3600) < now);
-                if temp && old {
+                if temp && modified_before(&e, Duration::from_secs(3600), now) {
                     let _ = fs::remove_file(e.path());
                 }
             }
@@ -81,11 +84,7 @@ impl MaildirMailbox {
         let Ok(rd) = fs::read_dir(&tmp) else { return };
         let now = SystemTime::now();
         for e in rd.flatten().take(10_000) {
-            let old = e
-                .metadata()
-                .ok()
-                .and_then(|m| m.modified().ok())
-                .is_some_and(|m| m + TMP_STALE < now);
+            let old = modified_before(&e, TMP_STALE, now);
             if old && e.file_type().is_ok_and(|t| t.is_file()) {
                 let _ = fs::remove_file(e.path());
             }
