@@ -251,16 +251,26 @@ impl MaildirMailbox {
         write_atomic(&self.uidlist_path(), list.render().as_bytes())
     }
 
+    fn keywords_path(&self) -> PathBuf {
+        self.dir.join("dovecot-keywords")
+    }
+
+    /// `dovecot-keywords` as it is on disk (empty when missing).
+    fn read_keywords(&self) -> Result<Keywords> {
+        let path = self.keywords_path();
+        match fs::read_to_string(&path) {
+            Ok(t) => Ok(Keywords::parse(&t)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Keywords::default()),
+            Err(e) => Err(io_err(e, "read", &path)),
+        }
+    }
+
     /// Re-reads `dovecot-keywords` if it changed.
     pub(super) fn refresh_keywords(&self, st: &mut State) -> Result<()> {
-        let path = self.dir.join("dovecot-keywords");
+        let path = self.keywords_path();
         let stamp = Stamp::of(&path)?;
         if stamp != st.keywords_stamp || stamp.is_some_and(|s| s.fresh(SystemTime::now())) {
-            st.keywords = match fs::read_to_string(&path) {
-                Ok(t) => Keywords::parse(&t),
-                Err(e) if e.kind() == io::ErrorKind::NotFound => Keywords::default(),
-                Err(e) => return Err(io_err(e, "read", &path)),
-            };
+            st.keywords = self.read_keywords()?;
             st.keywords_stamp = stamp;
         }
         Ok(())
@@ -290,13 +300,9 @@ impl MaildirMailbox {
         if missing.is_empty() || !create {
             return Ok(bits);
         }
-        let path = self.dir.join("dovecot-keywords");
+        let path = self.keywords_path();
         let _lock = DotLock::acquire(&path, LOCK_TIMEOUT)?;
-        let mut kw = match fs::read_to_string(&path) {
-            Ok(t) => Keywords::parse(&t),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Keywords::default(),
-            Err(e) => return Err(io_err(e, "read", &path)),
-        };
+        let mut kw = self.read_keywords()?;
         for name in &missing {
             if kw.add(name).is_none() {
                 tracing::warn!("{}: no room for keyword {name:?}", path.display());
