@@ -35,7 +35,9 @@ use super::cache::DerivedCache;
 use super::crlf::to_crlf;
 use super::dotlock::{DotLock, LOCK_TIMEOUT};
 use super::filename::{self, parse};
-use super::fsutil::{create_maildir, dir_mode_for, fsync_dir, io_err, write_atomic, IoCtx};
+use super::fsutil::{
+    create_maildir, dir_mode_for, fix_dir_mode, fsync_dir, io_err, write_atomic, IoCtx,
+};
 use super::keywords::Keywords;
 use super::uidlist::Uidlist;
 use super::Registry;
@@ -618,11 +620,7 @@ pub(super) fn create_folder(dir: &Path, user_root: &Path) -> Result<()> {
         .mode(mode)
         .create(dir)
         .map_err(|e| io_err(e, "mkdir", dir))?;
-    if mode & 0o077 != 0 {
-        use std::os::unix::fs::PermissionsExt;
-        fs::set_permissions(dir, fs::Permissions::from_mode(mode))
-            .map_err(|e| io_err(e, "chmod", dir))?;
-    }
+    fix_dir_mode(dir, mode)?;
     create_maildir(dir, mode)?;
     File::create(dir.join("maildirfolder")).ctx("create", &dir.join("maildirfolder"))?;
     let list = Uidlist::new(next_uid_validity(user_root)?);
