@@ -7,7 +7,8 @@
 
 use super::filename;
 use super::fsutil::{fsync_dir, io_err};
-use super::mailbox::{lock, MaildirMailbox};
+use super::lock;
+use super::mailbox::MaildirMailbox;
 use crate::store::{Error, ErrorKind, Flags, Mailbox, Result};
 use std::fs::{self, OpenOptions};
 use std::io;

@@ -40,7 +40,7 @@ use super::fsutil::{
 };
 use super::keywords::Keywords;
 use super::uidlist::Uidlist;
-use super::Registry;
+use super::{lock, Registry};
 use crate::store::{
     Changes, Derived, Error, ErrorKind, FlagOp, Flags, Mailbox, MailboxStatus, MessageMeta, Result,
     View,
@@ -51,7 +51,7 @@ use std::io;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 /// Directory mtimes are coarse: a change this close to our stat may share its mtime.
@@ -169,16 +169,12 @@ impl std::fmt::Debug for MaildirMailbox {
     }
 }
 
-pub(super) fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
 /// Next UIDVALIDITY for a new mailbox of this user: the current time, or one more than the
 /// last one handed out (Dovecot's `dovecot-uidvalidity` file, hex), so two mailboxes made in
 /// the same second still differ.
 pub(super) fn next_uid_validity(user_root: &Path) -> Result<u32> {
     static GUARD: Mutex<()> = Mutex::new(());
-    let _g = GUARD.lock().unwrap_or_else(|p| p.into_inner());
+    let _g = lock(&GUARD);
     let path = user_root.join("dovecot-uidvalidity");
     let last = fs::read_to_string(&path)
         .ok()
@@ -581,7 +577,7 @@ impl Mailbox for MaildirMailbox {
     }
 
     fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
-        let mut w = self.watcher.lock().unwrap_or_else(|p| p.into_inner());
+        let mut w = lock(&self.watcher);
         if w.is_none() {
             let tx = self.tx.clone();
             let notified = self.notified.clone();

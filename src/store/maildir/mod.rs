@@ -37,7 +37,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 /// The folders every user has (RFC 6154 special use), created on first use and subscribed.
 pub const SPECIAL_FOLDERS: [(&str, SpecialUse); 5] = [
@@ -60,6 +60,12 @@ pub struct Registry {
     subscriptions: Mutex<()>,
     /// What dropped handles left for the next handle of their folder ([`parked::Parked`]).
     parked: Mutex<std::collections::VecDeque<parked::Parked>>,
+}
+
+/// Locks `m`. A mutex poisoned by a panicking holder is used as it is rather than failing
+/// every later caller.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// The Maildir++ [`Store`]: users live in `root/<user>/`.
@@ -284,11 +290,7 @@ impl MaildirUser {
     }
 
     fn update_subscriptions(&self, f: impl FnOnce(&mut BTreeSet<String>)) -> Result<()> {
-        let _g = self
-            .registry
-            .subscriptions
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let _g = lock(&self.registry.subscriptions);
         let mut subs = self.read_subscriptions()?;
         let before = subs.clone();
         f(&mut subs);
@@ -335,11 +337,7 @@ impl MaildirUser {
                 format!("mailbox {name:?} does not exist ({})", dir.display()),
             ));
         }
-        let mut map = self
-            .registry
-            .mailboxes
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let mut map = lock(&self.registry.mailboxes);
         if let Some(mb) = map.get(&dir).and_then(Weak::upgrade) {
             return Ok(mb);
         }
@@ -356,19 +354,11 @@ impl MaildirUser {
 
     /// Forgets shared handles under `dir` (after a rename or delete).
     fn forget(&self, dir: &Path) {
-        let mut map = self
-            .registry
-            .mailboxes
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let mut map = lock(&self.registry.mailboxes);
         map.remove(dir);
         drop(map);
         parked::unpark(&self.registry, dir);
-        let mut floors = self
-            .registry
-            .floors
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let mut floors = lock(&self.registry.floors);
         floors.remove(dir);
     }
 }

@@ -10,7 +10,7 @@
 
 use super::cache::{self, DerivedCache};
 use super::mailbox::{MaildirMailbox, Stamp, State};
-use super::Registry;
+use super::{lock, Registry};
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -49,7 +49,7 @@ fn prune(parked: &mut VecDeque<Parked>, now: Instant) {
 
 /// Forgets the parked state of `dir` (the folder was deleted or renamed).
 pub(super) fn unpark(registry: &Registry, dir: &Path) {
-    let mut parked = registry.parked.lock().unwrap_or_else(|p| p.into_inner());
+    let mut parked = lock(&registry.parked);
     parked.retain(|p| p.dir != dir);
 }
 
@@ -58,7 +58,7 @@ impl MaildirMailbox {
     pub(super) fn take_parked(registry: &Registry, dir: &Path) -> (State, DerivedCache) {
         let now = Instant::now();
         let warm = {
-            let mut parked = registry.parked.lock().unwrap_or_else(|p| p.into_inner());
+            let mut parked = lock(&registry.parked);
             prune(&mut parked, now);
             parked
                 .iter()
@@ -100,11 +100,7 @@ impl Drop for MaildirMailbox {
             state: std::mem::take(st),
             derived: self.derived.take(),
         };
-        let mut all = self
-            .registry
-            .parked
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let mut all = lock(&self.registry.parked);
         all.retain(|p| p.dir != parked.dir);
         all.push_back(parked);
         prune(&mut all, Instant::now());

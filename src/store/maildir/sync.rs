@@ -11,9 +11,8 @@ use super::crlf::compute_vsize;
 use super::dotlock::{DotLock, LOCK_TIMEOUT};
 use super::filename::{self, parse};
 use super::fsutil::{fsync_dir, io_err, IoCtx};
-use super::mailbox::{
-    lock, next_uid_validity, MaildirMailbox, Rec, Stamp, Stamps, State, MTIME_SLACK,
-};
+use super::lock;
+use super::mailbox::{next_uid_validity, MaildirMailbox, Rec, Stamp, Stamps, State, MTIME_SLACK};
 use super::uidlist::Uidlist;
 use crate::store::{Changes, Error, ErrorKind, Result, View};
 use std::collections::{HashMap, HashSet};
