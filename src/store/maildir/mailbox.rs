@@ -7,12 +7,12 @@
 //! interrupted by a crash) get fresh UIDs under the uidlist dot-lock, in delivery order, and
 //! `new/` files move to `cur/` with an empty `:2,` info, as Dovecot does.
 //!
-//! Crash safety (SPEC §7): append writes `tmp/`, fsyncs, renames into `cur/`, fsyncs the
-//! directory, then records the UID (dot-lock, re-read, write temp, fsync, rename) before
-//! returning. A crash between those steps leaves either junk in `tmp/` (ignored, cleaned
-//! after 36 h) or a file in `cur/` without a record, which the next sync numbers; `N` in the
-//! uidlist only grows, so UIDs are never reused. Flag changes rename within `cur/`; expunge
-//! unlinks then rewrites the uidlist.
+//! Crash safety (ARCHITECTURE.md, "Mail store"): append writes `tmp/`, fsyncs, renames into
+//! `cur/`, fsyncs the directory, then records the UID (dot-lock, re-read, write temp, fsync,
+//! rename) before returning. A crash between those steps leaves either junk in `tmp/`
+//! (ignored, cleaned after 36 h) or a file in `cur/` without a record, which the next sync
+//! numbers; `N` in the uidlist only grows, so UIDs are never reused. Flag changes rename
+//! within `cur/`; expunge unlinks then rewrites the uidlist.
 //!
 //! `\Recent` (RFC 3501 §2.3.2): messages whose UID is at or above the mailbox's "recent floor"
 //! (the next UID when this process first opened it, kept by the store across re-opens) are
@@ -506,7 +506,8 @@ impl Mailbox for MaildirMailbox {
             }
         }
         if changed {
-            // Durable before the command reports success (SPEC §7).
+            // Durable before the command reports success, so a STORE the client saw succeed
+            // survives a crash (ARCHITECTURE.md, "Mail store").
             fsync_dir(&self.dir.join("cur"))?;
             self.restamp_cur(&mut st, cur_before)?;
         }

@@ -1,4 +1,4 @@
-//! Maildir++ backend with Dovecot-compatible metadata (SPEC §7).
+//! Maildir++ backend with Dovecot-compatible metadata (ARCHITECTURE.md, "Mail store").
 //!
 //! Owns the on-disk layout of `data_dir/mail/<user>/`: INBOX at the root (`cur new tmp`),
 //! folders as `.Name` directories (IMAP `/` ↔ `.`, names in modified UTF-7, RFC 3501 §5.1.3,
