@@ -40,7 +40,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 /// The folders every user has (RFC 6154 special use), created on first use and subscribed.
-pub const SPECIAL_FOLDERS: [(&str, SpecialUse); 5] = [
+pub const DEFAULT_FOLDERS: [(&str, SpecialUse); 5] = [
     ("Drafts", SpecialUse::Drafts),
     ("Sent", SpecialUse::Sent),
     ("Trash", SpecialUse::Trash),
@@ -261,7 +261,7 @@ impl MaildirUser {
         // keeps its modes and folders inherit them.
         create_maildir(&self.root, 0o700)?;
         let mut added = Vec::new();
-        for (name, _) in SPECIAL_FOLDERS {
+        for (name, _) in DEFAULT_FOLDERS {
             let dir = self.root.join(format!(".{name}"));
             if !dir.exists() {
                 match mailbox::create_folder(&dir, &self.root) {
@@ -387,7 +387,7 @@ impl UserStore for MaildirUser {
                 let prefix = format!("{name}/");
                 MailboxInfo {
                     name: name.clone(),
-                    special_use: SPECIAL_FOLDERS
+                    special_use: DEFAULT_FOLDERS
                         .iter()
                         .find(|(n, _)| n == name)
                         .map(|(_, u)| *u),
