@@ -31,6 +31,13 @@ struct Found {
     in_new: bool,
 }
 
+impl Found {
+    /// The file name without its `:2,` info (what the uidlist records).
+    fn base(&self) -> &str {
+        self.fname.split(':').next().unwrap_or("")
+    }
+}
+
 /// The entry was last modified more than `age` before `now` (false if that is unknown).
 fn modified_before(e: &fs::DirEntry, age: Duration, now: SystemTime) -> bool {
     e.metadata()
@@ -147,10 +154,7 @@ impl MaildirMailbox {
         // A rename by another process during readdir may hide a file: look twice before
         // believing a cached message is gone.
         if st.loaded {
-            let names: HashSet<&str> = found
-                .iter()
-                .map(|f| f.fname.split(':').next().unwrap_or(""))
-                .collect();
+            let names: HashSet<&str> = found.iter().map(|f| f.base()).collect();
             if st.recs.iter().any(|r| !names.contains(r.base())) {
                 let again = self.scan()?;
                 found.extend(again);
@@ -159,9 +163,7 @@ impl MaildirMailbox {
         let complete = match &list {
             Some(l) => {
                 let known: HashSet<&str> = l.records.iter().map(|r| r.base.as_str()).collect();
-                found
-                    .iter()
-                    .all(|f| !f.in_new && known.contains(f.fname.split(':').next().unwrap_or("")))
+                found.iter().all(|f| !f.in_new && known.contains(f.base()))
             }
             None => false,
         };
@@ -200,17 +202,16 @@ impl MaildirMailbox {
         let mut dirty = !self.uidlist_path().exists();
         let known: HashSet<String> = list.records.iter().map(|r| r.base.clone()).collect();
         let mut fresh: Vec<usize> = (0..found.len())
-            .filter(|&i| !known.contains(found[i].fname.split(':').next().unwrap_or("")))
+            .filter(|&i| !known.contains(found[i].base()))
             .collect();
         fresh.sort_by_cached_key(|&i| {
-            let (secs, usecs, name) =
-                filename::time_key(found[i].fname.split(':').next().unwrap_or(""));
+            let (secs, usecs, name) = filename::time_key(found[i].base());
             (secs, usecs, name.to_string())
         });
         let mut seen_new: HashSet<String> = HashSet::new();
         for i in fresh {
             let f = &found[i];
-            let base = f.fname.split(':').next().unwrap_or("").to_string();
+            let base = f.base().to_string();
             if !seen_new.insert(base.clone()) {
                 continue; // same base in new/ and cur/ (a move seen twice)
             }
@@ -233,7 +234,7 @@ impl MaildirMailbox {
         // Move everything still in new/ to cur/ (Dovecot does so unless read-only).
         let mut moved = false;
         for f in found.iter_mut().filter(|f| f.in_new) {
-            let base = f.fname.split(':').next().unwrap_or("");
+            let base = f.base();
             let info = f.fname.split_once(":2,").map(|(_, i)| i).unwrap_or("");
             let to_name = filename::cur_name(base, info);
             let from = self.dir.join("new").join(&f.fname);
@@ -253,21 +254,15 @@ impl MaildirMailbox {
             fsync_dir(&self.dir.join("new"))?;
         }
         // Drop records of files that are gone (checked by a second scan under the lock).
-        let present: HashSet<&str> = found
-            .iter()
-            .map(|f| f.fname.split(':').next().unwrap_or(""))
-            .collect();
+        let present: HashSet<&str> = found.iter().map(|f| f.base()).collect();
         if list
             .records
             .iter()
             .any(|r| !present.contains(r.base.as_str()))
         {
             let again = self.scan()?;
-            let present: HashSet<&str> = found
-                .iter()
-                .chain(again.iter())
-                .map(|f| f.fname.split(':').next().unwrap_or(""))
-                .collect();
+            let present: HashSet<&str> =
+                found.iter().chain(again.iter()).map(|f| f.base()).collect();
             let before = list.records.len();
             list.records.retain(|r| present.contains(r.base.as_str()));
             dirty |= list.records.len() != before;
@@ -284,7 +279,7 @@ impl MaildirMailbox {
     fn rebuild(&self, st: &mut State, list: &Uidlist, found: Vec<Found>) {
         let mut files: HashMap<String, Found> = HashMap::with_capacity(found.len());
         for f in found {
-            let base = f.fname.split(':').next().unwrap_or("").to_string();
+            let base = f.base().to_string();
             match files.get(&base) {
                 Some(old) if !old.in_new => {}
                 _ => {
