@@ -1,6 +1,6 @@
-//! The storage API both protocols use (STYLE principle 5): open a user's tree, list and manage
-//! mailboxes, view messages by UID, change flags, append, copy, move, expunge, and `sync`
-//! a session's [`View`] with what other sessions and outside deliveries did.
+//! The storage API both protocols use (ARCHITECTURE.md, "Mail store"): open a user's tree,
+//! list and manage mailboxes, view messages by UID, change flags, append, copy, move, expunge,
+//! and `sync` a session's [`View`] with what other sessions and outside deliveries did.
 //!
 //! Everything here is synchronous file-system work: protocol sessions call it through
 //! `tokio::task::spawn_blocking` (or `block_in_place`) so the async runtime never waits on disk.
@@ -11,7 +11,8 @@ pub mod maildir;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-/// What went wrong, in the few kinds a protocol maps to a reply (STYLE principle 7).
+/// What went wrong, in the few kinds a protocol maps to a reply: an IMAP response code
+/// (RFC 5530: `[NONEXISTENT]`, `[OVERQUOTA]`, ...) or POP3's `[SYS/TEMP]` (RFC 3206).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {
     NotFound,

@@ -120,7 +120,7 @@ pub fn parse(bytes: &[u8]) -> Option<Parsed> {
     Some(p)
 }
 
-/// A cache's contents, parked while its folder has no handle (see `mailbox::Parked`).
+/// A cache's contents, parked while its folder has no handle (see `parked::Parked`).
 #[derive(Default)]
 pub struct Inner {
     /// The UIDVALIDITY `map` belongs to; `None` until loaded.

@@ -62,6 +62,17 @@ pub fn fix_mode(f: &File, mode: u32, path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The directory counterpart of [`fix_mode`]: applies `mode` to the directory at `path`
+/// exactly (`DirBuilder` modes pass through the umask too).
+pub fn fix_dir_mode(path: &Path, mode: u32) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    if mode & 0o077 != 0 {
+        fs::set_permissions(path, fs::Permissions::from_mode(mode))
+            .map_err(|e| io_err(e, "chmod", path))?;
+    }
+    Ok(())
+}
+
 /// fsync a directory so a rename or create inside it is durable.
 pub fn fsync_dir(dir: &Path) -> Result<()> {
     File::open(dir).and_then(|f| f.sync_all()).ctx("fsync", dir)
@@ -106,11 +117,7 @@ pub fn create_maildir(dir: &Path, mode: u32) -> Result<()> {
         let p = dir.join(sub);
         let existed = p.is_dir();
         match fs::DirBuilder::new().recursive(true).mode(mode).create(&p) {
-            Ok(()) if !existed && mode & 0o077 != 0 => {
-                use std::os::unix::fs::PermissionsExt;
-                fs::set_permissions(&p, fs::Permissions::from_mode(mode))
-                    .map_err(|e| io_err(e, "chmod", &p))?;
-            }
+            Ok(()) if !existed => fix_dir_mode(&p, mode)?,
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
             Err(e) => return Err(io_err(e, "mkdir", &p)),

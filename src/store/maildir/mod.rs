@@ -1,4 +1,4 @@
-//! Maildir++ backend with Dovecot-compatible metadata (SPEC §7).
+//! Maildir++ backend with Dovecot-compatible metadata (ARCHITECTURE.md, "Mail store").
 //!
 //! Owns the on-disk layout of `data_dir/mail/<user>/`: INBOX at the root (`cur new tmp`),
 //! folders as `.Name` directories (IMAP `/` ↔ `.`, names in modified UTF-7, RFC 3501 §5.1.3,
@@ -6,19 +6,25 @@
 //! unchanged: `dovecot-uidlist` v3 ([`uidlist`]) with its dot-lock ([`dotlock`]),
 //! `dovecot-keywords` ([`keywords`]), `dovecot-uidvalidity`, `subscriptions` (v2:
 //! `V\t2\n\n`, then one name a line with hierarchy levels separated by TAB), and Dovecot-style
-//! file names ([`filename`]). Message handling and the sync cache live in [`mailbox`].
+//! file names ([`filename`]). Message handling and the sync cache live in [`mailbox`] and the
+//! private modules beside it (`sync`, `save`, `copy`, `crlf`, `parked`).
 //!
 //! One [`MaildirStore`] per process: it hands every session the same [`MaildirMailbox`] for a
 //! folder (a registry of weak references keyed by path), so the folder is scanned and watched
 //! once, however many sessions have it open.
 
 pub mod cache;
+mod copy;
+mod crlf;
 pub mod dotlock;
 pub mod filename;
 pub mod fsutil;
 pub mod keywords;
 pub mod mailbox;
 pub mod mutf7;
+mod parked;
+mod save;
+mod sync;
 pub mod uidlist;
 
 pub use mailbox::MaildirMailbox;
@@ -31,10 +37,10 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 /// The folders every user has (RFC 6154 special use), created on first use and subscribed.
-pub const SPECIAL_FOLDERS: [(&str, SpecialUse); 5] = [
+pub const DEFAULT_FOLDERS: [(&str, SpecialUse); 5] = [
     ("Drafts", SpecialUse::Drafts),
     ("Sent", SpecialUse::Sent),
     ("Trash", SpecialUse::Trash),
@@ -52,8 +58,14 @@ pub struct Registry {
     floors: Mutex<HashMap<PathBuf, (u32, u32)>>,
     /// Serialises `subscriptions` rewrites within this process.
     subscriptions: Mutex<()>,
-    /// What dropped handles left for the next handle of their folder ([`mailbox::Parked`]).
-    parked: Mutex<std::collections::VecDeque<mailbox::Parked>>,
+    /// What dropped handles left for the next handle of their folder ([`parked::Parked`]).
+    parked: Mutex<std::collections::VecDeque<parked::Parked>>,
+}
+
+/// Locks `m`. A mutex poisoned by a panicking holder is used as it is rather than failing
+/// every later caller.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// The Maildir++ [`Store`]: users live in `root/<user>/`.
@@ -249,7 +261,7 @@ impl MaildirUser {
         // keeps its modes and folders inherit them.
         create_maildir(&self.root, 0o700)?;
         let mut added = Vec::new();
-        for (name, _) in SPECIAL_FOLDERS {
+        for (name, _) in DEFAULT_FOLDERS {
             let dir = self.root.join(format!(".{name}"));
             if !dir.exists() {
                 match mailbox::create_folder(&dir, &self.root) {
@@ -278,11 +290,7 @@ impl MaildirUser {
     }
 
     fn update_subscriptions(&self, f: impl FnOnce(&mut BTreeSet<String>)) -> Result<()> {
-        let _g = self
-            .registry
-            .subscriptions
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let _g = lock(&self.registry.subscriptions);
         let mut subs = self.read_subscriptions()?;
         let before = subs.clone();
         f(&mut subs);
@@ -329,11 +337,7 @@ impl MaildirUser {
                 format!("mailbox {name:?} does not exist ({})", dir.display()),
             ));
         }
-        let mut map = self
-            .registry
-            .mailboxes
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let mut map = lock(&self.registry.mailboxes);
         if let Some(mb) = map.get(&dir).and_then(Weak::upgrade) {
             return Ok(mb);
         }
@@ -350,19 +354,11 @@ impl MaildirUser {
 
     /// Forgets shared handles under `dir` (after a rename or delete).
     fn forget(&self, dir: &Path) {
-        let mut map = self
-            .registry
-            .mailboxes
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let mut map = lock(&self.registry.mailboxes);
         map.remove(dir);
         drop(map);
-        mailbox::unpark(&self.registry, dir);
-        let mut floors = self
-            .registry
-            .floors
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        parked::unpark(&self.registry, dir);
+        let mut floors = lock(&self.registry.floors);
         floors.remove(dir);
     }
 }
@@ -391,7 +387,7 @@ impl UserStore for MaildirUser {
                 let prefix = format!("{name}/");
                 MailboxInfo {
                     name: name.clone(),
-                    special_use: SPECIAL_FOLDERS
+                    special_use: DEFAULT_FOLDERS
                         .iter()
                         .find(|(n, _)| n == name)
                         .map(|(_, u)| *u),

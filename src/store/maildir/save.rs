@@ -1,0 +1,184 @@
+//! Save (IMAP APPEND). The message goes to `tmp/` (CRLF → LF, fsynced), is renamed
+//! into `cur/` with its flags in the name, the directory is fsynced, and only then is its UID
+//! recorded in `dovecot-uidlist` (dot-lock, re-read, write a temp file, fsync, rename), so a
+//! crash at any step loses nothing acknowledged and never reuses a UID.
+//!
+//! Mirrors Dovecot's `src/lib-storage/index/maildir/maildir-save.c`.
+
+use super::crlf::to_disk_form;
+use super::dotlock::{DotLock, LOCK_TIMEOUT};
+use super::filename;
+use super::fsutil::{file_mode_for, fix_mode, fsync_dir, io_err, IoCtx};
+use super::lock;
+use super::mailbox::{next_uid_validity, MaildirMailbox, Rec, Stamp, State};
+use super::uidlist::Uidlist;
+use crate::store::{Flags, Result};
+use std::collections::HashMap;
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::time::SystemTime;
+
+impl MaildirMailbox {
+    /// Records new files (already in `cur/`) under the uidlist lock; returns their UIDs.
+    pub(super) fn record_new(
+        &self,
+        st: &mut State,
+        entries: Vec<(String, Rec)>,
+    ) -> Result<Vec<u32>> {
+        let lock = DotLock::acquire(&self.uidlist_path(), LOCK_TIMEOUT)?;
+        let before = Stamp::of(&self.uidlist_path())?;
+        let mut list = match self.read_uidlist()? {
+            Some(l) => l,
+            None => Uidlist::new(next_uid_validity(&self.user_root)?),
+        };
+        let cached_max = st.recs.last().map(|r| r.uid).unwrap_or(0);
+        let others = list.next_uid > st.next_uid
+            || list.uid_validity != st.uid_validity
+            || list.records.last().is_some_and(|r| r.uid > cached_max);
+        let mut uids = Vec::with_capacity(entries.len());
+        let mut recs = Vec::with_capacity(entries.len());
+        let recorded: HashMap<&str, u32> = list
+            .records
+            .iter()
+            .map(|r| (r.base.as_str(), r.uid))
+            .collect();
+        // Another process's sync may have seen our file in cur/ and numbered it already:
+        // then that is its UID (never two UIDs for one file).
+        let already: Vec<Option<u32>> = entries
+            .iter()
+            .map(|(base, _)| recorded.get(base.as_str()).copied())
+            .collect();
+        drop(recorded);
+        let mut others = others || already.iter().any(Option::is_some);
+        for ((base, mut rec), prior) in entries.into_iter().zip(already) {
+            rec.uid = match prior {
+                Some(uid) => uid,
+                None => list.push(base, String::new()),
+            };
+            uids.push(rec.uid);
+            recs.push(rec);
+        }
+        if uids
+            .iter()
+            .any(|u| Some(*u) < st.recs.last().map(|r| r.uid))
+        {
+            others = true;
+        }
+        self.write_uidlist(&list)?;
+        let after = Stamp::of(&self.uidlist_path())?;
+        drop(lock);
+        if others || !st.loaded {
+            // Someone else numbered messages too: take them all in order.
+            self.refresh(st, true)?;
+        } else {
+            st.recs.extend(recs);
+            st.next_uid = list.next_uid;
+            if before == st.stamps.uidlist {
+                st.stamps.uidlist = after;
+            }
+        }
+        Ok(uids)
+    }
+
+    /// Writes `data` into `tmp/` and renames it into `cur/`; returns the base and record.
+    fn deliver(
+        &self,
+        data: &[u8],
+        flags: Flags,
+        kw: u32,
+        internal_date: Option<SystemTime>,
+    ) -> Result<(String, Rec)> {
+        let (disk, vsize) = to_disk_form(data);
+        let base = filename::new_base(disk.len() as u64, vsize);
+        let tmp = self.dir.join("tmp").join(&base);
+        let result = (|| {
+            let mut f = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(file_mode_for(&self.dir))
+                .open(&tmp)
+                .ctx("create", &tmp)?;
+            fix_mode(&f, file_mode_for(&self.dir), &tmp)?;
+            f.write_all(&disk).ctx("write", &tmp)?;
+            if let Some(t) = internal_date {
+                f.set_modified(t).ctx("utime", &tmp)?;
+            }
+            f.sync_all().ctx("fsync", &tmp)?;
+            let mtime = f
+                .metadata()
+                .ctx("fstat", &tmp)?
+                .modified()
+                .unwrap_or(SystemTime::UNIX_EPOCH);
+            Ok(mtime)
+        })();
+        let mtime = match result {
+            Ok(m) => m,
+            Err(e) => {
+                let _ = fs::remove_file(&tmp);
+                return Err(e);
+            }
+        };
+        let entry = self.move_tmp_to_cur(base, flags, kw, vsize, mtime)?;
+        fsync_dir(&self.dir.join("cur"))?;
+        Ok(entry)
+    }
+
+    /// Renames `tmp/<base>` into `cur/` with `flags` and `kw` in its name (removing it from
+    /// `tmp/` if that fails); returns the base and its record, not numbered yet. The caller
+    /// fsyncs `cur/`: once per message for APPEND, once per batch for COPY.
+    pub(super) fn move_tmp_to_cur(
+        &self,
+        base: String,
+        flags: Flags,
+        kw: u32,
+        vsize: u64,
+        mtime: SystemTime,
+    ) -> Result<(String, Rec)> {
+        let tmp = self.dir.join("tmp").join(&base);
+        let fname = filename::cur_name(&base, &filename::info(flags, kw, ""));
+        let dest = self.dir.join("cur").join(&fname);
+        if let Err(e) = fs::rename(&tmp, &dest) {
+            let _ = fs::remove_file(&tmp);
+            return Err(io_err(e, "rename", &dest));
+        }
+        Ok((
+            base,
+            Rec {
+                uid: 0,
+                fname: fname.into(),
+                in_new: false,
+                flags,
+                kw,
+                vsize,
+                mtime,
+                recent_taken: false,
+            },
+        ))
+    }
+
+    /// The body of [`Mailbox::append`](crate::store::Mailbox::append): saves one message,
+    /// durable before this returns.
+    pub(super) fn save_message(
+        &self,
+        data: &[u8],
+        flags: Flags,
+        keywords: &[String],
+        internal_date: Option<SystemTime>,
+    ) -> Result<u32> {
+        let mut st = lock(&self.state);
+        // No rescan first: `record_new` notices other writers from the uidlist it re-reads
+        // under the lock, so a run of APPENDs does not readdir a big mailbox each time.
+        if !st.loaded {
+            self.refresh(&mut st, false)?;
+        }
+        let kw = self.keyword_bits(&mut st, keywords, true)?;
+        let cur_before = Stamp::of(&self.dir.join("cur"))?;
+        let entry = self.deliver(data, flags, kw, internal_date)?;
+        let uids = self.record_new(&mut st, vec![entry])?;
+        self.restamp_cur(&mut st, cur_before)?;
+        drop(st);
+        self.bump();
+        Ok(uids[0])
+    }
+}
