@@ -117,6 +117,9 @@ pub fn apply_reload(live: &ArcSwap<Snapshot>, mut config: Config) {
             return;
         }
     };
+    // Swapped in before the changes are logged: a client that connects once it has read
+    // "applies at the next session start" gets the new snapshot.
+    live.store(Arc::new(snapshot));
     for c in &changes {
         if c.needs_restart {
             tracing::warn!(
@@ -137,7 +140,6 @@ pub fn apply_reload(live: &ArcSwap<Snapshot>, mut config: Config) {
     if changes.is_empty() {
         tracing::info!("configuration reloaded, no value changed");
     }
-    live.store(Arc::new(snapshot));
 }
 
 /// SIGTERM/SIGINT fire the shutdown token (and tell systemd we are stopping).

@@ -211,11 +211,6 @@ impl MaildirMailbox {
         }
     }
 
-    /// The Maildir directory.
-    pub fn path(&self) -> &Path {
-        &self.dir
-    }
-
     pub(super) fn uidlist_path(&self) -> PathBuf {
         self.dir.join("dovecot-uidlist")
     }

@@ -240,11 +240,6 @@ pub fn render_subscriptions(names: &BTreeSet<String>) -> String {
 }
 
 impl MaildirUser {
-    /// The user's root directory.
-    pub fn root(&self) -> &Path {
-        &self.root
-    }
-
     /// Maildir directory of an IMAP name (INBOX is the root).
     pub fn dir_of(&self, name: &str) -> Result<PathBuf> {
         let l = levels(name)?;

@@ -12,7 +12,6 @@
 
 use crate::store::{Error, ErrorKind, Result};
 use std::fmt::Write as _;
-use std::io::Read;
 
 /// One line: a UID and the file name base it belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -123,13 +122,6 @@ impl Uidlist {
             list.next_uid = list.next_uid.max(last.uid.saturating_add(1));
         }
         Ok(list)
-    }
-
-    /// Reads and parses from a reader (whole file).
-    pub fn read_from(mut r: impl Read) -> std::io::Result<Result<Uidlist>> {
-        let mut buf = Vec::new();
-        r.read_to_end(&mut buf)?;
-        Ok(Uidlist::parse(&String::from_utf8_lossy(&buf)))
     }
 
     /// The version 3 text.
@@ -253,28 +245,6 @@ mod tests {
         assert!(Uidlist::parse("").is_err());
         assert!(Uidlist::parse("3 N5\n").is_err());
         assert!(Uidlist::parse("9 V1 N1\n").is_err());
-    }
-
-    /// Reads the file through a reader that returns at most `chunk` bytes per call.
-    struct Chunked<'a>(&'a [u8], usize);
-    impl Read for Chunked<'_> {
-        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-            let n = self.1.min(buf.len()).min(self.0.len());
-            buf[..n].copy_from_slice(&self.0[..n]);
-            self.0 = &self.0[n..];
-            Ok(n)
-        }
-    }
-
-    #[test]
-    fn every_chunk_size() {
-        let whole = Uidlist::parse(DOVECOT).unwrap();
-        for chunk in 1..=DOVECOT.len() {
-            let got = Uidlist::read_from(Chunked(DOVECOT.as_bytes(), chunk))
-                .unwrap()
-                .unwrap();
-            assert_eq!(got, whole, "chunk {chunk}");
-        }
     }
 
     #[test]
