@@ -13,7 +13,7 @@ use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use crate::auth::{AuthResult, Secret, Users};
+use crate::auth::{failure_delay, AuthResult, Secret, Users};
 use crate::config::Config;
 use crate::protolog::LineKind;
 use crate::store::Store;
@@ -90,6 +90,48 @@ impl Authenticator for Users {
     }
     fn plain_password(&self, users_file: &Path, user: &str) -> Option<Secret<String>> {
         Users::plain_password(self, users_file, user)
+    }
+}
+
+/// Why a login was refused (the protocol picks its reply text for each).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginRefused {
+    /// Wrong user or password: answered after the failure delay.
+    Failed,
+    /// The users database could not be read: try again later.
+    TempFail,
+}
+
+/// The end of a password check that every login shares, POP3 and IMAP alike: a failure is
+/// counted in `failures`, recorded as a `*` protocol-log record and answered only after
+/// [`failure_delay`] (the same whether or not the user exists); a temporary failure is
+/// recorded and reported in the daemon log. `shown` is the user name as the protocol prints
+/// it. Success (the canonical user name) is recorded by the caller once the login is
+/// complete.
+pub async fn login_result(
+    result: AuthResult,
+    failures: &mut u32,
+    shown: &str,
+    mechanism: &str,
+    out: &mut Output,
+) -> Result<String, LoginRefused> {
+    match result {
+        AuthResult::Ok { user } => Ok(user),
+        AuthResult::Failed => {
+            *failures += 1;
+            out.info(format!(
+                "authentication failed: user={shown} mechanism={mechanism}"
+            ));
+            tokio::time::sleep(failure_delay(*failures)).await;
+            Err(LoginRefused::Failed)
+        }
+        AuthResult::TempFail(why) => {
+            tracing::warn!(user = %shown, mechanism, "authentication temporarily failed: {why}");
+            out.info(format!(
+                "authentication failed (temporary): user={shown} mechanism={mechanism}"
+            ));
+            Err(LoginRefused::TempFail)
+        }
     }
 }
 

@@ -403,8 +403,8 @@ static COMMANDS: &[CommandSpec] = &[
                            mailbox,
                            uid,
                        },
-                       out| {
-            Done::Res(s.copy(&sequence_set, &mailbox, uid, out).await)
+                       _| {
+            Done::Res(s.copy(&sequence_set, &mailbox, uid).await)
         }),
     },
     // RFC 6851 MOVE (its own EXPUNGEs are announced by the handler).

@@ -108,6 +108,18 @@ pub enum Fail {
     Bad(String),
 }
 
+/// The text of every internal failure (RFC 5530 `SERVERBUG`, in Dovecot's words); what went
+/// wrong is in the daemon log only.
+pub(crate) const SERVERBUG: &str =
+    "[SERVERBUG] Internal error occurred. Refer to server log for more information.";
+
+impl Fail {
+    /// `NO [SERVERBUG] ...`: something failed that the client can do nothing about.
+    pub(crate) fn internal() -> Fail {
+        Fail::No(SERVERBUG.into())
+    }
+}
+
 /// A handler's result: `Ok(text)` for `<tag> OK <text>`.
 pub type Res = Result<String, Fail>;
 
@@ -138,7 +150,7 @@ pub fn store_error_text(e: &store::Error) -> &'static str {
         }
         K::Internal => {
             tracing::error!("store: {e}");
-            "[SERVERBUG] Internal error occurred. Refer to server log for more information."
+            SERVERBUG
         }
     }
 }
@@ -348,7 +360,7 @@ impl ImapSession {
             }
             Err(e) => {
                 tracing::error!("IMAP sync task failed: {e}");
-                out.reply("* BYE [SERVERBUG] Internal error.");
+                out.reply(format!("* BYE {SERVERBUG}"));
                 self.state = State::Logout;
                 Err(Step::Close)
             }

@@ -37,6 +37,24 @@ pub enum Command {
     Quit,
 }
 
+impl Command {
+    /// The commands that work on the maildrop, valid only in the TRANSACTION state (RFC 1939
+    /// §5); with CAPA and QUIT they are all that state accepts.
+    pub fn is_transaction(&self) -> bool {
+        matches!(
+            self,
+            Command::Stat
+                | Command::List(_)
+                | Command::Retr(_)
+                | Command::Dele(_)
+                | Command::Noop
+                | Command::Rset
+                | Command::Top(_, _)
+                | Command::Uidl(_)
+        )
+    }
+}
+
 /// Why a line is not a command; each maps to one fixed `-ERR` text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ParseError {

@@ -13,7 +13,7 @@
 //! stored `{PLAIN}`), `AUTH PLAIN` (RFC 5034 §4, RFC 4616), `STLS` (RFC 2595 §4). Plaintext
 //! mechanisms are refused without TLS from non-loopback peers unless the config allows them.
 //! Failures look the same whether or not the user exists and are answered after
-//! [`failure_delay`]. Response codes per RFC 2449 §8 and RFC 3206 (`[IN-USE]`, `[AUTH]`,
+//! [`crate::auth::failure_delay`]. Response codes per RFC 2449 §8 and RFC 3206 (`[IN-USE]`, `[AUTH]`,
 //! `[SYS/TEMP]`).
 //!
 //! Store calls run on the blocking pool (`spawn_blocking`); store errors are logged in the
@@ -31,8 +31,8 @@ use subtle::ConstantTimeEq;
 
 use super::command::{self, Command};
 use super::reply;
-use crate::auth::{failure_delay, AuthResult, Secret};
-use crate::session::{Output, Session, SessionEnv, Step};
+use crate::auth::{AuthResult, Secret};
+use crate::session::{login_result, LoginRefused, Output, Session, SessionEnv, Step};
 use crate::store::{self, ErrorKind, FlagOp, Flags, Mailbox, View};
 
 /// RFC 2449 §4: command lines are at most 255 octets including CRLF.
@@ -138,7 +138,7 @@ pub struct Pop3Session {
     state: State,
     /// The APOP challenge of the greeting, `<pid.nonce@hostname>` (RFC 1939 §7).
     timestamp: String,
-    /// Failed logins so far, for [`failure_delay`].
+    /// Failed logins so far, for [`crate::auth::failure_delay`].
     auth_failures: u32,
     /// Consecutive `-ERR` replies.
     bad_in_a_row: u32,
@@ -202,14 +202,8 @@ impl Pop3Session {
             Command::Apop { user, digest } => self.apop(user, digest, out).await,
             Command::Auth { mechanism, initial } => self.auth(mechanism, initial, out).await,
             Command::Stls => self.stls(out),
-            Command::Stat
-            | Command::List(_)
-            | Command::Retr(_)
-            | Command::Dele(_)
-            | Command::Noop
-            | Command::Rset
-            | Command::Top(_, _)
-            | Command::Uidl(_) => {
+            // The maildrop commands (`Command::is_transaction`).
+            _ => {
                 let State::Transaction(md) = &mut self.state else {
                     unreachable!("allowed() checked the state");
                 };
@@ -397,23 +391,11 @@ impl Pop3Session {
         out: &mut Output,
     ) -> Handled {
         let shown = printable(user);
-        let user = match result {
-            AuthResult::Ok { user } => user,
-            AuthResult::Failed => {
-                self.auth_failures += 1;
-                out.info(format!(
-                    "authentication failed: user={shown} mechanism={mechanism}"
-                ));
-                tokio::time::sleep(failure_delay(self.auth_failures)).await;
-                return Err(AUTH_FAILED.into());
-            }
-            AuthResult::TempFail(why) => {
-                tracing::warn!(user = %shown, "POP3 authentication temporarily failed: {why}");
-                out.info(format!(
-                    "authentication failed (temporary): user={shown} mechanism={mechanism}"
-                ));
-                return Err(AUTH_TEMPFAIL.into());
-            }
+        let failures = &mut self.auth_failures;
+        let user = match login_result(result, failures, &shown, mechanism, out).await {
+            Ok(user) => user,
+            Err(LoginRefused::Failed) => return Err(AUTH_FAILED.into()),
+            Err(LoginRefused::TempFail) => return Err(AUTH_TEMPFAIL.into()),
         };
         out.info(format!(
             "authentication succeeded: user={} mechanism={mechanism}",
@@ -633,19 +615,9 @@ fn allowed(state: &State, cmd: &Command) -> bool {
                 | Command::Capa
                 | Command::Quit
         ),
-        State::Transaction(_) => matches!(
-            cmd,
-            Command::Capa
-                | Command::Stat
-                | Command::List(_)
-                | Command::Retr(_)
-                | Command::Dele(_)
-                | Command::Noop
-                | Command::Rset
-                | Command::Top(_, _)
-                | Command::Uidl(_)
-                | Command::Quit
-        ),
+        State::Transaction(_) => {
+            cmd.is_transaction() || matches!(cmd, Command::Capa | Command::Quit)
+        }
         State::Update => false,
     }
 }

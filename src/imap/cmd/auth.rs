@@ -2,8 +2,8 @@
 //! (§6.2.2, RFC 4616) with SASL-IR (RFC 4959).
 //!
 //! Passwords are checked by the connection's [`crate::session::Authenticator`] (the daemon's
-//! passwd-file users). A failure is delayed by [`failure_delay`] and worded the same whether
-//! or not the user exists; a temporary failure (unreadable users file) is `[UNAVAILABLE]`.
+//! passwd-file users). A failure is delayed ([`login_result`], shared with POP3) and worded
+//! the same whether or not the user exists; a temporary failure (unreadable users file) is `[UNAVAILABLE]`.
 //! Plaintext mechanisms are refused without TLS from non-loopback peers unless
 //! `auth.allow_plaintext` is set (`LOGINDISABLED`, RFC 3501 §6.2.3 / §7.1 PRIVACYREQUIRED).
 //! Results reach the protocol log as `*` records through [`Output::info`].
@@ -12,8 +12,8 @@ use base64::Engine;
 use imap_codec::imap_types::auth::AuthMechanism;
 
 use super::super::session::{ImapSession, State};
-use crate::auth::{failure_delay, AuthResult, Secret};
-use crate::session::{Output, Step};
+use crate::auth::{AuthResult, Secret};
+use crate::session::{login_result, LoginRefused, Output, Step};
 
 const AUTH_FAILED: &str = "[AUTHENTICATIONFAILED] Authentication failed.";
 const AUTH_TEMPFAIL: &str = "[UNAVAILABLE] Temporary authentication failure.";
@@ -102,11 +102,9 @@ impl ImapSession {
         let user = String::from_utf8_lossy(parts[1]).into_owned();
         let pass = Secret::new(String::from_utf8_lossy(parts[2]).into_owned());
         if !parts[0].is_empty() && parts[0] != parts[1] {
-            self.auth_failures += 1;
-            out.info(format!(
-                "authentication failed: user={user} mechanism=PLAIN"
-            ));
-            tokio::time::sleep(failure_delay(self.auth_failures)).await;
+            // No proxy authorization: acting as someone else is refused like a bad password.
+            let failures = &mut self.auth_failures;
+            let _ = login_result(AuthResult::Failed, failures, &user, "PLAIN", out).await;
             out.status(format!("{tag} NO {AUTH_FAILED}"));
             return Step::ReadLine;
         }
@@ -123,22 +121,15 @@ impl ImapSession {
     ) -> Step {
         let file = self.env.snapshot.config.auth.users_file.clone();
         let shown: String = user.chars().filter(|c| !c.is_control()).take(64).collect();
-        let user = match self.env.auth.authenticate(&file, user, pass).await {
-            AuthResult::Ok { user } => user,
-            AuthResult::Failed => {
-                self.auth_failures += 1;
-                out.info(format!(
-                    "authentication failed: user={shown} mechanism={mechanism}"
-                ));
-                tokio::time::sleep(failure_delay(self.auth_failures)).await;
+        let result = self.env.auth.authenticate(&file, user, pass).await;
+        let failures = &mut self.auth_failures;
+        let user = match login_result(result, failures, &shown, mechanism, out).await {
+            Ok(user) => user,
+            Err(LoginRefused::Failed) => {
                 out.status(format!("{tag} NO {AUTH_FAILED}"));
                 return Step::ReadLine;
             }
-            AuthResult::TempFail(why) => {
-                tracing::warn!(user = %shown, "IMAP authentication temporarily failed: {why}");
-                out.info(format!(
-                    "authentication failed (temporary): user={shown} mechanism={mechanism}"
-                ));
+            Err(LoginRefused::TempFail) => {
                 out.status(format!("{tag} NO {AUTH_TEMPFAIL}"));
                 return Step::ReadLine;
             }

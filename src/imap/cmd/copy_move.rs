@@ -8,41 +8,43 @@ use super::super::session::{Fail, ImapSession, Res, SyncMode};
 use super::{blocking, check_seq_range, mailbox_name, resolve, trycreate, uid_set};
 use crate::session::Output;
 
+/// Which of the two the shared body does.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Transfer {
+    Copy,
+    Move,
+}
+
 impl ImapSession {
-    /// The UIDs named by `set` in the selected view, and the destination's name.
-    fn copy_args(
+    /// The body COPY and MOVE share: resolves the set in the selected view, copies or moves
+    /// the messages into `dest` on the blocking pool, and returns the destination's
+    /// UIDVALIDITY with the source and destination UID sets (RFC 4315 §3 `[COPYUID]`), or
+    /// `None` when the set named no message.
+    async fn transfer(
         &mut self,
         set: &SequenceSet,
         dest: &ImapMailbox<'_>,
         uid: bool,
-    ) -> Result<(Vec<u32>, String), Fail> {
+        how: Transfer,
+    ) -> Result<Option<(u32, String, String)>, Fail> {
         let name = mailbox_name(dest)?;
         let sel = self.selected()?;
         check_seq_range(&sel.view, set, uid)?;
-        let uids = resolve(&sel.view, set, uid)
+        if how == Transfer::Move && sel.read_only {
+            return Err(Fail::No("Mailbox is read-only.".into()));
+        }
+        let uids: Vec<u32> = resolve(&sel.view, set, uid)
             .into_iter()
             .map(|i| sel.view.messages[i].uid)
             .collect();
-        Ok((uids, name))
-    }
-
-    pub(crate) async fn copy(
-        &mut self,
-        set: &SequenceSet,
-        dest: &ImapMailbox<'_>,
-        uid: bool,
-        out: &mut Output,
-    ) -> Res {
-        let _ = out;
-        let (uids, name) = self.copy_args(set, dest, uid)?;
+        let src = sel.mailbox.clone();
         let user = self.user_store()?;
-        let src = self.selected()?.mailbox.clone();
         let (pairs, validity) = blocking(move || {
             let dst = user.open(&name)?;
-            let pairs = if uids.is_empty() {
-                Vec::new()
-            } else {
-                src.copy_to(&uids, &*dst)?
+            let pairs = match (uids.is_empty(), how) {
+                (true, _) => Vec::new(),
+                (false, Transfer::Copy) => src.copy_to(&uids, &*dst)?,
+                (false, Transfer::Move) => src.move_to(&uids, &*dst)?,
             };
             let validity = user.status(&name)?.uid_validity;
             Ok((pairs, validity))
@@ -50,14 +52,24 @@ impl ImapSession {
         .await
         .map_err(trycreate)?;
         if pairs.is_empty() {
-            return Ok("No messages found.".into());
+            return Ok(None);
         }
         let (from, to): (Vec<u32>, Vec<u32>) = pairs.into_iter().unzip();
-        Ok(format!(
-            "[COPYUID {validity} {} {}] Copy completed.",
-            uid_set(&from),
-            uid_set(&to)
-        ))
+        Ok(Some((validity, uid_set(&from), uid_set(&to))))
+    }
+
+    pub(crate) async fn copy(
+        &mut self,
+        set: &SequenceSet,
+        dest: &ImapMailbox<'_>,
+        uid: bool,
+    ) -> Res {
+        match self.transfer(set, dest, uid, Transfer::Copy).await? {
+            None => Ok("No messages found.".into()),
+            Some((validity, from, to)) => {
+                Ok(format!("[COPYUID {validity} {from} {to}] Copy completed."))
+            }
+        }
     }
 
     /// RFC 6851 §3.3: `* OK [COPYUID ...]`, the EXPUNGEs, then the tagged OK.
@@ -68,36 +80,13 @@ impl ImapSession {
         uid: bool,
         out: &mut Output,
     ) -> Res {
-        let (uids, name) = self.copy_args(set, dest, uid)?;
-        let read_only = self.selected()?.read_only;
-        if read_only {
-            return Err(Fail::No("Mailbox is read-only.".into()));
-        }
-        let user = self.user_store()?;
-        let src = self.selected()?.mailbox.clone();
-        let (pairs, validity) = blocking(move || {
-            let dst = user.open(&name)?;
-            let pairs = if uids.is_empty() {
-                Vec::new()
-            } else {
-                src.move_to(&uids, &*dst)?
-            };
-            let validity = user.status(&name)?.uid_validity;
-            Ok((pairs, validity))
-        })
-        .await
-        .map_err(trycreate)?;
-        if pairs.is_empty() {
+        let Some((validity, from, to)) = self.transfer(set, dest, uid, Transfer::Move).await?
+        else {
             return Ok("No messages found.".into());
-        }
-        let (from, to): (Vec<u32>, Vec<u32>) = pairs.into_iter().unzip();
-        out.reply(format!(
-            "* OK [COPYUID {validity} {} {}] Moved UIDs.",
-            uid_set(&from),
-            uid_set(&to)
-        ));
+        };
+        out.reply(format!("* OK [COPYUID {validity} {from} {to}] Moved UIDs."));
         if let Err(_step) = self.announce(SyncMode::Forced, out).await {
-            return Err(Fail::No("[SERVERBUG] Internal error.".into()));
+            return Err(Fail::internal());
         }
         Ok("Move completed.".into())
     }

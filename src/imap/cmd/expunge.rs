@@ -24,14 +24,14 @@ impl ImapSession {
         if only.as_ref().is_some_and(|u| u.is_empty()) {
             self.announce(SyncMode::Forced, out)
                 .await
-                .map_err(|_| internal())?;
+                .map_err(|_| Fail::internal())?;
             return Ok("Expunge completed.".into());
         }
         let mb = sel.mailbox.clone();
         blocking(move || mb.expunge(only.as_deref())).await?;
         self.announce(SyncMode::Forced, out)
             .await
-            .map_err(|_| internal())?;
+            .map_err(|_| Fail::internal())?;
         Ok("Expunge completed.".into())
     }
 
@@ -53,6 +53,4 @@ impl ImapSession {
     }
 }
 
-fn internal() -> Fail {
-    Fail::No("[SERVERBUG] Internal error.".into())
-}
+

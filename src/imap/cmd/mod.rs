@@ -42,10 +42,7 @@ where
         Ok(Err(e)) => Err(e.into()),
         Err(e) => {
             tracing::error!("IMAP store task failed: {e}");
-            Err(Fail::No(
-                "[SERVERBUG] Internal error occurred. Refer to server log for more information."
-                    .into(),
-            ))
+            Err(Fail::internal())
         }
     }
 }
