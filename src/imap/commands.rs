@@ -15,7 +15,7 @@ use std::pin::Pin;
 
 use imap_codec::imap_types::command::CommandBody;
 
-use super::session::{Fail, ImapSession, Res, State, SyncMode};
+use super::state::{Fail, ImapSession, Res, State, SyncMode};
 use crate::session::{Output, Step};
 
 /// How a handler ended.

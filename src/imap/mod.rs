@@ -1,11 +1,19 @@
-//! IMAP4rev1 (RFC 3501): the sans-IO core — command decoding, MIME structure
-//! for FETCH, SEARCH evaluation, response encoding — and the session with its command
-//! handlers (`session.rs`, `cmd/`).
+//! IMAP4rev1 (RFC 3501). Layered one way, bottom up:
+//!
+//! * `decode` (command edges and imap-codec decoding), `encode` (response writing), `flags`,
+//!   `search` (SEARCH evaluation) — know nothing of sessions;
+//! * `state` — the session struct, its states, the tagged completion and announcements;
+//! * `cmd/` — the handlers, one file per command family, over `state` and the store;
+//! * `commands` — the command table (name, states, announcements, handler);
+//! * `session` — assembling commands from the driver's lines and literals, the `Session`
+//!   impl the connection driver runs.
 
 pub mod cmd;
 pub mod commands;
-pub mod encode;
 pub mod decode;
+pub mod encode;
+pub mod flags;
 pub mod mime;
 pub mod search;
 pub mod session;
+pub mod state;

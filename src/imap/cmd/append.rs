@@ -6,7 +6,7 @@ use imap_codec::imap_types::extensions::binary::LiteralOrLiteral8;
 use imap_codec::imap_types::flag::Flag;
 use imap_codec::imap_types::mailbox::Mailbox as ImapMailbox;
 
-use super::super::session::{Fail, ImapSession, Res};
+use super::super::state::{Fail, ImapSession, Res};
 use super::{blocking, mailbox_name, split_flags, trycreate};
 use crate::session::Output;
 

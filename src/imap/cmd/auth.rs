@@ -11,7 +11,7 @@
 use base64::Engine;
 use imap_codec::imap_types::auth::AuthMechanism;
 
-use super::super::session::{ImapSession, State};
+use super::super::state::{ImapSession, State};
 use crate::auth::{AuthResult, Secret};
 use crate::session::{login_result, LoginRefused, Output, Step};
 

@@ -4,7 +4,7 @@
 use imap_codec::imap_types::mailbox::Mailbox as ImapMailbox;
 use imap_codec::imap_types::sequence::SequenceSet;
 
-use super::super::session::{Fail, ImapSession, Res, SyncMode};
+use super::super::state::{Fail, ImapSession, Res, SyncMode};
 use super::{blocking, check_seq_range, mailbox_name, resolve, trycreate, uid_set};
 use crate::session::Output;
 

@@ -3,7 +3,7 @@
 
 use imap_codec::imap_types::sequence::SequenceSet;
 
-use super::super::session::{Fail, ImapSession, Res, State, SyncMode};
+use super::super::state::{Fail, ImapSession, Res, State, SyncMode};
 use super::{blocking, resolve};
 use crate::session::Output;
 

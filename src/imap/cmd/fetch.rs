@@ -9,7 +9,6 @@
 //! ([`Step::Continue`]): the driver writes each batch before the next is read from disk.
 
 use std::cell::OnceCell;
-use std::collections::VecDeque;
 use std::sync::Arc;
 
 use bounded_static::IntoBoundedStatic;
@@ -19,8 +18,9 @@ use imap_codec::imap_types::sequence::SequenceSet;
 use super::super::encode::{Chunk, FetchWriter};
 use super::super::mime::{self, Section, SectionSpec};
 use super::super::decode::literal_at_end;
-use super::super::session::{Fail, ImapSession, SyncMode};
-use super::{blocking, check_seq_range, flags_list, internal_date, resolve};
+use super::super::flags::flags_list;
+use super::super::state::{Fail, FetchJob, ImapSession, SyncMode};
+use super::{blocking, check_seq_range, internal_date, resolve};
 use crate::session::{Output, Piece, Step};
 use crate::store::{Derived, ErrorKind, FlagOp, Flags, Mailbox, MessageMeta};
 
@@ -29,23 +29,6 @@ use crate::store::{Derived, ErrorKind, FlagOp, Flags, Mailbox, MessageMeta};
 /// BODY[]` never holds the whole mailbox in memory.
 const BATCH_MESSAGES: usize = 500;
 const BATCH_OCTETS: u64 = 256 * 1024;
-
-/// A FETCH being answered in batches.
-pub(crate) struct FetchJob {
-    tag: String,
-    /// `(seq, meta)` still to answer, in order.
-    targets: VecDeque<(u32, MessageMeta)>,
-    names: Arc<Vec<MessageDataItemName<'static>>>,
-    /// UID FETCH (the UID item is always included, §6.4.8).
-    uid: bool,
-    /// UIDs whose `\Seen` this FETCH set (their responses carry FLAGS), sorted.
-    seen_now: Arc<Vec<u32>>,
-    /// Whether the items need the message bytes (else no file is read).
-    needs_body: bool,
-    /// Some messages had been expunged by another session.
-    missing: bool,
-    mailbox: Arc<dyn Mailbox>,
-}
 
 impl ImapSession {
     /// FETCH / UID FETCH: checks, sets `\Seen` for non-PEEK body items, then answers in

@@ -3,7 +3,7 @@
 //! `on_wakeup`), until the client sends `DONE`. Shutdown ends it with `* BYE` (the driver's
 //! `on_shutdown`).
 
-use super::super::session::{ImapSession, SyncMode};
+use super::super::state::{ImapSession, SyncMode};
 use crate::session::{Output, Step};
 
 impl ImapSession {
@@ -25,7 +25,7 @@ impl ImapSession {
         } else {
             self.complete(
                 tag,
-                Err(super::super::session::Fail::Bad("Expected DONE.".into())),
+                Err(super::super::state::Fail::Bad("Expected DONE.".into())),
                 SyncMode::Skip,
                 out,
             )

@@ -4,7 +4,7 @@
 
 use imap_codec::imap_types::mailbox::{ListMailbox, Mailbox as ImapMailbox};
 
-use super::super::session::{ImapSession, Res};
+use super::super::state::{ImapSession, Res};
 use super::{blocking, mailbox_name, push_mailbox, wire_to_name};
 use crate::session::Output;
 use crate::store::{MailboxInfo, SpecialUse};

@@ -3,8 +3,9 @@
 
 use imap_codec::imap_types::mailbox::Mailbox as ImapMailbox;
 
-use super::super::session::{Fail, ImapSession, Res, Selected, State};
-use super::{blocking, keywords_in, mailbox_name, write_flags};
+use super::super::state::{Fail, ImapSession, Res, Selected, State};
+use super::super::flags::{keywords_in, write_flags};
+use super::{blocking, mailbox_name};
 use crate::session::Output;
 use crate::store::View;
 

@@ -5,7 +5,7 @@
 use imap_codec::imap_types::core::{IString, NString};
 use imap_codec::imap_types::extensions::enable::CapabilityEnable;
 
-use super::super::session::{ImapSession, Res, State};
+use super::super::state::{ImapSession, Res, State};
 use crate::session::{Output, Step};
 
 impl ImapSession {

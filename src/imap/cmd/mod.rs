@@ -27,9 +27,9 @@ use imap_codec::imap_types::flag::Flag;
 use imap_codec::imap_types::mailbox::Mailbox as ImapMailbox;
 use imap_codec::imap_types::sequence::SequenceSet;
 
-use super::session::Fail;
+use super::state::Fail;
 use crate::store::maildir::mutf7;
-use crate::store::{self as st, Flags, MessageMeta, View};
+use crate::store::{self as st, Flags, View};
 
 /// Runs store work on the blocking pool (the runtime never waits on disk).
 pub(crate) async fn blocking<T, F>(f: F) -> Result<T, Fail>
@@ -80,27 +80,6 @@ pub(crate) fn push_mailbox(out: &mut Vec<u8>, name: &str) {
     } else {
         super::encode::push_string(out, enc.as_bytes());
     }
-}
-
-/// `(\Answered \Flagged \Deleted \Seen \Draft \Recent keyword...)`, Dovecot's order.
-pub fn flags_list(flags: Flags, keywords: &[String], recent: bool) -> String {
-    let mut parts: Vec<&str> = Vec::new();
-    for (f, name) in [
-        (Flags::ANSWERED, "\\Answered"),
-        (Flags::FLAGGED, "\\Flagged"),
-        (Flags::DELETED, "\\Deleted"),
-        (Flags::SEEN, "\\Seen"),
-        (Flags::DRAFT, "\\Draft"),
-    ] {
-        if flags.contains(f) {
-            parts.push(name);
-        }
-    }
-    if recent {
-        parts.push("\\Recent");
-    }
-    parts.extend(keywords.iter().map(String::as_str));
-    format!("({})", parts.join(" "))
 }
 
 /// Splits IMAP flags into system flags and keywords; `\Recent` and other `\` extensions
@@ -206,63 +185,6 @@ pub(crate) fn internal_date(t: SystemTime) -> String {
     format!("\"{}\"", dt.format("%d-%b-%Y %H:%M:%S %z"))
 }
 
-/// The keywords in use in `messages`, in first-seen order.
-pub(crate) fn keywords_in(messages: &[MessageMeta]) -> Vec<String> {
-    let mut kws: Vec<String> = Vec::new();
-    for m in messages {
-        for k in &m.keywords {
-            if !kws.contains(k) {
-                kws.push(k.clone());
-            }
-        }
-    }
-    kws
-}
-
-/// The FLAGS a mailbox shows (RFC 3501 §7.2.6): the system flags and every keyword in use.
-pub(crate) fn mailbox_flags(keywords: &[String]) -> String {
-    let mut s = String::from("\\Answered \\Flagged \\Deleted \\Seen \\Draft");
-    for k in keywords {
-        s.push(' ');
-        s.push_str(k);
-    }
-    s
-}
-
-/// `* FLAGS` and `* OK [PERMANENTFLAGS]` (RFC 3501 §7.2.6, §7.1) for the mailbox's keywords.
-pub(crate) fn write_flags(keywords: &[String], read_only: bool, out: &mut crate::session::Output) {
-    out.reply(format!("* FLAGS ({})", mailbox_flags(keywords)));
-    if read_only {
-        out.reply("* OK [PERMANENTFLAGS ()] Read-only mailbox.");
-    } else {
-        out.reply(format!(
-            "* OK [PERMANENTFLAGS ({} \\*)] Flags permitted.",
-            mailbox_flags(keywords)
-        ));
-    }
-}
-
-/// Announces keywords of `metas` the session has not shown yet (as Dovecot does, before
-/// the FETCH or EXISTS that carries them).
-pub(crate) fn announce_new_keywords<'a>(
-    sel: &mut super::session::Selected,
-    metas: impl IntoIterator<Item = &'a MessageMeta>,
-    out: &mut crate::session::Output,
-) {
-    let mut new = false;
-    for m in metas {
-        for k in &m.keywords {
-            if !sel.keywords.contains(k) {
-                sel.keywords.push(k.clone());
-                new = true;
-            }
-        }
-    }
-    if new {
-        write_flags(&sel.keywords, sel.read_only, out);
-    }
-}
-
 /// A destination that does not exist says `[TRYCREATE]` (RFC 3501 §6.3.11, §6.4.7).
 pub(crate) fn trycreate(f: Fail) -> Fail {
     match f {
@@ -296,16 +218,6 @@ mod tests {
         assert_eq!(uid_set(&[1, 2, 3, 5, 7, 8]), "1:3,5,7:8");
         assert_eq!(uid_set(&[4]), "4");
         assert_eq!(uid_set(&[]), "");
-    }
-
-    #[test]
-    fn flag_lists_in_dovecot_order() {
-        let f = Flags::SEEN.union(Flags::ANSWERED);
-        assert_eq!(
-            flags_list(f, &["$Forwarded".into()], true),
-            "(\\Answered \\Seen \\Recent $Forwarded)"
-        );
-        assert_eq!(flags_list(Flags::NONE, &[], false), "()");
     }
 
     #[test]

@@ -5,7 +5,7 @@ use imap_codec::imap_types::core::{Charset, Vec1};
 use imap_codec::imap_types::search::SearchKey;
 
 use super::super::search::{check_charset, matches_all, Bounds, Candidate, LazyMessage};
-use super::super::session::{Fail, ImapSession, Res};
+use super::super::state::{Fail, ImapSession, Res};
 use super::blocking;
 use crate::session::Output;
 

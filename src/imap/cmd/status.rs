@@ -3,7 +3,7 @@
 use imap_codec::imap_types::mailbox::Mailbox as ImapMailbox;
 use imap_codec::imap_types::status::StatusDataItemName;
 
-use super::super::session::{ImapSession, Res, State};
+use super::super::state::{ImapSession, Res, State};
 use super::{blocking, mailbox_name, push_mailbox};
 use crate::session::Output;
 

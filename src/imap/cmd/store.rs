@@ -5,8 +5,9 @@
 use imap_codec::imap_types::flag::{Flag, StoreResponse, StoreType};
 use imap_codec::imap_types::sequence::SequenceSet;
 
-use super::super::session::{Fail, ImapSession, Res};
-use super::{blocking, check_seq_range, flags_list, resolve, split_flags};
+use super::super::flags::flags_list;
+use super::super::state::{announce_new_keywords, Fail, ImapSession, Res};
+use super::{blocking, check_seq_range, resolve, split_flags};
 use crate::session::Output;
 use crate::store::FlagOp;
 
@@ -44,7 +45,7 @@ impl ImapSession {
             blocking(move || mb.store_flags(&u, op, sys, &keywords)).await?
         };
         let mut gone = metas.len() < uids.len();
-        super::announce_new_keywords(sel, metas.iter(), out);
+        announce_new_keywords(sel, metas.iter(), out);
         for m in metas {
             let Some(seq) = sel.view.seq_of(m.uid) else {
                 gone = true;

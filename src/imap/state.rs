@@ -1,0 +1,436 @@
+//! What an IMAP session is and what every command handler may use (RFC 3501 §3): the
+//! [`ImapSession`] struct with its [`State`] enum, the result types of handlers ([`Fail`],
+//! [`Res`]), the tagged completion with the announcements a command allows (§7.4.1:
+//! `EXPUNGE`, `EXISTS`, `RECENT`, `FETCH FLAGS`), and the FETCH in progress.
+//!
+//! Layering: this module is below the handlers (`cmd/`) and the command table
+//! (`commands.rs`), which use it; the session's driver-facing side (assembling commands
+//! from lines and literals, the `Session` impl) is `session.rs`, above them all.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use imap_codec::imap_types::fetch::MessageDataItemName;
+use tokio::sync::watch;
+
+use super::decode;
+use super::flags::{flags_list, write_flags};
+use crate::session::{Output, SessionEnv, Step};
+use crate::store::{self, Changes, Mailbox, MessageMeta, UserStore, View};
+
+/// Consecutive `BAD` replies after which the session says `* BYE` and closes (SPEC §8).
+pub const MAX_BAD_COMMANDS: u32 = 10;
+
+/// Largest literal accepted before login (a LOGIN or AUTHENTICATE argument): an
+/// unauthenticated client cannot make the server buffer a message-sized literal.
+pub const MAX_LITERAL_BEFORE_LOGIN: u64 = 8 * 1024;
+
+/// Capabilities before login (SPEC §8), without the TLS/plaintext dependent parts.
+pub const CAPS_PREAUTH: &str = "IMAP4rev1 SASL-IR LITERAL+ ID ENABLE IDLE";
+/// Capabilities after login, as Dovecot announces them in the tagged `OK` of `LOGIN`.
+pub const CAPS_AUTH: &str =
+    "IMAP4rev1 SASL-IR LITERAL+ ID ENABLE IDLE UIDPLUS MOVE NAMESPACE SPECIAL-USE UNSELECT CHILDREN";
+
+/// RFC 3501 §3 session states; each carries what that state needs.
+pub enum State {
+    NotAuthenticated,
+    Authenticated,
+    Selected(Selected),
+    Logout,
+}
+
+/// The selected mailbox (RFC 3501 §6.3.1).
+pub struct Selected {
+    /// The shared handle every session on this mailbox uses.
+    pub mailbox: Arc<dyn Mailbox>,
+    /// This session's picture: sequence numbers are indexes into it (§2.3.1.2).
+    pub view: View,
+    /// `EXAMINE` (§6.3.2): no flag changes, no expunge, `\Seen` is not set by FETCH.
+    pub read_only: bool,
+    /// The mailbox's change counter, to skip syncs when nothing may have changed.
+    pub changes: watch::Receiver<u64>,
+    /// Keywords announced in `* FLAGS` so far (a new one is announced again, §7.2.6).
+    pub keywords: Vec<String>,
+}
+
+/// What the next client line is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Input {
+    /// A command (or the rest of one after a literal).
+    Command,
+    /// An AUTHENTICATE response line (RFC 3501 §6.2.2) for the command with this tag.
+    Sasl { tag: String },
+    /// IDLE is running (RFC 2177): the next line should be `DONE`.
+    Idle { tag: String },
+    /// Skipping this many more octets of a refused non-synchronizing literal.
+    Skip { remaining: u64 },
+    /// Discarding the rest of a refused command (the line after a skipped literal).
+    SkipLine,
+}
+
+/// How a handler's command ended (the dispatcher writes the tagged line).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fail {
+    /// `NO` with this text (response code included).
+    No(String),
+    /// `BAD` with this text.
+    Bad(String),
+}
+
+/// The text of every internal failure (RFC 5530 `SERVERBUG`, in Dovecot's words); what went
+/// wrong is in the daemon log only.
+pub(crate) const SERVERBUG: &str =
+    "[SERVERBUG] Internal error occurred. Refer to server log for more information.";
+
+impl Fail {
+    /// `NO [SERVERBUG] ...`: something failed that the client can do nothing about.
+    pub(crate) fn internal() -> Fail {
+        Fail::No(SERVERBUG.into())
+    }
+}
+
+/// A handler's result: `Ok(text)` for `<tag> OK <text>`.
+pub type Res = Result<String, Fail>;
+
+impl From<store::Error> for Fail {
+    fn from(e: store::Error) -> Fail {
+        Fail::No(store_error_text(&e).to_string())
+    }
+}
+
+/// The one place store errors become client text (STYLE principle 7): a fixed string per
+/// kind; the details go to the daemon log only.
+pub fn store_error_text(e: &store::Error) -> &'static str {
+    use store::ErrorKind as K;
+    match e.kind {
+        K::NotFound => {
+            tracing::debug!("store: {e}");
+            "[NONEXISTENT] Mailbox doesn't exist."
+        }
+        K::Exists => "[ALREADYEXISTS] Mailbox already exists.",
+        K::NoPermission => {
+            tracing::warn!("store: {e}");
+            "[NOPERM] Permission denied."
+        }
+        K::OverLimit => "[OVERQUOTA] Quota exceeded.",
+        K::Temporary => {
+            tracing::warn!("store: {e}");
+            "[UNAVAILABLE] Temporary failure, try again later."
+        }
+        K::Internal => {
+            tracing::error!("store: {e}");
+            SERVERBUG
+        }
+    }
+}
+
+/// Which announcements a command may be followed by (RFC 3501 §7.4.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SyncMode {
+    /// Nothing (not selected, or the command announced what it did itself).
+    Skip,
+    /// Everything, syncing only if the mailbox's counter moved.
+    Full,
+    /// Everything, syncing even if the counter did not move (NOOP, CHECK).
+    Forced,
+    /// No EXPUNGE (FETCH, STORE, SEARCH).
+    NoExpunge,
+}
+
+/// A FETCH being answered in batches.
+pub(crate) struct FetchJob {
+    pub(crate) tag: String,
+    /// `(seq, meta)` still to answer, in order.
+    pub(crate) targets: VecDeque<(u32, MessageMeta)>,
+    pub(crate) names: Arc<Vec<MessageDataItemName<'static>>>,
+    /// UID FETCH (the UID item is always included, §6.4.8).
+    pub(crate) uid: bool,
+    /// UIDs whose `\Seen` this FETCH set (their responses carry FLAGS), sorted.
+    pub(crate) seen_now: Arc<Vec<u32>>,
+    /// Whether the items need the message bytes (else no file is read).
+    pub(crate) needs_body: bool,
+    /// Some messages had been expunged by another session.
+    pub(crate) missing: bool,
+    pub(crate) mailbox: Arc<dyn Mailbox>,
+}
+
+/// One IMAP connection's session.
+pub struct ImapSession {
+    /// The connection's peer, config snapshot, store and users (never the socket).
+    pub(crate) env: SessionEnv,
+    /// RFC 3501 §3 state with its data.
+    pub(crate) state: State,
+    /// The logged-in user's name and mail tree.
+    pub(crate) user: Option<(String, Arc<dyn UserStore>)>,
+    /// TLS is active (implicit, or after STARTTLS).
+    pub(crate) tls: bool,
+    /// Failed logins so far (for [`crate::auth::failure_delay`]).
+    pub(crate) auth_failures: u32,
+    /// The FETCH being answered in batches ([`Step::Continue`]).
+    pub(crate) fetch_job: Option<FetchJob>,
+    /// What the next client line is (command, SASL response, IDLE's DONE, skipped data).
+    pub(super) input: Input,
+    /// The command being assembled: lines (with CRLF) and literals.
+    pub(super) pending: Vec<u8>,
+    /// Consecutive `BAD` replies.
+    pub(super) bad: u32,
+    /// Line, literal and command size limits (from `max_message_bytes`).
+    pub(super) limits: decode::Limits,
+}
+
+impl ImapSession {
+    pub fn new(env: SessionEnv) -> ImapSession {
+        let limits =
+            decode::Limits::for_message_size(env.snapshot.config.limits.max_message_bytes);
+        let tls = env.tls;
+        ImapSession {
+            env,
+            state: State::NotAuthenticated,
+            user: None,
+            tls,
+            auth_failures: 0,
+            fetch_job: None,
+            input: Input::Command,
+            pending: Vec::new(),
+            bad: 0,
+            limits,
+        }
+    }
+
+    /// The next line is an AUTHENTICATE response for `tag` (RFC 3501 §6.2.2).
+    pub(crate) fn expect_sasl(&mut self, tag: String) {
+        self.input = Input::Sasl { tag };
+    }
+
+    /// IDLE runs until `DONE` (RFC 2177).
+    pub(crate) fn expect_done(&mut self, tag: String) {
+        self.input = Input::Idle { tag };
+    }
+
+    /// Plaintext logins are allowed (TLS, loopback peer, or `allow_plaintext`).
+    pub(crate) fn plaintext_allowed(&self) -> bool {
+        self.env.plaintext_allowed(self.tls)
+    }
+
+    /// The capability list for the current state (RFC 3501 §7.2.1).
+    pub fn capabilities(&self) -> String {
+        match self.state {
+            State::NotAuthenticated | State::Logout => {
+                let mut caps = String::from(CAPS_PREAUTH);
+                if !self.tls {
+                    caps.push_str(" STARTTLS");
+                }
+                if self.plaintext_allowed() {
+                    caps.push_str(" AUTH=PLAIN");
+                } else {
+                    caps.push_str(" LOGINDISABLED");
+                }
+                caps
+            }
+            _ => CAPS_AUTH.to_string(),
+        }
+    }
+
+    /// The selected mailbox, or a `BAD` (commands of §6.4 need one).
+    pub(crate) fn selected(&mut self) -> Result<&mut Selected, Fail> {
+        match &mut self.state {
+            State::Selected(s) => Ok(s),
+            _ => Err(Fail::Bad("No mailbox selected.".into())),
+        }
+    }
+
+    /// The logged-in user's tree.
+    pub(crate) fn user_store(&self) -> Result<Arc<dyn UserStore>, Fail> {
+        self.user
+            .as_ref()
+            .map(|(_, u)| u.clone())
+            .ok_or_else(|| Fail::Bad("Not logged in.".into()))
+    }
+
+    /// Announces pending changes (as `sync` allows) and writes the tagged completion.
+    pub(crate) async fn complete(
+        &mut self,
+        tag: &str,
+        res: Res,
+        sync: SyncMode,
+        out: &mut Output,
+    ) -> Step {
+        match res {
+            Ok(text) => {
+                self.bad = 0;
+                if let Err(step) = self.announce(sync, out).await {
+                    return step;
+                }
+                out.status(format!("{tag} OK {text}"));
+                Step::ReadLine
+            }
+            Err(Fail::No(text)) => {
+                self.bad = 0;
+                if let Err(step) = self.announce(sync, out).await {
+                    return step;
+                }
+                out.status(format!("{tag} NO {text}"));
+                Step::ReadLine
+            }
+            Err(Fail::Bad(text)) => self.bad(tag, &text, out),
+        }
+    }
+
+    /// A `BAD` reply (tagged, or `*`); the 10th in a row ends the session.
+    pub(super) fn bad(&mut self, tag: &str, text: &str, out: &mut Output) -> Step {
+        self.bad += 1;
+        if tag == "*" {
+            out.reply(format!("* BAD {text}"));
+        } else {
+            out.status(format!("{tag} BAD {text}"));
+        }
+        if self.bad >= MAX_BAD_COMMANDS {
+            out.reply("* BYE Too many invalid commands.");
+            self.state = State::Logout;
+            return Step::Close;
+        }
+        Step::ReadLine
+    }
+
+    /// Syncs the selected view and writes the untagged responses for what changed. `Err`
+    /// means the session must end (the view could not be kept consistent).
+    pub(crate) async fn announce(&mut self, mode: SyncMode, out: &mut Output) -> Result<(), Step> {
+        let State::Selected(sel) = &mut self.state else {
+            return Ok(());
+        };
+        let forced = match mode {
+            SyncMode::Skip => return Ok(()),
+            SyncMode::Forced => true,
+            SyncMode::Full | SyncMode::NoExpunge => false,
+        };
+        if !forced && !sel.changes.has_changed().unwrap_or(false) {
+            return Ok(());
+        }
+        sel.changes.mark_unchanged();
+        let allow_expunge = mode != SyncMode::NoExpunge;
+        let view = std::mem::take(&mut sel.view);
+        let mailbox = sel.mailbox.clone();
+        let r =
+            tokio::task::spawn_blocking(move || sync_view(&*mailbox, view, allow_expunge)).await;
+        match r {
+            Ok((view, Ok(changes))) => {
+                sel.view = view;
+                write_changes(sel, &changes, out);
+                Ok(())
+            }
+            Ok((view, Err(e))) => {
+                // The view is unchanged; nothing to announce this time.
+                sel.view = view;
+                let _ = store_error_text(&e);
+                Ok(())
+            }
+            Err(e) => {
+                tracing::error!("IMAP sync task failed: {e}");
+                out.reply(format!("* BYE {SERVERBUG}"));
+                self.state = State::Logout;
+                Err(Step::Close)
+            }
+        }
+    }
+}
+
+/// Brings `view` up to date. Without `allow_expunge`, messages others expunged stay in the
+/// view (announced later); new messages and flag changes are taken.
+pub(crate) fn sync_view(
+    mailbox: &dyn Mailbox,
+    mut view: View,
+    allow_expunge: bool,
+) -> (View, store::Result<Changes>) {
+    if allow_expunge {
+        let r = mailbox.sync(&mut view);
+        return (view, r);
+    }
+    let mut fresh = view.clone();
+    let changes = match mailbox.sync(&mut fresh) {
+        Ok(c) => c,
+        Err(e) => return (view, Err(e)),
+    };
+    if changes.expunged.is_empty() {
+        return (fresh, Ok(changes));
+    }
+    if fresh.uid_validity != view.uid_validity {
+        // UIDVALIDITY changed: nothing of the old view is valid; keep it until NOOP says so.
+        return (view, Ok(Changes::default()));
+    }
+    let mut out = Changes::default();
+    for m in view.messages.iter_mut() {
+        if let Ok(i) = fresh.messages.binary_search_by_key(&m.uid, |f| f.uid) {
+            let f = &fresh.messages[i];
+            if f.flags != m.flags || f.keywords != m.keywords {
+                m.flags = f.flags;
+                m.keywords = f.keywords.clone();
+                out.flags_changed.push(m.uid);
+            }
+        }
+    }
+    let last = view.messages.last().map_or(0, |m| m.uid);
+    let start = fresh.messages.partition_point(|m| m.uid <= last);
+    for m in &fresh.messages[start..] {
+        view.messages.push(m.clone());
+        out.added += 1;
+    }
+    view.uid_next = fresh.uid_next;
+    (view, Ok(out))
+}
+
+/// The untagged responses for `changes` (RFC 3501 §7.4.1 EXPUNGE, §7.3.1 EXISTS, §7.3.2
+/// RECENT, §7.4.2 FETCH).
+pub(crate) fn write_changes(sel: &mut Selected, changes: &Changes, out: &mut Output) {
+    for seq in &changes.expunged {
+        out.reply(format!("* {seq} EXPUNGE"));
+    }
+    let added = sel
+        .view
+        .messages
+        .len()
+        .saturating_sub(changes.added as usize);
+    let changed: Vec<MessageMeta> = changes
+        .flags_changed
+        .iter()
+        .filter_map(|uid| sel.view.seq_of(*uid))
+        .map(|seq| sel.view.messages[seq as usize - 1].clone())
+        .chain(sel.view.messages[added..].iter().cloned())
+        .collect();
+    announce_new_keywords(sel, changed.iter(), out);
+    let view = &sel.view;
+    if changes.added > 0 {
+        out.reply(format!("* {} EXISTS", view.messages.len()));
+        let recent = view.messages.iter().filter(|m| m.recent).count();
+        out.reply(format!("* {recent} RECENT"));
+    }
+    for uid in &changes.flags_changed {
+        if let Some(seq) = view.seq_of(*uid) {
+            let m = &view.messages[seq as usize - 1];
+            out.reply(format!(
+                "* {seq} FETCH (FLAGS {})",
+                flags_list(m.flags, &m.keywords, m.recent)
+            ));
+        }
+    }
+}
+
+/// Announces keywords of `metas` the session has not shown yet (as Dovecot does, before
+/// the FETCH or EXISTS that carries them).
+pub(crate) fn announce_new_keywords<'a>(
+    sel: &mut Selected,
+    metas: impl IntoIterator<Item = &'a MessageMeta>,
+    out: &mut Output,
+) {
+    let mut new = false;
+    for m in metas {
+        for k in &m.keywords {
+            if !sel.keywords.contains(k) {
+                sel.keywords.push(k.clone());
+                new = true;
+            }
+        }
+    }
+    if new {
+        write_flags(&sel.keywords, sel.read_only, out);
+    }
+}
