@@ -1,4 +1,4 @@
-//! Users and passwords (SPEC §6): the Dovecot passwd-file, password schemes, the failure delay
+//! Users and passwords (ARCHITECTURE.md, "Users and authentication"): the Dovecot passwd-file, password schemes, the failure delay
 //! and [`Secret`].
 //!
 //! This module owns everything between "the client sent a user name and a password" and
@@ -50,7 +50,7 @@ use std::time::Duration;
 
 use subtle::ConstantTimeEq;
 
-/// A value that must never reach a log by accident (STYLE principle 10).
+/// A value that must never reach a log by accident (as imap-types' `Secret`).
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct Secret<T>(T);
 
@@ -508,7 +508,7 @@ impl Users {
         Ok(file)
     }
 
-    /// Verifies `user`/`password` against `users_file` (SPEC §6). Runs the `stat`, any re-read
+    /// Verifies `user`/`password` against `users_file`. Runs the `stat`, any re-read
     /// and the hash on the blocking pool. `Failed` for a wrong password and for an unknown user
     /// alike; `TempFail` when the file cannot be read.
     pub async fn authenticate(

@@ -1,4 +1,4 @@
-//! The `mailserver` command line (SPEC §2): `run` (default), `check-config`, `reg`, `passwd`.
+//! The `mailserver` command line (README.md, "Command line"): `run` (default), `check-config`, `reg`, `passwd`.
 //!
 //! Owns: argument parsing (clap derive; the reg.exe-style `/t /d /f` switches are parsed
 //! here by hand, since they are not clap flags), the default config search, tracing setup
@@ -107,7 +107,7 @@ fn parse_switches(args: &[String], allowed: &[&str]) -> Result<Switches, String>
     Ok(sw)
 }
 
-/// SPEC §2: `$MAILSERVER_CONFIG`, else `/etc/mailserver/mailserver.toml` if it exists, else
+/// README.md: `$MAILSERVER_CONFIG`, else `/etc/mailserver/mailserver.toml` if it exists, else
 /// `etc/mailserver.toml` relative to the working directory.
 fn default_config() -> PathBuf {
     if let Some(p) = std::env::var_os("MAILSERVER_CONFIG").filter(|p| !p.is_empty()) {

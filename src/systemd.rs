@@ -1,4 +1,4 @@
-//! systemd `Type=notify` integration (SPEC §9): `READY=1` once every listener is bound,
+//! systemd `Type=notify` integration (ARCHITECTURE.md, "Server"): `READY=1` once every listener is bound,
 //! `RELOADING=1` + `MONOTONIC_USEC` then `READY=1` around a reload, `STOPPING=1` at shutdown,
 //! and `WATCHDOG=1` pings at half of `WATCHDOG_USEC` when the unit sets `WatchdogSec=`.
 //! Without `NOTIFY_SOCKET` every call is a no-op.

@@ -2,7 +2,7 @@
 //! RFC 2595 §3.1 and §4 for POP3 `STLS`) and the implicit-TLS ports (RFC 8314 §3.3).
 //!
 //! This module owns where certificates come from:
-//! * `[tls] cert`/`key` (SPEC §3): a PEM certificate chain (leaf first) and a PEM private key in
+//! * `[tls] cert`/`key` (README.md, "Configuration"): a PEM certificate chain (leaf first) and a PEM private key in
 //!   PKCS#8, PKCS#1 (RSA) or SEC1 (EC) form. Every error names the file.
 //! * no `[tls]`: `data_dir/tls/cert.pem` + `key.pem`, a self-signed pair for
 //!   `server.hostname`, `localhost` and `127.0.0.1`, generated with `rcgen` on first use and

@@ -1,4 +1,5 @@
-//! The one connection driver both protocols share (STYLE principles 2, 6, 11).
+//! The one connection driver both protocols share (ARCHITECTURE.md, "Connection driver"):
+//! frame before parsing, sessions never touch the socket, the protocol log is a tee here.
 //!
 //! This module owns everything that touches the socket: buffered reads framed into lines (or
 //! literals) under a hard size limit, batched writes, the idle timeout, the implicit-TLS and
@@ -113,9 +114,9 @@ pub async fn serve_session<S: Session>(conn: Connection, session: S) {
     let _ = io.shutdown().await;
 }
 
-/// Writes the `-` record and waits until the session's records are on disk (SPEC §5
-/// "flushed by the time its session ends") on the blocking pool, so a slow disk never stalls
-/// the runtime's worker threads.
+/// Writes the `-` record and waits until the session's records are on disk (a session's
+/// records are flushed by the time it ends: ARCHITECTURE.md, "Protocol log") on the blocking
+/// pool, so a slow disk never stalls the runtime's worker threads.
 async fn end_log(log: SessionLog, bytes_in: u64, bytes_out: u64) {
     if log.level() == 0 {
         log.end(bytes_in, bytes_out);
@@ -131,7 +132,7 @@ const DIRECT_WRITE: usize = 64 * 1024;
 /// The longest a TLS handshake may take (bounded also by the idle timeout).
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// The read/handle/write loop (STYLE principle 6).
+/// The read/handle/write loop, the same for every protocol.
 async fn drive<S: Session>(
     mut session: S,
     io: &mut Io,

@@ -128,7 +128,7 @@ impl ImapSession {
         Step::ReadLiteral(remaining.min(SKIP_CHUNK) as usize)
     }
 
-    /// The redacted form of a command line holding a password or SASL data (SPEC §5).
+    /// The redacted form of a command line holding a password or SASL data (never logged).
     fn redact_line(&self, line: &[u8]) -> Option<Vec<u8>> {
         match &self.input {
             Input::Sasl { .. } => return Some(b"***".to_vec()),

@@ -18,14 +18,14 @@ use super::flags::{flags_list, write_flags};
 use crate::session::{Output, SessionEnv, Step};
 use crate::store::{self, Changes, Mailbox, MessageMeta, UserStore, View};
 
-/// Consecutive `BAD` replies after which the session says `* BYE` and closes (SPEC §8).
+/// Consecutive `BAD` replies after which the session says `* BYE` and closes (as Dovecot).
 pub const MAX_BAD_COMMANDS: u32 = 10;
 
 /// Largest literal accepted before login (a LOGIN or AUTHENTICATE argument): an
 /// unauthenticated client cannot make the server buffer a message-sized literal.
 pub const MAX_LITERAL_BEFORE_LOGIN: u64 = 8 * 1024;
 
-/// Capabilities before login (SPEC §8), without the TLS/plaintext dependent parts.
+/// Capabilities before login (ARCHITECTURE.md, "IMAP"), without the TLS/plaintext dependent parts.
 pub const CAPS_PREAUTH: &str = "IMAP4rev1 SASL-IR LITERAL+ ID ENABLE IDLE";
 /// Capabilities after login, as Dovecot announces them in the tagged `OK` of `LOGIN`.
 pub const CAPS_AUTH: &str =
@@ -98,7 +98,8 @@ impl From<store::Error> for Fail {
     }
 }
 
-/// The one place store errors become client text (STYLE principle 7): a fixed string per
+/// The one place store errors become client text (ARCHITECTURE.md, "Mail store"): a fixed
+/// string per
 /// kind; the details go to the daemon log only.
 pub fn store_error_text(e: &store::Error) -> &'static str {
     use store::ErrorKind as K;

@@ -5,7 +5,7 @@
 //! line as its argument (RFC 1939 §7 permits spaces in passwords). Extensions: `CAPA`
 //! (RFC 2449 §5), `STLS` (RFC 2595 §4), `AUTH` (RFC 5034 §4). Secrets are wrapped in
 //! [`Secret`] as soon as they are parsed, and [`redact`] gives the line as the protocol log
-//! may show it (STYLE principle 10).
+//! may show it (`Secret`).
 
 use crate::auth::Secret;
 

@@ -1,4 +1,4 @@
-//! The POP3 session: one state enum carrying each state's data (STYLE principle 3), commands
+//! The POP3 session: one state enum carrying each state's data (ARCHITECTURE.md, "POP3"), commands
 //! checked against the state in one place (`allowed`), then one `match` dispatch.
 //!
 //! RFC 1939 §3: AUTHORIZATION → TRANSACTION → UPDATE. The maildrop is a snapshot taken at
@@ -17,7 +17,7 @@
 //! `[SYS/TEMP]`).
 //!
 //! Store calls run on the blocking pool (`spawn_blocking`); store errors are logged in the
-//! daemon log and the client gets a fixed `-ERR [SYS/TEMP]` text (STYLE principle 7).
+//! daemon log and the client gets a fixed `-ERR [SYS/TEMP]` text.
 //!
 //! Ten consecutive `-ERR` replies (bad commands, wrong state, failed logins, ...) end the
 //! session with `-ERR Too many bad commands.`; any `+OK` resets the count.
@@ -212,7 +212,7 @@ impl Pop3Session {
         }
     }
 
-    /// RFC 2449 §5 (the list SPEC §8 names); USER/SASL only where plaintext auth is allowed,
+    /// RFC 2449 §5 (the list in ARCHITECTURE.md, "POP3"); USER/SASL only where plaintext auth is allowed,
     /// STLS only without TLS, none of the three after login.
     fn capabilities(&self) -> Vec<&'static str> {
         let before_login = matches!(self.state, State::Authorization { .. });
@@ -636,7 +636,7 @@ where
     })
 }
 
-/// Logs a store error in the daemon log; the client gets a fixed text (STYLE principle 7).
+/// Logs a store error in the daemon log; the client gets a fixed text.
 fn store_failure(user: &str, what: &str, e: &store::Error) {
     tracing::error!(user = %printable(user), "POP3 store failure {what}: {e}");
 }

@@ -306,7 +306,7 @@ async fn smoke(s: SmokeArgs) -> Result<ExitCode> {
     ] {
         let Some(port) = port else { continue };
         ran += 1;
-        // POP3 locks the maildrop (SPEC section 8, [IN-USE]): one POP3 client per user.
+        // POP3 locks the maildrop (ARCHITECTURE.md, "POP3": [IN-USE]): one POP3 client per user.
         let clients = if matches!(kind, Kind::Pop3Retrieve) {
             1
         } else {

@@ -1,4 +1,4 @@
-//! IMAP command handlers, one file per command family (STYLE principle 4). Each handler is
+//! IMAP command handlers, one file per command family (as Dovecot's `cmd-*.c`). Each handler is
 //! an `impl` block on [`super::session::ImapSession`] with short functions over the store API
 //! (`crate::store`), run on the blocking pool (`blocking`); which handler runs for which
 //! command, in which states and with which announcements, is the table in
