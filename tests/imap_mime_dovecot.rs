@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use imap_codec::imap_types::command::CommandBody;
 use imap_codec::imap_types::fetch::{MacroOrMessageDataItemNames, MessageDataItemName};
-use mailserver::imap::encode::{flatten, FetchWriter};
+use mailserver::imap::encode::fetch::{flatten, FetchWriter};
 use mailserver::imap::framing::parse_command;
 use mailserver::imap::mime::{self, Section};
 

@@ -17,7 +17,7 @@
 
 use std::ops::Range;
 
-use super::encode::{push_nstring, push_string};
+use super::encode::quote::{push_nstring, push_nstring_nolf, push_string, push_string_for_humans};
 
 /// Deepest MIME nesting parsed; deeper parts are leaves (Dovecot caps nesting too).
 pub const MAX_DEPTH: usize = 50;
@@ -927,66 +927,11 @@ fn write_envelope(raw: &[u8], msg: &Part, out: &mut Vec<u8>) {
     out.push(b')');
 }
 
-fn trim_leading_sp(mut s: &[u8]) -> &[u8] {
-    while let [b' ' | b'\t', rest @ ..] = s {
-        s = rest;
-    }
-    s
-}
-
 fn trim_leading_ws(mut s: &[u8]) -> &[u8] {
     while let [b' ' | b'\t' | b'\r' | b'\n', rest @ ..] = s {
         s = rest;
     }
     s
-}
-
-/// Dovecot's `imap_append_nstring_nolf` for raw header values: leading whitespace dropped,
-/// CR and LF removed (the folding whitespace stays), then an ordinary string.
-pub fn push_nstring_nolf(out: &mut Vec<u8>, value: Option<&[u8]>) {
-    match value {
-        None => out.extend_from_slice(b"NIL"),
-        Some(v) => {
-            let v: Vec<u8> = trim_leading_sp(v)
-                .iter()
-                .copied()
-                .filter(|&b| b != b'\r' && b != b'\n')
-                .collect();
-            push_string(out, &v);
-        }
-    }
-}
-
-/// Dovecot's `imap_append_string_for_humans` (Subject, address display names): whitespace
-/// runs (SP, TAB, CR, LF) become one space, leading and trailing ones go, NUL becomes 0x80;
-/// unchanged plain text is quoted, anything changed or holding `"`, `\` or 8-bit bytes is
-/// sent as a literal.
-pub fn push_string_for_humans(out: &mut Vec<u8>, s: &[u8]) {
-    let mut text = Vec::with_capacity(s.len());
-    let mut pending_space = false;
-    for &b in s {
-        match b {
-            b' ' | b'\t' | b'\r' | b'\n' => pending_space = !text.is_empty(),
-            _ => {
-                if pending_space {
-                    text.push(b' ');
-                    pending_space = false;
-                }
-                text.push(if b == 0 { 0x80 } else { b });
-            }
-        }
-    }
-    let special = text.iter().any(|&b| b == b'"' || b == b'\\' || b >= 0x80);
-    if text.is_empty() {
-        out.extend_from_slice(b"\"\"");
-    } else if text.as_slice() == s && !special {
-        out.push(b'"');
-        out.extend_from_slice(&text);
-        out.push(b'"');
-    } else {
-        out.extend_from_slice(format!("{{{}}}\r\n", text.len()).as_bytes());
-        out.extend_from_slice(&text);
-    }
 }
 
 /// One ENVELOPE address: (name adl mailbox host); group start is (NIL NIL name NIL), group end

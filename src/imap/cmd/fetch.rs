@@ -16,7 +16,7 @@ use bounded_static::IntoBoundedStatic;
 use imap_codec::imap_types::fetch::{MacroOrMessageDataItemNames, MessageDataItemName};
 use imap_codec::imap_types::sequence::SequenceSet;
 
-use super::super::encode::{Chunk, FetchWriter};
+use super::super::encode::fetch::{Chunk, FetchWriter};
 use super::super::mime::{self, Section, SectionSpec};
 use super::super::session::{literal_at_end, Fail, ImapSession, SyncMode};
 use super::{blocking, check_seq_range, flags_list, internal_date, resolve};

@@ -83,7 +83,7 @@ pub(crate) fn push_mailbox(out: &mut Vec<u8>, name: &str) {
     if atom {
         out.extend_from_slice(enc.as_bytes());
     } else {
-        super::encode::push_string(out, enc.as_bytes());
+        super::encode::quote::push_string(out, enc.as_bytes());
     }
 }
 

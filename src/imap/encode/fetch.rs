@@ -1,60 +1,10 @@
-//! IMAP response encoding helpers (RFC 3501 §4.3 strings, §7.4.2 FETCH items), written to
-//! match Dovecot's choices byte for byte where clients could notice: a string is sent quoted
-//! unless it holds CR, LF, NUL, 8-bit bytes or more than four `"`/`\` to escape, then as a
-//! literal (Dovecot `imap_append_nstring`).
+//! The FETCH response writer (RFC 3501 §7.4.2): `* n FETCH (...)` with its items in order.
 //!
 //! Large `BODY[]` items: [`FetchWriter`] writes the item prefix (`BODY[] {n}\r\n`) separately
 //! from the data so the driver can send the message bytes straight from the store's buffer
 //! without building a second full copy.
 
-use super::mime::{Message, Section};
-
-/// Appends `s` as an IMAP string (quoted when possible, else a literal).
-pub fn push_string(out: &mut Vec<u8>, s: &[u8]) {
-    let mut escapes = 0;
-    let mut literal = false;
-    for &b in s {
-        match b {
-            b'"' | b'\\' => {
-                escapes += 1;
-                if escapes > 4 {
-                    literal = true;
-                    break;
-                }
-            }
-            0 | b'\r' | b'\n' => {
-                literal = true;
-                break;
-            }
-            b if b >= 0x80 => {
-                literal = true;
-                break;
-            }
-            _ => {}
-        }
-    }
-    if literal {
-        out.extend_from_slice(format!("{{{}}}\r\n", s.len()).as_bytes());
-        out.extend_from_slice(s);
-    } else {
-        out.push(b'"');
-        for &b in s {
-            if b == b'"' || b == b'\\' {
-                out.push(b'\\');
-            }
-            out.push(b);
-        }
-        out.push(b'"');
-    }
-}
-
-/// Appends `NIL` or the string.
-pub fn push_nstring(out: &mut Vec<u8>, s: Option<&[u8]>) {
-    match s {
-        Some(s) => push_string(out, s),
-        None => out.extend_from_slice(b"NIL"),
-    }
-}
+use super::super::mime::{Message, Section};
 
 /// One piece of a FETCH response, in order: owned bytes, or a borrowed range of the message
 /// (sent from the store's buffer as is).
@@ -139,8 +89,8 @@ impl FetchWriter {
         self.cur.extend_from_slice(name.as_bytes());
         let data = msg.section(section);
         let (range_start, range_end, owned) = match data {
-            super::mime::SectionData::Range(r) => (r.start, r.end, None),
-            super::mime::SectionData::Owned(v) => (0, v.len(), Some(v)),
+            super::super::mime::SectionData::Range(r) => (r.start, r.end, None),
+            super::super::mime::SectionData::Owned(v) => (0, v.len(), Some(v)),
         };
         let (start, end) = match partial {
             Some((origin, count)) => {
@@ -189,16 +139,10 @@ pub fn flatten(chunks: &[Chunk], message: &[u8]) -> Vec<u8> {
 mod tests {
     use super::*;
 
-    fn s(x: &[u8]) -> Vec<u8> {
-        let mut v = Vec::new();
-        push_string(&mut v, x);
-        v
-    }
-
     #[test]
     fn chunks_reference_the_message_instead_of_copying() {
         let raw = b"Subject: x\r\n\r\nbody\r\n";
-        let msg = super::super::mime::parse(raw);
+        let msg = super::super::super::mime::parse(raw);
         let mut w = FetchWriter::new(3);
         w.item("UID", b"9");
         w.section(&msg, &Section::full(), None);
@@ -212,18 +156,5 @@ mod tests {
             flatten(&chunks, raw),
             b"* 3 FETCH (UID 9 BODY[] {20}\r\nSubject: x\r\n\r\nbody\r\n BODY[]<10> {4}\r\n\r\n\r\n)\r\n"
         );
-    }
-
-    #[test]
-    fn quoting_follows_dovecot() {
-        assert_eq!(s(b"abc"), b"\"abc\"");
-        assert_eq!(s(b""), b"\"\"");
-        assert_eq!(s(b"a\"b\\c"), b"\"a\\\"b\\\\c\"");
-        assert_eq!(s(b"\"\"\"\"\""), b"{5}\r\n\"\"\"\"\"");
-        assert_eq!(s("é".as_bytes()), b"{2}\r\n\xc3\xa9");
-        assert_eq!(s(b"a\r\nb"), b"{4}\r\na\r\nb");
-        let mut v = Vec::new();
-        push_nstring(&mut v, None);
-        assert_eq!(v, b"NIL");
     }
 }
