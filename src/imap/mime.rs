@@ -17,8 +17,6 @@
 
 use std::ops::Range;
 
-use super::encode::quote::{push_nstring, push_nstring_nolf, push_string, push_string_for_humans};
-
 /// Deepest MIME nesting parsed; deeper parts are leaves (Dovecot caps nesting too).
 pub const MAX_DEPTH: usize = 50;
 
@@ -61,7 +59,7 @@ pub struct ContentType {
 }
 
 impl ContentType {
-    fn is(&self, t: &str, s: &str) -> bool {
+    pub(crate) fn is(&self, t: &str, s: &str) -> bool {
         self.mtype.eq_ignore_ascii_case(t.as_bytes())
             && (s.is_empty() || self.subtype.eq_ignore_ascii_case(s.as_bytes()))
     }
@@ -189,13 +187,13 @@ fn header_end(raw: &[u8], start: usize, end: usize) -> usize {
 // RFC 2045 structured values: tokens, quoted strings, comments.
 
 /// A lexer over RFC 822 structured header values.
-struct Lexer<'a> {
+pub(crate) struct Lexer<'a> {
     s: &'a [u8],
     i: usize,
 }
 
 #[derive(Debug, Clone, PartialEq)]
-enum Tok {
+pub(crate) enum Tok {
     /// An atom (RFC 2045 token chars or RFC 5322 atext, depending on `specials`).
     Atom(Vec<u8>),
     Quoted(Vec<u8>),
@@ -206,7 +204,7 @@ enum Tok {
 }
 
 impl<'a> Lexer<'a> {
-    fn new(s: &'a [u8]) -> Lexer<'a> {
+    pub(crate) fn new(s: &'a [u8]) -> Lexer<'a> {
         Lexer { s, i: 0 }
     }
 
@@ -219,7 +217,7 @@ impl<'a> Lexer<'a> {
         self.i > start
     }
 
-    fn next(&mut self, specials: &[u8]) -> Option<Tok> {
+    pub(crate) fn next(&mut self, specials: &[u8]) -> Option<Tok> {
         self.ws();
         let c = *self.s.get(self.i)?;
         match c {
@@ -297,7 +295,7 @@ impl<'a> Lexer<'a> {
 }
 
 /// RFC 2045 §5.1 tspecials (minus the quote and parentheses the lexer handles itself).
-const TSPECIALS: &[u8] = b"<>@,;:\\/[]?=";
+pub(crate) const TSPECIALS: &[u8] = b"<>@,;:\\/[]?=";
 
 /// Parses `type/subtype; a=b; c="d"` (comments ignored). Missing pieces are empty.
 pub fn parse_content_type(value: &[u8]) -> ContentType {
@@ -871,68 +869,10 @@ impl Message<'_> {
         }
         SectionData::Owned(out)
     }
-
-    /// Writes the ENVELOPE of the message (RFC 3501 §7.4.2).
-    pub fn write_envelope(&self, out: &mut Vec<u8>) {
-        write_envelope(self.raw, &self.root, out);
-    }
-
-    /// Writes BODYSTRUCTURE (`extensible`) or BODY.
-    pub fn write_structure(&self, out: &mut Vec<u8>, extensible: bool) {
-        write_part(self.raw, &self.root, out, extensible);
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
-// ENVELOPE.
-
-fn write_envelope(raw: &[u8], msg: &Part, out: &mut Vec<u8>) {
-    let fs = fields(raw, msg.header.clone());
-    // Dovecot: a repeated string field counts by its last occurrence...
-    let last = |name: &str| -> Option<&[u8]> {
-        fs.iter()
-            .rev()
-            .find(|f| f.name.eq_ignore_ascii_case(name.as_bytes()))
-            .map(|f| f.value)
-    };
-    // ...and repeated address fields add up.
-    let addrs = |name: &str| -> Vec<Address> {
-        fs.iter()
-            .filter(|f| f.name.eq_ignore_ascii_case(name.as_bytes()))
-            .flat_map(|f| parse_addresses(f.value))
-            .collect()
-    };
-    out.push(b'(');
-    push_nstring_nolf(out, last("Date"));
-    out.push(b' ');
-    match last("Subject") {
-        Some(v) => push_string_for_humans(out, trim_leading_ws(v)),
-        None => out.extend_from_slice(b"NIL"),
-    }
-    let from = addrs("From");
-    for name in ["From", "Sender", "Reply-To"] {
-        out.push(b' ');
-        let own = addrs(name);
-        // RFC 3501 §7.4.2: sender and reply-to default to from.
-        write_addresses(out, if own.is_empty() { &from } else { &own });
-    }
-    for name in ["To", "Cc", "Bcc"] {
-        out.push(b' ');
-        write_addresses(out, &addrs(name));
-    }
-    out.push(b' ');
-    push_nstring_nolf(out, last("In-Reply-To"));
-    out.push(b' ');
-    push_nstring_nolf(out, last("Message-ID"));
-    out.push(b')');
-}
-
-fn trim_leading_ws(mut s: &[u8]) -> &[u8] {
-    while let [b' ' | b'\t' | b'\r' | b'\n', rest @ ..] = s {
-        s = rest;
-    }
-    s
-}
+// RFC 5322 addresses.
 
 /// One ENVELOPE address: (name adl mailbox host); group start is (NIL NIL name NIL), group end
 /// (NIL NIL NIL NIL) (RFC 3501 §7.4.2).
@@ -942,29 +882,6 @@ pub struct Address {
     pub adl: Option<Vec<u8>>,
     pub mailbox: Option<Vec<u8>>,
     pub host: Option<Vec<u8>>,
-}
-
-fn write_addresses(out: &mut Vec<u8>, list: &[Address]) {
-    if list.is_empty() {
-        out.extend_from_slice(b"NIL");
-        return;
-    }
-    out.push(b'(');
-    for a in list {
-        out.push(b'(');
-        match &a.name {
-            Some(n) => push_string_for_humans(out, n),
-            None => out.extend_from_slice(b"NIL"),
-        }
-        out.push(b' ');
-        push_nstring(out, a.adl.as_deref());
-        out.push(b' ');
-        push_nstring(out, a.mailbox.as_deref());
-        out.push(b' ');
-        push_nstring(out, a.host.as_deref());
-        out.push(b')');
-    }
-    out.push(b')');
 }
 
 const ADDR_SPECIALS: &[u8] = b"<>@,;:.[]\\";
@@ -1195,152 +1112,8 @@ fn parse_domain(toks: &[Tok], mut i: usize) -> (Option<Vec<u8>>, usize) {
     ((!d.is_empty()).then_some(d), i)
 }
 
-// ---------------------------------------------------------------------------------------------
-// BODY / BODYSTRUCTURE.
-
-fn write_params(out: &mut Vec<u8>, params: &[(Vec<u8>, Vec<u8>)]) {
-    if params.is_empty() {
-        out.extend_from_slice(b"NIL");
-        return;
-    }
-    out.push(b'(');
-    for (k, (n, v)) in params.iter().enumerate() {
-        if k > 0 {
-            out.push(b' ');
-        }
-        push_string(out, n);
-        out.push(b' ');
-        push_string(out, v);
-    }
-    out.push(b')');
-}
-
-fn write_part(raw: &[u8], p: &Part, out: &mut Vec<u8>, ext: bool) {
-    let hv = |name: &str| header_value(raw, p.header.clone(), name).map(unfold);
-    let raw_hv = |name: &str| header_value(raw, p.header.clone(), name);
-    out.push(b'(');
-    match &p.kind {
-        Kind::Multipart(children) => {
-            if children.is_empty() {
-                // A multipart must have a part: an empty text/plain, as Dovecot writes it.
-                out.extend_from_slice(
-                    b"(\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 0 0",
-                );
-                if ext {
-                    out.extend_from_slice(b" NIL NIL NIL NIL");
-                }
-                out.push(b')');
-            }
-            for c in children {
-                write_part(raw, c, out, ext);
-            }
-            out.push(b' ');
-            push_string(out, &p.ctype.subtype);
-            if ext {
-                out.push(b' ');
-                write_params(out, &p.ctype.params);
-                write_ext_tail(raw, p, out);
-            }
-        }
-        _ => {
-            push_string(out, &p.ctype.mtype);
-            out.push(b' ');
-            push_string(out, &p.ctype.subtype);
-            out.push(b' ');
-            if p.ctype.is("text", "") && p.ctype.param("charset").is_none() {
-                // Dovecot adds the RFC 2045 §5.2 default charset to any text part without one.
-                let mut params = p.ctype.params.clone();
-                params.push((b"charset".to_vec(), b"us-ascii".to_vec()));
-                write_params(out, &params);
-            } else {
-                write_params(out, &p.ctype.params);
-            }
-            out.push(b' ');
-            push_nstring_nolf(out, raw_hv("Content-ID"));
-            out.push(b' ');
-            push_nstring_nolf(out, raw_hv("Content-Description"));
-            out.push(b' ');
-            let enc = hv("Content-Transfer-Encoding")
-                .map(|v| {
-                    let mut lx = Lexer::new(&v);
-                    match lx.next(TSPECIALS) {
-                        Some(Tok::Atom(a)) => a,
-                        _ => b"7bit".to_vec(),
-                    }
-                })
-                .unwrap_or_else(|| b"7bit".to_vec());
-            push_string(out, &enc);
-            out.extend_from_slice(format!(" {}", p.body.len()).as_bytes());
-            match &p.kind {
-                Kind::Message(inner) => {
-                    out.push(b' ');
-                    write_envelope(raw, inner, out);
-                    out.push(b' ');
-                    write_part(raw, inner, out, ext);
-                    out.extend_from_slice(format!(" {}", p.body_lines(raw)).as_bytes());
-                }
-                _ if p.ctype.is("text", "") => {
-                    out.extend_from_slice(format!(" {}", p.body_lines(raw)).as_bytes());
-                }
-                _ => {}
-            }
-            if ext {
-                out.push(b' ');
-                push_nstring_nolf(out, raw_hv("Content-MD5"));
-                write_ext_tail(raw, p, out);
-            }
-        }
-    }
-    out.push(b')');
-}
-
-/// Disposition, language, location (RFC 3501 §7.4.2 body extension data).
-fn write_ext_tail(raw: &[u8], p: &Part, out: &mut Vec<u8>) {
-    let hv = |name: &str| header_value(raw, p.header.clone(), name);
-    out.push(b' ');
-    match hv("Content-Disposition").map(parse_content_type_like) {
-        Some(d) if !d.mtype.is_empty() => {
-            out.push(b'(');
-            push_string(out, &d.mtype);
-            out.push(b' ');
-            write_params(out, &d.params);
-            out.push(b')');
-        }
-        _ => out.extend_from_slice(b"NIL"),
-    }
-    out.push(b' ');
-    let langs: Vec<Vec<u8>> = hv("Content-Language")
-        .map(|v| {
-            let mut lx = Lexer::new(v);
-            let mut l = Vec::new();
-            while let Some(t) = lx.next(b",") {
-                if let Tok::Atom(a) = t {
-                    l.push(a);
-                }
-            }
-            l
-        })
-        .unwrap_or_default();
-    // Dovecot writes the languages as a list even when there is one.
-    match langs.len() {
-        0 => out.extend_from_slice(b"NIL"),
-        _ => {
-            out.push(b'(');
-            for (k, l) in langs.iter().enumerate() {
-                if k > 0 {
-                    out.push(b' ');
-                }
-                push_string(out, l);
-            }
-            out.push(b')');
-        }
-    }
-    out.push(b' ');
-    push_nstring_nolf(out, hv("Content-Location"));
-}
-
 /// `value; params` where value is a single token (Content-Disposition).
-fn parse_content_type_like(v: &[u8]) -> ContentType {
+pub(crate) fn parse_content_type_like(v: &[u8]) -> ContentType {
     let mut lx = Lexer::new(v);
     let mut toks = Vec::new();
     while let Some(t) = lx.next(TSPECIALS) {
@@ -1358,21 +1131,26 @@ fn parse_content_type_like(v: &[u8]) -> ContentType {
     ct
 }
 
+/// Sample messages for the unit tests of the parser and of the IMAP writers on top of it.
+#[cfg(test)]
+pub(crate) mod samples {
+    pub(crate) const PLAIN: &[u8] = b"From: Alice <alice@example.org>\r\nTo: bob@example.net\r\nSubject: hi\r\nDate: Fri, 27 Nov 2026 10:00:00 +0000\r\nMessage-ID: <1@x>\r\n\r\nhello\r\nworld\r\n";
+
+    pub(crate) const MULTI: &[u8] = b"From: a@b\r\nContent-Type: multipart/mixed; boundary=\"XX\"\r\n\r\npreamble\r\n--XX\r\nContent-Type: text/plain; charset=utf-8\r\n\r\none\r\n--XX\r\nContent-Type: multipart/alternative; boundary=YY\r\n\r\n--YY\r\n\r\ninner a\r\n--YY\r\nContent-Type: text/html\r\n\r\n<b>b</b>\r\n--YY--\r\n\r\n--XX\r\nContent-Type: message/rfc822\r\n\r\nSubject: nested\r\nFrom: n@m\r\n\r\nnested body\r\n--XX--\r\nepilogue\r\n";
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    use crate::imap::encode::bodystructure::write_structure;
+    use crate::imap::encode::envelope::write_envelope;
+    use samples::{MULTI, PLAIN};
+
     fn bs(raw: &[u8]) -> String {
         let m = parse(raw);
         let mut out = Vec::new();
-        m.write_structure(&mut out, true);
-        String::from_utf8(out).unwrap()
-    }
-
-    fn env(raw: &[u8]) -> String {
-        let m = parse(raw);
-        let mut out = Vec::new();
-        m.write_envelope(&mut out);
+        write_structure(&m, &mut out, true);
         String::from_utf8(out).unwrap()
     }
 
@@ -1383,22 +1161,6 @@ mod tests {
             spec,
         });
         String::from_utf8(d.bytes(raw).to_vec()).unwrap()
-    }
-
-    const PLAIN: &[u8] = b"From: Alice <alice@example.org>\r\nTo: bob@example.net\r\nSubject: hi\r\nDate: Fri, 27 Nov 2026 10:00:00 +0000\r\nMessage-ID: <1@x>\r\n\r\nhello\r\nworld\r\n";
-
-    const MULTI: &[u8] = b"From: a@b\r\nContent-Type: multipart/mixed; boundary=\"XX\"\r\n\r\npreamble\r\n--XX\r\nContent-Type: text/plain; charset=utf-8\r\n\r\none\r\n--XX\r\nContent-Type: multipart/alternative; boundary=YY\r\n\r\n--YY\r\n\r\ninner a\r\n--YY\r\nContent-Type: text/html\r\n\r\n<b>b</b>\r\n--YY--\r\n\r\n--XX\r\nContent-Type: message/rfc822\r\n\r\nSubject: nested\r\nFrom: n@m\r\n\r\nnested body\r\n--XX--\r\nepilogue\r\n";
-
-    #[test]
-    fn plain_structure_and_envelope() {
-        assert_eq!(
-            bs(PLAIN),
-            r#"("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 14 2 NIL NIL NIL NIL)"#
-        );
-        assert_eq!(
-            env(PLAIN),
-            r#"("Fri, 27 Nov 2026 10:00:00 +0000" "hi" (("Alice" NIL "alice" "example.org")) (("Alice" NIL "alice" "example.org")) (("Alice" NIL "alice" "example.org")) ((NIL NIL "bob" "example.net")) NIL NIL NIL "<1@x>")"#
-        );
     }
 
     #[test]
@@ -1438,26 +1200,6 @@ mod tests {
             "From: a@b\r\n\r\n"
         );
         assert_eq!(sec(MULTI, &[], SectionSpec::Full).len(), MULTI.len());
-    }
-
-    #[test]
-    fn multipart_structure() {
-        let s = bs(MULTI);
-        assert!(s.starts_with(r#"(("text" "plain" ("charset" "utf-8") NIL NIL "7bit" 3 0 NIL NIL NIL NIL)(("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 7 0"#), "{s}");
-        assert!(
-            s.contains(r#""alternative" ("boundary" "YY") NIL NIL NIL)"#),
-            "{s}"
-        );
-        assert!(
-            s.contains(
-                r#"("message" "rfc822" NIL NIL NIL "7bit" 41 (NIL "nested" ((NIL NIL "n" "m"))"#
-            ),
-            "{s}"
-        );
-        assert!(
-            s.ends_with(r#" "mixed" ("boundary" "XX") NIL NIL NIL)"#),
-            "{s}"
-        );
     }
 
     #[test]
@@ -1511,8 +1253,8 @@ mod tests {
                 let m = parse(raw);
                 check(raw, &m.root);
                 let mut out = Vec::new();
-                m.write_structure(&mut out, true);
-                m.write_envelope(&mut out);
+                write_structure(&m, &mut out, true);
+                write_envelope(&m, &mut out);
                 for path in [&[][..], &[1], &[2], &[2, 1], &[3, 1], &[1, 1, 1]] {
                     for spec in [SectionSpec::Full, SectionSpec::Header, SectionSpec::Text] {
                         let d = m.section(&Section {

@@ -16,6 +16,8 @@ use bounded_static::IntoBoundedStatic;
 use imap_codec::imap_types::fetch::{MacroOrMessageDataItemNames, MessageDataItemName};
 use imap_codec::imap_types::sequence::SequenceSet;
 
+use super::super::encode::bodystructure::write_structure;
+use super::super::encode::envelope::write_envelope;
 use super::super::encode::fetch::{Chunk, FetchWriter};
 use super::super::mime::{self, Section, SectionSpec};
 use super::super::session::{literal_at_end, Fail, ImapSession, SyncMode};
@@ -315,9 +317,9 @@ fn fetch_one(
                     .get_or_insert_with(|| {
                         let mut v = Vec::new();
                         match d {
-                            Derived::Envelope => msg().write_envelope(&mut v),
-                            Derived::BodyStructure => msg().write_structure(&mut v, true),
-                            Derived::Body => msg().write_structure(&mut v, false),
+                            Derived::Envelope => write_envelope(msg(), &mut v),
+                            Derived::BodyStructure => write_structure(msg(), &mut v, true),
+                            Derived::Body => write_structure(msg(), &mut v, false),
                         }
                         let v: Arc<[u8]> = v.into();
                         learned.push((meta.uid, d, v.clone()));

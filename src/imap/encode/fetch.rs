@@ -5,6 +5,8 @@
 //! without building a second full copy.
 
 use super::super::mime::{Message, Section};
+use super::bodystructure::write_structure;
+use super::envelope::write_envelope;
 
 /// One piece of a FETCH response, in order: owned bytes, or a borrowed range of the message
 /// (sent from the store's buffer as is).
@@ -55,7 +57,7 @@ impl FetchWriter {
     pub fn envelope(&mut self, msg: &Message<'_>) {
         self.sep();
         self.cur.extend_from_slice(b"ENVELOPE ");
-        msg.write_envelope(&mut self.cur);
+        write_envelope(msg, &mut self.cur);
     }
 
     /// Appends `BODYSTRUCTURE (...)` (extensible) or `BODY (...)`.
@@ -66,7 +68,7 @@ impl FetchWriter {
         } else {
             b"BODY "
         });
-        msg.write_structure(&mut self.cur, extensible);
+        write_structure(msg, &mut self.cur, extensible);
     }
 
     /// Appends `BODY[<section>]<origin> {n}\r\n` + data, for `BODY[...]`/`BODY.PEEK[...]`
