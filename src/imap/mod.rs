@@ -7,4 +7,5 @@ pub mod encode;
 pub mod framing;
 pub mod mime;
 pub mod search;
+pub mod section;
 pub mod session;

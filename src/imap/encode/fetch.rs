@@ -4,7 +4,8 @@
 //! from the data so the driver can send the message bytes straight from the store's buffer
 //! without building a second full copy.
 
-use super::super::mime::{Message, Section};
+use super::super::mime::Message;
+use super::super::section::{section_data, Section, SectionData};
 use super::bodystructure::write_structure;
 use super::envelope::write_envelope;
 
@@ -89,10 +90,10 @@ impl FetchWriter {
     ) {
         self.sep();
         self.cur.extend_from_slice(name.as_bytes());
-        let data = msg.section(section);
+        let data = section_data(msg, section);
         let (range_start, range_end, owned) = match data {
-            super::super::mime::SectionData::Range(r) => (r.start, r.end, None),
-            super::super::mime::SectionData::Owned(v) => (0, v.len(), Some(v)),
+            SectionData::Range(r) => (r.start, r.end, None),
+            SectionData::Owned(v) => (0, v.len(), Some(v)),
         };
         let (start, end) = match partial {
             Some((origin, count)) => {
