@@ -11,6 +11,8 @@ pub mod config;
 pub mod conn;
 /// IMAP4rev1 (RFC 3501) with the extensions real clients expect.
 pub mod imap;
+/// MIME structure of a message (parts, byte ranges, header fields, addresses); no IMAP.
+pub mod mime;
 /// POP3 (RFC 1939, 2449, 2595, 5034).
 pub mod pop3;
 /// The KB Q182504 protocol log: file naming, flock, header, levels, CSV records.

@@ -20,8 +20,8 @@ use imap_codec::imap_types::command::CommandBody;
 use imap_codec::imap_types::fetch::{MacroOrMessageDataItemNames, MessageDataItemName};
 use mailserver::imap::encode::fetch::{flatten, FetchWriter};
 use mailserver::imap::framing::parse_command;
-use mailserver::imap::mime;
 use mailserver::imap::section::Section;
+use mailserver::mime;
 
 /// (name, message with LF line endings; written with CRLF).
 fn messages() -> Vec<(&'static str, String)> {

@@ -21,7 +21,7 @@ use imap_codec::imap_types::core::Charset;
 use imap_codec::imap_types::search::SearchKey;
 use imap_codec::imap_types::sequence::{SeqOrUid, Sequence, SequenceSet};
 
-use super::mime::{self, Kind, Part};
+use crate::mime::{self, Kind, Part};
 use crate::store::{Flags, MessageMeta};
 
 /// The tagged `NO` text for an unsupported CHARSET (RFC 3501 §7.1 BADCHARSET).

@@ -4,11 +4,11 @@
 //! Owns: the section spec (from imap-codec's decoded command), the part numbering (Dovecot's
 //! `imap-msgpart.c`: a non-multipart part answers to number 1, a message/rfc822 part's numbers
 //! refer to its encapsulated message), and HEADER.FIELDS filtering. The part tree and its byte
-//! ranges come from [`super::mime`].
+//! ranges come from [`crate::mime`].
 
 use std::ops::Range;
 
-use super::mime::{fields, Kind, Message, Part};
+use crate::mime::{fields, Kind, Message, Part};
 
 /// What a BODY[...] section names within a part.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -214,8 +214,8 @@ mod tests {
     use super::*;
     use crate::imap::encode::bodystructure::write_structure;
     use crate::imap::encode::envelope::write_envelope;
-    use crate::imap::mime::parse;
-    use crate::imap::mime::samples::{self, MULTI, PLAIN};
+    use crate::mime::parse;
+    use crate::mime::samples::{self, MULTI, PLAIN};
 
     fn bs(raw: &[u8]) -> String {
         let m = parse(raw);

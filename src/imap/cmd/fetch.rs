@@ -19,11 +19,11 @@ use imap_codec::imap_types::sequence::SequenceSet;
 use super::super::encode::bodystructure::write_structure;
 use super::super::encode::envelope::write_envelope;
 use super::super::encode::fetch::{Chunk, FetchWriter};
-use super::super::mime;
 use super::super::section::{Section, SectionSpec};
 use super::super::session::{literal_at_end, Fail, ImapSession, SyncMode};
 use super::{blocking, check_seq_range, flags_list, internal_date, resolve};
 use crate::conn::{Output, Piece, Step};
+use crate::mime;
 use crate::store::{Derived, ErrorKind, FlagOp, Flags, Mailbox, MessageMeta};
 
 /// Messages per batch at most, and octets of message data per batch at most: after each

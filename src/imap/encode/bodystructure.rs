@@ -2,11 +2,11 @@
 //! writes them (`imap-bodystructure.c`): raw header values, the RFC 2045 §5.2 default charset
 //! added to text parts without one, an empty text/plain for a multipart without parts.
 
-use super::super::mime::{
-    header_value, parse_content_type_like, unfold, Kind, Lexer, Message, Part, Tok, TSPECIALS,
-};
 use super::envelope::write_part_envelope;
 use super::quote::{push_nstring_nolf, push_string};
+use crate::mime::{
+    header_value, parse_content_type_like, unfold, Kind, Lexer, Message, Part, Tok, TSPECIALS,
+};
 
 /// Writes BODYSTRUCTURE (`extensible`) or BODY.
 pub fn write_structure(msg: &Message<'_>, out: &mut Vec<u8>, extensible: bool) {
@@ -157,8 +157,8 @@ fn write_ext_tail(raw: &[u8], p: &Part, out: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::imap::mime::parse;
-    use crate::imap::mime::samples::{MULTI, PLAIN};
+    use crate::mime::parse;
+    use crate::mime::samples::{MULTI, PLAIN};
 
     fn bs(raw: &[u8]) -> String {
         let m = parse(raw);

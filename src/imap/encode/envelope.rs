@@ -3,8 +3,8 @@
 //! counted by its last occurrence, repeated address fields added up, address groups as RFC
 //! 3501 §7.4.2 says.
 
-use super::super::mime::{fields, parse_addresses, Address, Message, Part};
 use super::quote::{push_nstring, push_nstring_nolf, push_string_for_humans};
+use crate::mime::{fields, parse_addresses, Address, Message, Part};
 
 /// Writes the ENVELOPE of the message (RFC 3501 §7.4.2).
 pub fn write_envelope(msg: &Message<'_>, out: &mut Vec<u8>) {
@@ -87,8 +87,8 @@ fn write_addresses(out: &mut Vec<u8>, list: &[Address]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::imap::mime::parse;
-    use crate::imap::mime::samples::PLAIN;
+    use crate::mime::parse;
+    use crate::mime::samples::PLAIN;
 
     fn env(raw: &[u8]) -> String {
         let m = parse(raw);

@@ -4,10 +4,10 @@
 //! from the data so the driver can send the message bytes straight from the store's buffer
 //! without building a second full copy.
 
-use super::super::mime::Message;
 use super::super::section::{section_data, Section, SectionData};
 use super::bodystructure::write_structure;
 use super::envelope::write_envelope;
+use crate::mime::Message;
 
 /// One piece of a FETCH response, in order: owned bytes, or a borrowed range of the message
 /// (sent from the store's buffer as is).
@@ -145,7 +145,7 @@ mod tests {
     #[test]
     fn chunks_reference_the_message_instead_of_copying() {
         let raw = b"Subject: x\r\n\r\nbody\r\n";
-        let msg = super::super::super::mime::parse(raw);
+        let msg = crate::mime::parse(raw);
         let mut w = FetchWriter::new(3);
         w.item("UID", b"9");
         w.section(&msg, &Section::full(), None);
