@@ -25,6 +25,10 @@ impl ContentType {
 }
 
 /// Parses `type/subtype; a=b; c="d"` (comments ignored). Missing pieces are empty.
+///
+/// Also reads `value; params` headers (Content-Disposition, RFC 2183): the value is `mtype`;
+/// parameters start at the first `;` whether or not a `/subtype` was read, so they come out
+/// the same as if only the value token had been read.
 pub fn parse_content_type(value: &[u8]) -> ContentType {
     let mut lx = Lexer::new(value);
     let mut toks = Vec::new();
@@ -151,21 +155,43 @@ fn parse_params_raw(mut it: impl Iterator<Item = Tok>) -> Vec<(Vec<u8>, Vec<u8>)
     params
 }
 
-/// `value; params` where value is a single token (Content-Disposition).
-pub(crate) fn parse_content_type_like(v: &[u8]) -> ContentType {
-    let mut lx = Lexer::new(v);
-    let mut toks = Vec::new();
-    while let Some(t) = lx.next(TSPECIALS) {
-        if !matches!(t, Tok::Comment(_)) {
-            toks.push(t);
-        }
+#[cfg(test)]
+mod tests {
+    use crate::mime::content_type::*;
+
+    fn p(v: &str) -> (String, String, Vec<(String, String)>) {
+        let ct = parse_content_type(v.as_bytes());
+        let s = |b: &[u8]| String::from_utf8(b.to_vec()).unwrap();
+        (
+            s(&ct.mtype),
+            s(&ct.subtype),
+            ct.params.iter().map(|(n, v)| (s(n), s(v))).collect(),
+        )
     }
-    let mut ct = ContentType::default();
-    let mut it = toks.into_iter().peekable();
-    if let Some(Tok::Atom(a)) = it.peek().cloned() {
-        ct.mtype = a;
-        it.next();
+
+    #[test]
+    fn content_type_and_disposition_values() {
+        let pair = |n: &str, v: &str| (n.to_string(), v.to_string());
+        assert_eq!(
+            p("Text/Plain; charset=\"utf-8\" (comment); format=flowed"),
+            (
+                "Text".into(),
+                "Plain".into(),
+                vec![pair("charset", "utf-8"), pair("format", "flowed")]
+            )
+        );
+        // Content-Disposition: a single value token, then parameters (RFC 2231 joined).
+        assert_eq!(
+            p("attachment; filename*0=\"a b\"; filename*1=\".txt\""),
+            (
+                "attachment".into(),
+                String::new(),
+                vec![pair("filename", "a b.txt")]
+            )
+        );
+        // Whatever follows the value before the first `;` is never a parameter.
+        assert_eq!(p("inline/x junk; a=b").2, vec![pair("a", "b")]);
+        assert_eq!(p("inline junk; a=b").2, vec![pair("a", "b")]);
+        assert_eq!(p(";;;"), (String::new(), String::new(), vec![]));
     }
-    ct.params = parse_params(it);
-    ct
 }

@@ -26,7 +26,6 @@ mod parser;
 pub(crate) mod samples;
 
 pub use address::{parse_addresses, Address};
-pub(crate) use content_type::parse_content_type_like;
 pub use content_type::{parse_content_type, ContentType};
 pub use header::{fields, header_value, unfold, Field};
 pub(crate) use lexer::{Lexer, Tok, TSPECIALS};

@@ -5,7 +5,7 @@
 use super::envelope::write_part_envelope;
 use super::quote::{push_nstring_nolf, push_string};
 use crate::mime::{
-    header_value, parse_content_type_like, unfold, Kind, Lexer, Message, Part, Tok, TSPECIALS,
+    header_value, parse_content_type, unfold, Kind, Lexer, Message, Part, Tok, TSPECIALS,
 };
 
 /// Writes BODYSTRUCTURE (`extensible`) or BODY.
@@ -113,7 +113,7 @@ fn write_part(raw: &[u8], p: &Part, out: &mut Vec<u8>, ext: bool) {
 fn write_ext_tail(raw: &[u8], p: &Part, out: &mut Vec<u8>) {
     let hv = |name: &str| header_value(raw, p.header.clone(), name);
     out.push(b' ');
-    match hv("Content-Disposition").map(parse_content_type_like) {
+    match hv("Content-Disposition").map(parse_content_type) {
         Some(d) if !d.mtype.is_empty() => {
             out.push(b'(');
             push_string(out, &d.mtype);
