@@ -176,6 +176,20 @@ mod tests {
     }
 
     #[test]
+    fn malformed_never_fails() {
+        // Boundary never seen: one empty text/plain.
+        let m = b"Content-Type: multipart/mixed; boundary=b\r\n\r\nabc\r\n";
+        assert!(bs(m).starts_with(
+            r#"(("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 0 0 NIL NIL NIL NIL) "mixed""#
+        ));
+        // Garbage Content-Type.
+        let m = b"Content-Type: ;;;\r\n\r\nx";
+        assert!(bs(m).starts_with(r#"("text" "plain""#));
+        // Empty input.
+        assert!(bs(b"").starts_with(r#"("text" "plain""#));
+    }
+
+    #[test]
     fn multipart_structure() {
         let s = bs(MULTI);
         assert!(s.starts_with(r#"(("text" "plain" ("charset" "utf-8") NIL NIL "7bit" 3 0 NIL NIL NIL NIL)(("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 7 0"#), "{s}");
