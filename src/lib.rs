@@ -1,5 +1,5 @@
 //! `mailserver`: POP3 and IMAP4 on Maildir++, with protocol logging as Microsoft Exchange 5.5
-//! documented it in KB Q182504. The external contract is `SPEC.md`; this is the module map.
+//! documented it in KB Q182504. The design is in `ARCHITECTURE.md`; this is the module map.
 #![forbid(unsafe_code)]
 
 /// Users (Dovecot passwd-file), password schemes, failure delay, `Secret<T>`.

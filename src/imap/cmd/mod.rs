@@ -1,4 +1,4 @@
-//! IMAP command handlers, one file per command family (STYLE principle 4). Each handler is
+//! IMAP command handlers, one file per command family (ARCHITECTURE.md, "IMAP"). Each handler is
 //! an `impl` block on [`super::session::ImapSession`] with short functions over the store API
 //! (`crate::store`), run on the blocking pool (`blocking`); the dispatcher and the state
 //! check are in [`super::session`].
