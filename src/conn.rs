@@ -32,6 +32,7 @@
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::ops::Range;
 use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -249,6 +250,9 @@ pub enum Piece {
     /// Message content written as-is (already dot-stuffed/CRLF); logged with
     /// `SessionLog::content(ServerToClient, ..)`.
     Content(Arc<[u8]>),
+    /// `data[range]`, written and logged as [`Piece::Content`] of those bytes (a part of a
+    /// message sent from the store's buffer without a copy).
+    ContentRange(Arc<[u8]>, Range<usize>),
     /// Nothing is written; a `*` record goes to the protocol log.
     Info(String),
 }
@@ -278,6 +282,10 @@ impl Output {
         self.wire_len += data.len();
         self.pieces.push(Piece::Content(data));
     }
+    pub fn content_range(&mut self, data: Arc<[u8]>, range: Range<usize>) {
+        self.wire_len += range.len();
+        self.pieces.push(Piece::ContentRange(data, range));
+    }
     pub fn info(&mut self, text: impl Into<String>) {
         self.pieces.push(Piece::Info(text.into()));
     }
@@ -294,6 +302,7 @@ impl Output {
                     wire.extend_from_slice(b"\r\n");
                 }
                 Piece::Content(c) => wire.extend_from_slice(c),
+                Piece::ContentRange(c, r) => wire.extend_from_slice(&c[r.clone()]),
                 Piece::Info(_) => {}
             }
         }
@@ -520,6 +529,7 @@ impl Io {
             match p {
                 Piece::Line(kind, l) => log.server(*kind, l),
                 Piece::Content(c) => log.content(Direction::ServerToClient, c),
+                Piece::ContentRange(c, r) => log.content(Direction::ServerToClient, &c[r.clone()]),
                 Piece::Info(t) => log.info(t),
             }
         }
@@ -530,20 +540,24 @@ impl Io {
             let mut pending = Vec::with_capacity(4096);
             let mut total = 0u64;
             for p in &pieces {
-                match p {
+                let c: &[u8] = match p {
                     Piece::Line(_, l) => {
                         pending.extend_from_slice(l);
                         pending.extend_from_slice(b"\r\n");
+                        continue;
                     }
-                    Piece::Content(c) if c.len() >= DIRECT_WRITE => {
-                        stream.write_all(&pending).await?;
-                        total += pending.len() as u64;
-                        pending.clear();
-                        stream.write_all(c).await?;
-                        total += c.len() as u64;
-                    }
-                    Piece::Content(c) => pending.extend_from_slice(c),
-                    Piece::Info(_) => {}
+                    Piece::Content(c) => c,
+                    Piece::ContentRange(c, r) => &c[r.clone()],
+                    Piece::Info(_) => continue,
+                };
+                if c.len() >= DIRECT_WRITE {
+                    stream.write_all(&pending).await?;
+                    total += pending.len() as u64;
+                    pending.clear();
+                    stream.write_all(c).await?;
+                    total += c.len() as u64;
+                } else {
+                    pending.extend_from_slice(c);
                 }
             }
             stream.write_all(&pending).await?;

@@ -202,6 +202,7 @@ impl ImapSession {
                     match p {
                         Piece::Line(kind, l) => out.line(kind, l),
                         Piece::Content(c) => out.content(c),
+                        Piece::ContentRange(c, r) => out.content_range(c, r),
                         Piece::Info(t) => out.info(t),
                     }
                 }
