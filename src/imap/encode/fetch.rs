@@ -1,79 +1,92 @@
-//! The FETCH response writer (RFC 3501 §7.4.2): `* n FETCH (...)` with its items in order.
+//! The FETCH response writer (RFC 3501 §7.4.2): `* n FETCH (...)` with its items in order,
+//! written straight into the driver's [`Output`] as typed pieces.
 //!
-//! Large `BODY[]` items: [`FetchWriter`] writes the item prefix (`BODY[] {n}\r\n`) separately
-//! from the data so the driver can send the message bytes straight from the store's buffer
-//! without building a second full copy.
+//! A literal goes out as a reply line up to and including its `{n}` and then its data as
+//! content (Dovecot's imap-fetch likewise writes the literal prefix and then streams the
+//! body): a `BODY[]` is the store's buffer itself, a part or partial range of it is
+//! referenced ([`Output::content_range`]), never copied; the driver writes large content from
+//! its own buffer and the protocol log summarises it at level 4 (ARCHITECTURE.md,
+//! "Protocol log").
+
+use std::sync::Arc;
 
 use super::super::section::{section_data, Section, SectionData};
 use super::bodystructure::write_structure;
 use super::envelope::write_envelope;
+use crate::conn::Output;
 use crate::mime::Message;
 
-/// One piece of a FETCH response, in order: owned bytes, or a borrowed range of the message
-/// (sent from the store's buffer as is).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Chunk {
-    Bytes(Vec<u8>),
-    /// `message[start..end]`, already announced by a preceding literal prefix.
-    Message {
-        start: usize,
-        end: usize,
-    },
-}
-
-/// Builds one `* n FETCH (...)` response as a list of chunks.
-#[derive(Debug, Default)]
-pub struct FetchWriter {
-    chunks: Vec<Chunk>,
-    cur: Vec<u8>,
+/// Writes one `* n FETCH (...)` response into an [`Output`].
+#[derive(Debug)]
+pub struct FetchWriter<'a> {
+    out: &'a mut Output,
+    /// The message bytes the `Message`s given to [`FetchWriter::section`] were parsed from.
+    raw: &'a Arc<[u8]>,
+    /// The reply line being built (CRLF not included).
+    line: Vec<u8>,
     first: bool,
 }
 
-impl FetchWriter {
-    /// Starts `* <seq> FETCH (`.
-    pub fn new(seq: u32) -> FetchWriter {
+impl<'a> FetchWriter<'a> {
+    /// Starts `* <seq> FETCH (`; section data will be taken from `raw`.
+    pub fn new(out: &'a mut Output, raw: &'a Arc<[u8]>, seq: u32) -> FetchWriter<'a> {
         FetchWriter {
-            chunks: Vec::new(),
-            cur: format!("* {seq} FETCH (").into_bytes(),
+            out,
+            raw,
+            line: format!("* {seq} FETCH (").into_bytes(),
             first: true,
         }
     }
 
     fn sep(&mut self) {
         if !self.first {
-            self.cur.push(b' ');
+            self.line.push(b' ');
         }
         self.first = false;
     }
 
-    /// Appends `NAME value` where `value` is already encoded (e.g. `FLAGS (\Seen)`, `UID 4`).
+    /// Appends encoded IMAP text (a value as [`super::quote`] writes it). A literal in it
+    /// (`{n}` CRLF data) ends the line there and its data goes out as content, so every
+    /// literal of the response is a content piece whichever item it is in.
+    fn encoded(&mut self, mut v: &[u8]) {
+        while let Some(k) = memchr::memmem::find(v, b"\r\n") {
+            self.line.extend_from_slice(&v[..k]);
+            v = &v[k + 2..];
+            let literal = literal_len(&self.line);
+            self.out.reply(std::mem::take(&mut self.line));
+            if let Some(n) = literal.filter(|&n| n <= v.len()) {
+                self.out.content(Arc::from(&v[..n]));
+                v = &v[n..];
+            }
+        }
+        self.line.extend_from_slice(v);
+    }
+
+    /// Appends `NAME value` where `value` is already encoded (e.g. `FLAGS (\Seen)`, `UID 4`,
+    /// a cached ENVELOPE).
     pub fn item(&mut self, name: &str, encoded_value: &[u8]) {
         self.sep();
-        self.cur.extend_from_slice(name.as_bytes());
-        self.cur.push(b' ');
-        self.cur.extend_from_slice(encoded_value);
+        self.line.extend_from_slice(name.as_bytes());
+        self.line.push(b' ');
+        self.encoded(encoded_value);
     }
 
     /// Appends `ENVELOPE (...)`.
     pub fn envelope(&mut self, msg: &Message<'_>) {
-        self.sep();
-        self.cur.extend_from_slice(b"ENVELOPE ");
-        write_envelope(msg, &mut self.cur);
+        let mut v = Vec::new();
+        write_envelope(msg, &mut v);
+        self.item("ENVELOPE", &v);
     }
 
     /// Appends `BODYSTRUCTURE (...)` (extensible) or `BODY (...)`.
     pub fn structure(&mut self, msg: &Message<'_>, extensible: bool) {
-        self.sep();
-        self.cur.extend_from_slice(if extensible {
-            b"BODYSTRUCTURE "
-        } else {
-            b"BODY "
-        });
-        write_structure(msg, &mut self.cur, extensible);
+        let mut v = Vec::new();
+        write_structure(msg, &mut v, extensible);
+        self.item(if extensible { "BODYSTRUCTURE" } else { "BODY" }, &v);
     }
 
-    /// Appends `BODY[<section>]<origin> {n}\r\n` + data, for `BODY[...]`/`BODY.PEEK[...]`
-    /// with optional `<origin.count>`. Contiguous sections are referenced, not copied.
+    /// Appends `BODY[<section>]<origin> {n}` + data, for `BODY[...]`/`BODY.PEEK[...]` with
+    /// optional `<origin.count>`. Contiguous sections are referenced, not copied.
     pub fn section(&mut self, msg: &Message<'_>, section: &Section, partial: Option<(u32, u32)>) {
         let name = section.item_name(partial.map(|p| p.0));
         self.section_named(&name, msg, section, partial);
@@ -88,8 +101,11 @@ impl FetchWriter {
         section: &Section,
         partial: Option<(u32, u32)>,
     ) {
+        debug_assert!(std::ptr::eq(msg.raw, &self.raw[..]));
         self.sep();
-        self.cur.extend_from_slice(name.as_bytes());
+        // Through `encoded` like any text: a header field name the client gave as a literal
+        // may hold CRLF, which ends the line there.
+        self.encoded(name.as_bytes());
         let data = section_data(msg, section);
         let (range_start, range_end, owned) = match data {
             SectionData::Range(r) => (r.start, r.end, None),
@@ -104,59 +120,502 @@ impl FetchWriter {
             }
             None => (range_start, range_end),
         };
-        self.cur
-            .extend_from_slice(format!(" {{{}}}\r\n", end - start).as_bytes());
+        self.line
+            .extend_from_slice(format!(" {{{}}}", end - start).as_bytes());
+        self.out.reply(std::mem::take(&mut self.line));
         match owned {
-            Some(v) => self.cur.extend_from_slice(&v[start..end]),
+            Some(v) => self.out.content(Arc::from(&v[start..end])),
             None => {
-                self.chunks
-                    .push(Chunk::Bytes(std::mem::take(&mut self.cur)));
-                self.chunks.push(Chunk::Message { start, end });
+                if start == end {
+                    // An empty range of the message has always been sent as two empty
+                    // content pieces (level 4 logs `<literal 0 octets>` twice); kept so
+                    // the protocol log stays as it was.
+                    self.out.content(Arc::from(&[][..]));
+                }
+                if start == 0 && end == self.raw.len() {
+                    self.out.content(self.raw.clone());
+                } else {
+                    self.out.content_range(self.raw.clone(), start..end);
+                }
             }
         }
     }
 
-    /// Ends the response with `)\r\n` and returns its chunks.
-    pub fn finish(mut self) -> Vec<Chunk> {
-        self.cur.extend_from_slice(b")\r\n");
-        self.chunks.push(Chunk::Bytes(self.cur));
-        self.chunks
-            .retain(|c| !matches!(c, Chunk::Bytes(b) if b.is_empty()));
-        self.chunks
+    /// Ends the response with `)`.
+    pub fn finish(mut self) {
+        self.line.push(b')');
+        self.out.reply(self.line);
     }
 }
 
-/// Joins chunks into one buffer (tests, small responses).
-pub fn flatten(chunks: &[Chunk], message: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    for c in chunks {
-        match c {
-            Chunk::Bytes(b) => out.extend_from_slice(b),
-            Chunk::Message { start, end } => out.extend_from_slice(&message[*start..*end]),
-        }
+/// The `n` of a literal prefix `{n}` ending `line`, as [`super::quote`] writes them.
+fn literal_len(line: &[u8]) -> Option<usize> {
+    let digits = &line[line.iter().rposition(|&b| b == b'{')? + 1..];
+    let digits = digits.strip_suffix(b"}")?;
+    if digits.is_empty() || digits.len() > 20 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
     }
-    out
+    Some(digits.iter().fold(0usize, |acc, &d| {
+        acc.saturating_mul(10).saturating_add(usize::from(d - b'0'))
+    }))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::conn::Piece;
+    use crate::imap::section::SectionSpec;
+    use crate::mime::samples::{MULTI, PLAIN};
+    use crate::mime::{parse, unparsed};
+    use crate::protolog::LineKind;
+
+    /// The writer before typed output (`Chunk`s re-scanned by `emit_chunks` in
+    /// `cmd/fetch.rs`), kept here only to prove the typed pieces equal its pieces.
+    mod legacy {
+        use std::sync::Arc;
+
+        use crate::conn::Output;
+        use crate::imap::encode::bodystructure::write_structure;
+        use crate::imap::encode::envelope::write_envelope;
+        use crate::imap::section::{section_data, Section, SectionData};
+        use crate::imap::session::literal_at_end;
+        use crate::mime::Message;
+
+        /// One piece of a FETCH response, in order: owned bytes, or a borrowed range of the message
+        /// (sent from the store's buffer as is).
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub enum Chunk {
+            Bytes(Vec<u8>),
+            /// `message[start..end]`, already announced by a preceding literal prefix.
+            Message {
+                start: usize,
+                end: usize,
+            },
+        }
+
+        /// Builds one `* n FETCH (...)` response as a list of chunks.
+        #[derive(Debug, Default)]
+        pub struct ChunkWriter {
+            chunks: Vec<Chunk>,
+            cur: Vec<u8>,
+            first: bool,
+        }
+
+        impl ChunkWriter {
+            /// Starts `* <seq> FETCH (`.
+            pub fn new(seq: u32) -> ChunkWriter {
+                ChunkWriter {
+                    chunks: Vec::new(),
+                    cur: format!("* {seq} FETCH (").into_bytes(),
+                    first: true,
+                }
+            }
+
+            fn sep(&mut self) {
+                if !self.first {
+                    self.cur.push(b' ');
+                }
+                self.first = false;
+            }
+
+            /// Appends `NAME value` where `value` is already encoded (e.g. `FLAGS (\Seen)`, `UID 4`).
+            pub fn item(&mut self, name: &str, encoded_value: &[u8]) {
+                self.sep();
+                self.cur.extend_from_slice(name.as_bytes());
+                self.cur.push(b' ');
+                self.cur.extend_from_slice(encoded_value);
+            }
+
+            /// Appends `ENVELOPE (...)`.
+            pub fn envelope(&mut self, msg: &Message<'_>) {
+                self.sep();
+                self.cur.extend_from_slice(b"ENVELOPE ");
+                write_envelope(msg, &mut self.cur);
+            }
+
+            /// Appends `BODYSTRUCTURE (...)` (extensible) or `BODY (...)`.
+            pub fn structure(&mut self, msg: &Message<'_>, extensible: bool) {
+                self.sep();
+                self.cur.extend_from_slice(if extensible {
+                    b"BODYSTRUCTURE "
+                } else {
+                    b"BODY "
+                });
+                write_structure(msg, &mut self.cur, extensible);
+            }
+
+            /// Appends `BODY[<section>]<origin> {n}\r\n` + data, for `BODY[...]`/`BODY.PEEK[...]`
+            /// with optional `<origin.count>`. Contiguous sections are referenced, not copied.
+            pub fn section(
+                &mut self,
+                msg: &Message<'_>,
+                section: &Section,
+                partial: Option<(u32, u32)>,
+            ) {
+                let name = section.item_name(partial.map(|p| p.0));
+                self.section_named(&name, msg, section, partial);
+            }
+
+            /// Like [`ChunkWriter::section`] with an explicit item name (`RFC822`, `RFC822.HEADER`,
+            /// `RFC822.TEXT`), which must already include any `<origin>`.
+            pub fn section_named(
+                &mut self,
+                name: &str,
+                msg: &Message<'_>,
+                section: &Section,
+                partial: Option<(u32, u32)>,
+            ) {
+                self.sep();
+                self.cur.extend_from_slice(name.as_bytes());
+                let data = section_data(msg, section);
+                let (range_start, range_end, owned) = match data {
+                    SectionData::Range(r) => (r.start, r.end, None),
+                    SectionData::Owned(v) => (0, v.len(), Some(v)),
+                };
+                let (start, end) = match partial {
+                    Some((origin, count)) => {
+                        let len = range_end - range_start;
+                        let s = (origin as usize).min(len);
+                        let e = s.saturating_add(count as usize).min(len);
+                        (range_start + s, range_start + e)
+                    }
+                    None => (range_start, range_end),
+                };
+                self.cur
+                    .extend_from_slice(format!(" {{{}}}\r\n", end - start).as_bytes());
+                match owned {
+                    Some(v) => self.cur.extend_from_slice(&v[start..end]),
+                    None => {
+                        self.chunks
+                            .push(Chunk::Bytes(std::mem::take(&mut self.cur)));
+                        self.chunks.push(Chunk::Message { start, end });
+                    }
+                }
+            }
+
+            /// Ends the response with `)\r\n` and returns its chunks.
+            pub fn finish(mut self) -> Vec<Chunk> {
+                self.cur.extend_from_slice(b")\r\n");
+                self.chunks.push(Chunk::Bytes(self.cur));
+                self.chunks
+                    .retain(|c| !matches!(c, Chunk::Bytes(b) if b.is_empty()));
+                self.chunks
+            }
+        }
+
+        /// Turns a FETCH response's chunks into output pieces: each CRLF-ended text as a line, the
+        /// data of every literal (announced by `{n}` at a line's end) as content.
+        pub(crate) fn emit_chunks(chunks: Vec<Chunk>, raw: &Arc<[u8]>, out: &mut Output) {
+            let mut line: Vec<u8> = Vec::new();
+            for c in chunks {
+                match c {
+                    Chunk::Message { start, end } => {
+                        if start == 0 && end == raw.len() {
+                            out.content(raw.clone());
+                        } else {
+                            out.content(Arc::from(&raw[start..end]));
+                        }
+                    }
+                    Chunk::Bytes(b) => {
+                        let mut i = 0;
+                        while i < b.len() {
+                            match b[i..].windows(2).position(|w| w == b"\r\n") {
+                                Some(k) => {
+                                    line.extend_from_slice(&b[i..i + k]);
+                                    i += k + 2;
+                                    let lit = literal_at_end(&line);
+                                    out.reply(std::mem::take(&mut line));
+                                    if let Some((n, _)) = lit {
+                                        let n = n as usize;
+                                        if b.len() - i >= n {
+                                            out.content(Arc::from(&b[i..i + n]));
+                                            i += n;
+                                        }
+                                        // Otherwise the data is the next `Chunk::Message`.
+                                    }
+                                }
+                                None => {
+                                    line.extend_from_slice(&b[i..]);
+                                    break;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            if !line.is_empty() {
+                out.reply(line);
+            }
+        }
+    }
+
+    /// One FETCH item, as `cmd/fetch.rs` writes them.
+    #[derive(Debug, Clone)]
+    enum Item {
+        Uid,
+        /// An encoded value (a cached ENVELOPE/BODYSTRUCTURE, FLAGS).
+        Value(&'static str, Vec<u8>),
+        Envelope,
+        Structure(bool),
+        Body(Section, Option<(u32, u32)>),
+        Named(&'static str, Section),
+    }
+
+    fn sec(path: &[u32], spec: SectionSpec) -> Section {
+        Section {
+            path: path.to_vec(),
+            spec,
+        }
+    }
+
+    /// `cmd/fetch.rs` parses the MIME tree only when an item needs it.
+    fn whole_only(items: &[Item]) -> bool {
+        items.iter().all(|i| match i {
+            Item::Body(s, _) | Item::Named(_, s) => *s == Section::full(),
+            Item::Uid | Item::Value(..) => true,
+            _ => false,
+        })
+    }
+
+    fn typed(raw: &Arc<[u8]>, items: &[Item]) -> Output {
+        let msg = if whole_only(items) {
+            unparsed(raw)
+        } else {
+            parse(raw)
+        };
+        let mut out = Output::default();
+        let mut w = FetchWriter::new(&mut out, raw, 7);
+        for i in items {
+            match i {
+                Item::Uid => w.item("UID", b"42"),
+                Item::Value(n, v) => w.item(n, v),
+                Item::Envelope => w.envelope(&msg),
+                Item::Structure(ext) => w.structure(&msg, *ext),
+                Item::Body(s, p) => w.section(&msg, s, *p),
+                Item::Named(n, s) => w.section_named(n, &msg, s, None),
+            }
+        }
+        w.finish();
+        out
+    }
+
+    fn rescanned(raw: &Arc<[u8]>, items: &[Item]) -> Output {
+        let msg = if whole_only(items) {
+            unparsed(raw)
+        } else {
+            parse(raw)
+        };
+        let mut w = legacy::ChunkWriter::new(7);
+        for i in items {
+            match i {
+                Item::Uid => w.item("UID", b"42"),
+                Item::Value(n, v) => w.item(n, v),
+                Item::Envelope => w.envelope(&msg),
+                Item::Structure(ext) => w.structure(&msg, *ext),
+                Item::Body(s, p) => w.section(&msg, s, *p),
+                Item::Named(n, s) => w.section_named(n, &msg, s, None),
+            }
+        }
+        let mut out = Output::default();
+        legacy::emit_chunks(w.finish(), raw, &mut out);
+        out
+    }
+
+    /// What the driver writes and logs for each piece: lines with their kind, content as
+    /// its bytes (a range of a buffer is content of those bytes).
+    fn logged(out: &Output) -> Vec<(Option<LineKind>, Vec<u8>)> {
+        out.pieces
+            .iter()
+            .map(|p| match p {
+                Piece::Line(k, l) => (Some(*k), l.clone()),
+                Piece::Content(c) => (None, c.to_vec()),
+                Piece::ContentRange(c, r) => (None, c[r.clone()].to_vec()),
+                Piece::Info(t) => panic!("info {t}"),
+            })
+            .collect()
+    }
+
+    /// Messages whose ENVELOPE and BODYSTRUCTURE hold literals (8-bit and CRLF-folded
+    /// subjects, a description with many quotes), plus the empty message.
+    fn messages() -> Vec<Arc<[u8]>> {
+        let literal_env: &[u8] = b"From: \"J\xc3\xb6rg\" <j@x>\r\nSubject: caf\xc3\xa9\r\n \tnext\r\nTo: \"a\\\\\\\\b\" <b@y>\r\nContent-Type: multipart/mixed; boundary=q\r\n\r\n--q\r\nContent-Description: \"\"\"\"\"\"\r\nContent-Type: text/plain; name=\"\xc3\xa9.txt\"\r\n\r\nx\r\n--q\r\nContent-Type: message/rfc822\r\n\r\nSubject: \xff\r\n\r\ninner\r\n--q--\r\n";
+        vec![
+            Arc::from(PLAIN),
+            Arc::from(MULTI),
+            Arc::from(literal_env),
+            Arc::from(&b""[..]),
+            Arc::from(&b"no header end"[..]),
+        ]
+    }
+
+    fn shapes() -> Vec<Vec<Item>> {
+        use Item::*;
+        use SectionSpec as S;
+        let fields = |l: &[&str]| l.iter().map(|n| n.as_bytes().to_vec()).collect::<Vec<_>>();
+        let flags = Value("FLAGS", b"(\\Seen $Forwarded)".to_vec());
+        let cached_env = Value(
+            "ENVELOPE",
+            b"(NIL {5}\r\na\r\nbc NIL NIL NIL NIL NIL NIL NIL NIL)".to_vec(),
+        );
+        vec![
+            // Whole message, alone and among other items.
+            vec![Body(Section::full(), None)],
+            vec![Uid, flags.clone(), Body(Section::full(), None)],
+            vec![Uid, Named("RFC822", Section::full()), flags.clone()],
+            // Several literals in one response.
+            vec![
+                Uid,
+                Body(Section::full(), None),
+                Body(sec(&[], S::Header), None),
+                Body(sec(&[], S::Text), None),
+                Body(sec(&[1], S::Full), None),
+                Body(sec(&[1], S::Mime), None),
+                Body(sec(&[2, 1], S::Full), None),
+                Body(sec(&[3], S::Header), None),
+                flags.clone(),
+            ],
+            // Partial <o.c>: inside, at the end, past the end (an empty literal), whole.
+            vec![
+                Body(Section::full(), Some((0, 10))),
+                Body(Section::full(), Some((10, 4))),
+                Body(Section::full(), Some((100_000, 5))),
+                Body(Section::full(), Some((0, u32::MAX))),
+            ],
+            vec![
+                Body(sec(&[1], S::Full), Some((1, 2))),
+                Body(sec(&[], S::Text), Some((3, 1_000))),
+                Body(sec(&[], S::HeaderFields(fields(&["from"]))), Some((2, 5))),
+            ],
+            // Empty literals: a missing part (owned), an empty range.
+            vec![
+                Body(sec(&[9], S::Full), None),
+                Body(sec(&[9, 9], S::Text), None),
+                Body(sec(&[], S::HeaderFields(fields(&["x-absent"]))), None),
+            ],
+            // HEADER.FIELDS (owned data), HEADER.FIELDS.NOT, RFC822.HEADER / TEXT.
+            vec![
+                Uid,
+                Body(
+                    sec(&[], S::HeaderFields(fields(&["from", "subject", "to"]))),
+                    None,
+                ),
+                Body(sec(&[], S::HeaderFieldsNot(fields(&["subject"]))), None),
+                Body(sec(&[3], S::HeaderFields(fields(&["subject"]))), None),
+                Named("RFC822.HEADER", sec(&[], S::Header)),
+                Named("RFC822.TEXT", sec(&[], S::Text)),
+            ],
+            // ENVELOPE / BODYSTRUCTURE / BODY (with their literals), cached values.
+            vec![
+                Uid,
+                flags.clone(),
+                Envelope,
+                Structure(true),
+                Structure(false),
+            ],
+            vec![cached_env.clone(), Body(Section::full(), None), cached_env],
+            // A header field name given as a literal holding CRLF.
+            vec![Body(
+                sec(&[], S::HeaderFields(vec![b"a\r\nb".to_vec()])),
+                None,
+            )],
+        ]
+    }
 
     #[test]
-    fn chunks_reference_the_message_instead_of_copying() {
-        let raw = b"Subject: x\r\n\r\nbody\r\n";
-        let msg = crate::mime::parse(raw);
-        let mut w = FetchWriter::new(3);
+    fn typed_pieces_equal_the_rescanned_chunks() {
+        for raw in messages() {
+            for items in shapes() {
+                let (new, old) = (typed(&raw, &items), rescanned(&raw, &items));
+                assert_eq!(
+                    logged(&new),
+                    logged(&old),
+                    "{items:?} on {:?}",
+                    String::from_utf8_lossy(&raw)
+                );
+                assert_eq!(new.encode(), old.encode());
+            }
+        }
+    }
+
+    /// The same on every file under `$FETCH_PIECES_CORPUS` (e.g. a `mailbench corpus`), with
+    /// every part path the message has: `cargo test -- --ignored typed_pieces_on_a_corpus`.
+    #[test]
+    #[ignore]
+    fn typed_pieces_on_a_corpus() {
+        fn files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+            for e in std::fs::read_dir(dir).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    files(&p, out);
+                } else {
+                    out.push(p);
+                }
+            }
+        }
+        fn paths(p: &crate::mime::Part, prefix: &mut Vec<u32>, out: &mut Vec<Vec<u32>>) {
+            if let crate::mime::Kind::Multipart(c) = &p.kind {
+                for (i, c) in c.iter().enumerate() {
+                    prefix.push(i as u32 + 1);
+                    out.push(prefix.clone());
+                    paths(c, prefix, out);
+                    prefix.pop();
+                }
+            }
+        }
+        let dir = std::env::var("FETCH_PIECES_CORPUS").expect("FETCH_PIECES_CORPUS");
+        let mut all = Vec::new();
+        files(std::path::Path::new(&dir), &mut all);
+        let (mut messages, mut literals) = (0, 0);
+        for f in all {
+            let raw: Arc<[u8]> = std::fs::read(&f).unwrap().into();
+            let mut shapes = shapes();
+            let mut ps = Vec::new();
+            paths(&parse(&raw).root, &mut Vec::new(), &mut ps);
+            for p in ps {
+                let mut items = Vec::new();
+                for spec in [
+                    SectionSpec::Full,
+                    SectionSpec::Mime,
+                    SectionSpec::Header,
+                    SectionSpec::Text,
+                ] {
+                    items.push(Item::Body(sec(&p, spec.clone()), None));
+                    items.push(Item::Body(sec(&p, spec), Some((5, 50))));
+                }
+                shapes.push(items);
+            }
+            for items in shapes {
+                let (new, old) = (typed(&raw, &items), rescanned(&raw, &items));
+                assert_eq!(logged(&new), logged(&old), "{items:?} on {f:?}");
+                assert_eq!(new.encode(), old.encode());
+                literals += new
+                    .pieces
+                    .iter()
+                    .filter(|p| !matches!(p, Piece::Line(..)))
+                    .count();
+            }
+            messages += 1;
+        }
+        eprintln!("{messages} messages, {literals} content pieces: identical");
+        assert!(messages > 0);
+    }
+
+    #[test]
+    fn sections_reference_the_message_instead_of_copying() {
+        let raw: Arc<[u8]> = Arc::from(&b"Subject: x\r\n\r\nbody\r\n"[..]);
+        let msg = unparsed(&raw);
+        let mut out = Output::default();
+        let mut w = FetchWriter::new(&mut out, &raw, 3);
         w.item("UID", b"9");
         w.section(&msg, &Section::full(), None);
         w.section(&msg, &Section::full(), Some((10, 4)));
-        let chunks = w.finish();
-        assert!(chunks.contains(&Chunk::Message {
-            start: 0,
-            end: raw.len()
-        }));
+        w.finish();
+        assert!(matches!(&out.pieces[1], Piece::Content(c) if Arc::ptr_eq(c, &raw)));
+        assert!(
+            matches!(&out.pieces[3], Piece::ContentRange(c, r) if Arc::ptr_eq(c, &raw) && *r == (10..14))
+        );
         assert_eq!(
-            flatten(&chunks, raw),
+            out.encode(),
             b"* 3 FETCH (UID 9 BODY[] {20}\r\nSubject: x\r\n\r\nbody\r\n BODY[]<10> {4}\r\n\r\n\r\n)\r\n"
         );
     }
