@@ -29,6 +29,9 @@ internal! {
     mod conn;
     /// IMAP4rev1 (RFC 3501) with the extensions real clients expect.
     mod imap;
+    /// MIME structure of a message with byte offsets (RFC 2045, 2046, 2231, 5322); knows no
+    /// IMAP (Dovecot's lib-mail).
+    mod mime;
     /// POP3 (RFC 1939, 2449, 2595, 5034).
     mod pop3;
     /// The KB Q182504 protocol log: file naming, flock, header, levels, CSV records.

@@ -9,6 +9,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::ops::Range;
 use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -163,6 +164,9 @@ pub enum Piece {
     /// Message content written as-is (already dot-stuffed/CRLF); logged with
     /// `SessionLog::content(ServerToClient, ..)`.
     Content(Arc<[u8]>),
+    /// `data[range]`, written and logged as [`Piece::Content`] of those bytes (a part of a
+    /// message sent from the store's buffer without a copy).
+    ContentRange(Arc<[u8]>, Range<usize>),
     /// Nothing is written; a `*` record goes to the protocol log.
     Info(String),
 }
@@ -192,6 +196,10 @@ impl Output {
         self.wire_len += data.len();
         self.pieces.push(Piece::Content(data));
     }
+    pub fn content_range(&mut self, data: Arc<[u8]>, range: Range<usize>) {
+        self.wire_len += range.len();
+        self.pieces.push(Piece::ContentRange(data, range));
+    }
     pub fn info(&mut self, text: impl Into<String>) {
         self.pieces.push(Piece::Info(text.into()));
     }
@@ -209,6 +217,7 @@ impl Output {
                     wire.extend_from_slice(b"\r\n");
                 }
                 Piece::Content(c) => wire.extend_from_slice(c),
+                Piece::ContentRange(c, r) => wire.extend_from_slice(&c[r.clone()]),
                 Piece::Info(_) => {}
             }
         }

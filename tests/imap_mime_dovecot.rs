@@ -19,8 +19,10 @@ use std::time::Duration;
 use imap_codec::imap_types::command::CommandBody;
 use imap_codec::imap_types::fetch::{MacroOrMessageDataItemNames, MessageDataItemName};
 use mailserver::imap::decode::parse_command;
-use mailserver::imap::encode::{flatten, FetchWriter};
-use mailserver::imap::mime::{self, Section};
+use mailserver::imap::encode::fetch::FetchWriter;
+use mailserver::imap::section::Section;
+use mailserver::mime;
+use mailserver::session::Output;
 
 /// (name, message with LF line endings; written with CRLF).
 fn messages() -> Vec<(&'static str, String)> {
@@ -206,8 +208,10 @@ fn ours(seq: u32, raw: &[u8], fetch_command: &[u8]) -> Vec<(String, Vec<u8>)> {
     else {
         panic!("not a FETCH with items");
     };
-    let msg = mime::parse(raw);
-    let mut w = FetchWriter::new(seq);
+    let raw: std::sync::Arc<[u8]> = raw.into();
+    let msg = mime::parse(&raw);
+    let mut out = Output::default();
+    let mut w = FetchWriter::new(&mut out, &raw, seq);
     for item in &items {
         match item {
             MessageDataItemName::Envelope => w.envelope(&msg),
@@ -225,7 +229,8 @@ fn ours(seq: u32, raw: &[u8], fetch_command: &[u8]) -> Vec<(String, Vec<u8>)> {
             other => panic!("item not covered by this test: {other:?}"),
         }
     }
-    let resp = flatten(&w.finish(), raw);
+    w.finish();
+    let resp = out.encode();
     split_fetch(&resp)
 }
 

@@ -281,6 +281,7 @@ impl Io {
             match p {
                 Piece::Line(kind, l) => log.server(*kind, l),
                 Piece::Content(c) => log.content(Direction::ServerToClient, c),
+                Piece::ContentRange(c, r) => log.content(Direction::ServerToClient, &c[r.clone()]),
                 Piece::Info(t) => log.info(t),
             }
         }
@@ -290,20 +291,24 @@ impl Io {
             let mut pending = Vec::with_capacity(4096);
             let mut total = 0u64;
             for p in &pieces {
-                match p {
+                let c: &[u8] = match p {
                     Piece::Line(_, l) => {
                         pending.extend_from_slice(l);
                         pending.extend_from_slice(b"\r\n");
+                        continue;
                     }
-                    Piece::Content(c) if c.len() >= DIRECT_WRITE => {
-                        stream.write_all(&pending).await?;
-                        total += pending.len() as u64;
-                        pending.clear();
-                        stream.write_all(c).await?;
-                        total += c.len() as u64;
-                    }
-                    Piece::Content(c) => pending.extend_from_slice(c),
-                    Piece::Info(_) => {}
+                    Piece::Content(c) => c,
+                    Piece::ContentRange(c, r) => &c[r.clone()],
+                    Piece::Info(_) => continue,
+                };
+                if c.len() >= DIRECT_WRITE {
+                    stream.write_all(&pending).await?;
+                    total += pending.len() as u64;
+                    pending.clear();
+                    stream.write_all(c).await?;
+                    total += c.len() as u64;
+                } else {
+                    pending.extend_from_slice(c);
                 }
             }
             stream.write_all(&pending).await?;

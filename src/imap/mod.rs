@@ -1,7 +1,8 @@
 //! IMAP4rev1 (RFC 3501). Layered one way, bottom up:
 //!
-//! * `decode` (command edges and imap-codec decoding), `encode` (response writing), `flags`,
-//!   `search` (SEARCH evaluation) — know nothing of sessions;
+//! * `decode` (command edges and imap-codec decoding), `section` (FETCH body sections),
+//!   `encode/` (quoting, ENVELOPE, BODYSTRUCTURE and the FETCH writer, on top of
+//!   [`crate::mime`]), `flags`, `search` (SEARCH evaluation) — know nothing of sessions;
 //! * `state` — the session struct, its states, the tagged completion and announcements;
 //! * `cmd/` — the handlers, one file per command family, over `state` and the store;
 //! * `commands` — the command table (name, states, announcements, handler);
@@ -13,7 +14,7 @@ pub mod commands;
 pub mod decode;
 pub mod encode;
 pub mod flags;
-pub mod mime;
 pub mod search;
+pub mod section;
 pub mod session;
 pub mod state;

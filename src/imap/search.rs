@@ -21,7 +21,7 @@ use imap_codec::imap_types::core::Charset;
 use imap_codec::imap_types::search::SearchKey;
 use imap_codec::imap_types::sequence::{SeqOrUid, Sequence, SequenceSet};
 
-use super::mime::{self, Kind, Part};
+use crate::mime::{self, Kind, Part};
 use crate::store::{Flags, MessageMeta};
 
 /// The tagged `NO` text for an unsupported CHARSET (RFC 3501 §7.1 BADCHARSET).
@@ -65,28 +65,6 @@ pub fn set_contains(set: &SequenceSet, n: u32, largest: u32) -> bool {
     })
 }
 
-/// Whether evaluating `key` may need the message bytes (so callers can skip loading).
-pub fn needs_message(key: &SearchKey<'_>) -> bool {
-    use SearchKey as K;
-    match key {
-        K::And(keys) => keys.as_ref().iter().any(needs_message),
-        K::Not(k) => needs_message(k),
-        K::Or(a, b) => needs_message(a) || needs_message(b),
-        K::Bcc(_)
-        | K::Body(_)
-        | K::Cc(_)
-        | K::From(_)
-        | K::Header(..)
-        | K::SentBefore(_)
-        | K::SentOn(_)
-        | K::SentSince(_)
-        | K::Subject(_)
-        | K::Text(_)
-        | K::To(_) => true,
-        _ => false,
-    }
-}
-
 /// The message bytes and MIME structure, loaded and parsed on first use (once per message,
 /// whatever the number of content keys); `None` when it cannot be read (e.g. expunged by
 /// another session meanwhile), which makes content keys not match.
@@ -100,15 +78,6 @@ impl<'f> LazyMessage<'f> {
         LazyMessage {
             load: Box::new(load),
             loaded: None,
-        }
-    }
-
-    /// Already-available bytes.
-    pub fn ready(bytes: Arc<[u8]>) -> LazyMessage<'static> {
-        let root = mime::parse(&bytes).root;
-        LazyMessage {
-            load: Box::new(|| None),
-            loaded: Some(Some((bytes, root))),
         }
     }
 
@@ -127,6 +96,7 @@ impl<'f> LazyMessage<'f> {
     }
 
     /// Whether the loader has run (tests check laziness with it).
+    #[cfg(test)]
     pub fn was_loaded(&self) -> bool {
         self.loaded.is_some()
     }

@@ -1,11 +1,11 @@
 //! FETCH and UID FETCH (RFC 3501 §6.4.5, §6.4.8, §7.4.2).
 //!
-//! Message bytes come from the store (`Mailbox::read`, CRLF), are parsed by
-//! [`crate::imap::mime`] and written by [`crate::imap::encode::FetchWriter`]; literal data goes
-//! out as content pieces (the protocol log summarises it at level 4), the rest as untagged
-//! lines. A non-PEEK body item sets `\Seen` (unless the mailbox was EXAMINEd) and the FETCH
-//! then carries the new FLAGS. Messages expunged by another session meanwhile are skipped
-//! and the command ends `NO [EXPUNGEISSUED]`. Large FETCHes are answered in batches
+//! Message bytes come from the store (`Mailbox::read`, CRLF), are parsed by [`crate::mime`]
+//! and written by [`crate::imap::encode::fetch::FetchWriter`] straight into the output:
+//! literal data as content pieces (the protocol log summarises it at level 4), the rest as
+//! untagged lines. A non-PEEK body item sets `\Seen` (unless the mailbox was EXAMINEd) and
+//! the FETCH then carries the new FLAGS. Messages expunged by another session meanwhile are
+//! skipped and the command ends `NO [EXPUNGEISSUED]`. Large FETCHes are answered in batches
 //! ([`Step::Continue`]): the driver writes each batch before the next is read from disk.
 
 use std::cell::OnceCell;
@@ -15,12 +15,14 @@ use bounded_static::IntoBoundedStatic;
 use imap_codec::imap_types::fetch::{MacroOrMessageDataItemNames, MessageDataItemName};
 use imap_codec::imap_types::sequence::SequenceSet;
 
-use super::super::encode::{Chunk, FetchWriter};
-use super::super::mime::{self, Section, SectionSpec};
-use super::super::decode::literal_at_end;
+use super::super::encode::bodystructure::write_structure;
+use super::super::encode::envelope::write_envelope;
+use super::super::encode::fetch::FetchWriter;
 use super::super::flags::flags_list;
+use super::super::section::{Section, SectionSpec};
 use super::super::state::{Fail, FetchJob, ImapSession, SyncMode};
 use super::{blocking, check_seq_range, internal_date, resolve};
+use crate::mime;
 use crate::session::{Output, Piece, Step};
 use crate::store::{Derived, ErrorKind, FlagOp, Flags, Mailbox, MessageMeta};
 
@@ -183,6 +185,7 @@ impl ImapSession {
                     match p {
                         Piece::Line(kind, l) => out.line(kind, l),
                         Piece::Content(c) => out.content(c),
+                        Piece::ContentRange(c, r) => out.content_range(c, r),
                         Piece::Info(t) => out.info(t),
                     }
                 }
@@ -276,7 +279,7 @@ fn fetch_one(
     let parsed: OnceCell<mime::Message<'_>> = OnceCell::new();
     let msg = || parsed.get_or_init(|| mime::parse(&raw));
     let whole = mime::unparsed(&raw);
-    let mut w = FetchWriter::new(seq);
+    let mut w = FetchWriter::new(out, &raw, seq);
     let flags = || flags_list(meta.flags, &meta.keywords, meta.recent);
     // UID first for UID FETCH (§6.4.8) or when asked first; then the FLAGS a body fetch
     // changed (Dovecot's order); then the items as requested.
@@ -299,9 +302,9 @@ fn fetch_one(
                     .get_or_insert_with(|| {
                         let mut v = Vec::new();
                         match d {
-                            Derived::Envelope => msg().write_envelope(&mut v),
-                            Derived::BodyStructure => msg().write_structure(&mut v, true),
-                            Derived::Body => msg().write_structure(&mut v, false),
+                            Derived::Envelope => write_envelope(msg(), &mut v),
+                            Derived::BodyStructure => write_structure(msg(), &mut v, true),
+                            Derived::Body => write_structure(msg(), &mut v, false),
                         }
                         let v: Arc<[u8]> = v.into();
                         learned.push((meta.uid, d, v.clone()));
@@ -348,51 +351,6 @@ fn fetch_one(
             _ => {}
         }
     }
-    emit_chunks(w.finish(), &raw, out);
+    w.finish();
     Ok(true)
-}
-
-/// Turns a FETCH response's chunks into output pieces: each CRLF-ended text as a line, the
-/// data of every literal (announced by `{n}` at a line's end) as content.
-pub(crate) fn emit_chunks(chunks: Vec<Chunk>, raw: &Arc<[u8]>, out: &mut Output) {
-    let mut line: Vec<u8> = Vec::new();
-    for c in chunks {
-        match c {
-            Chunk::Message { start, end } => {
-                if start == 0 && end == raw.len() {
-                    out.content(raw.clone());
-                } else {
-                    out.content(Arc::from(&raw[start..end]));
-                }
-            }
-            Chunk::Bytes(b) => {
-                let mut i = 0;
-                while i < b.len() {
-                    match b[i..].windows(2).position(|w| w == b"\r\n") {
-                        Some(k) => {
-                            line.extend_from_slice(&b[i..i + k]);
-                            i += k + 2;
-                            let lit = literal_at_end(&line);
-                            out.reply(std::mem::take(&mut line));
-                            if let Some((n, _)) = lit {
-                                let n = n as usize;
-                                if b.len() - i >= n {
-                                    out.content(Arc::from(&b[i..i + n]));
-                                    i += n;
-                                }
-                                // Otherwise the data is the next `Chunk::Message`.
-                            }
-                        }
-                        None => {
-                            line.extend_from_slice(&b[i..]);
-                            break;
-                        }
-                    }
-                }
-            }
-        }
-    }
-    if !line.is_empty() {
-        out.reply(line);
-    }
 }

@@ -1,11 +1,11 @@
 //! IMAP command handlers, one file per command family (as Dovecot's `cmd-*.c`). Each handler is
-//! an `impl` block on [`super::session::ImapSession`] with short functions over the store API
+//! an `impl` block on [`super::state::ImapSession`] with short functions over the store API
 //! (`crate::store`), run on the blocking pool (`blocking`); which handler runs for which
 //! command, in which states and with which announcements, is the table in
 //! [`super::commands`].
 //!
 //! This file holds what several families share: mailbox names (RFC 3501 §5.1, modified
-//! UTF-7 §5.1.3), flag lists (§2.3.2), sequence sets (§9 `sequence-set`) and dates (§9
+//! UTF-7 §5.1.3), flag arguments (§2.3.2), sequence sets (§9 `sequence-set`) and dates (§9
 //! `date-time`).
 
 pub mod append;
@@ -78,7 +78,7 @@ pub(crate) fn push_mailbox(out: &mut Vec<u8>, name: &str) {
     if atom {
         out.extend_from_slice(enc.as_bytes());
     } else {
-        super::encode::push_string(out, enc.as_bytes());
+        super::encode::quote::push_string(out, enc.as_bytes());
     }
 }
 

@@ -1,0 +1,132 @@
+//! IMAP strings (RFC 3501 §4.3): quoted or literal, `NIL` for an absent nstring, written as
+//! Dovecot writes them byte for byte where clients could notice: a string is sent quoted
+//! unless it holds CR, LF, NUL, 8-bit bytes or more than four `"`/`\` to escape, then as a
+//! literal (Dovecot `imap_append_nstring`, `imap-quote.c`).
+//!
+//! The leaf of the IMAP writers: imports nothing from the crate.
+
+/// Appends `s` as an IMAP string (quoted when possible, else a literal).
+pub fn push_string(out: &mut Vec<u8>, s: &[u8]) {
+    let mut escapes = 0;
+    let mut literal = false;
+    for &b in s {
+        match b {
+            b'"' | b'\\' => {
+                escapes += 1;
+                if escapes > 4 {
+                    literal = true;
+                    break;
+                }
+            }
+            0 | b'\r' | b'\n' => {
+                literal = true;
+                break;
+            }
+            b if b >= 0x80 => {
+                literal = true;
+                break;
+            }
+            _ => {}
+        }
+    }
+    if literal {
+        out.extend_from_slice(format!("{{{}}}\r\n", s.len()).as_bytes());
+        out.extend_from_slice(s);
+    } else {
+        out.push(b'"');
+        for &b in s {
+            if b == b'"' || b == b'\\' {
+                out.push(b'\\');
+            }
+            out.push(b);
+        }
+        out.push(b'"');
+    }
+}
+
+/// Appends `NIL` or the string.
+pub fn push_nstring(out: &mut Vec<u8>, s: Option<&[u8]>) {
+    match s {
+        Some(s) => push_string(out, s),
+        None => out.extend_from_slice(b"NIL"),
+    }
+}
+
+/// Dovecot's `imap_append_nstring_nolf` for raw header values: leading whitespace dropped,
+/// CR and LF removed (the folding whitespace stays), then an ordinary string.
+pub fn push_nstring_nolf(out: &mut Vec<u8>, value: Option<&[u8]>) {
+    match value {
+        None => out.extend_from_slice(b"NIL"),
+        Some(v) => {
+            let v: Vec<u8> = trim_leading_sp(v)
+                .iter()
+                .copied()
+                .filter(|&b| b != b'\r' && b != b'\n')
+                .collect();
+            push_string(out, &v);
+        }
+    }
+}
+
+/// Dovecot's `imap_append_string_for_humans` (Subject, address display names): whitespace
+/// runs (SP, TAB, CR, LF) become one space, leading and trailing ones go, NUL becomes 0x80;
+/// unchanged plain text is quoted, anything changed or holding `"`, `\` or 8-bit bytes is
+/// sent as a literal.
+pub fn push_string_for_humans(out: &mut Vec<u8>, s: &[u8]) {
+    let mut text = Vec::with_capacity(s.len());
+    let mut pending_space = false;
+    for &b in s {
+        match b {
+            b' ' | b'\t' | b'\r' | b'\n' => pending_space = !text.is_empty(),
+            _ => {
+                if pending_space {
+                    text.push(b' ');
+                    pending_space = false;
+                }
+                text.push(if b == 0 { 0x80 } else { b });
+            }
+        }
+    }
+    let special = text.iter().any(|&b| b == b'"' || b == b'\\' || b >= 0x80);
+    if text.is_empty() {
+        out.extend_from_slice(b"\"\"");
+    } else if text.as_slice() == s && !special {
+        out.push(b'"');
+        out.extend_from_slice(&text);
+        out.push(b'"');
+    } else {
+        out.extend_from_slice(format!("{{{}}}\r\n", text.len()).as_bytes());
+        out.extend_from_slice(&text);
+    }
+}
+
+fn trim_leading_sp(mut s: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t', rest @ ..] = s {
+        s = rest;
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(x: &[u8]) -> Vec<u8> {
+        let mut v = Vec::new();
+        push_string(&mut v, x);
+        v
+    }
+
+    #[test]
+    fn quoting_follows_dovecot() {
+        assert_eq!(s(b"abc"), b"\"abc\"");
+        assert_eq!(s(b""), b"\"\"");
+        assert_eq!(s(b"a\"b\\c"), b"\"a\\\"b\\\\c\"");
+        assert_eq!(s(b"\"\"\"\"\""), b"{5}\r\n\"\"\"\"\"");
+        assert_eq!(s("é".as_bytes()), b"{2}\r\n\xc3\xa9");
+        assert_eq!(s(b"a\r\nb"), b"{4}\r\na\r\nb");
+        let mut v = Vec::new();
+        push_nstring(&mut v, None);
+        assert_eq!(v, b"NIL");
+    }
+}
