@@ -40,7 +40,8 @@ use super::fsutil::{
 };
 use super::keywords::Keywords;
 use super::uidlist::Uidlist;
-use super::{lock, Registry};
+use super::mutex::lock;
+use super::Registry;
 use crate::store::{
     Changes, Derived, Error, ErrorKind, FlagOp, Flags, Mailbox, MailboxStatus, MessageMeta, Result,
     View,

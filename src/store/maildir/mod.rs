@@ -22,6 +22,7 @@ pub mod fsutil;
 pub mod keywords;
 pub mod mailbox;
 pub mod mutf7;
+mod mutex;
 mod parked;
 mod save;
 mod sync;
@@ -33,11 +34,12 @@ use crate::store::{
     Error, ErrorKind, Mailbox, MailboxInfo, MailboxStatus, Result, SpecialUse, Store, UserStore,
 };
 use fsutil::{create_maildir, io_err, write_atomic};
+use mutex::lock;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, Weak};
 
 /// The folders every user has (RFC 6154 special use), created on first use and subscribed.
 pub const DEFAULT_FOLDERS: [(&str, SpecialUse); 5] = [
@@ -60,12 +62,6 @@ pub struct Registry {
     subscriptions: Mutex<()>,
     /// What dropped handles left for the next handle of their folder ([`parked::Parked`]).
     parked: Mutex<std::collections::VecDeque<parked::Parked>>,
-}
-
-/// Locks `m`. A mutex poisoned by a panicking holder is used as it is rather than failing
-/// every later caller.
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// The Maildir++ [`Store`]: users live in `root/<user>/`.

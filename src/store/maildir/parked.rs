@@ -10,7 +10,8 @@
 
 use super::cache::{self, DerivedCache};
 use super::mailbox::{MaildirMailbox, Stamp, State};
-use super::{lock, Registry};
+use super::mutex::lock;
+use super::Registry;
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
