@@ -5,7 +5,7 @@
 //! are recovered; MTA deliveries into `new/` are picked up.
 
 use mailserver::store::maildir::MaildirStore;
-use mailserver::store::{maildir_store, FlagOp, Flags, Mailbox, Store, View};
+use mailserver::store::{FlagOp, Flags, Mailbox, Store, View};
 use std::collections::HashSet;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -251,7 +251,7 @@ fn crash_leftovers_are_recovered() {
     // 4. Junk that is not a message.
     fs::write(maildir.join("cur/.nfs000"), "junk").unwrap();
 
-    let store = maildir_store(root.clone());
+    let store: Arc<dyn Store> = Arc::new(MaildirStore::new(root.clone()));
     let inbox = store.user("u").unwrap().open("INBOX").unwrap();
     let mut view = View::default();
     inbox.sync(&mut view).unwrap();
@@ -270,7 +270,7 @@ fn crash_leftovers_are_recovered() {
 fn mta_delivery_into_new_is_picked_up_and_announced() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("mail");
-    let store: Arc<dyn Store> = maildir_store(root.clone());
+    let store: Arc<dyn Store> = Arc::new(MaildirStore::new(root.clone()));
     let inbox: Arc<dyn Mailbox> = store.user("u").unwrap().open("INBOX").unwrap();
     let mut view = View::default();
     inbox.sync(&mut view).unwrap();
@@ -363,7 +363,7 @@ fn views_in_separate_instances_see_each_other_through_sync() {
 fn uidvalidity_change_resets_views() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("mail");
-    let store = maildir_store(root.clone());
+    let store: Arc<dyn Store> = Arc::new(MaildirStore::new(root.clone()));
     let inbox = store.user("u").unwrap().open("INBOX").unwrap();
     for i in 0..3 {
         inbox

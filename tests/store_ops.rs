@@ -2,9 +2,10 @@
 //! tempdir, checking both the API answers and what lands on disk (Dovecot's formats).
 
 use mailserver::store::maildir::MaildirStore;
-use mailserver::store::{maildir_store, ErrorKind, FlagOp, Flags, SpecialUse, View};
+use mailserver::store::{ErrorKind, FlagOp, Flags, SpecialUse, Store, View};
 use std::fs;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 const MSG: &[u8] = b"From: a@example.org\r\nSubject: hi\r\n\r\nbody line\r\n";
@@ -21,7 +22,7 @@ fn files(dir: &Path) -> Vec<String> {
 #[test]
 fn first_use_creates_inbox_and_special_folders() {
     let tmp = tempfile::tempdir().unwrap();
-    let store = maildir_store(tmp.path().join("mail"));
+    let store: Arc<dyn Store> = Arc::new(MaildirStore::new(tmp.path().join("mail")));
     let user = store.user("alice").unwrap();
     let root = tmp.path().join("mail/alice");
     for d in ["cur", "new", "tmp"] {
@@ -87,7 +88,7 @@ fn first_use_creates_inbox_and_special_folders() {
 #[test]
 fn append_read_sync_flags_keywords() {
     let tmp = tempfile::tempdir().unwrap();
-    let store = maildir_store(tmp.path().join("mail"));
+    let store: Arc<dyn Store> = Arc::new(MaildirStore::new(tmp.path().join("mail")));
     let user = store.user("bob").unwrap();
     let inbox = user.open("INBOX").unwrap();
     assert_eq!(inbox.name(), "INBOX");
@@ -193,7 +194,7 @@ fn append_read_sync_flags_keywords() {
 #[test]
 fn expunge_remove_copy_move() {
     let tmp = tempfile::tempdir().unwrap();
-    let store = maildir_store(tmp.path().join("mail"));
+    let store: Arc<dyn Store> = Arc::new(MaildirStore::new(tmp.path().join("mail")));
     let user = store.user("carol").unwrap();
     let inbox = user.open("INBOX").unwrap();
     let trash = user.open("Trash").unwrap();
@@ -271,7 +272,7 @@ fn expunge_remove_copy_move() {
 #[test]
 fn mailbox_management_and_subscriptions() {
     let tmp = tempfile::tempdir().unwrap();
-    let store = maildir_store(tmp.path().join("mail"));
+    let store: Arc<dyn Store> = Arc::new(MaildirStore::new(tmp.path().join("mail")));
     let user = store.user("dave").unwrap();
     let root = tmp.path().join("mail/dave");
     user.create("Projects/Caf\u{e9}").unwrap();
@@ -384,7 +385,7 @@ fn open_returns_one_shared_handle_and_recent_once() {
 #[test]
 fn sessions_see_each_others_changes() {
     let tmp = tempfile::tempdir().unwrap();
-    let store = maildir_store(tmp.path().join("mail"));
+    let store: Arc<dyn Store> = Arc::new(MaildirStore::new(tmp.path().join("mail")));
     let s1 = store.user("fay").unwrap().open("INBOX").unwrap();
     let s2 = store.user("fay").unwrap().open("INBOX").unwrap();
     let (mut v1, mut v2) = (View::default(), View::default());
@@ -420,7 +421,7 @@ fn copy_falls_back_to_copying_across_file_systems() {
         return;
     }
     let elsewhere = tempfile::tempdir_in(shm).unwrap();
-    let store = maildir_store(tmp.path().join("mail"));
+    let store: Arc<dyn Store> = Arc::new(MaildirStore::new(tmp.path().join("mail")));
     let user = store.user("gus").unwrap();
     // A folder whose directory lives on another file system: hard links fail with EXDEV.
     let root = tmp.path().join("mail/gus");
@@ -460,7 +461,7 @@ fn copy_falls_back_to_copying_across_file_systems() {
 #[test]
 fn a_same_tick_outside_change_after_our_own_is_found_by_the_delayed_recheck() {
     let tmp = tempfile::tempdir().unwrap();
-    let store = maildir_store(tmp.path().join("mail"));
+    let store: Arc<dyn Store> = Arc::new(MaildirStore::new(tmp.path().join("mail")));
     let user = store.user("alice").unwrap();
     let inbox = user.open("INBOX").unwrap();
     let a = inbox.append(MSG, Flags::NONE, &[], None).unwrap();
@@ -501,7 +502,7 @@ fn a_same_tick_outside_change_after_our_own_is_found_by_the_delayed_recheck() {
 #[test]
 fn a_reopened_folder_sees_what_changed_while_it_was_closed() {
     let tmp = tempfile::tempdir().unwrap();
-    let store = maildir_store(tmp.path().join("mail"));
+    let store: Arc<dyn Store> = Arc::new(MaildirStore::new(tmp.path().join("mail")));
     let user = store.user("alice").unwrap();
     let root = tmp.path().join("mail/alice");
     let inbox = user.open("INBOX").unwrap();

@@ -2,8 +2,10 @@
 //! watch it, created on the first `changes()` call and dropped with the mailbox.
 //! (Its own test binary: it counts this process's inotify descriptors.)
 
-use mailserver::store::{maildir_store, Flags};
+use mailserver::store::maildir::MaildirStore;
+use mailserver::store::{Flags, Store};
 use std::fs;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 fn inotify_fds() -> usize {
@@ -17,7 +19,7 @@ fn inotify_fds() -> usize {
 #[test]
 fn one_lazy_watcher_per_mailbox() {
     let tmp = tempfile::tempdir().unwrap();
-    let store = maildir_store(tmp.path().join("mail"));
+    let store: Arc<dyn Store> = Arc::new(MaildirStore::new(tmp.path().join("mail")));
     let before = inotify_fds();
     let s1 = store.user("u").unwrap().open("INBOX").unwrap();
     let s2 = store.user("u").unwrap().open("INBOX").unwrap();

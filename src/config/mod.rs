@@ -14,6 +14,7 @@
 //!   `[ParametersSystem]` settings of a service.
 //! * `watch::spawn` (hot reload) and `regedit` (the `reg` CLI) live beside this file.
 
+mod paths;
 pub mod regedit;
 pub mod registry;
 pub mod watch;
@@ -26,6 +27,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
+use paths::normalize;
 use registry::{Locator, RegData, Source};
 
 use crate::service::Service;
@@ -297,28 +299,6 @@ impl Checker<'_> {
             None => Duration::from_secs(min),
         }
     }
-}
-
-/// Lexically drops `.` components (`/etc/mailserver/./logs` → `/etc/mailserver/logs`).
-pub(crate) fn normalize(p: &Path) -> PathBuf {
-    use std::path::Component;
-    // Lexically, as Go's filepath.Clean: `etc/../var` reads as `var` in logs and listings.
-    let mut out = PathBuf::new();
-    for c in p.components() {
-        match c {
-            Component::CurDir => {}
-            Component::ParentDir
-                if matches!(out.components().next_back(), Some(Component::Normal(_))) =>
-            {
-                out.pop();
-            }
-            other => out.push(other),
-        }
-    }
-    if out.as_os_str().is_empty() {
-        out.push(".");
-    }
-    out
 }
 
 /// The directory relative paths in `path` resolve against, made absolute with the working

@@ -18,6 +18,8 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use super::paths::normalize;
+
 /// The registry key the table stands for.
 pub const KEY_PATH: &str =
     "HKEY_LOCAL_MACHINE\\SYSTEM\\CurrentControlSet\\Services\\MSExchangeIS\\ParametersSystem";
@@ -409,7 +411,7 @@ pub fn check_known(def: &ValueDef, data: &RegData) -> Result<(), String> {
 /// `data_dir`.
 pub fn resolved_path(values: &Values, name: &str, base: &Path, data_dir: &Path) -> PathBuf {
     match values.get(name).map(|e| &e.data) {
-        Some(RegData::Sz(s)) => super::normalize(&base.join(s)),
+        Some(RegData::Sz(s)) => normalize(&base.join(s)),
         _ => data_dir.to_path_buf(),
     }
 }

@@ -35,7 +35,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
 use super::record::{self, Event, SessionFields};
-use super::Service;
+use crate::service::Service;
 use crate::config::ProtocolLogSettings;
 
 /// Builds the writer the sink writes a freshly created and locked log file through. The

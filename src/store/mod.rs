@@ -230,9 +230,3 @@ pub trait Mailbox: Send + Sync {
     /// Used by `copy_to`/`move_to` implementations to reach the destination's backend.
     fn as_any(&self) -> &dyn std::any::Any;
 }
-
-/// The Maildir++ store rooted at `root` (`data_dir/mail`); users live in `root/<user>/`.
-#[cfg(any(test, feature = "test-support"))]
-pub fn maildir_store(root: std::path::PathBuf) -> Arc<dyn Store> {
-    Arc::new(maildir::MaildirStore::new(root))
-}

@@ -7,8 +7,8 @@
 
 use super::filename;
 use super::fsutil::{fsync_dir, io_err};
-use super::lock;
 use super::mailbox::MaildirMailbox;
+use super::mutex::lock;
 use crate::store::{Error, ErrorKind, Flags, Mailbox, Result};
 use std::fs::{self, OpenOptions};
 use std::io;

@@ -24,14 +24,15 @@
 //! process renames while our readdir runs is looked for twice before it counts as expunged.
 //!
 //! The code is split by concern, as Dovecot splits `src/lib-storage/index/maildir/`: this file
-//! holds the handle and its cache types, keywords, STATUS, reads, flag changes, expunge and
-//! the [`Mailbox`] glue; `sync.rs` the scan and the view sync (`maildir-sync.c`), `save.rs`
+//! holds the handle and its cache types, the process-wide [`Registry`] of handles (with the
+//! `Parked` state a dropped one leaves there), keywords, STATUS, reads, flag changes, expunge
+//! and the [`Mailbox`] glue; `sync.rs` the scan and the view sync (`maildir-sync.c`), `save.rs`
 //! APPEND (`maildir-save.c`), `copy.rs` COPY and MOVE (`maildir-copy.c`), `crlf.rs` line
 //! endings, and `parked.rs` what a dropped handle leaves for the next one. Those files add
 //! `impl MaildirMailbox` blocks and import the types here; this file imports none of them but
 //! `crlf.rs`.
 
-use super::cache::DerivedCache;
+use super::cache::{self, DerivedCache};
 use super::crlf::to_crlf;
 use super::dotlock::{DotLock, LOCK_TIMEOUT};
 use super::filename::{self, parse};
@@ -39,20 +40,20 @@ use super::fsutil::{
     create_maildir, dir_mode_for, fix_dir_mode, fsync_dir, io_err, write_atomic, IoCtx,
 };
 use super::keywords::Keywords;
+use super::mutex::lock;
 use super::uidlist::Uidlist;
-use super::{lock, Registry};
 use crate::store::{
     Changes, Derived, Error, ErrorKind, FlagOp, Flags, Mailbox, MailboxStatus, MessageMeta, Result,
     View,
 };
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs::{self, File};
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant, SystemTime};
 
 /// Directory mtimes are coarse: a change this close to our stat may share its mtime.
 pub(super) const MTIME_SLACK: Duration = Duration::from_secs(1);
@@ -166,6 +167,37 @@ impl std::fmt::Debug for MaildirMailbox {
             .field("name", &self.name)
             .field("dir", &self.dir)
             .finish()
+    }
+}
+
+/// Process-wide shared handles.
+#[derive(Debug, Default)]
+pub struct Registry {
+    /// Open mailboxes by Maildir path: every session gets the same one.
+    pub(super) mailboxes: Mutex<HashMap<PathBuf, Weak<MaildirMailbox>>>,
+    /// Per Maildir: (UIDVALIDITY, recent floor) left by a dropped handle, so `\Recent` is not
+    /// handed out twice when a mailbox is closed and opened again.
+    pub(super) floors: Mutex<HashMap<PathBuf, (u32, u32)>>,
+    /// Serialises `subscriptions` rewrites within this process.
+    pub(super) subscriptions: Mutex<()>,
+    /// What dropped handles left for the next handle of their folder ([`Parked`]).
+    pub(super) parked: Mutex<std::collections::VecDeque<Parked>>,
+}
+
+/// What a dropped handle leaves in the registry so the next handle of its folder starts
+/// warm: its sync cache (validated against the disk by the usual stamps before use) and its
+/// derived-data cache. Kept at most [`PARK_FOR`](super::parked::PARK_FOR), at most
+/// [`PARK_MAX`](super::parked::PARK_MAX) folders.
+pub(super) struct Parked {
+    pub(super) dir: PathBuf,
+    pub(super) at: Instant,
+    pub(super) state: State,
+    pub(super) derived: cache::Inner,
+}
+
+impl std::fmt::Debug for Parked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Parked").field("dir", &self.dir).finish()
     }
 }
 

@@ -22,6 +22,7 @@ pub mod fsutil;
 pub mod keywords;
 pub mod mailbox;
 pub mod mutf7;
+mod mutex;
 mod parked;
 mod save;
 mod sync;
@@ -33,11 +34,13 @@ use crate::store::{
     Error, ErrorKind, Mailbox, MailboxInfo, MailboxStatus, Result, SpecialUse, Store, UserStore,
 };
 use fsutil::{create_maildir, io_err, write_atomic};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use mailbox::Registry;
+use mutex::lock;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Weak};
 
 /// The folders every user has (RFC 6154 special use), created on first use and subscribed.
 pub const DEFAULT_FOLDERS: [(&str, SpecialUse); 5] = [
@@ -47,26 +50,6 @@ pub const DEFAULT_FOLDERS: [(&str, SpecialUse); 5] = [
     ("Junk", SpecialUse::Junk),
     ("Archive", SpecialUse::Archive),
 ];
-
-/// Process-wide shared handles.
-#[derive(Debug, Default)]
-pub struct Registry {
-    /// Open mailboxes by Maildir path: every session gets the same one.
-    mailboxes: Mutex<HashMap<PathBuf, Weak<MaildirMailbox>>>,
-    /// Per Maildir: (UIDVALIDITY, recent floor) left by a dropped handle, so `\Recent` is not
-    /// handed out twice when a mailbox is closed and opened again.
-    floors: Mutex<HashMap<PathBuf, (u32, u32)>>,
-    /// Serialises `subscriptions` rewrites within this process.
-    subscriptions: Mutex<()>,
-    /// What dropped handles left for the next handle of their folder ([`parked::Parked`]).
-    parked: Mutex<std::collections::VecDeque<parked::Parked>>,
-}
-
-/// Locks `m`. A mutex poisoned by a panicking holder is used as it is rather than failing
-/// every later caller.
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
 
 /// The Maildir++ [`Store`]: users live in `root/<user>/`.
 #[derive(Debug)]

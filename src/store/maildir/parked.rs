@@ -8,28 +8,12 @@
 //! (`maildir-storage.h`, written by `maildir-sync-index.c`) holds the `new/`, `cur/` and
 //! uidlist mtimes a later open compares, and `dovecot.index.cache` the parsed data.
 
-use super::cache::{self, DerivedCache};
-use super::mailbox::{MaildirMailbox, Stamp, State};
-use super::{lock, Registry};
+use super::cache::DerivedCache;
+use super::mailbox::{MaildirMailbox, Parked, Registry, Stamp, State};
+use super::mutex::lock;
 use std::collections::VecDeque;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
-
-/// What a dropped handle leaves in the registry so the next handle of its folder starts
-/// warm: its sync cache (validated against the disk by the usual stamps before use) and its
-/// derived-data cache. Kept at most [`PARK_FOR`], at most [`PARK_MAX`] folders.
-pub struct Parked {
-    dir: PathBuf,
-    at: Instant,
-    state: State,
-    derived: cache::Inner,
-}
-
-impl std::fmt::Debug for Parked {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Parked").field("dir", &self.dir).finish()
-    }
-}
 
 /// How long a parked state stays usable (a client reconnecting, a round of STATUS polls).
 const PARK_FOR: Duration = Duration::from_secs(60);
