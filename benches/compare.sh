@@ -217,10 +217,10 @@ stop_dovecot() {
 MS_PID=""
 MS_OK=1
 mailserver_conf() { # level
-  # Its own directory: the daemon watches the directory that holds its config (SPEC 4).
+  # Its own directory: the daemon watches the directory that holds its config (ARCHITECTURE.md, "Configuration and reload").
   mkdir -p "$WORK/ms-logs" "$WORK/ms-etc"
   cat >"$WORK/ms-etc/mailserver.toml" <<EOF
-# Written by benches/compare.sh (SPEC section 3).
+# Written by benches/compare.sh (see README.md, "Configuration").
 [server]
 hostname = "bench.example"
 data_dir = "$WORK/ms"

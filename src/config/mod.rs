@@ -1,4 +1,4 @@
-//! Configuration (SPEC §3): raw serde structs with `deny_unknown_fields` are validated into
+//! Configuration (ARCHITECTURE.md, "Configuration and reload"): raw serde structs with `deny_unknown_fields` are validated into
 //! the typed [`Config`](crate::config::Config); every error names file, line and column.
 //!
 //! Owns: the TOML schema outside `[ParametersSystem]` (that table is `registry.rs`), defaults,
@@ -136,7 +136,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
     parse(path, &bytes)
 }
 
-/// Defaults of SPEC §3.
+/// The defaults (README.md, "Configuration").
 pub const DEFAULT_HOSTNAME: &str = "localhost";
 pub const DEFAULT_DATA_DIR: &str = "/var/lib/mailserver";
 pub const DEFAULT_USERS_FILE: &str = "users";
@@ -674,7 +674,7 @@ pub struct ConfigChange {
     pub key: String,
     pub old: String,
     pub new: String,
-    /// Listen addresses and `data_dir` apply only after a restart (SPEC §4).
+    /// Listen addresses and `data_dir` apply only after a restart (ARCHITECTURE.md, "Configuration and reload").
     pub needs_restart: bool,
 }
 

@@ -1,4 +1,4 @@
-//! The `reg` CLI as a library (SPEC §2): `query`, `add`, `delete`, `import`, `export` on the
+//! The `reg` CLI as a library (README.md, "Command line"): `query`, `add`, `delete`, `import`, `export` on the
 //! `[ParametersSystem]` table of a config file, shaped like Windows `reg.exe`.
 //!
 //! Owns: the edit of the TOML document (with `toml_edit`, so comments and layout survive,
@@ -425,7 +425,7 @@ fn quoted(s: &str) -> Option<(String, &str)> {
     None
 }
 
-/// Parses a `.reg` file (SPEC §2). Only values of the `ParametersSystem` key are returned;
+/// Parses a `.reg` file (README.md, "Command line"). Only values of the `ParametersSystem` key are returned;
 /// other keys, `@` default values and types other than `dword:`/strings are skipped with a
 /// warning. A malformed line is an error ("line N: ...").
 pub fn parse_reg(bytes: &[u8]) -> Result<RegFile, String> {

@@ -1,4 +1,4 @@
-//! The `[ParametersSystem]` registry schema (SPEC §3, KB Q182504).
+//! The `[ParametersSystem]` registry schema (ARCHITECTURE.md, "Configuration and reload"; KB Q182504).
 //!
 //! Owns the table of known values (name, `REG_` type, range, default) as data — adding a value
 //! is one line in [`KNOWN`] — and the rules that turn the TOML table into [`Values`]:

@@ -1,4 +1,4 @@
-//! Hot reload (SPEC §4): watch the config file's **directory** and reload on `SIGHUP`.
+//! Hot reload (ARCHITECTURE.md, "Configuration and reload"): watch the config file's **directory** and reload on `SIGHUP`.
 //!
 //! Owns: the watcher (`notify-debouncer-full`, 200 ms debounce, non-recursive on the parent
 //! directory, so editors that write a new file and rename it over the old one, and Kubernetes

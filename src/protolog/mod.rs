@@ -1,10 +1,10 @@
-//! Protocol logging exactly as KB Q182504 documents it (SPEC §5; the KB is `Q182504.txt`).
+//! Protocol logging exactly as KB Q182504 documents it (ARCHITECTURE.md, "Protocol log").
 //!
 //! Owns: the `L???????.log` files of the POP3 and IMAP4 streams (naming, `O_EXCL` creation,
 //! `flock`, header), the level filter, the CSV record format and the writer threads.
 //! Does not own: redaction (the session marks lines [`LineKind::Secret`] and passes them
-//! already redacted, STYLE principle 10) or deciding what a line is (the connection driver's
-//! tee, STYLE principle 11).
+//! already redacted: redaction happens where the command is understood) or deciding what a line is (the connection driver's
+//! tee, fed with what the session already parsed).
 //!
 //! * `record.rs`: pure formatting (timestamps, `\xNN` escaping, RFC 4180 §2 quoting).
 //! * `sink.rs`: one stream per service: file open/close transitions, queue, writer thread,
@@ -24,7 +24,7 @@
 //! [`SessionLog::tls_established`] and [`SessionLog::auth_result`] (uniform `*` records),
 //! and the pure [`record`] module (formatting, and decoding for log readers and tests).
 //!
-//! Record details this module decides where SPEC §5 is silent:
+//! Record details this module decides where KB Q182504 is silent:
 //! * `+` has empty data; `-` has `duration=1.234s bytes-in=N bytes-out=N`.
 //! * A backslash in data is escaped too (`\x5C`), so `\` always starts an escape.
 //! * Records dropped because the writer fell 8 MiB behind are reported by one `*` record
@@ -61,7 +61,7 @@ pub const MAX_CONTENT_RECORD: usize = 64 * 1024;
 /// literal never exceeds the queue cap in one piece.
 const CONTENT_BATCH_BYTES: usize = 256 * 1024;
 
-/// What a line is, as decided by the session that parsed or produced it (STYLE principle 11).
+/// What a line is, as decided by the session that parsed or produced it (the driver tees it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LineKind {
     /// A client command line (level 2+).
@@ -135,7 +135,7 @@ impl ProtoLog {
     }
 
     /// Called at each session start with that session's snapshot: performs the open/close
-    /// transitions of SPEC §5 for `service`, then returns the session's logger (which writes
+    /// transitions (ARCHITECTURE.md, "Protocol log") for `service`, then returns the session's logger (which writes
     /// the `+` connect record). Never fails: errors go to the daemon log.
     pub fn session_start(
         &self,
@@ -586,7 +586,7 @@ mod tests {
         }
     }
 
-    /// SPEC §5 "Integrity": a record reaches the file while its session is still open, with
+    /// Integrity (ARCHITECTURE.md, "Protocol log"): a record reaches the file while its session is still open, with
     /// nothing else happening (no batch filling up, no session end waiting). Bounded wait,
     /// no timing assertion.
     #[test]

@@ -1,9 +1,9 @@
-//! Pure formatting of KB Q182504 log lines (SPEC §5 "Header" and "Records"); no I/O here.
+//! Pure formatting of KB Q182504 log lines (ARCHITECTURE.md, "Protocol log"); no I/O here.
 //!
 //! A record is one CSV line (RFC 4180 §2 quoting) with the fields of the `#Fields:` header:
 //! `date-time,session-id,sequence-number,local-endpoint,remote-endpoint,event,data`.
 //!
-//! Escaping of `data` (decided here, documented in SPEC §5): every byte outside printable
+//! Escaping of `data` (decided here, documented in ARCHITECTURE.md, "Protocol log"): every byte outside printable
 //! ASCII 0x20–0x7E is written as `\xNN` (upper-case hex), and so is the backslash itself
 //! (`\x5C`), so that decoding is unambiguous: a `\` in the file always starts an escape.
 //! As a consequence a record never contains a raw CR or LF, and `\n` is the record boundary —
@@ -15,7 +15,7 @@
 use std::net::SocketAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// The `#Fields:` header line value (SPEC §5).
+/// The `#Fields:` header line value.
 pub const FIELDS: &str =
     "date-time,session-id,sequence-number,local-endpoint,remote-endpoint,event,data";
 

@@ -1,5 +1,5 @@
-//! One service's log stream (SPEC §5 "When files open and close", "Names", "Failure never
-//! stops mail", "Integrity"): the one open file, its `flock`, the record queue and the writer
+//! One service's log stream (ARCHITECTURE.md, "Protocol log": when files open and close,
+//! names, failure never stops mail, integrity): the one open file, its `flock`, the record queue and the writer
 //! thread that empties it.
 //!
 //! Ownership and locking:
@@ -19,7 +19,7 @@
 //!   only when the queue holds [`WRITE_BATCH_BYTES`] (so a busy log is written in large
 //!   writes, without a wake-up per record), when a session ending waits for its records, or
 //!   at shutdown; otherwise it writes whatever is queued every [`FLUSH_INTERVAL`], well
-//!   within SPEC's one second.
+//!   within the one second promised (ARCHITECTURE.md, "Protocol log").
 //! * Lock order is always `file` → `queue`, and `file` → `open_id`; `queue` and `open_id`
 //!   are never held across I/O. That order makes batches reach the file in queue order even
 //!   when a session start drains the queue itself before closing a file.
@@ -57,8 +57,8 @@ pub const ESSENTIAL_HEADROOM: usize = 1 << 20;
 pub const END_FLUSH_WAIT: Duration = Duration::from_secs(2);
 /// Queued bytes that wake the writer at once (one large `write` instead of many small ones).
 pub const WRITE_BATCH_BYTES: usize = 256 * 1024;
-/// Longest time a queued record waits for the writer when nothing wakes it earlier (SPEC §5
-/// "Integrity": in the file at most one second after it was made).
+/// Longest time a queued record waits for the writer when nothing wakes it earlier (a record
+/// is in the file at most one second after it was made: ARCHITECTURE.md, "Protocol log").
 pub const FLUSH_INTERVAL: Duration = Duration::from_millis(200);
 /// The largest number `L???????.log` can carry.
 const MAX_NUMBER: u32 = 9_999_999;
@@ -103,7 +103,7 @@ struct Queue {
     /// Records dropped since the writer last reported drops.
     dropped: u64,
     /// Bumped when a level-0 session start releases the file: sessions started under an
-    /// older epoch stop writing (SPEC §5 "Sessions still running from before stop writing").
+    /// older epoch stop writing (KB Q182504: the handle is released; sessions still running from before stop writing).
     epoch: u64,
     /// The daemon is shutting down: the writer exits once the queue is empty, no file opens.
     shutdown: bool,
@@ -241,7 +241,7 @@ impl Sink {
         }
     }
 
-    /// The open/close transitions of SPEC §5 for one session start; returns the epoch the
+    /// The open/close transitions (ARCHITECTURE.md, "Protocol log") for one session start; returns the epoch the
     /// session logs under, or `None` when it must not log (level 0, or shutting down).
     pub(crate) fn session_start(&self, settings: &ProtocolLogSettings) -> Option<u64> {
         self.size_limit
@@ -551,7 +551,7 @@ impl Sink {
         }
     }
 
-    /// Opens the next file in `dir` (SPEC §5 "Names", "Header"), or reports the failure.
+    /// Opens the next file in `dir` (ARCHITECTURE.md, "Protocol log": names, header), or reports the failure.
     fn open(&self, st: &mut FileState, dir: &Path, why: &str) {
         match open_file(self.service, dir, &self.factory) {
             Ok(of) => {
