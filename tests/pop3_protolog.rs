@@ -3,21 +3,13 @@
 //! listing lines, message content, `*` records for TLS and authentication.
 //! Real protolog sink, Maildir store and passwd-file users.
 
+#[path = "common/logreader.rs"]
+mod logreader;
 mod pop3_common;
 
 use base64::Engine;
+use logreader::log_text;
 use pop3_common::*;
-
-fn log_text(dir: &std::path::Path) -> String {
-    let mut text = String::new();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.extension().is_some_and(|x| x == "log") {
-            text.push_str(&std::fs::read_to_string(&p).unwrap());
-        }
-    }
-    text
-}
 
 #[tokio::test]
 async fn level5_transcript_is_logged_without_secrets() {

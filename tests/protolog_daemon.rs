@@ -21,7 +21,6 @@ use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
@@ -140,57 +139,6 @@ fn reload(d: &Daemon, old_level: u32, setup: &Setup, needle: Option<&str>) {
     let before = log_count(d, needle);
     d.rewrite_config(&setup.options(d.dir.path()));
     wait_log_more(d, needle, before);
-}
-
-/// `L???????.log` names in `dir`, sorted (empty if `dir` does not exist).
-fn log_files(dir: &Path) -> Vec<String> {
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut v: Vec<String> = rd
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with('L') && n.ends_with(".log"))
-        .collect();
-    v.sort();
-    v
-}
-
-/// Whether another process holds a `flock` on `path`: `flock -n FILE true` from a child
-/// process (the KB's "continuously locked open"), or, without util-linux, a `flock` through a
-/// fresh open file description of our own (a different one from the daemon's, so it conflicts
-/// the same way).
-fn locked_by_daemon(path: &Path) -> bool {
-    assert!(path.exists(), "{} must exist", path.display());
-    if common::have("flock") {
-        let st = Command::new("flock")
-            .arg("-n")
-            .arg(path)
-            .arg("true")
-            .status()
-            .unwrap();
-        !st.success()
-    } else {
-        let f = std::fs::File::open(path).unwrap();
-        match f.try_lock() {
-            Ok(()) => {
-                f.unlock().unwrap();
-                false
-            }
-            Err(std::fs::TryLockError::WouldBlock) => true,
-            Err(std::fs::TryLockError::Error(e)) => panic!("flock: {e}"),
-        }
-    }
-}
-
-/// Whether the daemon has `path` open: `read_link` of every entry of `/proc/<pid>/fd`.
-fn daemon_has_open(d: &Daemon, path: &Path) -> bool {
-    let path = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
-    let wanted = path.to_string_lossy().into_owned();
-    let deleted = format!("{wanted} (deleted)");
-    let fds = std::fs::read_dir(format!("/proc/{}/fd", d.pid())).unwrap();
-    fds.filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
-        .map(|t| t.to_string_lossy().into_owned())
-        .any(|t| t == wanted || t == deleted)
 }
 
 /// Waits (bounded) until `path` exists with at least `lines` lines.
@@ -323,12 +271,9 @@ fn read_log(path: &Path) -> LogFile {
     read_log_of(path, "POP3")
 }
 
-/// Every record of every log file in `dir`, in file then line order.
+/// Every record of every log file in `dir`, in file then line order (`#Service: POP3`).
 fn all_records(dir: &Path) -> Vec<Rec> {
-    log_files(dir)
-        .iter()
-        .flat_map(|n| read_log(&dir.join(n)).records)
-        .collect()
+    all_records_of(dir, "POP3")
 }
 
 // ---------------------------------------------------------------------------------------
@@ -370,8 +315,8 @@ fn locked_until_the_session_after_level_0_then_released_and_the_next_file_is_new
     let first = dir.join("L0000001.log");
 
     Pop3::connect(pop3(&d)).quit();
-    assert!(locked_by_daemon(&first), "file not locked while level 5");
-    assert!(daemon_has_open(&d, &first), "daemon does not hold the file");
+    assert!(flock_held(&first), "file not locked while level 5");
+    assert!(fd_open(d.pid(), &first), "daemon does not hold the file");
     let opened = "protocol log opened";
     wait_log_more(&d, opened, 0);
     assert_eq!(log_count(&d, opened), 1);
@@ -385,19 +330,19 @@ fn locked_until_the_session_after_level_0_then_released_and_the_next_file_is_new
     setup.level = 0;
     reload(&d, 5, &setup, None);
     assert!(
-        locked_by_daemon(&first),
+        flock_held(&first),
         "released before the next session start"
     );
-    assert!(daemon_has_open(&d, &first));
+    assert!(fd_open(d.pid(), &first));
     assert!(!d.log_text().contains("protocol log released"));
 
     // The next session start releases the handle (before the greeting is written).
     let c = Pop3::connect(pop3(&d));
     assert!(
-        !locked_by_daemon(&first),
+        !flock_held(&first),
         "still locked after the next session start"
     );
-    assert!(!daemon_has_open(&d, &first), "fd still open after release");
+    assert!(!fd_open(d.pid(), &first), "fd still open after release");
     wait_log_more(&d, "protocol log released", 0);
     let text = d.log_text();
     let line = text
@@ -430,8 +375,8 @@ fn locked_until_the_session_after_level_0_then_released_and_the_next_file_is_new
         "L0000001.log changed"
     );
     let second = dir.join("L0000002.log");
-    assert!(locked_by_daemon(&second));
-    assert!(!locked_by_daemon(&first));
+    assert!(flock_held(&second));
+    assert!(!flock_held(&first));
     assert_whole_session(&read_log(&second).records);
 
     // And the released file can be deleted (the KB's reason for level 0).
@@ -543,7 +488,7 @@ fn level_script(level: u32) -> (Vec<Rec>, String, usize) {
     assert!(auth[0].contains("mechanism=USER"), "{auth:?}");
     assert!(auth[0].contains("succe"), "{auth:?}");
     // `-` with duration and the octets each way, counted by the client.
-    let end = &recs.last().unwrap().data;
+    let end = recs.last().unwrap().text();
     assert!(end.starts_with("duration="), "{end}");
     assert!(
         end.ends_with(&format!("s bytes-in={sent} bytes-out={received}")),
@@ -604,7 +549,7 @@ fn level_4_adds_listings_and_summarises_message_content() {
         ]
     );
     assert_eq!(datas(&recs, '>').len(), 11);
-    assert!(!recs.iter().any(|r| r.data.contains("first body line")));
+    assert!(!recs.iter().any(|r| r.text().contains("first body line")));
 }
 
 #[test]
@@ -617,7 +562,7 @@ fn level_5_adds_the_message_lines_themselves() {
     expected.pop(); // after the last CRLF
     expected.push(".".to_string());
     assert_eq!(non_status(&recs), expected);
-    assert!(!recs.iter().any(|r| r.data.starts_with("<literal")));
+    assert!(!recs.iter().any(|r| r.text().starts_with("<literal")));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -776,15 +721,15 @@ fn assert_concurrent_records(recs: &[Rec], n: usize) {
         assert_whole_session(s);
         let user = s
             .iter()
-            .find(|r| r.event == '<' && r.data.starts_with("USER "))
-            .map(|r| r.data[5..].to_string())
+            .find(|r| r.event == '<' && r.text().starts_with("USER "))
+            .map(|r| r.text()[5..].to_string())
             .unwrap();
         // The session's own message and no one else's.
         let k = &user[1..];
-        let body: Vec<&Rec> = s.iter().filter(|r| r.data.starts_with("line ")).collect();
+        let body: Vec<&Rec> = s.iter().filter(|r| r.text().starts_with("line ")).collect();
         assert_eq!(body.len(), 20);
         assert!(body.iter().all(|r| r
-            .data
+            .text()
             .ends_with(&format!("of message {k}, with \"quotes\", commas and \\"))));
         users.insert(user);
     }
@@ -944,8 +889,8 @@ fn size_limit_rolls_to_the_next_number_without_losing_a_record() {
     // Only the newest file stays locked.
     let last = dir.join(files.last().unwrap());
     wait_lines(&last, 5);
-    assert!(locked_by_daemon(&last));
-    assert!(!locked_by_daemon(&dir.join(&files[0])));
+    assert!(flock_held(&last));
+    assert!(!flock_held(&dir.join(&files[0])));
     // Sequence numbers continue across the files: nothing lost, nothing repeated.
     let recs = all_records(&dir);
     assert_eq!(by_session(&recs).len(), 1);
@@ -1011,18 +956,18 @@ fn a_path_change_releases_the_old_file_and_opens_one_in_the_new_path() {
     let d = start(&setup);
     let old = log_dir(&d).join("L0000001.log");
     Pop3::connect(pop3(&d)).quit();
-    assert!(locked_by_daemon(&old));
+    assert!(flock_held(&old));
     setup.log_rel = "logs2/pop3".into();
     let new_dir = d.dir.path().join("logs2/pop3");
     reload(&d, 2, &setup, Some("\"POP3 Protocol Log Path\": "));
-    assert!(locked_by_daemon(&old), "released before a session start");
+    assert!(flock_held(&old), "released before a session start");
     assert!(!new_dir.exists(), "created before a session start");
     Pop3::connect(pop3(&d)).quit();
-    assert!(!locked_by_daemon(&old));
-    assert!(!daemon_has_open(&d, &old));
+    assert!(!flock_held(&old));
+    assert!(!fd_open(d.pid(), &old));
     assert_eq!(log_files(&new_dir), vec!["L0000001.log"]);
     let new = new_dir.join("L0000001.log");
-    assert!(locked_by_daemon(&new));
+    assert!(flock_held(&new));
     assert_whole_session(&read_log(&new).records);
     assert_eq!(by_session(&read_log(&old).records).len(), 1);
     wait_log_more(&d, "reason=\"path changed\"", 1);
@@ -1103,13 +1048,13 @@ fn names_continue_after_the_highest_and_services_and_daemons_never_share_a_file(
     assert_eq!(f.records[0].event, '+');
     assert_eq!(f.records[0].local, d2.imap.unwrap().to_string());
     for name in ["L0000042.log", "L0000043.log", "L0000044.log"] {
-        assert!(locked_by_daemon(&dir.join(name)), "{name}");
+        assert!(flock_held(&dir.join(name)), "{name}");
     }
     d2.stop();
     // Shutdown releases the handles of d2 only.
-    assert!(!locked_by_daemon(&dir.join("L0000043.log")));
-    assert!(!locked_by_daemon(&imap_file));
-    assert!(locked_by_daemon(&dir.join("L0000042.log")));
+    assert!(!flock_held(&dir.join("L0000043.log")));
+    assert!(!flock_held(&imap_file));
+    assert!(flock_held(&dir.join("L0000042.log")));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1173,10 +1118,7 @@ fn level_1_records_tls_and_authentication_results_of_a_real_client() {
         .collect();
     assert!(infos.iter().any(|i| i.contains("succe")), "{infos:#?}");
     assert!(infos.iter().any(|i| i.contains("fail")), "{infos:#?}");
-    let text: String = log_files(&dir)
-        .iter()
-        .map(|n| std::fs::read_to_string(dir.join(n)).unwrap())
-        .collect();
+    let text = log_text(&dir);
     assert!(!text.contains(PASS), "{text}");
 }
 
@@ -1193,7 +1135,7 @@ fn a_log_file_deleted_while_open_is_replaced_at_the_next_session_start() {
     let recs = read_log(&file).records;
     assert_eq!(by_session(&recs).len(), 1);
     assert_whole_session(&recs);
-    assert!(locked_by_daemon(&file));
+    assert!(flock_held(&file));
     wait_log_more(&d, "protocol log opened", 1);
     let text = d.log_text();
     assert!(text.lines().any(|l| l.contains("protocol log released")

@@ -26,7 +26,6 @@ use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -136,55 +135,6 @@ fn reload_imap(d: &Daemon, old: u32, setup: &Setup) {
     let before = log_count(d, &needle);
     d.rewrite_config(&setup.options(d.dir.path()));
     wait_log_more(d, &needle, before);
-}
-
-/// `L???????.log` names in `dir`, sorted (empty if `dir` does not exist).
-fn log_files(dir: &Path) -> Vec<String> {
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut v: Vec<String> = rd
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with('L') && n.ends_with(".log"))
-        .collect();
-    v.sort();
-    v
-}
-
-/// Whether another process holds a `flock` on `path`: `flock -n FILE true` from a child
-/// process, or, without util-linux, a `flock` through a fresh open file description.
-fn locked_by_daemon(path: &Path) -> bool {
-    assert!(path.exists(), "{} must exist", path.display());
-    if common::have("flock") {
-        let st = Command::new("flock")
-            .arg("-n")
-            .arg(path)
-            .arg("true")
-            .status()
-            .unwrap();
-        !st.success()
-    } else {
-        let f = std::fs::File::open(path).unwrap();
-        match f.try_lock() {
-            Ok(()) => {
-                f.unlock().unwrap();
-                false
-            }
-            Err(std::fs::TryLockError::WouldBlock) => true,
-            Err(std::fs::TryLockError::Error(e)) => panic!("flock: {e}"),
-        }
-    }
-}
-
-/// Whether the daemon has `path` open: `read_link` of every entry of `/proc/<pid>/fd`.
-fn daemon_has_open(d: &Daemon, path: &Path) -> bool {
-    let path = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
-    let wanted = path.to_string_lossy().into_owned();
-    let deleted = format!("{wanted} (deleted)");
-    let fds = std::fs::read_dir(format!("/proc/{}/fd", d.pid())).unwrap();
-    fds.filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
-        .map(|t| t.to_string_lossy().into_owned())
-        .any(|t| t == wanted || t == deleted)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -362,12 +312,9 @@ fn read_log(path: &Path) -> LogFile {
     read_log_of(path, "IMAP4")
 }
 
-/// Every record of every (IMAP4) log file in `dir`, in file then line order.
+/// Every record of every (IMAP4) log file in `dir`, in file then line order (`#Service: IMAP4`).
 fn all_records(dir: &Path) -> Vec<Rec> {
-    log_files(dir)
-        .iter()
-        .flat_map(|n| read_log(&dir.join(n)).records)
-        .collect()
+    all_records_of(dir, "IMAP4")
 }
 
 // KB: "The first line in the file will declare the service"; SPEC §5 "Names": POP3 and
@@ -441,40 +388,40 @@ fn imap_file_locked_while_level_above_0_released_at_the_next_imap_session_after_
     Imap::connect(imap_addr(&d)).logout("a1");
     let pop_file = dir.join("L0000001.log");
     let imap_file = dir.join("L0000002.log");
-    assert!(locked_by_daemon(&imap_file), "IMAP4 file not locked at 5");
-    assert!(daemon_has_open(&d, &imap_file));
-    assert!(locked_by_daemon(&pop_file));
+    assert!(flock_held(&imap_file), "IMAP4 file not locked at 5");
+    assert!(fd_open(d.pid(), &imap_file));
+    assert!(flock_held(&pop_file));
 
     // IMAP level 0 by editing the config: still locked until an IMAP4 session starts.
     setup.imap_level = 0;
     reload_imap(&d, 5, &setup);
-    assert!(locked_by_daemon(&imap_file), "released before a session");
-    assert!(daemon_has_open(&d, &imap_file));
+    assert!(flock_held(&imap_file), "released before a session");
+    assert!(fd_open(d.pid(), &imap_file));
     // A POP3 session is no IMAP4 session start: the IMAP4 file stays held, and POP3's own
     // file (level 5 still) keeps being written.
     pop3_session(pop3_addr(&d));
     assert!(
-        locked_by_daemon(&imap_file),
+        flock_held(&imap_file),
         "a POP3 session released IMAP4"
     );
-    assert!(daemon_has_open(&d, &imap_file));
-    assert!(locked_by_daemon(&pop_file));
+    assert!(fd_open(d.pid(), &imap_file));
+    assert!(flock_held(&pop_file));
     let before = std::fs::read(&imap_file).unwrap();
 
     // The next IMAP4 session start releases the handle (before its greeting).
     let c = Imap::connect(imap_addr(&d));
-    assert!(!locked_by_daemon(&imap_file), "still locked");
-    assert!(!daemon_has_open(&d, &imap_file), "fd still open");
+    assert!(!flock_held(&imap_file), "still locked");
+    assert!(!fd_open(d.pid(), &imap_file), "fd still open");
     c.logout("b1");
     assert_eq!(std::fs::read(&imap_file).unwrap(), before, "level 0 wrote");
     assert_eq!(by_session(&read_log(&imap_file).records).len(), 1);
     // Deletable, while POP3's file is untouched by IMAP's values.
     std::fs::remove_file(&imap_file).unwrap();
     assert!(
-        locked_by_daemon(&pop_file),
+        flock_held(&pop_file),
         "POP3 file released by IMAP4's 0"
     );
-    assert!(daemon_has_open(&d, &pop_file));
+    assert!(fd_open(d.pid(), &pop_file));
     pop3_session(pop3_addr(&d));
     Imap::connect(imap_addr(&d)).logout("c1");
     assert_eq!(log_files(&dir), vec!["L0000001.log"]);
@@ -492,7 +439,7 @@ fn imap_file_locked_while_level_above_0_released_at_the_next_imap_session_after_
     assert_eq!(log_files(&dir), vec!["L0000001.log", "L0000002.log"]);
     let again = read_log(&imap_file);
     assert_eq!(kinds(&again.records), BTreeSet::from(['+', '-']));
-    assert!(locked_by_daemon(&imap_file));
+    assert!(flock_held(&imap_file));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -558,7 +505,7 @@ fn level_script(level: u32) -> Script {
     assert!(auth[0].contains("succe"), "{auth:?}");
     assert_eq!(datas(&recs, '+'), vec![String::new()]);
     // `-` with duration and the octets each way, counted by the client.
-    let end = &recs.last().unwrap().data;
+    let end = recs.last().unwrap().text();
     assert!(end.starts_with("duration="), "{end}");
     assert!(
         end.ends_with(&format!("s bytes-in={sent} bytes-out={received}")),
@@ -643,7 +590,7 @@ fn level_3_adds_tagged_completions_and_continuations() {
     let pos = |ev: char, p: &str| {
         s.recs
             .iter()
-            .position(|r| r.event == ev && r.data.starts_with(p))
+            .position(|r| r.event == ev && r.text().starts_with(p))
             .unwrap()
     };
     assert!(pos('<', "a5 APPEND") < pos('>', "+"));
@@ -684,7 +631,7 @@ fn level_4_adds_untagged_lines_and_summarises_literals_in_both_directions() {
     assert!(out.iter().any(|l| l.contains("FLAGS")), "{out:#?}");
     for line in ["first body line", "appended body line", "level test"] {
         assert!(
-            !s.recs.iter().any(|r| r.data.contains(line)),
+            !s.recs.iter().any(|r| r.text().contains(line)),
             "content {line:?} at level 4: {:#?}",
             s.recs
         );
@@ -695,7 +642,7 @@ fn level_4_adds_untagged_lines_and_summarises_literals_in_both_directions() {
 fn level_5_adds_the_literal_content_lines() {
     let s = level_script(5);
     assert!(
-        !s.recs.iter().any(|r| r.data.starts_with("<literal")),
+        !s.recs.iter().any(|r| r.text().starts_with("<literal")),
         "{:#?}",
         s.recs
     );
@@ -923,7 +870,7 @@ fn passwords_never_appear_in_any_file_at_any_level() {
         "{client:#?}"
     );
     assert!(
-        !recs.iter().any(|r| r.data.starts_with("<literal")),
+        !recs.iter().any(|r| r.text().starts_with("<literal")),
         "a LOGIN literal summarised with its length: {recs:#?}"
     );
     // The daemon's own log neither.
@@ -1026,7 +973,7 @@ fn idle_continuation_pushed_exists_and_done_are_logged_at_level_4() {
     assert_whole_session(&recs);
     let pos = |ev: char, data: &str| {
         recs.iter()
-            .position(|r| r.event == ev && r.data == data)
+            .position(|r| r.event == ev && r.text() == data)
             .unwrap_or_else(|| panic!("no {ev} {data:?} in {recs:#?}"))
     };
     let idle = pos('<', "a3 IDLE");
@@ -1035,7 +982,7 @@ fn idle_continuation_pushed_exists_and_done_are_logged_at_level_4() {
     let done = pos('<', "DONE");
     let ok = recs
         .iter()
-        .position(|r| r.event == '>' && r.data.starts_with("a3 OK"))
+        .position(|r| r.event == '>' && r.text().starts_with("a3 OK"))
         .unwrap();
     assert!(
         idle < plus && plus < exists && exists < done && done < ok,

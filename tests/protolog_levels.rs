@@ -1,8 +1,11 @@
 //! SPEC §5 "Levels": each level writes exactly its records, decided by the snapshot of the
 //! session (not the latest config), and secrets arrive redacted and stay that way.
 
+#[path = "common/logreader.rs"]
+mod logreader;
 mod protolog_common;
 
+use logreader::*;
 use mailserver::protolog::{Direction, LineKind, ProtoLog};
 use mailserver::service::Service;
 use protolog_common::*;
