@@ -84,19 +84,9 @@ impl Setup {
     }
 }
 
-/// Starts the daemon with `setup`. The tempdir only exists once the daemon is spawned, so the
-/// config is first written with a placeholder root and then rewritten before the spawn.
+/// Starts the daemon with `setup` (the config names paths inside its own tempdir).
 fn start(setup: &Setup) -> Daemon {
-    let dir = tempfile::tempdir().unwrap();
-    let opts = setup.options(dir.path());
-    std::fs::write(
-        dir.path().join("users"),
-        format!("{USER}:{{PLAIN}}{PASS}\n{}", opts.users),
-    )
-    .unwrap();
-    let config_path = dir.path().join("mailserver.toml");
-    std::fs::write(&config_path, common::config_text(dir.path(), &opts)).unwrap();
-    Daemon::spawn(dir, config_path, &[])
+    Daemon::start_in(|root| setup.options(root))
 }
 
 fn log_dir(d: &Daemon) -> PathBuf {
@@ -107,27 +97,6 @@ fn pop3(d: &Daemon) -> SocketAddr {
     d.pop3.expect("POP3 listener")
 }
 
-/// How often `needle` occurs in the daemon log so far.
-fn log_count(d: &Daemon, needle: &str) -> usize {
-    d.log_text().matches(needle).count()
-}
-
-/// Waits (bounded) until `needle` occurs more than `before` times in the daemon log.
-fn wait_log_more(d: &Daemon, needle: &str, before: usize) {
-    let deadline = Instant::now() + WAIT;
-    while Instant::now() < deadline {
-        if log_count(d, needle) > before {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    panic!(
-        "{needle:?} did not occur a {}th time within {WAIT:?}:\n{}",
-        before + 1,
-        d.log_text()
-    );
-}
-
 /// Hot reload (SPEC §4): rewrites the config with `setup` and waits for the daemon to log the
 /// POP3 level change (or `needle`, when the level does not change).
 fn reload(d: &Daemon, old_level: u32, setup: &Setup, needle: Option<&str>) {
@@ -136,9 +105,9 @@ fn reload(d: &Daemon, old_level: u32, setup: &Setup, needle: Option<&str>) {
         new = setup.level
     );
     let needle = needle.unwrap_or(&level_line);
-    let before = log_count(d, needle);
+    let before = d.log_count(needle);
     d.rewrite_config(&setup.options(d.dir.path()));
-    wait_log_more(d, needle, before);
+    d.wait_log_more(needle, before, WAIT);
 }
 
 /// Waits (bounded) until `path` exists with at least `lines` lines.
@@ -318,8 +287,8 @@ fn locked_until_the_session_after_level_0_then_released_and_the_next_file_is_new
     assert!(flock_held(&first), "file not locked while level 5");
     assert!(fd_open(d.pid(), &first), "daemon does not hold the file");
     let opened = "protocol log opened";
-    wait_log_more(&d, opened, 0);
-    assert_eq!(log_count(&d, opened), 1);
+    d.wait_log_more(opened, 0, WAIT);
+    assert_eq!(d.log_count(opened), 1);
     let info = d.log_text();
     let line = info.lines().find(|l| l.contains(opened)).unwrap();
     assert!(line.contains(" INFO "), "{line}");
@@ -329,10 +298,7 @@ fn locked_until_the_session_after_level_0_then_released_and_the_next_file_is_new
     // Level 0 by editing the config: still locked until a session starts.
     setup.level = 0;
     reload(&d, 5, &setup, None);
-    assert!(
-        flock_held(&first),
-        "released before the next session start"
-    );
+    assert!(flock_held(&first), "released before the next session start");
     assert!(fd_open(d.pid(), &first));
     assert!(!d.log_text().contains("protocol log released"));
 
@@ -343,7 +309,7 @@ fn locked_until_the_session_after_level_0_then_released_and_the_next_file_is_new
         "still locked after the next session start"
     );
     assert!(!fd_open(d.pid(), &first), "fd still open after release");
-    wait_log_more(&d, "protocol log released", 0);
+    d.wait_log_more("protocol log released", 0, WAIT);
     let text = d.log_text();
     let line = text
         .lines()
@@ -797,7 +763,7 @@ fn log_path_under_a_regular_file_fails_once_and_recovers_when_fixed() {
     }
     // The daemon's stderr is read by a thread of the harness: wait for the line to arrive.
     d.wait_log(OPEN_ERROR, Duration::from_secs(10));
-    assert_eq!(log_count(&d, OPEN_ERROR), 1, "{}", d.log_text());
+    assert_eq!(d.log_count(OPEN_ERROR), 1, "{}", d.log_text());
     assert_eq!(error_lines(&d), 1, "{}", d.log_text());
     let err = d.log_text();
     let line = err.lines().find(|l| l.contains(OPEN_ERROR)).unwrap();
@@ -810,7 +776,7 @@ fn log_path_under_a_regular_file_fails_once_and_recovers_when_fixed() {
     let dir = blocker.join("logs");
     assert_eq!(log_files(&dir), vec!["L0000001.log"]);
     d.wait_log("protocol log recovered", Duration::from_secs(10));
-    assert_eq!(log_count(&d, OPEN_ERROR), 1);
+    assert_eq!(d.log_count(OPEN_ERROR), 1);
     assert_eq!(error_lines(&d), 1, "{}", d.log_text());
     let recs = all_records(&dir);
     assert_eq!(by_session(&recs).len(), 1);
@@ -832,14 +798,14 @@ fn log_directory_replaced_by_a_file_after_start_fails_once_and_recovers() {
     }
     // The daemon's stderr is read by a thread of the harness: wait for the line to arrive.
     d.wait_log(OPEN_ERROR, Duration::from_secs(10));
-    assert_eq!(log_count(&d, OPEN_ERROR), 1, "{}", d.log_text());
+    assert_eq!(d.log_count(OPEN_ERROR), 1, "{}", d.log_text());
     assert_eq!(error_lines(&d), 1, "{}", d.log_text());
 
     // Fixed: a new file at the next session start.
     std::fs::remove_file(&dir).unwrap();
     session_works(&d);
     d.wait_log("protocol log recovered", Duration::from_secs(10));
-    assert_eq!(log_count(&d, OPEN_ERROR), 1);
+    assert_eq!(d.log_count(OPEN_ERROR), 1);
     assert_eq!(error_lines(&d), 1, "{}", d.log_text());
     assert_eq!(log_files(&dir), vec!["L0000001.log"]);
     let recs = all_records(&dir);
@@ -900,7 +866,7 @@ fn size_limit_rolls_to_the_next_number_without_losing_a_record() {
         let line = format!("body line {k} padding padding padding padding");
         assert_eq!(content.iter().filter(|l| **l == line).count(), 1, "{line}");
     }
-    let rolled = log_count(&d, "reason=\"size limit\"");
+    let rolled = d.log_count("reason=\"size limit\"");
     assert!(rolled >= 2 * (files.len() - 1), "{}", d.log_text());
 }
 
@@ -970,7 +936,7 @@ fn a_path_change_releases_the_old_file_and_opens_one_in_the_new_path() {
     assert!(flock_held(&new));
     assert_whole_session(&read_log(&new).records);
     assert_eq!(by_session(&read_log(&old).records).len(), 1);
-    wait_log_more(&d, "reason=\"path changed\"", 1);
+    d.wait_log_more("reason=\"path changed\"", 1, WAIT);
     let text = d.log_text();
     assert!(text
         .lines()
@@ -1136,9 +1102,9 @@ fn a_log_file_deleted_while_open_is_replaced_at_the_next_session_start() {
     assert_eq!(by_session(&recs).len(), 1);
     assert_whole_session(&recs);
     assert!(flock_held(&file));
-    wait_log_more(&d, "protocol log opened", 1);
+    d.wait_log_more("protocol log opened", 1, WAIT);
     let text = d.log_text();
     assert!(text.lines().any(|l| l.contains("protocol log released")
         && l.contains("reason=\"file or directory removed\"")));
-    assert_eq!(log_count(&d, "protocol log opened"), 2);
+    assert_eq!(d.log_count("protocol log opened"), 2);
 }

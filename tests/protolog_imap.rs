@@ -26,7 +26,7 @@ use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::Engine;
 use common::{Daemon, Options, PASS, USER};
@@ -81,16 +81,7 @@ impl Setup {
 
 /// Starts the daemon with `setup` (the config names paths inside its own tempdir).
 fn start(setup: &Setup) -> Daemon {
-    let dir = tempfile::tempdir().unwrap();
-    let opts = setup.options(dir.path());
-    std::fs::write(
-        dir.path().join("users"),
-        format!("{USER}:{{PLAIN}}{PASS}\n{}", opts.users),
-    )
-    .unwrap();
-    let config_path = dir.path().join("mailserver.toml");
-    std::fs::write(&config_path, common::config_text(dir.path(), &opts)).unwrap();
-    Daemon::spawn(dir, config_path, &[])
+    Daemon::start_in(|root| setup.options(root))
 }
 
 fn log_dir(d: &Daemon) -> PathBuf {
@@ -105,26 +96,6 @@ fn pop3_addr(d: &Daemon) -> SocketAddr {
     d.pop3.expect("POP3 listener")
 }
 
-fn log_count(d: &Daemon, needle: &str) -> usize {
-    d.log_text().matches(needle).count()
-}
-
-/// Waits (bounded) until `needle` occurs more than `before` times in the daemon log.
-fn wait_log_more(d: &Daemon, needle: &str, before: usize) {
-    let deadline = Instant::now() + WAIT;
-    while Instant::now() < deadline {
-        if log_count(d, needle) > before {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    panic!(
-        "{needle:?} did not occur a {}th time within {WAIT:?}:\n{}",
-        before + 1,
-        d.log_text()
-    );
-}
-
 /// Hot reload (SPEC §4) of the IMAP level from `old` to `setup.imap_level`: rewrites the
 /// config and waits for the daemon to log the change.
 fn reload_imap(d: &Daemon, old: u32, setup: &Setup) {
@@ -132,9 +103,9 @@ fn reload_imap(d: &Daemon, old: u32, setup: &Setup) {
     let needle = format!(
         "\"IMAP Protocol Logging Level\": {old} (REG_DWORD 0x{old:x}) -> {new} (REG_DWORD 0x{new:x})"
     );
-    let before = log_count(d, &needle);
+    let before = d.log_count(&needle);
     d.rewrite_config(&setup.options(d.dir.path()));
-    wait_log_more(d, &needle, before);
+    d.wait_log_more(&needle, before, WAIT);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -400,10 +371,7 @@ fn imap_file_locked_while_level_above_0_released_at_the_next_imap_session_after_
     // A POP3 session is no IMAP4 session start: the IMAP4 file stays held, and POP3's own
     // file (level 5 still) keeps being written.
     pop3_session(pop3_addr(&d));
-    assert!(
-        flock_held(&imap_file),
-        "a POP3 session released IMAP4"
-    );
+    assert!(flock_held(&imap_file), "a POP3 session released IMAP4");
     assert!(fd_open(d.pid(), &imap_file));
     assert!(flock_held(&pop_file));
     let before = std::fs::read(&imap_file).unwrap();
@@ -417,10 +385,7 @@ fn imap_file_locked_while_level_above_0_released_at_the_next_imap_session_after_
     assert_eq!(by_session(&read_log(&imap_file).records).len(), 1);
     // Deletable, while POP3's file is untouched by IMAP's values.
     std::fs::remove_file(&imap_file).unwrap();
-    assert!(
-        flock_held(&pop_file),
-        "POP3 file released by IMAP4's 0"
-    );
+    assert!(flock_held(&pop_file), "POP3 file released by IMAP4's 0");
     assert!(fd_open(d.pid(), &pop_file));
     pop3_session(pop3_addr(&d));
     Imap::connect(imap_addr(&d)).logout("c1");

@@ -80,7 +80,14 @@ impl Daemon {
     }
 
     pub fn start_with(opts: Options) -> Daemon {
+        Daemon::start_in(|_| opts)
+    }
+
+    /// [`Daemon::start_with`] the options `opts` makes from the daemon's tempdir, for configs
+    /// that name paths inside it (protocol-log directories).
+    pub fn start_in(opts: impl FnOnce(&Path) -> Options) -> Daemon {
         let dir = tempfile::tempdir().unwrap();
+        let opts = opts(dir.path());
         std::fs::write(
             dir.path().join("users"),
             format!("{USER}:{{PLAIN}}{PASS}\n{}", opts.users),
@@ -189,6 +196,28 @@ impl Daemon {
         }
         panic!(
             "{needle:?} not in daemon log after {within:?}:\n{}",
+            self.log_text()
+        );
+    }
+
+    /// How often `needle` occurs in the daemon log so far.
+    pub fn log_count(&self, needle: &str) -> usize {
+        self.log_text().matches(needle).count()
+    }
+
+    /// Waits (bounded) until `needle` occurs more than `before` times in the daemon log;
+    /// panics with the log if not.
+    pub fn wait_log_more(&self, needle: &str, before: usize, within: Duration) {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if self.log_count(needle) > before {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!(
+            "{needle:?} did not occur a {}th time within {within:?}:\n{}",
+            before + 1,
             self.log_text()
         );
     }
