@@ -320,7 +320,7 @@ impl Default for Options {
 /// a fraction of a second (a test waiting for the timeout) is set on the loaded config.
 pub fn config(dir: &Path, opts: &Options) -> Config {
     let whole_secs = opts.idle.subsec_nanos() == 0 && opts.idle.as_secs() > 0;
-    let idle_secs = whole_secs.then(|| opts.idle.as_secs());
+    let idle_secs = whole_secs.then_some(opts.idle.as_secs());
     let mut config = TestConfig {
         hostname: "mail.test".into(),
         users_file: Some("users".into()),
