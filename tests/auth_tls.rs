@@ -1,5 +1,6 @@
-//! TLS server configuration (SPEC §3 `[tls]`): the generated self-signed pair, loading given
-//! files, and a real handshake over `127.0.0.1:0` with a `tokio-rustls` client.
+//! TLS server configuration (`[tls]`, ARCHITECTURE.md "Configuration and reload"): the
+//! generated self-signed pair, loading given files, and a real handshake over `127.0.0.1:0`
+//! with a `tokio-rustls` client.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

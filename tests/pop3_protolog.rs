@@ -1,4 +1,4 @@
-//! The protocol-log tee of the driver at level 5 (SPEC §5): client lines with secrets
+//! The protocol-log tee of the driver at level 5 (KB Q182504): client lines with secrets
 //! redacted (`PASS ***`, `AUTH PLAIN ***`, `***` for a continuation), server status and
 //! listing lines, message content, `*` records for TLS and authentication.
 //! Real protolog sink, Maildir store and passwd-file users.
@@ -40,7 +40,8 @@ async fn level5_transcript_is_logged_without_secrets() {
 
     let locks = s.pop3_locks.clone();
     eventually(|| locks.is_empty()).await;
-    // Records are flushed by the time a session ends (SPEC §5); allow the end to land.
+    // Records are flushed by the time a session ends (ARCHITECTURE.md, "Protocol log");
+    // allow the end to land.
     let dir = s.dir.path().to_path_buf();
     eventually(|| log_text(&dir).matches(",-,").count() >= 2).await;
     let log = log_text(&dir);

@@ -1,19 +1,20 @@
-//! KB Q182504 and SPEC §5 proved end to end for POP3: the real `mailserver` binary, real
-//! sockets on `127.0.0.1`, real files, hot reload by editing the config file (SPEC §4).
+//! KB Q182504 (ARCHITECTURE.md, "Protocol log") proved end to end for POP3: the real
+//! `mailserver` binary, real sockets on `127.0.0.1`, real files, hot reload by editing the
+//! config file (ARCHITECTURE.md, "Configuration and reload").
 //!
-//! Each test names the sentence it proves. The log files are read with a strict parser
-//! written here (RFC 4180 §2 fields, `\xNN` escapes), independent of the crate's own
-//! `protolog::record`, so a formatting bug cannot hide behind its own decoder.
+//! Each test names the sentence it proves. The log files are read with the strict reader in
+//! `tests/common/logreader.rs` (RFC 4180 §2 fields, `\xNN` escapes), independent of the
+//! crate's own `protolog::record`, so a formatting bug cannot hide behind its own decoder.
 //! Every wait is bounded (socket timeouts, `wait_*` deadlines); nothing asserts on timing.
 //!
-//! Covered: nothing exists before the first session; `L0000001.log` and its four header
-//! lines; the `flock` seen from another process (`flock -n FILE true`) and the fd seen in
+//! Covered: nothing exists before the first session; `L0000001.log` and its four header lines;
+//! the `flock` seen from another process (`flock -n FILE true`) and the fd seen in
 //! `/proc/<pid>/fd`; level 0 by hot reload keeps the lock until the next session start, then
-//! releases it (old sessions stop writing) and the file can be deleted; re-enabling opens
-//! the next number; path changes; names after the highest, shared by POP3, IMAP4 and two
-//! daemons; the start snapshot decides a session's level (SPEC §4); the records of each
-//! level 1..=5 (and `-` byte counts equal to the client's); secrets at every level; 100
-//! concurrent sessions; open failures reported once, with recovery; the size-limit roll.
+//! releases it (old sessions stop writing) and the file can be deleted; re-enabling opens the
+//! next number; path changes; names after the highest, shared by POP3, IMAP4 and two daemons;
+//! the start snapshot decides a session's level; the records of each level 1..=5 (and `-` byte
+//! counts equal to the client's); secrets at every level; 100 concurrent sessions; open
+//! failures reported once, with recovery; the size-limit roll.
 
 mod common;
 
@@ -97,7 +98,7 @@ fn pop3(d: &Daemon) -> SocketAddr {
     d.pop3.expect("POP3 listener")
 }
 
-/// Hot reload (SPEC §4): rewrites the config with `setup` and waits for the daemon to log the
+/// Hot reload: rewrites the config with `setup` and waits for the daemon to log the
 /// POP3 level change (or `needle`, when the level does not change).
 fn reload(d: &Daemon, old_level: u32, setup: &Setup, needle: Option<&str>) {
     let level_line = format!(
@@ -208,8 +209,8 @@ impl Pop3 {
         self.ok(&format!("PASS {pass}"));
     }
 
-    /// QUIT, then wait for the server to close (so its `-` record is flushed, SPEC §5
-    /// "Integrity": flushed by the time its session ends).
+    /// QUIT, then wait for the server to close (so its `-` record is flushed: records are
+    /// flushed by the time their session ends, ARCHITECTURE.md "Protocol log").
     fn quit(self) {
         self.quit_counted();
     }
@@ -354,7 +355,7 @@ fn locked_until_the_session_after_level_0_then_released_and_the_next_file_is_new
 }
 
 // ---------------------------------------------------------------------------------------
-// SPEC §4/§5: "a session logs at the level in its own start snapshot"
+// A session logs at the level in its own start snapshot (ARCHITECTURE.md, "Sessions")
 // ---------------------------------------------------------------------------------------
 
 #[test]
@@ -425,7 +426,7 @@ fn a_session_keeps_the_level_of_its_start_across_a_reload() {
 }
 
 // ---------------------------------------------------------------------------------------
-// SPEC §5 "Levels": one fixed RFC 1939 script per level
+// KB Q182504 logging levels: one fixed RFC 1939 script per level
 // ---------------------------------------------------------------------------------------
 
 const MESSAGE: &str = "Subject: level test\r\nFrom: a@example.org\r\n\r\nfirst body line\r\nsecond, \"quoted\" line\r\n";
@@ -532,7 +533,7 @@ fn level_5_adds_the_message_lines_themselves() {
 }
 
 // ---------------------------------------------------------------------------------------
-// SPEC §5: "Secrets are never written, at any level"
+// Secrets are never written, at any level (ARCHITECTURE.md, "Protocol log")
 // ---------------------------------------------------------------------------------------
 
 /// Base64 text that any encoding of a byte string containing `secret` contains, for each of
@@ -630,7 +631,8 @@ fn passwords_never_appear_in_any_file_at_any_level() {
 }
 
 // ---------------------------------------------------------------------------------------
-// SPEC §5 "Integrity": concurrent sessions never interleave within a line
+// Integrity: concurrent sessions never interleave within a line (ARCHITECTURE.md,
+// "Protocol log")
 // ---------------------------------------------------------------------------------------
 
 /// Starts a level-5 daemon with `extra` registry lines and runs `n` POP3 sessions at once
@@ -730,7 +732,7 @@ fn concurrent_sessions_across_size_limit_rolls_lose_and_reorder_nothing() {
 }
 
 // ---------------------------------------------------------------------------------------
-// SPEC §5 "Failure never stops mail"
+// A failing protocol log never stops mail (ARCHITECTURE.md, "Protocol log")
 // ---------------------------------------------------------------------------------------
 
 /// USER/PASS, STAT, QUIT: the session works whatever the log does.
@@ -871,7 +873,7 @@ fn size_limit_rolls_to_the_next_number_without_losing_a_record() {
 }
 
 // ---------------------------------------------------------------------------------------
-// SPEC §5 "When files open and close": the other transitions
+// When files open and close: the other transitions (ARCHITECTURE.md, "Protocol log")
 // ---------------------------------------------------------------------------------------
 
 #[test]
@@ -947,7 +949,7 @@ fn a_path_change_releases_the_old_file_and_opens_one_in_the_new_path() {
 }
 
 // ---------------------------------------------------------------------------------------
-// SPEC §5 "Names": after the highest number, O_EXCL, never an existing file
+// File names: after the highest number, O_EXCL, never an existing file (KB Q182504)
 // ---------------------------------------------------------------------------------------
 
 #[test]
@@ -1024,8 +1026,8 @@ fn names_continue_after_the_highest_and_services_and_daemons_never_share_a_file(
 }
 
 // ---------------------------------------------------------------------------------------
-// SPEC §5 level 1: "`*` TLS established, authentication success or failure (user,
-// mechanism)" — with a real client (Python's poplib) over POP3S and STLS
+// Level 1 (KB Q182504): `*` records for TLS established and authentication success or
+// failure (user, mechanism) — with a real client (Python's poplib) over POP3S and STLS
 // ---------------------------------------------------------------------------------------
 
 const POPLIB_TLS: &str = r#"

@@ -1,6 +1,6 @@
-//! SPEC §5 "Failure never stops mail": an unusable path or a failing disk never stops a
-//! session or panics; the error is reported once per episode through the daemon log; the
-//! file is released; a new one is tried at the next session start.
+//! A failing protocol log never stops mail (ARCHITECTURE.md, "Protocol log"): an unusable path
+//! or a failing disk never stops a session or panics; the error is reported once per episode
+//! through the daemon log; the file is released; a new one is tried at the next session start.
 
 #[path = "common/logreader.rs"]
 mod logreader;

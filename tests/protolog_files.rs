@@ -1,5 +1,5 @@
-//! SPEC §5 "When files open and close", "Names", "Header": the file life cycle of the KB
-//! Q182504 log, observed on real files in a tempdir.
+//! When files open and close, how they are named, their header: the file life cycle of the
+//! KB Q182504 log (ARCHITECTURE.md, "Protocol log"), observed on real files in a tempdir.
 
 #[path = "common/logreader.rs"]
 mod logreader;

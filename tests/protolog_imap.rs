@@ -1,12 +1,13 @@
-//! KB Q182504 and SPEC §5 proved end to end for IMAP4: the real `mailserver` binary, real
-//! sockets on `127.0.0.1`, real files, hot reload by editing the config file (SPEC §4).
+//! KB Q182504 (ARCHITECTURE.md, "Protocol log") proved end to end for IMAP4: the real
+//! `mailserver` binary, real sockets on `127.0.0.1`, real files, hot reload by editing the
+//! config file (ARCHITECTURE.md, "Configuration and reload").
 //!
 //! The POP3 side is `tests/protolog_daemon.rs`; this file proves the same sentences for the
-//! IMAP4 stream (its own level and path, SPEC §5 "One log stream per service"), through a raw
-//! RFC 3501 client written here (so every octet and literal is under the test's control) and
-//! Python's `imaplib` for a real client's LOGIN, AUTHENTICATE and TLS. The log files are read with the same
-//! strict, independent parser as the POP3 tests (RFC 4180 §2 fields, `\xNN` escapes), copied
-//! here so neither file depends on the other.
+//! IMAP4 stream (its own level and path: one log stream per service), through a raw RFC 3501
+//! client written here (so every octet and literal is under the test's control) and Python's
+//! `imaplib` for a real client's LOGIN, AUTHENTICATE and TLS. The log files are read with the
+//! same strict, independent reader as the POP3 tests, `tests/common/logreader.rs` (RFC 4180
+//! §2 fields, `\xNN` escapes).
 //!
 //! Covered: POP3 then IMAP4 into one directory (`L0000001.log` POP3, `L0000002.log` IMAP4);
 //! the IMAP4 file's `flock` and `/proc/<pid>/fd` entry while the IMAP level > 0, kept after a
@@ -38,7 +39,7 @@ const WAIT: Duration = Duration::from_secs(30);
 // Daemon, config and reload helpers
 // ---------------------------------------------------------------------------------------
 
-/// The logging values of both services (SPEC §3 `[ParametersSystem]`).
+/// The logging values of both services (`[ParametersSystem]`, KB Q182504).
 #[derive(Clone)]
 struct Setup {
     pop_level: u32,
@@ -96,7 +97,7 @@ fn pop3_addr(d: &Daemon) -> SocketAddr {
     d.pop3.expect("POP3 listener")
 }
 
-/// Hot reload (SPEC §4) of the IMAP level from `old` to `setup.imap_level`: rewrites the
+/// Hot reload of the IMAP level from `old` to `setup.imap_level`: rewrites the
 /// config and waits for the daemon to log the change.
 fn reload_imap(d: &Daemon, old: u32, setup: &Setup) {
     let new = setup.imap_level;
@@ -233,7 +234,7 @@ impl Imap {
         cont
     }
 
-    /// LOGOUT, then wait for the server to close (its `-` record is then on disk, SPEC §5).
+    /// LOGOUT, then wait for the server to close (its `-` record is then on disk, KB Q182504).
     fn logout(mut self, tag: &str) {
         let out = self.ok(tag, "LOGOUT");
         assert!(out[0].line.starts_with("* BYE"), "{out:#?}");
@@ -288,8 +289,8 @@ fn all_records(dir: &Path) -> Vec<Rec> {
     all_records_of(dir, "IMAP4")
 }
 
-// KB: "The first line in the file will declare the service"; SPEC §5 "Names": POP3 and
-// IMAP4 sharing one directory never share a file
+// KB: "The first line in the file will declare the service"; file names: POP3 and IMAP4
+// sharing one directory never share a file (ARCHITECTURE.md, "Protocol log")
 // ---------------------------------------------------------------------------------------
 
 #[test]
@@ -408,7 +409,7 @@ fn imap_file_locked_while_level_above_0_released_at_the_next_imap_session_after_
 }
 
 // ---------------------------------------------------------------------------------------
-// SPEC §5 "Levels": one fixed RFC 3501 script per level
+// KB Q182504 logging levels: one fixed RFC 3501 script per level
 // ---------------------------------------------------------------------------------------
 
 const MESSAGE: &str = "Subject: level test\r\nFrom: a@example.org\r\n\r\nfirst body line\r\nsecond, \"quoted\" line\r\n";
@@ -484,7 +485,7 @@ fn level_script(level: u32) -> Script {
     }
 }
 
-/// The client lines of the script as SPEC §5 logs them (the password masked).
+/// The client lines of the script as the protocol log has them (the password masked).
 fn commands() -> Vec<String> {
     vec![
         format!("a1 LOGIN {USER} ***"),
@@ -504,7 +505,7 @@ fn client_lines(recs: &[Rec]) -> Vec<String> {
     datas(recs, '<')
 }
 
-/// `>` records that are tagged completions or continuations (SPEC §5 level 3).
+/// `>` records that are tagged completions or continuations (level 3, KB Q182504).
 fn is_completion(l: &str) -> bool {
     l.starts_with('+') || (l.starts_with('a') && !l.starts_with("a5 APPEND"))
 }
@@ -645,7 +646,8 @@ fn level_5_adds_the_literal_content_lines() {
 }
 
 // ---------------------------------------------------------------------------------------
-// SPEC §5: "Secrets are never written, at any level": IMAP LOGIN password, every
+// Secrets are never written, at any level (ARCHITECTURE.md, "Protocol log"): IMAP LOGIN
+// password, every
 // AUTHENTICATE initial response and continuation line
 // ---------------------------------------------------------------------------------------
 
@@ -849,7 +851,7 @@ fn passwords_never_appear_in_any_file_at_any_level() {
 }
 
 // ---------------------------------------------------------------------------------------
-// SPEC §4/§5: "a session logs at the level in its own start snapshot"
+// A session logs at the level in its own start snapshot (ARCHITECTURE.md, "Sessions")
 // ---------------------------------------------------------------------------------------
 
 #[test]
@@ -961,8 +963,8 @@ fn idle_continuation_pushed_exists_and_done_are_logged_at_level_4() {
 }
 
 // ---------------------------------------------------------------------------------------
-// SPEC §5 level 1: "`*` TLS established, authentication success or failure (user,
-// mechanism)" — Python's imaplib over IMAPS and STARTTLS (RFC 3501 §6.2.1)
+// Level 1 (KB Q182504): `*` records for TLS established and authentication success or
+// failure (user, mechanism) — Python's imaplib over IMAPS and STARTTLS (RFC 3501 §6.2.1)
 // ---------------------------------------------------------------------------------------
 
 const IMAPLIB_TLS: &str = r#"

@@ -1,16 +1,19 @@
 //! Test support for the POP3 integration tests that run the driver in-process.
 //!
-//! [`Server::start`] serves POP3 through the daemon's own entry point (`server::serve`, as the daemon runs it) on
-//! 127.0.0.1:0 with the REAL storage and users: `MaildirStore` rooted at `data_dir/mail` and
-//! the daemon's `auth::Users` reading a passwd-file ([`USERS`]) in the server's tempdir.
-//! Mail is dropped into `new/` as an MTA does ([`Server::deliver`]); what a test checks
-//! afterwards is read back through the store or straight from the Maildir files.
+//! [`Server::start`] serves POP3 through the daemon's own entry point (`server::serve`, as the
+//! daemon runs it) on 127.0.0.1:0 with the REAL storage and users: `MaildirStore` rooted at
+//! `data_dir/mail` and the daemon's `auth::Users` reading a passwd-file ([`users_text`]) in the
+//! server's tempdir. Mail is dropped into `new/` as an MTA does ([`Server::deliver`]); what a
+//! test checks afterwards is read back through the store or straight from the Maildir files.
 //!
 //! FAULT INJECTION ONLY: [`Backend::FaultInjection`] swaps in [`MemStore`], an in-memory
 //! `Store` with a switch that makes its calls fail with `Temporary`, for the paths where the
 //! store breaks (`-ERR [SYS/TEMP]`), which a healthy Maildir cannot produce on demand. Only
 //! tests named for store failures use it. Temporary *auth* failure needs no double: a
-//! missing users file is one (SPEC §6).
+//! missing users file is one (ARCHITECTURE.md, "Users and authentication").
+//!
+//! `mod`-included by several test crates, each using a different subset: `dead_code` is
+//! allowed for the whole file rather than item by item.
 #![allow(dead_code)]
 
 use std::collections::{BTreeMap, HashMap};
