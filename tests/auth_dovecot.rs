@@ -1,4 +1,4 @@
-//! Users and passwords against Dovecot itself (SPEC §6).
+//! Users and passwords against Dovecot itself (ARCHITECTURE.md, "Users and authentication").
 //!
 //! * `tests/fixtures/auth/doveadm-users` holds hashes that Debian's Dovecot 2.3 `doveadm pw`
 //!   produced once, so the interoperability checks also run where Dovecot is not installed.

@@ -1,57 +1,42 @@
-//! TLS server configuration (SPEC §3 `[tls]`): the generated self-signed pair, loading given
-//! files, and a real handshake over `127.0.0.1:0` with a `tokio-rustls` client.
+//! TLS server configuration (`[tls]`, ARCHITECTURE.md "Configuration and reload"): the
+//! generated self-signed pair, loading given files, and a real handshake over `127.0.0.1:0`
+//! with a `tokio-rustls` client.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use mailserver::config::{
-    registry, AuthSettings, Config, Limits, Listeners, ProtocolLogSettings, ServerSettings,
-    TlsFiles,
-};
+use mailserver::config::{Config, TlsFiles};
 use mailserver::tls;
 use rustls::pki_types::{CertificateDer, ServerName};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+#[path = "common/test_config.rs"]
+mod test_config;
+use test_config::TestConfig;
+
 /// Bounds every network step so a broken handshake fails the test instead of hanging it.
 const STEP: Duration = Duration::from_secs(20);
 
+/// The config of these tests, written as TOML into `data_dir/mailserver.toml` and loaded by the
+/// crate's parser: `hostname`, `[tls]` from `files` (`None`: the generated pair in
+/// `data_dir/tls/`), no listeners, 10 connections in all and per IP, the RFC minimum idle
+/// timeouts (IMAP 1800 s, POP3 600 s), 1 MiB messages, a 1 s shutdown grace.
 fn config(data_dir: &Path, hostname: &str, files: Option<TlsFiles>) -> Config {
-    let log = ProtocolLogSettings {
-        level: 0,
-        path: data_dir.to_path_buf(),
-        size_limit_kib: 0,
-    };
-    let no_listeners = Listeners {
-        listen: vec![],
-        tls_listen: vec![],
-    };
-    Config {
-        path: data_dir.join("mailserver.toml"),
-        server: ServerSettings {
-            hostname: hostname.to_string(),
-            data_dir: data_dir.to_path_buf(),
-        },
-        imap: no_listeners.clone(),
-        pop3: no_listeners,
-        tls: files,
-        auth: AuthSettings {
-            users_file: data_dir.join("users"),
-            allow_plaintext: false,
-        },
-        limits: Limits {
-            max_connections: 10,
-            max_connections_per_ip: 10,
-            imap_idle_timeout: Duration::from_secs(1800),
-            pop3_idle_timeout: Duration::from_secs(600),
-            max_message_bytes: 1 << 20,
-            shutdown_grace: Duration::from_secs(1),
-        },
-        registry: registry::Values::default(),
-        pop3_log: log.clone(),
-        imap_log: log,
-        warnings: vec![],
+    TestConfig {
+        hostname: hostname.to_string(),
+        tls: files.map(|f| (f.cert, f.key)),
+        users_file: Some("users".into()),
+        allow_plaintext: Some(false),
+        max_connections: Some(10),
+        max_connections_per_ip: Some(10),
+        imap_idle_timeout_secs: Some(1800),
+        pop3_idle_timeout_secs: Some(600),
+        max_message_bytes: Some(1 << 20),
+        shutdown_grace_secs: Some(1),
+        ..TestConfig::new(data_dir)
     }
+    .load(&data_dir.join("mailserver.toml"))
 }
 
 fn read_certs(path: &Path) -> Vec<CertificateDer<'static>> {

@@ -1,5 +1,5 @@
-//! The real binary driven as an admin would (SPEC §2, §3): `check-config`, `reg`, usage
-//! errors and exit codes. Every case works on a copy in a tempdir.
+//! The real binary driven as an admin would (ARCHITECTURE.md, "Configuration and reload"):
+//! `check-config`, `reg`, usage errors and exit codes. Every case works on a copy in a tempdir.
 
 use std::path::{Path, PathBuf};
 

@@ -1,5 +1,6 @@
-//! `mailserver passwd` (SPEC §2, §6): reads one line on stdin, prints `{SCHEME}hash`; on a
-//! terminal it asks twice without echo, as `doveadm pw` does (driven here through a pty).
+//! `mailserver passwd` (ARCHITECTURE.md, "Users and authentication"): reads one line on stdin,
+//! prints `{SCHEME}hash`; on a terminal it asks twice without echo, as `doveadm pw` does
+//! (driven here through a pty).
 
 use assert_cmd::cargo::cargo_bin_cmd;
 

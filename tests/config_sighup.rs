@@ -1,4 +1,5 @@
-//! SIGHUP reloads even when the file is unchanged (SPEC §4). A dedicated test binary: the
+//! SIGHUP reloads even when the file is unchanged (ARCHITECTURE.md, "Configuration and
+//! reload"). A dedicated test binary: the
 //! signal goes to the whole process, sent with `kill -HUP <pid>` (no unsafe code).
 
 use std::sync::Arc;

@@ -1,6 +1,6 @@
-//! Hot reload (SPEC §4) over real files in tempdirs: editor rename, in-place write,
-//! Kubernetes ConfigMap symlink swap, invalid-then-valid edits, unchanged bytes skipped.
-//! Every wait is bounded (10 s per expected reload).
+//! Hot reload (ARCHITECTURE.md, "Configuration and reload") over real files in tempdirs: editor
+//! rename, in-place write, Kubernetes ConfigMap symlink swap, invalid-then-valid edits,
+//! unchanged bytes skipped. Every wait is bounded (10 s per expected reload).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

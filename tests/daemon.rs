@@ -1,5 +1,6 @@
 //! The daemon as an admin sees it: startup errors, hot reload through the real binary,
-//! connection caps, the generated certificate, clean exit on SIGTERM (SPEC §2, §4, §9).
+//! connection caps, the generated certificate, clean exit on SIGTERM
+//! (ARCHITECTURE.md, "Server", "Configuration and reload", "Limits").
 
 mod common;
 

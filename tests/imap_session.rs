@@ -1,6 +1,6 @@
 //! IMAP4rev1 sessions over real sockets on 127.0.0.1:0 (the real driver, session, Maildir
 //! store and passwd-file users; see `imap_session_common`), written as C:/S: transcripts of
-//! RFC 3501 and the extensions in SPEC §8.
+//! RFC 3501 and the extensions the server announces (ARCHITECTURE.md, "IMAP").
 
 mod imap_session_common;
 
@@ -706,7 +706,7 @@ async fn large_fetch_is_answered_in_batches_in_order() {
     assert_eq!(t, "OK NOOP completed.");
 }
 
-/// The session's lines reach the protocol log with the right kinds (SPEC §5): level 3 has
+/// The session's lines reach the protocol log with the right kinds (KB Q182504): level 3 has
 /// tagged completions and `+` but no untagged data; level 4 adds untagged lines with message
 /// content summarised as `<literal N octets>`.
 #[tokio::test]

@@ -1,4 +1,4 @@
-//! Dovecot as the reference (SPEC: "Dovecot is the reference for expected"): one IMAP script
+//! Dovecot as the reference for expected behaviour (ARCHITECTURE.md, "IMAP"): one IMAP script
 //! runs against a private Dovecot 2.3 and against this server, each on a fresh Maildir, and
 //! the answers must agree command by command — the completion (OK/NO/BAD), its response code,
 //! and the untagged data — after normalising what legitimately differs (free text, timings,

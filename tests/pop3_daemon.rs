@@ -1,5 +1,5 @@
-//! POP3 on the real binary with its real Maildir store (SPEC §7, §8; RFC 1939): what an admin
-//! relies on, checked over sockets and on disk.
+//! POP3 on the real binary with its real Maildir store (ARCHITECTURE.md, "Mail store" and
+//! "POP3"; RFC 1939): what an admin relies on, checked over sockets and on disk.
 //!
 //! * UIDL (Dovecot's `%08Xu%08Xv`) is stable across sessions and across a daemon restart on
 //!   the same data dir.
@@ -11,9 +11,12 @@
 //! * Mail delivered into `new/` between sessions is seen at the next login (and not during a
 //!   session: the maildrop is a snapshot taken at login).
 //! * Exact octet counts and dot-stuffing for lines beginning with `.`.
-//! * SIGTERM closes POP3 sessions without applying their deletions (SPEC §9).
+//! * SIGTERM closes POP3 sessions without applying their deletions (ARCHITECTURE.md, "Server").
 //!
 //! The client is the C:/S: transcript client of `pop3_common`; the daemon is `tests/common`.
+// Both support modules include the one config builder (`tests/common/test_config.rs`), so
+// this crate holds two copies of it; neither hands its types to the other.
+#![allow(clippy::duplicate_mod)]
 
 mod common;
 mod pop3_common;

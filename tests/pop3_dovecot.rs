@@ -1,5 +1,5 @@
-//! POP3 side by side with Dovecot 2.3 (SPEC §8: "UIDL is Dovecot's `%08Xu%08Xv` so clients
-//! moving from Dovecot do not download again"). One Maildir tree (messages in `new/` and
+//! POP3 side by side with Dovecot 2.3 (ARCHITECTURE.md, "POP3": UIDL is Dovecot's `%08Xu%08Xv`
+//! so clients moving from Dovecot do not download again). One Maildir tree (messages in `new/` and
 //! `cur/`, flags, CRLF and LF files, dot lines, no final newline, names whose text order
 //! differs from their time order) is copied and served by a private Dovecot POP3 instance
 //! (`pop3_uidl_format = %08Xu%08Xv`, see DOVECOT.md) and by the real `mailserver` binary:

@@ -1,8 +1,9 @@
 //! Session-level POP3 tests for what loopback sockets cannot show: the plaintext-auth policy
-//! for non-loopback peers (SPEC §3 `allow_plaintext`), the redaction the protocol-log tee
-//! receives, the `*` info records, and store failures after login. The session is driven
-//! directly through the `conn::Session` trait, exactly as the driver calls it, with the real
-//! Maildir store and passwd-file users, except `store_failures_after_login` (fault injection).
+//! for non-loopback peers (`auth.allow_plaintext`, ARCHITECTURE.md "Users and authentication"),
+//! the redaction the protocol-log tee receives, the `*` info records, and store failures after
+//! login. The session is driven directly through the `conn::Session` trait, exactly as the
+//! driver calls it, with the real Maildir store and passwd-file users, except
+//! `store_failures_after_login` (fault injection).
 
 mod pop3_common;
 

@@ -1,23 +1,15 @@
-//! The protocol-log tee of the driver at level 5 (SPEC §5): client lines with secrets
+//! The protocol-log tee of the driver at level 5 (KB Q182504): client lines with secrets
 //! redacted (`PASS ***`, `AUTH PLAIN ***`, `***` for a continuation), server status and
 //! listing lines, message content, `*` records for TLS and authentication.
 //! Real protolog sink, Maildir store and passwd-file users.
 
+#[path = "common/logreader.rs"]
+mod logreader;
 mod pop3_common;
 
 use base64::Engine;
+use logreader::log_text;
 use pop3_common::*;
-
-fn log_text(dir: &std::path::Path) -> String {
-    let mut text = String::new();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.extension().is_some_and(|x| x == "log") {
-            text.push_str(&std::fs::read_to_string(&p).unwrap());
-        }
-    }
-    text
-}
 
 #[tokio::test]
 async fn level5_transcript_is_logged_without_secrets() {
@@ -48,7 +40,8 @@ async fn level5_transcript_is_logged_without_secrets() {
 
     let locks = s.pop3_locks.clone();
     eventually(|| locks.is_empty()).await;
-    // Records are flushed by the time a session ends (SPEC §5); allow the end to land.
+    // Records are flushed by the time a session ends (ARCHITECTURE.md, "Protocol log");
+    // allow the end to land.
     let dir = s.dir.path().to_path_buf();
     eventually(|| log_text(&dir).matches(",-,").count() >= 2).await;
     let log = log_text(&dir);

@@ -1,4 +1,5 @@
-//! POP3 through `conn::serve` with the daemon's real `Users` (passwd-file, SPEC §6): USER/PASS
+//! POP3 through `conn::serve` with the daemon's real `Users` (passwd-file, ARCHITECTURE.md
+//! "Users and authentication"): USER/PASS
 //! against `{PLAIN}` and `{SHA512-CRYPT}` entries, APOP only for `{PLAIN}`, identical failures.
 //!
 //! The users file here is this test's own (not `pop3_common::users_text`); mail is in the

@@ -244,7 +244,8 @@ async fn failures_are_worded_the_same_for_unknown_users() {
 
 #[tokio::test]
 async fn temporary_auth_failure_is_sys_temp() {
-    // The users file cannot be read: a temporary failure, not "wrong password" (SPEC §6).
+    // The users file cannot be read: a temporary failure, not "wrong password"
+    // (ARCHITECTURE.md, "Users and authentication").
     let s = Server::start(Options::default()).await;
     std::fs::remove_file(s.users_file()).unwrap();
     let mut c = s.connect().await;

@@ -1,11 +1,15 @@
-//! SPEC §5 "Integrity": records of concurrent sessions never interleave within a line, every
-//! record is in the file when its session ends, and the writer flushes on its own.
+//! Integrity of the KB Q182504 log (ARCHITECTURE.md, "Protocol log"): records of concurrent
+//! sessions never interleave within a line, every record is in the file when its session ends,
+//! and the writer flushes on its own.
 
+#[path = "common/logreader.rs"]
+mod logreader;
 mod protolog_common;
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use logreader::*;
 use mailserver::protolog::{Direction, LineKind, ProtoLog};
 use mailserver::service::Service;
 use protolog_common::*;

@@ -1,19 +1,20 @@
-//! KB Q182504 and SPEC §5 proved end to end for POP3: the real `mailserver` binary, real
-//! sockets on `127.0.0.1`, real files, hot reload by editing the config file (SPEC §4).
+//! KB Q182504 (ARCHITECTURE.md, "Protocol log") proved end to end for POP3: the real
+//! `mailserver` binary, real sockets on `127.0.0.1`, real files, hot reload by editing the
+//! config file (ARCHITECTURE.md, "Configuration and reload").
 //!
-//! Each test names the sentence it proves. The log files are read with a strict parser
-//! written here (RFC 4180 §2 fields, `\xNN` escapes), independent of the crate's own
-//! `protolog::record`, so a formatting bug cannot hide behind its own decoder.
+//! Each test names the sentence it proves. The log files are read with the strict reader in
+//! `tests/common/logreader.rs` (RFC 4180 §2 fields, `\xNN` escapes), independent of the
+//! crate's own `protolog::record`, so a formatting bug cannot hide behind its own decoder.
 //! Every wait is bounded (socket timeouts, `wait_*` deadlines); nothing asserts on timing.
 //!
-//! Covered: nothing exists before the first session; `L0000001.log` and its four header
-//! lines; the `flock` seen from another process (`flock -n FILE true`) and the fd seen in
+//! Covered: nothing exists before the first session; `L0000001.log` and its four header lines;
+//! the `flock` seen from another process (`flock -n FILE true`) and the fd seen in
 //! `/proc/<pid>/fd`; level 0 by hot reload keeps the lock until the next session start, then
-//! releases it (old sessions stop writing) and the file can be deleted; re-enabling opens
-//! the next number; path changes; names after the highest, shared by POP3, IMAP4 and two
-//! daemons; the start snapshot decides a session's level (SPEC §4); the records of each
-//! level 1..=5 (and `-` byte counts equal to the client's); secrets at every level; 100
-//! concurrent sessions; open failures reported once, with recovery; the size-limit roll.
+//! releases it (old sessions stop writing) and the file can be deleted; re-enabling opens the
+//! next number; path changes; names after the highest, shared by POP3, IMAP4 and two daemons;
+//! the start snapshot decides a session's level; the records of each level 1..=5 (and `-` byte
+//! counts equal to the client's); secrets at every level; 100 concurrent sessions; open
+//! failures reported once, with recovery; the size-limit roll.
 
 mod common;
 
@@ -21,7 +22,6 @@ use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
@@ -85,19 +85,9 @@ impl Setup {
     }
 }
 
-/// Starts the daemon with `setup`. The tempdir only exists once the daemon is spawned, so the
-/// config is first written with a placeholder root and then rewritten before the spawn.
+/// Starts the daemon with `setup` (the config names paths inside its own tempdir).
 fn start(setup: &Setup) -> Daemon {
-    let dir = tempfile::tempdir().unwrap();
-    let opts = setup.options(dir.path());
-    std::fs::write(
-        dir.path().join("users"),
-        format!("{USER}:{{PLAIN}}{PASS}\n{}", opts.users),
-    )
-    .unwrap();
-    let config_path = dir.path().join("mailserver.toml");
-    std::fs::write(&config_path, common::config_text(dir.path(), &opts)).unwrap();
-    Daemon::spawn(dir, config_path, &[])
+    Daemon::start_in(|root| setup.options(root))
 }
 
 fn log_dir(d: &Daemon) -> PathBuf {
@@ -108,28 +98,7 @@ fn pop3(d: &Daemon) -> SocketAddr {
     d.pop3.expect("POP3 listener")
 }
 
-/// How often `needle` occurs in the daemon log so far.
-fn log_count(d: &Daemon, needle: &str) -> usize {
-    d.log_text().matches(needle).count()
-}
-
-/// Waits (bounded) until `needle` occurs more than `before` times in the daemon log.
-fn wait_log_more(d: &Daemon, needle: &str, before: usize) {
-    let deadline = Instant::now() + WAIT;
-    while Instant::now() < deadline {
-        if log_count(d, needle) > before {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    panic!(
-        "{needle:?} did not occur a {}th time within {WAIT:?}:\n{}",
-        before + 1,
-        d.log_text()
-    );
-}
-
-/// Hot reload (SPEC §4): rewrites the config with `setup` and waits for the daemon to log the
+/// Hot reload: rewrites the config with `setup` and waits for the daemon to log the
 /// POP3 level change (or `needle`, when the level does not change).
 fn reload(d: &Daemon, old_level: u32, setup: &Setup, needle: Option<&str>) {
     let level_line = format!(
@@ -137,60 +106,9 @@ fn reload(d: &Daemon, old_level: u32, setup: &Setup, needle: Option<&str>) {
         new = setup.level
     );
     let needle = needle.unwrap_or(&level_line);
-    let before = log_count(d, needle);
+    let before = d.log_count(needle);
     d.rewrite_config(&setup.options(d.dir.path()));
-    wait_log_more(d, needle, before);
-}
-
-/// `L???????.log` names in `dir`, sorted (empty if `dir` does not exist).
-fn log_files(dir: &Path) -> Vec<String> {
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut v: Vec<String> = rd
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with('L') && n.ends_with(".log"))
-        .collect();
-    v.sort();
-    v
-}
-
-/// Whether another process holds a `flock` on `path`: `flock -n FILE true` from a child
-/// process (the KB's "continuously locked open"), or, without util-linux, a `flock` through a
-/// fresh open file description of our own (a different one from the daemon's, so it conflicts
-/// the same way).
-fn locked_by_daemon(path: &Path) -> bool {
-    assert!(path.exists(), "{} must exist", path.display());
-    if common::have("flock") {
-        let st = Command::new("flock")
-            .arg("-n")
-            .arg(path)
-            .arg("true")
-            .status()
-            .unwrap();
-        !st.success()
-    } else {
-        let f = std::fs::File::open(path).unwrap();
-        match f.try_lock() {
-            Ok(()) => {
-                f.unlock().unwrap();
-                false
-            }
-            Err(std::fs::TryLockError::WouldBlock) => true,
-            Err(std::fs::TryLockError::Error(e)) => panic!("flock: {e}"),
-        }
-    }
-}
-
-/// Whether the daemon has `path` open: `read_link` of every entry of `/proc/<pid>/fd`.
-fn daemon_has_open(d: &Daemon, path: &Path) -> bool {
-    let path = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
-    let wanted = path.to_string_lossy().into_owned();
-    let deleted = format!("{wanted} (deleted)");
-    let fds = std::fs::read_dir(format!("/proc/{}/fd", d.pid())).unwrap();
-    fds.filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
-        .map(|t| t.to_string_lossy().into_owned())
-        .any(|t| t == wanted || t == deleted)
+    d.wait_log_more(needle, before, WAIT);
 }
 
 /// Waits (bounded) until `path` exists with at least `lines` lines.
@@ -291,8 +209,8 @@ impl Pop3 {
         self.ok(&format!("PASS {pass}"));
     }
 
-    /// QUIT, then wait for the server to close (so its `-` record is flushed, SPEC §5
-    /// "Integrity": flushed by the time its session ends).
+    /// QUIT, then wait for the server to close (so its `-` record is flushed: records are
+    /// flushed by the time their session ends, ARCHITECTURE.md "Protocol log").
     fn quit(self) {
         self.quit_counted();
     }
@@ -323,12 +241,9 @@ fn read_log(path: &Path) -> LogFile {
     read_log_of(path, "POP3")
 }
 
-/// Every record of every log file in `dir`, in file then line order.
+/// Every record of every log file in `dir`, in file then line order (`#Service: POP3`).
 fn all_records(dir: &Path) -> Vec<Rec> {
-    log_files(dir)
-        .iter()
-        .flat_map(|n| read_log(&dir.join(n)).records)
-        .collect()
+    all_records_of(dir, "POP3")
 }
 
 // ---------------------------------------------------------------------------------------
@@ -370,11 +285,11 @@ fn locked_until_the_session_after_level_0_then_released_and_the_next_file_is_new
     let first = dir.join("L0000001.log");
 
     Pop3::connect(pop3(&d)).quit();
-    assert!(locked_by_daemon(&first), "file not locked while level 5");
-    assert!(daemon_has_open(&d, &first), "daemon does not hold the file");
+    assert!(flock_held(&first), "file not locked while level 5");
+    assert!(fd_open(d.pid(), &first), "daemon does not hold the file");
     let opened = "protocol log opened";
-    wait_log_more(&d, opened, 0);
-    assert_eq!(log_count(&d, opened), 1);
+    d.wait_log_more(opened, 0, WAIT);
+    assert_eq!(d.log_count(opened), 1);
     let info = d.log_text();
     let line = info.lines().find(|l| l.contains(opened)).unwrap();
     assert!(line.contains(" INFO "), "{line}");
@@ -384,21 +299,18 @@ fn locked_until_the_session_after_level_0_then_released_and_the_next_file_is_new
     // Level 0 by editing the config: still locked until a session starts.
     setup.level = 0;
     reload(&d, 5, &setup, None);
-    assert!(
-        locked_by_daemon(&first),
-        "released before the next session start"
-    );
-    assert!(daemon_has_open(&d, &first));
+    assert!(flock_held(&first), "released before the next session start");
+    assert!(fd_open(d.pid(), &first));
     assert!(!d.log_text().contains("protocol log released"));
 
     // The next session start releases the handle (before the greeting is written).
     let c = Pop3::connect(pop3(&d));
     assert!(
-        !locked_by_daemon(&first),
+        !flock_held(&first),
         "still locked after the next session start"
     );
-    assert!(!daemon_has_open(&d, &first), "fd still open after release");
-    wait_log_more(&d, "protocol log released", 0);
+    assert!(!fd_open(d.pid(), &first), "fd still open after release");
+    d.wait_log_more("protocol log released", 0, WAIT);
     let text = d.log_text();
     let line = text
         .lines()
@@ -430,8 +342,8 @@ fn locked_until_the_session_after_level_0_then_released_and_the_next_file_is_new
         "L0000001.log changed"
     );
     let second = dir.join("L0000002.log");
-    assert!(locked_by_daemon(&second));
-    assert!(!locked_by_daemon(&first));
+    assert!(flock_held(&second));
+    assert!(!flock_held(&first));
     assert_whole_session(&read_log(&second).records);
 
     // And the released file can be deleted (the KB's reason for level 0).
@@ -443,7 +355,7 @@ fn locked_until_the_session_after_level_0_then_released_and_the_next_file_is_new
 }
 
 // ---------------------------------------------------------------------------------------
-// SPEC §4/§5: "a session logs at the level in its own start snapshot"
+// A session logs at the level in its own start snapshot (ARCHITECTURE.md, "Sessions")
 // ---------------------------------------------------------------------------------------
 
 #[test]
@@ -514,7 +426,7 @@ fn a_session_keeps_the_level_of_its_start_across_a_reload() {
 }
 
 // ---------------------------------------------------------------------------------------
-// SPEC §5 "Levels": one fixed RFC 1939 script per level
+// KB Q182504 logging levels: one fixed RFC 1939 script per level
 // ---------------------------------------------------------------------------------------
 
 const MESSAGE: &str = "Subject: level test\r\nFrom: a@example.org\r\n\r\nfirst body line\r\nsecond, \"quoted\" line\r\n";
@@ -543,7 +455,7 @@ fn level_script(level: u32) -> (Vec<Rec>, String, usize) {
     assert!(auth[0].contains("mechanism=USER"), "{auth:?}");
     assert!(auth[0].contains("succe"), "{auth:?}");
     // `-` with duration and the octets each way, counted by the client.
-    let end = &recs.last().unwrap().data;
+    let end = recs.last().unwrap().text();
     assert!(end.starts_with("duration="), "{end}");
     assert!(
         end.ends_with(&format!("s bytes-in={sent} bytes-out={received}")),
@@ -604,7 +516,7 @@ fn level_4_adds_listings_and_summarises_message_content() {
         ]
     );
     assert_eq!(datas(&recs, '>').len(), 11);
-    assert!(!recs.iter().any(|r| r.data.contains("first body line")));
+    assert!(!recs.iter().any(|r| r.text().contains("first body line")));
 }
 
 #[test]
@@ -617,11 +529,11 @@ fn level_5_adds_the_message_lines_themselves() {
     expected.pop(); // after the last CRLF
     expected.push(".".to_string());
     assert_eq!(non_status(&recs), expected);
-    assert!(!recs.iter().any(|r| r.data.starts_with("<literal")));
+    assert!(!recs.iter().any(|r| r.text().starts_with("<literal")));
 }
 
 // ---------------------------------------------------------------------------------------
-// SPEC §5: "Secrets are never written, at any level"
+// Secrets are never written, at any level (ARCHITECTURE.md, "Protocol log")
 // ---------------------------------------------------------------------------------------
 
 /// Base64 text that any encoding of a byte string containing `secret` contains, for each of
@@ -719,7 +631,8 @@ fn passwords_never_appear_in_any_file_at_any_level() {
 }
 
 // ---------------------------------------------------------------------------------------
-// SPEC §5 "Integrity": concurrent sessions never interleave within a line
+// Integrity: concurrent sessions never interleave within a line (ARCHITECTURE.md,
+// "Protocol log")
 // ---------------------------------------------------------------------------------------
 
 /// Starts a level-5 daemon with `extra` registry lines and runs `n` POP3 sessions at once
@@ -776,15 +689,15 @@ fn assert_concurrent_records(recs: &[Rec], n: usize) {
         assert_whole_session(s);
         let user = s
             .iter()
-            .find(|r| r.event == '<' && r.data.starts_with("USER "))
-            .map(|r| r.data[5..].to_string())
+            .find(|r| r.event == '<' && r.text().starts_with("USER "))
+            .map(|r| r.text()[5..].to_string())
             .unwrap();
         // The session's own message and no one else's.
         let k = &user[1..];
-        let body: Vec<&Rec> = s.iter().filter(|r| r.data.starts_with("line ")).collect();
+        let body: Vec<&Rec> = s.iter().filter(|r| r.text().starts_with("line ")).collect();
         assert_eq!(body.len(), 20);
         assert!(body.iter().all(|r| r
-            .data
+            .text()
             .ends_with(&format!("of message {k}, with \"quotes\", commas and \\"))));
         users.insert(user);
     }
@@ -819,7 +732,7 @@ fn concurrent_sessions_across_size_limit_rolls_lose_and_reorder_nothing() {
 }
 
 // ---------------------------------------------------------------------------------------
-// SPEC §5 "Failure never stops mail"
+// A failing protocol log never stops mail (ARCHITECTURE.md, "Protocol log")
 // ---------------------------------------------------------------------------------------
 
 /// USER/PASS, STAT, QUIT: the session works whatever the log does.
@@ -852,7 +765,7 @@ fn log_path_under_a_regular_file_fails_once_and_recovers_when_fixed() {
     }
     // The daemon's stderr is read by a thread of the harness: wait for the line to arrive.
     d.wait_log(OPEN_ERROR, Duration::from_secs(10));
-    assert_eq!(log_count(&d, OPEN_ERROR), 1, "{}", d.log_text());
+    assert_eq!(d.log_count(OPEN_ERROR), 1, "{}", d.log_text());
     assert_eq!(error_lines(&d), 1, "{}", d.log_text());
     let err = d.log_text();
     let line = err.lines().find(|l| l.contains(OPEN_ERROR)).unwrap();
@@ -865,7 +778,7 @@ fn log_path_under_a_regular_file_fails_once_and_recovers_when_fixed() {
     let dir = blocker.join("logs");
     assert_eq!(log_files(&dir), vec!["L0000001.log"]);
     d.wait_log("protocol log recovered", Duration::from_secs(10));
-    assert_eq!(log_count(&d, OPEN_ERROR), 1);
+    assert_eq!(d.log_count(OPEN_ERROR), 1);
     assert_eq!(error_lines(&d), 1, "{}", d.log_text());
     let recs = all_records(&dir);
     assert_eq!(by_session(&recs).len(), 1);
@@ -887,14 +800,14 @@ fn log_directory_replaced_by_a_file_after_start_fails_once_and_recovers() {
     }
     // The daemon's stderr is read by a thread of the harness: wait for the line to arrive.
     d.wait_log(OPEN_ERROR, Duration::from_secs(10));
-    assert_eq!(log_count(&d, OPEN_ERROR), 1, "{}", d.log_text());
+    assert_eq!(d.log_count(OPEN_ERROR), 1, "{}", d.log_text());
     assert_eq!(error_lines(&d), 1, "{}", d.log_text());
 
     // Fixed: a new file at the next session start.
     std::fs::remove_file(&dir).unwrap();
     session_works(&d);
     d.wait_log("protocol log recovered", Duration::from_secs(10));
-    assert_eq!(log_count(&d, OPEN_ERROR), 1);
+    assert_eq!(d.log_count(OPEN_ERROR), 1);
     assert_eq!(error_lines(&d), 1, "{}", d.log_text());
     assert_eq!(log_files(&dir), vec!["L0000001.log"]);
     let recs = all_records(&dir);
@@ -944,8 +857,8 @@ fn size_limit_rolls_to_the_next_number_without_losing_a_record() {
     // Only the newest file stays locked.
     let last = dir.join(files.last().unwrap());
     wait_lines(&last, 5);
-    assert!(locked_by_daemon(&last));
-    assert!(!locked_by_daemon(&dir.join(&files[0])));
+    assert!(flock_held(&last));
+    assert!(!flock_held(&dir.join(&files[0])));
     // Sequence numbers continue across the files: nothing lost, nothing repeated.
     let recs = all_records(&dir);
     assert_eq!(by_session(&recs).len(), 1);
@@ -955,12 +868,12 @@ fn size_limit_rolls_to_the_next_number_without_losing_a_record() {
         let line = format!("body line {k} padding padding padding padding");
         assert_eq!(content.iter().filter(|l| **l == line).count(), 1, "{line}");
     }
-    let rolled = log_count(&d, "reason=\"size limit\"");
+    let rolled = d.log_count("reason=\"size limit\"");
     assert!(rolled >= 2 * (files.len() - 1), "{}", d.log_text());
 }
 
 // ---------------------------------------------------------------------------------------
-// SPEC §5 "When files open and close": the other transitions
+// When files open and close: the other transitions (ARCHITECTURE.md, "Protocol log")
 // ---------------------------------------------------------------------------------------
 
 #[test]
@@ -1011,21 +924,21 @@ fn a_path_change_releases_the_old_file_and_opens_one_in_the_new_path() {
     let d = start(&setup);
     let old = log_dir(&d).join("L0000001.log");
     Pop3::connect(pop3(&d)).quit();
-    assert!(locked_by_daemon(&old));
+    assert!(flock_held(&old));
     setup.log_rel = "logs2/pop3".into();
     let new_dir = d.dir.path().join("logs2/pop3");
     reload(&d, 2, &setup, Some("\"POP3 Protocol Log Path\": "));
-    assert!(locked_by_daemon(&old), "released before a session start");
+    assert!(flock_held(&old), "released before a session start");
     assert!(!new_dir.exists(), "created before a session start");
     Pop3::connect(pop3(&d)).quit();
-    assert!(!locked_by_daemon(&old));
-    assert!(!daemon_has_open(&d, &old));
+    assert!(!flock_held(&old));
+    assert!(!fd_open(d.pid(), &old));
     assert_eq!(log_files(&new_dir), vec!["L0000001.log"]);
     let new = new_dir.join("L0000001.log");
-    assert!(locked_by_daemon(&new));
+    assert!(flock_held(&new));
     assert_whole_session(&read_log(&new).records);
     assert_eq!(by_session(&read_log(&old).records).len(), 1);
-    wait_log_more(&d, "reason=\"path changed\"", 1);
+    d.wait_log_more("reason=\"path changed\"", 1, WAIT);
     let text = d.log_text();
     assert!(text
         .lines()
@@ -1036,7 +949,7 @@ fn a_path_change_releases_the_old_file_and_opens_one_in_the_new_path() {
 }
 
 // ---------------------------------------------------------------------------------------
-// SPEC §5 "Names": after the highest number, O_EXCL, never an existing file
+// File names: after the highest number, O_EXCL, never an existing file (KB Q182504)
 // ---------------------------------------------------------------------------------------
 
 #[test]
@@ -1103,18 +1016,18 @@ fn names_continue_after_the_highest_and_services_and_daemons_never_share_a_file(
     assert_eq!(f.records[0].event, '+');
     assert_eq!(f.records[0].local, d2.imap.unwrap().to_string());
     for name in ["L0000042.log", "L0000043.log", "L0000044.log"] {
-        assert!(locked_by_daemon(&dir.join(name)), "{name}");
+        assert!(flock_held(&dir.join(name)), "{name}");
     }
     d2.stop();
     // Shutdown releases the handles of d2 only.
-    assert!(!locked_by_daemon(&dir.join("L0000043.log")));
-    assert!(!locked_by_daemon(&imap_file));
-    assert!(locked_by_daemon(&dir.join("L0000042.log")));
+    assert!(!flock_held(&dir.join("L0000043.log")));
+    assert!(!flock_held(&imap_file));
+    assert!(flock_held(&dir.join("L0000042.log")));
 }
 
 // ---------------------------------------------------------------------------------------
-// SPEC §5 level 1: "`*` TLS established, authentication success or failure (user,
-// mechanism)" — with a real client (Python's poplib) over POP3S and STLS
+// Level 1 (KB Q182504): `*` records for TLS established and authentication success or
+// failure (user, mechanism) — with a real client (Python's poplib) over POP3S and STLS
 // ---------------------------------------------------------------------------------------
 
 const POPLIB_TLS: &str = r#"
@@ -1173,10 +1086,7 @@ fn level_1_records_tls_and_authentication_results_of_a_real_client() {
         .collect();
     assert!(infos.iter().any(|i| i.contains("succe")), "{infos:#?}");
     assert!(infos.iter().any(|i| i.contains("fail")), "{infos:#?}");
-    let text: String = log_files(&dir)
-        .iter()
-        .map(|n| std::fs::read_to_string(dir.join(n)).unwrap())
-        .collect();
+    let text = log_text(&dir);
     assert!(!text.contains(PASS), "{text}");
 }
 
@@ -1193,10 +1103,10 @@ fn a_log_file_deleted_while_open_is_replaced_at_the_next_session_start() {
     let recs = read_log(&file).records;
     assert_eq!(by_session(&recs).len(), 1);
     assert_whole_session(&recs);
-    assert!(locked_by_daemon(&file));
-    wait_log_more(&d, "protocol log opened", 1);
+    assert!(flock_held(&file));
+    d.wait_log_more("protocol log opened", 1, WAIT);
     let text = d.log_text();
     assert!(text.lines().any(|l| l.contains("protocol log released")
         && l.contains("reason=\"file or directory removed\"")));
-    assert_eq!(log_count(&d, "protocol log opened"), 2);
+    assert_eq!(d.log_count("protocol log opened"), 2);
 }

@@ -1,7 +1,7 @@
-//! The daemon log names every protocol-log open and release with its reason (SPEC §5
-//! extras). Alone in its own test binary: `tracing::subscriber::with_default` is scoped to a
-//! thread while callsite interest is cached process-wide, so other tests running in parallel
-//! in the same binary could make the capture miss events.
+//! The daemon log names every protocol-log open and release with its reason (ARCHITECTURE.md,
+//! "Protocol log"). Alone in its own test binary: `tracing::subscriber::with_default` is scoped
+//! to a thread while callsite interest is cached process-wide, so other tests running in
+//! parallel in the same binary could make the capture miss events.
 
 mod protolog_common;
 

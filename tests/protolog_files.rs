@@ -1,8 +1,11 @@
-//! SPEC §5 "When files open and close", "Names", "Header": the file life cycle of the KB
-//! Q182504 log, observed on real files in a tempdir.
+//! When files open and close, how they are named, their header: the file life cycle of the
+//! KB Q182504 log (ARCHITECTURE.md, "Protocol log"), observed on real files in a tempdir.
 
+#[path = "common/logreader.rs"]
+mod logreader;
 mod protolog_common;
 
+use logreader::*;
 use mailserver::protolog::{LineKind, ProtoLog};
 use mailserver::service::Service;
 use protolog_common::*;
@@ -60,16 +63,19 @@ fn locked_while_enabled_released_at_level_zero_then_next_number() {
     log.session_start(Service::Pop3, &config(1, dir), local(), remote(1))
         .end(1, 1);
     assert!(
-        !flock_free(&l1),
+        flock_held(&l1),
         "the file is flock-held while the level is > 0"
     );
-    assert!(fd_open_on(&l1));
+    assert!(fd_open(std::process::id(), &l1));
 
     // A level-0 session start releases the handle.
     let s0 = log.session_start(Service::Pop3, &config(0, dir), local(), remote(2));
     assert_eq!(s0.level(), 0);
-    assert!(flock_free(&l1), "lock released");
-    assert!(!fd_open_on(&l1), "fd gone from /proc/self/fd");
+    assert!(!flock_held(&l1), "lock released");
+    assert!(
+        !fd_open(std::process::id(), &l1),
+        "fd gone from /proc/self/fd"
+    );
     s0.end(0, 0);
     let before = std::fs::read(&l1).unwrap();
 
@@ -78,12 +84,12 @@ fn locked_while_enabled_released_at_level_zero_then_next_number() {
         .end(1, 1);
     assert_eq!(log_files(dir), vec!["L0000001.log", "L0000002.log"]);
     assert_eq!(std::fs::read(&l1).unwrap(), before);
-    assert!(!flock_free(&dir.join("L0000002.log")));
+    assert!(flock_held(&dir.join("L0000002.log")));
 
     // Level 0 again: both files can be deleted, as the KB promises.
     log.session_start(Service::Pop3, &config(0, dir), local(), remote(4))
         .end(0, 0);
-    assert!(flock_free(&dir.join("L0000002.log")));
+    assert!(!flock_held(&dir.join("L0000002.log")));
     std::fs::remove_file(&l1).unwrap();
     std::fs::remove_file(dir.join("L0000002.log")).unwrap();
     assert!(log_files(dir).is_empty());
@@ -170,9 +176,9 @@ fn a_path_change_moves_the_stream_and_releases_the_old_file() {
     let mut old = log.session_start(Service::Pop3, &config(2, &a), local(), remote(1));
     old.client(LineKind::Command, b"USER before");
     let new = log.session_start(Service::Pop3, &config(2, &b), local(), remote(2));
-    assert!(flock_free(&a.join("L0000001.log")), "old file released");
-    assert!(!fd_open_on(&a.join("L0000001.log")));
-    assert!(!flock_free(&b.join("L0000001.log")));
+    assert!(!flock_held(&a.join("L0000001.log")), "old file released");
+    assert!(!fd_open(std::process::id(), &a.join("L0000001.log")));
+    assert!(flock_held(&b.join("L0000001.log")));
     // One stream per service: the older session continues in the current file.
     old.client(LineKind::Command, b"USER after");
     old.end(1, 1);
@@ -222,9 +228,9 @@ fn size_cap_rolls_at_record_boundaries_and_loses_nothing() {
     }
     // Only the last file stays open.
     let (last, rest) = files.split_last().unwrap();
-    assert!(!flock_free(&dir.join(last)));
+    assert!(flock_held(&dir.join(last)));
     for f in rest {
-        assert!(flock_free(&dir.join(f)), "{f} released");
+        assert!(!flock_held(&dir.join(f)), "{f} released");
     }
 }
 
@@ -255,8 +261,8 @@ fn shutdown_flushes_and_releases_and_nothing_opens_afterwards() {
     s.client(LineKind::Command, b"a LOGOUT");
     log.shutdown();
     let l1 = tmp.path().join("L0000001.log");
-    assert!(flock_free(&l1));
-    assert!(!fd_open_on(&l1));
+    assert!(!flock_held(&l1));
+    assert!(!fd_open(std::process::id(), &l1));
     let recs = parse_log(&l1).records;
     assert_eq!(recs.len(), 2, "queued records were flushed before release");
     s.client(LineKind::Command, b"after shutdown");
@@ -276,10 +282,10 @@ fn dropping_the_protolog_releases_its_files() {
         let log = ProtoLog::new();
         log.session_start(Service::Pop3, &config(1, tmp.path()), local(), remote(1))
             .end(0, 0);
-        assert!(!flock_free(&l1));
+        assert!(flock_held(&l1));
     }
-    assert!(flock_free(&l1));
-    assert!(!fd_open_on(&l1));
+    assert!(!flock_held(&l1));
+    assert!(!fd_open(std::process::id(), &l1));
 }
 
 #[test]

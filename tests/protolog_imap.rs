@@ -1,12 +1,13 @@
-//! KB Q182504 and SPEC §5 proved end to end for IMAP4: the real `mailserver` binary, real
-//! sockets on `127.0.0.1`, real files, hot reload by editing the config file (SPEC §4).
+//! KB Q182504 (ARCHITECTURE.md, "Protocol log") proved end to end for IMAP4: the real
+//! `mailserver` binary, real sockets on `127.0.0.1`, real files, hot reload by editing the
+//! config file (ARCHITECTURE.md, "Configuration and reload").
 //!
 //! The POP3 side is `tests/protolog_daemon.rs`; this file proves the same sentences for the
-//! IMAP4 stream (its own level and path, SPEC §5 "One log stream per service"), through a raw
-//! RFC 3501 client written here (so every octet and literal is under the test's control) and
-//! Python's `imaplib` for a real client's LOGIN, AUTHENTICATE and TLS. The log files are read with the same
-//! strict, independent parser as the POP3 tests (RFC 4180 §2 fields, `\xNN` escapes), copied
-//! here so neither file depends on the other.
+//! IMAP4 stream (its own level and path: one log stream per service), through a raw RFC 3501
+//! client written here (so every octet and literal is under the test's control) and Python's
+//! `imaplib` for a real client's LOGIN, AUTHENTICATE and TLS. The log files are read with the
+//! same strict, independent reader as the POP3 tests, `tests/common/logreader.rs` (RFC 4180
+//! §2 fields, `\xNN` escapes).
 //!
 //! Covered: POP3 then IMAP4 into one directory (`L0000001.log` POP3, `L0000002.log` IMAP4);
 //! the IMAP4 file's `flock` and `/proc/<pid>/fd` entry while the IMAP level > 0, kept after a
@@ -26,8 +27,7 @@ use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::Engine;
 use common::{Daemon, Options, PASS, USER};
@@ -39,7 +39,7 @@ const WAIT: Duration = Duration::from_secs(30);
 // Daemon, config and reload helpers
 // ---------------------------------------------------------------------------------------
 
-/// The logging values of both services (SPEC §3 `[ParametersSystem]`).
+/// The logging values of both services (`[ParametersSystem]`, KB Q182504).
 #[derive(Clone)]
 struct Setup {
     pop_level: u32,
@@ -82,16 +82,7 @@ impl Setup {
 
 /// Starts the daemon with `setup` (the config names paths inside its own tempdir).
 fn start(setup: &Setup) -> Daemon {
-    let dir = tempfile::tempdir().unwrap();
-    let opts = setup.options(dir.path());
-    std::fs::write(
-        dir.path().join("users"),
-        format!("{USER}:{{PLAIN}}{PASS}\n{}", opts.users),
-    )
-    .unwrap();
-    let config_path = dir.path().join("mailserver.toml");
-    std::fs::write(&config_path, common::config_text(dir.path(), &opts)).unwrap();
-    Daemon::spawn(dir, config_path, &[])
+    Daemon::start_in(|root| setup.options(root))
 }
 
 fn log_dir(d: &Daemon) -> PathBuf {
@@ -106,85 +97,16 @@ fn pop3_addr(d: &Daemon) -> SocketAddr {
     d.pop3.expect("POP3 listener")
 }
 
-fn log_count(d: &Daemon, needle: &str) -> usize {
-    d.log_text().matches(needle).count()
-}
-
-/// Waits (bounded) until `needle` occurs more than `before` times in the daemon log.
-fn wait_log_more(d: &Daemon, needle: &str, before: usize) {
-    let deadline = Instant::now() + WAIT;
-    while Instant::now() < deadline {
-        if log_count(d, needle) > before {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    panic!(
-        "{needle:?} did not occur a {}th time within {WAIT:?}:\n{}",
-        before + 1,
-        d.log_text()
-    );
-}
-
-/// Hot reload (SPEC §4) of the IMAP level from `old` to `setup.imap_level`: rewrites the
+/// Hot reload of the IMAP level from `old` to `setup.imap_level`: rewrites the
 /// config and waits for the daemon to log the change.
 fn reload_imap(d: &Daemon, old: u32, setup: &Setup) {
     let new = setup.imap_level;
     let needle = format!(
         "\"IMAP Protocol Logging Level\": {old} (REG_DWORD 0x{old:x}) -> {new} (REG_DWORD 0x{new:x})"
     );
-    let before = log_count(d, &needle);
+    let before = d.log_count(&needle);
     d.rewrite_config(&setup.options(d.dir.path()));
-    wait_log_more(d, &needle, before);
-}
-
-/// `L???????.log` names in `dir`, sorted (empty if `dir` does not exist).
-fn log_files(dir: &Path) -> Vec<String> {
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut v: Vec<String> = rd
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with('L') && n.ends_with(".log"))
-        .collect();
-    v.sort();
-    v
-}
-
-/// Whether another process holds a `flock` on `path`: `flock -n FILE true` from a child
-/// process, or, without util-linux, a `flock` through a fresh open file description.
-fn locked_by_daemon(path: &Path) -> bool {
-    assert!(path.exists(), "{} must exist", path.display());
-    if common::have("flock") {
-        let st = Command::new("flock")
-            .arg("-n")
-            .arg(path)
-            .arg("true")
-            .status()
-            .unwrap();
-        !st.success()
-    } else {
-        let f = std::fs::File::open(path).unwrap();
-        match f.try_lock() {
-            Ok(()) => {
-                f.unlock().unwrap();
-                false
-            }
-            Err(std::fs::TryLockError::WouldBlock) => true,
-            Err(std::fs::TryLockError::Error(e)) => panic!("flock: {e}"),
-        }
-    }
-}
-
-/// Whether the daemon has `path` open: `read_link` of every entry of `/proc/<pid>/fd`.
-fn daemon_has_open(d: &Daemon, path: &Path) -> bool {
-    let path = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
-    let wanted = path.to_string_lossy().into_owned();
-    let deleted = format!("{wanted} (deleted)");
-    let fds = std::fs::read_dir(format!("/proc/{}/fd", d.pid())).unwrap();
-    fds.filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
-        .map(|t| t.to_string_lossy().into_owned())
-        .any(|t| t == wanted || t == deleted)
+    d.wait_log_more(&needle, before, WAIT);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -312,7 +234,7 @@ impl Imap {
         cont
     }
 
-    /// LOGOUT, then wait for the server to close (its `-` record is then on disk, SPEC §5).
+    /// LOGOUT, then wait for the server to close (its `-` record is then on disk, KB Q182504).
     fn logout(mut self, tag: &str) {
         let out = self.ok(tag, "LOGOUT");
         assert!(out[0].line.starts_with("* BYE"), "{out:#?}");
@@ -362,16 +284,13 @@ fn read_log(path: &Path) -> LogFile {
     read_log_of(path, "IMAP4")
 }
 
-/// Every record of every (IMAP4) log file in `dir`, in file then line order.
+/// Every record of every (IMAP4) log file in `dir`, in file then line order (`#Service: IMAP4`).
 fn all_records(dir: &Path) -> Vec<Rec> {
-    log_files(dir)
-        .iter()
-        .flat_map(|n| read_log(&dir.join(n)).records)
-        .collect()
+    all_records_of(dir, "IMAP4")
 }
 
-// KB: "The first line in the file will declare the service"; SPEC §5 "Names": POP3 and
-// IMAP4 sharing one directory never share a file
+// KB: "The first line in the file will declare the service"; file names: POP3 and IMAP4
+// sharing one directory never share a file (ARCHITECTURE.md, "Protocol log")
 // ---------------------------------------------------------------------------------------
 
 #[test]
@@ -441,40 +360,34 @@ fn imap_file_locked_while_level_above_0_released_at_the_next_imap_session_after_
     Imap::connect(imap_addr(&d)).logout("a1");
     let pop_file = dir.join("L0000001.log");
     let imap_file = dir.join("L0000002.log");
-    assert!(locked_by_daemon(&imap_file), "IMAP4 file not locked at 5");
-    assert!(daemon_has_open(&d, &imap_file));
-    assert!(locked_by_daemon(&pop_file));
+    assert!(flock_held(&imap_file), "IMAP4 file not locked at 5");
+    assert!(fd_open(d.pid(), &imap_file));
+    assert!(flock_held(&pop_file));
 
     // IMAP level 0 by editing the config: still locked until an IMAP4 session starts.
     setup.imap_level = 0;
     reload_imap(&d, 5, &setup);
-    assert!(locked_by_daemon(&imap_file), "released before a session");
-    assert!(daemon_has_open(&d, &imap_file));
+    assert!(flock_held(&imap_file), "released before a session");
+    assert!(fd_open(d.pid(), &imap_file));
     // A POP3 session is no IMAP4 session start: the IMAP4 file stays held, and POP3's own
     // file (level 5 still) keeps being written.
     pop3_session(pop3_addr(&d));
-    assert!(
-        locked_by_daemon(&imap_file),
-        "a POP3 session released IMAP4"
-    );
-    assert!(daemon_has_open(&d, &imap_file));
-    assert!(locked_by_daemon(&pop_file));
+    assert!(flock_held(&imap_file), "a POP3 session released IMAP4");
+    assert!(fd_open(d.pid(), &imap_file));
+    assert!(flock_held(&pop_file));
     let before = std::fs::read(&imap_file).unwrap();
 
     // The next IMAP4 session start releases the handle (before its greeting).
     let c = Imap::connect(imap_addr(&d));
-    assert!(!locked_by_daemon(&imap_file), "still locked");
-    assert!(!daemon_has_open(&d, &imap_file), "fd still open");
+    assert!(!flock_held(&imap_file), "still locked");
+    assert!(!fd_open(d.pid(), &imap_file), "fd still open");
     c.logout("b1");
     assert_eq!(std::fs::read(&imap_file).unwrap(), before, "level 0 wrote");
     assert_eq!(by_session(&read_log(&imap_file).records).len(), 1);
     // Deletable, while POP3's file is untouched by IMAP's values.
     std::fs::remove_file(&imap_file).unwrap();
-    assert!(
-        locked_by_daemon(&pop_file),
-        "POP3 file released by IMAP4's 0"
-    );
-    assert!(daemon_has_open(&d, &pop_file));
+    assert!(flock_held(&pop_file), "POP3 file released by IMAP4's 0");
+    assert!(fd_open(d.pid(), &pop_file));
     pop3_session(pop3_addr(&d));
     Imap::connect(imap_addr(&d)).logout("c1");
     assert_eq!(log_files(&dir), vec!["L0000001.log"]);
@@ -492,11 +405,11 @@ fn imap_file_locked_while_level_above_0_released_at_the_next_imap_session_after_
     assert_eq!(log_files(&dir), vec!["L0000001.log", "L0000002.log"]);
     let again = read_log(&imap_file);
     assert_eq!(kinds(&again.records), BTreeSet::from(['+', '-']));
-    assert!(locked_by_daemon(&imap_file));
+    assert!(flock_held(&imap_file));
 }
 
 // ---------------------------------------------------------------------------------------
-// SPEC §5 "Levels": one fixed RFC 3501 script per level
+// KB Q182504 logging levels: one fixed RFC 3501 script per level
 // ---------------------------------------------------------------------------------------
 
 const MESSAGE: &str = "Subject: level test\r\nFrom: a@example.org\r\n\r\nfirst body line\r\nsecond, \"quoted\" line\r\n";
@@ -558,7 +471,7 @@ fn level_script(level: u32) -> Script {
     assert!(auth[0].contains("succe"), "{auth:?}");
     assert_eq!(datas(&recs, '+'), vec![String::new()]);
     // `-` with duration and the octets each way, counted by the client.
-    let end = &recs.last().unwrap().data;
+    let end = recs.last().unwrap().text();
     assert!(end.starts_with("duration="), "{end}");
     assert!(
         end.ends_with(&format!("s bytes-in={sent} bytes-out={received}")),
@@ -572,7 +485,7 @@ fn level_script(level: u32) -> Script {
     }
 }
 
-/// The client lines of the script as SPEC §5 logs them (the password masked).
+/// The client lines of the script as the protocol log has them (the password masked).
 fn commands() -> Vec<String> {
     vec![
         format!("a1 LOGIN {USER} ***"),
@@ -592,7 +505,7 @@ fn client_lines(recs: &[Rec]) -> Vec<String> {
     datas(recs, '<')
 }
 
-/// `>` records that are tagged completions or continuations (SPEC §5 level 3).
+/// `>` records that are tagged completions or continuations (level 3, KB Q182504).
 fn is_completion(l: &str) -> bool {
     l.starts_with('+') || (l.starts_with('a') && !l.starts_with("a5 APPEND"))
 }
@@ -643,7 +556,7 @@ fn level_3_adds_tagged_completions_and_continuations() {
     let pos = |ev: char, p: &str| {
         s.recs
             .iter()
-            .position(|r| r.event == ev && r.data.starts_with(p))
+            .position(|r| r.event == ev && r.text().starts_with(p))
             .unwrap()
     };
     assert!(pos('<', "a5 APPEND") < pos('>', "+"));
@@ -684,7 +597,7 @@ fn level_4_adds_untagged_lines_and_summarises_literals_in_both_directions() {
     assert!(out.iter().any(|l| l.contains("FLAGS")), "{out:#?}");
     for line in ["first body line", "appended body line", "level test"] {
         assert!(
-            !s.recs.iter().any(|r| r.data.contains(line)),
+            !s.recs.iter().any(|r| r.text().contains(line)),
             "content {line:?} at level 4: {:#?}",
             s.recs
         );
@@ -695,7 +608,7 @@ fn level_4_adds_untagged_lines_and_summarises_literals_in_both_directions() {
 fn level_5_adds_the_literal_content_lines() {
     let s = level_script(5);
     assert!(
-        !s.recs.iter().any(|r| r.data.starts_with("<literal")),
+        !s.recs.iter().any(|r| r.text().starts_with("<literal")),
         "{:#?}",
         s.recs
     );
@@ -733,7 +646,8 @@ fn level_5_adds_the_literal_content_lines() {
 }
 
 // ---------------------------------------------------------------------------------------
-// SPEC §5: "Secrets are never written, at any level": IMAP LOGIN password, every
+// Secrets are never written, at any level (ARCHITECTURE.md, "Protocol log"): IMAP LOGIN
+// password, every
 // AUTHENTICATE initial response and continuation line
 // ---------------------------------------------------------------------------------------
 
@@ -923,7 +837,7 @@ fn passwords_never_appear_in_any_file_at_any_level() {
         "{client:#?}"
     );
     assert!(
-        !recs.iter().any(|r| r.data.starts_with("<literal")),
+        !recs.iter().any(|r| r.text().starts_with("<literal")),
         "a LOGIN literal summarised with its length: {recs:#?}"
     );
     // The daemon's own log neither.
@@ -937,7 +851,7 @@ fn passwords_never_appear_in_any_file_at_any_level() {
 }
 
 // ---------------------------------------------------------------------------------------
-// SPEC §4/§5: "a session logs at the level in its own start snapshot"
+// A session logs at the level in its own start snapshot (ARCHITECTURE.md, "Sessions")
 // ---------------------------------------------------------------------------------------
 
 #[test]
@@ -1026,7 +940,7 @@ fn idle_continuation_pushed_exists_and_done_are_logged_at_level_4() {
     assert_whole_session(&recs);
     let pos = |ev: char, data: &str| {
         recs.iter()
-            .position(|r| r.event == ev && r.data == data)
+            .position(|r| r.event == ev && r.text() == data)
             .unwrap_or_else(|| panic!("no {ev} {data:?} in {recs:#?}"))
     };
     let idle = pos('<', "a3 IDLE");
@@ -1035,7 +949,7 @@ fn idle_continuation_pushed_exists_and_done_are_logged_at_level_4() {
     let done = pos('<', "DONE");
     let ok = recs
         .iter()
-        .position(|r| r.event == '>' && r.data.starts_with("a3 OK"))
+        .position(|r| r.event == '>' && r.text().starts_with("a3 OK"))
         .unwrap();
     assert!(
         idle < plus && plus < exists && exists < done && done < ok,
@@ -1049,8 +963,8 @@ fn idle_continuation_pushed_exists_and_done_are_logged_at_level_4() {
 }
 
 // ---------------------------------------------------------------------------------------
-// SPEC §5 level 1: "`*` TLS established, authentication success or failure (user,
-// mechanism)" — Python's imaplib over IMAPS and STARTTLS (RFC 3501 §6.2.1)
+// Level 1 (KB Q182504): `*` records for TLS established and authentication success or
+// failure (user, mechanism) — Python's imaplib over IMAPS and STARTTLS (RFC 3501 §6.2.1)
 // ---------------------------------------------------------------------------------------
 
 const IMAPLIB_TLS: &str = r#"

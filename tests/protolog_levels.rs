@@ -1,8 +1,12 @@
-//! SPEC §5 "Levels": each level writes exactly its records, decided by the snapshot of the
-//! session (not the latest config), and secrets arrive redacted and stay that way.
+//! The KB Q182504 logging levels (ARCHITECTURE.md, "Protocol log"): each level writes exactly
+//! its records, decided by the snapshot of the session (not the latest config), and secrets
+//! arrive redacted and stay that way.
 
+#[path = "common/logreader.rs"]
+mod logreader;
 mod protolog_common;
 
+use logreader::*;
 use mailserver::protolog::{Direction, LineKind, ProtoLog};
 use mailserver::service::Service;
 use protolog_common::*;
@@ -196,7 +200,8 @@ fn secrets_are_written_only_as_the_session_redacted_them() {
             local(),
             remote(1),
         );
-        // The session redacts (STYLE 10); the log writes the given bytes and nothing else.
+        // The session redacts (ARCHITECTURE.md, "Sessions"); the log writes the given bytes
+        // and nothing else.
         s.client(LineKind::Secret, b"a1 LOGIN alice ***");
         s.client(LineKind::Secret, b"***");
         s.info("authentication failure user=alice mechanism=LOGIN");

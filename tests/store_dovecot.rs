@@ -1,7 +1,8 @@
-//! Dovecot side by side (SPEC §7): a Maildir++ tree written by Dovecot 2.3 is served by this
-//! store with the same UIDVALIDITY, UIDs, flags, keywords and sizes, and a tree written by this
-//! store is served by Dovecot the same way. Dovecot runs as a private instance on a high
-//! loopback port in a tempdir (see DOVECOT.md) and is driven with Python's `imaplib`.
+//! Dovecot side by side (ARCHITECTURE.md, "Mail store"): a Maildir++ tree written by Dovecot
+//! 2.3 is served by this store with the same UIDVALIDITY, UIDs, flags, keywords and sizes, and
+//! a tree written by this store is served by Dovecot the same way. Dovecot runs as a private
+//! instance on a high loopback port in a tempdir (see DOVECOT.md) and is driven with Python's
+//! `imaplib`.
 //!
 //! Skipped, with the reason printed, when `/usr/sbin/dovecot`, `python3` or root are missing.
 

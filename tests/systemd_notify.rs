@@ -1,4 +1,5 @@
-//! systemd `Type=notify` protocol against a real `NOTIFY_SOCKET` datagram socket (SPEC §9):
+//! systemd `Type=notify` protocol against a real `NOTIFY_SOCKET` datagram socket
+//! (ARCHITECTURE.md, "Server"):
 //! READY=1 once bound, RELOADING=1 + MONOTONIC_USEC then READY=1 around a SIGHUP reload,
 //! WATCHDOG=1 pings when WATCHDOG_USEC is set, STOPPING=1 on SIGTERM, exit 0.
 

@@ -2,8 +2,8 @@
 //! its own base/state directories and instance name, one plaintext listener on a free
 //! `127.0.0.1` port, a passwd-file of PLAIN users, mail owned by `mail:mail`; stopped (and
 //! waited for) on drop. Shared by the `*_dovecot.rs` tests, which include this file with
-//! `#[path = "common/dovecot.rs"] mod dovecot;`.
-
+//! `#[path = "common/dovecot.rs"] mod dovecot;`. Each uses a different subset, so
+//! `dead_code` is allowed for the whole file rather than item by item.
 #![allow(dead_code)]
 
 use std::fs;

@@ -1,8 +1,14 @@
 //! Shared helpers for integration tests that drive the real `mailserver` binary.
 //!
 //! [`Daemon::start`] writes a config into a tempdir (listeners on `127.0.0.1:0`), starts the
-//! binary, and learns the bound ports from its log ("POP3 listening on ...").
+//! binary, and learns the bound ports from its log ("POP3 listening on ..."). The config
+//! is written by the one test-config builder, [`test_config::TestConfig`].
+//!
+//! `mod common;` in many test crates, each using a different subset: `dead_code` is allowed
+//! for the whole file rather than item by item.
 #![allow(dead_code)]
+
+pub mod test_config;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -10,6 +16,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use test_config::TestConfig;
 
 /// The demo user of every test daemon.
 pub const USER: &str = "alice";
@@ -44,35 +52,26 @@ pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_mailserver"))
 }
 
-/// The config text every test daemon uses, with `opts` spliced in.
+/// The config every test daemon uses, with `opts` spliced in: data in `dir/data`, the users
+/// file `dir/users`, every listener on a free loopback port, a 5 s shutdown grace.
+pub fn daemon_config(dir: &Path, opts: &Options) -> TestConfig {
+    let any = || vec![test_config::ANY_LOOPBACK_PORT.to_string()];
+    TestConfig {
+        imap_listen: any(),
+        imap_tls_listen: any(),
+        pop3_listen: any(),
+        pop3_tls_listen: any(),
+        users_file: Some("users".into()),
+        shutdown_grace_secs: Some(5),
+        extra_limits: opts.limits.clone(),
+        extra_registry: opts.registry.clone(),
+        ..TestConfig::new(dir.join("data"))
+    }
+}
+
+/// The text of [`daemon_config`], for a config file in `dir`.
 pub fn config_text(dir: &Path, opts: &Options) -> String {
-    format!(
-        r#"[server]
-hostname = "test.example"
-data_dir = "{data}"
-
-[imap]
-listen = ["127.0.0.1:0"]
-tls_listen = ["127.0.0.1:0"]
-
-[pop3]
-listen = ["127.0.0.1:0"]
-tls_listen = ["127.0.0.1:0"]
-
-[auth]
-users_file = "users"
-
-[limits]
-shutdown_grace_secs = 5
-{limits}
-
-[ParametersSystem]
-{registry}
-"#,
-        data = dir.join("data").display(),
-        limits = opts.limits,
-        registry = opts.registry,
-    )
+    daemon_config(dir, opts).text()
 }
 
 impl Daemon {
@@ -81,7 +80,14 @@ impl Daemon {
     }
 
     pub fn start_with(opts: Options) -> Daemon {
+        Daemon::start_in(|_| opts)
+    }
+
+    /// [`Daemon::start_with`] the options `opts` makes from the daemon's tempdir, for configs
+    /// that name paths inside it (protocol-log directories).
+    pub fn start_in(opts: impl FnOnce(&Path) -> Options) -> Daemon {
         let dir = tempfile::tempdir().unwrap();
+        let opts = opts(dir.path());
         std::fs::write(
             dir.path().join("users"),
             format!("{USER}:{{PLAIN}}{PASS}\n{}", opts.users),
@@ -190,6 +196,28 @@ impl Daemon {
         }
         panic!(
             "{needle:?} not in daemon log after {within:?}:\n{}",
+            self.log_text()
+        );
+    }
+
+    /// How often `needle` occurs in the daemon log so far.
+    pub fn log_count(&self, needle: &str) -> usize {
+        self.log_text().matches(needle).count()
+    }
+
+    /// Waits (bounded) until `needle` occurs more than `before` times in the daemon log;
+    /// panics with the log if not.
+    pub fn wait_log_more(&self, needle: &str, before: usize, within: Duration) {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if self.log_count(needle) > before {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!(
+            "{needle:?} did not occur a {}th time within {within:?}:\n{}",
+            before + 1,
             self.log_text()
         );
     }

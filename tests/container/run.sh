@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# tests/container/run.sh: the container image (SPEC §9), built and run for real with Podman.
+# tests/container/run.sh: the container image (ARCHITECTURE.md, "Server"), built and run for
+# real with Podman.
 #
 # What it proves, each step against the real image and real clients:
 #   1. `podman build --target runtime` of the repository's Dockerfile, with the static

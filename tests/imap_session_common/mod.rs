@@ -1,6 +1,9 @@
 //! Shared harness of the `imap_session*` tests: the real server (`server::serve`, the
 //! daemon's accept loop and driver), the real IMAP session, the real Maildir store in a tempdir and
 //! the real passwd-file users, over sockets on 127.0.0.1:0. Every read is bounded in time.
+//!
+//! `mod`-included by several test crates, each using a different subset: `dead_code` is
+//! allowed for the whole file rather than item by item.
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
@@ -15,6 +18,13 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
+
+#[path = "../common/logreader.rs"]
+mod logreader;
+#[path = "../common/test_config.rs"]
+mod test_config;
+use logreader::log_text;
+use test_config::{LogValues, TestConfig};
 
 pub const USER: &str = "alice";
 pub const PASS: &str = "wonderland";
@@ -56,39 +66,19 @@ impl Server {
             format!("{USER}:{{PLAIN}}{PASS}\nbob:{{PLAIN}}builder\n"),
         )
         .unwrap();
-        let cfg = format!(
-            r#"[server]
-hostname = "imap.test"
-data_dir = "{data}"
-
-[imap]
-listen = []
-tls_listen = []
-
-[pop3]
-listen = []
-tls_listen = []
-
-[auth]
-users_file = "users"
-allow_plaintext = {plain}
-
-[limits]
-max_message_bytes = {max}
-
-[ParametersSystem]
-"IMAP Protocol Logging Level" = {level}
-"IMAP Protocol Log Path" = "{logs}"
-"#,
-            data = d.display(),
-            plain = opts.allow_plaintext,
-            max = opts.max_message_bytes,
-            level = opts.log_level,
-            logs = d.join("logs").display(),
-        );
-        let path = d.join("mailserver.toml");
-        std::fs::write(&path, cfg).unwrap();
-        let config = mailserver::config::load(&path).unwrap();
+        // Users in `d/users`, no listeners (bound below), IMAP protocol log in `d/logs`.
+        let config = TestConfig {
+            hostname: "imap.test".into(),
+            users_file: Some("users".into()),
+            allow_plaintext: Some(opts.allow_plaintext),
+            max_message_bytes: Some(opts.max_message_bytes),
+            imap_log: LogValues {
+                level: Some(opts.log_level),
+                path: Some(d.join("logs")),
+            },
+            ..TestConfig::new(d)
+        }
+        .load(&d.join("mailserver.toml"));
         // The daemon's handles: the Maildir store under data_dir/mail, passwd-file users.
         let handles = Handles::new(Snapshot::build(config).unwrap());
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -136,13 +126,7 @@ max_message_bytes = {max}
     /// Text of every protocol log file (after the sessions ended).
     pub fn protocol_log(&self) -> String {
         self.handles.protolog.flush_all();
-        let mut s = String::new();
-        if let Ok(rd) = std::fs::read_dir(self.dir.path().join("logs")) {
-            for e in rd.flatten() {
-                s.push_str(&std::fs::read_to_string(e.path()).unwrap_or_default());
-            }
-        }
-        s
+        log_text(&self.dir.path().join("logs"))
     }
 }
 

@@ -1,16 +1,19 @@
 //! Test support for the POP3 integration tests that run the driver in-process.
 //!
-//! [`Server::start`] serves POP3 through the daemon's own entry point (`server::serve`, as the daemon runs it) on
-//! 127.0.0.1:0 with the REAL storage and users: `MaildirStore` rooted at `data_dir/mail` and
-//! the daemon's `auth::Users` reading a passwd-file ([`USERS`]) in the server's tempdir.
-//! Mail is dropped into `new/` as an MTA does ([`Server::deliver`]); what a test checks
-//! afterwards is read back through the store or straight from the Maildir files.
+//! [`Server::start`] serves POP3 through the daemon's own entry point (`server::serve`, as the
+//! daemon runs it) on 127.0.0.1:0 with the REAL storage and users: `MaildirStore` rooted at
+//! `data_dir/mail` and the daemon's `auth::Users` reading a passwd-file ([`users_text`]) in the
+//! server's tempdir. Mail is dropped into `new/` as an MTA does ([`Server::deliver`]); what a
+//! test checks afterwards is read back through the store or straight from the Maildir files.
 //!
 //! FAULT INJECTION ONLY: [`Backend::FaultInjection`] swaps in [`MemStore`], an in-memory
 //! `Store` with a switch that makes its calls fail with `Temporary`, for the paths where the
 //! store breaks (`-ERR [SYS/TEMP]`), which a healthy Maildir cannot produce on demand. Only
 //! tests named for store failures use it. Temporary *auth* failure needs no double: a
-//! missing users file is one (SPEC §6).
+//! missing users file is one (ARCHITECTURE.md, "Users and authentication").
+//!
+//! `mod`-included by several test crates, each using a different subset: `dead_code` is
+//! allowed for the whole file rather than item by item.
 #![allow(dead_code)]
 
 use std::collections::{BTreeMap, HashMap};
@@ -22,9 +25,7 @@ use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
 use mailserver::auth::Users;
-use mailserver::config::{
-    AuthSettings, Config, Limits, Listeners, ProtocolLogSettings, ServerSettings,
-};
+use mailserver::config::Config;
 use mailserver::pop3::MaildropLocks;
 use mailserver::protolog::ProtoLog;
 use mailserver::server::{self, Bound, Handles};
@@ -38,6 +39,10 @@ use mailserver::store::{
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
+
+#[path = "../common/test_config.rs"]
+mod test_config;
+use test_config::{LogValues, TestConfig};
 
 /// Every network wait in the tests is bounded by this.
 pub const WAIT: Duration = Duration::from_secs(20);
@@ -309,47 +314,38 @@ impl Default for Options {
     }
 }
 
+/// The server's config, written as TOML into `dir/mailserver.toml` and loaded by the crate's
+/// parser: data and protocol logs in `dir`, users in `dir/users`, no listeners (the harness
+/// binds its own), 100 connections in all and per IP, `opts.idle` for both services, 1 MiB
+/// messages, a 5 s shutdown grace, POP3 logging at `opts.log_level`.
+///
+/// The TOML has whole seconds only (`*_idle_timeout_secs`, at least 1): an idle timeout with
+/// a fraction of a second (a test waiting for the timeout) is set on the loaded config.
 pub fn config(dir: &Path, opts: &Options) -> Config {
-    Config {
-        path: dir.join("mailserver.toml"),
-        server: ServerSettings {
-            hostname: "mail.test".into(),
-            data_dir: dir.to_path_buf(),
+    let whole_secs = opts.idle.subsec_nanos() == 0 && opts.idle.as_secs() > 0;
+    let idle_secs = whole_secs.then_some(opts.idle.as_secs());
+    let mut config = TestConfig {
+        hostname: "mail.test".into(),
+        users_file: Some("users".into()),
+        allow_plaintext: Some(opts.allow_plaintext),
+        max_connections: Some(100),
+        max_connections_per_ip: Some(100),
+        imap_idle_timeout_secs: idle_secs,
+        pop3_idle_timeout_secs: idle_secs,
+        max_message_bytes: Some(1 << 20),
+        shutdown_grace_secs: Some(5),
+        pop3_log: LogValues {
+            level: Some(opts.log_level),
+            path: None,
         },
-        imap: Listeners {
-            listen: vec![],
-            tls_listen: vec![],
-        },
-        pop3: Listeners {
-            listen: vec![],
-            tls_listen: vec![],
-        },
-        tls: None,
-        auth: AuthSettings {
-            users_file: dir.join("users"),
-            allow_plaintext: opts.allow_plaintext,
-        },
-        limits: Limits {
-            max_connections: 100,
-            max_connections_per_ip: 100,
-            imap_idle_timeout: opts.idle,
-            pop3_idle_timeout: opts.idle,
-            max_message_bytes: 1 << 20,
-            shutdown_grace: Duration::from_secs(5),
-        },
-        registry: Default::default(),
-        pop3_log: ProtocolLogSettings {
-            level: opts.log_level,
-            path: dir.to_path_buf(),
-            size_limit_kib: 0,
-        },
-        imap_log: ProtocolLogSettings {
-            level: 0,
-            path: dir.to_path_buf(),
-            size_limit_kib: 0,
-        },
-        warnings: vec![],
+        ..TestConfig::new(dir)
     }
+    .load(&dir.join("mailserver.toml"));
+    if !whole_secs {
+        config.limits.imap_idle_timeout = opts.idle;
+        config.limits.pop3_idle_timeout = opts.idle;
+    }
+    config
 }
 
 /// A self-signed certificate for `localhost`: (acceptor, the certificate to trust).
