@@ -34,11 +34,7 @@
 pub mod record;
 mod sink;
 
-#[cfg(feature = "test-support")]
-pub use record::{decode_data_field, split_record, FIELDS};
 pub use sink::{default_writer_factory, WriterFactory};
-#[cfg(feature = "test-support")]
-pub use sink::{END_FLUSH_WAIT, FLUSH_INTERVAL, QUEUE_CAP_BYTES, WRITE_BATCH_BYTES};
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -504,6 +500,7 @@ impl Drop for SessionLog {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use record::{decode_data_field, split_record};
 
     use crate::config::ProtocolLogSettings;
     use std::path::Path;

@@ -389,7 +389,9 @@ fn push_after_seq(out: &mut Vec<u8>, session: &SessionFields, event: Event) {
 
 /// Decodes a `data` field written by [`push_data_field`] (quotes removed, `""` undone,
 /// `\xNN` decoded). For tests and log readers; `None` if the field is malformed.
-#[cfg(any(test, feature = "test-support"))]
+/// (The crate's own round-trip tests; log readers outside the crate, such as the
+/// integration tests' `tests/common/logreader.rs`, decode independently.)
+#[cfg(test)]
 pub fn decode_data_field(field: &str) -> Option<Vec<u8>> {
     let inner: String = if let Some(q) = field.strip_prefix('"') {
         let q = q.strip_suffix('"')?;
@@ -429,7 +431,7 @@ pub fn decode_data_field(field: &str) -> Option<Vec<u8>> {
 
 /// Splits one record line (without `\n`) into its seven fields, honouring RFC 4180 quotes
 /// (only the last field can be quoted). `None` if the line is not a well-formed record.
-#[cfg(any(test, feature = "test-support"))]
+#[cfg(test)]
 pub fn split_record(line: &str) -> Option<[&str; 7]> {
     let mut fields = [""; 7];
     let mut rest = line;
