@@ -89,7 +89,8 @@ stop() { kill -TERM "$PID"; wait "$PID" 2>/dev/null || true; PID=; }
 
 # run WORKLOAD LABEL: one bounded mailbench run against the server started last.
 run() {
-  local w=$1 label=$2 common=(--users-file-prefix bench --pass benchpass --server-pid "$PID"
+  local w=$1 label=$2
+  local common=(--users-file-prefix bench --pass benchpass --server-pid "$PID"
     --duration "$DURATION" --label "$label" --quiet --json)
   case $w in
     pop3-retrieve) timeout $((DURATION + 120)) "$MAILBENCH" pop3-retrieve --port "$POP3" \
