@@ -237,6 +237,14 @@ fn check_bcrypt(data: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The password data of a users-file password field: after `{SCHEME}` if there is one.
+fn password_data(field: &str) -> &str {
+    field
+        .strip_prefix('{')
+        .and_then(|rest| rest.split_once('}'))
+        .map_or(field, |(_, data)| data)
+}
+
 /// What makes a user name unusable as `data_dir/mail/<user>/` or in a protocol line.
 fn check_user_name(name: &str) -> Result<(), String> {
     // The name is not echoed: a mangled line may have a password where the name should be.
@@ -293,7 +301,8 @@ impl UsersFile {
                 warn(e);
                 continue;
             }
-            if password.is_empty() {
+            if password_data(password).is_empty() {
+                // `dave:` and `dave:{PLAIN}` alike: nobody may log in with an empty password.
                 warn(format!("user {name} has an empty password"));
                 continue;
             }
@@ -349,15 +358,18 @@ impl UsersFile {
         self.users.is_empty()
     }
 
-    /// Verifies `password` for `user`; an unknown user costs one dummy verification.
+    /// Verifies `password` for `user`; an unknown user costs one dummy verification. An
+    /// empty password never matches, whatever the scheme (it is still verified, so it costs
+    /// what any other attempt costs).
     fn verify(&self, user: &str, password: &str) -> bool {
-        match self.users.get(user) {
+        let matched = match self.users.get(user) {
             Some(v) => v.verify(password),
             None => {
                 let _ = self.dummy.verify(password);
                 false
             }
-        }
+        };
+        matched && !password.is_empty()
     }
 }
 
@@ -562,7 +574,8 @@ impl Users {
             }
         };
         match file.users.get(user) {
-            Some(Verifier::Plain(pw)) => Some(pw.clone()),
+            // An empty password would make the APOP digest computable by anyone.
+            Some(Verifier::Plain(pw)) if !pw.expose().is_empty() => Some(pw.clone()),
             _ => None,
         }
     }
@@ -742,6 +755,31 @@ mod tests {
         assert!(f.verify("alice", "a"), "first entry wins");
         assert!(!f.verify("alice", "b"));
         assert!(f.verify("carol", "c"));
+    }
+
+    #[test]
+    fn empty_password_data_is_skipped_and_never_matches() {
+        let f = parse("alice:{PLAIN}a\ndave:{PLAIN}\nerin:{plain}\nfay:{}\ngus:\n");
+        let w = f.warnings();
+        assert_eq!(w.len(), 4, "{w:#?}");
+        for (i, (line, user)) in [(2, "dave"), (3, "erin"), (4, "fay"), (5, "gus")]
+            .iter()
+            .enumerate()
+        {
+            assert_eq!(
+                w[i],
+                format!("/etc/users:{line}: user {user} has an empty password; line skipped")
+            );
+        }
+        assert_eq!(f.len(), 1);
+        assert!(!f.verify("dave", ""));
+        // Any scheme: a hash of the empty password does not let "" in either.
+        let h = hash_password("SHA512-CRYPT", "").unwrap();
+        let f = parse(&format!("hal:{h}\nivy:{{PLAIN}}x\n"));
+        assert!(f.warnings().is_empty(), "{:?}", f.warnings());
+        assert!(!f.verify("hal", ""));
+        assert!(!f.verify("ivy", ""));
+        assert!(!f.verify("nobody", ""));
     }
 
     #[test]

@@ -116,9 +116,11 @@ pub fn parse(line: &[u8]) -> Result<Command, ParseError> {
             [u] if valid_arg(u) => Ok(Command::User(u.to_string())),
             _ => Err(ParseError::BadArguments("USER name")),
         },
+        // `PASS ` (an empty password) is a login attempt like any other: it fails as a wrong
+        // password does, after the same delay, instead of telling the client it was empty.
         b"PASS" => match text {
-            Some(p) if !p.is_empty() => Ok(Command::Pass(Secret::new(p.to_string()))),
-            _ => Err(ParseError::BadArguments("PASS password")),
+            Some(p) => Ok(Command::Pass(Secret::new(p.to_string()))),
+            None => Err(ParseError::BadArguments("PASS password")),
         },
         b"APOP" => match args[..] {
             [u, d] if valid_arg(u) && d.len() == 32 && d.bytes().all(|b| b.is_ascii_hexdigit()) => {
@@ -319,7 +321,6 @@ mod tests {
             "USER ",
             "USER a b",
             "PASS",
-            "PASS ",
             "APOP bob",
             "APOP bob nothex",
             "APOP bob c4c9334bac560ecc979e58001b3e22fbXX",
