@@ -130,14 +130,20 @@ impl ImapSession {
 
     /// The redacted form of a command line holding a password or SASL data (never logged).
     fn redact_line(&self, line: &[u8]) -> Option<Vec<u8>> {
+        if self.redact_next {
+            // The SASL response to a refused AUTHENTICATE: clients send it anyway.
+            return Some(b"***".to_vec());
+        }
         match &self.input {
             Input::Sasl { .. } => return Some(b"***".to_vec()),
             Input::Command => {}
             _ => return None,
         }
         if !self.pending.is_empty() {
-            // The rest of a command after a literal: a LOGIN's password may be in it.
-            return is_command(&self.pending, b"LOGIN").then(|| b"***".to_vec());
+            // The rest of a command after a literal: a LOGIN's password (or SASL data) may be in it.
+            let secret =
+                is_command(&self.pending, b"LOGIN") || is_command(&self.pending, b"AUTHENTICATE");
+            return secret.then(|| b"***".to_vec());
         }
         redact_command(line)
     }
@@ -161,8 +167,15 @@ impl Session for ImapSession {
     }
 
     async fn on_line(&mut self, line: &[u8], out: &mut Output) -> Step {
+        self.redact_next = false;
         match std::mem::replace(&mut self.input, Input::Command) {
-            Input::Command => self.command_line(line, out).await,
+            Input::Command => {
+                let awaits = self.pending.is_empty() && authenticate_awaits_response(line);
+                let step = self.command_line(line, out).await;
+                // Refused (no `+` asked for the response): the next line is still redacted.
+                self.redact_next = awaits && !matches!(self.input, Input::Sasl { .. });
+                step
+            }
             Input::Sasl { tag } => self.sasl_response(&tag, line, out).await,
             Input::Idle { tag } => self.idle_line(&tag, line, out).await,
             Input::SkipLine => match literal_at_end(line) {
@@ -249,72 +262,107 @@ impl Session for ImapSession {
     }
 }
 
-/// Whether `buf` starts with `<tag> <name>` followed by a space or the end (case-insensitive).
+/// The words of a client line as byte ranges: runs of non-whitespace, any ASCII whitespace
+/// (space, tab, ...) separating them, leading whitespace skipped. Redaction reads lines with
+/// this, not with the command parser, so a malformed line is redacted as a good one is.
+fn words(line: &[u8]) -> impl Iterator<Item = std::ops::Range<usize>> + '_ {
+    let mut i = 0;
+    std::iter::from_fn(move || {
+        while i < line.len() && line[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        if i >= line.len() {
+            return None;
+        }
+        let start = i;
+        while i < line.len() && !line[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        Some(start..i)
+    })
+}
+
+/// Where the command word `name` of `line` ends: the first word after the tag is `name`, or
+/// (`UID LOGIN`, to be safe) the second after `UID`. Case-insensitive.
+fn command_end(line: &[u8], name: &[u8]) -> Option<usize> {
+    let w: Vec<_> = words(line).take(3).collect();
+    let is = |i: usize, n: &[u8]| w.get(i).is_some_and(|r| line[r.clone()].eq_ignore_ascii_case(n));
+    if is(1, name) {
+        Some(w[1].end)
+    } else if is(1, b"UID") && is(2, name) {
+        Some(w[2].end)
+    } else {
+        None
+    }
+}
+
+/// Whether `buf` (a line, or a command being assembled) is a `name` command as
+/// [`command_end`] reads it.
 fn is_command(buf: &[u8], name: &[u8]) -> bool {
-    let Some(tag) = decode::tag_of(buf) else {
-        return false;
-    };
-    let rest = &buf[tag.len() + 1..];
-    rest.len() >= name.len()
-        && rest[..name.len()].eq_ignore_ascii_case(name)
-        && matches!(rest.get(name.len()), None | Some(b' ') | Some(b'\r'))
+    command_end(buf, name).is_some()
+}
+
+/// Whether `line` is an AUTHENTICATE without an initial response: a client sends its SASL
+/// response on the next line, whether or not the server asked for it.
+fn authenticate_awaits_response(line: &[u8]) -> bool {
+    command_end(line, b"AUTHENTICATE").is_some_and(|end| words(&line[end..]).count() == 1)
 }
 
 /// `a1 LOGIN alice secret` → `a1 LOGIN alice ***`; `a1 AUTHENTICATE PLAIN <ir>` →
-/// `a1 AUTHENTICATE PLAIN ***`. `None` for lines without secrets.
+/// `a1 AUTHENTICATE PLAIN ***`. `None` for lines without secrets. Works on any line, well
+/// formed or not: LOGIN is recognised as [`command_end`] says; past it the user name (an
+/// atom, or a quoted string) is kept and the rest is `***`; a user name that cannot be
+/// delimited (an unterminated quote, anything but a lone literal announcement after `{`)
+/// is redacted with the rest.
 pub(crate) fn redact_command(line: &[u8]) -> Option<Vec<u8>> {
-    let tag = decode::tag_of(line)?;
-    if is_command(line, b"AUTHENTICATE") {
-        let start = tag.len() + 1 + "AUTHENTICATE".len();
-        let rest = &line[start..];
-        let words: Vec<&[u8]> = rest
-            .split(|&b| b == b' ')
-            .filter(|w| !w.is_empty())
-            .collect();
-        if words.len() < 2 {
-            return None;
-        }
-        let mut r = line[..start].to_vec();
-        r.push(b' ');
-        r.extend_from_slice(words[0]);
+    let keep_then_stars = |keep: usize| {
+        let mut r = line[..keep].to_vec();
         r.extend_from_slice(b" ***");
-        return Some(r);
+        Some(r)
+    };
+    if let Some(end) = command_end(line, b"AUTHENTICATE") {
+        let mut args = words(&line[end..]);
+        let mechanism = args.next()?;
+        args.next()?;
+        return keep_then_stars(end + mechanism.end);
     }
-    if !is_command(line, b"LOGIN") {
-        return None;
-    }
-    let start = tag.len() + 1 + "LOGIN".len();
-    let rest = &line[start..];
-    let rest_trim = rest.strip_prefix(b" ").unwrap_or(rest);
+    let end = command_end(line, b"LOGIN")?;
+    let rest = &line[end..];
+    let start = rest.iter().position(|b| !b.is_ascii_whitespace())?;
+    let user = &rest[start..];
     // The user name: a quoted string, a literal announcement (then no password here) or an atom.
-    let user_len = match rest_trim.first() {
-        None => return None,
-        Some(b'"') => {
+    let user_len = match user[0] {
+        b'"' => {
             let mut i = 1;
-            let mut end = None;
-            while i < rest_trim.len() {
-                match rest_trim[i] {
+            let mut closed = None;
+            while i < user.len() {
+                match user[i] {
                     b'\\' => i += 2,
                     b'"' => {
-                        end = Some(i + 1);
+                        closed = Some(i + 1);
                         break;
                     }
                     _ => i += 1,
                 }
             }
-            end.unwrap_or(rest_trim.len())
+            match closed {
+                Some(n) => n,
+                None => return keep_then_stars(end),
+            }
         }
-        Some(b'{') => return None,
-        Some(_) => rest_trim
+        b'{' if literal_at_end(user).is_some()
+            && !user[1..].contains(&b'{')
+            && words(user).count() == 1 =>
+        {
+            return None
+        }
+        b'{' => return keep_then_stars(end),
+        _ => user
             .iter()
-            .position(|&b| b == b' ')
-            .unwrap_or(rest_trim.len()),
+            .position(u8::is_ascii_whitespace)
+            .unwrap_or(user.len()),
     };
-    let mut r = line[..start].to_vec();
-    r.push(b' ');
-    r.extend_from_slice(&rest_trim[..user_len]);
-    r.extend_from_slice(b" ***");
-    Some(r)
+    keep_then_stars(end + start + user_len)
 }
 
 #[cfg(test)]
@@ -340,5 +388,41 @@ mod tests {
         assert_eq!(r("a1 AUTHENTICATE PLAIN"), None);
         assert_eq!(r("a1 LOGINX a b"), None);
         assert_eq!(r("a1 NOOP"), None);
+        assert_eq!(r("a1 SELECT LOGIN"), None);
+        assert_eq!(r("a1 LOGIN"), None);
+        assert_eq!(
+            r("a1 LOGIN alice {6}").as_deref(),
+            Some("a1 LOGIN alice ***")
+        );
+    }
+
+    #[test]
+    fn malformed_login_lines_are_redacted() {
+        let r = |l: &[u8]| redact_command(l).map(|v| String::from_utf8(v).unwrap());
+        for (line, want) in [
+            (&b"a5  LOGIN alice Pw"[..], "a5  LOGIN alice ***"),
+            (b"a7 LOGIN\talice\tPw", "a7 LOGIN\talice ***"),
+            (b" a8 LOGIN alice Pw", " a8 LOGIN alice ***"),
+            (b"b5 LOGIN \"alice Pw", "b5 LOGIN ***"),
+            (b"b6 UID LOGIN alice Pw", "b6 UID LOGIN alice ***"),
+            (b"b7 uid\tlogin\t\"a\\\" b\"\tPw", "b7 uid\tlogin\t\"a\\\" b\" ***"),
+            (b"b8 LoGiN {5} Pw", "b8 LoGiN ***"),
+            (b"b9 LOGIN {x}{5}", "b9 LOGIN ***"),
+            (b"c1 AUTHENTICATE\tPLAIN\tQUJD", "c1 AUTHENTICATE\tPLAIN ***"),
+            (b"c2  authenticate plain  QUJD", "c2  authenticate plain ***"),
+        ] {
+            let got = r(line);
+            assert_eq!(got.as_deref(), Some(want), "{:?}", String::from_utf8_lossy(line));
+            assert!(!got.unwrap().contains("Pw") && !want.contains("QUJD"));
+        }
+    }
+
+    #[test]
+    fn authenticate_without_initial_response_is_recognised() {
+        assert!(authenticate_awaits_response(b"a AUTHENTICATE PLAIN"));
+        assert!(authenticate_awaits_response(b" a\tauthenticate  FOO "));
+        assert!(!authenticate_awaits_response(b"a AUTHENTICATE PLAIN QUJD"));
+        assert!(!authenticate_awaits_response(b"a AUTHENTICATE"));
+        assert!(!authenticate_awaits_response(b"a LOGIN PLAIN"));
     }
 }

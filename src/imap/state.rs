@@ -175,6 +175,9 @@ pub struct ImapSession {
     pub(super) pending: Vec<u8>,
     /// Consecutive `BAD` replies.
     pub(super) bad: u32,
+    /// The next line follows an AUTHENTICATE that was refused before its response: the
+    /// client may send the response anyway, and it must not reach the protocol log.
+    pub(super) redact_next: bool,
     /// Line, literal and command size limits (from `max_message_bytes`).
     pub(super) limits: decode::Limits,
 }
@@ -194,6 +197,7 @@ impl ImapSession {
             input: Input::Command,
             pending: Vec::new(),
             bad: 0,
+            redact_next: false,
             limits,
         }
     }
