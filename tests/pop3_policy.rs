@@ -11,6 +11,7 @@ use base64::Engine;
 use mailserver::pop3::Pop3Session;
 use mailserver::protolog::LineKind;
 use mailserver::session::{Output, Piece, Session, Step};
+use md5::{Digest, Md5};
 use pop3_common::*;
 
 /// Feeds one line, returns (step, wire text, info records).
@@ -203,4 +204,90 @@ async fn lock_is_released_when_the_session_is_dropped() {
     assert!(srv.pop3_locks.is_empty());
     line(&mut t, "USER bob").await;
     assert_eq!(line(&mut t, "PASS secret").await.1, "+OK Logged in.\r\n");
+}
+
+/// The greeting of a fresh session, as the client reads it.
+fn greeting(s: &mut Pop3Session) -> String {
+    let mut out = Output::default();
+    s.greeting(&mut out);
+    String::from_utf8(out.encode()).unwrap()
+}
+
+/// RFC 1939 §7: the digest of the greeting's timestamp and the shared secret.
+fn apop_digest(greeting: &str, secret: &str) -> String {
+    let start = greeting.find('<').expect("timestamp in the greeting");
+    let end = greeting.rfind('>').expect("timestamp in the greeting") + 1;
+    let mut md5 = Md5::new();
+    md5.update(&greeting.as_bytes()[start..end]);
+    md5.update(secret.as_bytes());
+    md5.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[tokio::test]
+async fn apop_is_refused_and_not_offered_where_pass_is() {
+    let srv = Server::start(Options::default()).await;
+    srv.deliver("bob", "Subject: x\n\nbody\n");
+    // Non-loopback, no TLS, plaintext disallowed: no timestamp, APOP refused as PASS is.
+    let mut s = srv.session("192.0.2.10:40000", false);
+    let g = greeting(&mut s);
+    assert_eq!(g, "+OK mail.test ready.\r\n");
+    assert!(!capa(&mut s).await.contains("APOP"));
+    // Whatever digest the client makes up (it saw no timestamp), the reply is PASS's.
+    let (step, text, infos) = line(&mut s, "APOP bob 0123456789abcdef0123456789abcdef").await;
+    assert_eq!((step, text.as_str()), (Step::ReadLine, PLAINTEXT_ERR));
+    assert!(infos.is_empty(), "no login was attempted: {infos:?}");
+    assert_eq!(line(&mut s, "PASS secret").await.1, PLAINTEXT_ERR);
+    assert!(!srv.pop3_locks.contains("bob"));
+
+    // Where PASS is allowed (loopback; allow_plaintext; TLS), APOP is offered and works.
+    let mut s = srv.session("127.0.0.1:40000", false);
+    let g = greeting(&mut s);
+    let digest = apop_digest(&g, "secret");
+    assert_eq!(
+        line(&mut s, &format!("APOP bob {digest}")).await.1,
+        "+OK Logged in.\r\n"
+    );
+    drop(s);
+    let mut s = srv.session("192.0.2.10:995", true);
+    let digest = apop_digest(&greeting(&mut s), "secret");
+    assert_eq!(
+        line(&mut s, &format!("APOP bob {digest}")).await.1,
+        "+OK Logged in.\r\n"
+    );
+    drop(s);
+    let srv = Server::start(Options {
+        allow_plaintext: true,
+        ..Options::default()
+    })
+    .await;
+    let mut s = srv.session("192.0.2.10:40000", false);
+    let digest = apop_digest(&greeting(&mut s), "secret");
+    assert_eq!(
+        line(&mut s, &format!("APOP bob {digest}")).await.1,
+        "+OK Logged in.\r\n"
+    );
+}
+
+#[tokio::test]
+async fn response_to_a_refused_auth_is_redacted() {
+    let srv = Server::start(Options::default()).await;
+    let mut s = srv.session("192.0.2.10:40000", false);
+    let r = |s: &Pop3Session, l: &str| {
+        s.redact(l.as_bytes())
+            .map(|v| String::from_utf8(v).unwrap())
+    };
+    let b64 = base64::engine::general_purpose::STANDARD.encode(b"\0bob\0secret");
+    assert_eq!(r(&s, "AUTH PLAIN"), None);
+    assert_eq!(line(&mut s, "AUTH PLAIN").await.1, PLAINTEXT_ERR);
+    // The client sends its response anyway: it decodes to the password.
+    assert_eq!(r(&s, &b64), Some("***".into()));
+    line(&mut s, &b64).await;
+    assert_eq!(r(&s, "CAPA"), None, "only the one line after the AUTH");
+    // An unsupported mechanism is refused too, and so is AUTH in the wrong state.
+    line(&mut s, "auth\tFOO").await;
+    assert_eq!(r(&s, &b64), Some("***".into()));
+    line(&mut s, &b64).await;
+    // With an initial response nothing follows: the next line is a command.
+    line(&mut s, &format!("AUTH PLAIN {b64}")).await;
+    assert_eq!(r(&s, "CAPA"), None);
 }

@@ -215,26 +215,56 @@ fn printable(s: &str) -> String {
         .collect()
 }
 
+/// The words of a line as byte ranges: runs of non-whitespace, any ASCII whitespace (space,
+/// tab, ...) separating them. Redaction reads lines with this, not with [`parse`], so a line
+/// the parser refuses (`PASS\tpw`, ` PASS pw`) is redacted as a good one is.
+fn words(line: &[u8]) -> Vec<std::ops::Range<usize>> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < line.len() {
+        if line[i].is_ascii_whitespace() {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < line.len() && !line[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        out.push(start..i);
+    }
+    out
+}
+
 /// The line as the protocol log may show it, if it holds a secret: `PASS ***`,
-/// `APOP name ***`, `AUTH mech ***` (the keyword keeps the client's spelling). `None` means
-/// the line can be logged as it is.
+/// `APOP name ***`, `AUTH mech ***` (the keyword keeps the client's spelling, the line is
+/// kept up to the last word shown). `None` means the line can be logged as it is.
 pub fn redact(line: &[u8]) -> Option<Vec<u8>> {
-    let (kw, rest) = keyword(line);
-    let rest = rest?;
-    let mut out = kw.to_vec();
-    out.push(b' ');
-    if kw.eq_ignore_ascii_case(b"PASS") {
-        out.extend_from_slice(b"***");
-        return Some(out);
-    }
-    if kw.eq_ignore_ascii_case(b"APOP") || kw.eq_ignore_ascii_case(b"AUTH") {
-        let (first, more) = keyword(rest);
-        more?;
-        out.extend_from_slice(first);
-        out.extend_from_slice(b" ***");
-        return Some(out);
-    }
-    None
+    let w = words(line);
+    let kw = &line[w.first()?.clone()];
+    let keep = if kw.eq_ignore_ascii_case(b"PASS") {
+        // `PASS` alone holds nothing; `PASS ` may be an (empty) password attempt.
+        if w.len() == 1 && w[0].end == line.len() {
+            return None;
+        }
+        w[0].end
+    } else if kw.eq_ignore_ascii_case(b"APOP") || kw.eq_ignore_ascii_case(b"AUTH") {
+        if w.len() < 3 {
+            return None;
+        }
+        w[1].end
+    } else {
+        return None;
+    };
+    let mut out = line[..keep].to_vec();
+    out.extend_from_slice(b" ***");
+    Some(out)
+}
+
+/// Whether `line` is `AUTH mechanism` without an initial response: a client sends its SASL
+/// response on the next line, whether or not the server asked for it with `+ `.
+pub fn auth_awaits_response(line: &[u8]) -> bool {
+    let w = words(line);
+    w.len() == 2 && line[w[0].clone()].eq_ignore_ascii_case(b"AUTH")
 }
 
 #[cfg(test)]
@@ -248,6 +278,7 @@ mod tests {
     #[test]
     fn every_command_parses() {
         assert_eq!(p("USER bob"), Ok(Command::User("bob".into())));
+        assert_eq!(p("PASS "), Ok(Command::Pass(Secret::new(String::new()))));
         assert_eq!(
             p("PASS secret with spaces"),
             Ok(Command::Pass(Secret::new("secret with spaces".into())))
@@ -404,5 +435,27 @@ mod tests {
         assert_eq!(r("USER bob"), None);
         assert_eq!(r("RETR 1"), None);
         assert_eq!(r("PASS"), None);
+        assert_eq!(r("PASS "), Some("PASS ***".into()));
+    }
+
+    #[test]
+    fn malformed_secret_lines_are_redacted() {
+        let r = |s: &str| redact(s.as_bytes()).map(|v| String::from_utf8(v).unwrap());
+        assert_eq!(r(" PASS Pw"), Some(" PASS ***".into()));
+        assert_eq!(r("PASS\tPw"), Some("PASS ***".into()));
+        assert_eq!(r("pass  Pw x"), Some("pass ***".into()));
+        assert_eq!(r("PASS\t"), Some("PASS ***".into()));
+        assert_eq!(r("APOP\tbob\tdigest"), Some("APOP\tbob ***".into()));
+        assert_eq!(r("  auth  plain  QUJD"), Some("  auth  plain ***".into()));
+        assert_eq!(r("APOP bob"), None);
+    }
+
+    #[test]
+    fn auth_without_initial_response() {
+        assert!(auth_awaits_response(b"AUTH PLAIN"));
+        assert!(auth_awaits_response(b" auth\tFOO "));
+        assert!(!auth_awaits_response(b"AUTH"));
+        assert!(!auth_awaits_response(b"AUTH PLAIN QUJD"));
+        assert!(!auth_awaits_response(b"USER PLAIN"));
     }
 }

@@ -11,7 +11,8 @@
 //!
 //! Authentication: `USER`/`PASS`, `APOP` (RFC 1939 §7; only for users whose password is
 //! stored `{PLAIN}`), `AUTH PLAIN` (RFC 5034 §4, RFC 4616), `STLS` (RFC 2595 §4). Plaintext
-//! mechanisms are refused without TLS from non-loopback peers unless the config allows them.
+//! mechanisms, APOP with them, are refused without TLS from non-loopback peers unless the
+//! config allows them; there the greeting carries no APOP timestamp.
 //! Failures look the same whether or not the user exists and are answered after
 //! [`crate::auth::failure_delay`]. Response codes per RFC 2449 §8 and RFC 3206 (`[IN-USE]`, `[AUTH]`,
 //! `[SYS/TEMP]`).
@@ -142,6 +143,9 @@ pub struct Pop3Session {
     auth_failures: u32,
     /// Consecutive `-ERR` replies.
     bad_in_a_row: u32,
+    /// The next line follows an `AUTH mechanism` that was refused: the client may send its
+    /// SASL response anyway, and it must not reach the protocol log.
+    redact_next: bool,
 }
 
 impl Pop3Session {
@@ -163,6 +167,7 @@ impl Pop3Session {
             timestamp,
             auth_failures: 0,
             bad_in_a_row: 0,
+            redact_next: false,
         }
     }
 
@@ -270,6 +275,10 @@ impl Pop3Session {
     }
 
     async fn apop(&mut self, user: String, digest: Secret<String>, out: &mut Output) -> Handled {
+        // APOP proves knowledge of the stored plaintext password: refused where PASS is.
+        if !self.plaintext_allowed() {
+            return Err(PLAINTEXT_DISALLOWED.into());
+        }
         self.state = State::Authorization {
             user: None,
             sasl: false,
@@ -658,21 +667,27 @@ impl Session for Pop3Session {
     }
 
     fn greeting(&mut self, out: &mut Output) {
-        let text = format!(
-            "{} ready. {}",
-            self.env.snapshot.config.server.hostname, self.timestamp
-        );
+        // RFC 1939 §7: the timestamp offers APOP, offered only where PASS is (as USER in CAPA).
+        let hostname = &self.env.snapshot.config.server.hostname;
+        let text = if self.plaintext_allowed() {
+            format!("{hostname} ready. {}", self.timestamp)
+        } else {
+            format!("{hostname} ready.")
+        };
         reply::ok(out, &text);
     }
 
     fn redact(&self, line: &[u8]) -> Option<Vec<u8>> {
-        if let State::Authorization { sasl: true, .. } = self.state {
+        if self.redact_next || matches!(self.state, State::Authorization { sasl: true, .. }) {
             return Some(b"***".to_vec());
         }
         command::redact(line)
     }
 
     async fn on_line(&mut self, line: &[u8], out: &mut Output) -> Step {
+        let awaits = !matches!(self.state, State::Authorization { sasl: true, .. })
+            && command::auth_awaits_response(line);
+        self.redact_next = false;
         let step = match self.handle(line, out).await {
             Ok(step) => {
                 self.bad_in_a_row = 0;
@@ -684,6 +699,8 @@ impl Session for Pop3Session {
                 Step::ReadLine
             }
         };
+        // Refused (no `+ ` asked for the response): the next line is still redacted.
+        self.redact_next = awaits && !matches!(self.state, State::Authorization { sasl: true, .. });
         self.check_bad(step, out)
     }
 
