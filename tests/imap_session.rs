@@ -906,3 +906,33 @@ async fn envelope_and_structure_are_cached_by_uid() {
     );
     c.ok("LOGOUT").await;
 }
+
+#[tokio::test]
+async fn response_to_a_refused_authenticate_is_redacted() {
+    let s = Server::start(Options::default()).await;
+    let mut remote = session_for(&s, "192.0.2.7:40000", false);
+    let ir = base64::engine::general_purpose::STANDARD.encode(format!("\0{USER}\0{PASS}"));
+    let redact = |s: &ImapSession, l: &str| {
+        s.redact(l.as_bytes())
+            .map(|v| String::from_utf8(v).unwrap())
+    };
+    assert_eq!(redact(&remote, "b AUTHENTICATE PLAIN"), None);
+    let mut out = Output::default();
+    remote.on_line(b"b AUTHENTICATE PLAIN", &mut out).await;
+    assert!(
+        lines(&out).starts_with("b NO [PRIVACYREQUIRED]"),
+        "{}",
+        lines(&out)
+    );
+    // Privacy required, no `+`: the client sends its response anyway; it is the password.
+    assert_eq!(redact(&remote, &ir), Some("***".into()));
+    let mut out = Output::default();
+    remote.on_line(ir.as_bytes(), &mut out).await;
+    assert_eq!(redact(&remote, "c NOOP"), None, "only the one line");
+    // With an initial response nothing follows.
+    let mut out = Output::default();
+    remote
+        .on_line(format!("d AUTHENTICATE PLAIN {ir}").as_bytes(), &mut out)
+        .await;
+    assert_eq!(redact(&remote, "e NOOP"), None);
+}
