@@ -315,16 +315,16 @@ pub fn base_dir(path: &Path) -> PathBuf {
 /// Validates `bytes` as the content of `path` (relative paths resolve against its directory).
 pub fn parse(path: &Path, bytes: &[u8]) -> Result<Config, ConfigError> {
     let text = std::str::from_utf8(bytes).map_err(|e| {
-        let loc = Locator {
-            file: path,
-            text: std::str::from_utf8(&bytes[..e.valid_up_to()]).unwrap_or(""),
-        };
+        let loc = Locator::new(
+            path,
+            std::str::from_utf8(&bytes[..e.valid_up_to()]).unwrap_or(""),
+        );
         ConfigError(format!(
             "{}: the file is not valid UTF-8",
             loc.at(e.valid_up_to())
         ))
     })?;
-    let loc = Locator { file: path, text };
+    let loc = Locator::new(path, text);
     let raw: RawConfig = toml::from_str(text).map_err(|e| {
         ConfigError(format!(
             "{}: {}",
@@ -341,7 +341,7 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<Config, ConfigError> {
     })?;
 
     let mut c = Checker {
-        loc: Locator { file: path, text },
+        loc,
         base: base_dir(path),
         errors: Vec::new(),
         warnings: Vec::new(),
