@@ -131,9 +131,44 @@ pub struct ConfigError(pub String);
 
 /// Reads and validates the file at `path` (following symlinks).
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    let bytes = std::fs::read(path)
-        .map_err(|e| ConfigError(format!("{}: cannot read: {e}", path.display())))?;
+    let bytes =
+        read_file(path).map_err(|e| ConfigError(format!("{}: cannot read: {e}", path.display())))?;
     parse(path, &bytes)
+}
+
+/// The bytes of the config file at `path`, which must be a regular file (a symlink to one is
+/// fine: Kubernetes ConfigMaps). It is opened non-blocking and checked before it is read,
+/// so a FIFO (or a device) put in its place is refused at once instead of blocking the
+/// reader forever (the reload task, `check-config`, `reg`).
+pub fn read_file(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)?;
+    let meta = file.metadata()?;
+    let kind = meta.file_type();
+    if !kind.is_file() {
+        let what = if kind.is_fifo() {
+            "a FIFO"
+        } else if kind.is_dir() {
+            "a directory"
+        } else if kind.is_socket() {
+            "a socket"
+        } else if kind.is_char_device() || kind.is_block_device() {
+            "a device"
+        } else {
+            "not a file"
+        };
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("not a regular file ({what})"),
+        ));
+    }
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)?;
+    Ok(bytes)
 }
 
 /// The defaults (README.md, "Configuration").
