@@ -800,5 +800,8 @@ fn check_config_with_20000_unknown_values_is_linear() {
         20_000,
         "every unknown value is warned about once"
     );
-    assert!(stderr.contains("mailserver.toml:"), "warnings name the file");
+    assert!(
+        stderr.contains("mailserver.toml:"),
+        "warnings name the file"
+    );
 }

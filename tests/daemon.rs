@@ -177,7 +177,11 @@ fn config_replaced_by_a_fifo_is_refused_and_reload_goes_on() {
     std::fs::rename(&fifo, &path).unwrap();
     let before = d.log_count("not a regular file (a FIFO)");
     d.signal("HUP");
-    d.wait_log_more("not a regular file (a FIFO)", before, Duration::from_secs(15));
+    d.wait_log_more(
+        "not a regular file (a FIFO)",
+        before,
+        Duration::from_secs(15),
+    );
     assert!(
         d.log_text()
             .lines()

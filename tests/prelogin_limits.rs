@@ -6,6 +6,7 @@ mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use common::{Daemon, Options, PASS, USER};
@@ -81,7 +82,10 @@ fn unfinished_login_with_endless_literals_is_bounded_in_memory() {
     send(&mut s, &b"x".repeat(8000));
     send(&mut s, b"\r\n");
     let l = read_line(&mut s);
-    assert!(l.starts_with("a BAD"), "the oversize command is refused: {l}");
+    assert!(
+        l.starts_with("a BAD"),
+        "the oversize command is refused: {l}"
+    );
     // The session goes on: a normal LOGIN works.
     send(&mut s, format!("b LOGIN {USER} {PASS}\r\n").as_bytes());
     let l = loop {
@@ -100,4 +104,139 @@ fn unfinished_login_with_endless_literals_is_bounded_in_memory() {
         peak < base + RSS_BOUND_KIB,
         "RSS grew from {base} KiB to {peak} KiB during the attack"
     );
+}
+
+/// The login limits of these tests: 2 s without input, 8 s for the whole login phase.
+const LOGIN_IDLE: Duration = Duration::from_secs(2);
+const LOGIN_DEADLINE: Duration = Duration::from_secs(8);
+/// Generous: a connection still open this long after the deadline was not cut off.
+const SLACK: Duration = Duration::from_secs(10);
+
+fn short_login_limits() -> Daemon {
+    Daemon::start_with(Options {
+        limits: format!(
+            "login_idle_timeout_secs = {}\nlogin_timeout_secs = {}",
+            LOGIN_IDLE.as_secs(),
+            LOGIN_DEADLINE.as_secs()
+        ),
+        ..Default::default()
+    })
+}
+
+/// Connects, reads the greeting, then sends one octet every `every` (`None`: nothing) until
+/// the server closes. Returns what followed the greeting and when the close came, measured
+/// from before the connect; panics if the connection is still open after the deadline and
+/// [`SLACK`].
+fn until_closed(addr: SocketAddr, every: Option<Duration>) -> (String, Duration) {
+    let start = Instant::now();
+    let mut s = connect(addr);
+    s.get_ref()
+        .set_read_timeout(Some(LOGIN_DEADLINE + SLACK))
+        .unwrap();
+    let greeting = read_line(&mut s);
+    assert!(
+        greeting.starts_with("* OK") || greeting.starts_with("+OK"),
+        "{greeting}"
+    );
+    let mut writer = s.get_ref().try_clone().unwrap();
+    let (done_tx, done_rx) = mpsc::channel::<()>();
+    let trickle = every.map(|every| {
+        std::thread::spawn(move || {
+            // One octet at a time, never a complete line: each read resets an idle timer.
+            while done_rx.recv_timeout(every).is_err() {
+                if writer.write_all(b"x").is_err() {
+                    break;
+                }
+            }
+        })
+    });
+    let mut rest = String::new();
+    let r = s.read_to_string(&mut rest);
+    let elapsed = start.elapsed();
+    let _ = done_tx.send(());
+    if let Some(t) = trickle {
+        t.join().unwrap();
+    }
+    assert!(
+        r.is_ok(),
+        "still open {elapsed:?} after connecting ({r:?}); got {rest:?}"
+    );
+    (rest, elapsed)
+}
+
+/// Slowloris: one octet every 500 ms (well inside the 2 s login idle limit) does not keep a
+/// connection that never logs in: it is cut off at the 8 s login deadline, with the
+/// protocol's goodbye, IMAP and POP3 alike.
+#[test]
+fn trickling_client_is_cut_off_at_the_login_deadline() {
+    let d = short_login_limits();
+    for (addr, goodbye) in [(d.imap.unwrap(), "* BYE"), (d.pop3.unwrap(), "-ERR")] {
+        let (rest, elapsed) = until_closed(addr, Some(Duration::from_millis(500)));
+        assert!(rest.starts_with(goodbye), "goodbye {goodbye:?}: {rest:?}");
+        assert!(
+            elapsed >= LOGIN_DEADLINE,
+            "closed after {elapsed:?}: bytes kept it open until the deadline"
+        );
+    }
+}
+
+/// A connection that sends nothing before login is closed at the 2 s login idle limit,
+/// long before the deadline, with the protocol's goodbye.
+#[test]
+fn idle_client_is_cut_off_at_the_login_idle_limit() {
+    let d = short_login_limits();
+    for (addr, goodbye) in [(d.imap.unwrap(), "* BYE"), (d.pop3.unwrap(), "-ERR")] {
+        let (rest, elapsed) = until_closed(addr, None);
+        assert!(rest.starts_with(goodbye), "goodbye {goodbye:?}: {rest:?}");
+        assert!(
+            elapsed >= LOGIN_IDLE && elapsed < LOGIN_DEADLINE,
+            "closed after {elapsed:?}, not at the login idle limit"
+        );
+    }
+}
+
+/// Once logged in, neither login limit applies: pauses longer than the login idle limit
+/// and a session longer than the login deadline are fine (the service's idle timeout
+/// rules, 30 and 10 minutes here).
+#[test]
+fn logged_in_sessions_are_not_under_the_login_limits() {
+    let d = short_login_limits();
+    let imap = d.imap.unwrap();
+    let pop3 = d.pop3.unwrap();
+    let start = Instant::now();
+    let mut i = connect(imap);
+    assert!(read_line(&mut i).starts_with("* OK"));
+    send(&mut i, format!("a LOGIN {USER} {PASS}\r\n").as_bytes());
+    let l = loop {
+        let l = read_line(&mut i);
+        if !l.starts_with('*') {
+            break l;
+        }
+    };
+    assert!(l.starts_with("a OK"), "{l}");
+    let mut p = connect(pop3);
+    assert!(read_line(&mut p).starts_with("+OK"));
+    send(&mut p, format!("USER {USER}\r\nPASS {PASS}\r\n").as_bytes());
+    assert!(read_line(&mut p).starts_with("+OK"));
+    let l = read_line(&mut p);
+    assert!(l.starts_with("+OK"), "{l}");
+    let mut n = 0;
+    while start.elapsed() < LOGIN_DEADLINE + LOGIN_IDLE {
+        std::thread::sleep(LOGIN_IDLE + Duration::from_millis(500));
+        n += 1;
+        send(&mut i, format!("n{n} NOOP\r\n").as_bytes());
+        let l = read_line(&mut i);
+        assert!(
+            l.starts_with(&format!("n{n} OK")),
+            "IMAP after {:?}: {l:?}",
+            start.elapsed()
+        );
+        send(&mut p, b"NOOP\r\n");
+        let l = read_line(&mut p);
+        assert!(
+            l.starts_with("+OK"),
+            "POP3 after {:?}: {l:?}",
+            start.elapsed()
+        );
+    }
 }

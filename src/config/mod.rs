@@ -92,6 +92,11 @@ pub struct Limits {
     pub imap_idle_timeout: Duration,
     pub pop3_idle_timeout: Duration,
     pub max_message_bytes: u64,
+    /// Before login: the longest a connection may send nothing (`login_idle_timeout_secs`).
+    pub login_idle_timeout: Duration,
+    /// Before login: the longest the whole login phase may take from the connection's
+    /// accept, however often the client sends (`login_timeout_secs`; slowloris).
+    pub login_timeout: Duration,
     /// How long shutdown waits for sessions to end (extension: `shutdown_grace_secs`, 10 s).
     pub shutdown_grace: Duration,
 }
@@ -183,6 +188,12 @@ pub const IMAP_MIN_IDLE_SECS: u64 = 1800;
 pub const POP3_MIN_IDLE_SECS: u64 = 600;
 pub const DEFAULT_MAX_MESSAGE_BYTES: u64 = 52_428_800;
 pub const DEFAULT_SHUTDOWN_GRACE_SECS: u64 = 10;
+/// Before login, no input for this long ends the connection (Dovecot's login processes
+/// disconnect an idle client after 3 minutes).
+pub const DEFAULT_LOGIN_IDLE_TIMEOUT_SECS: u64 = 180;
+/// Before login, the whole login phase ends this long after the accept, whatever the client
+/// sends: enough for a client that asks its user for the password after a failed attempt.
+pub const DEFAULT_LOGIN_TIMEOUT_SECS: u64 = 300;
 /// Upper bound of every `*_secs` setting: `Instant + Duration` must not overflow anywhere.
 pub const MAX_SECS: u64 = 365 * 24 * 3600;
 
@@ -245,6 +256,8 @@ struct RawLimits {
     imap_idle_timeout_secs: Option<Spanned<u64>>,
     pop3_idle_timeout_secs: Option<Spanned<u64>>,
     max_message_bytes: Option<Spanned<u64>>,
+    login_idle_timeout_secs: Option<Spanned<u64>>,
+    login_timeout_secs: Option<Spanned<u64>>,
     shutdown_grace_secs: Option<Spanned<u64>>,
 }
 
@@ -305,34 +318,37 @@ impl Checker<'_> {
         }
     }
 
-    fn timeout(&mut self, key: &str, v: &Option<Spanned<u64>>, min: u64, rfc: &str) -> Duration {
-        match v {
-            Some(n) if *n.get_ref() == 0 => {
-                self.error(n, format!("limits.{key} must be at least 1"));
-                Duration::from_secs(min)
-            }
-            Some(n) if *n.get_ref() > MAX_SECS => {
-                self.error(
-                    n,
-                    format!("limits.{key} must be at most {MAX_SECS} (a year)"),
-                );
-                Duration::from_secs(min)
-            }
-            Some(n) => {
-                if *n.get_ref() < min {
-                    self.warn(
-                        n,
-                        format!(
-                            "limits.{key} = {} is below the {min} s minimum of {rfc}; \
-                             accepted, but clients may be cut off early",
-                            n.get_ref()
-                        ),
-                    );
-                }
-                Duration::from_secs(*n.get_ref())
-            }
-            None => Duration::from_secs(min),
+    /// A `*_secs` value: at least 1 and at most [`MAX_SECS`]; `None` when absent or invalid
+    /// (the error is recorded).
+    fn secs(&mut self, key: &str, v: &Option<Spanned<u64>>) -> Option<u64> {
+        let n = v.as_ref()?;
+        match *n.get_ref() {
+            0 => self.error(n, format!("limits.{key} must be at least 1")),
+            s if s > MAX_SECS => self.error(
+                n,
+                format!("limits.{key} must be at most {MAX_SECS} (a year)"),
+            ),
+            s => return Some(s),
         }
+        None
+    }
+
+    /// A session idle timeout: valid seconds, with a warning below the RFC's minimum `min`
+    /// (also the default).
+    fn timeout(&mut self, key: &str, v: &Option<Spanned<u64>>, min: u64, rfc: &str) -> Duration {
+        let Some(secs) = self.secs(key, v) else {
+            return Duration::from_secs(min);
+        };
+        if let (true, Some(n)) = (secs < min, v) {
+            self.warn(
+                n,
+                format!(
+                    "limits.{key} = {secs} is below the {min} s minimum of {rfc}; \
+                     accepted, but clients may be cut off early"
+                ),
+            );
+        }
+        Duration::from_secs(secs)
     }
 }
 
@@ -476,6 +492,14 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<Config, ConfigError> {
             "max_message_bytes",
             &l.max_message_bytes,
             DEFAULT_MAX_MESSAGE_BYTES,
+        ),
+        login_idle_timeout: Duration::from_secs(
+            c.secs("login_idle_timeout_secs", &l.login_idle_timeout_secs)
+                .unwrap_or(DEFAULT_LOGIN_IDLE_TIMEOUT_SECS),
+        ),
+        login_timeout: Duration::from_secs(
+            c.secs("login_timeout_secs", &l.login_timeout_secs)
+                .unwrap_or(DEFAULT_LOGIN_TIMEOUT_SECS),
         ),
         shutdown_grace: match &l.shutdown_grace_secs {
             Some(s) if *s.get_ref() > MAX_SECS => {
@@ -633,6 +657,16 @@ fn settings(cfg: &Config) -> Vec<Setting> {
     push(
         "limits.max_message_bytes",
         l.max_message_bytes.to_string(),
+        false,
+    );
+    push(
+        "limits.login_idle_timeout_secs",
+        l.login_idle_timeout.as_secs().to_string(),
+        false,
+    );
+    push(
+        "limits.login_timeout_secs",
+        l.login_timeout.as_secs().to_string(),
         false,
     );
     push(

@@ -159,6 +159,10 @@ impl Session for ImapSession {
         }
     }
 
+    fn logged_in(&self) -> bool {
+        !matches!(self.state, State::NotAuthenticated)
+    }
+
     fn greeting(&mut self, out: &mut Output) {
         out.reply(format!(
             "* OK [CAPABILITY {}] {} ready.",
