@@ -771,7 +771,7 @@ fn check_config_with_20000_unknown_values_is_linear() {
     let (dir, path) = fixture_copy();
     let mut text = std::fs::read_to_string(&path).unwrap();
     assert!(
-        text.lines().filter(|l| l.starts_with('[')).last() == Some("[ParametersSystem]"),
+        text.lines().rfind(|l| l.starts_with('[')) == Some("[ParametersSystem]"),
         "the fixture's last table must be [ParametersSystem]"
     );
     for i in 0..20_000 {

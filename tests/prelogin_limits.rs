@@ -27,6 +27,18 @@ fn send(s: &mut BufReader<TcpStream>, data: &[u8]) {
     s.get_mut().write_all(data).unwrap();
 }
 
+/// `LOGIN` as the test user; asserts the tagged `OK` (untagged lines before it skipped).
+fn imap_login(s: &mut BufReader<TcpStream>, tag: &str) {
+    send(s, format!("{tag} LOGIN {USER} {PASS}\r\n").as_bytes());
+    let l = loop {
+        let l = read_line(s);
+        if !l.starts_with('*') {
+            break l;
+        }
+    };
+    assert!(l.starts_with(&format!("{tag} OK")), "{l}");
+}
+
 /// The daemon's resident set in KiB (`VmRSS` in `/proc/PID/status`).
 fn rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
@@ -87,14 +99,7 @@ fn unfinished_login_with_endless_literals_is_bounded_in_memory() {
         "the oversize command is refused: {l}"
     );
     // The session goes on: a normal LOGIN works.
-    send(&mut s, format!("b LOGIN {USER} {PASS}\r\n").as_bytes());
-    let l = loop {
-        let l = read_line(&mut s);
-        if !l.starts_with('*') {
-            break l;
-        }
-    };
-    assert!(l.starts_with("b OK"), "{l}");
+    imap_login(&mut s, "b");
     peak = peak.max(rss_kib(d.pid()));
     eprintln!(
         "daemon RSS: baseline {base} KiB, peak {peak} KiB (+{} KiB) over {ROUNDS} rounds",
@@ -206,14 +211,7 @@ fn logged_in_sessions_are_not_under_the_login_limits() {
     let start = Instant::now();
     let mut i = connect(imap);
     assert!(read_line(&mut i).starts_with("* OK"));
-    send(&mut i, format!("a LOGIN {USER} {PASS}\r\n").as_bytes());
-    let l = loop {
-        let l = read_line(&mut i);
-        if !l.starts_with('*') {
-            break l;
-        }
-    };
-    assert!(l.starts_with("a OK"), "{l}");
+    imap_login(&mut i, "a");
     let mut p = connect(pop3);
     assert!(read_line(&mut p).starts_with("+OK"));
     send(&mut p, format!("USER {USER}\r\nPASS {PASS}\r\n").as_bytes());
