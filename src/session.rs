@@ -239,6 +239,11 @@ pub trait Session: Send {
     /// Maximum length of the next line including CRLF; asked before every line, so it may
     /// depend on the state (e.g. a SASL response may be longer than a command).
     fn line_limit(&self) -> usize;
+    /// Whether the client has logged in. Asked by the driver before every wait for input:
+    /// until then the connection is under the login limits (`limits.login_idle_timeout_secs`
+    /// and the `limits.login_timeout_secs` deadline from the accept) instead of the
+    /// service's idle timeout. Required, so no protocol is exempt by accident.
+    fn logged_in(&self) -> bool;
     /// The greeting, written once the connection (and implicit TLS) is up.
     fn greeting(&mut self, out: &mut Output);
     /// What to do after the greeting (a server that refuses service says `Close`).
@@ -269,7 +274,8 @@ pub trait Session: Send {
     }
     /// The STLS/STARTTLS handshake succeeded.
     fn on_tls(&mut self);
-    /// No input for the idle timeout; the connection closes after this output.
+    /// No input for the idle timeout, or (before login) the login idle limit or deadline
+    /// passed; the connection closes after this output.
     fn on_timeout(&mut self, out: &mut Output);
     /// The daemon is shutting down; the connection closes after this output.
     fn on_shutdown(&mut self, out: &mut Output);

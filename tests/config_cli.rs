@@ -761,3 +761,47 @@ fn concurrent_reg_edits_all_land() {
     names.sort();
     assert_eq!(names, ["mailserver.toml"]);
 }
+
+/// Hostile input: 20,000 unknown `[ParametersSystem]` values. Locating each value used to
+/// count lines from the file's start and the duplicate check searched every earlier name,
+/// so checking took tens of seconds; both are linear now. The bound is generous (the check
+/// takes a few seconds in a debug build); `timeout` ends a run that would take far longer.
+#[test]
+fn check_config_with_20000_unknown_values_is_linear() {
+    let (dir, path) = fixture_copy();
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        text.lines().rfind(|l| l.starts_with('[')) == Some("[ParametersSystem]"),
+        "the fixture's last table must be [ParametersSystem]"
+    );
+    for i in 0..20_000 {
+        text.push_str(&format!("\"Unknown Value {i}\" = {i}\n"));
+    }
+    std::fs::write(&path, text).unwrap();
+    std::fs::write(dir.path().join("users"), "").unwrap();
+    let out = std::process::Command::new("timeout")
+        .arg("20")
+        .arg(assert_cmd::cargo::cargo_bin!("mailserver"))
+        .args(["--config", "mailserver.toml", "check-config"])
+        .current_dir(dir.path())
+        .env_remove("MAILSERVER_CONFIG")
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run timeout mailserver");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "check-config did not finish within 20 s (124 = timed out): {}",
+        stderr.lines().last().unwrap_or("")
+    );
+    assert_eq!(
+        stderr.matches("unknown registry value").count(),
+        20_000,
+        "every unknown value is warned about once"
+    );
+    assert!(
+        stderr.contains("mailserver.toml:"),
+        "warnings name the file"
+    );
+}

@@ -158,3 +158,56 @@ fn data_dir_change_needs_restart_and_default_log_path_stays_with_running_data_di
         "the new data_dir is not used before a restart"
     );
 }
+
+/// Hostile input: the config replaced by a FIFO. Reading it used to block the reload task
+/// forever (later edits and SIGHUP ignored, SIGTERM no longer ended the process); now it is
+/// refused at once with an error naming the file, the running config stays, the next valid
+/// file is picked up, and SIGTERM exits within the shutdown grace (5 s in tests).
+#[test]
+fn config_replaced_by_a_fifo_is_refused_and_reload_goes_on() {
+    let mut d = Daemon::start();
+    let path = d.config_path.clone();
+    let good = std::fs::read_to_string(&path).unwrap();
+    let fifo = d.dir.path().join("fifo.tmp");
+    let st = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("run mkfifo");
+    assert!(st.success());
+    std::fs::rename(&fifo, &path).unwrap();
+    let before = d.log_count("not a regular file (a FIFO)");
+    d.signal("HUP");
+    d.wait_log_more(
+        "not a regular file (a FIFO)",
+        before,
+        Duration::from_secs(15),
+    );
+    assert!(
+        d.log_text()
+            .lines()
+            .any(|l| l.contains("mailserver.toml: cannot read: not a regular file")),
+        "the error names the file:\n{}",
+        d.log_text()
+    );
+
+    // A valid file put back (atomically, as an editor does) with one value changed.
+    let tmp = d.dir.path().join("mailserver.toml.new");
+    std::fs::write(
+        &tmp,
+        good.replace(
+            "[ParametersSystem]\n",
+            "[ParametersSystem]\n\"POP3 Protocol Logging Level\" = 2\n",
+        ),
+    )
+    .unwrap();
+    std::fs::rename(&tmp, &path).unwrap();
+    d.wait_log("applies at the next session start", Duration::from_secs(15));
+    assert!(d.log_text().contains("POP3 Protocol Logging Level"));
+
+    // The process still answers and ends on SIGTERM within the grace period.
+    let mut s = connect(d.pop3.unwrap());
+    assert!(read_line(&mut s).starts_with("+OK"));
+    d.signal("TERM");
+    let st = d.wait_exit(Duration::from_secs(10));
+    assert!(st.success(), "{st:?}\n{}", d.log_text());
+}

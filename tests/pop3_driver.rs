@@ -25,6 +25,9 @@ impl Session for Toy {
     fn line_limit(&self) -> usize {
         100
     }
+    fn logged_in(&self) -> bool {
+        true
+    }
     fn greeting(&mut self, out: &mut Output) {
         out.status("* OK toy".as_bytes().to_vec());
     }

@@ -92,6 +92,11 @@ pub struct Limits {
     pub imap_idle_timeout: Duration,
     pub pop3_idle_timeout: Duration,
     pub max_message_bytes: u64,
+    /// Before login: the longest a connection may send nothing (`login_idle_timeout_secs`).
+    pub login_idle_timeout: Duration,
+    /// Before login: the longest the whole login phase may take from the connection's
+    /// accept, however often the client sends (`login_timeout_secs`; slowloris).
+    pub login_timeout: Duration,
     /// How long shutdown waits for sessions to end (extension: `shutdown_grace_secs`, 10 s).
     pub shutdown_grace: Duration,
 }
@@ -131,9 +136,44 @@ pub struct ConfigError(pub String);
 
 /// Reads and validates the file at `path` (following symlinks).
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    let bytes = std::fs::read(path)
-        .map_err(|e| ConfigError(format!("{}: cannot read: {e}", path.display())))?;
+    let bytes =
+        read_file(path).map_err(|e| ConfigError(format!("{}: cannot read: {e}", path.display())))?;
     parse(path, &bytes)
+}
+
+/// The bytes of the config file at `path`, which must be a regular file (a symlink to one is
+/// fine: Kubernetes ConfigMaps). It is opened non-blocking and checked before it is read,
+/// so a FIFO (or a device) put in its place is refused at once instead of blocking the
+/// reader forever (the reload task, `check-config`, `reg`).
+pub fn read_file(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)?;
+    let meta = file.metadata()?;
+    let kind = meta.file_type();
+    if !kind.is_file() {
+        let what = if kind.is_fifo() {
+            "a FIFO"
+        } else if kind.is_dir() {
+            "a directory"
+        } else if kind.is_socket() {
+            "a socket"
+        } else if kind.is_char_device() || kind.is_block_device() {
+            "a device"
+        } else {
+            "not a file"
+        };
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("not a regular file ({what})"),
+        ));
+    }
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)?;
+    Ok(bytes)
 }
 
 /// The defaults (README.md, "Configuration").
@@ -148,6 +188,12 @@ pub const IMAP_MIN_IDLE_SECS: u64 = 1800;
 pub const POP3_MIN_IDLE_SECS: u64 = 600;
 pub const DEFAULT_MAX_MESSAGE_BYTES: u64 = 52_428_800;
 pub const DEFAULT_SHUTDOWN_GRACE_SECS: u64 = 10;
+/// Before login, no input for this long ends the connection (Dovecot's login processes
+/// disconnect an idle client after 3 minutes).
+pub const DEFAULT_LOGIN_IDLE_TIMEOUT_SECS: u64 = 180;
+/// Before login, the whole login phase ends this long after the accept, whatever the client
+/// sends: enough for a client that asks its user for the password after a failed attempt.
+pub const DEFAULT_LOGIN_TIMEOUT_SECS: u64 = 300;
 /// Upper bound of every `*_secs` setting: `Instant + Duration` must not overflow anywhere.
 pub const MAX_SECS: u64 = 365 * 24 * 3600;
 
@@ -210,6 +256,8 @@ struct RawLimits {
     imap_idle_timeout_secs: Option<Spanned<u64>>,
     pop3_idle_timeout_secs: Option<Spanned<u64>>,
     max_message_bytes: Option<Spanned<u64>>,
+    login_idle_timeout_secs: Option<Spanned<u64>>,
+    login_timeout_secs: Option<Spanned<u64>>,
     shutdown_grace_secs: Option<Spanned<u64>>,
 }
 
@@ -270,34 +318,37 @@ impl Checker<'_> {
         }
     }
 
-    fn timeout(&mut self, key: &str, v: &Option<Spanned<u64>>, min: u64, rfc: &str) -> Duration {
-        match v {
-            Some(n) if *n.get_ref() == 0 => {
-                self.error(n, format!("limits.{key} must be at least 1"));
-                Duration::from_secs(min)
-            }
-            Some(n) if *n.get_ref() > MAX_SECS => {
-                self.error(
-                    n,
-                    format!("limits.{key} must be at most {MAX_SECS} (a year)"),
-                );
-                Duration::from_secs(min)
-            }
-            Some(n) => {
-                if *n.get_ref() < min {
-                    self.warn(
-                        n,
-                        format!(
-                            "limits.{key} = {} is below the {min} s minimum of {rfc}; \
-                             accepted, but clients may be cut off early",
-                            n.get_ref()
-                        ),
-                    );
-                }
-                Duration::from_secs(*n.get_ref())
-            }
-            None => Duration::from_secs(min),
+    /// A `*_secs` value: at least 1 and at most [`MAX_SECS`]; `None` when absent or invalid
+    /// (the error is recorded).
+    fn secs(&mut self, key: &str, v: &Option<Spanned<u64>>) -> Option<u64> {
+        let n = v.as_ref()?;
+        match *n.get_ref() {
+            0 => self.error(n, format!("limits.{key} must be at least 1")),
+            s if s > MAX_SECS => self.error(
+                n,
+                format!("limits.{key} must be at most {MAX_SECS} (a year)"),
+            ),
+            s => return Some(s),
         }
+        None
+    }
+
+    /// A session idle timeout: valid seconds, with a warning below the RFC's minimum `min`
+    /// (also the default).
+    fn timeout(&mut self, key: &str, v: &Option<Spanned<u64>>, min: u64, rfc: &str) -> Duration {
+        let Some(secs) = self.secs(key, v) else {
+            return Duration::from_secs(min);
+        };
+        if let (true, Some(n)) = (secs < min, v) {
+            self.warn(
+                n,
+                format!(
+                    "limits.{key} = {secs} is below the {min} s minimum of {rfc}; \
+                     accepted, but clients may be cut off early"
+                ),
+            );
+        }
+        Duration::from_secs(secs)
     }
 }
 
@@ -315,16 +366,16 @@ pub fn base_dir(path: &Path) -> PathBuf {
 /// Validates `bytes` as the content of `path` (relative paths resolve against its directory).
 pub fn parse(path: &Path, bytes: &[u8]) -> Result<Config, ConfigError> {
     let text = std::str::from_utf8(bytes).map_err(|e| {
-        let loc = Locator {
-            file: path,
-            text: std::str::from_utf8(&bytes[..e.valid_up_to()]).unwrap_or(""),
-        };
+        let loc = Locator::new(
+            path,
+            std::str::from_utf8(&bytes[..e.valid_up_to()]).unwrap_or(""),
+        );
         ConfigError(format!(
             "{}: the file is not valid UTF-8",
             loc.at(e.valid_up_to())
         ))
     })?;
-    let loc = Locator { file: path, text };
+    let loc = Locator::new(path, text);
     let raw: RawConfig = toml::from_str(text).map_err(|e| {
         ConfigError(format!(
             "{}: {}",
@@ -341,7 +392,7 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<Config, ConfigError> {
     })?;
 
     let mut c = Checker {
-        loc: Locator { file: path, text },
+        loc,
         base: base_dir(path),
         errors: Vec::new(),
         warnings: Vec::new(),
@@ -441,6 +492,14 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<Config, ConfigError> {
             "max_message_bytes",
             &l.max_message_bytes,
             DEFAULT_MAX_MESSAGE_BYTES,
+        ),
+        login_idle_timeout: Duration::from_secs(
+            c.secs("login_idle_timeout_secs", &l.login_idle_timeout_secs)
+                .unwrap_or(DEFAULT_LOGIN_IDLE_TIMEOUT_SECS),
+        ),
+        login_timeout: Duration::from_secs(
+            c.secs("login_timeout_secs", &l.login_timeout_secs)
+                .unwrap_or(DEFAULT_LOGIN_TIMEOUT_SECS),
         ),
         shutdown_grace: match &l.shutdown_grace_secs {
             Some(s) if *s.get_ref() > MAX_SECS => {
@@ -598,6 +657,16 @@ fn settings(cfg: &Config) -> Vec<Setting> {
     push(
         "limits.max_message_bytes",
         l.max_message_bytes.to_string(),
+        false,
+    );
+    push(
+        "limits.login_idle_timeout_secs",
+        l.login_idle_timeout.as_secs().to_string(),
+        false,
+    );
+    push(
+        "limits.login_timeout_secs",
+        l.login_timeout.as_secs().to_string(),
         false,
     );
     push(

@@ -204,8 +204,8 @@ fn lock_edits(config: &Path) -> Result<fs::File, RegError> {
 }
 
 fn read_doc(config: &Path) -> Result<(String, DocumentMut), RegError> {
-    let bytes =
-        fs::read(config).map_err(|e| invalid(format!("{}: cannot read: {e}", config.display())))?;
+    let bytes = super::read_file(config)
+        .map_err(|e| invalid(format!("{}: cannot read: {e}", config.display())))?;
     let text = String::from_utf8(bytes)
         .map_err(|_| invalid(format!("{}: the file is not valid UTF-8", config.display())))?;
     // Errors are reported by `super::parse` with positions; a document that does not even

@@ -263,18 +263,33 @@ impl Values {
 }
 
 /// Maps byte offsets of one source text to `FILE:LINE:COL` (1-based, columns in chars).
+/// The line starts are indexed once, so locating every value of a large table stays
+/// linear in the file's size (not a scan from the start per value).
 pub struct Locator<'a> {
     pub file: &'a Path,
     pub text: &'a str,
+    /// Byte offset of the start of every line (the first is 0).
+    line_starts: Vec<usize>,
 }
 
-impl Locator<'_> {
+impl<'a> Locator<'a> {
+    pub fn new(file: &'a Path, text: &'a str) -> Locator<'a> {
+        let line_starts = std::iter::once(0)
+            .chain(memchr::memchr_iter(b'\n', text.as_bytes()).map(|i| i + 1))
+            .collect();
+        Locator {
+            file,
+            text,
+            line_starts,
+        }
+    }
+
     pub fn at(&self, offset: usize) -> String {
-        let offset = offset.min(self.text.len());
-        let before = &self.text[..floor_char_boundary(self.text, offset)];
-        let line = before.matches('\n').count() + 1;
-        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-        let col = before[line_start..].chars().count() + 1;
+        let offset = floor_char_boundary(self.text, offset.min(self.text.len()));
+        // The last line start at or before `offset` (there is always the one at 0).
+        let line = self.line_starts.partition_point(|&s| s <= offset);
+        let line_start = self.line_starts[line - 1];
+        let col = self.text[line_start..offset].chars().count() + 1;
         format!("{}:{line}:{col}", self.file.display())
     }
 
@@ -302,16 +317,17 @@ pub fn check_table(
     let mut values = Values::default();
     let mut warnings = Vec::new();
     let mut errors = Vec::new();
+    // Lowercased name → index in `values.present`: the duplicate check is one lookup.
+    let mut seen: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
     for (name, item) in table.iter() {
         let key_loc = loc.span(table.key(name).and_then(|k| k.span()));
         let val_loc = loc.span(
             item.span()
                 .or_else(|| table.key(name).and_then(|k| k.span())),
         );
-        if let Some(prev) = values
-            .present
-            .iter()
-            .find(|e| e.name.eq_ignore_ascii_case(name))
+        if let Some(prev) = seen
+            .get(&name.to_ascii_lowercase())
+            .map(|&i| &values.present[i])
         {
             errors.push(format!(
                 "{key_loc}: \"{name}\" and \"{}\" (at {}) are the same registry value: \
@@ -367,6 +383,7 @@ pub fn check_table(
                 continue;
             }
         };
+        seen.insert(name.to_ascii_lowercase(), values.present.len());
         values.present.push(Entry {
             name: name.to_string(),
             data,
@@ -423,10 +440,7 @@ mod tests {
     fn check(src: &str) -> (Values, Vec<String>, Vec<String>) {
         let doc = toml_edit::Document::parse(src.to_string()).unwrap();
         let table = doc[TABLE].as_table_like().unwrap();
-        let loc = Locator {
-            file: Path::new("etc/mailserver.toml"),
-            text: src,
-        };
+        let loc = Locator::new(Path::new("etc/mailserver.toml"), src);
         check_table(table, &loc)
     }
 
@@ -527,10 +541,7 @@ mod tests {
 
     #[test]
     fn locator_counts_chars() {
-        let loc = Locator {
-            file: Path::new("f"),
-            text: "a\néé = 1\n",
-        };
+        let loc = Locator::new(Path::new("f"), "a\néé = 1\n");
         assert_eq!(loc.at(0), "f:1:1");
         assert_eq!(loc.at(2), "f:2:1");
         assert_eq!(loc.at(7), "f:2:4");

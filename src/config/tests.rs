@@ -21,6 +21,8 @@ fn empty_file_gives_defaults() {
     assert_eq!(c.limits.pop3_idle_timeout, Duration::from_secs(600));
     assert_eq!(c.limits.max_message_bytes, 52_428_800);
     assert_eq!(c.limits.shutdown_grace, Duration::from_secs(10));
+    assert_eq!(c.limits.login_idle_timeout, Duration::from_secs(180));
+    assert_eq!(c.limits.login_timeout, Duration::from_secs(300));
     assert_eq!(c.pop3_log.level, 0);
     assert_eq!(c.pop3_log.path, PathBuf::from("/var/lib/mailserver"));
     assert_eq!(c.imap_log.size_limit_kib, 0);
@@ -130,6 +132,23 @@ fn bad_listen_address_is_named() {
     // port 0 = any free port, several times is fine
     let c = p("[pop3]\nlisten = [\"127.0.0.1:0\"]\ntls_listen = [\"127.0.0.1:0\"]\n[imap]\nlisten = [\"127.0.0.1:0\"]\n").unwrap();
     assert_eq!(c.imap.listen[0].port(), 0);
+}
+
+#[test]
+fn login_timeouts_are_validated_like_the_other_limits() {
+    let c = p("[limits]\nlogin_idle_timeout_secs = 5\nlogin_timeout_secs = 20\n").unwrap();
+    assert_eq!(c.limits.login_idle_timeout, Duration::from_secs(5));
+    assert_eq!(c.limits.login_timeout, Duration::from_secs(20));
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    let r = render_effective(&c);
+    assert!(r.contains("login_idle_timeout_secs = 5"), "{r}");
+    assert!(r.contains("login_timeout_secs = 20"), "{r}");
+    let e = p("[limits]\nlogin_idle_timeout_secs = 0\nlogin_timeout_secs = 31536001\n")
+        .unwrap_err()
+        .0;
+    assert_eq!(e.lines().count(), 2, "{e}");
+    assert!(e.contains("login_idle_timeout_secs must be at least 1"), "{e}");
+    assert!(e.contains("login_timeout_secs must be at most 31536000"), "{e}");
 }
 
 #[test]

@@ -71,7 +71,7 @@ pub fn spawn(
         .watch(&dir, RecursiveMode::NonRecursive)
         .with_context(|| format!("cannot watch {}", dir.display()))?;
     let mut hup = signal(SignalKind::hangup()).context("cannot install the SIGHUP handler")?;
-    let mut last = std::fs::read(&path).ok();
+    let mut last = super::read_file(&path).ok();
     let mut target_watch = None;
     follow_target(&mut debouncer, &dir, &path, &mut target_watch);
 
@@ -145,12 +145,17 @@ async fn reload(
     last: &mut Option<Vec<u8>>,
     apply: &Arc<dyn Fn(Config) + Send + Sync>,
 ) {
-    let bytes = match tokio::fs::read(path).await {
+    let owned = path.to_path_buf();
+    let read = tokio::task::spawn_blocking(move || super::read_file(&owned))
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+    let bytes = match read {
         Ok(b) => b,
         Err(e) => {
             // Mid-rename or mid-symlink-swap the file can be missing for a moment; the
-            // event that completes the swap comes next.
-            if force {
+            // event that completes the swap comes next. Anything else (not a regular file,
+            // no permission) is worth an error on every attempt.
+            if force || e.kind() != std::io::ErrorKind::NotFound {
                 tracing::error!(
                     "{}: cannot read: {e}; keeping the running configuration",
                     path.display()

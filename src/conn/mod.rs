@@ -25,7 +25,9 @@
 //!   lines are not logged at all (their bytes may hold a password that cannot be redacted).
 //! * Idle timeout: no input for `Config::idle_timeout(service)` (RFC 1939 §3: at least 10
 //!   minutes; RFC 3501 §5.4: at least 30) ends the session after [`Session::on_timeout`].
-//!   Writes are bounded by the same timeout, TLS handshakes by at most 60 s.
+//!   Writes are bounded by the same timeout, TLS handshakes by at most 60 s. Before login
+//!   ([`Session::logged_in`]) the limits are `limits.login_idle_timeout_secs` without input
+//!   and `limits.login_timeout_secs` from the accept however much the client sends.
 //! * For IMAP: [`Step::ReadLiteral`] reads exact octet counts (never parsed as commands);
 //!   [`Step::Idle`] also wakes the session when [`Session::idle_watch`] changes (RFC 2177).
 //!   The server picks the session by service and hands it to [`serve_session`]
@@ -83,6 +85,12 @@ pub async fn serve_session<S: Session>(conn: Connection, session: S) {
         shutdown,
     } = conn;
     let _ = stream.set_nodelay(true);
+    // The login phase is timed from the accept, implicit TLS handshake included.
+    let timeouts = Timeouts {
+        session_idle: snapshot.config.idle_timeout(service),
+        login_idle: snapshot.config.limits.login_idle_timeout,
+        login_deadline: tokio::time::Instant::now() + snapshot.config.limits.login_timeout,
+    };
     let mut log = protolog.session_start(
         service,
         snapshot.config.protocol_log(service),
@@ -91,7 +99,7 @@ pub async fn serve_session<S: Session>(conn: Connection, session: S) {
     );
     let mut io = Io {
         stream: Stream::Plain(stream),
-        idle: snapshot.config.idle_timeout(service),
+        idle: timeouts.login_idle,
         bytes_in: 0,
         bytes_out: 0,
     };
@@ -106,7 +114,7 @@ pub async fn serve_session<S: Session>(conn: Connection, session: S) {
             }
         }
     }
-    drive(session, &mut io, &mut log, &snapshot, &shutdown).await;
+    drive(session, &mut io, &mut log, &snapshot, &timeouts, &shutdown).await;
     // The `-` record is written and flushed before the FIN: a client that sees the
     // connection close can read its whole session in the log (ARCHITECTURE.md, "Protocol
     // log"). The graceful close moves no counted bytes, so the counts are final here.
@@ -132,12 +140,35 @@ const DIRECT_WRITE: usize = 64 * 1024;
 /// The longest a TLS handshake may take (bounded also by the idle timeout).
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// The timeouts of one connection (ARCHITECTURE.md, "Limits"): the service's idle timeout
+/// once logged in; before that a short idle limit and a deadline for the whole login phase
+/// that input does not extend (slowloris).
+struct Timeouts {
+    session_idle: Duration,
+    login_idle: Duration,
+    login_deadline: tokio::time::Instant,
+}
+
+impl Timeouts {
+    /// How long the next wait for input may take; also bounds writes and handshakes.
+    fn wait(&self, logged_in: bool) -> Duration {
+        if logged_in {
+            return self.session_idle;
+        }
+        let left = self
+            .login_deadline
+            .saturating_duration_since(tokio::time::Instant::now());
+        self.login_idle.min(left)
+    }
+}
+
 /// The read/handle/write loop, the same for every protocol.
 async fn drive<S: Session>(
     mut session: S,
     io: &mut Io,
     log: &mut SessionLog,
     snapshot: &Snapshot,
+    timeouts: &Timeouts,
     shutdown: &CancellationToken,
 ) {
     let mut framer = Framer::new(session.line_limit());
@@ -212,6 +243,8 @@ async fn drive<S: Session>(
         if io.write(&mut out, log).await.is_err() {
             return;
         }
+        // Asked before every wait: a login just done switches to the service's timeout.
+        io.idle = timeouts.wait(session.logged_in());
         // Wait for more input, the idle timeout, shutdown, or (IDLE) a mailbox change.
         if step == Step::Idle {
             if idle_watch.is_none() {

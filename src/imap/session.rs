@@ -24,8 +24,9 @@
 //! before the response that carries it, as Dovecot does. Syncs are skipped when the
 //! mailbox's change counter has not moved (NOOP, CHECK and IDLE always sync).
 //!
-//! Limits (ARCHITECTURE.md, "Limits"): 64 KiB per line, literals up to `max_message_bytes` (8 KiB before
-//! login), `BAD` for syntax errors and `* BYE` after [`MAX_BAD_COMMANDS`] in a row. A large
+//! Limits (ARCHITECTURE.md, "Limits"): 64 KiB per line, literals up to `max_message_bytes`, a
+//! whole command up to that plus two lines; before login a whole command (lines and
+//! literals) at most [`MAX_COMMAND_BEFORE_LOGIN`]; `BAD` for syntax errors and `* BYE` after [`MAX_BAD_COMMANDS`] in a row. A large
 //! FETCH is answered in batches through [`Step::Continue`].
 //!
 //! An over-long line is dropped by the driver before this session sees it; if it ended with
@@ -39,7 +40,7 @@ use tokio::sync::watch;
 use super::commands::{CommandSpec, Done};
 use super::decode::{self, literal_at_end, FrameError};
 pub use super::state::ImapSession;
-use super::state::{Input, State, SyncMode, MAX_LITERAL_BEFORE_LOGIN};
+use super::state::{Input, State, SyncMode, MAX_COMMAND_BEFORE_LOGIN};
 use crate::session::{Output, Session, Step};
 
 /// Literal data is read from the driver in pieces of at most this size while a refused
@@ -67,21 +68,28 @@ impl ImapSession {
         }
     }
 
+    /// The largest literal and the largest whole command in the current state: small before
+    /// login, so an unauthenticated client cannot make the session buffer much.
+    fn command_limits(&self) -> (u64, u64) {
+        match self.state {
+            State::NotAuthenticated => (MAX_COMMAND_BEFORE_LOGIN, MAX_COMMAND_BEFORE_LOGIN),
+            _ => (self.limits.max_literal, self.limits.max_command),
+        }
+    }
+
     /// A complete line in command mode.
     async fn command_line(&mut self, line: &[u8], out: &mut Output) -> Step {
-        self.pending.extend_from_slice(line);
-        self.pending.extend_from_slice(b"\r\n");
-        if self.pending.len() as u64 > self.limits.max_command {
+        let (max_literal, max_command) = self.command_limits();
+        // Checked before the line is appended: a refused line is never buffered.
+        if (self.pending.len() + line.len() + 2) as u64 > max_command {
             return self.refuse(FrameError::TooLong, literal_at_end(line), out);
         }
+        self.pending.extend_from_slice(line);
+        self.pending.extend_from_slice(b"\r\n");
         match literal_at_end(line) {
             Some((len, sync)) => {
                 let total = (self.pending.len() as u64).saturating_add(len);
-                let max = match self.state {
-                    State::NotAuthenticated => MAX_LITERAL_BEFORE_LOGIN,
-                    _ => self.limits.max_literal,
-                };
-                if len > max || total > self.limits.max_command {
+                if len > max_literal || total > max_command {
                     return self.refuse(FrameError::LiteralTooBig, Some((len, sync)), out);
                 }
                 if sync {
@@ -151,7 +159,14 @@ impl ImapSession {
 
 impl Session for ImapSession {
     fn line_limit(&self) -> usize {
-        self.limits.max_line
+        match self.state {
+            State::NotAuthenticated => self.limits.max_line.min(MAX_COMMAND_BEFORE_LOGIN as usize),
+            _ => self.limits.max_line,
+        }
+    }
+
+    fn logged_in(&self) -> bool {
+        !matches!(self.state, State::NotAuthenticated)
     }
 
     fn greeting(&mut self, out: &mut Output) {

@@ -21,9 +21,12 @@ use crate::store::{self, Changes, Mailbox, MessageMeta, UserStore, View};
 /// Consecutive `BAD` replies after which the session says `* BYE` and closes (as Dovecot).
 pub const MAX_BAD_COMMANDS: u32 = 10;
 
-/// Largest literal accepted before login (a LOGIN or AUTHENTICATE argument): an
-/// unauthenticated client cannot make the server buffer a message-sized literal.
-pub const MAX_LITERAL_BEFORE_LOGIN: u64 = 8 * 1024;
+/// Largest whole command before login — every line, CRLF and literal of it — and so also
+/// the longest line and literal then (ARCHITECTURE.md, "Limits"). An unauthenticated client
+/// cannot make the server buffer more than this per connection (Dovecot's login processes
+/// allow a few KiB as well). 8 KiB holds any real LOGIN, and an `AUTHENTICATE PLAIN` with
+/// SASL-IR (RFC 4959) for a 255-octet user and a 4 KiB password is under 6 KiB of base64.
+pub const MAX_COMMAND_BEFORE_LOGIN: u64 = 8 * 1024;
 
 /// Capabilities before login (ARCHITECTURE.md, "IMAP"), without the TLS/plaintext dependent parts.
 pub const CAPS_PREAUTH: &str = "IMAP4rev1 SASL-IR LITERAL+ ID ENABLE IDLE";

@@ -659,6 +659,10 @@ fn printable(s: &str) -> String {
 }
 
 impl Session for Pop3Session {
+    fn logged_in(&self) -> bool {
+        !matches!(self.state, State::Authorization { .. })
+    }
+
     fn line_limit(&self) -> usize {
         match self.state {
             State::Authorization { sasl: true, .. } => SASL_LINE_LIMIT,
