@@ -906,3 +906,35 @@ async fn envelope_and_structure_are_cached_by_uid() {
     );
     c.ok("LOGOUT").await;
 }
+
+/// A HEADER.FIELDS name sent as a literal holding CRLF comes back as a literal in the item
+/// name (an IMAP astring, RFC 3501 §9), so it cannot end the response line and inject an
+/// untagged `* 1 EXPUNGE`; ordinary names stay bare atoms, uppercased.
+#[tokio::test]
+async fn header_field_name_with_crlf_is_sent_back_as_a_literal() {
+    let s = Server::start(Options::default()).await;
+    let mut c = s.login().await;
+    c.append("INBOX", "", &message("first", "Hello")).await;
+    c.ok("SELECT INBOX").await;
+    let name = "X\r\n* 1 EXPUNGE\r\n";
+    c.send(&format!(
+        "f1 FETCH 1 BODY.PEEK[HEADER.FIELDS (subject {{{}+}}\r\n{name})]",
+        name.len()
+    ))
+    .await;
+    let (u, t) = c.until_tagged("f1").await;
+    assert!(t.starts_with("OK"), "{t}");
+    assert_eq!(
+        u,
+        [format!(
+            "* 1 FETCH (BODY[HEADER.FIELDS (SUBJECT {{16}}\r\n{name})] {{18}}\r\nSubject: first\r\n\r\n)"
+        )]
+    );
+    let u = c
+        .ok("FETCH 1 BODY.PEEK[HEADER.FIELDS (Subject \"A B\" NIL \"\" \"a]b\" From)]")
+        .await;
+    assert_eq!(
+        u,
+        ["* 1 FETCH (BODY[HEADER.FIELDS (SUBJECT \"A B\" \"NIL\" \"\" \"A]B\" FROM)] {51}\r\nFrom: Carol <carol@example.org>\r\nSubject: first\r\n\r\n)"]
+    );
+}
