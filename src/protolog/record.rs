@@ -157,12 +157,13 @@ static CLASS: [u8; 256] = {
 ///
 /// Most lines of mail are printable ASCII: those are checked sixteen bytes at a time and
 /// copied in one piece. Any other line takes one pass in which runs of bytes written as
-/// themselves are still copied in bulk.
+/// themselves are still copied in bulk. Both paths take [`always_quoted`] for the bytes at
+/// the edges.
 pub fn push_data_field(out: &mut Vec<u8>, data: &[u8]) {
-    let edge_space = data.first() == Some(&b' ') || data.last() == Some(&b' ');
+    let edge = always_quoted(data);
     match scan(data) {
         Scan::Plain { comma } => {
-            let quote = comma || edge_space;
+            let quote = comma || edge;
             out.reserve(data.len() + 2);
             if quote {
                 out.push(b'"');
@@ -172,8 +173,16 @@ pub fn push_data_field(out: &mut Vec<u8>, data: &[u8]) {
                 out.push(b'"');
             }
         }
-        Scan::Special => push_data_field_slow(out, data, edge_space),
+        Scan::Special => push_data_field_slow(out, data, edge),
     }
+}
+
+/// Whether `data` is quoted whatever it holds: a space at either end (kept by every CSV
+/// reader only inside quotes), or a first byte a spreadsheet takes as the start of a
+/// formula (`=`, `+`, `-`, `@`: a client line such as `=HYPERLINK(...)` would otherwise run
+/// when an admin opens the log in Excel). Quoting leaves the decoded bytes unchanged.
+fn always_quoted(data: &[u8]) -> bool {
+    matches!(data.first(), Some(b' ' | b'=' | b'+' | b'-' | b'@')) || data.last() == Some(&b' ')
 }
 
 /// What [`scan`] found in a data field.
@@ -238,11 +247,11 @@ fn classify_block(block: &[u8; 16]) -> (bool, bool) {
 /// [`push_data_field`] for a field with bytes to escape or double: one pass, a place for the
 /// opening quote reserved and removed again (a short `memmove` of this field only) when the
 /// field turns out not to need quotes.
-fn push_data_field_slow(out: &mut Vec<u8>, data: &[u8], edge_space: bool) {
+fn push_data_field_slow(out: &mut Vec<u8>, data: &[u8], always: bool) {
     let start = out.len();
     out.reserve(data.len() + 2);
     out.push(b'"');
-    let mut quote = edge_space;
+    let mut quote = always;
     let mut run = 0;
     for (i, &b) in data.iter().enumerate() {
         match CLASS[usize::from(b)] {
@@ -460,8 +469,8 @@ mod tests {
         assert_eq!(data(b"USER alice"), "USER alice");
         assert_eq!(data(b""), "");
         assert_eq!(
-            data(b"+OK <1896.697170952@dbc.mindspring.com>"),
-            "+OK <1896.697170952@dbc.mindspring.com>"
+            data(b"OK <1896.697170952@dbc.mindspring.com>"),
+            "OK <1896.697170952@dbc.mindspring.com>"
         );
     }
 
@@ -480,13 +489,13 @@ mod tests {
             let expected = match b {
                 b',' => "\",\"".to_string(),
                 b'"' => "\"\"\"\"".to_string(),
-                b' ' => "\" \"".to_string(),
+                b' ' | b'=' | b'+' | b'-' | b'@' => format!("\"{}\"", b as char),
                 b'\\' => "\\x5C".to_string(),
                 0x21..=0x7E => (b as char).to_string(),
                 _ => format!("\\x{b:02X}"),
             };
             assert_eq!(data(&[b]), expected, "byte {b:#04x}");
-            if b != b' ' {
+            if !b" =+-@".contains(&b) {
                 // Inside a field: the same bytes (and for `,`/`"` the same quotes) around it.
                 let inner = data(&[b'a', b, b'z']);
                 assert_eq!(inner.len(), expected.len() + 2, "byte {b:#04x}: {inner}");
@@ -506,8 +515,7 @@ mod tests {
                         let mut v = vec![fill; len];
                         v[pos] = b;
                         let mut slow = Vec::new();
-                        let edge = v.first() == Some(&b' ') || v.last() == Some(&b' ');
-                        push_data_field_slow(&mut slow, &v, edge);
+                        push_data_field_slow(&mut slow, &v, always_quoted(&v));
                         assert_eq!(data(&v).into_bytes(), slow, "{v:?}");
                     }
                 }
@@ -524,6 +532,27 @@ mod tests {
         assert_eq!(data(b" "), "\" \"");
         assert_eq!(data(b"in side"), "in side");
         assert_eq!(data(b"\""), "\"\"\"\"");
+    }
+
+    /// A field a spreadsheet would read as a formula is quoted, on the fast path and on the
+    /// escaping one; the same bytes later in the field are not a formula and stay bare.
+    #[test]
+    fn formula_starts_are_quoted() {
+        assert_eq!(data(b"=HYPERLINK(A1)"), "\"=HYPERLINK(A1)\"");
+        assert_eq!(data(b"-1+1"), "\"-1+1\"");
+        assert_eq!(data(b"@SUM(A1)"), "\"@SUM(A1)\"");
+        assert_eq!(data(b"+x"), "\"+x\"");
+        // POP3 status lines too: the rule is on the first byte, not on who wrote the line.
+        assert_eq!(
+            data(b"+OK <1896.697170952@dbc.mindspring.com>"),
+            "\"+OK <1896.697170952@dbc.mindspring.com>\""
+        );
+        assert_eq!(data(b"-ERR no\r"), "\"-ERR no\\x0D\"");
+        assert_eq!(data(b"=a,\"b\""), "\"=a,\"\"b\"\"\"");
+        assert_eq!(data(b"a1 =1+2 -x @y"), "a1 =1+2 -x @y");
+        for d in [&b"=1+2"[..], b"+OK \x01", b"@x"] {
+            assert_eq!(decode_data_field(&data(d)).unwrap(), d);
+        }
     }
 
     #[test]
