@@ -939,3 +939,31 @@ async fn header_field_name_with_crlf_is_sent_back_as_a_literal() {
         ["* 1 FETCH (BODY[HEADER.FIELDS (SUBJECT \"A B\" \"NIL\" \"\" \"A]B\" FROM)] {51}\r\nFrom: Carol <carol@example.org>\r\nSubject: first\r\n\r\n)"]
     );
 }
+
+/// Maildir keeps 26 keyword letters per folder: 26 keywords are stored and fetched back;
+/// the 27th is refused with RFC 5530 `[LIMIT]` (never accepted and dropped) and changes
+/// nothing, and PERMANENTFLAGS stops promising `\*` (RFC 3501 §7.1).
+#[tokio::test]
+async fn a_27th_keyword_is_refused_with_limit() {
+    let s = Server::start(Options::default()).await;
+    let mut c = s.login().await;
+    c.append("INBOX", "", &message("first", "Hello")).await;
+    let sel = c.ok("SELECT INBOX").await;
+    assert!(has(&sel, "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)] Flags permitted."), "{sel:?}");
+    let kws: Vec<String> = (1..=26).map(|i| format!("kw{i:02}")).collect();
+    let all = kws.join(" ");
+    let u = c.ok(&format!("STORE 1 +FLAGS ({all})")).await;
+    assert!(has(&u, &format!("* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft {all})] Flags permitted.")), "{u:?}");
+    let fetched = format!("* 1 FETCH (FLAGS (\\Recent {all}))");
+    assert_eq!(c.ok("FETCH 1 FLAGS").await, [fetched.clone()]);
+    for cmd in ["STORE 1 +FLAGS (kw27)", "STORE 1 FLAGS (kw27 \\Seen)"] {
+        let (u, t) = c.cmd(cmd).await;
+        assert_eq!(t, "NO [LIMIT] Too many keywords in this mailbox.", "{cmd}");
+        assert!(u.is_empty(), "{cmd}: {u:?}");
+    }
+    assert_eq!(c.ok("FETCH 1 FLAGS").await, [fetched]);
+    let kwfile = std::fs::read_to_string(s.maildir().join("dovecot-keywords")).unwrap();
+    assert!(!kwfile.contains("kw27"), "{kwfile}");
+    let sel = c.ok("SELECT INBOX").await;
+    assert!(has(&sel, &format!("* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft {all})] Flags permitted.")), "{sel:?}");
+}
