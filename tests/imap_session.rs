@@ -955,7 +955,7 @@ async fn a_27th_keyword_is_refused_with_limit() {
     let u = c.ok(&format!("STORE 1 +FLAGS ({all})")).await;
     assert!(has(&u, &format!("* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft {all})] Flags permitted.")), "{u:?}");
     let fetched = format!("* 1 FETCH (FLAGS (\\Recent {all}))");
-    assert_eq!(c.ok("FETCH 1 FLAGS").await, [fetched.clone()]);
+    assert_eq!(c.ok("FETCH 1 FLAGS").await, std::slice::from_ref(&fetched));
     for cmd in ["STORE 1 +FLAGS (kw27)", "STORE 1 FLAGS (kw27 \\Seen)"] {
         let (u, t) = c.cmd(cmd).await;
         assert_eq!(t, "NO [LIMIT] Too many keywords in this mailbox.", "{cmd}");
