@@ -871,13 +871,19 @@ async fn envelope_and_structure_are_cached_by_uid() {
 
     // Same size, different subject: only an uncached item can tell.
     let cur = s.maildir().join("cur");
-    let mut files: Vec<_> = std::fs::read_dir(&cur)
+    // The first message's file (by content: Maildir names need not sort in delivery order,
+    // e.g. `M99999` vs `M100000` within one second).
+    let files: Vec<_> = std::fs::read_dir(&cur)
         .unwrap()
         .map(|e| e.unwrap().path())
+        .filter(|p| {
+            std::fs::read_to_string(p)
+                .unwrap()
+                .contains("Subject: original")
+        })
         .collect();
-    files.sort();
+    assert_eq!(files.len(), 1, "{files:?}");
     let text = std::fs::read_to_string(&files[0]).unwrap();
-    assert!(text.contains("Subject: original"), "{text}");
     std::fs::write(&files[0], text.replace("original", "modified")).unwrap();
 
     let mut c = s.login().await;
@@ -935,4 +941,64 @@ async fn response_to_a_refused_authenticate_is_redacted() {
         .on_line(format!("d AUTHENTICATE PLAIN {ir}").as_bytes(), &mut out)
         .await;
     assert_eq!(redact(&remote, "e NOOP"), None);
+}
+
+/// A HEADER.FIELDS name sent as a literal holding CRLF comes back as a literal in the item
+/// name (an IMAP astring, RFC 3501 §9), so it cannot end the response line and inject an
+/// untagged `* 1 EXPUNGE`; ordinary names stay bare atoms, uppercased.
+#[tokio::test]
+async fn header_field_name_with_crlf_is_sent_back_as_a_literal() {
+    let s = Server::start(Options::default()).await;
+    let mut c = s.login().await;
+    c.append("INBOX", "", &message("first", "Hello")).await;
+    c.ok("SELECT INBOX").await;
+    let name = "X\r\n* 1 EXPUNGE\r\n";
+    c.send(&format!(
+        "f1 FETCH 1 BODY.PEEK[HEADER.FIELDS (subject {{{}+}}\r\n{name})]",
+        name.len()
+    ))
+    .await;
+    let (u, t) = c.until_tagged("f1").await;
+    assert!(t.starts_with("OK"), "{t}");
+    assert_eq!(
+        u,
+        [format!(
+            "* 1 FETCH (BODY[HEADER.FIELDS (SUBJECT {{16}}\r\n{name})] {{18}}\r\nSubject: first\r\n\r\n)"
+        )]
+    );
+    let u = c
+        .ok("FETCH 1 BODY.PEEK[HEADER.FIELDS (Subject \"A B\" NIL \"\" \"a]b\" From)]")
+        .await;
+    assert_eq!(
+        u,
+        ["* 1 FETCH (BODY[HEADER.FIELDS (SUBJECT \"A B\" \"NIL\" \"\" \"A]B\" FROM)] {51}\r\nFrom: Carol <carol@example.org>\r\nSubject: first\r\n\r\n)"]
+    );
+}
+
+/// Maildir keeps 26 keyword letters per folder: 26 keywords are stored and fetched back;
+/// the 27th is refused with RFC 5530 `[LIMIT]` (never accepted and dropped) and changes
+/// nothing, and PERMANENTFLAGS stops promising `\*` (RFC 3501 §7.1).
+#[tokio::test]
+async fn a_27th_keyword_is_refused_with_limit() {
+    let s = Server::start(Options::default()).await;
+    let mut c = s.login().await;
+    c.append("INBOX", "", &message("first", "Hello")).await;
+    let sel = c.ok("SELECT INBOX").await;
+    assert!(has(&sel, "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)] Flags permitted."), "{sel:?}");
+    let kws: Vec<String> = (1..=26).map(|i| format!("kw{i:02}")).collect();
+    let all = kws.join(" ");
+    let u = c.ok(&format!("STORE 1 +FLAGS ({all})")).await;
+    assert!(has(&u, &format!("* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft {all})] Flags permitted.")), "{u:?}");
+    let fetched = format!("* 1 FETCH (FLAGS (\\Recent {all}))");
+    assert_eq!(c.ok("FETCH 1 FLAGS").await, std::slice::from_ref(&fetched));
+    for cmd in ["STORE 1 +FLAGS (kw27)", "STORE 1 FLAGS (kw27 \\Seen)"] {
+        let (u, t) = c.cmd(cmd).await;
+        assert_eq!(t, "NO [LIMIT] Too many keywords in this mailbox.", "{cmd}");
+        assert!(u.is_empty(), "{cmd}: {u:?}");
+    }
+    assert_eq!(c.ok("FETCH 1 FLAGS").await, [fetched]);
+    let kwfile = std::fs::read_to_string(s.maildir().join("dovecot-keywords")).unwrap();
+    assert!(!kwfile.contains("kw27"), "{kwfile}");
+    let sel = c.ok("SELECT INBOX").await;
+    assert!(has(&sel, &format!("* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft {all})] Flags permitted.")), "{sel:?}");
 }

@@ -65,6 +65,7 @@ fn script() -> Vec<String> {
             "NOOP",
             "FETCH 1:* (UID FLAGS RFC822.SIZE)",
             "FETCH 2 (BODY.PEEK[HEADER.FIELDS (SUBJECT FROM)])",
+            "FETCH 2 (BODY.PEEK[HEADER.FIELDS (subject \"x y\" NIL \"\" \"a]b\" \"x\\\"y\")])",
             "FETCH 1 (ENVELOPE BODYSTRUCTURE)",
             "FETCH 2 BODY[TEXT]",
             "FETCH 2 FLAGS",

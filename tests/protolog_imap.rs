@@ -1022,3 +1022,43 @@ fn level_1_records_tls_and_authentication_results_of_a_real_client() {
     let text = std::fs::read_to_string(dir.join("L0000001.log")).unwrap();
     assert!(!text.contains(PASS), "{text}");
 }
+
+// Formula injection: the first byte of a data field a spreadsheet would run as a formula is
+// written as `\xNN` (every reader of the format decodes the same bytes)
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn client_lines_starting_like_a_formula_are_escaped_at_level_2() {
+    let d = start(&Setup::imap(2));
+    let mut c = Imap::connect(imap_addr(&d));
+    let formulas = [
+        "=HYPERLINK(A1)",
+        "-1+1",
+        "@SUM(A1)",
+        "+x",
+        "=cmd|' /C calc'!A0",
+    ];
+    // Not at the start of the field: no spreadsheet reads it as a formula; stays bare.
+    let bare = "a1 =HYPERLINK(A1)";
+    for l in formulas.iter().chain([&bare]) {
+        c.send(l);
+        let r = c.resp();
+        assert!(r.line.contains("BAD"), "C: {l}\nS: {r:?}");
+    }
+    c.logout("a9");
+    let text = log_text(&log_dir(&d));
+    // The first byte as `\xNN` (a spreadsheet shows the field as text; RFC 4180 quotes
+    // would not stop it evaluating the formula); the reader decodes the same bytes.
+    for f in formulas {
+        let escaped = format!("\\x{:02X}{}", f.as_bytes()[0], &f[1..]);
+        assert!(
+            text.contains(&format!(",<,{escaped}\n")),
+            "{f} not escaped:\n{text}"
+        );
+    }
+    assert!(text.contains(&format!(",<,{bare}\n")), "{text}");
+    let mut want: Vec<String> = formulas.iter().map(|s| s.to_string()).collect();
+    want.push(bare.into());
+    want.push("a9 LOGOUT".into());
+    assert_eq!(client_lines(&all_records(&log_dir(&d))), want);
+}

@@ -49,14 +49,21 @@ pub(crate) fn mailbox_flags(keywords: &[String]) -> String {
     s
 }
 
-/// `* FLAGS` and `* OK [PERMANENTFLAGS]` (RFC 3501 §7.2.6, §7.1) for the mailbox's keywords.
-pub(crate) fn write_flags(keywords: &[String], read_only: bool, out: &mut Output) {
+/// `* FLAGS` and `* OK [PERMANENTFLAGS]` (RFC 3501 §7.2.6, §7.1) for the mailbox's keywords;
+/// `\*` only when a new keyword can still be created (`keyword_room`).
+pub(crate) fn write_flags(
+    keywords: &[String],
+    read_only: bool,
+    keyword_room: bool,
+    out: &mut Output,
+) {
     out.reply(format!("* FLAGS ({})", mailbox_flags(keywords)));
     if read_only {
         out.reply("* OK [PERMANENTFLAGS ()] Read-only mailbox.");
     } else {
+        let any = if keyword_room { " \\*" } else { "" };
         out.reply(format!(
-            "* OK [PERMANENTFLAGS ({} \\*)] Flags permitted.",
+            "* OK [PERMANENTFLAGS ({}{any})] Flags permitted.",
             mailbox_flags(keywords)
         ));
     }

@@ -8,6 +8,7 @@
 
 use std::ops::Range;
 
+use super::encode::quote::push_astring;
 use crate::mime::{fields, Kind, Message, Part};
 
 /// What a BODY[...] section names within a part.
@@ -78,37 +79,45 @@ impl Section {
     }
 
     /// The FETCH response item name, as Dovecot writes it: `BODY[1.2.MIME]`,
-    /// `BODY[HEADER.FIELDS (FROM SUBJECT)]` (field names uppercased), `BODY[]<5>` for a
-    /// partial fetch starting at octet 5 (RFC 3501 §7.4.2).
-    pub fn item_name(&self, partial_origin: Option<u32>) -> String {
-        let mut s = String::from("BODY[");
+    /// `BODY[HEADER.FIELDS (FROM SUBJECT)]` (field names uppercased, each an IMAP astring:
+    /// a name the client sent quoted or as a literal goes back quoted or as a literal, so
+    /// CRLF in it cannot end the response line), `BODY[]<5>` for a partial fetch starting
+    /// at octet 5 (RFC 3501 §7.4.2).
+    pub fn item_name(&self, partial_origin: Option<u32>) -> Vec<u8> {
+        let mut s = b"BODY[".to_vec();
         let path: Vec<String> = self.path.iter().map(|n| n.to_string()).collect();
-        s.push_str(&path.join("."));
-        let spec = match &self.spec {
-            SectionSpec::Full => String::new(),
-            SectionSpec::Header => "HEADER".into(),
-            SectionSpec::Text => "TEXT".into(),
-            SectionSpec::Mime => "MIME".into(),
-            SectionSpec::HeaderFields(l) => format!("HEADER.FIELDS ({})", upper_list(l)),
-            SectionSpec::HeaderFieldsNot(l) => format!("HEADER.FIELDS.NOT ({})", upper_list(l)),
+        s.extend_from_slice(path.join(".").as_bytes());
+        let (spec, names): (&str, &[Vec<u8>]) = match &self.spec {
+            SectionSpec::Full => ("", &[]),
+            SectionSpec::Header => ("HEADER", &[]),
+            SectionSpec::Text => ("TEXT", &[]),
+            SectionSpec::Mime => ("MIME", &[]),
+            SectionSpec::HeaderFields(l) => ("HEADER.FIELDS", l),
+            SectionSpec::HeaderFieldsNot(l) => ("HEADER.FIELDS.NOT", l),
         };
         if !path.is_empty() && !spec.is_empty() {
-            s.push('.');
+            s.push(b'.');
         }
-        s.push_str(&spec);
-        s.push(']');
+        s.extend_from_slice(spec.as_bytes());
+        if matches!(
+            self.spec,
+            SectionSpec::HeaderFields(_) | SectionSpec::HeaderFieldsNot(_)
+        ) {
+            s.extend_from_slice(b" (");
+            for (i, n) in names.iter().enumerate() {
+                if i > 0 {
+                    s.push(b' ');
+                }
+                push_astring(&mut s, &n.to_ascii_uppercase());
+            }
+            s.push(b')');
+        }
+        s.push(b']');
         if let Some(o) = partial_origin {
-            s.push_str(&format!("<{o}>"));
+            s.extend_from_slice(format!("<{o}>").as_bytes());
         }
         s
     }
-}
-
-fn upper_list(l: &[Vec<u8>]) -> String {
-    l.iter()
-        .map(|n| String::from_utf8_lossy(n).to_ascii_uppercase())
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 /// A section's content: a contiguous range of the message, or bytes built for it.

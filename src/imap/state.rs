@@ -117,6 +117,7 @@ pub fn store_error_text(e: &store::Error) -> &'static str {
             "[NOPERM] Permission denied."
         }
         K::OverLimit => "[OVERQUOTA] Quota exceeded.",
+        K::Limit => "[LIMIT] Too many keywords in this mailbox.",
         K::Temporary => {
             tracing::warn!("store: {e}");
             "[UNAVAILABLE] Temporary failure, try again later."
@@ -439,6 +440,7 @@ pub(crate) fn announce_new_keywords<'a>(
         }
     }
     if new {
-        write_flags(&sel.keywords, sel.read_only, out);
+        let room = sel.mailbox.keyword_room();
+        write_flags(&sel.keywords, sel.read_only, room, out);
     }
 }

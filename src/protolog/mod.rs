@@ -324,7 +324,8 @@ impl SessionLog {
             LineKind::Status => 3,
             LineKind::Reply | LineKind::Command | LineKind::Secret => 4,
         };
-        self.record(min, Event::ToClient, line);
+        self.flush_partial();
+        self.emit_as(min, Event::ToClient, line, true);
     }
 
     /// Message content (POP3 RETR/TOP body, IMAP literals).
@@ -450,6 +451,12 @@ impl SessionLog {
 
     /// Formats and queues one record if the session's level includes `min_level`.
     fn emit(&mut self, min_level: u32, event: Event, data: &[u8]) {
+        self.emit_as(min_level, event, data, false);
+    }
+
+    /// [`SessionLog::emit`]; `server_line` for a line the server wrote itself (its `+OK`,
+    /// `-ERR`, `+` starts stay readable: `record::push_server_line_field`).
+    fn emit_as(&mut self, min_level: u32, event: Event, data: &[u8], server_line: bool) {
         if self.level < min_level {
             return;
         }
@@ -460,14 +467,12 @@ impl SessionLog {
             return;
         }
         a.line.clear();
-        record::push_record(
-            &mut a.line,
-            SystemTime::now(),
-            &a.fields,
-            a.seq,
-            event,
-            data,
-        );
+        let now = SystemTime::now();
+        if server_line {
+            record::push_server_record(&mut a.line, now, &a.fields, a.seq, data);
+        } else {
+            record::push_record(&mut a.line, now, &a.fields, a.seq, event, data);
+        }
         let essential = matches!(event, Event::Connect | Event::Disconnect | Event::Info);
         match a.sink.push(a.epoch, &a.line, 1, essential) {
             Pushed::Queued(n) => {

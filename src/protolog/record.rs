@@ -157,12 +157,34 @@ static CLASS: [u8; 256] = {
 ///
 /// Most lines of mail are printable ASCII: those are checked sixteen bytes at a time and
 /// copied in one piece. Any other line takes one pass in which runs of bytes written as
-/// themselves are still copied in bulk.
+/// themselves are still copied in bulk. Both paths take [`always_quoted`] for the bytes at
+/// the edges; a field that [`starts_like_formula`] takes the second with its first byte
+/// escaped.
 pub fn push_data_field(out: &mut Vec<u8>, data: &[u8]) {
-    let edge_space = data.first() == Some(&b' ') || data.last() == Some(&b' ');
+    push_field(out, data, starts_like_formula(data));
+}
+
+/// [`push_data_field`] for a line the server wrote itself: a POP3 `+OK`/`-ERR` status or an
+/// IMAP `+` continuation keeps its first byte readable (only client data can make a field
+/// start like a formula, and these starts cannot: an IMAP tag never begins with `+`, and
+/// `-ERR` is followed by server text).
+pub fn push_server_line_field(out: &mut Vec<u8>, data: &[u8]) {
+    let ours = data.starts_with(b"+OK")
+        || data.starts_with(b"-ERR")
+        || data.starts_with(b"+ ")
+        || data == b"+";
+    push_field(out, data, !ours && starts_like_formula(data));
+}
+
+/// The data field, with its first byte escaped when `neutralize` says so.
+fn push_field(out: &mut Vec<u8>, data: &[u8], neutralize: bool) {
+    let edge = always_quoted(data);
+    if neutralize {
+        return push_data_field_slow(out, data, edge, true);
+    }
     match scan(data) {
         Scan::Plain { comma } => {
-            let quote = comma || edge_space;
+            let quote = comma || edge;
             out.reserve(data.len() + 2);
             if quote {
                 out.push(b'"');
@@ -172,8 +194,23 @@ pub fn push_data_field(out: &mut Vec<u8>, data: &[u8]) {
                 out.push(b'"');
             }
         }
-        Scan::Special => push_data_field_slow(out, data, edge_space),
+        Scan::Special => push_data_field_slow(out, data, edge, false),
     }
+}
+
+/// Whether `data` is quoted whatever it holds: a space at either end (kept by every CSV
+/// reader only inside quotes).
+fn always_quoted(data: &[u8]) -> bool {
+    data.first() == Some(&b' ') || data.last() == Some(&b' ')
+}
+
+/// Whether a spreadsheet would take the field for a formula: its first byte is `=`, `+`,
+/// `-` or `@` (a client line such as `=HYPERLINK(...)` would otherwise run when an admin
+/// opens the log in Excel; RFC 4180 quoting does not stop that, the spreadsheet evaluates
+/// the unquoted text). Such a first byte is written as `\xNN`, which every reader of this
+/// format decodes back to the same byte and a spreadsheet shows as text.
+fn starts_like_formula(data: &[u8]) -> bool {
+    matches!(data.first(), Some(b'=' | b'+' | b'-' | b'@'))
 }
 
 /// What [`scan`] found in a data field.
@@ -238,14 +275,19 @@ fn classify_block(block: &[u8; 16]) -> (bool, bool) {
 /// [`push_data_field`] for a field with bytes to escape or double: one pass, a place for the
 /// opening quote reserved and removed again (a short `memmove` of this field only) when the
 /// field turns out not to need quotes.
-fn push_data_field_slow(out: &mut Vec<u8>, data: &[u8], edge_space: bool) {
+fn push_data_field_slow(out: &mut Vec<u8>, data: &[u8], always: bool, escape_first: bool) {
     let start = out.len();
-    out.reserve(data.len() + 2);
+    out.reserve(data.len() + 6);
     out.push(b'"');
-    let mut quote = edge_space;
+    let mut quote = always;
     let mut run = 0;
     for (i, &b) in data.iter().enumerate() {
-        match CLASS[usize::from(b)] {
+        let class = if i == 0 && escape_first {
+            ESCAPE
+        } else {
+            CLASS[usize::from(b)]
+        };
+        match class {
             PLAIN => {}
             COMMA => quote = true,
             QUOTE => {
@@ -305,7 +347,24 @@ pub fn push_record(
     data: &[u8],
 ) {
     push_timestamp(out, now);
-    push_after_stamp(out, session, seq, event, data);
+    push_after_stamp(out, session, seq, event);
+    push_data_field(out, data);
+    out.push(b'\n');
+}
+
+/// [`push_record`] for a line the server wrote itself (its data field through
+/// [`push_server_line_field`]).
+pub fn push_server_record(
+    out: &mut Vec<u8>,
+    now: SystemTime,
+    session: &SessionFields,
+    seq: u64,
+    data: &[u8],
+) {
+    push_timestamp(out, now);
+    push_after_stamp(out, session, seq, Event::ToClient);
+    push_server_line_field(out, data);
+    out.push(b'\n');
 }
 
 /// Everything of a record before its `data` field, for consecutive records of one session
@@ -359,21 +418,13 @@ impl RecordPrefix {
     }
 }
 
-/// Everything of a record after its `date-time` field.
-fn push_after_stamp(
-    out: &mut Vec<u8>,
-    session: &SessionFields,
-    seq: u64,
-    event: Event,
-    data: &[u8],
-) {
+/// Everything of a record after its `date-time` field and before its `data` field.
+fn push_after_stamp(out: &mut Vec<u8>, session: &SessionFields, seq: u64, event: Event) {
     out.push(b',');
     out.extend_from_slice(session.id.as_bytes());
     out.push(b',');
     push_num(out, seq, 1);
     push_after_seq(out, session, event);
-    push_data_field(out, data);
-    out.push(b'\n');
 }
 
 /// `,local-endpoint,remote-endpoint,event,`
@@ -455,12 +506,18 @@ mod tests {
         String::from_utf8(v).unwrap()
     }
 
+    fn server(bytes: &[u8]) -> String {
+        let mut v = Vec::new();
+        push_server_line_field(&mut v, bytes);
+        String::from_utf8(v).unwrap()
+    }
+
     #[test]
     fn plain_text_is_written_as_is() {
         assert_eq!(data(b"USER alice"), "USER alice");
         assert_eq!(data(b""), "");
         assert_eq!(
-            data(b"+OK <1896.697170952@dbc.mindspring.com>"),
+            server(b"+OK <1896.697170952@dbc.mindspring.com>"),
             "+OK <1896.697170952@dbc.mindspring.com>"
         );
     }
@@ -481,12 +538,12 @@ mod tests {
                 b',' => "\",\"".to_string(),
                 b'"' => "\"\"\"\"".to_string(),
                 b' ' => "\" \"".to_string(),
-                b'\\' => "\\x5C".to_string(),
+                b'\\' | b'=' | b'+' | b'-' | b'@' => format!("\\x{b:02X}"),
                 0x21..=0x7E => (b as char).to_string(),
                 _ => format!("\\x{b:02X}"),
             };
             assert_eq!(data(&[b]), expected, "byte {b:#04x}");
-            if b != b' ' {
+            if !b" =+-@".contains(&b) {
                 // Inside a field: the same bytes (and for `,`/`"` the same quotes) around it.
                 let inner = data(&[b'a', b, b'z']);
                 assert_eq!(inner.len(), expected.len() + 2, "byte {b:#04x}: {inner}");
@@ -506,8 +563,7 @@ mod tests {
                         let mut v = vec![fill; len];
                         v[pos] = b;
                         let mut slow = Vec::new();
-                        let edge = v.first() == Some(&b' ') || v.last() == Some(&b' ');
-                        push_data_field_slow(&mut slow, &v, edge);
+                        push_data_field_slow(&mut slow, &v, always_quoted(&v), starts_like_formula(&v));
                         assert_eq!(data(&v).into_bytes(), slow, "{v:?}");
                     }
                 }
@@ -524,6 +580,32 @@ mod tests {
         assert_eq!(data(b" "), "\" \"");
         assert_eq!(data(b"in side"), "in side");
         assert_eq!(data(b"\""), "\"\"\"\"");
+    }
+
+    /// A field a spreadsheet would read as a formula is quoted, on the fast path and on the
+    /// escaping one; the same bytes later in the field are not a formula and stay bare.
+    #[test]
+    fn formula_starts_are_escaped() {
+        assert_eq!(data(b"=HYPERLINK(A1)"), "\\x3DHYPERLINK(A1)");
+        assert_eq!(data(b"-1+1"), "\\x2D1+1");
+        assert_eq!(data(b"@SUM(A1)"), "\\x40SUM(A1)");
+        assert_eq!(data(b"+x"), "\\x2Bx");
+        assert_eq!(data(b"=a,\"b\""), "\"\\x3Da,\"\"b\"\"\"");
+        assert_eq!(data(b"a1 =1+2 -x @y"), "a1 =1+2 -x @y");
+        // Content and client lines that look like the server's own starts are escaped too.
+        assert_eq!(data(b"+OK x"), "\\x2BOK x");
+        // The server's own status lines keep their first byte.
+        assert_eq!(server(b"+OK <1@x>"), "+OK <1@x>");
+        assert_eq!(server(b"-ERR no\r"), "-ERR no\\x0D");
+        assert_eq!(server(b"+ idling"), "+ idling");
+        assert_eq!(server(b"+"), "+");
+        // A tagged IMAP reply starts with the client's tag.
+        assert_eq!(server(b"=1 OK done"), "\\x3D1 OK done");
+        assert_eq!(server(b"-x BAD no"), "\\x2Dx BAD no");
+        for d in [&b"=1+2"[..], b"+OK \x01", b"@x", b"-", b"=,"] {
+            assert_eq!(decode_data_field(&data(d)).unwrap(), d);
+            assert_eq!(decode_data_field(&server(d)).unwrap(), d);
+        }
     }
 
     #[test]

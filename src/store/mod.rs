@@ -19,6 +19,8 @@ pub enum ErrorKind {
     Exists,
     NoPermission,
     OverLimit,
+    /// A fixed limit of the store (RFC 5530 `[LIMIT]`), e.g. no room for a new keyword.
+    Limit,
     Temporary,
     Internal,
 }
@@ -222,6 +224,11 @@ pub trait Mailbox: Send + Sync {
     fn derived(&self, uid: u32, field: Derived) -> Option<Arc<[u8]>> {
         let _ = (uid, field);
         None
+    }
+    /// Whether a keyword new to the mailbox can still be stored, as last seen by `sync`,
+    /// `store_flags` or `append` (no I/O). IMAP's PERMANENTFLAGS promises `\*` only then.
+    fn keyword_room(&self) -> bool {
+        true
     }
     /// Offers derived data for caching: best effort, never fails the caller.
     fn set_derived(&self, entries: Vec<(u32, Derived, Arc<[u8]>)>) {

@@ -329,9 +329,9 @@ fn fetch_one(
                 };
                 w.section(m, &sec, partial.map(|(o, c)| (o, c.get())));
             }
-            N::Rfc822 => w.section_named("RFC822", &whole, &Section::full(), None),
+            N::Rfc822 => w.section_named(b"RFC822", &whole, &Section::full(), None),
             N::Rfc822Header => w.section_named(
-                "RFC822.HEADER",
+                b"RFC822.HEADER",
                 msg(),
                 &Section {
                     path: Vec::new(),
@@ -340,7 +340,7 @@ fn fetch_one(
                 None,
             ),
             N::Rfc822Text => w.section_named(
-                "RFC822.TEXT",
+                b"RFC822.TEXT",
                 msg(),
                 &Section {
                     path: Vec::new(),

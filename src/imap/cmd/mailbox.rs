@@ -37,7 +37,7 @@ impl ImapSession {
         })
         .await?;
         let keywords = keywords_in(&view.messages);
-        write_flags(&keywords, read_only, out);
+        write_flags(&keywords, read_only, mailbox.keyword_room(), out);
         out.reply(format!("* {} EXISTS", view.messages.len()));
         out.reply(format!(
             "* {} RECENT",

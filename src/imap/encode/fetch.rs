@@ -96,16 +96,16 @@ impl<'a> FetchWriter<'a> {
     /// `RFC822.TEXT`), which must already include any `<origin>`.
     pub fn section_named(
         &mut self,
-        name: &str,
+        name: &[u8],
         msg: &Message<'_>,
         section: &Section,
         partial: Option<(u32, u32)>,
     ) {
         debug_assert!(std::ptr::eq(msg.raw, &self.raw[..]));
         self.sep();
-        // Through `encoded` like any text: a header field name the client gave as a literal
-        // may hold CRLF, which ends the line there.
-        self.encoded(name.as_bytes());
+        // Through `encoded` like any text: a header field name holding CRLF is written as a
+        // literal, whose data goes out as content.
+        self.encoded(name);
         let data = section_data(msg, section);
         let (range_start, range_end, owned) = match data {
             SectionData::Range(r) => (r.start, r.end, None),
@@ -212,7 +212,7 @@ mod tests {
                 Item::Envelope => w.envelope(&msg),
                 Item::Structure(ext) => w.structure(&msg, *ext),
                 Item::Body(s, p) => w.section(&msg, s, *p),
-                Item::Named(n, s) => w.section_named(n, &msg, s, None),
+                Item::Named(n, s) => w.section_named(n.as_bytes(), &msg, s, None),
             }
         }
         w.finish();

@@ -44,6 +44,21 @@ pub fn push_string(out: &mut Vec<u8>, s: &[u8]) {
     }
 }
 
+/// Appends `s` as an IMAP astring (RFC 3501 §9) as Dovecot's `imap_append_astring` does:
+/// bare when it is a non-empty atom other than `NIL` (`]` is quoted too, as Dovecot does:
+/// these names stand inside `BODY[...]`), else as [`push_string`] writes it.
+pub fn push_astring(out: &mut Vec<u8>, s: &[u8]) {
+    let atom = !s.is_empty()
+        && !s.eq_ignore_ascii_case(b"NIL")
+        && s.iter()
+            .all(|&b| b.is_ascii_graphic() && !b"(){%*\"\\]".contains(&b));
+    if atom {
+        out.extend_from_slice(s);
+    } else {
+        push_string(out, s);
+    }
+}
+
 /// Appends `NIL` or the string.
 pub fn push_nstring(out: &mut Vec<u8>, s: Option<&[u8]>) {
     match s {
@@ -128,5 +143,22 @@ mod tests {
         let mut v = Vec::new();
         push_nstring(&mut v, None);
         assert_eq!(v, b"NIL");
+    }
+
+    #[test]
+    fn astrings_as_dovecot() {
+        let a = |x: &[u8]| {
+            let mut v = Vec::new();
+            push_astring(&mut v, x);
+            v
+        };
+        assert_eq!(a(b"SUBJECT"), b"SUBJECT");
+        assert_eq!(a(b"A.B-C_D$E"), b"A.B-C_D$E");
+        assert_eq!(a(b"A B"), b"\"A B\"");
+        assert_eq!(a(b"A]B"), b"\"A]B\"");
+        assert_eq!(a(b"NIL"), b"\"NIL\"");
+        assert_eq!(a(b""), b"\"\"");
+        assert_eq!(a(b"A\x01B"), b"\"A\x01B\"");
+        assert_eq!(a(b"X\r\n* 1 EXPUNGE\r\n"), b"{16}\r\nX\r\n* 1 EXPUNGE\r\n");
     }
 }

@@ -302,7 +302,8 @@ impl MaildirMailbox {
     }
 
     /// Keyword bits for `names`, adding unknown names to `dovecot-keywords` (under its
-    /// dot-lock) when `create`. Names beyond the 26 a file name can hold are dropped.
+    /// dot-lock) when `create`. A name beyond the 26 a file name can hold fails the whole
+    /// call with [`ErrorKind::Limit`] and adds nothing.
     pub(super) fn keyword_bits(
         &self,
         st: &mut State,
@@ -330,7 +331,11 @@ impl MaildirMailbox {
         let mut kw = self.read_keywords()?;
         for name in &missing {
             if kw.add(name).is_none() {
-                tracing::warn!("{}: no room for keyword {name:?}", path.display());
+                // Refused whole, the file left as it was: never accept a keyword and drop it.
+                return Err(Error::new(
+                    ErrorKind::Limit,
+                    format!("{}: no room for keyword {name:?}", path.display()),
+                ));
             }
         }
         write_atomic(&path, kw.render().as_bytes())?;
@@ -630,6 +635,11 @@ impl Mailbox for MaildirMailbox {
             }
         }
         self.tx.subscribe()
+    }
+
+    fn keyword_room(&self) -> bool {
+        let st = lock(&self.state);
+        st.keywords.names.iter().flatten().count() < super::keywords::MAX_KEYWORDS
     }
 
     fn as_any(&self) -> &dyn std::any::Any {
