@@ -308,9 +308,10 @@ pub fn decode_header(value: &[u8]) -> String {
     let mut i = 0;
     let mut pending_ws = String::new();
     let mut last_was_word = false;
+    let mut ends = WordEnds::default();
     while i < v.len() {
         if v[i..].starts_with(b"=?") {
-            if let Some((text, used)) = decode_word(&v[i..]) {
+            if let Some((text, used)) = decode_word(&v, i, &mut ends) {
                 if !last_was_word {
                     out.push_str(&pending_ws);
                 }
@@ -343,9 +344,38 @@ pub fn decode_header(value: &[u8]) -> String {
     out
 }
 
-/// Decodes one `=?charset?B|Q?text?=` at the start of `s`: (text, bytes used).
-fn decode_word(s: &[u8]) -> Option<(String, usize)> {
-    let body = s.get(2..)?;
+/// Where the text of an encoded word starting at some position ends: the `?=` closing it,
+/// or `None` when a space or the end of the value comes first (no word). The last scan is
+/// remembered: a run without `?=` or space is scanned once, not again from every `=?` in
+/// it, which kept `=?utf-8?q?a` floods quadratic (the "hostile input" issue).
+#[derive(Default)]
+struct WordEnds {
+    /// The last scan started at `from` and stopped at `stop` (the `?=`, space or end);
+    /// `0..0` at first, which no query hits (a word's text starts at 5 or later).
+    from: usize,
+    stop: usize,
+    closed: bool,
+}
+
+impl WordEnds {
+    fn find(&mut self, v: &[u8], from: usize) -> Option<usize> {
+        if !(self.from <= from && from <= self.stop) {
+            let mut k = from;
+            while k < v.len() && v[k] != b' ' && !v[k..].starts_with(b"?=") {
+                k += 1;
+            }
+            self.from = from;
+            self.stop = k;
+            self.closed = v[k..].starts_with(b"?=");
+        }
+        self.closed.then_some(self.stop)
+    }
+}
+
+/// Decodes one `=?charset?B|Q?text?=` at `v[at..]`: (text, bytes used). A text holding a
+/// space is no word (RFC 2047 §5).
+fn decode_word(v: &[u8], at: usize, ends: &mut WordEnds) -> Option<(String, usize)> {
+    let body = v.get(at + 2..)?;
     let q1 = body.iter().position(|&b| b == b'?')?;
     let charset = &body[..q1];
     let enc = *body.get(q1 + 1)?;
@@ -353,11 +383,8 @@ fn decode_word(s: &[u8]) -> Option<(String, usize)> {
         return None;
     }
     let text_start = q1 + 3;
-    let rel_end = body[text_start..].windows(2).position(|w| w == b"?=")?;
+    let rel_end = ends.find(v, at + 2 + text_start)? - (at + 2 + text_start);
     let text = &body[text_start..text_start + rel_end];
-    if text.contains(&b' ') {
-        return None;
-    }
     // RFC 2231 §5 language suffix: charset*lang.
     let charset = charset.split(|&b| b == b'*').next().unwrap_or(charset);
     let bytes = match enc.to_ascii_lowercase() {
@@ -390,7 +417,7 @@ mod tests {
     use super::*;
     use crate::imap::decode::parse_command;
     use imap_codec::imap_types::command::CommandBody;
-    use std::time::{Duration, SystemTime};
+    use std::time::{Duration, Instant, SystemTime};
 
     const MSG: &str = "From: =?UTF-8?Q?J=C3=B6rg?= <joerg@example.de>\r\nTo: Bob <bob@example.net>\r\nCc: carol@example.com\r\nSubject: =?ISO-8859-1?Q?Gr=FC=DFe?= =?UTF-8?B?IGF1cw==?= Berlin\r\nDate: Tue, 3 Nov 2026 23:30:00 -0800\r\nX-Spam: yes\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\nK=C3=A4sekuchen recipe\r\n--b\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\nc2VjcmV0IGJpbmFyeQ==\r\n--b--\r\n";
 
@@ -558,11 +585,34 @@ mod tests {
         assert_eq!(decode_header(b"x =?utf-8?b?w6k=?="), "x é");
         assert_eq!(decode_header(b"=?bogus"), "=?bogus");
         assert_eq!(decode_header(b"=?utf-8?q?=4?="), "=?utf-8?q?=4?=");
+        // The end scan is remembered, never reused for a text before it.
+        assert_eq!(decode_header(b"=?x?q?a =?utf-8?q?b?="), "=?x?q?a b");
+        assert_eq!(decode_header(b"=?x?q?a=?utf-8?q?b?= c"), "=?x?q?ab c");
         assert_eq!(
             parse_date_day(b"3 Nov 26 10:00 GMT"),
             NaiveDate::from_ymd_opt(2026, 11, 3)
         );
         assert_eq!(parse_date_day(b"garbage"), None);
+    }
+
+    /// Encoded-word floods (hundreds of KB in one Subject, the "hostile input" issue)
+    /// decode in linear time: closed words are joined, unclosed ones stay as written.
+    #[test]
+    fn encoded_word_floods_are_linear() {
+        let t = Instant::now();
+        assert_eq!(
+            decode_header("=?utf-8?q?a?= ".repeat(30_000).as_bytes()),
+            "a".repeat(30_000)
+        );
+        for unclosed in ["=?utf-8?q?a ", "=?utf-8?q?a", "=?utf-8?b?YQ"] {
+            let v = unclosed.repeat(30_000);
+            assert_eq!(decode_header(v.as_bytes()), v.trim_end());
+        }
+        // One close at the very end: only the last word is one.
+        let v = format!("{}?=", "=?utf-8?q?a".repeat(30_000));
+        let want = format!("{}a", "=?utf-8?q?a".repeat(29_999));
+        assert_eq!(decode_header(v.as_bytes()), want);
+        assert!(t.elapsed() < Duration::from_secs(5), "took {:?}", t.elapsed());
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! `Content-Type`-like header values (RFC 2045 §5.1: `type/subtype; name=value; ...`), with
 //! RFC 2231 §3 parameter continuations joined as Dovecot joins them.
 
+use std::collections::HashMap;
+
 use crate::mime::lexer::{Lexer, Tok, TSPECIALS};
 
 /// A parsed `Content-Type`-like header: `value; name=value; ...`.
@@ -54,13 +56,18 @@ pub fn parse_content_type(value: &[u8]) -> ContentType {
     ct
 }
 
+/// At most this many parameters are read from one header (the rest are ignored), so a
+/// hostile header's cost and its BODYSTRUCTURE stay bounded; real mail has a handful.
+pub(crate) const MAX_PARAMS: usize = 256;
+
 /// `; name=value` pairs, with RFC 2231 §3 continuations (`name*0`, `name*1`, ...) joined
 /// into `name` as Dovecot does; extended (`name*`, `name*0*`) values stay as written.
+/// Linear in the number of parameters: segments are grouped by lower-case name in a map.
 fn parse_params(it: impl Iterator<Item = Tok>) -> Vec<(Vec<u8>, Vec<u8>)> {
     let raw = parse_params_raw(it);
     let mut out: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
-    let mut segments: Vec<(Vec<u8>, u32, Vec<u8>)> = Vec::new();
-    let mut order: Vec<Vec<u8>> = Vec::new();
+    // Lower-case base name → its segments (index, value) in the order read.
+    let mut segments: HashMap<Vec<u8>, Vec<(u32, Vec<u8>)>> = HashMap::new();
     for (name, value) in raw {
         let split = name
             .iter()
@@ -78,23 +85,28 @@ fn parse_params(it: impl Iterator<Item = Tok>) -> Vec<(Vec<u8>, Vec<u8>)> {
         match split {
             Some((base, n)) => {
                 let lower = base.to_ascii_lowercase();
-                if !order.contains(&lower) {
-                    order.push(lower.clone());
-                    out.push((base.clone(), Vec::new()));
-                }
-                segments.push((lower, n, value));
+                segments
+                    .entry(lower)
+                    .or_insert_with(|| {
+                        out.push((base, Vec::new()));
+                        Vec::new()
+                    })
+                    .push((n, value));
             }
             None => out.push((name, value)),
         }
     }
-    segments.sort_by_key(|s| s.1);
+    for segs in segments.values_mut() {
+        // Stable: equal indexes keep the order they were read in.
+        segs.sort_by_key(|s| s.0);
+    }
     for (name, value) in out.iter_mut() {
-        let lower = name.to_ascii_lowercase();
-        if order.contains(&lower) && value.is_empty() {
-            for (b, _, v) in &segments {
-                if *b == lower {
-                    value.extend_from_slice(v);
-                }
+        if !value.is_empty() {
+            continue;
+        }
+        if let Some(segs) = segments.get(&name.to_ascii_lowercase()) {
+            for (_, v) in segs {
+                value.extend_from_slice(v);
             }
         }
     }
@@ -112,7 +124,7 @@ fn parse_params_raw(mut it: impl Iterator<Item = Tok>) -> Vec<(Vec<u8>, Vec<u8>)
             _ => {}
         }
     }
-    loop {
+    while params.len() < MAX_PARAMS {
         let name = match it.next() {
             None => break,
             Some(Tok::Atom(a)) => a,
@@ -162,11 +174,7 @@ mod tests {
     fn p(v: &str) -> (String, String, Vec<(String, String)>) {
         let ct = parse_content_type(v.as_bytes());
         let s = |b: &[u8]| String::from_utf8(b.to_vec()).unwrap();
-        (
-            s(&ct.mtype),
-            s(&ct.subtype),
-            ct.params.iter().map(|(n, v)| (s(n), s(v))).collect(),
-        )
+        (s(&ct.mtype), s(&ct.subtype), p_of(&ct))
     }
 
     #[test]
@@ -193,5 +201,37 @@ mod tests {
         assert_eq!(p("inline/x junk; a=b").2, vec![pair("a", "b")]);
         assert_eq!(p("inline junk; a=b").2, vec![pair("a", "b")]);
         assert_eq!(p(";;;"), (String::new(), String::new(), vec![]));
+    }
+
+    /// A header of tens of thousands of RFC 2231 parameters (hundreds of KB, the "hostile
+    /// input" issue) parses in linear time and yields the first `MAX_PARAMS` of them.
+    #[test]
+    fn parameter_flood_is_capped_and_linear() {
+        let mut v = String::from("text/plain");
+        for i in 0..40_000 {
+            v.push_str(&format!("; p{i}*0=x"));
+        }
+        let t = std::time::Instant::now();
+        let ct = parse_content_type(v.as_bytes());
+        assert!(t.elapsed().as_secs() < 5, "took {:?}", t.elapsed());
+        assert_eq!(ct.params.len(), MAX_PARAMS);
+        for (i, (n, v)) in ct.params.iter().enumerate() {
+            assert_eq!((n.as_slice(), v.as_slice()), (format!("p{i}").as_bytes(), &b"x"[..]));
+        }
+
+        // One name's segments, written last to first, are joined in index order.
+        let mut v = String::from("attachment");
+        for i in (0..40_000).rev() {
+            v.push_str(&format!("; Name*{i}={}", i % 10));
+        }
+        let ct = parse_content_type(v.as_bytes());
+        let first = 40_000 - MAX_PARAMS;
+        let want: String = (first..40_000).map(|i| char::from(b'0' + (i % 10) as u8)).collect();
+        assert_eq!(p_of(&ct), vec![("Name".to_string(), want)]);
+    }
+
+    fn p_of(ct: &ContentType) -> Vec<(String, String)> {
+        let s = |b: &[u8]| String::from_utf8(b.to_vec()).unwrap();
+        ct.params.iter().map(|(n, v)| (s(n), s(v))).collect()
     }
 }
