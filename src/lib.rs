@@ -54,5 +54,5 @@ internal! {
 // What the `mailserver` binary (src/main.rs) uses.
 pub use auth::{hash_password, load_users_file};
 pub use config::registry::RegType;
-pub use config::{load as load_config, regedit, render_effective, Config};
+pub use config::{escape_controls, load as load_config, regedit, render_effective, Config};
 pub use server::run_daemon;

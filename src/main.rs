@@ -10,7 +10,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use mailserver::{regedit, RegType};
+use mailserver::{escape_controls as esc, regedit, RegType};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -197,7 +197,7 @@ fn check_config(path: &Path) -> ExitCode {
     match mailserver::load_config(path) {
         Ok(cfg) => {
             for w in &cfg.warnings {
-                eprintln!("warning: {w}");
+                eprintln!("warning: {}", esc(w));
             }
             // Files the daemon reads later: a missing one is worth saying now, but it is not
             // a config error (it may be created before the daemon starts).
@@ -208,20 +208,21 @@ fn check_config(path: &Path) -> ExitCode {
             }
             for (key, file) in files {
                 if let Err(e) = std::fs::metadata(file) {
-                    eprintln!("warning: {}: {key} {}: {e}", path.display(), file.display());
+                    let w = format!("{}: {key} {}: {e}", path.display(), file.display());
+                    eprintln!("warning: {}", esc(&w));
                 }
             }
             if let Ok(users) = mailserver::load_users_file(&cfg.auth.users_file) {
                 for w in users.warnings() {
-                    eprintln!("warning: {w}");
+                    eprintln!("warning: {}", esc(&w.to_string()));
                 }
             }
-            print!("{}", mailserver::render_effective(&cfg));
+            print!("{}", esc(&mailserver::render_effective(&cfg)));
             ExitCode::SUCCESS
         }
         Err(e) => {
             for line in e.0.lines() {
-                eprintln!("error: {line}");
+                eprintln!("error: {}", esc(line));
             }
             ExitCode::from(1)
         }
@@ -293,17 +294,17 @@ fn reg(config: &Path, cmd: RegCommand) -> ExitCode {
     match result {
         Ok(done) => {
             for w in &done.warnings {
-                eprintln!("warning: {w}");
+                eprintln!("warning: {}", esc(&w.to_string()));
             }
             if done.message.ends_with('\n') {
-                print!("{}", done.message);
+                print!("{}", esc(&done.message));
             } else {
-                println!("{}", done.message);
+                println!("{}", esc(&done.message));
             }
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("{e}");
+            eprintln!("{}", esc(&e.to_string()));
             ExitCode::from(e.exit_code())
         }
     }

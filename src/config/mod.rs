@@ -736,6 +736,25 @@ pub fn render_effective(cfg: &Config) -> String {
     out
 }
 
+/// `s` for a terminal: control characters (C0 but line feed and tab, DEL, C1 U+0080–U+009F)
+/// written as `\x1B` / `\u{9b}`, so names and values from an attacker's `.reg` or config file
+/// cannot move the cursor or retitle the terminal. Anything else is returned unchanged.
+pub fn escape_controls(s: &str) -> std::borrow::Cow<'_, str> {
+    let bad = |c: char| c.is_control() && c != '\n' && c != '\t';
+    if !s.contains(bad) {
+        return s.into();
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            c if bad(c) && (c as u32) < 0x80 => out.push_str(&format!("\\x{:02X}", c as u32)),
+            c if bad(c) => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.into()
+}
+
 /// One changed setting between two configs (for the reload log).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigChange {
