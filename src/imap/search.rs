@@ -41,6 +41,43 @@ pub fn check_charset(charset: Option<&Charset<'_>>) -> Result<(), &'static str> 
     }
 }
 
+/// The most nodes one SEARCH's key tree may have: every key counts, `(..)`, `OR` and `NOT`
+/// included. Real clients send a handful (Thunderbird's quick filter, a few dozen); a
+/// thousand leaves room for machine-made searches while bounding the work per message.
+pub const MAX_KEYS: usize = 1000;
+
+/// The deepest nesting of `(..)`, `OR` and `NOT` one SEARCH may have (the top-level list is
+/// depth 1). imap-codec's parser already refuses more than 8 levels with `BAD`; this bound
+/// holds whatever the parser accepts.
+pub const MAX_DEPTH: usize = 32;
+
+/// The tagged `NO` text for a SEARCH over [`MAX_KEYS`] or [`MAX_DEPTH`] (RFC 5530 `LIMIT`:
+/// the command is valid, it runs up against an implementation limit).
+pub const LIMIT_TEXT: &str = "[LIMIT] Too many search keys.";
+
+/// Whether `keys` stay within [`MAX_KEYS`] and [`MAX_DEPTH`]; counted without recursion and
+/// without evaluating anything, stopping at the first bound passed.
+pub fn check_limits(keys: &[SearchKey<'_>]) -> Result<(), &'static str> {
+    let mut stack: Vec<(&SearchKey<'_>, usize)> = keys.iter().map(|k| (k, 1)).collect();
+    let mut count = 0usize;
+    while let Some((key, depth)) = stack.pop() {
+        count += 1;
+        if count > MAX_KEYS || depth > MAX_DEPTH {
+            return Err(LIMIT_TEXT);
+        }
+        match key {
+            SearchKey::And(ks) => stack.extend(ks.as_ref().iter().map(|k| (k, depth + 1))),
+            SearchKey::Or(x, y) => {
+                stack.push((x, depth + 1));
+                stack.push((y, depth + 1));
+            }
+            SearchKey::Not(k) => stack.push((k, depth + 1)),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// What `*` stands for in this mailbox (RFC 3501 §6.4.4 / §9 `seq-number`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Bounds {
@@ -563,6 +600,26 @@ mod tests {
             NaiveDate::from_ymd_opt(2026, 11, 3)
         );
         assert_eq!(parse_date_day(b"garbage"), None);
+    }
+
+    #[test]
+    fn key_count_and_depth_are_bounded() {
+        let keys = |n: usize| vec![SearchKey::All; n];
+        assert_eq!(check_limits(&keys(MAX_KEYS)), Ok(()));
+        assert_eq!(check_limits(&keys(MAX_KEYS + 1)), Err(LIMIT_TEXT));
+        // OR a b is three nodes.
+        let or = SearchKey::Or(Box::new(SearchKey::All), Box::new(SearchKey::Seen));
+        assert_eq!(check_limits(&vec![or.clone(); MAX_KEYS / 3]), Ok(()));
+        assert_eq!(check_limits(&vec![or; MAX_KEYS / 3 + 1]), Err(LIMIT_TEXT));
+        let nested = |d: usize| {
+            let mut k = SearchKey::All;
+            for _ in 1..d {
+                k = SearchKey::Not(Box::new(k));
+            }
+            vec![k]
+        };
+        assert_eq!(check_limits(&nested(MAX_DEPTH)), Ok(()));
+        assert_eq!(check_limits(&nested(MAX_DEPTH + 1)), Err(LIMIT_TEXT));
     }
 
     #[test]

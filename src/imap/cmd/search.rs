@@ -4,7 +4,7 @@
 use imap_codec::imap_types::core::{Charset, Vec1};
 use imap_codec::imap_types::search::SearchKey;
 
-use super::super::search::{check_charset, matches_all, Bounds, Candidate, LazyMessage};
+use super::super::search::{check_charset, check_limits, matches_all, Bounds, Candidate, LazyMessage};
 use super::super::state::{Fail, ImapSession, Res};
 use super::blocking;
 use crate::session::Output;
@@ -18,6 +18,8 @@ impl ImapSession {
         out: &mut Output,
     ) -> Res {
         check_charset(charset.as_ref()).map_err(|t| Fail::No(t.into()))?;
+        // Bounded before any message is looked at (the command size bounds the bytes only).
+        check_limits(criteria.as_ref()).map_err(|t| Fail::No(t.into()))?;
         let sel = self.selected()?;
         let messages = sel.view.messages.clone();
         let mailbox = sel.mailbox.clone();
