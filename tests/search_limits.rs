@@ -135,3 +135,32 @@ fn search_over_the_key_cap_is_refused_at_once() {
     assert_eq!(done, "s3 OK Search completed.");
     assert_eq!(untagged, ["* SEARCH 1 2"]);
 }
+
+#[test]
+fn heavy_allowed_search_completes_while_others_are_served() {
+    let d = daemon_with(2, 1 << 20);
+    let addr = d.imap.unwrap();
+    let mut other = Client::selected(addr);
+    let mut c = Client::selected(addr);
+    let before = cpu(d.pid());
+    let t = Instant::now();
+    c.send(&search_line("s", MAX_KEYS));
+    // Another connection is answered promptly meanwhile.
+    let n = Instant::now();
+    assert!(other.tagged("n NOOP", "n").starts_with("n OK"));
+    let noop = n.elapsed();
+    let mut untagged = Vec::new();
+    let done = loop {
+        let l = c.line();
+        if l.starts_with("s ") {
+            break l;
+        }
+        untagged.push(l);
+    };
+    let (took, used) = (t.elapsed(), cpu(d.pid()) - before);
+    println!("{MAX_KEYS} keys x 2 x 1 MB Subject: {took:?} wall, {used:?} CPU; NOOP {noop:?}");
+    assert_eq!(done, "s OK Search completed.");
+    assert_eq!(untagged, ["* SEARCH 1 2"]);
+    assert!(noop < Duration::from_secs(10), "NOOP took {noop:?}");
+    assert!(took < Duration::from_secs(60), "search took {took:?}");
+}

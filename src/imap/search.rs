@@ -14,6 +14,7 @@
 //! zone). Time of day and zone are otherwise ignored. A message without a parsable `Date:`
 //! counts as sent on 1970-01-01, as in Dovecot.
 
+use std::cell::OnceCell;
 use std::sync::Arc;
 
 use chrono::{DateTime, Local, NaiveDate};
@@ -104,10 +105,38 @@ pub fn set_contains(set: &SequenceSet, n: u32, largest: u32) -> bool {
 
 /// The message bytes and MIME structure, loaded and parsed on first use (once per message,
 /// whatever the number of content keys); `None` when it cannot be read (e.g. expunged by
-/// another session meanwhile), which makes content keys not match.
+/// another session meanwhile), which makes content keys not match. What the keys compare
+/// against — decoded header fields, decoded text bodies, the sent date — is also computed
+/// on first use and kept for the rest of the message's evaluation, so N keys over one
+/// message cost one pass over its header (and body) plus N substring tests.
 pub struct LazyMessage<'f> {
     load: Box<dyn FnMut() -> Option<Arc<[u8]>> + 'f>,
-    loaded: Option<Option<(Arc<[u8]>, Part)>>,
+    loaded: Option<Option<Loaded>>,
+}
+
+/// A loaded message and what its evaluation has needed so far.
+struct Loaded {
+    raw: Arc<[u8]>,
+    root: Part,
+    fields: OnceCell<Vec<Field>>,
+    bodies: OnceCell<Vec<String>>,
+    sent: OnceCell<Option<NaiveDate>>,
+}
+
+/// One header field as the string keys see it.
+struct Field {
+    /// The name as written.
+    name: String,
+    /// `name: value`, the value unfolded and RFC 2047-decoded, all [`fold`]ed.
+    text: String,
+    /// Where the value starts in `text`.
+    value_at: usize,
+}
+
+impl Field {
+    fn value(&self) -> &str {
+        &self.text[self.value_at..]
+    }
 }
 
 impl<'f> LazyMessage<'f> {
@@ -118,24 +147,65 @@ impl<'f> LazyMessage<'f> {
         }
     }
 
-    fn get(&mut self) -> Option<(&[u8], &Part)> {
+    fn get(&mut self) -> Option<&Loaded> {
         if self.loaded.is_none() {
-            let parsed = (self.load)().map(|raw| {
-                let root = mime::parse(&raw).root;
-                (raw, root)
+            let parsed = (self.load)().map(|raw| Loaded {
+                root: mime::parse(&raw).root,
+                raw,
+                fields: OnceCell::new(),
+                bodies: OnceCell::new(),
+                sent: OnceCell::new(),
             });
             self.loaded = Some(parsed);
         }
-        match &self.loaded {
-            Some(Some((raw, root))) => Some((raw, root)),
-            _ => None,
-        }
+        self.loaded.as_ref().and_then(Option::as_ref)
     }
 
     /// Whether the loader has run (tests check laziness with it).
     #[cfg(test)]
     pub fn was_loaded(&self) -> bool {
         self.loaded.is_some()
+    }
+}
+
+impl Loaded {
+    /// The top-level header's fields, decoded once.
+    fn fields(&self) -> &[Field] {
+        self.fields
+            .get_or_init(|| decode_fields(&self.raw, &self.root))
+    }
+
+    /// The searchable text under the top-level header (BODY), decoded once: every text
+    /// leaf's body and every attached message's header fields.
+    fn bodies(&self) -> &[String] {
+        self.bodies.get_or_init(|| {
+            let mut out = Vec::new();
+            body_texts(&self.raw, &self.root, &mut out);
+            out
+        })
+    }
+
+    fn sent_day(&self) -> Option<NaiveDate> {
+        *self.sent.get_or_init(|| {
+            let day = mime::header_value(&self.raw, self.root.header.clone(), "Date")
+                .and_then(|v| parse_date_day(&mime::unfold(v)));
+            // Dovecot: no (parsable) Date: is the epoch, so such mail is "sent before" any
+            // date.
+            Some(day.unwrap_or(NaiveDate::from_ymd_opt(1970, 1, 1)?))
+        })
+    }
+
+    fn body_contains(&self, needle: &str) -> bool {
+        self.bodies().iter().any(|t| t.contains(needle))
+    }
+
+    /// Whether any field (named `name`, or any at all, name included) contains `needle`
+    /// (already folded). With a name and an empty needle, the field's presence is enough.
+    fn header_contains(&self, name: Option<&str>, needle: &str) -> bool {
+        self.fields().iter().any(|f| match name {
+            Some(n) => f.name.eq_ignore_ascii_case(n) && f.value().contains(needle),
+            None => f.text.contains(needle),
+        })
     }
 }
 
@@ -187,20 +257,25 @@ pub fn matches(key: &SearchKey<'_>, c: &mut Candidate<'_, '_>, b: Bounds) -> boo
         K::SentBefore(d) => sent_day(c).is_some_and(|s| s < *d.as_ref()),
         K::SentOn(d) => sent_day(c).is_some_and(|s| s == *d.as_ref()),
         K::SentSince(d) => sent_day(c).is_some_and(|s| s >= *d.as_ref()),
-        K::Bcc(s) => header_contains(c, "Bcc", s.as_ref()),
-        K::Cc(s) => header_contains(c, "Cc", s.as_ref()),
-        K::From(s) => header_contains(c, "From", s.as_ref()),
-        K::To(s) => header_contains(c, "To", s.as_ref()),
-        K::Subject(s) => header_contains(c, "Subject", s.as_ref()),
+        K::Bcc(s) => header_contains(c, Some("Bcc"), s.as_ref()),
+        K::Cc(s) => header_contains(c, Some("Cc"), s.as_ref()),
+        K::From(s) => header_contains(c, Some("From"), s.as_ref()),
+        K::To(s) => header_contains(c, Some("To"), s.as_ref()),
+        K::Subject(s) => header_contains(c, Some("Subject"), s.as_ref()),
         K::Header(name, s) => {
-            let name = String::from_utf8_lossy(name.as_ref()).into_owned();
-            header_contains(c, &name, s.as_ref())
+            let name = String::from_utf8_lossy(name.as_ref());
+            header_contains(c, Some(&name), s.as_ref())
         }
-        K::Body(s) => with_message(c, |raw, root| body_contains(raw, root, &fold(s.as_ref()))),
-        K::Text(s) => with_message(c, |raw, root| {
+        K::Body(s) => {
             let needle = fold(s.as_ref());
-            headers_contain(raw, root, None, &needle) || body_contains(raw, root, &needle)
-        }),
+            c.message.get().is_some_and(|m| m.body_contains(&needle))
+        }
+        K::Text(s) => {
+            let needle = fold(s.as_ref());
+            c.message
+                .get()
+                .is_some_and(|m| m.header_contains(None, &needle) || m.body_contains(&needle))
+        }
         // Extensions not advertised (WITHIN, CONDSTORE) are not parsed with our features;
         // should one appear, it matches nothing.
         #[allow(unreachable_patterns)]
@@ -216,19 +291,8 @@ fn internal_day(meta: &MessageMeta) -> NaiveDate {
     DateTime::<Local>::from(meta.internal_date).date_naive()
 }
 
-fn with_message(c: &mut Candidate<'_, '_>, f: impl FnOnce(&[u8], &Part) -> bool) -> bool {
-    match c.message.get() {
-        Some((raw, root)) => f(raw, root),
-        None => false,
-    }
-}
-
 fn sent_day(c: &mut Candidate<'_, '_>) -> Option<NaiveDate> {
-    let (raw, root) = c.message.get()?;
-    let day = mime::header_value(raw, root.header.clone(), "Date")
-        .and_then(|v| parse_date_day(&mime::unfold(v)));
-    // Dovecot: no (parsable) Date: is the epoch, so such mail is "sent before" any date.
-    Some(day.unwrap_or(NaiveDate::from_ymd_opt(1970, 1, 1)?))
+    c.message.get()?.sent_day()
 }
 
 /// The calendar day of an RFC 5322 date as written (comments and the weekday ignored).
@@ -263,45 +327,47 @@ fn fold(s: &[u8]) -> String {
     String::from_utf8_lossy(s).to_lowercase()
 }
 
-fn header_contains(c: &mut Candidate<'_, '_>, name: &str, needle: &[u8]) -> bool {
+fn header_contains(c: &mut Candidate<'_, '_>, name: Option<&str>, needle: &[u8]) -> bool {
     let needle = fold(needle);
-    with_message(c, |raw, root| {
-        headers_contain(raw, root, Some(name), &needle)
-    })
+    c.message
+        .get()
+        .is_some_and(|m| m.header_contains(name, &needle))
 }
 
-/// Whether any field (named `name`, or any at all) of `part`'s header contains `needle`
-/// (already folded). With a name and an empty needle, the field's presence is enough.
-fn headers_contain(raw: &[u8], part: &Part, name: Option<&str>, needle: &str) -> bool {
-    mime::fields(raw, part.header.clone()).iter().any(|f| {
-        let named = name.is_none_or(|n| f.name.eq_ignore_ascii_case(n.as_bytes()));
-        named && {
-            let mut text = decode_header(f.value).to_lowercase();
-            if name.is_none() {
-                text = format!(
-                    "{}: {}",
-                    String::from_utf8_lossy(f.name).to_lowercase(),
-                    text
-                );
+/// The fields of `part`'s header, each decoded and folded once.
+fn decode_fields(raw: &[u8], part: &Part) -> Vec<Field> {
+    mime::fields(raw, part.header.clone())
+        .iter()
+        .map(|f| {
+            let name = String::from_utf8_lossy(f.name).into_owned();
+            let mut text = name.to_lowercase();
+            text.push_str(": ");
+            let value_at = text.len();
+            text.push_str(&decode_header(f.value).to_lowercase());
+            Field {
+                name,
+                text,
+                value_at,
             }
-            text.contains(needle)
-        }
-    })
+        })
+        .collect()
 }
 
-fn body_contains(raw: &[u8], part: &Part, needle: &str) -> bool {
+/// Appends the searchable texts under `part`'s header: text bodies decoded, and the header
+/// fields of attached messages (`name: value`), all folded.
+fn body_texts(raw: &[u8], part: &Part, out: &mut Vec<String>) {
     match &part.kind {
-        Kind::Multipart(children) => children.iter().any(|p| body_contains(raw, p, needle)),
+        Kind::Multipart(children) => children.iter().for_each(|p| body_texts(raw, p, out)),
         Kind::Message(inner) => {
-            headers_contain(raw, inner, None, needle) || body_contains(raw, inner, needle)
+            out.extend(decode_fields(raw, inner).into_iter().map(|f| f.text));
+            body_texts(raw, inner, out);
         }
         Kind::Leaf => {
             let text_like = part.ctype.mtype.eq_ignore_ascii_case(b"text")
                 || part.ctype.mtype.eq_ignore_ascii_case(b"message");
-            if !text_like {
-                return false;
+            if text_like {
+                out.push(decode_body(raw, part).to_lowercase());
             }
-            decode_body(raw, part).to_lowercase().contains(needle)
         }
     }
 }
