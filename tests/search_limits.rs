@@ -164,3 +164,103 @@ fn heavy_allowed_search_completes_while_others_are_served() {
     assert!(noop < Duration::from_secs(10), "NOOP took {noop:?}");
     assert!(took < Duration::from_secs(60), "search took {took:?}");
 }
+
+/// `tag SEARCH` with the cap's worth of keys that each scan a whole 1 MB Subject in vain
+/// (`NOT SUBJECT <needle>` is two keys and true, so none short-circuits the AND).
+fn slow_search_line(tag: &str) -> String {
+    let needle = format!("{}z", "a".repeat(40));
+    format!(
+        "{tag} SEARCH{}",
+        format!(" NOT SUBJECT {needle}").repeat(MAX_KEYS / 2)
+    )
+}
+
+/// Waits (bounded) until the daemon's CPU time stops growing: two readings `quiet` apart
+/// within 30 ms of each other. Returns how long that took.
+fn wait_cpu_quiet(pid: u32, quiet: Duration, within: Duration) -> Duration {
+    let t = Instant::now();
+    let mut last = cpu(pid);
+    loop {
+        std::thread::sleep(quiet);
+        let now = cpu(pid);
+        if now.saturating_sub(last) <= Duration::from_millis(30) {
+            return t.elapsed();
+        }
+        assert!(t.elapsed() < within, "CPU still growing after {within:?}");
+        last = now;
+    }
+}
+
+/// Starts the slow search on a new connection and waits (bounded) until the daemon is
+/// visibly busy with it.
+fn start_slow_search(d: &Daemon) -> Client {
+    let mut c = Client::selected(d.imap.unwrap());
+    let before = cpu(d.pid());
+    c.send(&slow_search_line("s"));
+    let t = Instant::now();
+    while cpu(d.pid()) - before < Duration::from_millis(500) {
+        assert!(t.elapsed() < WAIT, "the search never got busy");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    c
+}
+
+#[test]
+fn search_stops_when_its_client_disconnects() {
+    // About 1.4 s of CPU per message in a debug build: 8 messages outlast the test.
+    let d = daemon_with(8, 1 << 20);
+    let c = start_slow_search(&d);
+    let busy = cpu(d.pid());
+    drop(c);
+    let quiet = wait_cpu_quiet(d.pid(), Duration::from_millis(500), Duration::from_secs(20));
+    println!(
+        "disconnect: CPU quiet {quiet:?} after, {:?} CPU spent after the close",
+        cpu(d.pid()) - busy
+    );
+    assert!(
+        quiet < Duration::from_secs(3),
+        "CPU kept growing for {quiet:?}"
+    );
+    // The daemon goes on serving.
+    let mut other = Client::selected(d.imap.unwrap());
+    assert!(other.tagged("n NOOP", "n").starts_with("n OK"));
+}
+
+#[test]
+fn sigterm_during_a_search_exits_within_the_grace_period() {
+    const GRACE: u64 = 3;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("users"),
+        format!("{USER}:{{PLAIN}}{PASS}\n"),
+    )
+    .unwrap();
+    let config = common::test_config::TestConfig {
+        shutdown_grace_secs: Some(GRACE),
+        ..common::daemon_config(dir.path(), &common::Options::default())
+    };
+    let config_path = dir.path().join("mailserver.toml");
+    std::fs::write(&config_path, config.text()).unwrap();
+    let mut d = Daemon::spawn(dir, config_path, &[]);
+    let msg = big_subject_message(1 << 20);
+    for i in 0..8 {
+        common::deliver(&d.data_dir(), USER, i, &msg);
+    }
+    let mut c = start_slow_search(&d);
+    let t = Instant::now();
+    d.signal("TERM");
+    let status = d.wait_exit(Duration::from_secs(GRACE));
+    let took = t.elapsed();
+    println!("SIGTERM during a search: exited in {took:?}");
+    assert!(status.success(), "{status:?}");
+    // The client was told: the search's NO, then the goodbye.
+    let mut rest = Vec::new();
+    loop {
+        let mut buf = Vec::new();
+        match c.r.read_until(b'\n', &mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => rest.push(String::from_utf8_lossy(&buf).trim_end().to_string()),
+        }
+    }
+    assert!(rest.iter().any(|l| l.starts_with("* BYE")), "{rest:?}");
+}

@@ -214,6 +214,9 @@ pub struct Candidate<'a, 'f> {
     pub seq: u32,
     pub meta: &'a MessageMeta,
     pub message: LazyMessage<'f>,
+    /// Asked before each key: once true, every key is false and nothing more is loaded
+    /// or decoded (the search is being abandoned, its result is thrown away).
+    pub cancelled: &'a dyn Fn() -> bool,
 }
 
 /// Whether all `keys` match (the top-level list is an implicit AND).
@@ -224,6 +227,9 @@ pub fn matches_all(keys: &[SearchKey<'_>], c: &mut Candidate<'_, '_>, b: Bounds)
 /// Evaluates one key.
 pub fn matches(key: &SearchKey<'_>, c: &mut Candidate<'_, '_>, b: Bounds) -> bool {
     use SearchKey as K;
+    if (c.cancelled)() {
+        return false;
+    }
     let flags = c.meta.flags;
     let has = |f: Flags| flags.contains(f);
     match key {
@@ -521,6 +527,7 @@ mod tests {
             seq,
             meta: m,
             message: LazyMessage::new(|| Some(Arc::from(MSG.as_bytes()))),
+            cancelled: &|| false,
         };
         let r = matches_all(
             &keys,
@@ -695,6 +702,7 @@ mod tests {
             seq: 1,
             meta: &m,
             message: LazyMessage::new(|| None),
+            cancelled: &|| false,
         };
         let b = Bounds {
             messages: 1,
