@@ -166,6 +166,9 @@ fn main() -> ExitCode {
     }
 }
 
+/// How long the process waits, after the drain, for blocking-pool work still running.
+const RUNTIME_SHUTDOWN: std::time::Duration = std::time::Duration::from_secs(1);
+
 fn run(config: PathBuf) -> ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -184,7 +187,12 @@ fn run(config: PathBuf) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(mailserver::run_daemon(config)) {
+    let result = runtime.block_on(mailserver::run_daemon(config));
+    // Dropping the runtime would wait for every blocking-pool task still running (a long
+    // SEARCH, a stuck disk): shutdown has already waited `shutdown_grace_secs` for the
+    // sessions, so what is left gets a moment to end and the process exits anyway.
+    runtime.shutdown_timeout(RUNTIME_SHUTDOWN);
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");

@@ -298,12 +298,15 @@ pub async fn serve_connection(
             return;
         }
     };
+    // Fired by the driver when the peer goes away mid-command, and by shutdown.
+    let cancel = shutdown.child_token();
     let env = SessionEnv {
         snapshot: snapshot.clone(),
         store: handles.store.clone(),
         auth: handles.auth.clone(),
         remote,
         tls: implicit_tls,
+        cancel: cancel.clone(),
     };
     let conn = Connection {
         stream,
@@ -314,6 +317,7 @@ pub async fn serve_connection(
         snapshot,
         protolog: handles.protolog.clone(),
         shutdown,
+        cancel,
     };
     match service {
         Service::Pop3 => {

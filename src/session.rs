@@ -14,6 +14,8 @@ use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use tokio_util::sync::CancellationToken;
+
 use crate::auth::{failure_delay, AuthResult, Secret, Users};
 use crate::config::Config;
 use crate::protolog::LineKind;
@@ -54,6 +56,9 @@ pub struct SessionEnv {
     pub remote: SocketAddr,
     /// True from the start on implicit-TLS listeners; sessions track STLS themselves.
     pub tls: bool,
+    /// Fired when the connection is going away (the peer closed it, or the daemon shuts
+    /// down) while a command runs: long work on the blocking pool (SEARCH) stops early.
+    pub cancel: CancellationToken,
 }
 
 impl SessionEnv {

@@ -355,6 +355,7 @@ fn compare_search(meta_resp: &[Vec<u8>], dovecot: &[Vec<u32>]) {
                 seq: i as u32 + 1,
                 meta,
                 message: LazyMessage::new(|| Some(raw.clone())),
+                cancelled: &|| false,
             };
             if search::matches_all(keys.as_ref(), &mut c, bounds) {
                 hits.push(i as u32 + 1);

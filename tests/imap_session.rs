@@ -547,6 +547,7 @@ fn session_for(s: &Server, remote: &str, tls: bool) -> ImapSession {
         auth: s.handles.auth.clone(),
         remote: remote.parse().unwrap(),
         tls,
+        cancel: Default::default(),
     })
 }
 

@@ -124,6 +124,7 @@ async fn toy_server(s: &Server, tx: &watch::Sender<u64>) -> std::net::SocketAddr
                 snapshot: handles.live.load_full(),
                 protolog: handles.protolog.clone(),
                 shutdown: shutdown.clone(),
+                cancel: shutdown.child_token(),
             };
             let toy = Toy {
                 watch: rx.clone(),

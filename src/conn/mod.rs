@@ -33,6 +33,7 @@
 //!   The server picks the session by service and hands it to [`serve_session`]
 //!   (`crate::server`); the contract the sessions implement is [`crate::session`].
 
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -69,6 +70,11 @@ pub struct Connection {
     pub protolog: Arc<ProtoLog>,
     /// Fired once at daemon shutdown: the session says goodbye and the connection closes.
     pub shutdown: CancellationToken,
+    /// The session's [`SessionEnv::cancel`]: the driver fires it when the peer goes away
+    /// while a command runs (a child of `shutdown`, so shutdown fires it too).
+    ///
+    /// [`SessionEnv::cancel`]: crate::session::SessionEnv::cancel
+    pub cancel: CancellationToken,
 }
 
 /// Runs one connection with `session`: protocol-log start, implicit TLS, the
@@ -83,6 +89,7 @@ pub async fn serve_session<S: Session>(conn: Connection, session: S) {
         snapshot,
         protolog,
         shutdown,
+        cancel,
     } = conn;
     let _ = stream.set_nodelay(true);
     // The login phase is timed from the accept, implicit TLS handshake included.
@@ -114,7 +121,7 @@ pub async fn serve_session<S: Session>(conn: Connection, session: S) {
             }
         }
     }
-    drive(session, &mut io, &mut log, &snapshot, &timeouts, &shutdown).await;
+    drive(session, &mut io, &mut log, &snapshot, &timeouts, &shutdown, &cancel).await;
     // The `-` record is written and flushed before the FIN: a client that sees the
     // connection close can read its whole session in the log (ARCHITECTURE.md, "Protocol
     // log"). The graceful close moves no counted bytes, so the counts are final here.
@@ -170,6 +177,7 @@ async fn drive<S: Session>(
     snapshot: &Snapshot,
     timeouts: &Timeouts,
     shutdown: &CancellationToken,
+    cancel: &CancellationToken,
 ) {
     let mut framer = Framer::new(session.line_limit());
     let mut out = Output::default();
@@ -194,7 +202,8 @@ async fn drive<S: Session>(
                                 Some(r) => log.client(LineKind::Secret, &r),
                                 None => log.client(LineKind::Command, &line),
                             }
-                            step = session.on_line(&line, &mut out).await;
+                            let cmd = session.on_line(&line, &mut out);
+                            step = watched(cmd, &io.stream, cancel).await;
                         }
                         Some(Frame::TooLong) => step = session.on_too_long(&mut out),
                         None => break,
@@ -207,7 +216,8 @@ async fn drive<S: Session>(
                         } else {
                             log.content(Direction::ClientToServer, &data);
                         }
-                        step = session.on_literal(data, &mut out).await;
+                        let cmd = session.on_literal(data, &mut out);
+                        step = watched(cmd, &io.stream, cancel).await;
                     }
                     None => break,
                 },
@@ -234,7 +244,9 @@ async fn drive<S: Session>(
                     let _ = io.write(&mut out, log).await;
                     return;
                 }
-                Step::Continue => step = session.on_continue(&mut out).await,
+                Step::Continue => {
+                    step = watched(session.on_continue(&mut out), &io.stream, cancel).await
+                }
             }
             if out.wire_len() >= FLUSH_THRESHOLD && io.write(&mut out, log).await.is_err() {
                 return;
@@ -292,6 +304,22 @@ async fn drive<S: Session>(
             }
         }
     }
+}
+
+/// Awaits a session's command; if meanwhile the peer goes away, fires `cancel` so long work
+/// stops early, and still awaits the command (which then ends soon): a command is never
+/// dropped half done, its reply just goes nowhere.
+async fn watched(cmd: impl Future<Output = Step>, stream: &Stream, cancel: &CancellationToken) -> Step {
+    let mut cmd = std::pin::pin!(cmd);
+    tokio::select! {
+        biased;
+        step = &mut cmd => return step,
+        () = stream.peer_gone() => {
+            tracing::debug!("peer gone during a command; cancelling it");
+            cancel.cancel();
+        }
+    }
+    cmd.await
 }
 
 /// The socket, its counters and its timeout.
@@ -418,6 +446,24 @@ enum Stream {
 
 fn gone() -> io::Error {
     io::Error::new(io::ErrorKind::NotConnected, "stream gone")
+}
+
+impl Stream {
+    /// Resolves when the peer has closed the connection (FIN, or an error such as a reset),
+    /// judged without consuming input by peeking at the TCP socket; never resolves while
+    /// input is pending (a pipelined command, or TLS records such as a `close_notify`
+    /// that a FIN may follow unseen) or when there is no socket.
+    async fn peer_gone(&self) {
+        let tcp = match self {
+            Stream::Plain(s) => s,
+            Stream::Tls(s) => s.get_ref().0,
+            Stream::Gone => return std::future::pending().await,
+        };
+        match tcp.peek(&mut [0u8; 1]).await {
+            Ok(0) | Err(_) => {}
+            Ok(_) => std::future::pending().await,
+        }
+    }
 }
 
 impl AsyncRead for Stream {

@@ -14,6 +14,7 @@
 //! zone). Time of day and zone are otherwise ignored. A message without a parsable `Date:`
 //! counts as sent on 1970-01-01, as in Dovecot.
 
+use std::cell::OnceCell;
 use std::sync::Arc;
 
 use chrono::{DateTime, Local, NaiveDate};
@@ -39,6 +40,43 @@ pub fn check_charset(charset: Option<&Charset<'_>>) -> Result<(), &'static str> 
     } else {
         Err(BADCHARSET_TEXT)
     }
+}
+
+/// The most nodes one SEARCH's key tree may have: every key counts, `(..)`, `OR` and `NOT`
+/// included. Real clients send a handful (Thunderbird's quick filter, a few dozen); a
+/// thousand leaves room for machine-made searches while bounding the work per message.
+pub const MAX_KEYS: usize = 1000;
+
+/// The deepest nesting of `(..)`, `OR` and `NOT` one SEARCH may have (the top-level list is
+/// depth 1). imap-codec's parser already refuses more than 8 levels with `BAD`; this bound
+/// holds whatever the parser accepts.
+pub const MAX_DEPTH: usize = 32;
+
+/// The tagged `NO` text for a SEARCH over [`MAX_KEYS`] or [`MAX_DEPTH`] (RFC 5530 `LIMIT`:
+/// the command is valid, it runs up against an implementation limit).
+pub const LIMIT_TEXT: &str = "[LIMIT] Too many search keys.";
+
+/// Whether `keys` stay within [`MAX_KEYS`] and [`MAX_DEPTH`]; counted without recursion and
+/// without evaluating anything, stopping at the first bound passed.
+pub fn check_limits(keys: &[SearchKey<'_>]) -> Result<(), &'static str> {
+    let mut stack: Vec<(&SearchKey<'_>, usize)> = keys.iter().map(|k| (k, 1)).collect();
+    let mut count = 0usize;
+    while let Some((key, depth)) = stack.pop() {
+        count += 1;
+        if count > MAX_KEYS || depth > MAX_DEPTH {
+            return Err(LIMIT_TEXT);
+        }
+        match key {
+            SearchKey::And(ks) => stack.extend(ks.as_ref().iter().map(|k| (k, depth + 1))),
+            SearchKey::Or(x, y) => {
+                stack.push((x, depth + 1));
+                stack.push((y, depth + 1));
+            }
+            SearchKey::Not(k) => stack.push((k, depth + 1)),
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// What `*` stands for in this mailbox (RFC 3501 §6.4.4 / §9 `seq-number`).
@@ -67,10 +105,38 @@ pub fn set_contains(set: &SequenceSet, n: u32, largest: u32) -> bool {
 
 /// The message bytes and MIME structure, loaded and parsed on first use (once per message,
 /// whatever the number of content keys); `None` when it cannot be read (e.g. expunged by
-/// another session meanwhile), which makes content keys not match.
+/// another session meanwhile), which makes content keys not match. What the keys compare
+/// against — decoded header fields, decoded text bodies, the sent date — is also computed
+/// on first use and kept for the rest of the message's evaluation, so N keys over one
+/// message cost one pass over its header (and body) plus N substring tests.
 pub struct LazyMessage<'f> {
     load: Box<dyn FnMut() -> Option<Arc<[u8]>> + 'f>,
-    loaded: Option<Option<(Arc<[u8]>, Part)>>,
+    loaded: Option<Option<Loaded>>,
+}
+
+/// A loaded message and what its evaluation has needed so far.
+struct Loaded {
+    raw: Arc<[u8]>,
+    root: Part,
+    fields: OnceCell<Vec<Field>>,
+    bodies: OnceCell<Vec<String>>,
+    sent: OnceCell<Option<NaiveDate>>,
+}
+
+/// One header field as the string keys see it.
+struct Field {
+    /// The name as written.
+    name: String,
+    /// `name: value`, the value unfolded and RFC 2047-decoded, all [`fold`]ed.
+    text: String,
+    /// Where the value starts in `text`.
+    value_at: usize,
+}
+
+impl Field {
+    fn value(&self) -> &str {
+        &self.text[self.value_at..]
+    }
 }
 
 impl<'f> LazyMessage<'f> {
@@ -81,18 +147,18 @@ impl<'f> LazyMessage<'f> {
         }
     }
 
-    fn get(&mut self) -> Option<(&[u8], &Part)> {
+    fn get(&mut self) -> Option<&Loaded> {
         if self.loaded.is_none() {
-            let parsed = (self.load)().map(|raw| {
-                let root = mime::parse(&raw).root;
-                (raw, root)
+            let parsed = (self.load)().map(|raw| Loaded {
+                root: mime::parse(&raw).root,
+                raw,
+                fields: OnceCell::new(),
+                bodies: OnceCell::new(),
+                sent: OnceCell::new(),
             });
             self.loaded = Some(parsed);
         }
-        match &self.loaded {
-            Some(Some((raw, root))) => Some((raw, root)),
-            _ => None,
-        }
+        self.loaded.as_ref().and_then(Option::as_ref)
     }
 
     /// Whether the loader has run (tests check laziness with it).
@@ -102,11 +168,55 @@ impl<'f> LazyMessage<'f> {
     }
 }
 
+impl Loaded {
+    /// The top-level header's fields, decoded once.
+    fn fields(&self) -> &[Field] {
+        self.fields
+            .get_or_init(|| decode_fields(&self.raw, &self.root))
+    }
+
+    /// The searchable text under the top-level header (BODY), decoded once: every text
+    /// leaf's body and every attached message's header fields.
+    fn bodies(&self) -> &[String] {
+        self.bodies.get_or_init(|| {
+            let mut out = Vec::new();
+            body_texts(&self.raw, &self.root, &mut out);
+            out
+        })
+    }
+
+    fn sent_day(&self) -> Option<NaiveDate> {
+        *self.sent.get_or_init(|| {
+            let day = mime::header_value(&self.raw, self.root.header.clone(), "Date")
+                .and_then(|v| parse_date_day(&mime::unfold(v)));
+            // Dovecot: no (parsable) Date: is the epoch, so such mail is "sent before" any
+            // date.
+            Some(day.unwrap_or(NaiveDate::from_ymd_opt(1970, 1, 1)?))
+        })
+    }
+
+    fn body_contains(&self, needle: &str) -> bool {
+        self.bodies().iter().any(|t| t.contains(needle))
+    }
+
+    /// Whether any field (named `name`, or any at all, name included) contains `needle`
+    /// (already folded). With a name and an empty needle, the field's presence is enough.
+    fn header_contains(&self, name: Option<&str>, needle: &str) -> bool {
+        self.fields().iter().any(|f| match name {
+            Some(n) => f.name.eq_ignore_ascii_case(n) && f.value().contains(needle),
+            None => f.text.contains(needle),
+        })
+    }
+}
+
 /// One message as SEARCH sees it.
 pub struct Candidate<'a, 'f> {
     pub seq: u32,
     pub meta: &'a MessageMeta,
     pub message: LazyMessage<'f>,
+    /// Asked before each key: once true, every key is false and nothing more is loaded
+    /// or decoded (the search is being abandoned, its result is thrown away).
+    pub cancelled: &'a dyn Fn() -> bool,
 }
 
 /// Whether all `keys` match (the top-level list is an implicit AND).
@@ -117,6 +227,9 @@ pub fn matches_all(keys: &[SearchKey<'_>], c: &mut Candidate<'_, '_>, b: Bounds)
 /// Evaluates one key.
 pub fn matches(key: &SearchKey<'_>, c: &mut Candidate<'_, '_>, b: Bounds) -> bool {
     use SearchKey as K;
+    if (c.cancelled)() {
+        return false;
+    }
     let flags = c.meta.flags;
     let has = |f: Flags| flags.contains(f);
     match key {
@@ -150,20 +263,25 @@ pub fn matches(key: &SearchKey<'_>, c: &mut Candidate<'_, '_>, b: Bounds) -> boo
         K::SentBefore(d) => sent_day(c).is_some_and(|s| s < *d.as_ref()),
         K::SentOn(d) => sent_day(c).is_some_and(|s| s == *d.as_ref()),
         K::SentSince(d) => sent_day(c).is_some_and(|s| s >= *d.as_ref()),
-        K::Bcc(s) => header_contains(c, "Bcc", s.as_ref()),
-        K::Cc(s) => header_contains(c, "Cc", s.as_ref()),
-        K::From(s) => header_contains(c, "From", s.as_ref()),
-        K::To(s) => header_contains(c, "To", s.as_ref()),
-        K::Subject(s) => header_contains(c, "Subject", s.as_ref()),
+        K::Bcc(s) => header_contains(c, Some("Bcc"), s.as_ref()),
+        K::Cc(s) => header_contains(c, Some("Cc"), s.as_ref()),
+        K::From(s) => header_contains(c, Some("From"), s.as_ref()),
+        K::To(s) => header_contains(c, Some("To"), s.as_ref()),
+        K::Subject(s) => header_contains(c, Some("Subject"), s.as_ref()),
         K::Header(name, s) => {
-            let name = String::from_utf8_lossy(name.as_ref()).into_owned();
-            header_contains(c, &name, s.as_ref())
+            let name = String::from_utf8_lossy(name.as_ref());
+            header_contains(c, Some(&name), s.as_ref())
         }
-        K::Body(s) => with_message(c, |raw, root| body_contains(raw, root, &fold(s.as_ref()))),
-        K::Text(s) => with_message(c, |raw, root| {
+        K::Body(s) => {
             let needle = fold(s.as_ref());
-            headers_contain(raw, root, None, &needle) || body_contains(raw, root, &needle)
-        }),
+            c.message.get().is_some_and(|m| m.body_contains(&needle))
+        }
+        K::Text(s) => {
+            let needle = fold(s.as_ref());
+            c.message
+                .get()
+                .is_some_and(|m| m.header_contains(None, &needle) || m.body_contains(&needle))
+        }
         // Extensions not advertised (WITHIN, CONDSTORE) are not parsed with our features;
         // should one appear, it matches nothing.
         #[allow(unreachable_patterns)]
@@ -179,19 +297,8 @@ fn internal_day(meta: &MessageMeta) -> NaiveDate {
     DateTime::<Local>::from(meta.internal_date).date_naive()
 }
 
-fn with_message(c: &mut Candidate<'_, '_>, f: impl FnOnce(&[u8], &Part) -> bool) -> bool {
-    match c.message.get() {
-        Some((raw, root)) => f(raw, root),
-        None => false,
-    }
-}
-
 fn sent_day(c: &mut Candidate<'_, '_>) -> Option<NaiveDate> {
-    let (raw, root) = c.message.get()?;
-    let day = mime::header_value(raw, root.header.clone(), "Date")
-        .and_then(|v| parse_date_day(&mime::unfold(v)));
-    // Dovecot: no (parsable) Date: is the epoch, so such mail is "sent before" any date.
-    Some(day.unwrap_or(NaiveDate::from_ymd_opt(1970, 1, 1)?))
+    c.message.get()?.sent_day()
 }
 
 /// The calendar day of an RFC 5322 date as written (comments and the weekday ignored).
@@ -226,45 +333,47 @@ fn fold(s: &[u8]) -> String {
     String::from_utf8_lossy(s).to_lowercase()
 }
 
-fn header_contains(c: &mut Candidate<'_, '_>, name: &str, needle: &[u8]) -> bool {
+fn header_contains(c: &mut Candidate<'_, '_>, name: Option<&str>, needle: &[u8]) -> bool {
     let needle = fold(needle);
-    with_message(c, |raw, root| {
-        headers_contain(raw, root, Some(name), &needle)
-    })
+    c.message
+        .get()
+        .is_some_and(|m| m.header_contains(name, &needle))
 }
 
-/// Whether any field (named `name`, or any at all) of `part`'s header contains `needle`
-/// (already folded). With a name and an empty needle, the field's presence is enough.
-fn headers_contain(raw: &[u8], part: &Part, name: Option<&str>, needle: &str) -> bool {
-    mime::fields(raw, part.header.clone()).iter().any(|f| {
-        let named = name.is_none_or(|n| f.name.eq_ignore_ascii_case(n.as_bytes()));
-        named && {
-            let mut text = decode_header(f.value).to_lowercase();
-            if name.is_none() {
-                text = format!(
-                    "{}: {}",
-                    String::from_utf8_lossy(f.name).to_lowercase(),
-                    text
-                );
+/// The fields of `part`'s header, each decoded and folded once.
+fn decode_fields(raw: &[u8], part: &Part) -> Vec<Field> {
+    mime::fields(raw, part.header.clone())
+        .iter()
+        .map(|f| {
+            let name = String::from_utf8_lossy(f.name).into_owned();
+            let mut text = name.to_lowercase();
+            text.push_str(": ");
+            let value_at = text.len();
+            text.push_str(&decode_header(f.value).to_lowercase());
+            Field {
+                name,
+                text,
+                value_at,
             }
-            text.contains(needle)
-        }
-    })
+        })
+        .collect()
 }
 
-fn body_contains(raw: &[u8], part: &Part, needle: &str) -> bool {
+/// Appends the searchable texts under `part`'s header: text bodies decoded, and the header
+/// fields of attached messages (`name: value`), all folded.
+fn body_texts(raw: &[u8], part: &Part, out: &mut Vec<String>) {
     match &part.kind {
-        Kind::Multipart(children) => children.iter().any(|p| body_contains(raw, p, needle)),
+        Kind::Multipart(children) => children.iter().for_each(|p| body_texts(raw, p, out)),
         Kind::Message(inner) => {
-            headers_contain(raw, inner, None, needle) || body_contains(raw, inner, needle)
+            out.extend(decode_fields(raw, inner).into_iter().map(|f| f.text));
+            body_texts(raw, inner, out);
         }
         Kind::Leaf => {
             let text_like = part.ctype.mtype.eq_ignore_ascii_case(b"text")
                 || part.ctype.mtype.eq_ignore_ascii_case(b"message");
-            if !text_like {
-                return false;
+            if text_like {
+                out.push(decode_body(raw, part).to_lowercase());
             }
-            decode_body(raw, part).to_lowercase().contains(needle)
         }
     }
 }
@@ -445,6 +554,7 @@ mod tests {
             seq,
             meta: m,
             message: LazyMessage::new(|| Some(Arc::from(MSG.as_bytes()))),
+            cancelled: &|| false,
         };
         let r = matches_all(
             &keys,
@@ -616,12 +726,33 @@ mod tests {
     }
 
     #[test]
+    fn key_count_and_depth_are_bounded() {
+        let keys = |n: usize| vec![SearchKey::All; n];
+        assert_eq!(check_limits(&keys(MAX_KEYS)), Ok(()));
+        assert_eq!(check_limits(&keys(MAX_KEYS + 1)), Err(LIMIT_TEXT));
+        // OR a b is three nodes.
+        let or = SearchKey::Or(Box::new(SearchKey::All), Box::new(SearchKey::Seen));
+        assert_eq!(check_limits(&vec![or.clone(); MAX_KEYS / 3]), Ok(()));
+        assert_eq!(check_limits(&vec![or; MAX_KEYS / 3 + 1]), Err(LIMIT_TEXT));
+        let nested = |d: usize| {
+            let mut k = SearchKey::All;
+            for _ in 1..d {
+                k = SearchKey::Not(Box::new(k));
+            }
+            vec![k]
+        };
+        assert_eq!(check_limits(&nested(MAX_DEPTH)), Ok(()));
+        assert_eq!(check_limits(&nested(MAX_DEPTH + 1)), Err(LIMIT_TEXT));
+    }
+
+    #[test]
     fn unreadable_message_matches_no_content_key() {
         let m = meta(1, Flags::NONE, false);
         let mut c = Candidate {
             seq: 1,
             meta: &m,
             message: LazyMessage::new(|| None),
+            cancelled: &|| false,
         };
         let b = Bounds {
             messages: 1,

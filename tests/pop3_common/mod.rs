@@ -523,6 +523,7 @@ impl Server {
             auth: self.auth.clone(),
             remote: remote.parse().unwrap(),
             tls,
+            cancel: Default::default(),
         }
     }
 

@@ -1,10 +1,12 @@
 //! SEARCH and UID SEARCH (RFC 3501 §6.4.4, §6.4.8) over the selected view; each key is
 //! evaluated by [`crate::imap::search`], message bytes are read only for keys that need them.
+//! The search stops early (before each message and each key) when the connection is going
+//! away ([`crate::session::SessionEnv::cancel`]) or this command's future is dropped.
 
 use imap_codec::imap_types::core::{Charset, Vec1};
 use imap_codec::imap_types::search::SearchKey;
 
-use super::super::search::{check_charset, matches_all, Bounds, Candidate, LazyMessage};
+use super::super::search::{check_charset, check_limits, matches_all, Bounds, Candidate, LazyMessage};
 use super::super::state::{Fail, ImapSession, Res};
 use super::blocking;
 use crate::session::Output;
@@ -18,31 +20,42 @@ impl ImapSession {
         out: &mut Output,
     ) -> Res {
         check_charset(charset.as_ref()).map_err(|t| Fail::No(t.into()))?;
+        // Bounded before any message is looked at (the command size bounds the bytes only).
+        check_limits(criteria.as_ref()).map_err(|t| Fail::No(t.into()))?;
         let sel = self.selected()?;
         let messages = sel.view.messages.clone();
         let mailbox = sel.mailbox.clone();
         let keys = criteria.into_inner();
+        // The blocking task outlives a dropped future: the guard cancels it then.
+        let stop = self.env.cancel.child_token();
+        let _stop_when_dropped = stop.clone().drop_guard();
         let hits = blocking(move || {
             let bounds = Bounds {
                 messages: messages.len() as u32,
                 max_uid: messages.last().map_or(0, |m| m.uid),
             };
+            let cancelled = || stop.is_cancelled();
             let mut hits = Vec::new();
             for (i, m) in messages.iter().enumerate() {
+                if cancelled() {
+                    return Ok(None);
+                }
                 let mb = &mailbox;
                 let id = m.uid;
                 let mut c = Candidate {
                     seq: i as u32 + 1,
                     meta: m,
                     message: LazyMessage::new(move || mb.read(id).ok()),
+                    cancelled: &cancelled,
                 };
                 if matches_all(&keys, &mut c, bounds) {
                     hits.push(if uid { m.uid } else { i as u32 + 1 });
                 }
             }
-            Ok(hits)
+            Ok((!cancelled()).then_some(hits))
         })
-        .await?;
+        .await?
+        .ok_or_else(|| Fail::No("[UNAVAILABLE] Search cancelled.".into()))?;
         let mut line = String::from("* SEARCH");
         for h in hits {
             line.push(' ');
