@@ -43,10 +43,11 @@
 //! in constant time for equal lengths (the length of the stored password may still show).
 
 use std::collections::HashMap;
+use std::net::{IpAddr, Ipv6Addr};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use subtle::ConstantTimeEq;
 
@@ -645,6 +646,109 @@ pub fn failure_delay(consecutive: u32) -> Duration {
     Duration::from_millis((500u64 << consecutive.min(4)).min(5000))
 }
 
+/// Failed logins a session may make before it is closed (Dovecot's login processes also
+/// disconnect after a few failures: "auth failed, 3 attempts").
+pub const MAX_AUTH_FAILURES: u32 = 3;
+
+/// Client addresses the [`Penalty`] table remembers; a new address beyond this evicts the
+/// one whose last failure is oldest (about 100 KiB at most).
+pub const PENALTY_CAPACITY: usize = 2048;
+/// An address without a failure for this long starts again from no penalty.
+pub const PENALTY_FORGET: Duration = Duration::from_secs(3600);
+
+/// The wait before the next login attempt from an address with `failures` recent failures,
+/// counted from its last failure: none, then 2 s doubling up to 15 s (Dovecot's
+/// `auth_penalty_to_secs`: `AUTH_PENALTY_INIT_SECS` 2, `AUTH_PENALTY_MAX_SECS` 15).
+pub fn penalty_delay(failures: u32) -> Duration {
+    match failures {
+        0 => Duration::ZERO,
+        n => Duration::from_secs((2u64 << (n - 1).min(3)).min(15)),
+    }
+}
+
+/// Failed logins per client address, one table per daemon shared by POP3 and IMAP
+/// (Dovecot's `auth_penalty`): a login attempt from an address with recent failures waits
+/// [`penalty_delay`] after the last of them before its password is checked, whatever the
+/// outcome, so an early disconnect learns nothing. Attempts from one address take turns:
+/// each reserves the next slot and pushes it one penalty on, so parallel connections do not
+/// multiply the guesses (the login deadline still bounds how long one may queue). IPv6 addresses count by /64 (one host usually has the whole prefix),
+/// IPv4 by address. A success from the address forgets its failures.
+#[derive(Default)]
+pub struct Penalty {
+    table: Mutex<HashMap<IpAddr, PenaltyEntry>>,
+}
+
+struct PenaltyEntry {
+    failures: u32,
+    /// The last failure.
+    last: Instant,
+    /// When the next attempt may be checked.
+    next: Instant,
+}
+
+impl Penalty {
+    /// Reserves the next attempt from `ip`: how long it must wait before its password is
+    /// checked (zero for an address without recent failures).
+    pub fn reserve(&self, ip: IpAddr) -> Duration {
+        let now = Instant::now();
+        let mut table = self.table.lock().unwrap_or_else(|p| p.into_inner());
+        match table.get_mut(&penalty_key(ip)) {
+            Some(e) if now.duration_since(e.last) < PENALTY_FORGET => {
+                let slot = e.next.max(now);
+                e.next = slot + penalty_delay(e.failures);
+                slot - now
+            }
+            _ => Duration::ZERO,
+        }
+    }
+
+    /// Records a failed login from `ip`; returns the address's recent failures.
+    pub fn failed(&self, ip: IpAddr) -> u32 {
+        let key = penalty_key(ip);
+        let now = Instant::now();
+        let mut table = self.table.lock().unwrap_or_else(|p| p.into_inner());
+        if !table.contains_key(&key) && table.len() >= PENALTY_CAPACITY {
+            table.retain(|_, e| now.duration_since(e.last) < PENALTY_FORGET);
+            if table.len() >= PENALTY_CAPACITY {
+                let oldest = table.iter().min_by_key(|(_, e)| e.last).map(|(k, _)| *k);
+                if let Some(k) = oldest {
+                    table.remove(&k);
+                }
+            }
+        }
+        let entry = table.entry(key).or_insert(PenaltyEntry {
+            failures: 0,
+            last: now,
+            next: now,
+        });
+        if now.duration_since(entry.last) >= PENALTY_FORGET {
+            entry.failures = 0;
+        }
+        entry.failures = entry.failures.saturating_add(1);
+        entry.last = now;
+        entry.next = entry.next.max(now + penalty_delay(entry.failures));
+        entry.failures
+    }
+
+    /// A login from `ip` succeeded: its failures are forgotten.
+    pub fn succeeded(&self, ip: IpAddr) {
+        let mut table = self.table.lock().unwrap_or_else(|p| p.into_inner());
+        table.remove(&penalty_key(ip));
+    }
+}
+
+/// What the [`Penalty`] table counts by: the IPv4 address (also when IPv4-mapped), or the
+/// IPv6 /64 prefix.
+fn penalty_key(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let bits = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(Ipv6Addr::from(bits))
+        }
+        v4 => v4,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -856,6 +960,52 @@ mod tests {
     fn secret_debug_is_redacted() {
         let s = Secret::new("hunter2".to_string());
         assert_eq!(format!("{s:?}"), "***");
+    }
+
+    #[test]
+    fn penalty_counts_per_address_and_v6_prefix_and_resets() {
+        let p = Penalty::default();
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let mapped: IpAddr = "::ffff:192.0.2.1".parse().unwrap();
+        assert_eq!(p.reserve(a), Duration::ZERO);
+        assert_eq!(p.failed(a), 1);
+        assert_eq!(p.failed(mapped), 2, "an IPv4-mapped address is the IPv4 address");
+        let first = p.reserve(a);
+        assert!(first > Duration::from_secs(3) && first <= Duration::from_secs(4));
+        let second = p.reserve(mapped);
+        assert!(
+            second > Duration::from_secs(7) && second <= Duration::from_secs(8),
+            "parallel attempts queue one penalty apart: {second:?}"
+        );
+        assert_eq!(p.reserve("192.0.2.2".parse().unwrap()), Duration::ZERO);
+        let v6: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        p.failed(v6);
+        let same64: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
+        assert!(p.reserve(same64) > Duration::ZERO, "same /64");
+        assert_eq!(p.reserve("2001:db8:1:3::1".parse().unwrap()), Duration::ZERO);
+        p.succeeded(a);
+        assert_eq!(p.reserve(a), Duration::ZERO);
+        assert_eq!(p.failed(a), 1, "a success forgets the failures");
+    }
+
+    #[test]
+    fn penalty_table_is_bounded_and_evicts_the_oldest() {
+        let p = Penalty::default();
+        let v4 = |i: u32| IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 + i));
+        p.failed(v4(0));
+        std::thread::sleep(Duration::from_millis(2));
+        for i in 1..PENALTY_CAPACITY as u32 + 10 {
+            p.failed(v4(i));
+        }
+        assert_eq!(p.table.lock().unwrap().len(), PENALTY_CAPACITY);
+        assert_eq!(p.reserve(v4(0)), Duration::ZERO, "the oldest is evicted");
+        assert!(p.reserve(v4(PENALTY_CAPACITY as u32 + 9)) > Duration::ZERO);
+    }
+
+    #[test]
+    fn penalty_delay_doubles_from_two_to_fifteen_seconds() {
+        let secs: Vec<u64> = (0..6).map(|n| penalty_delay(n).as_secs()).collect();
+        assert_eq!(secs, [0, 2, 4, 8, 15, 15]);
     }
 
     #[test]
