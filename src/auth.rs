@@ -38,8 +38,10 @@
 //!
 //! Verification runs in `tokio::task::spawn_blocking`, at most one per CPU (2 to 16) at a time;
 //! further logins wait for a slot. An unknown user is verified against the
-//! hash of a real entry of the file (one of its most common scheme) and the result thrown away,
-//! so it costs what a wrong password of an existing user costs. `PLAIN` compares with `subtle`
+//! hash of a real entry of the file (its slowest, by the scheme's parameters) and the result
+//! thrown away, and a wrong password of a user with a cheaper scheme is also checked against
+//! it, so every failure costs at least what the slowest scheme in the file costs (a file
+//! mixing ARGON2ID and SHA512-CRYPT users does not tell by timing who exists). `PLAIN` compares with `subtle`
 //! in constant time for equal lengths (the length of the stored password may still show).
 
 use std::collections::HashMap;
@@ -153,6 +155,36 @@ impl Verifier {
                 "unknown password scheme {{{other}}} (supported: ARGON2ID, SHA512-CRYPT, \
                  BLF-CRYPT, PLAIN, CRYPT)"
             )),
+        }
+    }
+
+    /// A rough cost of one verification in microseconds (measured on x86-64 at Dovecot's
+    /// default parameters: ARGON2ID m=65536,t=3 ~140 ms, SHA512-CRYPT 5000 rounds ~3 ms,
+    /// BLF-CRYPT cost 5 ~2 ms). Only the order matters: it picks the slowest entry as the
+    /// dummy for unknown users.
+    fn cost(&self) -> u64 {
+        match self {
+            Verifier::Plain(_) => 0,
+            Verifier::Argon2id(phc) => {
+                use argon2::password_hash::PasswordHash;
+                PasswordHash::new(phc.expose())
+                    .ok()
+                    .and_then(|h| argon2::Params::try_from(&h).ok())
+                    .map_or(0, |p| u64::from(p.m_cost()) * u64::from(p.t_cost()) * 7 / 10)
+            }
+            Verifier::Sha512Crypt(hash) => {
+                let rounds = hash
+                    .expose()
+                    .strip_prefix("$6$rounds=")
+                    .and_then(|r| r.split('$').next())
+                    .and_then(|r| r.parse::<u64>().ok())
+                    .unwrap_or(sha_crypt::ROUNDS_DEFAULT as u64);
+                rounds * 6 / 10
+            }
+            Verifier::Bcrypt(hash) => {
+                let cost: u32 = hash.expose().get(4..6).and_then(|c| c.parse().ok()).unwrap_or(5);
+                60u64 << cost.min(31)
+            }
         }
     }
 
@@ -277,8 +309,8 @@ impl UsersFile {
     pub fn parse(path: &Path, text: &str) -> UsersFile {
         let mut users = HashMap::new();
         let mut warnings = Vec::new();
-        // First entry of each scheme, and how many entries each scheme has.
-        let mut per_scheme: Vec<(&'static str, usize, Verifier)> = Vec::new();
+        // The slowest entry so far (the first of equals), with its cost.
+        let mut slowest: Option<(u64, Verifier)> = None;
         for (index, raw) in text.split('\n').enumerate() {
             let line = raw.strip_suffix('\r').unwrap_or(raw);
             if line.trim().is_empty() || line.starts_with('#') || line.starts_with(':') {
@@ -320,23 +352,16 @@ impl UsersFile {
                 ));
                 continue;
             }
-            match per_scheme
-                .iter_mut()
-                .find(|(s, _, _)| *s == verifier.scheme())
-            {
-                Some((_, count, _)) => *count += 1,
-                None => per_scheme.push((verifier.scheme(), 1, verifier.clone())),
+            let cost = verifier.cost();
+            if slowest.as_ref().is_none_or(|(c, _)| cost > *c) {
+                slowest = Some((cost, verifier.clone()));
             }
             users.insert(name.to_string(), verifier);
         }
-        // The most common scheme's first entry; ties go to the scheme seen first.
-        let dummy = per_scheme
-            .iter()
-            .fold(None::<&(&str, usize, Verifier)>, |best, cur| match best {
-                Some(b) if b.1 >= cur.1 => Some(b),
-                _ => Some(cur),
-            })
-            .map(|(_, _, v)| v.clone())
+        // Unknown users cost what the slowest scheme in the file costs (a mix of schemes
+        // must not tell which users exist).
+        let dummy = slowest
+            .map(|(_, v)| v)
             .unwrap_or_else(|| Verifier::Plain(Secret::new(String::new())));
         UsersFile {
             users,
@@ -359,12 +384,19 @@ impl UsersFile {
         self.users.is_empty()
     }
 
-    /// Verifies `password` for `user`; an unknown user costs one dummy verification. An
-    /// empty password never matches, whatever the scheme (it is still verified, so it costs
-    /// what any other attempt costs).
+    /// Verifies `password` for `user`; an unknown user costs one dummy verification (the
+    /// slowest entry of the file), and so does a failure of a user with a cheaper scheme, so
+    /// every failure costs at least the slowest scheme. An empty password never matches,
+    /// whatever the scheme (it is still verified, so it costs what any other attempt costs).
     fn verify(&self, user: &str, password: &str) -> bool {
         let matched = match self.users.get(user) {
-            Some(v) => v.verify(password),
+            Some(v) => {
+                let ok = v.verify(password);
+                if !ok && v.cost() < self.dummy.cost() {
+                    let _ = self.dummy.verify(password);
+                }
+                ok
+            }
             None => {
                 let _ = self.dummy.verify(password);
                 false
@@ -916,7 +948,14 @@ mod tests {
     }
 
     #[test]
-    fn dummy_is_the_most_common_scheme() {
+    fn dummy_is_the_slowest_entry() {
+        let argon = "$argon2id$v=19$m=65536,t=3,p=1$YYk9YTY86ts1GhFOumItKQ$\
+                     mgv/mkCc7ltfoV5pNWWia/s2hr9ic/qpyVsGIMUzKtU";
+        let sha = hash_password("SHA512-CRYPT", "x").unwrap();
+        let f = parse(&format!("s:{sha}\nt:{sha}\nu:{sha}\na:{{ARGON2ID}}{argon}\n"));
+        assert_eq!(f.dummy.scheme(), "ARGON2ID", "the slowest, not the most common");
+        let f = parse(&format!("s:{sha}\nb:$2y$12$r6hF0nRXPrdawwNo8jxmx.0JOGr9ufPbwe.lmBiwSeeNG28WG2XVW\n"));
+        assert_eq!(f.dummy.scheme(), "BLF-CRYPT", "bcrypt cost 12 outweighs 5000 SHA rounds");
         let f = parse(concat!(
             "p:{PLAIN}x\n",
             "a:{BLF-CRYPT}$2y$05$x/SjNFNrha38X1bUyombPOUgYvdi4aUBVgekbe5V/nOI4akiZIlx2\n",
