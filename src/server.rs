@@ -20,7 +20,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::auth::Users;
+use crate::auth::{Penalty, Users};
 use crate::config::Config;
 use crate::conn::Connection;
 use crate::imap::session::ImapSession;
@@ -41,6 +41,8 @@ pub struct Handles {
     pub store: Arc<dyn Store>,
     /// Password checks (the daemon: its passwd-file [`Users`]).
     pub auth: Arc<dyn Authenticator>,
+    /// Failed logins per client address (the brute-force penalty), for every session.
+    pub penalty: Arc<Penalty>,
     /// The protocol log, for the driver's tee.
     pub protolog: Arc<ProtoLog>,
     /// POP3 maildrops currently locked by a session (`-ERR [IN-USE]`), for POP3 sessions.
@@ -57,6 +59,7 @@ impl Handles {
             live: Arc::new(ArcSwap::from_pointee(snapshot)),
             store: Arc::new(store),
             auth: Arc::new(Users::new()),
+            penalty: Arc::default(),
             protolog: ProtoLog::new(),
             pop3_locks: Arc::default(),
         }
@@ -304,6 +307,7 @@ pub async fn serve_connection(
         snapshot: snapshot.clone(),
         store: handles.store.clone(),
         auth: handles.auth.clone(),
+        penalty: handles.penalty.clone(),
         remote,
         tls: implicit_tls,
         cancel: cancel.clone(),

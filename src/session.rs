@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::auth::{failure_delay, AuthResult, Secret, Users};
+use crate::auth::{failure_delay, AuthResult, Penalty, Secret, Users, MAX_AUTH_FAILURES};
 use crate::config::Config;
 use crate::protolog::LineKind;
 use crate::store::Store;
@@ -52,6 +52,8 @@ pub struct SessionEnv {
     pub store: Arc<dyn Store>,
     /// Who verifies passwords (the daemon: its passwd-file [`Users`]).
     pub auth: Arc<dyn Authenticator>,
+    /// The daemon's failed logins per client address, shared by POP3 and IMAP.
+    pub penalty: Arc<Penalty>,
     /// The client's address (loopback peers may log in without TLS; logged by IMAP ID).
     pub remote: SocketAddr,
     /// True from the start on implicit-TLS listeners; sessions track STLS themselves.
@@ -104,32 +106,72 @@ impl Authenticator for Users {
 pub enum LoginRefused {
     /// Wrong user or password: answered after the failure delay.
     Failed,
+    /// As `Failed`, and it was the session's [`MAX_AUTH_FAILURES`]-th: say so and close.
+    TooMany,
     /// The users database could not be read: try again later.
     TempFail,
 }
 
+/// Waits the client address's brute-force penalty ([`Penalty::reserve`]); every login
+/// calls it before the password (or APOP digest) is checked.
+pub async fn penalty_wait(env: &SessionEnv) {
+    let wait = env.penalty.reserve(env.remote.ip());
+    if !wait.is_zero() {
+        tokio::time::sleep(wait).await;
+    }
+}
+
+/// A password check as every login makes it: after the address's penalty
+/// ([`penalty_wait`]), by the session's [`Authenticator`].
+pub async fn authenticate(env: &SessionEnv, user: &str, password: &Secret<String>) -> AuthResult {
+    penalty_wait(env).await;
+    let file = &env.snapshot.config.auth.users_file;
+    env.auth.authenticate(file, user, password).await
+}
+
 /// The end of a password check that every login shares, POP3 and IMAP alike: a failure is
-/// counted in `failures`, recorded as a `*` protocol-log record and answered only after
-/// [`failure_delay`] (the same whether or not the user exists); a temporary failure is
-/// recorded and reported in the daemon log. `shown` is the user name as the protocol prints
-/// it. Success (the canonical user name) is recorded by the caller once the login is
+/// counted in `failures` and in the address's [`Penalty`], recorded as a `*` protocol-log
+/// record and a daemon-log line (`authentication failed: rip=<address> ...`, what the
+/// fail2ban filter in `contrib/fail2ban` reads), and answered only after [`failure_delay`]
+/// (the same whether or not the user exists); the [`MAX_AUTH_FAILURES`]-th gives
+/// [`LoginRefused::TooMany`]. A temporary failure is recorded and reported in the daemon
+/// log. A success forgets the address's failures. `shown` is the user name as the protocol
+/// prints it. Success (the canonical user name) is recorded by the caller once the login is
 /// complete.
 pub async fn login_result(
+    env: &SessionEnv,
     result: AuthResult,
     failures: &mut u32,
     shown: &str,
     mechanism: &str,
     out: &mut Output,
 ) -> Result<String, LoginRefused> {
+    let ip = env.remote.ip();
     match result {
-        AuthResult::Ok { user } => Ok(user),
+        AuthResult::Ok { user } => {
+            env.penalty.succeeded(ip);
+            Ok(user)
+        }
         AuthResult::Failed => {
             *failures += 1;
+            let recent = env.penalty.failed(ip);
             out.info(format!(
                 "authentication failed: user={shown} mechanism={mechanism}"
             ));
+            // The address first: `shown` is the client's text and must not be able to
+            // put another address where a log filter looks for it.
+            tracing::warn!(
+                "authentication failed: rip={} mechanism={mechanism} session_failures={} \
+                 address_failures={recent} user=<{shown}>",
+                ip.to_canonical(),
+                *failures
+            );
             tokio::time::sleep(failure_delay(*failures)).await;
-            Err(LoginRefused::Failed)
+            if *failures >= MAX_AUTH_FAILURES {
+                Err(LoginRefused::TooMany)
+            } else {
+                Err(LoginRefused::Failed)
+            }
         }
         AuthResult::TempFail(why) => {
             tracing::warn!(user = %shown, mechanism, "authentication temporarily failed: {why}");

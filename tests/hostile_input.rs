@@ -31,8 +31,17 @@ struct Client {
 }
 
 impl Client {
+    /// Connects from a loopback address no other connection of this binary used, so the
+    /// daemon's per-address login penalty never slows these tests down.
     fn connect(addr: SocketAddr) -> Client {
-        let s = TcpStream::connect_timeout(&addr, WAIT).unwrap();
+        use socket2::{Domain, Socket, Type};
+        static NEXT: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(1);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let from = std::net::IpAddr::from([127, 0, 2 + (n >> 8) as u8, n as u8]);
+        let sock = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+        sock.bind(&SocketAddr::new(from, 0).into()).unwrap();
+        sock.connect_timeout(&addr.into(), WAIT).unwrap();
+        let s: TcpStream = sock.into();
         s.set_read_timeout(Some(WAIT)).unwrap();
         s.set_write_timeout(Some(WAIT)).unwrap();
         let mut c = Client {
@@ -119,7 +128,10 @@ fn empty_passwords_never_log_in() {
         c.tagged(&format!("w LOGIN {USER} wrong"), "w"),
         format!("w {failed}")
     );
+    c.finish("z LOGOUT");
+    // A connection per user: a session is closed at its third failed login.
     for (i, user) in ["dave", "erin"].iter().enumerate() {
+        let mut c = Client::connect(imap);
         let t = Instant::now();
         let r = c.tagged(&format!("l{i} LOGIN {user} \"\""), &format!("l{i}"));
         assert_eq!(r, format!("l{i} {failed}"), "{user}");
@@ -136,10 +148,9 @@ fn empty_passwords_never_log_in() {
         let r = c.tagged(&ir, &format!("q{i}"));
         assert_eq!(r, format!("q{i} {failed}"), "{user}");
     }
-    c.finish("z LOGOUT");
 
-    let mut p = Client::connect(pop3);
     for user in ["dave", "erin"] {
+        let mut p = Client::connect(pop3);
         p.send(format!("USER {user}").as_bytes());
         assert_eq!(p.line(), "+OK");
         let t = Instant::now();
@@ -151,8 +162,8 @@ fn empty_passwords_never_log_in() {
         );
         p.send(format!("AUTH PLAIN {}", b64(format!("\0{user}\0").as_bytes())).as_bytes());
         assert_eq!(p.line(), "-ERR [AUTH] Authentication failed.", "{user}");
+        p.finish("QUIT");
     }
-    p.finish("QUIT");
 
     // The load-time warning names the file and line of the empty entry (alice is line 1).
     let users = d.dir.path().join("users");

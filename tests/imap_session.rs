@@ -545,6 +545,7 @@ fn session_for(s: &Server, remote: &str, tls: bool) -> ImapSession {
         snapshot: s.handles.live.load_full(),
         store: s.handles.store.clone(),
         auth: s.handles.auth.clone(),
+        penalty: s.handles.penalty.clone(),
         remote: remote.parse().unwrap(),
         tls,
         cancel: Default::default(),

@@ -31,8 +31,8 @@ async fn real_passwd_file_users() {
 
     let mut c = s.connect().await;
     let g = c.expect("+OK").await;
-    let ts = &g[g.find('<').unwrap()..];
-    let apop = |pw: &str| {
+    let apop = |greeting: &str, pw: &str| {
+        let ts = &greeting[greeting.find('<').unwrap()..];
         let mut m = Md5::new();
         m.update(ts.as_bytes());
         m.update(pw.as_bytes());
@@ -41,16 +41,29 @@ async fn real_passwd_file_users() {
             .map(|b| format!("{b:02x}"))
             .collect::<String>()
     };
-    let wrong = c.cmd(&format!("APOP carol {}", apop("pw2")), "-ERR").await;
-    let unknown = c.cmd(&format!("APOP nobody {}", apop("x")), "-ERR").await;
+    let wrong = c
+        .cmd(&format!("APOP carol {}", apop(&g, "pw2")), "-ERR")
+        .await;
+    let unknown = c
+        .cmd(&format!("APOP nobody {}", apop(&g, "x")), "-ERR")
+        .await;
     assert_eq!(wrong, "-ERR [AUTH] Authentication failed.");
     assert_eq!(wrong, unknown);
     c.cmd("USER nobody", "+OK").await;
-    assert_eq!(c.cmd("PASS secret", "-ERR").await, wrong);
+    // The session's third failure also closes it (auth::MAX_AUTH_FAILURES).
+    assert_eq!(
+        c.cmd("PASS secret", "-ERR").await,
+        "-ERR [AUTH] Authentication failed. Too many failed logins, closing the connection."
+    );
+    let mut c = s.connect().await;
+    let g = c.expect("+OK").await;
     c.cmd("USER bob", "+OK").await;
     assert_eq!(c.cmd("PASS wrong", "-ERR").await, wrong);
-    c.cmd(&format!("APOP bob {}", apop("secret")), "+OK Logged in.")
-        .await;
+    c.cmd(
+        &format!("APOP bob {}", apop(&g, "secret")),
+        "+OK Logged in.",
+    )
+    .await;
     c.cmd("STAT", "+OK 1 ").await;
     c.cmd("QUIT", "+OK").await;
 }

@@ -33,7 +33,9 @@ use subtle::ConstantTimeEq;
 use super::command::{self, Command};
 use super::reply;
 use crate::auth::{AuthResult, Secret};
-use crate::session::{login_result, LoginRefused, Output, Session, SessionEnv, Step};
+use crate::session::{
+    authenticate, login_result, penalty_wait, LoginRefused, Output, Session, SessionEnv, Step,
+};
 use crate::store::{self, ErrorKind, FlagOp, Flags, Mailbox, View};
 
 /// RFC 2449 §4: command lines are at most 255 octets including CRLF.
@@ -47,6 +49,9 @@ pub const MAX_BAD_COMMANDS: u32 = 10;
 const PLAINTEXT_DISALLOWED: &str =
     "[AUTH] Plaintext authentication disallowed on non-secure (SSL/TLS) connections.";
 const AUTH_FAILED: &str = "[AUTH] Authentication failed.";
+/// The reply to the session's last allowed failure ([`crate::auth::MAX_AUTH_FAILURES`]).
+const AUTH_FAILED_CLOSING: &str =
+    "[AUTH] Authentication failed. Too many failed logins, closing the connection.";
 const AUTH_TEMPFAIL: &str = "[SYS/TEMP] Temporary authentication failure.";
 const STORE_TEMPFAIL: &str = "[SYS/TEMP] Temporary storage failure.";
 const IN_USE: &str = "[IN-USE] Mailbox is locked by another POP3 session.";
@@ -266,11 +271,7 @@ impl Pop3Session {
             user: None,
             sasl: false,
         };
-        let result = self
-            .env
-            .auth
-            .authenticate(&self.users_file(), &user, &password)
-            .await;
+        let result = authenticate(&self.env, &user, &password).await;
         self.login(&user, "USER", result, out).await
     }
 
@@ -283,6 +284,7 @@ impl Pop3Session {
             user: None,
             sasl: false,
         };
+        penalty_wait(&self.env).await;
         let auth = self.env.auth.clone();
         let file = self.users_file();
         let u = user.clone();
@@ -383,11 +385,7 @@ impl Pop3Session {
             return self.login(&user, "PLAIN", AuthResult::Failed, out).await;
         }
         let pw = Secret::new(pw.to_string());
-        let result = self
-            .env
-            .auth
-            .authenticate(&self.users_file(), &user, &pw)
-            .await;
+        let result = authenticate(&self.env, &user, &pw).await;
         self.login(&user, "PLAIN", result, out).await
     }
 
@@ -401,9 +399,13 @@ impl Pop3Session {
     ) -> Handled {
         let shown = printable(user);
         let failures = &mut self.auth_failures;
-        let user = match login_result(result, failures, &shown, mechanism, out).await {
+        let user = match login_result(&self.env, result, failures, &shown, mechanism, out).await {
             Ok(user) => user,
             Err(LoginRefused::Failed) => return Err(AUTH_FAILED.into()),
+            Err(LoginRefused::TooMany) => {
+                reply::err(out, AUTH_FAILED_CLOSING);
+                return Ok(Step::Close);
+            }
             Err(LoginRefused::TempFail) => return Err(AUTH_TEMPFAIL.into()),
         };
         out.info(format!(

@@ -415,6 +415,7 @@ impl Server {
             live: Arc::new(ArcSwap::from(snapshot)),
             store: store.clone(),
             auth: auth.clone(),
+            penalty: Arc::default(),
             protolog: ProtoLog::new(),
             pop3_locks: Arc::default(),
         };
@@ -521,6 +522,7 @@ impl Server {
             snapshot: self.handles.live.load_full(),
             store: self.store.clone(),
             auth: self.auth.clone(),
+            penalty: self.handles.penalty.clone(),
             remote: remote.parse().unwrap(),
             tls,
             cancel: Default::default(),

@@ -13,7 +13,7 @@ use imap_codec::imap_types::auth::AuthMechanism;
 
 use super::super::state::{ImapSession, State};
 use crate::auth::{AuthResult, Secret};
-use crate::session::{login_result, LoginRefused, Output, Step};
+use crate::session::{authenticate, login_result, LoginRefused, Output, Step};
 
 const AUTH_FAILED: &str = "[AUTHENTICATIONFAILED] Authentication failed.";
 const AUTH_TEMPFAIL: &str = "[UNAVAILABLE] Temporary authentication failure.";
@@ -104,9 +104,14 @@ impl ImapSession {
         if !parts[0].is_empty() && parts[0] != parts[1] {
             // No proxy authorization: acting as someone else is refused like a bad password.
             let failures = &mut self.auth_failures;
-            let _ = login_result(AuthResult::Failed, failures, &user, "PLAIN", out).await;
-            out.status(format!("{tag} NO {AUTH_FAILED}"));
-            return Step::ReadLine;
+            let refused = login_result(&self.env, AuthResult::Failed, failures, &user, "PLAIN", out);
+            return match refused.await {
+                Err(LoginRefused::TooMany) => failed_closing(tag, out),
+                _ => {
+                    out.status(format!("{tag} NO {AUTH_FAILED}"));
+                    Step::ReadLine
+                }
+            };
         }
         self.check_password(tag, &user, &pass, "PLAIN", out).await
     }
@@ -119,16 +124,16 @@ impl ImapSession {
         mechanism: &str,
         out: &mut Output,
     ) -> Step {
-        let file = self.env.snapshot.config.auth.users_file.clone();
         let shown: String = user.chars().filter(|c| !c.is_control()).take(64).collect();
-        let result = self.env.auth.authenticate(&file, user, pass).await;
+        let result = authenticate(&self.env, user, pass).await;
         let failures = &mut self.auth_failures;
-        let user = match login_result(result, failures, &shown, mechanism, out).await {
+        let user = match login_result(&self.env, result, failures, &shown, mechanism, out).await {
             Ok(user) => user,
             Err(LoginRefused::Failed) => {
                 out.status(format!("{tag} NO {AUTH_FAILED}"));
                 return Step::ReadLine;
             }
+            Err(LoginRefused::TooMany) => return failed_closing(tag, out),
             Err(LoginRefused::TempFail) => {
                 out.status(format!("{tag} NO {AUTH_TEMPFAIL}"));
                 return Step::ReadLine;
@@ -157,4 +162,12 @@ impl ImapSession {
         ));
         Step::ReadLine
     }
+}
+
+/// The session's last allowed failed login ([`crate::auth::MAX_AUTH_FAILURES`]): the tagged
+/// `NO`, then `* BYE` and the connection closes.
+fn failed_closing(tag: &str, out: &mut Output) -> Step {
+    out.status(format!("{tag} NO {AUTH_FAILED}"));
+    out.reply("* BYE Too many failed logins, closing the connection.");
+    Step::Close
 }

@@ -1,0 +1,238 @@
+//! Brute-force limits and login timing against the real `mailserver` binary over loopback
+//! (the "hostile input" issue): failed logins from one address on several connections, POP3
+//! and IMAP alike, make the next attempt from it wait the growing penalty; a success resets
+//! it; a session is closed at its third failure; every failure is a daemon-log line the
+//! shipped fail2ban filter reads; an unknown user costs what an ARGON2ID user's wrong
+//! password costs. Every wait is bounded (socket timeouts).
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use common::{Daemon, Options, PASS, USER};
+use mailserver::auth::{failure_delay, hash_password, penalty_delay, MAX_AUTH_FAILURES};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+struct Client {
+    r: BufReader<TcpStream>,
+    w: TcpStream,
+}
+
+impl Client {
+    /// Connects to `addr` from `from` (any 127.0.0.0/8 address is loopback on Linux: a
+    /// fresh source address has no penalty).
+    fn connect_from(addr: SocketAddr, from: IpAddr) -> Client {
+        use socket2::{Domain, Socket, Type};
+        let s = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+        s.bind(&SocketAddr::new(from, 0).into()).unwrap();
+        s.connect_timeout(&addr.into(), WAIT).unwrap();
+        let s: TcpStream = s.into();
+        s.set_read_timeout(Some(WAIT)).unwrap();
+        let mut c = Client {
+            r: BufReader::new(s.try_clone().unwrap()),
+            w: s,
+        };
+        let g = c.line();
+        assert!(g.starts_with("* OK") || g.starts_with("+OK"), "{g:?}");
+        c
+    }
+
+    fn connect(addr: SocketAddr) -> Client {
+        Client::connect_from(addr, "127.0.0.1".parse().unwrap())
+    }
+
+    /// The next line; "" at end of stream.
+    fn line(&mut self) -> String {
+        let mut buf = String::new();
+        self.r.read_line(&mut buf).unwrap();
+        buf.trim_end().to_string()
+    }
+
+    fn send(&mut self, line: &str) {
+        self.w.write_all(format!("{line}\r\n").as_bytes()).unwrap();
+    }
+
+    /// IMAP LOGIN; the tagged reply and when it arrived.
+    fn imap_login(&mut self, user: &str, pass: &str) -> (String, Instant) {
+        self.send(&format!("l LOGIN {user} {pass}"));
+        loop {
+            let l = self.line();
+            if l.starts_with("l ") || l.is_empty() {
+                return (l, Instant::now());
+            }
+        }
+    }
+
+    /// POP3 USER/PASS; the PASS reply and when it arrived.
+    fn pop3_login(&mut self, user: &str, pass: &str) -> (String, Instant) {
+        self.send(&format!("USER {user}"));
+        assert!(self.line().starts_with("+OK"));
+        self.send(&format!("PASS {pass}"));
+        let l = self.line();
+        (l, Instant::now())
+    }
+}
+
+fn at_least(gap: Duration, want: Duration, what: &str) {
+    // The daemon's clock and ours start the wait at slightly different moments.
+    let slack = Duration::from_millis(50);
+    assert!(gap + slack >= want, "{what}: {gap:?} < {want:?}");
+}
+
+#[test]
+fn failures_on_other_connections_and_protocols_delay_the_next_attempt() {
+    let d = Daemon::start();
+    let (imap, pop3) = (d.imap.unwrap(), d.pop3.unwrap());
+    let (r1, t1) = Client::connect(imap).imap_login(USER, "wrong1");
+    assert!(r1.starts_with("l NO [AUTHENTICATIONFAILED]"), "{r1}");
+    // Another connection, another protocol: waits the penalty of one failure.
+    let (r2, t2) = Client::connect(pop3).pop3_login(USER, "wrong2");
+    assert!(r2.starts_with("-ERR [AUTH]"), "{r2}");
+    at_least(t2 - t1, penalty_delay(1), "second failure");
+    let (r3, t3) = Client::connect(imap).imap_login(USER, "wrong3");
+    assert!(r3.starts_with("l NO"), "{r3}");
+    at_least(t3 - t2, penalty_delay(2), "third failure");
+    eprintln!("gaps between failures: {:?}, {:?}", t2 - t1, t3 - t2);
+    let lines = d.log_count("authentication failed: rip=127.0.0.1 ");
+    assert_eq!(
+        lines,
+        3,
+        "one daemon-log line per failure:\n{}",
+        d.log_text()
+    );
+}
+
+#[test]
+fn a_success_resets_the_penalty_of_the_address() {
+    let d = Daemon::start();
+    let imap = d.imap.unwrap();
+    let (_, t1) = Client::connect(imap).imap_login(USER, "wrong");
+    // The success itself waits the penalty (an early disconnect must learn nothing).
+    let (ok, t2) = Client::connect(imap).imap_login(USER, PASS);
+    assert!(ok.starts_with("l OK"), "{ok}");
+    at_least(
+        t2 - t1 + failure_delay(1),
+        penalty_delay(1),
+        "the login after a failure",
+    );
+    // Forgotten: a new failure waits only the session's own failure delay.
+    let start = Instant::now();
+    let (r, t3) = Client::connect(imap).imap_login(USER, "wrong");
+    assert!(r.starts_with("l NO"), "{r}");
+    let took = t3 - start;
+    eprintln!("failure after a success answered in {took:?}");
+    assert!(
+        took < failure_delay(1) + penalty_delay(1) / 2,
+        "no penalty after a success: {took:?}"
+    );
+}
+
+#[test]
+fn a_session_is_closed_at_its_third_failed_login() {
+    assert_eq!(MAX_AUTH_FAILURES, 3);
+    let d = Daemon::start();
+    let mut imap = Client::connect(d.imap.unwrap());
+    for i in 1..=MAX_AUTH_FAILURES {
+        let (r, _) = imap.imap_login(USER, &format!("wrong{i}"));
+        assert!(r.starts_with("l NO [AUTHENTICATIONFAILED]"), "{i}: {r}");
+    }
+    assert_eq!(
+        imap.line(),
+        "* BYE Too many failed logins, closing the connection."
+    );
+    assert_eq!(imap.line(), "", "closed");
+    // POP3 from another loopback address (no penalty from the IMAP failures).
+    let mut pop3 = Client::connect_from(d.pop3.unwrap(), "127.0.0.2".parse().unwrap());
+    for i in 1..=MAX_AUTH_FAILURES {
+        let (r, _) = pop3.pop3_login(USER, &format!("wrong{i}"));
+        if i < MAX_AUTH_FAILURES {
+            assert_eq!(r, "-ERR [AUTH] Authentication failed.");
+        } else {
+            assert_eq!(
+                r,
+                "-ERR [AUTH] Authentication failed. Too many failed logins, closing the connection."
+            );
+        }
+    }
+    assert_eq!(pop3.line(), "", "closed");
+}
+
+#[test]
+fn the_fail2ban_filter_reads_the_daemon_log() {
+    let d = Daemon::start();
+    let (r, _) = Client::connect_from(d.imap.unwrap(), "127.0.0.3".parse().unwrap()).imap_login(
+        "\"x WARN mailserver::session: authentication failed: rip=6.6.6.6 mechanism=X\"",
+        "x",
+    );
+    assert!(r.starts_with("l NO"), "{r}");
+    let (r, _) =
+        Client::connect_from(d.pop3.unwrap(), "127.0.0.4".parse().unwrap()).pop3_login(USER, "x");
+    assert!(r.starts_with("-ERR"), "{r}");
+    let log = d.log_text();
+    let filter = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/contrib/fail2ban/filter.d/mailserver.conf"
+    );
+    // fail2ban's <HOST> (an address or a host name), as filter.d/common.conf defines it.
+    let script = r#"
+import re, sys
+conf = open(sys.argv[1]).read()
+regex = re.search(r'^failregex = (.*)$', conf, re.M).group(1)
+host = r'(?:::f{4,6}:)?(?P<host>[\w\-.^_]*\w)'
+rx = re.compile(regex.replace('<HOST>', host))
+for line in sys.stdin.read().splitlines():
+    m = rx.search(line)
+    if m:
+        print(m.group('host'))
+"#;
+    let out = std::process::Command::new("python3")
+        .args(["-c", script, filter])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            c.stdin.take().unwrap().write_all(log.as_bytes())?;
+            c.wait_with_output()
+        })
+        .expect("python3");
+    let hosts = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(hosts, "127.0.0.3\n127.0.0.4\n", "log:\n{log}");
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+#[test]
+fn an_unknown_user_fails_as_slowly_as_an_argon2id_user() {
+    let argon = hash_password("ARGON2ID", "carols-secret").unwrap();
+    let sha = hash_password("SHA512-CRYPT", "daves-secret").unwrap();
+    let d = Daemon::start_with(Options {
+        users: format!("carol:{argon}\ndave:{sha}\n"),
+        ..Options::default()
+    });
+    let imap = d.imap.unwrap();
+    let (mut known, mut unknown) = (Vec::new(), Vec::new());
+    // Each attempt from a fresh loopback address: no penalty, only the verification and
+    // the session's first failure delay, which is subtracted.
+    for i in 0..5u8 {
+        for (user, times) in [("carol", &mut known), ("nobody", &mut unknown)] {
+            let from = IpAddr::from([127, 0, 1, 2 * i + u8::from(user == "nobody")]);
+            let mut c = Client::connect_from(imap, from);
+            let start = Instant::now();
+            let (r, end) = c.imap_login(user, "wrong-password");
+            assert!(r.starts_with("l NO"), "{r}");
+            times.push((end - start).saturating_sub(failure_delay(1)));
+        }
+    }
+    let (k, u) = (median(known.clone()), median(unknown.clone()));
+    eprintln!("verification time beyond the failure delay: ARGON2ID user {known:?} median {k:?}; unknown user {unknown:?} median {u:?}");
+    assert!(
+        u.as_secs_f64() >= 0.8 * k.as_secs_f64(),
+        "unknown user {u:?} vs ARGON2ID user {k:?}"
+    );
+}
