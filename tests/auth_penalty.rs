@@ -96,7 +96,10 @@ fn failures_on_other_connections_and_protocols_delay_the_next_attempt() {
     assert!(r3.starts_with("l NO"), "{r3}");
     at_least(t3 - t2, penalty_delay(2), "third failure");
     eprintln!("gaps between failures: {:?}, {:?}", t2 - t1, t3 - t2);
-    let lines = d.log_count("authentication failed: rip=127.0.0.1 ");
+    // The harness reads the daemon's stderr on a thread: wait for the third line first.
+    let needle = "authentication failed: rip=127.0.0.1 ";
+    d.wait_log_more(needle, 2, Duration::from_secs(10));
+    let lines = d.log_count(needle);
     assert_eq!(
         lines,
         3,
@@ -171,6 +174,7 @@ fn the_fail2ban_filter_reads_the_daemon_log() {
     let (r, _) =
         Client::connect_from(d.pop3.unwrap(), "127.0.0.4".parse().unwrap()).pop3_login(USER, "x");
     assert!(r.starts_with("-ERR"), "{r}");
+    d.wait_log("rip=127.0.0.4", Duration::from_secs(10));
     let log = d.log_text();
     let filter = concat!(
         env!("CARGO_MANIFEST_DIR"),

@@ -107,17 +107,20 @@ fn connection_cap_per_ip_refuses_with_a_reason() {
     first.get_mut().write_all(b"QUIT\r\n").unwrap();
     let _ = read_line(&mut first);
     drop(first);
-    let mut ok = None;
-    for _ in 0..50 {
-        let mut c = connect(addr);
-        let l = read_line(&mut c);
-        if l.starts_with("+OK") {
-            ok = Some(l);
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert!(ok.is_some(), "slot released after the first session ended");
+    // The slot is released when the first session has ended on the server's side.
+    common::wait::wait_for(
+        "the slot to be released after the first session ended",
+        common::wait::WAIT,
+        || {
+            let mut c = connect(addr);
+            let l = read_line(&mut c);
+            if l.starts_with("+OK") {
+                Ok(())
+            } else {
+                Err(l)
+            }
+        },
+    );
 }
 
 #[test]
@@ -144,15 +147,12 @@ fn data_dir_change_needs_restart_and_default_log_path_stays_with_running_data_di
     c.get_mut().write_all(b"QUIT\r\n").unwrap();
     let _ = read_line(&mut c);
     let log = d.data_dir().join("L0000001.log");
-    let mut found = false;
-    for _ in 0..200 {
-        if log.exists() {
-            found = true;
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(25));
-    }
-    assert!(found, "log in the running data_dir\n{}", d.log_text());
+    common::wait::wait_until(
+        "the protocol log in the running data_dir",
+        common::wait::WAIT,
+        || log.exists(),
+        || d.log_text(),
+    );
     assert!(
         !data2.exists(),
         "the new data_dir is not used before a restart"

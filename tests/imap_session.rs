@@ -486,13 +486,7 @@ async fn protocol_log_redacts_passwords_and_sasl() {
     c.until_tagged("a4").await;
     c.ok("LOGOUT").await;
     // Let the sessions end (the `-` record flushes them).
-    for _ in 0..100 {
-        if s.protocol_log().matches(",-,").count() >= 4 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    let log = s.protocol_log();
+    let log = s.protocol_log_of_ended(4).await;
     assert!(log.starts_with("#Service: IMAP4"), "{log}");
     assert!(log.contains("t1 LOGIN alice ***"), "{log}");
     assert!(log.contains("L1 LOGIN alice ***"), "{log}");
@@ -725,14 +719,7 @@ async fn protocol_log_levels_see_the_right_lines() {
         c.ok("SELECT INBOX").await;
         c.ok("FETCH 1 BODY.PEEK[]").await;
         c.ok("LOGOUT").await;
-        let mut log = String::new();
-        for _ in 0..100 {
-            log = s.protocol_log();
-            if log.contains(",-,") {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
+        let log = s.protocol_log_of_ended(1).await;
         assert!(
             log.contains(",>,t4 OK Fetch completed."),
             "level {level}: {log}"

@@ -375,14 +375,14 @@ fn fetchmail_over_stls_is_logged_as_tls() {
     assert_eq!(f.mbox_text().matches("Subject: one").count(), 1);
     // The level-1 protocol log (path defaults to data_dir) shows the upgrade and the login.
     let log_path = d.data_dir().join("L0000001.log");
-    let mut log = String::new();
-    for _ in 0..200 {
-        log = std::fs::read_to_string(&log_path).unwrap_or_default();
+    let log = common::wait::wait_for("the session's `-` record", common::wait::WAIT, || {
+        let log = std::fs::read_to_string(&log_path).unwrap_or_default();
         if log.contains(",-,") {
-            break;
+            Ok(log)
+        } else {
+            Err(log)
         }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    });
     assert!(log.starts_with("#Service: POP3"), "{log}");
     let tls = log.find("TLS established").expect("no TLS record");
     let auth = log

@@ -23,7 +23,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Barrier};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::Engine;
 use common::{Daemon, Options, PASS, USER};
@@ -113,14 +113,18 @@ fn reload(d: &Daemon, old_level: u32, setup: &Setup, needle: Option<&str>) {
 
 /// Waits (bounded) until `path` exists with at least `lines` lines.
 fn wait_lines(path: &Path, lines: usize) {
-    let deadline = Instant::now() + WAIT;
-    while Instant::now() < deadline {
-        if std::fs::read_to_string(path).is_ok_and(|t| t.lines().count() >= lines) {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    panic!("{} has not {lines} lines within {WAIT:?}", path.display());
+    common::wait::wait_for(
+        &format!("{} to have {lines} lines", path.display()),
+        WAIT,
+        || {
+            let text = std::fs::read_to_string(path).unwrap_or_default();
+            if text.lines().count() >= lines {
+                Ok(())
+            } else {
+                Err(text)
+            }
+        },
+    )
 }
 
 // ---------------------------------------------------------------------------------------

@@ -6,7 +6,8 @@ use mailserver::store::maildir::MaildirStore;
 use mailserver::store::{Flags, Store};
 use std::fs;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+#[path = "common/wait.rs"]
+mod wait;
 
 fn inotify_fds() -> usize {
     fs::read_dir("/proc/self/fd")
@@ -40,18 +41,17 @@ fn one_lazy_watcher_per_mailbox() {
     // It reports a delivery by someone else.
     r1.borrow_and_update();
     fs::write(tmp.path().join("mail/u/new/1.M1P1.mx"), "y\n").unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !r1.has_changed().unwrap() {
-        assert!(Instant::now() < deadline, "no change reported");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait::wait_until(
+        "the change to be reported",
+        wait::WAIT,
+        || r1.has_changed().unwrap(),
+        || "no change".into(),
+    );
     drop((s1, s2, r1, r2, _r3));
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while inotify_fds() != before {
-        assert!(
-            Instant::now() < deadline,
-            "watcher not dropped with the mailbox"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait::wait_until(
+        "the watcher to be dropped with the mailbox",
+        wait::WAIT,
+        || inotify_fds() == before,
+        || format!("{} inotify fds, {before} before", inotify_fds()),
+    );
 }

@@ -9,6 +9,7 @@
 #![allow(dead_code)]
 
 pub mod test_config;
+pub mod wait;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -187,17 +188,7 @@ impl Daemon {
 
     /// Waits until `needle` appears in the daemon log (bounded); panics with the log if not.
     pub fn wait_log(&self, needle: &str, within: Duration) {
-        let deadline = Instant::now() + within;
-        while Instant::now() < deadline {
-            if self.log_text().contains(needle) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!(
-            "{needle:?} not in daemon log after {within:?}:\n{}",
-            self.log_text()
-        );
+        self.wait_log_more(needle, 0, within)
     }
 
     /// How often `needle` occurs in the daemon log so far.
@@ -206,20 +197,25 @@ impl Daemon {
     }
 
     /// Waits (bounded) until `needle` occurs more than `before` times in the daemon log;
-    /// panics with the log if not.
+    /// panics with the log if not. The harness reads the daemon's stderr on a thread, so a
+    /// line the daemon wrote before answering a client may not be here yet: every test that
+    /// looks for a line waits for it with this (or [`Daemon::wait_log`]).
     pub fn wait_log_more(&self, needle: &str, before: usize, within: Duration) {
-        let deadline = Instant::now() + within;
-        while Instant::now() < deadline {
-            if self.log_count(needle) > before {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!(
-            "{needle:?} did not occur a {}th time within {within:?}:\n{}",
-            before + 1,
-            self.log_text()
-        );
+        wait::wait_for(
+            &format!(
+                "{needle:?} to occur a {}th time in the daemon log",
+                before + 1
+            ),
+            within,
+            || {
+                let text = self.log_text();
+                if text.matches(needle).count() > before {
+                    Ok(())
+                } else {
+                    Err(text)
+                }
+            },
+        )
     }
 
     /// Rewrites the config file in place with `opts` (hot reload).
@@ -233,21 +229,17 @@ impl Daemon {
         self.wait_exit(Duration::from_secs(20))
     }
 
+    /// Waits (bounded) for the daemon to exit; panics with its log if it does not (and
+    /// `Drop` then kills it).
     pub fn wait_exit(&mut self, within: Duration) -> std::process::ExitStatus {
-        let deadline = Instant::now() + within;
-        loop {
-            if let Some(st) = self.child.try_wait().unwrap() {
-                return st;
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                panic!(
-                    "daemon did not exit within {within:?}; log:\n{}",
-                    self.log_text()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let log = Arc::clone(&self.log);
+        let child = &mut self.child;
+        wait::wait_for("the daemon to exit", within, || {
+            child
+                .try_wait()
+                .unwrap()
+                .ok_or_else(|| log.lock().unwrap().clone())
+        })
     }
 }
 

@@ -23,6 +23,8 @@ use tokio_util::sync::CancellationToken;
 mod logreader;
 #[path = "../common/test_config.rs"]
 mod test_config;
+#[path = "../common/wait.rs"]
+pub mod wait;
 use logreader::log_text;
 use test_config::{LogValues, TestConfig};
 
@@ -123,10 +125,28 @@ impl Server {
         self.dir.path().join("mail").join(USER)
     }
 
-    /// Text of every protocol log file (after the sessions ended).
+    /// Text of every protocol log file as it is now.
     pub fn protocol_log(&self) -> String {
         self.handles.protolog.flush_all();
         log_text(&self.dir.path().join("logs"))
+    }
+
+    /// Text of every protocol log file once `sessions` sessions have their `-` record: a
+    /// session's end (and its last records) come after the client saw its LOGOUT reply.
+    pub async fn protocol_log_of_ended(&self, sessions: usize) -> String {
+        wait::wait_for_async(
+            &format!("{sessions} `-` records in the protocol log"),
+            wait::WAIT,
+            || {
+                let log = self.protocol_log();
+                if log.matches(",-,").count() >= sessions {
+                    Ok(log)
+                } else {
+                    Err(log)
+                }
+            },
+        )
+        .await
     }
 }
 

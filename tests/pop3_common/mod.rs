@@ -16,6 +16,9 @@
 //! allowed for the whole file rather than item by item.
 #![allow(dead_code)]
 
+#[path = "../common/wait.rs"]
+pub mod wait;
+
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -711,11 +714,12 @@ pub async fn start_tls(server: &Server, s: TcpStream) -> Client {
 
 /// Bounded wait until `cond` holds (e.g. a lock released after a disconnect).
 pub async fn eventually(mut cond: impl FnMut() -> bool) {
-    for _ in 0..400 {
+    wait::wait_for_async("the condition", wait::WAIT, || {
         if cond() {
-            return;
+            Ok(())
+        } else {
+            Err("not yet".into())
         }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("condition not reached");
+    })
+    .await
 }
