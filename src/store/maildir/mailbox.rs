@@ -484,6 +484,16 @@ impl Mailbox for MaildirMailbox {
         unreachable!("the loop returns on its second attempt")
     }
 
+    fn missing(&self, uids: &[u32]) -> Result<Vec<u32>> {
+        let mut st = lock(&self.state);
+        self.refresh(&mut st, false)?;
+        Ok(uids
+            .iter()
+            .copied()
+            .filter(|u| st.find(*u).is_none())
+            .collect())
+    }
+
     fn store_flags(
         &self,
         uids: &[u32],
