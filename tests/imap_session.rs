@@ -128,8 +128,11 @@ async fn list_shows_special_use_and_children() {
         has(&l, "* LIST (\\HasNoChildren) \"/\" Entw&APw-rfe"),
         "{l:?}"
     );
-    let l = c.ok("LIST Projects %").await;
+    // §6.3.8: reference and pattern are joined as they are (Dovecot's answers).
+    let l = c.ok("LIST Projects/ %").await;
     assert_eq!(l, ["* LIST (\\HasNoChildren) \"/\" Projects/2026"]);
+    let l = c.ok("LIST Projects %").await;
+    assert_eq!(l, ["* LIST (\\Noselect \\HasChildren) \"/\" Projects"]);
     let l = c.ok("LIST \"\" inbox").await;
     assert_eq!(l, ["* LIST (\\HasNoChildren) \"/\" INBOX"]);
 

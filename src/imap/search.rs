@@ -744,6 +744,33 @@ mod tests {
     }
 
     #[test]
+    fn address_keys_see_the_list_as_dovecot_writes_it() {
+        let t = |v: &str| address_text(v.as_bytes());
+        assert_eq!(
+            t("\"Real Name\" <user-from@domain.org>"),
+            "\"Real Name\" <user-from@domain.org>"
+        );
+        assert_eq!(
+            t("Real\r\n Name <user-from@domain.org>"),
+            "\"Real Name\" <user-from@domain.org>"
+        );
+        assert_eq!(
+            t("user-from@domain.org (Real Name)"),
+            "\"Real Name\" <user-from@domain.org>"
+        );
+        assert_eq!(
+            t("=?utf-8?q?R=C3=A9al_Name?= <user-from@domain.org>"),
+            "Réal Name <user-from@domain.org>"
+        );
+        assert_eq!(
+            t("group: a@b.c, \"X Y\" <d@e.f>;, g@h.i"),
+            "group:a@b.c, \"X Y\" <d@e.f>;, g@h.i"
+        );
+        assert_eq!(t("a.b@c.d"), "a.b@c.d");
+        assert_eq!(t("\"a\\\"b\" <x@y>"), "\"a\\\"b\" <x@y>");
+    }
+
+    #[test]
     fn header_keys_decode_encoded_words() {
         yes("FROM {5+}\r\njörg");
         yes("FROM {5+}\r\nJÖRG");
