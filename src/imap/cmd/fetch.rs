@@ -49,7 +49,7 @@ impl ImapSession {
                 self.fetch_job = Some(job);
                 self.fetch_more(out).await
             }
-            Err(f) => self.complete(tag, Err(f), SyncMode::NoExpunge, out).await,
+            Err(f) => self.complete(tag, Err(f), fetch_sync(uid), out).await,
         }
     }
 
@@ -201,7 +201,7 @@ impl ImapSession {
                 }
                 job.missing |= missing;
             }
-            Err(f) => return self.complete(&tag, Err(f), SyncMode::NoExpunge, out).await,
+            Err(f) => return self.complete(&tag, Err(f), fetch_sync(uid), out).await,
         }
         if !job.targets.is_empty() {
             self.fetch_job = Some(job);
@@ -213,7 +213,16 @@ impl ImapSession {
         } else {
             Ok("Fetch completed.".into())
         };
-        self.complete(&tag, res, SyncMode::NoExpunge, out).await
+        self.complete(&tag, res, fetch_sync(uid), out).await
+    }
+}
+
+/// FETCH announces no expunge before its completion; UID FETCH may (RFC 3501 §7.4.1).
+fn fetch_sync(uid: bool) -> SyncMode {
+    if uid {
+        SyncMode::Full
+    } else {
+        SyncMode::NoExpunge
     }
 }
 

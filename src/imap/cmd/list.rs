@@ -28,8 +28,19 @@ impl ImapSession {
             ImapMailbox::Other(o) => o.as_ref(),
         };
         if raw.is_empty() && !lsub {
-            // §6.3.8: the delimiter and the root of the reference.
-            out.reply(format!("* {cmd} (\\Noselect) \"/\" \"\""));
+            // §6.3.8: the delimiter and the root of the reference: as Dovecot (after
+            // UW-IMAP), the reference up to its first delimiter, or "".
+            let root = match reference.iter().position(|&b| b == b'/') {
+                Some(i) => decode_pattern(&reference[..=i]).unwrap_or_default(),
+                None => String::new(),
+            };
+            let mut line = format!("* {cmd} (\\Noselect) \"/\" ").into_bytes();
+            if root.is_empty() {
+                line.extend_from_slice(b"\"\"");
+            } else {
+                push_mailbox(&mut line, &root);
+            }
+            out.reply(line);
             return Ok("List completed.".into());
         }
         // §6.3.8: the reference and the pattern are concatenated as they are (`LIST

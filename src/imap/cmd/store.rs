@@ -53,18 +53,25 @@ impl ImapSession {
                 continue;
             };
             let v = &mut sel.view.messages[seq as usize - 1];
+            let expected = apply(v, op, sys, &keywords);
             let (flags, keywords) = match metas.next_if(|m| m.uid == uid) {
                 Some(m) => (m.flags, m.keywords),
+                // UID STORE announces the expunge itself (RFC 3501 §7.4.1); as Dovecot,
+                // no FETCH for a message about to be announced gone.
+                None if uid_cmd => continue,
                 // Expunged by another session, not yet announced (RFC 2180 §4.2.1): as
                 // Dovecot, the STORE succeeds and changes this session's picture of it
                 // only; the expunge is announced at the next command that may.
-                None => ghost_flags(v, op, sys, &keywords),
+                None => expected.clone(),
             };
-            // As Dovecot: a message whose flags did not change gets no FETCH.
+            // As Dovecot: a message whose flags did not change gets no FETCH; with
+            // `.SILENT` one still does if its flags are not just what this STORE made of
+            // them (another session changed them too, not yet announced here).
             let changed = v.flags != flags || v.keywords != keywords;
+            let others = flags != expected.0 || !same_keywords(&keywords, &expected.1);
             v.flags = flags;
             v.keywords = keywords;
-            if changed && response == StoreResponse::Answer {
+            if changed && (response == StoreResponse::Answer || others) {
                 let flags = flags_list(v.flags, &v.keywords, v.recent);
                 out.reply(if uid_cmd {
                     format!("* {seq} FETCH (UID {} FLAGS {flags})", v.uid)
@@ -77,9 +84,18 @@ impl ImapSession {
     }
 }
 
-/// The flags `op` gives a message that is gone from the store but still in the session's
-/// view: computed from what the view shows, keywords in the view's order.
-fn ghost_flags(
+/// Whether two keyword lists hold the same keywords (case-insensitively), in any order.
+fn same_keywords(a: &[String], b: &[String]) -> bool {
+    let within = |x: &[String], y: &[String]| {
+        x.iter().all(|k| y.iter().any(|o| o.eq_ignore_ascii_case(k)))
+    };
+    within(a, b) && within(b, a)
+}
+
+/// The flags `op` gives a message as the session's view shows it (what this STORE alone
+/// makes of them; also the new flags of a message gone from the store), keywords in the
+/// view's order.
+fn apply(
     v: &MessageMeta,
     op: FlagOp,
     sys: Flags,
