@@ -47,7 +47,9 @@ fn msg(subject: &str, from: &str) -> String {
 struct Pair {
     ours: Daemon,
     ours_mail: PathBuf,
-    theirs: Option<(tempfile::TempDir, Dovecot)>,
+    /// Dovecot first: it is stopped (by its config in the directory) before the directory
+    /// goes.
+    theirs: Option<(Dovecot, tempfile::TempDir)>,
 }
 
 impl Pair {
@@ -57,7 +59,7 @@ impl Pair {
         let theirs = (!dovecot::skip(false)).then(|| {
             let dir = tempfile::tempdir().unwrap();
             let d = start_dovecot(dir.path());
-            (dir, d)
+            (d, dir)
         });
         Pair {
             ours,
@@ -69,7 +71,7 @@ impl Pair {
     /// Runs `script` on both; asserts they agree; returns our normalised answers.
     async fn run(&self, script: &[Step]) -> Vec<Vec<String>> {
         let ours = run(self.ours.imap.unwrap(), &self.ours_mail, script).await;
-        if let Some((dir, d)) = &self.theirs {
+        if let Some((d, dir)) = &self.theirs {
             let mail = dir.path().join("mail").join(USER);
             let addr: SocketAddr = format!("127.0.0.1:{}", d.port).parse().unwrap();
             let theirs = run(addr, &mail, script).await;
