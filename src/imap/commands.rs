@@ -91,6 +91,22 @@ impl CommandSpec {
             .unwrap_or(&UNKNOWN)
     }
 
+    /// The announcements this command allows: the row's, except that the UID forms of
+    /// FETCH, STORE and SEARCH may announce expunges (RFC 3501 §7.4.1: "UID FETCH, UID
+    /// STORE, and UID SEARCH are different commands"; Dovecot announces them there).
+    pub(crate) fn sync_for(&self, body: &CommandBody<'_>) -> SyncMode {
+        let uid = matches!(
+            body,
+            CommandBody::Fetch { uid: true, .. }
+                | CommandBody::Store { uid: true, .. }
+                | CommandBody::Search { uid: true, .. }
+        );
+        match self.sync {
+            SyncMode::NoExpunge if uid => SyncMode::Full,
+            s => s,
+        }
+    }
+
     /// Whether the command may run in `state`; the `BAD` text if not (Dovecot's wording).
     pub(crate) fn check_state(&self, state: &State) -> Result<(), &'static str> {
         let ok = match state {

@@ -121,6 +121,8 @@ struct Loaded {
     fields: OnceCell<Vec<Field>>,
     bodies: OnceCell<Vec<String>>,
     sent: OnceCell<Option<NaiveDate>>,
+    /// The address fields as the address keys see them ([`address_text`]), by lower-case name.
+    addresses: OnceCell<Vec<(String, String)>>,
 }
 
 /// One header field as the string keys see it.
@@ -155,6 +157,7 @@ impl<'f> LazyMessage<'f> {
                 fields: OnceCell::new(),
                 bodies: OnceCell::new(),
                 sent: OnceCell::new(),
+                addresses: OnceCell::new(),
             });
             self.loaded = Some(parsed);
         }
@@ -173,6 +176,24 @@ impl Loaded {
     fn fields(&self) -> &[Field] {
         self.fields
             .get_or_init(|| decode_fields(&self.raw, &self.root))
+    }
+
+    /// Whether an address field `name` (From, To, Cc, Bcc) contains `needle` (folded) in
+    /// its normalised text.
+    fn address_contains(&self, name: &str, needle: &str) -> bool {
+        let fields = self.addresses.get_or_init(|| {
+            mime::fields(&self.raw, self.root.header.clone())
+                .iter()
+                .filter(|f| ADDRESS_FIELDS.iter().any(|n| f.name.eq_ignore_ascii_case(n)))
+                .map(|f| {
+                    let name = String::from_utf8_lossy(f.name).to_ascii_lowercase();
+                    (name, address_text(&mime::unfold(f.value)).to_lowercase())
+                })
+                .collect()
+        });
+        fields
+            .iter()
+            .any(|(n, text)| n.eq_ignore_ascii_case(name) && text.contains(needle))
     }
 
     /// The searchable text under the top-level header (BODY), decoded once: every text
@@ -263,10 +284,10 @@ pub fn matches(key: &SearchKey<'_>, c: &mut Candidate<'_, '_>, b: Bounds) -> boo
         K::SentBefore(d) => sent_day(c).is_some_and(|s| s < *d.as_ref()),
         K::SentOn(d) => sent_day(c).is_some_and(|s| s == *d.as_ref()),
         K::SentSince(d) => sent_day(c).is_some_and(|s| s >= *d.as_ref()),
-        K::Bcc(s) => header_contains(c, Some("Bcc"), s.as_ref()),
-        K::Cc(s) => header_contains(c, Some("Cc"), s.as_ref()),
-        K::From(s) => header_contains(c, Some("From"), s.as_ref()),
-        K::To(s) => header_contains(c, Some("To"), s.as_ref()),
+        K::Bcc(s) => address_contains(c, "Bcc", s.as_ref()),
+        K::Cc(s) => address_contains(c, "Cc", s.as_ref()),
+        K::From(s) => address_contains(c, "From", s.as_ref()),
+        K::To(s) => address_contains(c, "To", s.as_ref()),
         K::Subject(s) => header_contains(c, Some("Subject"), s.as_ref()),
         K::Header(name, s) => {
             let name = String::from_utf8_lossy(name.as_ref());
@@ -338,6 +359,94 @@ fn header_contains(c: &mut Candidate<'_, '_>, name: Option<&str>, needle: &[u8])
     c.message
         .get()
         .is_some_and(|m| m.header_contains(name, &needle))
+}
+
+/// The header fields the address keys (FROM, TO, CC, BCC) search.
+const ADDRESS_FIELDS: [&[u8]; 4] = [b"From", b"To", b"Cc", b"Bcc"];
+
+fn address_contains(c: &mut Candidate<'_, '_>, name: &str, needle: &[u8]) -> bool {
+    let needle = fold(needle);
+    c.message
+        .get()
+        .is_some_and(|m| m.address_contains(name, &needle))
+}
+
+/// An address field's value as Dovecot's address keys match it (`index-search.c`: the
+/// list parsed, written back by `message_address_write`, then RFC 2047-decoded): each
+/// address as `local@domain` or `Name <local@domain>`, a display name quoted unless it is
+/// all atext or holds an encoded word, groups as `name:...;`, addresses joined by `, `. So
+/// `FROM user-from@domain.org` finds `"Real Name" <user-from@domain.org>`, a group member
+/// or an encoded-word name, and `FROM "\"Real Name\" <"` finds `Real Name <...>`
+/// however the header wrote it (comments and folding do not matter).
+pub fn address_text(value: &[u8]) -> String {
+    let mut out: Vec<u8> = Vec::with_capacity(value.len() + 8);
+    let mut first = true;
+    let mut in_group = false;
+    for a in mime::parse_addresses(value) {
+        if !first {
+            out.extend_from_slice(b", ");
+        }
+        first = false;
+        match (&a.mailbox, &a.host) {
+            (_, None) if !in_group => {
+                // Group start: (NIL NIL name NIL).
+                match a.mailbox.as_deref().filter(|m| !m.is_empty()) {
+                    Some(m) => push_phrase(&mut out, m, true),
+                    None => out.extend_from_slice(b"undisclosed-recipients"),
+                }
+                out.push(b':');
+                first = true;
+                in_group = true;
+            }
+            (_, None) => {
+                // Group end: drop the ", " just written.
+                if out.ends_with(b", ") {
+                    out.truncate(out.len() - 2);
+                }
+                out.push(b';');
+                in_group = false;
+            }
+            (mailbox, Some(host)) => {
+                let mailbox = mailbox.as_deref().unwrap_or_default();
+                let name = a.name.as_deref().filter(|n| !n.is_empty());
+                if let Some(n) = name {
+                    push_phrase(&mut out, n, true);
+                    out.extend_from_slice(b" <");
+                }
+                if let Some(adl) = a.adl.as_deref().filter(|r| !r.is_empty()) {
+                    out.extend_from_slice(adl);
+                    out.push(b':');
+                }
+                push_phrase(&mut out, mailbox, false);
+                out.push(b'@');
+                out.extend_from_slice(host);
+                if name.is_some() {
+                    out.push(b'>');
+                }
+            }
+        }
+    }
+    decode_header(&out)
+}
+
+/// Dovecot's `str_append_maybe_escape`: as is if every octet is RFC 5322 atext (a dot too
+/// unless `quote_dot`), else quoted with `\` before `"` and `\`; a phrase holding an
+/// encoded word is written as is (it may not be quoted, RFC 2047 §5).
+fn push_phrase(out: &mut Vec<u8>, s: &[u8], quote_dot: bool) {
+    let atext = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-/=?^_`{|}~".contains(&b);
+    let plain = s.iter().all(|&b| atext(b) || (!quote_dot && b == b'.'));
+    if plain || (quote_dot && s.windows(2).any(|w| w == b"=?")) {
+        out.extend_from_slice(s);
+        return;
+    }
+    out.push(b'"');
+    for &b in s {
+        if b == b'"' || b == b'\\' {
+            out.push(b'\\');
+        }
+        out.push(b);
+    }
+    out.push(b'"');
 }
 
 /// The fields of `part`'s header, each decoded and folded once.
@@ -632,6 +741,33 @@ mod tests {
         // '*' in UID sets is the largest UID: `50:*` is 40:50 here (RFC 3501 §9 seq-range).
         assert!(!search("UID 50:*", &m, 3).0);
         assert!(search("UID 50:*", &meta(40, Flags::NONE, false), 10).0);
+    }
+
+    #[test]
+    fn address_keys_see_the_list_as_dovecot_writes_it() {
+        let t = |v: &str| address_text(v.as_bytes());
+        assert_eq!(
+            t("\"Real Name\" <user-from@domain.org>"),
+            "\"Real Name\" <user-from@domain.org>"
+        );
+        assert_eq!(
+            t("Real\r\n Name <user-from@domain.org>"),
+            "\"Real Name\" <user-from@domain.org>"
+        );
+        assert_eq!(
+            t("user-from@domain.org (Real Name)"),
+            "\"Real Name\" <user-from@domain.org>"
+        );
+        assert_eq!(
+            t("=?utf-8?q?R=C3=A9al_Name?= <user-from@domain.org>"),
+            "Réal Name <user-from@domain.org>"
+        );
+        assert_eq!(
+            t("group: a@b.c, \"X Y\" <d@e.f>;, g@h.i"),
+            "group:a@b.c, \"X Y\" <d@e.f>;, g@h.i"
+        );
+        assert_eq!(t("a.b@c.d"), "a.b@c.d");
+        assert_eq!(t("\"a\\\"b\" <x@y>"), "\"a\\\"b\" <x@y>");
     }
 
     #[test]

@@ -16,8 +16,9 @@
 //! at the end of a line (`{n}` / `{n+}`) is recognised here ([`decode::literal_at_end`]),
 //! under the limits of [`decode::Limits`].
 //!
-//! Expunge announcements (§7.4.1): after `FETCH`, `STORE` and `SEARCH` (and their UID forms)
-//! only `EXISTS` and flag changes are announced; expunges by others stay pending (the expunged
+//! Expunge announcements (§7.4.1): after `FETCH`, `STORE` and `SEARCH` (not their UID forms,
+//! which are other commands and may announce them, as in Dovecot) only `EXISTS` and flag
+//! changes are announced; expunges by others stay pending (the expunged
 //! messages stay in this session's view, as "ghosts" that FETCH reports with
 //! `[EXPUNGEISSUED]`) until a command that may announce them (`NOOP`, `CHECK`, `IDLE`, ...).
 //! A keyword new to the mailbox is announced with `* FLAGS` / `[PERMANENTFLAGS]` (§7.2.6)
@@ -62,8 +63,9 @@ impl ImapSession {
         if let Err(text) = spec.check_state(&self.state) {
             return self.bad(&tag, text, out);
         }
+        let sync = spec.sync_for(&cmd.body);
         match (spec.run)(self, &tag, cmd.body, out).await {
-            Done::Res(res) => self.complete(&tag, res, spec.sync, out).await,
+            Done::Res(res) => self.complete(&tag, res, sync, out).await,
             Done::Step(step) => step,
         }
     }

@@ -213,6 +213,17 @@ pub trait Mailbox: Send + Sync {
     fn copy_to(&self, uids: &[u32], dest: &dyn Mailbox) -> Result<Vec<(u32, u32)>>;
     /// Moves messages into `dest`; returns (source, new) UID pairs.
     fn move_to(&self, uids: &[u32], dest: &dyn Mailbox) -> Result<Vec<(u32, u32)>>;
+    /// Which of `uids` no longer exist (expunged by another session or process): COPY and
+    /// MOVE check first, so a set naming an expunged message copies nothing.
+    fn missing(&self, uids: &[u32]) -> Result<Vec<u32>> {
+        let mut view = View::default();
+        self.sync(&mut view)?;
+        Ok(uids
+            .iter()
+            .copied()
+            .filter(|u| view.seq_of(*u).is_none())
+            .collect())
+    }
     /// Removes messages flagged `\Deleted` (only among `uids` when given); returns their UIDs.
     fn expunge(&self, uids: Option<&[u32]>) -> Result<Vec<u32>>;
     /// Removes exactly these messages whatever their flags (POP3 `DELE` applied at `QUIT`).

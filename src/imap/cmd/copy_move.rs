@@ -1,5 +1,7 @@
 //! COPY / UID COPY (RFC 3501 §6.4.7) and MOVE / UID MOVE (RFC 6851), with UIDPLUS
-//! `[COPYUID]` (RFC 4315 §3). A missing destination is `NO [TRYCREATE]`.
+//! `[COPYUID]` (RFC 4315 §3). A missing destination is `NO [TRYCREATE]`. A set naming a
+//! message another session expunged copies (or moves) nothing: `NO [EXPUNGEISSUED]`, as
+//! Dovecot answers (RFC 2180 §4.4.1 allows it), with the expunges announced.
 
 use imap_codec::imap_types::mailbox::Mailbox as ImapMailbox;
 use imap_codec::imap_types::sequence::SequenceSet;
@@ -39,18 +41,28 @@ impl ImapSession {
             .collect();
         let src = sel.mailbox.clone();
         let user = self.user_store()?;
-        let (pairs, validity) = blocking(move || {
+        let r = blocking(move || {
             let dst = user.open(&name)?;
+            // As Dovecot (`cmd-copy.c`): a set naming a message another session expunged
+            // copies nothing and fails with `[EXPUNGEISSUED]`; the expunge is announced.
+            if !uids.is_empty() && !src.missing(&uids)?.is_empty() {
+                return Ok(None);
+            }
             let pairs = match (uids.is_empty(), how) {
                 (true, _) => Vec::new(),
                 (false, Transfer::Copy) => src.copy_to(&uids, &*dst)?,
                 (false, Transfer::Move) => src.move_to(&uids, &*dst)?,
             };
             let validity = user.status(&name)?.uid_validity;
-            Ok((pairs, validity))
+            Ok(Some((pairs, validity)))
         })
         .await
         .map_err(trycreate)?;
+        let Some((pairs, validity)) = r else {
+            return Err(Fail::No(
+                "[EXPUNGEISSUED] Some of the requested messages no longer exist.".into(),
+            ));
+        };
         if pairs.is_empty() {
             return Ok(None);
         }
@@ -80,8 +92,18 @@ impl ImapSession {
         uid: bool,
         out: &mut Output,
     ) -> Res {
-        let Some((validity, from, to)) = self.transfer(set, dest, uid, Transfer::Move).await?
-        else {
+        let moved = match self.transfer(set, dest, uid, Transfer::Move).await {
+            Ok(m) => m,
+            Err(f) => {
+                // MOVE announces nothing itself on failure (its row says `Skip`): what
+                // changed meanwhile (the expunges behind `[EXPUNGEISSUED]`) is told here.
+                if let Err(_step) = self.announce(SyncMode::Full, out).await {
+                    return Err(Fail::internal());
+                }
+                return Err(f);
+            }
+        };
+        let Some((validity, from, to)) = moved else {
             return Ok("No messages found.".into());
         };
         out.reply(format!("* OK [COPYUID {validity} {from} {to}] Moved UIDs."));

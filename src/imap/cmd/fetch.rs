@@ -4,8 +4,9 @@
 //! and written by [`crate::imap::encode::fetch::FetchWriter`] straight into the output:
 //! literal data as content pieces (the protocol log summarises it at level 4), the rest as
 //! untagged lines. A non-PEEK body item sets `\Seen` (unless the mailbox was EXAMINEd) and
-//! the FETCH then carries the new FLAGS. Messages expunged by another session meanwhile are
-//! skipped and the command ends `NO [EXPUNGEISSUED]`. Large FETCHes are answered in batches
+//! the FETCH then carries the new FLAGS. A message another session expunged meanwhile is
+//! answered from what the session's view and the cache know, `NIL` for its content, and the
+//! command ends `OK [EXPUNGEISSUED]` (Dovecot 2.3's answer; RFC 2180 §4.1.3). Large FETCHes are answered in batches
 //! ([`Step::Continue`]): the driver writes each batch before the next is read from disk.
 
 use std::cell::OnceCell;
@@ -48,7 +49,7 @@ impl ImapSession {
                 self.fetch_job = Some(job);
                 self.fetch_more(out).await
             }
-            Err(f) => self.complete(tag, Err(f), SyncMode::NoExpunge, out).await,
+            Err(f) => self.complete(tag, Err(f), fetch_sync(uid), out).await,
         }
     }
 
@@ -96,16 +97,25 @@ impl ImapSession {
                 .collect();
             if !unseen.is_empty() {
                 let mb = sel.mailbox.clone();
+                let u = unseen.clone();
                 let metas =
-                    blocking(move || mb.store_flags(&unseen, FlagOp::Add, Flags::SEEN, &[]))
-                        .await?;
-                for m in metas {
-                    if let Some(seq) = sel.view.seq_of(m.uid) {
-                        let v = &mut sel.view.messages[seq as usize - 1];
-                        v.flags = m.flags;
-                        v.keywords = m.keywords;
-                        seen_now.push(m.uid);
+                    blocking(move || mb.store_flags(&u, FlagOp::Add, Flags::SEEN, &[])).await?;
+                let mut metas = metas.into_iter().peekable();
+                for uid in unseen {
+                    let Some(seq) = sel.view.seq_of(uid) else {
+                        continue;
+                    };
+                    let v = &mut sel.view.messages[seq as usize - 1];
+                    match metas.next_if(|m| m.uid == uid) {
+                        Some(m) => {
+                            v.flags = m.flags;
+                            v.keywords = m.keywords;
+                        }
+                        // Expunged by another session: as Dovecot, `\Seen` is set in
+                        // this session's picture only (the FETCH answers NIL for it).
+                        None => v.flags = v.flags.union(Flags::SEEN),
                     }
+                    seen_now.push(uid);
                 }
             }
         }
@@ -191,20 +201,28 @@ impl ImapSession {
                 }
                 job.missing |= missing;
             }
-            Err(f) => return self.complete(&tag, Err(f), SyncMode::NoExpunge, out).await,
+            Err(f) => return self.complete(&tag, Err(f), fetch_sync(uid), out).await,
         }
         if !job.targets.is_empty() {
             self.fetch_job = Some(job);
             return Step::Continue;
         }
         let res = if job.missing {
-            Err(Fail::No(
-                "[EXPUNGEISSUED] Some of the requested messages no longer exist.".into(),
-            ))
+            // Dovecot's answer: the data that still exists, NIL for the rest, and OK.
+            Ok("[EXPUNGEISSUED] Some messages were already expunged.".into())
         } else {
             Ok("Fetch completed.".into())
         };
-        self.complete(&tag, res, SyncMode::NoExpunge, out).await
+        self.complete(&tag, res, fetch_sync(uid), out).await
+    }
+}
+
+/// FETCH announces no expunge before its completion; UID FETCH may (RFC 3501 §7.4.1).
+fn fetch_sync(uid: bool) -> SyncMode {
+    if uid {
+        SyncMode::Full
+    } else {
+        SyncMode::NoExpunge
     }
 }
 
@@ -242,7 +260,65 @@ fn needs_bytes(n: &MessageDataItemName<'_>) -> bool {
     )
 }
 
-/// Writes one `* seq FETCH (...)`; `Ok(false)` if the message no longer exists. ENVELOPE,
+/// The FETCH response for a message another session expunged (its file is gone, the
+/// session has not been told yet), as Dovecot 2.3 writes it: what the view knows (UID,
+/// FLAGS, INTERNALDATE, RFC822.SIZE) and what the cache holds, `NIL` for everything that
+/// needs the message (an ENVELOPE of NILs).
+fn fetch_expunged(
+    seq: u32,
+    meta: &MessageMeta,
+    names: &[MessageDataItemName<'_>],
+    uid_cmd: bool,
+    show_flags: bool,
+    derived: &[Option<Arc<[u8]>>; 3],
+    out: &mut Output,
+) {
+    use MessageDataItemName as N;
+    let none: Arc<[u8]> = Arc::from(&[][..]);
+    let mut w = FetchWriter::new(out, &none, seq);
+    let flags = || flags_list(meta.flags, &meta.keywords, meta.recent);
+    let uid_first = uid_cmd || matches!(names.first(), Some(N::Uid));
+    if uid_first {
+        w.item("UID", meta.uid.to_string().as_bytes());
+    }
+    if show_flags && !names.iter().any(|n| matches!(n, N::Flags)) {
+        w.item("FLAGS", flags().as_bytes());
+    }
+    for n in names {
+        match n {
+            N::Uid if !uid_first => w.item("UID", meta.uid.to_string().as_bytes()),
+            N::Flags => w.item("FLAGS", flags().as_bytes()),
+            N::InternalDate => w.item("INTERNALDATE", internal_date(meta.internal_date).as_bytes()),
+            N::Rfc822Size => w.item("RFC822.SIZE", meta.size.to_string().as_bytes()),
+            N::Envelope | N::BodyStructure | N::Body => {
+                let Some(d) = derived_of(n) else { continue };
+                let (name, nil): (&str, &[u8]) = match d {
+                    Derived::Envelope => ("ENVELOPE", b"(NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL)"),
+                    Derived::BodyStructure => ("BODYSTRUCTURE", b"NIL"),
+                    Derived::Body => ("BODY", b"NIL"),
+                };
+                match &derived[d as usize] {
+                    Some(v) => w.item(name, v),
+                    None => w.item(name, nil),
+                }
+            }
+            N::BodyExt {
+                section, partial, ..
+            } => {
+                let sec = Section::from_imap(section.as_ref());
+                w.nil_named(&sec.item_name(partial.map(|(o, _)| o)));
+            }
+            N::Rfc822 => w.nil_named(b"RFC822"),
+            N::Rfc822Header => w.nil_named(b"RFC822.HEADER"),
+            N::Rfc822Text => w.nil_named(b"RFC822.TEXT"),
+            _ => {}
+        }
+    }
+    w.finish();
+}
+
+/// Writes one `* seq FETCH (...)`; `Ok(false)` if the message no longer exists (then the
+/// response is [`fetch_expunged`]'s). ENVELOPE,
 /// BODYSTRUCTURE and BODY come from the store's cache when it has them (the file is then
 /// not read at all); values computed here are added to `learned` for the cache.
 #[allow(clippy::too_many_arguments)]
@@ -269,7 +345,10 @@ fn fetch_one(
     let raw: Arc<[u8]> = if missing_derived || names.iter().any(needs_bytes) {
         match mailbox.read(meta.uid) {
             Ok(r) => r,
-            Err(e) if e.kind == ErrorKind::NotFound => return Ok(false),
+            Err(e) if e.kind == ErrorKind::NotFound => {
+                fetch_expunged(seq, meta, names, uid_cmd, show_flags, &derived, out);
+                return Ok(false);
+            }
             Err(e) => return Err(e),
         }
     } else {

@@ -5,8 +5,9 @@
 use imap_codec::imap_types::mailbox::{ListMailbox, Mailbox as ImapMailbox};
 
 use super::super::state::{ImapSession, Res};
-use super::{blocking, mailbox_name, push_mailbox, wire_to_name};
+use super::{blocking, push_mailbox};
 use crate::session::Output;
+use crate::store::maildir::mutf7;
 use crate::store::{MailboxInfo, SpecialUse};
 
 impl ImapSession {
@@ -17,43 +18,93 @@ impl ImapSession {
         lsub: bool,
         out: &mut Output,
     ) -> Res {
-        let reference = match reference {
-            ImapMailbox::Other(o) if o.as_ref().is_empty() => String::new(),
-            r => mailbox_name(r)?,
-        };
+        let cmd = if lsub { "LSUB" } else { "LIST" };
         let raw: &[u8] = match pattern {
             ListMailbox::Token(t) => t.as_ref(),
             ListMailbox::String(s) => s.as_ref(),
         };
-        let pattern = wire_to_name(raw)?;
-        let cmd = if lsub { "LSUB" } else { "LIST" };
-        if pattern.is_empty() && !lsub {
-            // §6.3.8: the delimiter and the root of the reference.
-            out.reply(format!("* {cmd} (\\Noselect) \"/\" \"\""));
+        let reference: &[u8] = match reference {
+            ImapMailbox::Inbox => b"INBOX",
+            ImapMailbox::Other(o) => o.as_ref(),
+        };
+        if raw.is_empty() && !lsub {
+            // §6.3.8: the delimiter and the root of the reference: as Dovecot (after
+            // UW-IMAP), the reference up to its first delimiter, or "".
+            let root = match reference.iter().position(|&b| b == b'/') {
+                Some(i) => decode_pattern(&reference[..=i]).unwrap_or_default(),
+                None => String::new(),
+            };
+            let mut line = format!("* {cmd} (\\Noselect) \"/\" ").into_bytes();
+            if root.is_empty() {
+                line.extend_from_slice(b"\"\"");
+            } else {
+                push_mailbox(&mut line, &root);
+            }
+            out.reply(line);
             return Ok("List completed.".into());
         }
-        let full = if reference.is_empty() || pattern.starts_with('/') {
-            pattern
-        } else if reference.ends_with('/') {
-            format!("{reference}{pattern}")
-        } else {
-            format!("{reference}/{pattern}")
+        // §6.3.8: the reference and the pattern are concatenated as they are (`LIST
+        // "Work" "*"` names `Work*`, so `Work` itself too). A name that is not valid
+        // modified UTF-7 names no mailbox: nothing matches, as in Dovecot.
+        let mut joined = reference.to_vec();
+        joined.extend_from_slice(raw);
+        let Some(full) = decode_pattern(&joined) else {
+            return Ok(format!("{} completed.", if lsub { "Lsub" } else { "List" }));
         };
         let user = self.user_store()?;
         let boxes = blocking(move || user.list()).await?;
+        let mut listed: Vec<&str> = Vec::new();
         for info in &boxes {
             if lsub && !info.subscribed {
                 continue;
             }
             if !matches(&full, &info.name) {
+                if lsub {
+                    // §6.3.9: a `%` that stops at a level above a subscribed mailbox
+                    // shows that level, `\Noselect` unless it is subscribed itself.
+                    noselect_levels(&full, info, &boxes, &mut listed, out);
+                }
                 continue;
             }
+            if listed.contains(&info.name.as_str()) {
+                continue;
+            }
+            listed.push(&info.name);
             let mut line = format!("* {cmd} ({}) \"/\" ", attributes(info, lsub)).into_bytes();
             push_mailbox(&mut line, &info.name);
             out.reply(line);
         }
         Ok(format!("{} completed.", if lsub { "Lsub" } else { "List" }))
     }
+}
+
+/// The levels above the subscribed `info` that `pattern` matches and that are not
+/// subscribed themselves: each is shown once as `* LSUB (\\Noselect) "/" level`.
+fn noselect_levels<'a>(
+    pattern: &str,
+    info: &'a MailboxInfo,
+    boxes: &[MailboxInfo],
+    listed: &mut Vec<&'a str>,
+    out: &mut Output,
+) {
+    let levels = info.name.match_indices('/').map(|(i, _)| &info.name[..i]);
+    for level in levels {
+        let subscribed = boxes.iter().any(|b| b.subscribed && b.name == level);
+        if subscribed || listed.contains(&level) || !matches(pattern, level) {
+            continue;
+        }
+        listed.push(level);
+        let mut line = b"* LSUB (\\Noselect) \"/\" ".to_vec();
+        push_mailbox(&mut line, level);
+        out.reply(line);
+    }
+}
+
+/// A LIST pattern (reference and mailbox joined) as a store name, or `None` if it is not
+/// modified UTF-7. Wildcards pass through the decoding unchanged.
+fn decode_pattern(raw: &[u8]) -> Option<String> {
+    let s = std::str::from_utf8(raw).ok()?;
+    mutf7::decode(s)
 }
 
 /// The attribute list of one LIST/LSUB line.

@@ -55,10 +55,13 @@ pub(crate) fn mailbox_name(m: &ImapMailbox<'_>) -> Result<String, Fail> {
     }
 }
 
-/// Decodes a modified UTF-7 name; names that are not valid are refused with `BAD`.
+/// Decodes a modified UTF-7 name. A name that is not valid modified UTF-7 (RFC 3501
+/// §5.1.3) is still a well-formed argument: it names no mailbox, so the command fails with
+/// `NO` (Dovecot's answer and wording), never `BAD`.
 pub(crate) fn wire_to_name(raw: &[u8]) -> Result<String, Fail> {
-    let s = std::str::from_utf8(raw).map_err(|_| Fail::Bad("Invalid mailbox name.".into()))?;
-    let name = mutf7::decode(s).ok_or_else(|| Fail::Bad("Invalid mailbox name.".into()))?;
+    let invalid = || Fail::No("Mailbox name is not valid mUTF-7.".into());
+    let s = std::str::from_utf8(raw).map_err(|_| invalid())?;
+    let name = mutf7::decode(s).ok_or_else(invalid)?;
     if name.eq_ignore_ascii_case("INBOX") {
         return Ok("INBOX".into());
     }

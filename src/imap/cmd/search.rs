@@ -1,7 +1,9 @@
 //! SEARCH and UID SEARCH (RFC 3501 §6.4.4, §6.4.8) over the selected view; each key is
 //! evaluated by [`crate::imap::search`], message bytes are read only for keys that need them.
 //! The search stops early (before each message and each key) when the connection is going
-//! away ([`crate::session::SessionEnv::cancel`]) or this command's future is dropped.
+//! away ([`crate::session::SessionEnv::cancel`]) or this command's future is dropped. A
+//! content key that meets a message another session expunged does not match it, and the
+//! completion says `[EXPUNGEISSUED]` (as Dovecot's).
 
 use imap_codec::imap_types::core::{Charset, Vec1};
 use imap_codec::imap_types::search::SearchKey;
@@ -10,6 +12,7 @@ use super::super::search::{check_charset, check_limits, matches_all, Bounds, Can
 use super::super::state::{Fail, ImapSession, Res};
 use super::blocking;
 use crate::session::Output;
+use crate::store::ErrorKind;
 
 impl ImapSession {
     pub(crate) async fn search(
@@ -29,30 +32,37 @@ impl ImapSession {
         // The blocking task outlives a dropped future: the guard cancels it then.
         let stop = self.env.cancel.child_token();
         let _stop_when_dropped = stop.clone().drop_guard();
-        let hits = blocking(move || {
+        let (hits, gone) = blocking(move || {
             let bounds = Bounds {
                 messages: messages.len() as u32,
                 max_uid: messages.last().map_or(0, |m| m.uid),
             };
             let cancelled = || stop.is_cancelled();
             let mut hits = Vec::new();
+            let gone = std::cell::Cell::new(false);
             for (i, m) in messages.iter().enumerate() {
                 if cancelled() {
                     return Ok(None);
                 }
                 let mb = &mailbox;
                 let id = m.uid;
+                let gone = &gone;
+                let load = move || {
+                    let r = mb.read(id);
+                    gone.set(gone.get() || r.as_ref().is_err_and(|e| e.kind == ErrorKind::NotFound));
+                    r.ok()
+                };
                 let mut c = Candidate {
                     seq: i as u32 + 1,
                     meta: m,
-                    message: LazyMessage::new(move || mb.read(id).ok()),
+                    message: LazyMessage::new(load),
                     cancelled: &cancelled,
                 };
                 if matches_all(&keys, &mut c, bounds) {
                     hits.push(if uid { m.uid } else { i as u32 + 1 });
                 }
             }
-            Ok((!cancelled()).then_some(hits))
+            Ok((!cancelled()).then_some((hits, gone.get())))
         })
         .await?
         .ok_or_else(|| Fail::No("[UNAVAILABLE] Search cancelled.".into()))?;
@@ -62,6 +72,12 @@ impl ImapSession {
             line.push_str(&h.to_string());
         }
         out.reply(line);
-        Ok("Search completed.".into())
+        // A content key met a message another session expunged (it cannot match): said
+        // as Dovecot says it.
+        Ok(if gone {
+            "[EXPUNGEISSUED] Search completed.".into()
+        } else {
+            "Search completed.".into()
+        })
     }
 }

@@ -1,15 +1,17 @@
 //! STORE and UID STORE (RFC 3501 §6.4.6): `FLAGS`, `+FLAGS`, `-FLAGS`, `.SILENT`. The new
 //! flags are announced as untagged FETCH (with UID for UID STORE, §6.4.8) unless `.SILENT`
-//! or unchanged (Dovecot sends nothing for a message the STORE did not change).
+//! or unchanged (Dovecot sends nothing for a message the STORE did not change). A message
+//! another session expunged but this one has not been told of yet is not an error: the
+//! STORE stores what still exists and completes `OK` (as Dovecot 2.3; RFC 2180 §4.2.1).
 
 use imap_codec::imap_types::flag::{Flag, StoreResponse, StoreType};
 use imap_codec::imap_types::sequence::SequenceSet;
 
 use super::super::flags::flags_list;
-use super::super::state::{announce_new_keywords, Fail, ImapSession, Res};
+use super::super::state::{announce_new_keywords, ImapSession, Res};
 use super::{blocking, check_seq_range, resolve, split_flags};
 use crate::session::Output;
-use crate::store::FlagOp;
+use crate::store::{FlagOp, Flags, MessageMeta};
 
 impl ImapSession {
     pub(crate) async fn store(
@@ -18,7 +20,7 @@ impl ImapSession {
         kind: StoreType,
         response: StoreResponse,
         flags: &[Flag<'_>],
-        uid: bool,
+        uid_cmd: bool,
         out: &mut Output,
     ) -> Res {
         let sel = self.selected()?;
@@ -26,8 +28,8 @@ impl ImapSession {
             // Dovecot's answer: nothing changes, and the client is told so without failing.
             return Ok("Store ignored with read-only mailbox.".into());
         }
-        check_seq_range(&sel.view, set, uid)?;
-        let uids: Vec<u32> = resolve(&sel.view, set, uid)
+        check_seq_range(&sel.view, set, uid_cmd)?;
+        let uids: Vec<u32> = resolve(&sel.view, set, uid_cmd)
             .into_iter()
             .map(|i| sel.view.messages[i].uid)
             .collect();
@@ -41,35 +43,79 @@ impl ImapSession {
             Vec::new()
         } else {
             let mb = sel.mailbox.clone();
-            let u = uids.clone();
-            blocking(move || mb.store_flags(&u, op, sys, &keywords)).await?
+            let (u, k) = (uids.clone(), keywords.clone());
+            blocking(move || mb.store_flags(&u, op, sys, &k)).await?
         };
-        let mut gone = metas.len() < uids.len();
         announce_new_keywords(sel, metas.iter(), out);
-        for m in metas {
-            let Some(seq) = sel.view.seq_of(m.uid) else {
-                gone = true;
+        let mut metas = metas.into_iter().peekable();
+        for uid in uids {
+            let Some(seq) = sel.view.seq_of(uid) else {
                 continue;
             };
             let v = &mut sel.view.messages[seq as usize - 1];
-            // As Dovecot: a message whose flags did not change gets no FETCH.
-            let changed = v.flags != m.flags || v.keywords != m.keywords;
-            v.flags = m.flags;
-            v.keywords = m.keywords;
-            if changed && response == StoreResponse::Answer {
+            let expected = apply(v, op, sys, &keywords);
+            let (flags, keywords) = match metas.next_if(|m| m.uid == uid) {
+                Some(m) => (m.flags, m.keywords),
+                // UID STORE announces the expunge itself (RFC 3501 §7.4.1); as Dovecot,
+                // no FETCH for a message about to be announced gone.
+                None if uid_cmd => continue,
+                // Expunged by another session, not yet announced (RFC 2180 §4.2.1): as
+                // Dovecot, the STORE succeeds and changes this session's picture of it
+                // only; the expunge is announced at the next command that may.
+                None => expected.clone(),
+            };
+            // As Dovecot: a message whose flags did not change gets no FETCH; with
+            // `.SILENT` one still does if its flags are not just what this STORE made of
+            // them (another session changed them too, not yet announced here).
+            let changed = v.flags != flags || v.keywords != keywords;
+            let others = flags != expected.0 || !same_keywords(&keywords, &expected.1);
+            v.flags = flags;
+            v.keywords = keywords;
+            if changed && (response == StoreResponse::Answer || others) {
                 let flags = flags_list(v.flags, &v.keywords, v.recent);
-                out.reply(if uid {
+                out.reply(if uid_cmd {
                     format!("* {seq} FETCH (UID {} FLAGS {flags})", v.uid)
                 } else {
                     format!("* {seq} FETCH (FLAGS {flags})")
                 });
             }
         }
-        if gone {
-            return Err(Fail::No(
-                "[EXPUNGEISSUED] Some of the messages no longer exist.".into(),
-            ));
-        }
         Ok("Store completed.".into())
+    }
+}
+
+/// Whether two keyword lists hold the same keywords (case-insensitively), in any order.
+fn same_keywords(a: &[String], b: &[String]) -> bool {
+    let within = |x: &[String], y: &[String]| {
+        x.iter().all(|k| y.iter().any(|o| o.eq_ignore_ascii_case(k)))
+    };
+    within(a, b) && within(b, a)
+}
+
+/// The flags `op` gives a message as the session's view shows it (what this STORE alone
+/// makes of them; also the new flags of a message gone from the store), keywords in the
+/// view's order.
+fn apply(
+    v: &MessageMeta,
+    op: FlagOp,
+    sys: Flags,
+    keywords: &[String],
+) -> (Flags, Vec<String>) {
+    let has = |list: &[String], k: &String| list.iter().any(|x| x.eq_ignore_ascii_case(k));
+    match op {
+        FlagOp::Replace => (sys, keywords.to_vec()),
+        FlagOp::Add => {
+            let mut kw = v.keywords.clone();
+            kw.extend(keywords.iter().filter(|k| !has(&v.keywords, k)).cloned());
+            (v.flags.union(sys), kw)
+        }
+        FlagOp::Remove => (
+            v.flags.minus(sys),
+            v.keywords
+                .iter()
+                .filter(|k| !has(keywords, k))
+                .cloned()
+                .collect(),
+        ),
     }
 }

@@ -92,6 +92,14 @@ impl<'a> FetchWriter<'a> {
         self.section_named(&name, msg, section, partial);
     }
 
+    /// Appends `<name> NIL`: a section of a message that no longer exists (the name
+    /// written as [`FetchWriter::section_named`] writes it).
+    pub fn nil_named(&mut self, name: &[u8]) {
+        self.sep();
+        self.encoded(name);
+        self.line.extend_from_slice(b" NIL");
+    }
+
     /// Like [`FetchWriter::section`] with an explicit item name (`RFC822`, `RFC822.HEADER`,
     /// `RFC822.TEXT`), which must already include any `<origin>`.
     pub fn section_named(

@@ -15,8 +15,8 @@
 //! within `cur/`; expunge unlinks then rewrites the uidlist.
 //!
 //! `\Recent` (RFC 3501 §2.3.2): messages whose UID is at or above the mailbox's "recent floor"
-//! (the next UID when this process first opened it, kept by the store across re-opens) are
-//! recent in exactly the first view that syncs them. Metadata returned by `store_flags`
+//! (the first UID no session of any process has taken, kept in `mailserver.recent`:
+//! `recent.rs`) are recent in exactly the first view that syncs them. Metadata returned by `store_flags`
 //! says `recent: false`: the session keeps the `\Recent` it got from its own view.
 //!
 //! Limits: at most 26 keywords per mailbox (the letters a Maildir name can carry; more are
@@ -363,6 +363,10 @@ impl MaildirMailbox {
     pub fn status(&self) -> Result<MailboxStatus> {
         let mut st = lock(&self.state);
         self.refresh(&mut st, false)?;
+        // What other processes took since (recent.rs).
+        if let Some(f) = super::recent::read_floor(&self.dir, st.uid_validity) {
+            st.recent_floor = st.recent_floor.max(f);
+        }
         Ok(MailboxStatus {
             messages: st.recs.len() as u32,
             recent: st
@@ -482,6 +486,16 @@ impl Mailbox for MaildirMailbox {
             }
         }
         unreachable!("the loop returns on its second attempt")
+    }
+
+    fn missing(&self, uids: &[u32]) -> Result<Vec<u32>> {
+        let mut st = lock(&self.state);
+        self.refresh(&mut st, false)?;
+        Ok(uids
+            .iter()
+            .copied()
+            .filter(|u| st.find(*u).is_none())
+            .collect())
     }
 
     fn store_flags(

@@ -24,6 +24,7 @@ pub mod mailbox;
 pub mod mutf7;
 mod mutex;
 mod parked;
+mod recent;
 mod save;
 mod sync;
 pub mod uidlist;

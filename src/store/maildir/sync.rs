@@ -2,7 +2,8 @@
 //! with the cache. Scans `new/` and `cur/` only when the stamps of those directories or of
 //! `dovecot-uidlist` moved, merges the scan with the uidlist (both in UID order), numbers
 //! files without a record under the uidlist dot-lock and moves `new/` files to `cur/`; then
-//! tells a view what was expunged, added and re-flagged, handing out `\Recent` once.
+//! tells a view what was expunged, added and re-flagged, handing out `\Recent` once (across
+//! processes too: `recent.rs`).
 //!
 //! Mirrors Dovecot's `src/lib-storage/index/maildir/maildir-sync.c` (with the uidlist side of
 //! `maildir-uidlist.c` and the view side of `maildir-sync-index.c`).
@@ -13,6 +14,7 @@ use super::filename::{self, parse};
 use super::fsutil::{fsync_dir, io_err, IoCtx};
 use super::mailbox::{next_uid_validity, MaildirMailbox, Rec, Stamp, Stamps, State, MTIME_SLACK};
 use super::mutex::lock;
+use super::recent;
 use super::uidlist::Uidlist;
 use crate::store::{Changes, Error, ErrorKind, Result, View};
 use std::collections::{HashMap, HashSet};
@@ -136,7 +138,8 @@ impl MaildirMailbox {
             }
         }
         let list = self.read_uidlist()?;
-        if !st.loaded {
+        let first_load = !st.loaded;
+        if first_load {
             self.clean_tmp();
             let saved = self
                 .registry
@@ -176,6 +179,14 @@ impl MaildirMailbox {
         st.stamps = stamps;
         st.stamped_at = Some(now);
         st.loaded = true;
+        if first_load {
+            // Another process (or an earlier run) may have handed out `\Recent` already,
+            // or left messages nobody has seen: the folder's file says which.
+            match recent::load(&self.dir, st.uid_validity, st.recent_floor) {
+                Ok(f) => st.recent_floor = f,
+                Err(e) => tracing::warn!("{e}"),
+            }
+        }
         Ok(())
     }
 
@@ -383,6 +394,18 @@ impl MaildirMailbox {
         }
         let last = kept.last().map(|m| m.uid).unwrap_or(0);
         let start = st.recs.partition_point(|r| r.uid <= last);
+        let candidates = st.recs[start..]
+            .iter()
+            .any(|r| r.uid >= st.recent_floor && !r.recent_taken);
+        if let (true, Some(newest)) = (candidates, st.recs.last()) {
+            // Taken under the folder's lock file, so a session of another process cannot
+            // take the same messages (recent.rs).
+            let next = newest.uid.saturating_add(1);
+            match recent::claim(&self.dir, st.uid_validity, st.recent_floor, next) {
+                Ok(floor) => st.recent_floor = floor,
+                Err(e) => tracing::warn!("{e}"),
+            }
+        }
         for idx in start..st.recs.len() {
             let eligible = st.recs[idx].uid >= st.recent_floor && !st.recs[idx].recent_taken;
             if eligible {
@@ -390,6 +413,11 @@ impl MaildirMailbox {
             }
             kept.push(Self::meta(st, &st.recs[idx], eligible));
             changes.added += 1;
+        }
+        if candidates {
+            st.recent_floor = st
+                .recent_floor
+                .max(st.recs.last().map_or(0, |r| r.uid.saturating_add(1)));
         }
         view.messages = kept;
         view.uid_validity = st.uid_validity;
