@@ -25,7 +25,9 @@
 //! mailbox's change counter has not moved (NOOP, CHECK and IDLE always sync).
 //!
 //! Limits (ARCHITECTURE.md, "Limits"): 64 KiB per line, literals up to `max_message_bytes`, a
-//! whole command up to that plus two lines; before login a whole command (lines and
+//! whole command up to that plus two lines — except an APPEND's message over
+//! [`append::STREAM_MIN`], which is not assembled but streamed into the store a piece at a
+//! time (`cmd/append.rs`; ARCHITECTURE.md, "The path of one large APPEND"); before login a whole command (lines and
 //! literals) at most [`MAX_COMMAND_BEFORE_LOGIN`]; `BAD` for syntax errors and `* BYE` after [`MAX_BAD_COMMANDS`] in a row. A large
 //! FETCH is answered in batches through [`Step::Continue`].
 //!

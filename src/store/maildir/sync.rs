@@ -41,7 +41,7 @@ impl Found {
 /// The entry's inode last changed more than `age` before `now` (false if that is unknown).
 /// For `tmp/` files: a message being saved gets its INTERNALDATE as mtime (possibly years
 /// ago) just before it is renamed into `cur/`, but setting it changes the ctime, so such a
-/// file is never taken for a stale one (Dovecot checks the ctime as well).
+/// file is never taken for a stale one (Dovecot's `unlink_old_files` looks at the ctime).
 fn changed_before(e: &fs::DirEntry, age: Duration, now: SystemTime) -> bool {
     use std::os::unix::fs::MetadataExt;
     e.metadata().ok().is_some_and(|m| {
