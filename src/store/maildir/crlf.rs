@@ -30,9 +30,10 @@ pub(super) fn to_disk_form(data: &[u8]) -> (Vec<u8>, u64) {
     (out, vsize)
 }
 
-/// `to_disk_form` (below, the tests' reference) a piece at a time, for a message that arrives in pieces (a large IMAP
-/// APPEND streamed to `tmp/`): the pieces' outputs, concatenated, are `to_disk_form` of the
-/// pieces concatenated, and [`ToDisk::sizes`] its two sizes. A CR at the end of a piece is
+/// `to_disk_form` (above, the tests' reference) a piece at a time, for a message that
+/// arrives in pieces (a large IMAP APPEND streamed to `tmp/`): the pieces' outputs,
+/// concatenated, are `to_disk_form` of the pieces concatenated, and [`ToDisk::sizes`] its
+/// two sizes. A CR at the end of a piece is
 /// held back until the next piece (or [`ToDisk::finish`]) shows whether an LF follows it.
 #[derive(Debug, Default)]
 pub(super) struct ToDisk {
