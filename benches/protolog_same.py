@@ -124,6 +124,16 @@ def imap_script(port):
     c.imap("a4", "SELECT INBOX")
     msg = b"From: c@example.org\r\nSubject: appended\r\n\r\nbody {5}\r\nline\r\n"
     c.imap("a5", 'APPEND INBOX (\\Flagged) "01-Jan-2024 00:00:00 +0000"', msg)
+    # A large message (streamed into the store, read in pieces): every kind of line end,
+    # CRLFs across the 64 KiB piece boundaries, synchronizing and LITERAL+.
+    big = (b"From: c@example.org\r\nSubject: big\r\n\r\n"
+           + b"0123456789 abcdef\r\nbare lf\nbare cr\rdouble\r\r\n" * 6000)[:300000] + b"\r"
+    c.imap("a5b", "APPEND Trash (\\Seen)", big)
+    c.send(f"a5c APPEND Trash {{{len(big)}+}}\r\n".encode() + big + b"\r\n")
+    # Its completion before the next command (pipelining would make the log order racy).
+    for _ in range(100):
+        if c.line().startswith(b"a5c "):
+            break
     c.imap("a6", "NOOP")
     c.imap("a7", "FETCH 1:* (UID FLAGS RFC822.SIZE INTERNALDATE ENVELOPE BODYSTRUCTURE)")
     c.imap("a8", "FETCH 1:3 BODY.PEEK[]")

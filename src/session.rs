@@ -203,6 +203,20 @@ pub enum Step {
     Continue,
 }
 
+/// What the literal data handed to [`Session::on_literal`] is of the literal the client
+/// announced, so the protocol log records a literal read in pieces (a streamed IMAP APPEND)
+/// as it records one read whole: level 4 one `<literal N octets>` summary with the first
+/// piece, level 5 the content (whose records do not depend on the pieces).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LiteralPiece {
+    /// The whole literal (or a piece logged as if it were one).
+    Whole,
+    /// The first piece of a literal of `total` octets.
+    First { total: u64 },
+    /// A later piece.
+    Rest,
+}
+
 /// One typed piece of server output; the driver encodes it and tees it to the protocol log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Piece {
@@ -307,6 +321,12 @@ pub trait Session: Send {
     /// [`LineKind::Secret`] record `***` instead of the content. Asked before `on_literal`.
     fn literal_is_secret(&self) -> bool {
         false
+    }
+    /// Where the literal data about to be read (asked for with [`Step::ReadLiteral`]) sits
+    /// in the literal the client announced, for the protocol log: a literal read in pieces
+    /// is logged as one. Asked before `on_literal`.
+    fn literal_piece(&self) -> LiteralPiece {
+        LiteralPiece::Whole
     }
     /// The literal asked for with [`Step::ReadLiteral`].
     fn on_literal(&mut self, data: Vec<u8>, out: &mut Output) -> impl Future<Output = Step> + Send;

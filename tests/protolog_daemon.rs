@@ -81,6 +81,7 @@ impl Setup {
             limits: self.limits.clone(),
             users: self.users.clone(),
             env: Vec::new(),
+            wrap: None,
         }
     }
 }

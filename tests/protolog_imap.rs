@@ -76,6 +76,7 @@ impl Setup {
             limits: String::new(),
             users: self.users.clone(),
             env: Vec::new(),
+            wrap: None,
         }
     }
 }

@@ -11,6 +11,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
+use common::procstat::{cpu_time as cpu, Meter};
 use common::{Daemon, PASS, USER};
 
 const WAIT: Duration = Duration::from_secs(120);
@@ -69,26 +70,6 @@ impl Client {
     }
 }
 
-/// The daemon's CPU time so far (user + system), from `/proc/PID/stat`.
-fn cpu(pid: u32) -> Duration {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    // Fields after the `(comm)`: state is field 3, utime 14, stime 15.
-    let rest: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
-    let ticks: u64 = rest[11].parse::<u64>().unwrap() + rest[12].parse::<u64>().unwrap();
-    let hz: u64 = String::from_utf8(
-        std::process::Command::new("getconf")
-            .arg("CLK_TCK")
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap()
-    .trim()
-    .parse()
-    .unwrap();
-    Duration::from_millis(ticks * 1000 / hz)
-}
-
 /// A message whose Subject is about `size` bytes of `a`, folded into 76-octet lines.
 fn big_subject_message(size: usize) -> String {
     let mut m = String::from("From: x@example.com\r\nTo: alice@example.com\r\nSubject: a");
@@ -119,14 +100,20 @@ fn search_line(tag: &str, n: usize) -> String {
 fn search_over_the_key_cap_is_refused_at_once() {
     let d = daemon_with(2, 1 << 20);
     let mut c = Client::selected(d.imap.unwrap());
-    let before = cpu(d.pid());
+    let meter = Meter::start(d.pid());
     let t = Instant::now();
     let (untagged, done) = c.command(&search_line("s", MAX_KEYS + 1), "s");
-    let (took, used) = (t.elapsed(), cpu(d.pid()) - before);
-    println!("{} keys: refused in {took:?}, {used:?} CPU", MAX_KEYS + 1);
+    let took = t.elapsed();
+    println!(
+        "{} keys: refused in {took:?}; daemon {}",
+        MAX_KEYS + 1,
+        meter.report()
+    );
     assert_eq!(done, "s NO [LIMIT] Too many search keys.");
     assert!(untagged.is_empty(), "{untagged:?}");
     assert!(took < Duration::from_secs(5), "{took:?}");
+    // Measured (debug build): 0-10 ms of CPU. Bound: 2 s.
+    assert!(meter.cpu() < Duration::from_secs(2), "{}", meter.report());
     // Nesting: OR/NOT/parentheses count as keys too.
     let or = format!("s2 SEARCH{}", " OR SEEN UNSEEN".repeat(MAX_KEYS / 3 + 1));
     assert_eq!(c.tagged(&or, "s2"), "s2 NO [LIMIT] Too many search keys.");
@@ -136,13 +123,50 @@ fn search_over_the_key_cap_is_refused_at_once() {
     assert_eq!(untagged, ["* SEARCH 1 2"]);
 }
 
+/// A SEARCH flood: 20 searches, each one key over the cap and each key a scan of a whole
+/// 1 MB Subject in vain, over 8 such messages. Refused before any evaluation, they cost the
+/// daemon next to nothing; run, each would take about 1.4 s of CPU per message in a debug
+/// build (220 s in all), as the unbounded SEARCH of the issue took 37 s. Another session
+/// keeps answering meanwhile.
+///
+/// Measured (debug build): 0.1 s of CPU for the 20, RSS +0.6 MB at peak. Bounds: 5 s
+/// of CPU, 32 MB of RSS growth.
+#[test]
+fn search_flood_over_the_cap_costs_no_cpu() {
+    const SEARCHES: usize = 20;
+    let d = daemon_with(8, 1 << 20);
+    let addr = d.imap.unwrap();
+    let mut other = Client::selected(addr);
+    let mut c = Client::selected(addr);
+    let over = format!("{} NOT SEEN", slow_search_line("s"));
+    let meter = Meter::start(d.pid());
+    for i in 0..SEARCHES {
+        let tag = format!("s{i}");
+        let line = over.replacen("s ", &format!("{tag} "), 1);
+        assert_eq!(
+            c.tagged(&line, &tag),
+            format!("{tag} NO [LIMIT] Too many search keys.")
+        );
+        let tag = format!("n{i}");
+        assert!(other
+            .tagged(&format!("{tag} NOOP"), &tag)
+            .starts_with(&format!("{tag} OK")));
+    }
+    println!(
+        "{SEARCHES} searches over the cap: daemon {}",
+        meter.report()
+    );
+    assert!(meter.cpu() < Duration::from_secs(5), "{}", meter.report());
+    assert!(meter.rss_growth_kib() < 32 * 1024, "{}", meter.report());
+}
+
 #[test]
 fn heavy_allowed_search_completes_while_others_are_served() {
     let d = daemon_with(2, 1 << 20);
     let addr = d.imap.unwrap();
     let mut other = Client::selected(addr);
     let mut c = Client::selected(addr);
-    let before = cpu(d.pid());
+    let meter = Meter::start(d.pid());
     let t = Instant::now();
     c.send(&search_line("s", MAX_KEYS));
     // Another connection is answered promptly meanwhile.
@@ -157,12 +181,19 @@ fn heavy_allowed_search_completes_while_others_are_served() {
         }
         untagged.push(l);
     };
-    let (took, used) = (t.elapsed(), cpu(d.pid()) - before);
-    println!("{MAX_KEYS} keys x 2 x 1 MB Subject: {took:?} wall, {used:?} CPU; NOOP {noop:?}");
+    let took = t.elapsed();
+    println!(
+        "{MAX_KEYS} keys x 2 x 1 MB Subject: {took:?} wall; daemon {}; NOOP {noop:?}",
+        meter.report()
+    );
     assert_eq!(done, "s OK Search completed.");
     assert_eq!(untagged, ["* SEARCH 1 2"]);
     assert!(noop < Duration::from_secs(10), "NOOP took {noop:?}");
     assert!(took < Duration::from_secs(60), "search took {took:?}");
+    // Measured (debug build): 0.1 s of CPU, RSS +4 MB at peak. Bounds: 10 s of CPU (the
+    // unbounded SEARCH of the issue took 37 s), 64 MB of RSS growth.
+    assert!(meter.cpu() < Duration::from_secs(10), "{}", meter.report());
+    assert!(meter.rss_growth_kib() < 64 * 1024, "{}", meter.report());
 }
 
 /// `tag SEARCH` with the cap's worth of keys that each scan a whole 1 MB Subject in vain

@@ -49,7 +49,7 @@ pub use framer::{Frame, Framer};
 
 use crate::protolog::{Direction, LineKind, ProtoLog, SessionLog};
 use crate::service::Service;
-use crate::session::{Output, Piece, Session, Snapshot, Step};
+use crate::session::{LiteralPiece, Output, Piece, Session, Snapshot, Step};
 
 mod framer;
 
@@ -211,10 +211,17 @@ async fn drive<S: Session>(
                 }
                 Step::ReadLiteral(n) => match framer.take_literal(n) {
                     Some(data) => {
+                        let dir = Direction::ClientToServer;
                         if session.literal_is_secret() {
                             log.client(LineKind::Secret, b"***");
                         } else {
-                            log.content(Direction::ClientToServer, &data);
+                            match session.literal_piece() {
+                                LiteralPiece::Whole => log.content(dir, &data),
+                                LiteralPiece::First { total } => {
+                                    log.content_piece(dir, &data, Some(total))
+                                }
+                                LiteralPiece::Rest => log.content_piece(dir, &data, None),
+                            }
                         }
                         let cmd = session.on_literal(data, &mut out);
                         step = watched(cmd, &io.stream, cancel).await;

@@ -4,6 +4,7 @@
 //! literals is the driver's framer ([`crate::conn::Framer`]); the session assembles a command
 //! from those ([`super::session`]) and decodes it here.
 
+use bounded_static::IntoBoundedStatic;
 use imap_codec::decode::{CommandDecodeError, Decoder};
 use imap_codec::imap_types::command::Command;
 use imap_codec::CommandCodec;
@@ -129,6 +130,59 @@ pub fn parse_command(frame: &[u8]) -> Result<Command<'_>, ParseError> {
     }
 }
 
+/// The octets that stand in for a streamed message when its command is decoded: one octet,
+/// NUL when the message held one (so imap-codec refuses a `{n}` literal with a NUL, as it
+/// would have refused the message itself, and accepts a `~{n}` one).
+fn placeholder(nul: bool) -> &'static [u8] {
+    if nul {
+        b"{1}\r\n\0"
+    } else {
+        b"{1}\r\nX"
+    }
+}
+
+/// Whether `frame` — a command so far: its lines with CRLF and literals, the last line
+/// ending with a literal announcement — is an APPEND whose message is that literal (RFC 3501
+/// §6.3.11 `"APPEND" SP mailbox [SP flag-list] [SP date-time] SP literal`, RFC 3516
+/// `literal8`). imap-codec decides, on the frame with a one-octet placeholder for the
+/// message, so the mailbox (atom, quoted string or literal), flags and date are accepted
+/// exactly as when the whole command is decoded. Returns the frame without the
+/// announcement (the head for [`parse_streamed_append`]) and the decoded command.
+pub(crate) fn append_head(frame: &[u8]) -> Option<(Vec<u8>, Command<'static>)> {
+    let body = frame.strip_suffix(b"\r\n")?;
+    let (len, _) = literal_at_end(body)?;
+    // imap-codec takes literal lengths as u32.
+    u32::try_from(len).ok()?;
+    let open = body.iter().rposition(|&b| b == b'{')?;
+    let head = frame[..open].to_vec();
+    let cmd = parse_streamed_append(&head, false, b"").ok()?;
+    Some((head, cmd))
+}
+
+/// Decodes an APPEND whose message was streamed ([`append_head`]): the head, a placeholder
+/// message ([`placeholder`]) and `tail`, the rest of the command line after the message
+/// (without CRLF). Errors are those [`parse_command`] gives for the whole command.
+pub(crate) fn parse_streamed_append(
+    head: &[u8],
+    nul: bool,
+    tail: &[u8],
+) -> Result<Command<'static>, ParseError> {
+    let mut frame = Vec::with_capacity(head.len() + tail.len() + 8);
+    frame.extend_from_slice(head);
+    frame.extend_from_slice(placeholder(nul));
+    frame.extend_from_slice(tail);
+    frame.extend_from_slice(b"\r\n");
+    let cmd = parse_command(&frame)?;
+    match cmd.body {
+        imap_codec::imap_types::command::CommandBody::Append { .. } => Ok(cmd.into_static()),
+        // Not reachable: the head is an APPEND's; answered as any undecodable command.
+        _ => Err(ParseError {
+            tag: tag_of(head).map(|t| String::from_utf8_lossy(t).into_owned()),
+            text: "Error in IMAP command: unknown command or invalid arguments",
+        }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -154,6 +208,83 @@ mod tests {
         assert_eq!(tag_of(b"+ NOOP"), None);
         assert_eq!(tag_of(b"NOOP\r\n"), None);
         assert_eq!(tag_of(b"a]b x"), Some(&b"a]b"[..]));
+    }
+
+    #[test]
+    fn append_heads_are_recognised_as_the_whole_command_would_decode() {
+        use imap_codec::imap_types::mailbox::Mailbox;
+        // (command so far, mailbox if it is an APPEND whose last literal is the message).
+        let cases: &[(&[u8], Option<&str>)] = &[
+            (b"a APPEND INBOX {70000}\r\n", Some("INBOX")),
+            (b"a append inbox {70000+}\r\n", Some("INBOX")),
+            (b"a APPEND \"Sent Items\" {70000}\r\n", Some("Sent Items")),
+            (b"a APPEND {5}\r\nDraft (\\Seen) {70000}\r\n", Some("Draft")),
+            (b"a APPEND {5+}\r\nDr{f} {70000}\r\n", Some("Dr{f}")),
+            (
+                b"a APPEND Drafts (\\Seen $Kw) \"01-Jan-2024 00:00:00 +0000\" {70000+}\r\n",
+                Some("Drafts"),
+            ),
+            (b"a APPEND Drafts () ~{70000}\r\n", Some("Drafts")),
+            // The literal is the mailbox name, not the message.
+            (b"a APPEND {70000}\r\n", None),
+            // Not valid APPEND prefixes: the whole command would not decode either.
+            (b"a APPEND Drafts (\\Seen {70000}\r\n", None),
+            (b"a APPEND Drafts \"99-Foo-2024\" {70000}\r\n", None),
+            (b"a APPEND Drafts  {70000}\r\n", None),
+            (b"a APPEND Drafts (\\Seen)(\\Seen) {70000}\r\n", None),
+            (b"a SEARCH TEXT {70000}\r\n", None),
+            (b"a LOGIN alice {70000}\r\n", None),
+            (b"APPEND INBOX {70000}\r\n", None),
+            (b"a APPEND INBOX {99999999999}\r\n", None),
+            (b"a APPEND INBOX\r\n", None),
+        ];
+        for (frame, want) in cases {
+            let got = append_head(frame).map(|(head, cmd)| {
+                let CommandBody::Append { mailbox, .. } = cmd.body else {
+                    panic!("not an APPEND");
+                };
+                // The head is the frame up to the announcement (`~` kept).
+                assert!(frame.starts_with(&head));
+                assert_eq!(frame[head.len()], b'{');
+                match mailbox {
+                    Mailbox::Inbox => "INBOX".to_string(),
+                    Mailbox::Other(o) => String::from_utf8(o.as_ref().to_vec()).unwrap(),
+                }
+            });
+            assert_eq!(got.as_deref(), *want, "{:?}", String::from_utf8_lossy(frame));
+        }
+    }
+
+    #[test]
+    fn streamed_append_tails_are_accepted_as_the_whole_command_would_be() {
+        let (head, _) = append_head(b"t1 APPEND INBOX (\\Seen) {70000}\r\n").unwrap();
+        // The whole command with a short message, and the streamed form, agree on every tail.
+        for (tail, ok) in [
+            (&b""[..], true),
+            (b" ", false),
+            (b" x", false),
+            (b" {5}", false),
+            (b")", false),
+            (b"\r", false),
+        ] {
+            let mut whole = b"t1 APPEND INBOX (\\Seen) {1}\r\nM".to_vec();
+            whole.extend_from_slice(tail);
+            whole.extend_from_slice(b"\r\n");
+            let streamed = parse_streamed_append(&head, false, tail);
+            assert_eq!(streamed.is_ok(), ok, "{tail:?}");
+            match (parse_command(&whole), streamed) {
+                (Ok(_), Ok(_)) => {}
+                (Err(a), Err(b)) => assert_eq!(a, b, "{tail:?}"),
+                (a, b) => panic!("{tail:?}: whole {a:?}, streamed {b:?}"),
+            }
+        }
+        // A NUL in a `{n}` message is refused as imap-codec refuses it in the whole command;
+        // a `~{n}` (literal8) message may hold one.
+        let e = parse_streamed_append(&head, true, b"").unwrap_err();
+        assert_eq!(e, parse_command(b"t1 APPEND INBOX (\\Seen) {1}\r\n\0\r\n").unwrap_err());
+        assert_eq!(e.tag.as_deref(), Some("t1"));
+        let (head8, _) = append_head(b"t2 APPEND INBOX ~{70000}\r\n").unwrap();
+        assert!(parse_streamed_append(&head8, true, b"").is_ok());
     }
 
     #[test]

@@ -26,7 +26,9 @@
 //! mailbox's change counter has not moved (NOOP, CHECK and IDLE always sync).
 //!
 //! Limits (ARCHITECTURE.md, "Limits"): 64 KiB per line, literals up to `max_message_bytes`, a
-//! whole command up to that plus two lines; before login a whole command (lines and
+//! whole command up to that plus two lines — except an APPEND's message over
+//! [`append::STREAM_MIN`], which is not assembled but streamed into the store a piece at a
+//! time (`cmd/append.rs`; ARCHITECTURE.md, "The path of one large APPEND"); before login a whole command (lines and
 //! literals) at most [`MAX_COMMAND_BEFORE_LOGIN`]; `BAD` for syntax errors and `* BYE` after [`MAX_BAD_COMMANDS`] in a row. A large
 //! FETCH is answered in batches through [`Step::Continue`].
 //!
@@ -38,11 +40,12 @@ use bounded_static::IntoBoundedStatic;
 use imap_codec::imap_types::command::Command;
 use tokio::sync::watch;
 
+use super::cmd::append;
 use super::commands::{CommandSpec, Done};
 use super::decode::{self, literal_at_end, FrameError};
 pub use super::state::ImapSession;
 use super::state::{Input, State, SyncMode, MAX_COMMAND_BEFORE_LOGIN};
-use crate::session::{Output, Session, Step};
+use crate::session::{LiteralPiece, Output, Session, Step};
 
 /// Literal data is read from the driver in pieces of at most this size while a refused
 /// non-synchronizing literal is skipped, so a huge refused literal is never buffered.
@@ -94,6 +97,10 @@ impl ImapSession {
                 if len > max_literal || total > max_command {
                     return self.refuse(FrameError::LiteralTooBig, Some((len, sync)), out);
                 }
+                if let Some((head, cmd)) = self.streamable_append(len) {
+                    self.pending.clear();
+                    return self.append_stream_begin(head, cmd, len, sync, out).await;
+                }
                 if sync {
                     // RFC 3501 §7.5: the client waits for this before sending the data.
                     out.status("+ OK");
@@ -105,6 +112,19 @@ impl ImapSession {
                 self.execute(bytes, out).await
             }
         }
+    }
+
+    /// Whether the command being assembled (its last line announcing a literal of `len`
+    /// octets) is an APPEND to stream: a valid APPEND in this state whose message is that
+    /// literal, over [`append::STREAM_MIN`] (ARCHITECTURE.md, "The path of one large
+    /// APPEND"). Smaller messages are assembled with their command as any literal.
+    fn streamable_append(&self, len: u64) -> Option<(Vec<u8>, Command<'static>)> {
+        if len <= append::STREAM_MIN || matches!(self.state, State::NotAuthenticated) {
+            return None;
+        }
+        let (head, cmd) = decode::append_head(&self.pending)?;
+        CommandSpec::of(&cmd.body).check_state(&self.state).ok()?;
+        Some((head, cmd))
     }
 
     /// Refuses the command being assembled; a non-synchronizing literal it announced is
@@ -129,7 +149,9 @@ impl ImapSession {
         }
     }
 
-    fn skip(&mut self, remaining: u64) -> Step {
+    /// Skips `remaining` octets of literal data the client sends for a refused command,
+    /// then the rest of its line.
+    pub(super) fn skip(&mut self, remaining: u64) -> Step {
         if remaining == 0 {
             self.input = Input::SkipLine;
             return Step::ReadLine;
@@ -203,23 +225,43 @@ impl Session for ImapSession {
                 // Not reachable (the driver reads literals then); keep skipping.
                 self.skip(remaining)
             }
+            Input::Append(up) if up.remaining > 0 => {
+                // Not reachable either (the driver reads the literal first).
+                let step = Step::ReadLiteral(up.remaining.min(append::STREAM_PIECE) as usize);
+                self.input = Input::Append(up);
+                step
+            }
+            Input::Append(up) => self.append_stream_end(up, line, out).await,
         }
     }
 
     async fn on_literal(&mut self, data: Vec<u8>, out: &mut Output) -> Step {
         let _ = out;
-        match self.input {
+        match std::mem::replace(&mut self.input, Input::Command) {
             Input::Skip { remaining } => self.skip(remaining.saturating_sub(data.len() as u64)),
-            _ => {
+            Input::Append(up) => self.append_stream_piece(up, data).await,
+            input => {
+                self.input = input;
                 self.pending.extend_from_slice(&data);
                 Step::ReadLine
             }
         }
     }
 
+    /// A streamed APPEND's literal is logged as one literal, whatever its pieces.
+    fn literal_piece(&self) -> LiteralPiece {
+        match &self.input {
+            Input::Append(up) if up.remaining == up.total => LiteralPiece::First { total: up.total },
+            Input::Append(_) => LiteralPiece::Rest,
+            _ => LiteralPiece::Whole,
+        }
+    }
+
     fn on_too_long(&mut self, out: &mut Output) -> Step {
         let tag = match std::mem::replace(&mut self.input, Input::Command) {
             Input::Sasl { tag } | Input::Idle { tag } => tag,
+            // The line after a streamed message: the message is discarded.
+            Input::Append(mut up) => std::mem::take(&mut up.tag),
             _ => decode::tag_of(&self.pending)
                 .map(|t| String::from_utf8_lossy(t).into_owned())
                 .unwrap_or_else(|| "*".into()),

@@ -16,7 +16,7 @@ use tokio::sync::watch;
 use super::decode;
 use super::flags::{flags_list, write_flags};
 use crate::session::{Output, SessionEnv, Step};
-use crate::store::{self, Changes, Mailbox, MessageMeta, UserStore, View};
+use crate::store::{self, Changes, Mailbox, MessageMeta, NewMessage, UserStore, View};
 
 /// Consecutive `BAD` replies after which the session says `* BYE` and closes (as Dovecot).
 pub const MAX_BAD_COMMANDS: u32 = 10;
@@ -56,8 +56,8 @@ pub struct Selected {
     pub keywords: Vec<String>,
 }
 
-/// What the next client line is.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What the next client line (or literal) is.
+#[derive(Debug)]
 pub(super) enum Input {
     /// A command (or the rest of one after a literal).
     Command,
@@ -69,6 +69,56 @@ pub(super) enum Input {
     Skip { remaining: u64 },
     /// Discarding the rest of a refused command (the line after a skipped literal).
     SkipLine,
+    /// A large APPEND's message literal going to the store as it is read, then the rest of
+    /// its command line (`cmd/append.rs`).
+    Append(Box<AppendUpload>),
+}
+
+/// An APPEND whose message literal is streamed into the store (RFC 3501 §6.3.11): the
+/// session reads it from the driver in pieces and hands each to the store's [`NewMessage`]
+/// on the blocking pool, so at most a piece or two of it is ever in memory.
+pub(crate) struct AppendUpload {
+    pub(crate) tag: String,
+    /// The command up to the message literal's announcement: decoded again, with a
+    /// placeholder message and the rest of the line, once the message has arrived
+    /// ([`decode::parse_streamed_append`]).
+    pub(crate) head: Vec<u8>,
+    /// The literal's announced size, and how much of it is still to come.
+    pub(crate) total: u64,
+    pub(crate) remaining: u64,
+    /// The message held a NUL octet (which a `{n}` literal may not, RFC 3501 §4.3).
+    pub(crate) nul: bool,
+    /// The store's name of the destination and its handle.
+    pub(crate) name: String,
+    pub(crate) mailbox: Arc<dyn Mailbox>,
+    /// The message being saved; `None` once saving failed (the rest is read and dropped).
+    pub(crate) msg: Option<Box<dyn NewMessage>>,
+    /// Why saving failed, answered once the literal and its line are read.
+    pub(crate) failed: Option<Fail>,
+}
+
+impl std::fmt::Debug for AppendUpload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppendUpload")
+            .field("tag", &self.tag)
+            .field("total", &self.total)
+            .field("remaining", &self.remaining)
+            .field("mailbox", &self.name)
+            .field("failed", &self.failed)
+            .finish()
+    }
+}
+
+impl Drop for AppendUpload {
+    /// An unsaved message is discarded on the blocking pool (its file is removed there).
+    fn drop(&mut self) {
+        if let Some(msg) = self.msg.take() {
+            match tokio::runtime::Handle::try_current() {
+                Ok(rt) => drop(rt.spawn_blocking(move || drop(msg))),
+                Err(_) => drop(msg),
+            }
+        }
+    }
 }
 
 /// How a handler's command ended (the dispatcher writes the tagged line).

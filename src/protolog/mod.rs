@@ -350,6 +350,23 @@ impl SessionLog {
         }
     }
 
+    /// A piece of content that arrives in pieces (a streamed IMAP APPEND literal), logged
+    /// as [`SessionLog::content`] logs the whole: level 5 the same records (they do not
+    /// depend on the pieces), level 4 the summary `<literal N octets>` of the whole once,
+    /// with the first piece (the one given `total`).
+    pub fn content_piece(&mut self, dir: Direction, data: &[u8], total: Option<u64>) {
+        if self.level >= 5 {
+            self.content(dir, data);
+        } else if let (4, Some(total)) = (self.level, total) {
+            let event = match dir {
+                Direction::ClientToServer => Event::FromClient,
+                Direction::ServerToClient => Event::ToClient,
+            };
+            let text = format!("<literal {total} octets>");
+            self.record(4, event, text.as_bytes());
+        }
+    }
+
     /// Level 5 content: whole lines now (formatted into one batch with one timestamp and
     /// queued in one piece), the tail into `partial`.
     fn content_lines(&mut self, event: Event, data: &[u8]) {

@@ -163,6 +163,30 @@ pub enum Derived {
     Body,
 }
 
+/// A message being saved a piece at a time ([`Mailbox::save_begin`], then
+/// [`Mailbox::save_finish`]); dropped before it is saved, it leaves nothing behind.
+pub trait NewMessage: Send + Sync {
+    /// The next piece of the message as the client sent it (CRLF line endings; a piece may
+    /// end between a CR and its LF).
+    fn write(&mut self, data: &[u8]) -> Result<()>;
+    /// For [`Mailbox::save_finish`] implementations to get their own type back.
+    fn into_any(self: Box<Self>) -> Box<dyn std::any::Any + Send>;
+}
+
+/// The default [`NewMessage`]: the pieces kept in memory.
+#[derive(Debug, Default)]
+pub struct BufferedMessage(pub Vec<u8>);
+
+impl NewMessage for BufferedMessage {
+    fn write(&mut self, data: &[u8]) -> Result<()> {
+        self.0.extend_from_slice(data);
+        Ok(())
+    }
+    fn into_any(self: Box<Self>) -> Box<dyn std::any::Any + Send> {
+        self
+    }
+}
+
 /// A store of users' mail trees.
 pub trait Store: Send + Sync {
     /// The tree of `user`, created (INBOX plus the special-use folders) on first use.
@@ -209,6 +233,29 @@ pub trait Mailbox: Send + Sync {
         keywords: &[String],
         internal_date: Option<SystemTime>,
     ) -> Result<u32>;
+    /// Starts saving a message that arrives in pieces ([`NewMessage::write`]), as Dovecot's
+    /// `mailbox_save_begin`: a large IMAP APPEND goes to the store as it is read instead of
+    /// being held in memory. The default keeps the pieces in memory for [`Mailbox::append`].
+    fn save_begin(&self) -> Result<Box<dyn NewMessage>> {
+        Ok(Box::new(BufferedMessage::default()))
+    }
+    /// Saves a message begun with this mailbox's [`Mailbox::save_begin`] as
+    /// [`Mailbox::append`] saves one (durable before this returns); returns its UID.
+    fn save_finish(
+        &self,
+        msg: Box<dyn NewMessage>,
+        flags: Flags,
+        keywords: &[String],
+        internal_date: Option<SystemTime>,
+    ) -> Result<u32> {
+        match msg.into_any().downcast::<BufferedMessage>() {
+            Ok(m) => self.append(&m.0, flags, keywords, internal_date),
+            Err(_) => Err(Error::new(
+                ErrorKind::Internal,
+                "save_finish: the message was begun by another kind of mailbox",
+            )),
+        }
+    }
     /// Copies messages into `dest` (hard links where possible); returns (source, new) UID pairs.
     fn copy_to(&self, uids: &[u32], dest: &dyn Mailbox) -> Result<Vec<(u32, u32)>>;
     /// Moves messages into `dest`; returns (source, new) UID pairs.

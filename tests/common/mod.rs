@@ -8,6 +8,8 @@
 //! for the whole file rather than item by item.
 #![allow(dead_code)]
 
+pub mod imap;
+pub mod procstat;
 pub mod test_config;
 pub mod wait;
 
@@ -47,6 +49,9 @@ pub struct Options {
     pub users: String,
     /// Extra environment.
     pub env: Vec<(String, String)>,
+    /// Shell commands run before the binary is exec'd in the same process (resource
+    /// limits: `ulimit -f ...`); the daemon's pid stays the child's.
+    pub wrap: Option<String>,
 }
 
 pub fn bin() -> PathBuf {
@@ -96,12 +101,32 @@ impl Daemon {
         .unwrap();
         let config_path = dir.path().join("mailserver.toml");
         std::fs::write(&config_path, config_text(dir.path(), &opts)).unwrap();
-        Daemon::spawn(dir, config_path, &opts.env)
+        Daemon::spawn_wrapped(dir, config_path, &opts.env, opts.wrap.as_deref())
     }
 
     /// Starts the binary on an existing config; waits (bounded) until it says it is ready.
     pub fn spawn(dir: tempfile::TempDir, config_path: PathBuf, env: &[(String, String)]) -> Daemon {
-        let mut cmd = Command::new(bin());
+        Daemon::spawn_wrapped(dir, config_path, env, None)
+    }
+
+    /// [`Daemon::spawn`], with `wrap` (shell commands) run first by `sh`, which then
+    /// execs the binary.
+    pub fn spawn_wrapped(
+        dir: tempfile::TempDir,
+        config_path: PathBuf,
+        env: &[(String, String)],
+        wrap: Option<&str>,
+    ) -> Daemon {
+        let mut cmd = match wrap {
+            None => Command::new(bin()),
+            Some(w) => {
+                let mut c = Command::new("sh");
+                c.arg("-c")
+                    .arg(format!("{w}\nexec \"$0\" \"$@\""))
+                    .arg(bin());
+                c
+            }
+        };
         cmd.arg("--config")
             .arg(&config_path)
             .arg("run")

@@ -1,5 +1,5 @@
 //! LF ↔ CRLF conversion of message bodies. Messages are stored as Dovecot stores them, with
-//! bare LF line endings ([`to_disk_form`] on save), and handed to clients with CRLF
+//! bare LF line endings ([`ToDisk`] on save, a piece at a time), and handed to clients with CRLF
 //! ([`to_crlf`], memchr-based); the CRLF size (RFC822.SIZE, the `,W=` of a file name) is the
 //! stored size plus one per bare LF ([`compute_vsize`] for files without `,W=`).
 //!
@@ -12,7 +12,9 @@ use std::fs::File;
 use std::io::Read;
 use std::path::Path;
 
-/// Stores `data` as Dovecot does (CRLF → LF); returns (stored bytes, vsize).
+/// Stores `data` as Dovecot does (CRLF → LF); returns (stored bytes, vsize). The whole-message
+/// definition that [`ToDisk`] (what saving uses) is tested against.
+#[cfg(test)]
 pub(super) fn to_disk_form(data: &[u8]) -> (Vec<u8>, u64) {
     let mut out = Vec::with_capacity(data.len());
     let mut i = 0;
@@ -26,6 +28,76 @@ pub(super) fn to_disk_form(data: &[u8]) -> (Vec<u8>, u64) {
     }
     let vsize = out.len() as u64 + bare_lf_count(0, &out);
     (out, vsize)
+}
+
+/// `to_disk_form` (above, the tests' reference) a piece at a time, for a message that
+/// arrives in pieces (a large IMAP APPEND streamed to `tmp/`): the pieces' outputs,
+/// concatenated, are `to_disk_form` of the pieces concatenated, and [`ToDisk::sizes`] its
+/// two sizes. A CR at the end of a piece is
+/// held back until the next piece (or [`ToDisk::finish`]) shows whether an LF follows it.
+#[derive(Debug, Default)]
+pub(super) struct ToDisk {
+    /// The last piece ended with a CR that has not been written.
+    held_cr: bool,
+    /// The last byte written (for counting bare LFs across pieces); 0 at the start.
+    prev: u8,
+    /// Octets written so far (the file's size, `,S=`).
+    size: u64,
+    /// Bare LFs written so far (each is one more octet in the CRLF size, `,W=`).
+    bare_lfs: u64,
+}
+
+impl ToDisk {
+    /// Converts the next piece, appending its stored form to `out`.
+    pub(super) fn push(&mut self, data: &[u8], out: &mut Vec<u8>) {
+        if data.is_empty() {
+            return;
+        }
+        let start = out.len();
+        let mut rest = data;
+        if self.held_cr {
+            self.held_cr = false;
+            if rest.first() != Some(&b'\n') {
+                out.push(b'\r');
+            }
+        }
+        if rest.last() == Some(&b'\r') {
+            self.held_cr = true;
+            rest = &rest[..rest.len() - 1];
+        }
+        let mut from = 0;
+        for cr in memchr::memchr_iter(b'\r', rest) {
+            if rest.get(cr + 1) == Some(&b'\n') {
+                out.extend_from_slice(&rest[from..cr]);
+                from = cr + 1;
+            }
+        }
+        out.extend_from_slice(&rest[from..]);
+        self.count(start, out);
+    }
+
+    /// The end of the message: writes a CR still held back.
+    pub(super) fn finish(&mut self, out: &mut Vec<u8>) {
+        if std::mem::take(&mut self.held_cr) {
+            let start = out.len();
+            out.push(b'\r');
+            self.count(start, out);
+        }
+    }
+
+    /// (stored size, CRLF size) of what was written so far.
+    pub(super) fn sizes(&self) -> (u64, u64) {
+        (self.size, self.size + self.bare_lfs)
+    }
+
+    fn count(&mut self, start: usize, out: &[u8]) {
+        let new = &out[start..];
+        if let Some(&last) = new.last() {
+            self.bare_lfs += bare_lf_count(self.prev, new);
+            self.prev = last;
+            self.size += new.len() as u64;
+        }
+    }
 }
 
 /// LFs not preceded by CR: each becomes CRLF when read. `prev` is the byte before `data`
@@ -97,6 +169,70 @@ mod tests {
             assert_eq!(compute_vsize(&p).unwrap(), vsize);
         }
         assert_eq!(to_crlf(b"a\nb\r\n"), b"a\r\nb\r\n");
+    }
+
+    /// Every string of length <= `max` over {a, CR, LF}.
+    fn all_strings(max: u32) -> Vec<Vec<u8>> {
+        let alphabet = [b'a', b'\r', b'\n'];
+        let mut all = Vec::new();
+        for len in 0..=max {
+            for mut n in 0..3usize.pow(len) {
+                let mut v = Vec::new();
+                for _ in 0..len {
+                    v.push(alphabet[n % 3]);
+                    n /= 3;
+                }
+                all.push(v);
+            }
+        }
+        all
+    }
+
+    /// [`ToDisk`] over `pieces`: the stored bytes and the sizes it reports.
+    fn to_disk_in_pieces(pieces: &[&[u8]]) -> (Vec<u8>, (u64, u64)) {
+        let mut conv = ToDisk::default();
+        let mut out = Vec::new();
+        for p in pieces {
+            conv.push(p, &mut out);
+        }
+        conv.finish(&mut out);
+        (out, conv.sizes())
+    }
+
+    #[test]
+    fn to_disk_in_pieces_equals_to_disk_form_at_every_split() {
+        // Every short string over {a, CR, LF} (bare CR, bare LF, CR at a piece end, `\r\r\n`),
+        // cut at every position and every pair of positions (empty pieces included).
+        for v in all_strings(7) {
+            let (want, vsize) = to_disk_form(&v);
+            let want_sizes = (want.len() as u64, vsize);
+            for i in 0..=v.len() {
+                assert_eq!(
+                    to_disk_in_pieces(&[&v[..i], &v[i..]]),
+                    (want.clone(), want_sizes),
+                    "{v:?} cut at {i}"
+                );
+                for j in i..=v.len() {
+                    let got = to_disk_in_pieces(&[&v[..i], &v[i..j], &v[j..]]);
+                    assert_eq!(got, (want.clone(), want_sizes), "{v:?} cut at {i}, {j}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn to_disk_in_pieces_at_every_piece_size() {
+        let mut msg = b"Subject: x\r\n\r\nbare\nlf\rcr\r\r\nend\r\n".repeat(7);
+        msg.extend_from_slice(b"\r");
+        let (want, vsize) = to_disk_form(&msg);
+        for size in 1..=msg.len() {
+            let pieces: Vec<&[u8]> = msg.chunks(size).collect();
+            assert_eq!(
+                to_disk_in_pieces(&pieces),
+                (want.clone(), (want.len() as u64, vsize)),
+                "piece size {size}"
+            );
+        }
     }
 
     #[test]

@@ -119,20 +119,30 @@ pub fn hostname() -> &'static str {
 /// A new unique base: `<secs>.M<usecs>P<pid>Q<n>.<host>,S=<size>,W=<vsize>` (Dovecot's
 /// form; `Q<n>` is a per-process counter so names never repeat within a microsecond).
 pub fn new_base(size: u64, vsize: u64) -> String {
+    with_sizes(&new_unsized_base(), size, vsize)
+}
+
+/// A new unique base without the sizes, `<secs>.M<usecs>P<pid>Q<n>.<host>`: the name of a
+/// message in `tmp/` while its size is not known yet (a streamed APPEND), as Dovecot names
+/// its `tmp/` files; [`with_sizes`] gives the base it is renamed to in `cur/`.
+pub fn new_unsized_base() -> String {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     format!(
-        "{}.M{}P{}Q{}.{},S={},W={}",
+        "{}.M{}P{}Q{}.{}",
         now.as_secs(),
         now.subsec_micros(),
         std::process::id(),
         n,
         hostname(),
-        size,
-        vsize
     )
+}
+
+/// `base` with `,S=<size>,W=<vsize>` appended (Dovecot's `maildir_filename_append_sizes`).
+pub fn with_sizes(base: &str, size: u64, vsize: u64) -> String {
+    format!("{base},S={size},W={vsize}")
 }
 
 /// Sort key for assigning UIDs to new files in delivery order, as Dovecot does: the

@@ -43,8 +43,8 @@ use super::keywords::Keywords;
 use super::mutex::lock;
 use super::uidlist::Uidlist;
 use crate::store::{
-    Changes, Derived, Error, ErrorKind, FlagOp, Flags, Mailbox, MailboxStatus, MessageMeta, Result,
-    View,
+    Changes, Derived, Error, ErrorKind, FlagOp, Flags, Mailbox, MailboxStatus, MessageMeta,
+    NewMessage, Result, View,
 };
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File};
@@ -572,6 +572,20 @@ impl Mailbox for MaildirMailbox {
         internal_date: Option<SystemTime>,
     ) -> Result<u32> {
         self.save_message(data, flags, keywords, internal_date)
+    }
+
+    fn save_begin(&self) -> Result<Box<dyn NewMessage>> {
+        Ok(Box::new(self.stage()?))
+    }
+
+    fn save_finish(
+        &self,
+        msg: Box<dyn NewMessage>,
+        flags: Flags,
+        keywords: &[String],
+        internal_date: Option<SystemTime>,
+    ) -> Result<u32> {
+        self.save_new(msg, flags, keywords, internal_date)
     }
 
     fn copy_to(&self, uids: &[u32], dest: &dyn Mailbox) -> Result<Vec<(u32, u32)>> {

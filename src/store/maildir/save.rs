@@ -1,22 +1,24 @@
-//! Save (IMAP APPEND). The message goes to `tmp/` (CRLF → LF, fsynced), is renamed
-//! into `cur/` with its flags in the name, the directory is fsynced, and only then is its UID
+//! Save (IMAP APPEND). The message goes to `tmp/` (CRLF → LF, fsynced; a large APPEND a
+//! piece at a time as it arrives, [`StagedMessage`]), is renamed into `cur/` with its sizes
+//! and flags in the name, the directory is fsynced, and only then is its UID
 //! recorded in `dovecot-uidlist` (dot-lock, re-read, write a temp file, fsync, rename), so a
 //! crash at any step loses nothing acknowledged and never reuses a UID.
 //!
 //! Mirrors Dovecot's `src/lib-storage/index/maildir/maildir-save.c`.
 
-use super::crlf::to_disk_form;
+use super::crlf::ToDisk;
 use super::dotlock::{DotLock, LOCK_TIMEOUT};
 use super::filename;
 use super::fsutil::{file_mode_for, fix_mode, fsync_dir, io_err, IoCtx};
 use super::mailbox::{next_uid_validity, MaildirMailbox, Rec, Stamp, State};
 use super::mutex::lock;
 use super::uidlist::Uidlist;
-use crate::store::{Flags, Result};
+use crate::store::{Error, ErrorKind, Flags, NewMessage, Result};
 use std::collections::HashMap;
-use std::fs::{self, OpenOptions};
+use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 impl MaildirMailbox {
@@ -81,49 +83,6 @@ impl MaildirMailbox {
         Ok(uids)
     }
 
-    /// Writes `data` into `tmp/` and renames it into `cur/`; returns the base and record.
-    fn deliver(
-        &self,
-        data: &[u8],
-        flags: Flags,
-        kw: u32,
-        internal_date: Option<SystemTime>,
-    ) -> Result<(String, Rec)> {
-        let (disk, vsize) = to_disk_form(data);
-        let base = filename::new_base(disk.len() as u64, vsize);
-        let tmp = self.dir.join("tmp").join(&base);
-        let result = (|| {
-            let mut f = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(file_mode_for(&self.dir))
-                .open(&tmp)
-                .ctx("create", &tmp)?;
-            fix_mode(&f, file_mode_for(&self.dir), &tmp)?;
-            f.write_all(&disk).ctx("write", &tmp)?;
-            if let Some(t) = internal_date {
-                f.set_modified(t).ctx("utime", &tmp)?;
-            }
-            f.sync_all().ctx("fsync", &tmp)?;
-            let mtime = f
-                .metadata()
-                .ctx("fstat", &tmp)?
-                .modified()
-                .unwrap_or(SystemTime::UNIX_EPOCH);
-            Ok(mtime)
-        })();
-        let mtime = match result {
-            Ok(m) => m,
-            Err(e) => {
-                let _ = fs::remove_file(&tmp);
-                return Err(e);
-            }
-        };
-        let entry = self.move_tmp_to_cur(base, flags, kw, vsize, mtime)?;
-        fsync_dir(&self.dir.join("cur"))?;
-        Ok(entry)
-    }
-
     /// Renames `tmp/<base>` into `cur/` with `flags` and `kw` in its name (removing it from
     /// `tmp/` if that fails); returns the base and its record, not numbered yet. The caller
     /// fsyncs `cur/`: once per message for APPEND, once per batch for COPY.
@@ -136,10 +95,24 @@ impl MaildirMailbox {
         mtime: SystemTime,
     ) -> Result<(String, Rec)> {
         let tmp = self.dir.join("tmp").join(&base);
+        self.rename_into_cur(&tmp, base, flags, kw, vsize, mtime)
+    }
+
+    /// Renames `tmp` (a file in `tmp/`) to `cur/<base>:2,<info>` (removing it if that
+    /// fails); returns the base and its record, not numbered yet.
+    fn rename_into_cur(
+        &self,
+        tmp: &Path,
+        base: String,
+        flags: Flags,
+        kw: u32,
+        vsize: u64,
+        mtime: SystemTime,
+    ) -> Result<(String, Rec)> {
         let fname = filename::cur_name(&base, &filename::info(flags, kw, ""));
         let dest = self.dir.join("cur").join(&fname);
-        if let Err(e) = fs::rename(&tmp, &dest) {
-            let _ = fs::remove_file(&tmp);
+        if let Err(e) = fs::rename(tmp, &dest) {
+            let _ = fs::remove_file(tmp);
             return Err(io_err(e, "rename", &dest));
         }
         Ok((
@@ -158,7 +131,7 @@ impl MaildirMailbox {
     }
 
     /// The body of [`Mailbox::append`](crate::store::Mailbox::append): saves one message,
-    /// durable before this returns.
+    /// durable before this returns (the same steps as a message saved in pieces).
     pub(super) fn save_message(
         &self,
         data: &[u8],
@@ -166,6 +139,71 @@ impl MaildirMailbox {
         keywords: &[String],
         internal_date: Option<SystemTime>,
     ) -> Result<u32> {
+        let mut msg = self.stage()?;
+        msg.write_piece(data)?;
+        self.save_staged(msg, flags, keywords, internal_date)
+    }
+
+    /// The body of [`Mailbox::save_begin`](crate::store::Mailbox::save_begin): a new file in
+    /// `tmp/` under a unique name without sizes (they are not known yet).
+    pub(super) fn stage(&self) -> Result<StagedMessage> {
+        let tmp_name = filename::new_unsized_base();
+        let path = self.dir.join("tmp").join(&tmp_name);
+        let mode = file_mode_for(&self.dir);
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&path)
+            .ctx("create", &path)?;
+        let msg = StagedMessage {
+            dir: self.dir.clone(),
+            tmp_name,
+            path,
+            file,
+            conv: ToDisk::default(),
+            buf: Vec::new(),
+            saved: false,
+        };
+        fix_mode(&msg.file, mode, &msg.path)?;
+        Ok(msg)
+    }
+
+    /// The body of [`Mailbox::save_finish`](crate::store::Mailbox::save_finish).
+    pub(super) fn save_new(
+        &self,
+        msg: Box<dyn NewMessage>,
+        flags: Flags,
+        keywords: &[String],
+        internal_date: Option<SystemTime>,
+    ) -> Result<u32> {
+        match msg.into_any().downcast::<StagedMessage>() {
+            Ok(m) => self.save_staged(*m, flags, keywords, internal_date),
+            Err(_) => Err(Error::new(
+                ErrorKind::Internal,
+                format!("{}: save_finish of a message not staged here", self.dir.display()),
+            )),
+        }
+    }
+
+    /// Saves a staged message: the file is completed and fsynced, then (under the mailbox lock) renamed into `cur/`
+    /// with its sizes and flags in the name, `cur/` is fsynced and the UID recorded.
+    fn save_staged(
+        &self,
+        mut msg: StagedMessage,
+        flags: Flags,
+        keywords: &[String],
+        internal_date: Option<SystemTime>,
+    ) -> Result<u32> {
+        if msg.dir != self.dir {
+            return Err(Error::new(
+                ErrorKind::Internal,
+                format!("{}: message staged in {}", self.dir.display(), msg.dir.display()),
+            ));
+        }
+        let mtime = msg.complete(internal_date)?;
+        let (size, vsize) = msg.conv.sizes();
+        let base = filename::with_sizes(&msg.tmp_name, size, vsize);
         let mut st = lock(&self.state);
         // No rescan first: `record_new` notices other writers from the uidlist it re-reads
         // under the lock, so a run of APPENDs does not readdir a big mailbox each time.
@@ -174,11 +212,74 @@ impl MaildirMailbox {
         }
         let kw = self.keyword_bits(&mut st, keywords, true)?;
         let cur_before = Stamp::of(&self.dir.join("cur"))?;
-        let entry = self.deliver(data, flags, kw, internal_date)?;
+        msg.saved = true;
+        let entry = self.rename_into_cur(&msg.path, base, flags, kw, vsize, mtime)?;
+        fsync_dir(&self.dir.join("cur"))?;
         let uids = self.record_new(&mut st, vec![entry])?;
         self.restamp_cur(&mut st, cur_before)?;
         drop(st);
         self.bump();
         Ok(uids[0])
+    }
+}
+
+/// A message being written to its mailbox's `tmp/` a piece at a time, CRLF → LF as it
+/// arrives ([`NewMessage`]); [`MaildirMailbox::save_staged`] moves it into `cur/`. Dropped
+/// unsaved (a failed or abandoned APPEND, a client gone mid-literal), it is removed.
+pub(super) struct StagedMessage {
+    /// The Maildir whose `tmp/` holds it (it may only be saved there).
+    dir: PathBuf,
+    /// Its name in `tmp/`: the base it gets in `cur/` before the sizes are added.
+    tmp_name: String,
+    path: PathBuf,
+    file: File,
+    conv: ToDisk,
+    /// The stored form of the current piece (reused: one piece is held at a time).
+    buf: Vec<u8>,
+    /// Renamed out of `tmp/` (or being renamed): nothing to remove on drop.
+    saved: bool,
+}
+
+impl StagedMessage {
+    fn write_piece(&mut self, data: &[u8]) -> Result<()> {
+        self.buf.clear();
+        self.conv.push(data, &mut self.buf);
+        self.file.write_all(&self.buf).ctx("write", &self.path)
+    }
+
+    /// Writes what the converter held back, sets INTERNALDATE and fsyncs; returns the mtime.
+    fn complete(&mut self, internal_date: Option<SystemTime>) -> Result<SystemTime> {
+        self.buf.clear();
+        self.conv.finish(&mut self.buf);
+        self.file.write_all(&self.buf).ctx("write", &self.path)?;
+        self.buf = Vec::new();
+        if let Some(t) = internal_date {
+            self.file.set_modified(t).ctx("utime", &self.path)?;
+        }
+        self.file.sync_all().ctx("fsync", &self.path)?;
+        Ok(self
+            .file
+            .metadata()
+            .ctx("fstat", &self.path)?
+            .modified()
+            .unwrap_or(SystemTime::UNIX_EPOCH))
+    }
+}
+
+impl NewMessage for StagedMessage {
+    fn write(&mut self, data: &[u8]) -> Result<()> {
+        self.write_piece(data)
+    }
+
+    fn into_any(self: Box<Self>) -> Box<dyn std::any::Any + Send> {
+        self
+    }
+}
+
+impl Drop for StagedMessage {
+    fn drop(&mut self) {
+        if !self.saved {
+            let _ = fs::remove_file(&self.path);
+        }
     }
 }

@@ -40,6 +40,18 @@ impl Found {
     }
 }
 
+/// The entry's inode last changed more than `age` before `now` (false if that is unknown).
+/// For `tmp/` files: a message being saved gets its INTERNALDATE as mtime (possibly years
+/// ago) just before it is renamed into `cur/`, but setting it changes the ctime, so such a
+/// file is never taken for a stale one (Dovecot's `unlink_old_files` looks at the ctime).
+fn changed_before(e: &fs::DirEntry, age: Duration, now: SystemTime) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    e.metadata().ok().is_some_and(|m| {
+        let ctime = SystemTime::UNIX_EPOCH + Duration::from_secs(m.ctime().max(0) as u64);
+        ctime + age < now
+    })
+}
+
 /// The entry was last modified more than `age` before `now` (false if that is unknown).
 fn modified_before(e: &fs::DirEntry, age: Duration, now: SystemTime) -> bool {
     e.metadata()
@@ -92,7 +104,8 @@ impl MaildirMailbox {
         let Ok(rd) = fs::read_dir(&tmp) else { return };
         let now = SystemTime::now();
         for e in rd.flatten().take(10_000) {
-            let old = modified_before(&e, TMP_STALE, now);
+            let old =
+                modified_before(&e, TMP_STALE, now) && changed_before(&e, TMP_STALE, now);
             if old && e.file_type().is_ok_and(|t| t.is_file()) {
                 let _ = fs::remove_file(e.path());
             }
