@@ -37,8 +37,10 @@ impl ImapSession {
         let user = self.user_store()?;
         let (validity, uid) = blocking(move || {
             let mb = user.open(&name)?;
-            let uid = mb.append(&data, sys, &keywords, when)?;
+            // Before the save: once the message is saved nothing may fail the command, or a
+            // client that retries has it twice.
             let validity = user.status(&name)?.uid_validity;
+            let uid = mb.append(&data, sys, &keywords, when)?;
             Ok((validity, uid))
         })
         .await

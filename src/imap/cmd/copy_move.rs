@@ -41,12 +41,14 @@ impl ImapSession {
         let user = self.user_store()?;
         let (pairs, validity) = blocking(move || {
             let dst = user.open(&name)?;
+            // Before the copy: once messages are copied (or moved), nothing may fail the
+            // command, or a client that retries makes them twice.
+            let validity = user.status(&name)?.uid_validity;
             let pairs = match (uids.is_empty(), how) {
                 (true, _) => Vec::new(),
                 (false, Transfer::Copy) => src.copy_to(&uids, &*dst)?,
                 (false, Transfer::Move) => src.move_to(&uids, &*dst)?,
             };
-            let validity = user.status(&name)?.uid_validity;
             Ok((pairs, validity))
         })
         .await
