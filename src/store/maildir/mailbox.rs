@@ -11,7 +11,8 @@
 //! `cur/`, fsyncs the directory, then records the UID (dot-lock, re-read, write temp, fsync,
 //! rename) before returning. A crash between those steps leaves either junk in `tmp/`
 //! (ignored, cleaned after 36 h) or a file in `cur/` without a record, which the next sync
-//! numbers; `N` in the uidlist only grows, so UIDs are never reused. Flag changes rename
+//! numbers; `N` in the uidlist only grows, so UIDs are never reused. A save or copy that is
+//! refused (full disk, lock timeout) removes its files instead (`save.rs`). Flag changes rename
 //! within `cur/`; expunge unlinks then rewrites the uidlist.
 //!
 //! `\Recent` (RFC 3501 §2.3.2): messages whose UID is at or above the mailbox's "recent floor"
