@@ -495,7 +495,8 @@ fn killed_daemon_never_leaves_an_empty_lock() {
     for round in 0..6u32 {
         let addr = d.imap.unwrap();
         let pid = d.pid();
-        // Append in the background until the connection dies.
+        // Append in the background until the connection dies; say when appends run.
+        let (running, appending) = std::sync::mpsc::channel();
         let appender = std::thread::spawn(move || {
             let mut c = Imap::login(addr);
             let mut ok = 0u32;
@@ -506,10 +507,16 @@ fn killed_daemon_never_leaves_an_empty_lock() {
                     Some((_, l)) if l.contains(" OK") => ok += 1,
                     _ => break, // the daemon is gone
                 }
+                if i == 0 {
+                    let _ = running.send(());
+                }
             }
             ok
         });
-        std::thread::sleep(Duration::from_millis(150 + 70 * u64::from(round)));
+        appending
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the appender got going");
+        std::thread::sleep(Duration::from_millis(20 + 37 * u64::from(round)));
         d.child.kill().unwrap(); // SIGKILL at an arbitrary point of an APPEND
         d.child.wait().unwrap();
         acked += appender.join().unwrap();
