@@ -142,17 +142,16 @@ impl DotLock {
             if let Some(id) = made {
                 return Ok(DotLock { path, id });
             }
-            let holder = match judge(target, &path)? {
-                Verdict::Gone => None,
-                Verdict::Stale(seen, why) => {
-                    if take_over(&path, &seen, &why)? {
-                        continue;
-                    }
-                    None
-                }
-                Verdict::Held(holder) => Some(holder),
+            // Gone (released, or taken over by us): try again without sleeping.
+            let (holder, again) = match judge(target, &path)? {
+                Verdict::Gone => (None, true),
+                Verdict::Stale(seen, why) => (None, take_over(&path, &seen, &why)?),
+                Verdict::Held(holder) => (Some(holder), false),
             };
             let waited = start.elapsed();
+            if again && waited < timeout {
+                continue;
+            }
             if waited >= timeout {
                 return Err(Error::new(
                     ErrorKind::Temporary,
@@ -626,6 +625,64 @@ mod tests {
         assert_eq!(n, threads * rounds);
         assert!(!lock_path.exists());
         assert!(others(dir.path(), &["counter"]).is_empty(), "temp files left");
+    }
+
+    /// Child mode of [`contending_processes_keep_count_exact`]: increments the counter in
+    /// `DOTLOCK_TEST_DIR` `DOTLOCK_TEST_ROUNDS` times under the lock.
+    #[test]
+    fn child_incrementer() {
+        let Ok(dir) = std::env::var("DOTLOCK_TEST_DIR") else {
+            return; // normal test run: nothing to do
+        };
+        let rounds: usize = std::env::var("DOTLOCK_TEST_ROUNDS")
+            .unwrap()
+            .parse()
+            .unwrap();
+        let dir = PathBuf::from(dir);
+        let (target, counter) = (dir.join("dovecot-uidlist"), dir.join("counter"));
+        for _ in 0..rounds {
+            let lock = DotLock::acquire(&target, Duration::from_secs(60)).unwrap();
+            let n: u64 = fs::read_to_string(&counter).unwrap().parse().unwrap();
+            fs::write(&counter, (n + 1).to_string()).unwrap();
+            drop(lock);
+        }
+    }
+
+    #[test]
+    fn contending_processes_keep_count_exact() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("counter"), "0").unwrap();
+        // They start with a takeover race: the lock of a dead process.
+        fs::write(
+            dir.path().join("dovecot-uidlist.lock"),
+            format!("{DEAD}:{}", hostname()),
+        )
+        .unwrap();
+        let (procs, rounds) = (4, 150);
+        let children: Vec<_> = (0..procs)
+            .map(|_| {
+                std::process::Command::new(std::env::current_exe().unwrap())
+                    .args([
+                        "--exact",
+                        "store::maildir::dotlock::tests::child_incrementer",
+                        "--test-threads=1",
+                    ])
+                    .env("DOTLOCK_TEST_DIR", dir.path())
+                    .env("DOTLOCK_TEST_ROUNDS", rounds.to_string())
+                    .stdout(std::process::Stdio::null())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for mut c in children {
+            assert!(c.wait().unwrap().success());
+        }
+        let n: usize = fs::read_to_string(dir.path().join("counter"))
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(n, procs * rounds);
+        assert!(others(dir.path(), &["counter"]).is_empty(), "lock or temps left");
     }
 
     #[test]
