@@ -163,7 +163,13 @@ fn write_atomically(path: &Path, bytes: &[u8], mode: u32) -> anyhow::Result<()> 
         .file_name()
         .expect("file path has a name")
         .to_string_lossy();
-    let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
+    // Unique, not just per pid: a daemon killed here left its temp file, and the next one
+    // may well have the same pid (pid 1 in a container) — `create_new` would refuse it.
+    let tmp = dir.join(format!(
+        ".{name}.tmp.{}.{:08x}",
+        std::process::id(),
+        rand::random::<u32>()
+    ));
     let result = (|| -> std::io::Result<()> {
         let mut file = std::fs::OpenOptions::new()
             .write(true)
@@ -201,6 +207,18 @@ mod tests {
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect();
         assert_eq!(names.len(), 2, "{names:?}");
+    }
+
+    #[test]
+    fn temp_file_left_by_a_killed_daemon_with_our_pid_does_not_block() {
+        let dir = tempfile::tempdir().unwrap();
+        let tls = dir.path().join("tls");
+        std::fs::create_dir_all(&tls).unwrap();
+        // What the old naming left after a crash, for a daemon that had our pid.
+        let left = tls.join(format!(".key.pem.tmp.{}", std::process::id()));
+        std::fs::write(&left, "half").unwrap();
+        let (cert, key) = ensure_self_signed(dir.path(), "a.example").unwrap();
+        build(&cert, &key).unwrap();
     }
 
     #[test]

@@ -166,7 +166,11 @@ pub fn store_error_text(e: &store::Error) -> &'static str {
             tracing::warn!("store: {e}");
             "[NOPERM] Permission denied."
         }
-        K::OverLimit => "[OVERQUOTA] Quota exceeded.",
+        K::OverLimit => {
+            // Worth the operator's attention: usually a full disk or quota.
+            tracing::warn!("store: {e}");
+            "[OVERQUOTA] Quota exceeded."
+        }
         K::Limit => "[LIMIT] Too many keywords in this mailbox.",
         K::Temporary => {
             tracing::warn!("store: {e}");

@@ -83,19 +83,23 @@ impl ImapSession {
         let (sys, keywords): (Flags, Vec<String>) = split_flags(flags);
         let when = date.map(|d| std::time::SystemTime::from(*d.as_ref()));
         let user = self.user_store()?;
+        // UIDVALIDITY is read before the save: once the message is saved nothing may fail
+        // the command, or a client that retries has it twice.
         let (validity, uid) = match message {
             Message::Bytes(data) => {
                 let data = data.to_vec();
                 blocking(move || {
+                    let validity = user.status(&name)?.uid_validity;
                     let uid = mailbox.append(&data, sys, &keywords, when)?;
-                    Ok((user.status(&name)?.uid_validity, uid))
+                    Ok((validity, uid))
                 })
                 .await
             }
             Message::Streamed(msg) => {
                 blocking(move || {
+                    let validity = user.status(&name)?.uid_validity;
                     let uid = mailbox.save_finish(msg, sys, &keywords, when)?;
-                    Ok((user.status(&name)?.uid_validity, uid))
+                    Ok((validity, uid))
                 })
                 .await
             }

@@ -48,12 +48,14 @@ impl ImapSession {
             if !uids.is_empty() && !src.missing(&uids)?.is_empty() {
                 return Ok(None);
             }
+            // Before the copy: once messages are copied (or moved), nothing may fail the
+            // command, or a client that retries makes them twice.
+            let validity = user.status(&name)?.uid_validity;
             let pairs = match (uids.is_empty(), how) {
                 (true, _) => Vec::new(),
                 (false, Transfer::Copy) => src.copy_to(&uids, &*dst)?,
                 (false, Transfer::Move) => src.move_to(&uids, &*dst)?,
             };
-            let validity = user.status(&name)?.uid_validity;
             Ok(Some((pairs, validity)))
         })
         .await

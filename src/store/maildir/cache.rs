@@ -14,7 +14,7 @@
 //! appending never interleave); the file is rewritten (temp file + rename) when it was
 //! unreadable, belonged to another UIDVALIDITY, or holds more dead records than live ones.
 
-use super::fsutil::file_mode_for;
+use super::fsutil::{file_mode_for, temp_path};
 use crate::store::Derived;
 use std::collections::HashMap;
 use std::fs::{self, OpenOptions};
@@ -291,11 +291,7 @@ impl DerivedCache {
         for k in &keys {
             push_record(&mut out, k.0, k.1, &g.map[*k]);
         }
-        let tmp = dir.join(format!(
-            "{FILE_NAME}.tmp.{}.{:08x}",
-            std::process::id(),
-            rand::random::<u32>()
-        ));
+        let tmp = temp_path(&self.path);
         let written = (|| {
             let mode = file_mode_for(dir);
             let mut f = OpenOptions::new()

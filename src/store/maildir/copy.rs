@@ -1,14 +1,16 @@
 //! Copy (and so move): source messages are hard-linked (copied across file systems) into the
 //! destination's `tmp/`, renamed into its `cur/` with their flags, and numbered by the
 //! destination's uidlist; a source renamed meanwhile by a flag change elsewhere is looked up
-//! once more.
+//! once more. A refused COPY leaves nothing in the destination: the files it linked are
+//! removed, and so are copies a first pass already numbered.
 //!
 //! Mirrors Dovecot's `src/lib-storage/index/maildir/maildir-copy.c`.
 
 use super::filename;
 use super::fsutil::{fsync_dir, io_err};
-use super::mailbox::MaildirMailbox;
+use super::mailbox::{MaildirMailbox, Rec, State};
 use super::mutex::lock;
+use super::save::made;
 use crate::store::{Error, ErrorKind, Flags, Mailbox, Result};
 use std::fs::{self, OpenOptions};
 use std::io;
@@ -26,7 +28,8 @@ struct Import {
 }
 
 impl MaildirMailbox {
-    /// Links (or copies) source messages into this mailbox and numbers them.
+    /// Links (or copies) source messages into this mailbox and numbers them. If that fails,
+    /// the files this call put here are removed again: a refused COPY leaves nothing.
     fn import(&self, items: &[Import]) -> Result<Vec<Option<u32>>> {
         let mut st = lock(&self.state);
         if !st.loaded {
@@ -34,8 +37,46 @@ impl MaildirMailbox {
         }
         let mut entries = Vec::new();
         let mut slots = Vec::new();
+        let linked = self.link_into_cur(&mut st, items, &mut entries, &mut slots);
+        let mine: Vec<(String, Box<str>)> = entries.iter().map(made).collect();
+        let numbered = linked.and_then(|()| {
+            if entries.is_empty() {
+                return Ok(Vec::new());
+            }
+            fsync_dir(&self.dir.join("cur"))?;
+            self.record_new(&mut st, entries)
+        });
+        let uids = match numbered {
+            Ok(uids) => uids,
+            Err(e) => {
+                self.discard(&mine);
+                return Err(e);
+            }
+        };
+        let mut out = vec![None; items.len()];
+        if uids.is_empty() {
+            return Ok(out);
+        }
+        for (slot, uid) in slots.into_iter().zip(uids) {
+            out[slot] = Some(uid);
+        }
+        drop(st);
+        self.bump();
+        Ok(out)
+    }
+
+    /// The file work of [`MaildirMailbox::import`]: each source still there is linked (or
+    /// copied) into `tmp/` and renamed into `cur/`; what was made so far is in `entries` (with
+    /// the index of its item in `slots`) even when this fails.
+    fn link_into_cur(
+        &self,
+        st: &mut State,
+        items: &[Import],
+        entries: &mut Vec<(String, Rec)>,
+        slots: &mut Vec<usize>,
+    ) -> Result<()> {
         for (i, it) in items.iter().enumerate() {
-            let kw = self.keyword_bits(&mut st, &it.keywords, true)?;
+            let kw = self.keyword_bits(st, &it.keywords, true)?;
             let size = match fs::metadata(&it.path) {
                 Ok(m) => m.len(),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
@@ -65,18 +106,7 @@ impl MaildirMailbox {
             entries.push(self.move_tmp_to_cur(base, it.flags, kw, it.vsize, it.mtime)?);
             slots.push(i);
         }
-        let mut out = vec![None; items.len()];
-        if entries.is_empty() {
-            return Ok(out);
-        }
-        fsync_dir(&self.dir.join("cur"))?;
-        let uids = self.record_new(&mut st, entries)?;
-        for (slot, uid) in slots.into_iter().zip(uids) {
-            out[slot] = Some(uid);
-        }
-        drop(st);
-        self.bump();
-        Ok(out)
+        Ok(())
     }
 
     /// The messages to copy, with their current paths.
@@ -123,15 +153,43 @@ impl MaildirMailbox {
         }
         if !missed.is_empty() {
             // Renamed under us by a flag change elsewhere: look again once.
-            let items = self.exports(&missed, true)?;
-            let got = dest.import(&items)?;
-            pairs.extend(
-                items
-                    .iter()
-                    .zip(got)
-                    .filter_map(|(it, u)| u.map(|u| (it.src_uid, u))),
-            );
+            let again = self
+                .exports(&missed, true)
+                .and_then(|items| Ok((dest.import(&items)?, items)));
+            match again {
+                Ok((got, items)) => pairs.extend(
+                    items
+                        .iter()
+                        .zip(got)
+                        .filter_map(|(it, u)| u.map(|u| (it.src_uid, u))),
+                ),
+                Err(e) => {
+                    // Refused: the copies of the first pass go too.
+                    dest.remove_copies(&pairs);
+                    return Err(e);
+                }
+            }
         }
         Ok(pairs)
+    }
+
+    /// Expunges the copies (destination UIDs of `pairs`) a refused COPY or MOVE made here.
+    /// Best effort: what cannot be removed is logged.
+    pub(super) fn remove_copies(&self, pairs: &[(u32, u32)]) {
+        if pairs.is_empty() {
+            return;
+        }
+        let copies: Vec<u32> = pairs.iter().map(|p| p.1).collect();
+        match self.remove(&copies) {
+            Ok(()) => tracing::info!(
+                "{}: removed {} copies of a refused COPY/MOVE",
+                self.dir.display(),
+                copies.len()
+            ),
+            Err(e) => tracing::error!(
+                "{}: cannot remove the copies of a refused COPY/MOVE: {e}",
+                self.dir.display()
+            ),
+        }
     }
 }

@@ -1,11 +1,18 @@
 //! File-system helpers: io error → [`ErrorKind`] mapping (with the path in the message),
-//! atomic replace (temp file, fsync, rename, fsync dir) and directory fsync.
+//! atomic replace (temp file, fsync, rename, fsync dir), directory fsync, and the one naming
+//! scheme of our temp files (`<name>.tmp.<pid>.<8 hex>`) with the sweep that removes the ones
+//! a crash left behind.
 
 use crate::store::{Error, ErrorKind, Result};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+/// Our temp files of metadata writes older than this are left-overs of a crash (a writer
+/// holds one for milliseconds).
+pub const TEMP_STALE: Duration = Duration::from_secs(3600);
 
 /// Maps an io error to the store's error kinds; the message names the operation and path.
 pub fn io_err(e: io::Error, what: &str, path: &Path) -> Error {
@@ -78,19 +85,68 @@ pub fn fsync_dir(dir: &Path) -> Result<()> {
     File::open(dir).and_then(|f| f.sync_all()).ctx("fsync", dir)
 }
 
-/// Replaces `path` with `data`: write `<name>.tmp.<pid>.<random>`, fsync, rename, fsync dir.
-/// The temp name is unique so two writers never share a temp file.
-pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
+/// A fresh temp name beside `path`: `<name>.tmp.<pid>.<8 hex>`. Unique per call, so two
+/// writers never share a temp file; [`is_temp_name`] recognises it for the sweep.
+pub fn temp_path(path: &Path) -> PathBuf {
     let dir = path.parent().unwrap_or(Path::new("."));
     let file = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp = dir.join(format!(
+    dir.join(format!(
         "{file}.tmp.{}.{:08x}",
         std::process::id(),
         rand::random::<u32>()
-    ));
+    ))
+}
+
+/// Whether `name` is one of ours from [`temp_path`]: `<name>.tmp.<digits>.<8 hex>`.
+pub fn is_temp_name(name: &str) -> bool {
+    let mut parts = name.rsplitn(4, '.');
+    let (Some(hex), Some(pid), Some("tmp"), Some(base)) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return false;
+    };
+    !base.is_empty()
+        && hex.len() == 8
+        && hex.bytes().all(|b| b.is_ascii_hexdigit())
+        && !pid.is_empty()
+        && pid.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Removes our temp files ([`is_temp_name`]) in `dir` last changed more than `age` ago: what
+/// a writer killed between create and rename or unlink left. Returns how many went.
+pub fn sweep_temps(dir: &Path, age: Duration) -> usize {
+    let Ok(rd) = fs::read_dir(dir) else { return 0 };
+    let now = SystemTime::now();
+    let mut removed = 0;
+    for e in rd.flatten().take(100_000) {
+        let name = e.file_name();
+        if !name.to_str().is_some_and(is_temp_name) {
+            continue;
+        }
+        let old = e
+            .metadata()
+            .ok()
+            .filter(|m| m.is_file())
+            .and_then(|m| m.modified().ok())
+            .is_some_and(|m| m + age < now);
+        if old && fs::remove_file(e.path()).is_ok() {
+            removed += 1;
+        }
+    }
+    if removed > 0 {
+        tracing::info!("{}: removed {removed} stale temp file(s)", dir.display());
+    }
+    removed
+}
+
+/// Replaces `path` with `data`: write a [`temp_path`], fsync, rename, fsync dir. The temp
+/// file is removed when any step before the rename fails.
+pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp = temp_path(path);
     let result = (|| {
         let mut f = OpenOptions::new()
             .write(true)
@@ -162,5 +218,43 @@ mod tests {
             write_atomic(&missing, b"x").unwrap_err().kind,
             ErrorKind::NotFound
         );
+    }
+
+    #[test]
+    fn temp_names_are_recognised_and_swept_when_old() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = temp_path(&dir.path().join("dovecot-uidlist.lock"));
+        let name = t.file_name().unwrap().to_str().unwrap().to_string();
+        assert!(name.starts_with("dovecot-uidlist.lock.tmp."), "{name}");
+        assert!(is_temp_name(&name));
+        for other in [
+            "dovecot-uidlist",
+            "dovecot-uidlist.lock",
+            "x.tmp.12.0000000g",
+            "x.tmp..00000000",
+            ".tmp.12.00000000",
+            "x.tmp.1a.00000000",
+            "x.tmp.12.000000000",
+            "1700000000.M1P2.host,S=4",
+        ] {
+            assert!(!is_temp_name(other), "{other}");
+        }
+        let old = dir.path().join("mailserver.cache.tmp.77.0badf00d");
+        let fresh = dir.path().join("dovecot-uidlist.tmp.78.0badf00d");
+        let keep = dir.path().join("dovecot-uidlist");
+        for p in [&old, &fresh, &keep] {
+            fs::write(p, "x").unwrap();
+        }
+        let long_ago = SystemTime::now() - TEMP_STALE - Duration::from_secs(10);
+        for p in [&old, &keep] {
+            File::options()
+                .write(true)
+                .open(p)
+                .unwrap()
+                .set_modified(long_ago)
+                .unwrap();
+        }
+        assert_eq!(sweep_temps(dir.path(), TEMP_STALE), 1);
+        assert!(!old.exists() && fresh.exists() && keep.exists());
     }
 }

@@ -11,7 +11,8 @@
 //! `cur/`, fsyncs the directory, then records the UID (dot-lock, re-read, write temp, fsync,
 //! rename) before returning. A crash between those steps leaves either junk in `tmp/`
 //! (ignored, cleaned after 36 h) or a file in `cur/` without a record, which the next sync
-//! numbers; `N` in the uidlist only grows, so UIDs are never reused. Flag changes rename
+//! numbers; `N` in the uidlist only grows, so UIDs are never reused. A save or copy that is
+//! refused (full disk, lock timeout) removes its files instead (`save.rs`). Flag changes rename
 //! within `cur/`; expunge unlinks then rewrites the uidlist.
 //!
 //! `\Recent` (RFC 3501 §2.3.2): messages whose UID is at or above the mailbox's "recent floor"
@@ -437,6 +438,33 @@ impl MaildirMailbox {
     }
 }
 
+impl MaildirMailbox {
+    /// After a MOVE whose expunge failed (some sources may be gone already): removes the
+    /// copies of the sources still here, so a retry neither duplicates nor loses them. When
+    /// what is still here cannot be told, the copies stay: never lose mail.
+    fn undo_move(&self, pairs: &[(u32, u32)], dest: &dyn Mailbox) {
+        let here: Result<HashSet<u32>> = {
+            let mut st = lock(&self.state);
+            self.refresh(&mut st, true)
+                .map(|()| st.recs.iter().map(|r| r.uid).collect())
+        };
+        let Some(dest) = dest.as_any().downcast_ref::<MaildirMailbox>() else {
+            return;
+        };
+        match here {
+            Ok(here) => {
+                let undo: Vec<(u32, u32)> =
+                    pairs.iter().copied().filter(|p| here.contains(&p.0)).collect();
+                dest.remove_copies(&undo);
+            }
+            Err(e) => tracing::error!(
+                "{}: MOVE failed and the source cannot be read ({e}); keeping the copies",
+                self.dir.display()
+            ),
+        }
+    }
+}
+
 impl Mailbox for MaildirMailbox {
     fn name(&self) -> &str {
         &self.name
@@ -595,7 +623,10 @@ impl Mailbox for MaildirMailbox {
     fn move_to(&self, uids: &[u32], dest: &dyn Mailbox) -> Result<Vec<(u32, u32)>> {
         let pairs = self.copy_to(uids, dest)?;
         let moved: HashSet<u32> = pairs.iter().map(|p| p.0).collect();
-        self.delete_where(|r| moved.contains(&r.uid))?;
+        if let Err(e) = self.delete_where(|r| moved.contains(&r.uid)) {
+            self.undo_move(&pairs, dest);
+            return Err(e);
+        }
         Ok(pairs)
     }
 

@@ -4,25 +4,37 @@
 //! recorded in `dovecot-uidlist` (dot-lock, re-read, write a temp file, fsync, rename), so a
 //! crash at any step loses nothing acknowledged and never reuses a UID.
 //!
+//! The uidlist rename is the commit point. A save refused before it (full disk, lock
+//! timeout, I/O error) removes its file from `tmp/` or `cur/` ([`MaildirMailbox::discard`]):
+//! otherwise the next sync would number it and a client that retried would have two. After
+//! it, nothing fails the save: the message is there, so a later cache update that fails is
+//! logged and the next sync rescans.
+//!
 //! Mirrors Dovecot's `src/lib-storage/index/maildir/maildir-save.c`.
 
 use super::crlf::ToDisk;
 use super::dotlock::{DotLock, LOCK_TIMEOUT};
 use super::filename;
 use super::fsutil::{file_mode_for, fix_mode, fsync_dir, io_err, IoCtx};
-use super::mailbox::{next_uid_validity, MaildirMailbox, Rec, Stamp, State};
+use super::mailbox::{next_uid_validity, MaildirMailbox, Rec, Stamp, Stamps, State};
 use super::mutex::lock;
 use super::uidlist::Uidlist;
 use crate::store::{Error, ErrorKind, Flags, NewMessage, Result};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
-use std::io::Write;
+use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
+/// The base and `cur/` name of a file just put there, for [`MaildirMailbox::discard`].
+pub(super) fn made(entry: &(String, Rec)) -> (String, Box<str>) {
+    (entry.0.clone(), entry.1.fname.clone())
+}
+
 impl MaildirMailbox {
-    /// Records new files (already in `cur/`) under the uidlist lock; returns their UIDs.
+    /// Records new files (already in `cur/`) under the uidlist lock; returns their UIDs. An
+    /// error means they were not (durably) recorded: the caller removes them.
     pub(super) fn record_new(
         &self,
         st: &mut State,
@@ -68,11 +80,14 @@ impl MaildirMailbox {
             others = true;
         }
         self.write_uidlist(&list)?;
-        let after = Stamp::of(&self.uidlist_path())?;
+        // Committed: from here on nothing fails the save.
+        let after = Stamp::of(&self.uidlist_path()).unwrap_or(None);
         drop(lock);
         if others || !st.loaded {
             // Someone else numbered messages too: take them all in order.
-            self.refresh(st, true)?;
+            if let Err(e) = self.refresh(st, true) {
+                self.forget_stamps(st, &e);
+            }
         } else {
             st.recs.extend(recs);
             st.next_uid = list.next_uid;
@@ -81,6 +96,52 @@ impl MaildirMailbox {
             }
         }
         Ok(uids)
+    }
+
+    /// Removes files a refused save or copy put into `cur/`, so they never show up later. A
+    /// file renamed meanwhile (another process numbered it and changed its flags) is found by
+    /// its base. Best effort: what cannot be removed is logged.
+    pub(super) fn discard(&self, files: &[(String, Box<str>)]) {
+        let cur = self.dir.join("cur");
+        let mut removed = 0;
+        let mut renamed: HashSet<&str> = HashSet::new();
+        for (base, fname) in files {
+            match fs::remove_file(cur.join(&**fname)) {
+                Ok(()) => removed += 1,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    renamed.insert(base);
+                }
+                Err(e) => tracing::error!(
+                    "{}: cannot remove a refused message: {e}",
+                    cur.join(&**fname).display()
+                ),
+            }
+        }
+        if !renamed.is_empty() {
+            for e in fs::read_dir(&cur).into_iter().flatten().flatten() {
+                let name = e.file_name();
+                let name = name.to_string_lossy();
+                let base = name.split(':').next().unwrap_or("");
+                if renamed.contains(base) && fs::remove_file(e.path()).is_ok() {
+                    removed += 1;
+                }
+            }
+        }
+        if removed > 0 {
+            tracing::info!(
+                "{}: removed {removed} message(s) of a refused save or copy",
+                self.dir.display()
+            );
+            if let Err(e) = fsync_dir(&cur) {
+                tracing::warn!("{e}");
+            }
+        }
+    }
+
+    /// After a committed change whose cache update failed: the next refresh rescans.
+    pub(super) fn forget_stamps(&self, st: &mut State, e: &crate::store::Error) {
+        tracing::warn!("{}: cache update failed, will rescan: {e}", self.dir.display());
+        st.stamps = Stamps::default();
     }
 
     /// Renames `tmp/<base>` into `cur/` with `flags` and `kw` in its name (removing it from
@@ -214,9 +275,21 @@ impl MaildirMailbox {
         let cur_before = Stamp::of(&self.dir.join("cur"))?;
         msg.saved = true;
         let entry = self.rename_into_cur(&msg.path, base, flags, kw, vsize, mtime)?;
-        fsync_dir(&self.dir.join("cur"))?;
-        let uids = self.record_new(&mut st, vec![entry])?;
-        self.restamp_cur(&mut st, cur_before)?;
+        let mine = [made(&entry)];
+        if let Err(e) = fsync_dir(&self.dir.join("cur")) {
+            self.discard(&mine);
+            return Err(e);
+        }
+        let uids = match self.record_new(&mut st, vec![entry]) {
+            Ok(uids) => uids,
+            Err(e) => {
+                self.discard(&mine);
+                return Err(e);
+            }
+        };
+        if let Err(e) = self.restamp_cur(&mut st, cur_before) {
+            self.forget_stamps(&mut st, &e);
+        }
         drop(st);
         self.bump();
         Ok(uids[0])

@@ -11,7 +11,7 @@
 use super::crlf::compute_vsize;
 use super::dotlock::{DotLock, LOCK_TIMEOUT};
 use super::filename::{self, parse};
-use super::fsutil::{fsync_dir, io_err, IoCtx};
+use super::fsutil::{fsync_dir, io_err, sweep_temps, IoCtx, TEMP_STALE};
 use super::mailbox::{next_uid_validity, MaildirMailbox, Rec, Stamp, Stamps, State, MTIME_SLACK};
 use super::mutex::lock;
 use super::recent;
@@ -85,21 +85,11 @@ impl MaildirMailbox {
         Ok(out)
     }
 
-    /// Removes `tmp/` files left by crashes long ago, and metadata temp files of writers
-    /// that died between write and rename.
+    /// Removes `tmp/` files left by crashes long ago, and our temp files (metadata writes,
+    /// `mailserver.cache` rewrites, dot-lock temps) of writers that died between create and
+    /// rename or unlink.
     fn clean_tmp(&self) {
-        if let Ok(rd) = fs::read_dir(&self.dir) {
-            let now = SystemTime::now();
-            for e in rd.flatten() {
-                let name = e.file_name();
-                let name = name.to_string_lossy();
-                let temp = name.starts_with("dovecot-uidlist.tmp.")
-                    || name.starts_with("dovecot-keywords.tmp.");
-                if temp && modified_before(&e, Duration::from_secs(3600), now) {
-                    let _ = fs::remove_file(e.path());
-                }
-            }
-        }
+        sweep_temps(&self.dir, TEMP_STALE);
         let tmp = self.dir.join("tmp");
         let Ok(rd) = fs::read_dir(&tmp) else { return };
         let now = SystemTime::now();
