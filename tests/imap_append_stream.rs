@@ -229,9 +229,9 @@ async fn missing_mailbox_is_refused_before_the_literal() {
     let (u, t) = c.until_tagged("a3").await;
     assert_eq!((u.len(), t.as_str()), (0, "OK NOOP completed."));
     assert_eq!(c.ok("LIST \"\" Sent").await.len(), 1, "Sent still exists");
-    // An invalid mailbox name (not modified UTF-7): BAD, as when decoded whole.
+    // An invalid mailbox name (not modified UTF-7): Dovecot's NO, before the literal.
     c.send(&format!("a4 APPEND \"&Jjo\" {{{BIG}}}")).await;
-    assert_eq!(c.line().await, "a4 BAD Invalid mailbox name.");
+    assert_eq!(c.line().await, "a4 NO Mailbox name is not valid mUTF-7.");
     assert!(messages(&s.maildir()).is_empty());
     assert!(tmp_files(&s.maildir()).is_empty());
 }
