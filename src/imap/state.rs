@@ -33,7 +33,7 @@ pub const CAPS_PREAUTH: &str = "IMAP4rev1 SASL-IR LITERAL+ ID ENABLE IDLE";
 /// Capabilities after login, as Dovecot announces them in the tagged `OK` of `LOGIN`
 /// (`APPENDLIMIT=<max_message_bytes>` is appended: [`ImapSession::capabilities`]).
 pub const CAPS_AUTH: &str = "IMAP4rev1 SASL-IR LITERAL+ ID ENABLE IDLE UIDPLUS MOVE NAMESPACE \
-     SPECIAL-USE UNSELECT CHILDREN COMPRESS=DEFLATE";
+     SPECIAL-USE UNSELECT CHILDREN BINARY COMPRESS=DEFLATE";
 
 /// RFC 3501 §3 session states; each carries what that state needs.
 pub enum State {
