@@ -503,7 +503,10 @@ async fn compressed_fetch_protocol_log_and_pipelining() {
     let before = (c.wire_in, c.plain_in);
     let (u, t) = c.cmd("FETCH 1 BODY.PEEK[]").await;
     assert!(t.starts_with("OK"), "{t}");
-    assert!(u[0].ends_with(&format!("{msg})")), "the message came back whole");
+    assert!(
+        u[0].ends_with(&format!("{msg})")),
+        "the message came back whole"
+    );
     let (wire, plain) = (c.wire_in - before.0, c.plain_in - before.1);
     assert!(wire * 5 < plain, "{wire} wire octets for {plain}");
     c.cmd("LOGOUT").await;
@@ -511,7 +514,12 @@ async fn compressed_fetch_protocol_log_and_pipelining() {
 
     let log = s.protocol_log();
     assert!(log.contains("Compression started: DEFLATE"), "{log}");
-    for line in ["p1 NOOP", "z3 SELECT INBOX", "z4 FETCH 1 BODY.PEEK[]", "z4 OK Fetch completed."] {
+    for line in [
+        "p1 NOOP",
+        "z3 SELECT INBOX",
+        "z4 FETCH 1 BODY.PEEK[]",
+        "z4 OK Fetch completed.",
+    ] {
         assert!(log.contains(line), "{line} not in the log:\n{log}");
     }
 }
@@ -553,7 +561,10 @@ async fn appendlimit_in_capability_and_status() {
     let u = c.ok("STATUS INBOX (APPENDLIMIT)").await;
     assert_eq!(u, ["* STATUS INBOX (APPENDLIMIT 123456)"]);
     let u = c.ok("STATUS Sent (MESSAGES appendlimit UIDNEXT)").await;
-    assert_eq!(u, ["* STATUS Sent (MESSAGES 0 UIDNEXT 1 APPENDLIMIT 123456)"]);
+    assert_eq!(
+        u,
+        ["* STATUS Sent (MESSAGES 0 UIDNEXT 1 APPENDLIMIT 123456)"]
+    );
     let (_, t) = c.cmd("STATUS INBOX (APPENDLIMIT BOGUS)").await;
     assert!(t.starts_with("BAD"), "{t}");
     let (_, t) = c.cmd("STATUS Nope (APPENDLIMIT)").await;
@@ -649,17 +660,20 @@ async fn python_imaplib_over_deflate_matches_dovecot() {
     let tmp = tempfile::tempdir().unwrap();
     let dovecot = start_dovecot(tmp.path());
     let dport = dovecot.port.to_string();
-    let theirs = tokio::task::spawn_blocking(move || {
-        python(PY_DEFLATE, &["127.0.0.1", &dport, USER, PASS])
-    })
-    .await
-    .unwrap();
+    let theirs =
+        tokio::task::spawn_blocking(move || python(PY_DEFLATE, &["127.0.0.1", &dport, USER, PASS]))
+            .await
+            .unwrap();
     let s = Server::start(Options::default()).await;
     let port = s.addr.port().to_string();
-    let ours = tokio::task::spawn_blocking(move || python(PY_DEFLATE, &["127.0.0.1", &port, USER, PASS]))
-        .await
-        .unwrap();
-    assert!(ours.contains("fetch OK 1 (FLAGS (\\Flagged \\Recent) True"), "{ours}");
+    let ours =
+        tokio::task::spawn_blocking(move || python(PY_DEFLATE, &["127.0.0.1", &port, USER, PASS]))
+            .await
+            .unwrap();
+    assert!(
+        ours.contains("fetch OK 1 (FLAGS (\\Flagged \\Recent) True"),
+        "{ours}"
+    );
     assert!(ours.contains("compressed True"), "{ours}");
     assert_eq!(ours, theirs);
 }

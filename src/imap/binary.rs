@@ -49,7 +49,7 @@ pub struct Binary {
 
 impl Binary {
     /// The content's length (`BINARY.SIZE`).
-    pub fn len(&self) -> usize {
+    pub fn size(&self) -> usize {
         match &self.data {
             SectionData::Range(r) => r.len(),
             SectionData::Owned(v) => v.len(),
@@ -230,7 +230,7 @@ mod tests {
             SectionData::Range(r) => raw[r.clone()].to_vec(),
             SectionData::Owned(v) => v.clone(),
         };
-        assert_eq!(bytes.len(), b.len());
+        assert_eq!(bytes.len(), b.size());
         Ok((bytes, b.literal8))
     }
 

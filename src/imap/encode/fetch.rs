@@ -121,7 +121,7 @@ impl<'a> FetchWriter<'a> {
     pub fn binary_size(&mut self, path: &[u32], data: &Binary) {
         let parts: Vec<String> = path.iter().map(u32::to_string).collect();
         let name = format!("BINARY.SIZE[{}]", parts.join("."));
-        self.item(&name, data.len().to_string().as_bytes());
+        self.item(&name, data.size().to_string().as_bytes());
     }
 
     /// `name {n}` (`~{n}` for literal8) and the data, `partial` applied.
