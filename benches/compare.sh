@@ -337,7 +337,7 @@ run_workload() { # target round workload [duration]
   local line
   if line=$(timeout $((dur + IDLE_HOLD + 180)) "$MAILBENCH" "${args[@]}"); then
     if [ "$round" != warmup ]; then echo "$line" >>"$RESULTS"; fi
-    log "$target r$round $wl: $(echo "$line" | grep -o '"ops_per_sec":[0-9.]*\|"pss_kb_per_conn":[-0-9.]*\|"errors":[0-9]*' | tr '\n' ' ')"
+    log "$target r$round $wl: $(echo "$line" | grep -o '"ops_per_sec":[0-9.]*\|"wire_bytes_in":[0-9]*\|"pss_kb_per_conn":[-0-9.]*\|"errors":[0-9]*' | tr '\n' ' ')"
   else
     log "$target r$round $wl: mailbench failed"
   fi
