@@ -10,7 +10,9 @@
 # The mailserver targets are skipped with a message if it does not start within 10 s.
 #
 # Settings (environment): ROUNDS=3 DURATION=10 CLIENTS=4 USERS=8 MESSAGES=200 SEED=1
-#   IDLE_CONNS=100 IDLE_HOLD=5 TLS=0 PORT_BASE=21100 WORKLOADS="..." TARGETS="..."
+#   IDLE_CONNS=100 IDLE_HOLD=5 TLS=0 COMPRESS=0 PORT_BASE=21100 WORKLOADS="..." TARGETS="..."
+#   COMPRESS=1: every IMAP workload turns on COMPRESS=DEFLATE (RFC 4978) after LOGIN, and
+#   Dovecot loads its imap_zlib plugin; the results carry wire_bytes_in/out
 #   MAILBENCH=path (default: build target/release/mailbench) MAILSERVER=path
 #   WORK=dir (scratch, default mktemp, removed at the end unless KEEP_WORK=1) OUT=dir (raw results + charts, default benches/results)
 #   REPORT=file (default BENCHMARKS.md at the repository root)
@@ -27,6 +29,7 @@ SEED=${SEED:-1}
 IDLE_CONNS=${IDLE_CONNS:-100}
 IDLE_HOLD=${IDLE_HOLD:-5}
 TLS=${TLS:-0}
+COMPRESS=${COMPRESS:-0}
 PORT_BASE=${PORT_BASE:-21100}
 WORKLOADS=${WORKLOADS:-"pop3-retrieve imap-fetch imap-append login-storm-pop3 login-storm-imap idle-hold"}
 TARGETS=${TARGETS:-"dovecot-default mailserver-l0 dovecot-hp mailserver-l5"}
@@ -119,6 +122,11 @@ DC_DIR=""
 dovecot_conf() { # mode -> writes $DC_DIR/dovecot.conf
   local mode=$1 login_extra=""
   [ "$mode" = hp ] && login_extra="service_count = 0"
+  local zlib_conf=""
+  # shellcheck disable=SC2016 # Dovecot's own $mail_plugins, not a shell variable.
+  [ "$COMPRESS" = 1 ] && zlib_conf='protocol imap {
+  mail_plugins = $mail_plugins imap_zlib
+}'
   cat >"$DC_DIR/dovecot.conf" <<EOF
 # Written by benches/compare.sh: private loopback instance ($mode process model).
 instance_name = mailbench-$mode
@@ -152,6 +160,7 @@ userdb {
   default_fields = home=$WORK/dovecot-mail/%u
 }
 pop3_uidl_format = %08Xu%08Xv
+$zlib_conf
 mail_max_userip_connections = 100000
 default_process_limit = 5000
 default_client_limit = 50000
@@ -307,17 +316,19 @@ stop_target() { case $1 in dovecot-*) stop_dovecot ;; mailserver-*) stop_mailser
 POP3_CLIENTS=$((CLIENTS < USERS ? CLIENTS : USERS))   # one POP3 session per maildrop
 tls_flag=()
 [ "$TLS" = 1 ] && tls_flag=(--tls)
+zip_flag=()
+[ "$COMPRESS" = 1 ] && zip_flag=(--compress)
 
 run_workload() { # target round workload [duration]
   local target=$1 round=$2 wl=$3 dur=${4:-$DURATION} args
   local common=(--users-file-prefix bench --users "$USERS" --pass "$PASS" "${tls_flag[@]}" --quiet --json)
   case $wl in
     pop3-retrieve) args=(pop3-retrieve --port "$POP3_PORT" --clients "$POP3_CLIENTS") ;;
-    imap-fetch) args=(imap-fetch --port "$IMAP_PORT" --clients "$CLIENTS") ;;
-    imap-append) args=(imap-append --port "$IMAP_PORT" --clients "$CLIENTS" --mailbox Archive --seed "$SEED") ;;
+    imap-fetch) args=(imap-fetch --port "$IMAP_PORT" --clients "$CLIENTS" "${zip_flag[@]}") ;;
+    imap-append) args=(imap-append --port "$IMAP_PORT" --clients "$CLIENTS" --mailbox Archive --seed "$SEED" "${zip_flag[@]}") ;;
     login-storm-pop3) args=(login-storm --proto pop3 --port "$POP3_PORT" --clients "$POP3_CLIENTS") ;;
-    login-storm-imap) args=(login-storm --proto imap --port "$IMAP_PORT" --clients "$CLIENTS") ;;
-    idle-hold) args=(idle-hold --port "$IMAP_PORT" --clients "$IDLE_CONNS" --hold "$IDLE_HOLD") ;;
+    login-storm-imap) args=(login-storm --proto imap --port "$IMAP_PORT" --clients "$CLIENTS" "${zip_flag[@]}") ;;
+    idle-hold) args=(idle-hold --port "$IMAP_PORT" --clients "$IDLE_CONNS" --hold "$IDLE_HOLD" "${zip_flag[@]}") ;;
     *) die "unknown workload $wl" ;;
   esac
   [ -n "$SERVER_PID" ] || die "no server PID for $target"
@@ -326,7 +337,7 @@ run_workload() { # target round workload [duration]
   local line
   if line=$(timeout $((dur + IDLE_HOLD + 180)) "$MAILBENCH" "${args[@]}"); then
     if [ "$round" != warmup ]; then echo "$line" >>"$RESULTS"; fi
-    log "$target r$round $wl: $(echo "$line" | grep -o '"ops_per_sec":[0-9.]*\|"pss_kb_per_conn":[-0-9.]*\|"errors":[0-9]*' | tr '\n' ' ')"
+    log "$target r$round $wl: $(echo "$line" | grep -o '"ops_per_sec":[0-9.]*\|"wire_bytes_in":[0-9]*\|"pss_kb_per_conn":[-0-9.]*\|"errors":[0-9]*' | tr '\n' ' ')"
   else
     log "$target r$round $wl: mailbench failed"
   fi

@@ -192,6 +192,10 @@ pub enum Step {
     ReadLiteral(usize),
     /// Flush the output, discard buffered input, do the TLS handshake, call `on_tls`.
     StartTls,
+    /// IMAP COMPRESS=DEFLATE (RFC 4978): flush the output (the tagged OK goes out plain),
+    /// then compress everything written and inflate everything read from here on,
+    /// input already buffered included; then read the next line.
+    Compress,
     /// IMAP IDLE (RFC 2177): read a line (`DONE`) as with `ReadLine`, and meanwhile call
     /// [`Session::on_wakeup`] whenever [`Session::idle_watch`] changes.
     Idle,

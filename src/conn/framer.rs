@@ -148,6 +148,15 @@ impl Framer {
         self.ended_tail = None;
     }
 
+    /// Takes everything buffered and not yet framed (input that arrived after IMAP
+    /// COMPRESS: it is compressed data, handed to the inflater).
+    pub fn take_rest(&mut self) -> BytesMut {
+        self.discarding = false;
+        self.tail.clear();
+        self.ended_tail = None;
+        self.buf.split()
+    }
+
     /// Octets buffered and not yet framed.
     #[cfg(test)]
     pub fn buffered(&self) -> usize {

@@ -28,6 +28,12 @@
 //!   Writes are bounded by the same timeout, TLS handshakes by at most 60 s. Before login
 //!   ([`Session::logged_in`]) the limits are `limits.login_idle_timeout_secs` without input
 //!   and `limits.login_timeout_secs` from the accept however much the client sends.
+//! * COMPRESS=DEFLATE (RFC 4978, IMAP): after the tagged OK is flushed, [`Step::Compress`]
+//!   puts a DEFLATE layer ([`deflate`]) between the socket and everything above it: input
+//!   already buffered is inflated first, inflated input is framed a bounded chunk at a time
+//!   (so the line and literal limits apply to the inflated octets), every write ends with a
+//!   sync flush (IDLE and `+` continuations reach the client at once), and the protocol log
+//!   keeps recording the uncompressed lines. The `-` record's byte counts are wire octets.
 //! * For IMAP: [`Step::ReadLiteral`] reads exact octet counts (never parsed as commands);
 //!   [`Step::Idle`] also wakes the session when [`Session::idle_watch`] changes (RFC 2177).
 //!   The server picks the session by service and hands it to [`serve_session`]
@@ -51,6 +57,7 @@ use crate::protolog::{Direction, LineKind, ProtoLog, SessionLog};
 use crate::service::Service;
 use crate::session::{LiteralPiece, Output, Piece, Session, Snapshot, Step};
 
+mod deflate;
 mod framer;
 
 /// One accepted connection as the driver needs it: the socket, what it serves, and the
@@ -106,6 +113,7 @@ pub async fn serve_session<S: Session>(conn: Connection, session: S) {
     );
     let mut io = Io {
         stream: Stream::Plain(stream),
+        zip: None,
         idle: timeouts.login_idle,
         bytes_in: 0,
         bytes_out: 0,
@@ -247,6 +255,17 @@ async fn drive<S: Session>(
                         }
                     }
                 }
+                Step::Compress => {
+                    if io.write(&mut out, log).await.is_err() {
+                        return;
+                    }
+                    // RFC 4978 §3: compression starts right after the tagged OK; anything
+                    // the client sent after the command is already compressed.
+                    let rest = framer.take_rest();
+                    io.zip = Some(Box::new(deflate::Deflate::new(&rest)));
+                    log.info("Compression started: DEFLATE");
+                    step = Step::ReadLine;
+                }
                 Step::Close => {
                     let _ = io.write(&mut out, log).await;
                     return;
@@ -293,17 +312,14 @@ async fn drive<S: Session>(
             _ = wakeup => {
                 step = session.on_wakeup(&mut out).await;
             }
-            r = tokio::time::timeout(io.idle, io.stream.read_buf(framer.read_buf())) => match r {
+            r = tokio::time::timeout(io.idle, io.read_input(framer.read_buf())) => match r {
                 Err(_) => {
                     session.on_timeout(&mut out);
                     let _ = io.write(&mut out, log).await;
                     return;
                 }
                 Ok(Ok(0)) => return,
-                Ok(Ok(n)) => {
-                    io.bytes_in += n as u64;
-                    framer.filled();
-                }
+                Ok(Ok(_)) => framer.filled(),
                 Ok(Err(e)) => {
                     tracing::debug!("read error: {e}");
                     return;
@@ -332,12 +348,44 @@ async fn watched(cmd: impl Future<Output = Step>, stream: &Stream, cancel: &Canc
 /// The socket, its counters and its timeout.
 struct Io {
     stream: Stream,
+    /// The COMPRESS=DEFLATE layer, once the session asked for it ([`Step::Compress`]).
+    zip: Option<Box<deflate::Deflate>>,
     idle: Duration,
     bytes_in: u64,
     bytes_out: u64,
 }
 
 impl Io {
+    /// Reads input into `buf`: plain octets from the socket, or (COMPRESS) at most one
+    /// inflated chunk; returns how many octets were added, 0 at end of input. Cancel-safe
+    /// (the driver's `select!` may drop it): state changes only after an await completes.
+    /// Wire octets are counted in `bytes_in`.
+    async fn read_input(&mut self, buf: &mut bytes::BytesMut) -> io::Result<usize> {
+        let Some(z) = self.zip.as_mut() else {
+            let n = self.stream.read_buf(buf).await?;
+            self.bytes_in += n as u64;
+            return Ok(n);
+        };
+        // Bounded: every round either returns or waits for the socket, which ends at EOF.
+        loop {
+            if z.pending() {
+                let n = z.inflate(buf)?;
+                if n > 0 {
+                    return Ok(n);
+                }
+            }
+            let n = self.stream.read_buf(z.read_buf()).await?;
+            if n == 0 {
+                return Ok(0);
+            }
+            self.bytes_in += n as u64;
+            let made = z.inflate(buf)?;
+            if made > 0 {
+                return Ok(made);
+            }
+        }
+    }
+
     /// Writes `out` (teeing every piece to the log) and flushes once; empties `out`. Lines
     /// and small content are gathered into one buffer; large content (a big RETR) is written
     /// from its own buffer without another copy.
@@ -355,6 +403,10 @@ impl Io {
         }
         let pieces = out.take();
         let stream = &mut self.stream;
+        if let Some(z) = self.zip.as_mut() {
+            let written = tokio::time::timeout(self.idle, write_deflated(stream, z, &pieces)).await;
+            return self.count(written);
+        }
         let written = tokio::time::timeout(self.idle, async {
             let mut pending = Vec::with_capacity(4096);
             let mut total = 0u64;
@@ -385,6 +437,11 @@ impl Io {
             Ok::<u64, io::Error>(total)
         })
         .await;
+        self.count(written)
+    }
+
+    /// Adds a timed write's octets to `bytes_out`; a timeout is an error.
+    fn count(&mut self, written: Result<io::Result<u64>, tokio::time::error::Elapsed>) -> io::Result<()> {
         match written {
             Ok(Ok(n)) => {
                 self.bytes_out += n;
@@ -441,6 +498,43 @@ impl Io {
         .await;
         r.unwrap_or(Ok(()))
     }
+}
+
+/// Writes `pieces` through the DEFLATE layer and ends with a sync flush, so the client can
+/// inflate all of it at once (RFC 4978 §4). Compressed output is written whenever it
+/// passes [`DIRECT_WRITE`] octets, and content is compressed in slices of that size, so a
+/// large FETCH never needs its compressed form whole in memory. Returns the wire octets.
+async fn write_deflated(
+    stream: &mut Stream,
+    z: &mut deflate::Deflate,
+    pieces: &[Piece],
+) -> io::Result<u64> {
+    let mut wire = Vec::with_capacity(4096);
+    let mut total = 0u64;
+    for p in pieces {
+        let data: &[u8] = match p {
+            Piece::Line(_, l) => {
+                z.deflate(l, &mut wire)?;
+                b"\r\n"
+            }
+            Piece::Content(c) => c,
+            Piece::ContentRange(c, r) => &c[r.clone()],
+            Piece::Info(_) => continue,
+        };
+        for slice in data.chunks(DIRECT_WRITE) {
+            z.deflate(slice, &mut wire)?;
+            if wire.len() >= DIRECT_WRITE {
+                stream.write_all(&wire).await?;
+                total += wire.len() as u64;
+                wire.clear();
+            }
+        }
+    }
+    z.flush(&mut wire)?;
+    stream.write_all(&wire).await?;
+    total += wire.len() as u64;
+    stream.flush().await?;
+    Ok(total)
 }
 
 /// Plain TCP, or TLS over it (after implicit TLS or STLS).

@@ -471,6 +471,13 @@ static COMMANDS: &[CommandSpec] = &[
             Done::Res(s.enable(capabilities.as_ref(), out))
         }),
     },
+    // RFC 4978 COMPRESS (the driver switches after the tagged OK).
+    CommandSpec {
+        name: "COMPRESS",
+        states: AUTH,
+        sync: Skip,
+        run: handler!(|s, tag, C::Compress { .. }, out| Done::Step(s.compress(tag, out))),
+    },
     // RFC 2342 NAMESPACE.
     CommandSpec {
         name: "NAMESPACE",

@@ -89,6 +89,66 @@ fn is_tag_char(b: u8) -> bool {
         && !matches!(b, b'(' | b')' | b'{' | b'%' | b'*' | b'"' | b'\\' | b'+')
 }
 
+/// What [`rewrite_extensions`] changed in a command before imap-codec decodes it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Extensions {
+    /// `STATUS` asked for RFC 7889 `APPENDLIMIT` (removed from the item list).
+    pub status_appendlimit: bool,
+    /// ... and nothing else (a `MESSAGES` put in its place is not to be answered).
+    pub status_appendlimit_only: bool,
+}
+
+/// Commands and items imap-codec does not know, turned into ones it does: `XLIST` is
+/// answered as `LIST` (as Dovecot 2.3 does: `* LIST` replies, never advertised; old
+/// Outlook sends it), and `APPENDLIMIT` is taken out of a `STATUS` item list (RFC 7889
+/// §4) and reported in [`Extensions`]. `None`: nothing to change.
+pub fn rewrite_extensions(frame: &[u8]) -> Option<(Vec<u8>, Extensions)> {
+    let tag = tag_of(frame)?;
+    let start = tag.len() + 1;
+    let len = frame[start..]
+        .iter()
+        .position(|b| !b.is_ascii_alphanumeric())
+        .unwrap_or(frame.len() - start);
+    let word = &frame[start..start + len];
+    if word.eq_ignore_ascii_case(b"XLIST") {
+        let mut out = frame[..start].to_vec();
+        out.extend_from_slice(b"LIST");
+        out.extend_from_slice(&frame[start + len..]);
+        return Some((out, Extensions::default()));
+    }
+    if !word.eq_ignore_ascii_case(b"STATUS") {
+        return None;
+    }
+    // The item list ends the command: `(...)` before the final CRLF.
+    let body = frame.strip_suffix(b"\r\n").unwrap_or(frame);
+    let body = body.strip_suffix(b")")?;
+    let open = body.iter().rposition(|&b| b == b'(')?;
+    let items: Vec<&[u8]> = body[open + 1..]
+        .split(|b| *b == b' ')
+        .filter(|w| !w.is_empty())
+        .collect();
+    let kept: Vec<&[u8]> = items
+        .iter()
+        .copied()
+        .filter(|w| !w.eq_ignore_ascii_case(b"APPENDLIMIT"))
+        .collect();
+    if kept.len() == items.len() {
+        return None;
+    }
+    let ext = Extensions {
+        status_appendlimit: true,
+        status_appendlimit_only: kept.is_empty(),
+    };
+    let mut out = body[..=open].to_vec();
+    out.extend_from_slice(&if kept.is_empty() {
+        b"MESSAGES".to_vec()
+    } else {
+        kept.join(&b' ')
+    });
+    out.extend_from_slice(b")\r\n");
+    Some((out, ext))
+}
+
 /// A complete frame that imap-codec could not decode: answer `<tag> BAD <text>` (or `* BAD`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParseError {
@@ -199,6 +259,24 @@ mod tests {
             literal_at_end(b"{99999999999999999999}"),
             Some((u64::MAX, true))
         );
+    }
+
+    #[test]
+    fn extensions_are_rewritten_for_imap_codec() {
+        let r = |s: &[u8]| rewrite_extensions(s).map(|(b, e)| (String::from_utf8(b).unwrap(), e));
+        assert_eq!(r(b"a XLIST \"\" *\r\n").unwrap().0, "a LIST \"\" *\r\n");
+        assert_eq!(r(b"a xlist \"\" %\r\n").unwrap().0, "a LIST \"\" %\r\n");
+        assert_eq!(r(b"a LIST \"\" *\r\n"), None);
+        assert_eq!(r(b"a UID XLIST \"\" *\r\n"), None);
+        let (b, e) = r(b"a STATUS INBOX (MESSAGES APPENDLIMIT UIDNEXT)\r\n").unwrap();
+        assert_eq!(b, "a STATUS INBOX (MESSAGES UIDNEXT)\r\n");
+        assert!(e.status_appendlimit && !e.status_appendlimit_only);
+        let (b, e) = r(b"a status {5}\r\nIN(X) (appendlimit)\r\n").unwrap();
+        assert_eq!(b, "a status {5}\r\nIN(X) (MESSAGES)\r\n");
+        assert!(e.status_appendlimit_only);
+        assert_eq!(r(b"a STATUS INBOX (MESSAGES)\r\n"), None);
+        assert_eq!(r(b"* STATUS INBOX (APPENDLIMIT)\r\n"), None);
+        assert!(parse_command(r(b"a XLIST \"\" *\r\n").unwrap().0.as_bytes()).is_ok());
     }
 
     #[test]

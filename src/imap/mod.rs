@@ -1,6 +1,7 @@
 //! IMAP4rev1 (RFC 3501). Layered one way, bottom up:
 //!
 //! * `decode` (command edges and imap-codec decoding), `section` (FETCH body sections),
+//!   `binary` (RFC 3516 BINARY content),
 //!   `encode/` (quoting, ENVELOPE, BODYSTRUCTURE and the FETCH writer, on top of
 //!   [`crate::mime`]), `flags`, `search` (SEARCH evaluation) — know nothing of sessions;
 //! * `state` — the session struct, its states, the tagged completion and announcements;
@@ -9,6 +10,7 @@
 //! * `session` — assembling commands from the driver's lines and literals, the `Session`
 //!   impl the connection driver runs.
 
+pub mod binary;
 pub mod cmd;
 pub mod commands;
 pub mod decode;

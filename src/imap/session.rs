@@ -54,6 +54,11 @@ const SKIP_CHUNK: u64 = 64 * 1024;
 impl ImapSession {
     /// One complete command (lines and literals, CRLF included).
     async fn execute(&mut self, bytes: Vec<u8>, out: &mut Output) -> Step {
+        let (bytes, ext) = match decode::rewrite_extensions(&bytes) {
+            Some((b, ext)) => (b, ext),
+            None => (bytes, Default::default()),
+        };
+        self.extensions = ext;
         let cmd: Command<'static> = match decode::parse_command(&bytes) {
             Ok(c) => c.into_static(),
             Err(e) => {

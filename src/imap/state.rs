@@ -30,9 +30,10 @@ pub const MAX_COMMAND_BEFORE_LOGIN: u64 = 8 * 1024;
 
 /// Capabilities before login (ARCHITECTURE.md, "IMAP"), without the TLS/plaintext dependent parts.
 pub const CAPS_PREAUTH: &str = "IMAP4rev1 SASL-IR LITERAL+ ID ENABLE IDLE";
-/// Capabilities after login, as Dovecot announces them in the tagged `OK` of `LOGIN`.
-pub const CAPS_AUTH: &str =
-    "IMAP4rev1 SASL-IR LITERAL+ ID ENABLE IDLE UIDPLUS MOVE NAMESPACE SPECIAL-USE UNSELECT CHILDREN";
+/// Capabilities after login, as Dovecot announces them in the tagged `OK` of `LOGIN`
+/// (`APPENDLIMIT=<max_message_bytes>` is appended: [`ImapSession::capabilities`]).
+pub const CAPS_AUTH: &str = "IMAP4rev1 SASL-IR LITERAL+ ID ENABLE IDLE UIDPLUS MOVE NAMESPACE \
+     SPECIAL-USE UNSELECT CHILDREN BINARY COMPRESS=DEFLATE";
 
 /// RFC 3501 §3 session states; each carries what that state needs.
 pub enum State {
@@ -210,6 +211,8 @@ pub(crate) struct FetchJob {
     pub(crate) needs_body: bool,
     /// Some messages had been expunged by another session.
     pub(crate) missing: bool,
+    /// The FETCH stopped at a message whose items could not be given: the `NO` text.
+    pub(crate) failed: Option<&'static str>,
     pub(crate) mailbox: Arc<dyn Mailbox>,
 }
 
@@ -238,6 +241,10 @@ pub struct ImapSession {
     pub(super) redact_next: bool,
     /// Line, literal and command size limits (from `max_message_bytes`).
     pub(super) limits: decode::Limits,
+    /// COMPRESS=DEFLATE is active (RFC 4978: once per connection).
+    pub(crate) compressed: bool,
+    /// What the current command asked for beyond imap-codec's grammar (STATUS APPENDLIMIT).
+    pub(crate) extensions: decode::Extensions,
 }
 
 impl ImapSession {
@@ -257,6 +264,8 @@ impl ImapSession {
             bad: 0,
             redact_next: false,
             limits,
+            compressed: false,
+            extensions: decode::Extensions::default(),
         }
     }
 
@@ -290,8 +299,14 @@ impl ImapSession {
                 }
                 caps
             }
-            _ => CAPS_AUTH.to_string(),
+            _ => format!("{CAPS_AUTH} APPENDLIMIT={}", self.append_limit()),
         }
+    }
+
+    /// RFC 7889 APPENDLIMIT: the largest message APPEND accepts, the same for every
+    /// mailbox (the session's snapshot `limits.max_message_bytes`).
+    pub(crate) fn append_limit(&self) -> u64 {
+        self.env.snapshot.config.limits.max_message_bytes
     }
 
     /// The selected mailbox, or a `BAD` (commands of §6.4 need one).

@@ -37,6 +37,10 @@ pub struct Target {
     /// Read buffer per connection: large for throughput, small when holding thousands of
     /// idle connections (idle-hold) so the client's own memory stays modest.
     pub buf_size: usize,
+    /// IMAP: `COMPRESS DEFLATE` right after LOGIN (RFC 4978).
+    pub compress: bool,
+    /// Octets on the wire, every connection of the run together.
+    pub wire: Arc<crate::zio::Wire>,
 }
 
 impl Target {
@@ -47,6 +51,8 @@ impl Target {
             tls: tls.then(tls_connector),
             op_timeout,
             buf_size: 64 * 1024,
+            compress: false,
+            wire: Arc::default(),
         }
     }
 }
@@ -117,6 +123,7 @@ pub struct Conn {
     /// Bytes received, for MB/s.
     pub bytes_in: u64,
     op_timeout: Duration,
+    buf_size: usize,
 }
 
 impl Conn {
@@ -126,6 +133,10 @@ impl Conn {
             .context("connect timed out")?
             .with_context(|| format!("connect {}:{}", t.host, t.port))?;
         tcp.set_nodelay(true)?;
+        let tcp = crate::zio::Counted {
+            inner: tcp,
+            wire: t.wire.clone(),
+        };
         let io: Box<dyn Io> = match &t.tls {
             None => Box::new(tcp),
             Some(c) => {
@@ -142,6 +153,7 @@ impl Conn {
             line: Vec::with_capacity(1024),
             bytes_in: 0,
             op_timeout: t.op_timeout,
+            buf_size: t.buf_size,
         })
     }
 
@@ -193,6 +205,19 @@ impl Conn {
         timeout(self.op_timeout, fut)
             .await
             .context("literal read timed out")?
+    }
+
+    /// Puts raw DEFLATE between this connection and its stream (after `COMPRESS` OK).
+    pub fn start_deflate(&mut self) -> Result<()> {
+        if !self.io.buffer().is_empty() {
+            bail!("data after the COMPRESS reply");
+        }
+        let dummy: Box<dyn Io> = Box::new(tokio::io::join(tokio::io::empty(), tokio::io::sink()));
+        let cap = self.buf_size;
+        let old = std::mem::replace(&mut self.io, BufReader::new(dummy));
+        let zio: Box<dyn Io> = Box::new(crate::zio::Zio::new(old.into_inner()));
+        self.io = BufReader::with_capacity(cap, zio);
+        Ok(())
     }
 
     pub async fn send(&mut self, data: &[u8]) -> Result<()> {
@@ -294,6 +319,8 @@ pub struct ImapResp {
 pub struct Imap {
     pub conn: Conn,
     tag: u32,
+    /// `COMPRESS DEFLATE` after LOGIN.
+    compress: bool,
 }
 
 /// Parses a trailing literal announcement `{n}` (or `{n+}`) at the end of a line.
@@ -330,6 +357,7 @@ impl Imap {
         let mut c = Imap {
             conn: Conn::connect(t).await?,
             tag: 0,
+            compress: t.compress,
         };
         let g = c.conn.read_line().await?;
         if !g.starts_with(b"* OK") && !g.starts_with(b"* PREAUTH") {
@@ -405,10 +433,15 @@ impl Imap {
         }
     }
 
+    /// LOGIN, then (with `--compress`) COMPRESS DEFLATE.
     pub async fn login(&mut self, user: &str, pass: &str) -> Result<()> {
         self.command(&format!("LOGIN {} {}", quote(user), quote(pass)))
-            .await
-            .map(|_| ())
+            .await?;
+        if self.compress {
+            self.command("COMPRESS DEFLATE").await?;
+            self.conn.start_deflate()?;
+        }
+        Ok(())
     }
 
     /// `SELECT` -> number of messages.

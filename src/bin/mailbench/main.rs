@@ -16,6 +16,7 @@ mod procstat;
 mod report;
 mod rng;
 mod workloads;
+mod zio;
 
 use anyhow::{bail, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -117,6 +118,9 @@ struct LoadArgs {
     /// Implicit TLS (IMAPS/POP3S); any server certificate is accepted.
     #[arg(long)]
     tls: bool,
+    /// IMAP: turn on COMPRESS=DEFLATE (RFC 4978) after every LOGIN.
+    #[arg(long)]
+    compress: bool,
     /// One account for every client (otherwise --users-file-prefix).
     #[arg(long, conflicts_with = "users_file_prefix")]
     user: Option<String>,
@@ -199,13 +203,15 @@ fn common(a: &LoadArgs) -> Result<Common> {
         },
         _ => bail!("give --user NAME or --users-file-prefix PREFIX"),
     };
+    let mut target = client::Target::new(
+        &a.host,
+        a.port,
+        a.tls,
+        Duration::from_secs(a.timeout.max(1)),
+    );
+    target.compress = a.compress;
     Ok(Common {
-        target: client::Target::new(
-            &a.host,
-            a.port,
-            a.tls,
-            Duration::from_secs(a.timeout.max(1)),
-        ),
+        target,
         creds,
         clients: a.clients,
         duration: Duration::from_secs_f64(a.duration),

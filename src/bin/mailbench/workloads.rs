@@ -345,6 +345,7 @@ pub async fn run(c: &Common, kind: Kind) -> Result<Report> {
         .str("label", c.label.clone())
         .str("target", format!("{}:{}", c.target.host, c.target.port))
         .str("tls", if c.target.tls.is_some() { "yes" } else { "no" })
+        .str("compress", if c.target.compress { "yes" } else { "no" })
         .int("clients", i64::from(c.clients))
         .str("users", c.creds.describe())
         .num("duration_s", elapsed)
@@ -358,7 +359,9 @@ pub async fn run(c: &Common, kind: Kind) -> Result<Report> {
         .num("max_ms", percentile_ms(&lat, 100.0))
         .int("latency_samples", lat.len() as i64)
         .int("sessions", counters.sessions.load(Relaxed) as i64)
-        .int("errors", (counters.errors.load(Relaxed) + lost) as i64);
+        .int("errors", (counters.errors.load(Relaxed) + lost) as i64)
+        .int("wire_bytes_in", c.target.wire.read.load(Relaxed) as i64)
+        .int("wire_bytes_out", c.target.wire.written.load(Relaxed) as i64);
     if !aux.is_empty() {
         r.num("fetch_all_p50_ms", percentile_ms(&aux, 50.0))
             .num("fetch_all_p99_ms", percentile_ms(&aux, 99.0));

@@ -16,6 +16,7 @@ use bounded_static::IntoBoundedStatic;
 use imap_codec::imap_types::fetch::{MacroOrMessageDataItemNames, MessageDataItemName};
 use imap_codec::imap_types::sequence::SequenceSet;
 
+use super::super::binary::binary_data;
 use super::super::encode::bodystructure::write_structure;
 use super::super::encode::envelope::write_envelope;
 use super::super::encode::fetch::FetchWriter;
@@ -64,16 +65,6 @@ impl ImapSession {
             MacroOrMessageDataItemNames::Macro(m) => m.expand().into_static(),
             MacroOrMessageDataItemNames::MessageDataItemNames(v) => v,
         };
-        if names.iter().any(|n| {
-            matches!(
-                n,
-                MessageDataItemName::Binary { .. } | MessageDataItemName::BinarySize { .. }
-            )
-        }) {
-            return Err(Fail::Bad(
-                "Error in IMAP command: Unsupported FETCH item.".into(),
-            ));
-        }
         let sel = self.selected()?;
         check_seq_range(&sel.view, set, uid)?;
         let idx = resolve(&sel.view, set, uid);
@@ -82,6 +73,7 @@ impl ImapSession {
                 matches!(
                     n,
                     MessageDataItemName::BodyExt { peek: false, .. }
+                        | MessageDataItemName::Binary { peek: false, .. }
                         | MessageDataItemName::Rfc822
                         | MessageDataItemName::Rfc822Text
                 )
@@ -132,6 +124,7 @@ impl ImapSession {
             seen_now: Arc::new(seen_now),
             needs_body,
             missing: false,
+            failed: None,
             mailbox: sel.mailbox.clone(),
         })
     }
@@ -161,6 +154,7 @@ impl ImapSession {
         let r = blocking(move || {
             let mut local = Output::default();
             let mut missing = false;
+            let mut failed = None;
             let mut learned = Vec::new();
             let mut result = Ok(());
             for (seq, meta) in &batch {
@@ -175,7 +169,13 @@ impl ImapSession {
                     &mut local,
                     &mut learned,
                 ) {
-                    Ok(found) => missing |= !found,
+                    Ok(Written::Done) => {}
+                    Ok(Written::Missing) => missing = true,
+                    Ok(Written::Failed(text)) => {
+                        // As Dovecot: the FETCH ends at the first message that fails.
+                        failed = Some(text);
+                        break;
+                    }
                     Err(e) => {
                         result = Err(e);
                         break;
@@ -185,12 +185,12 @@ impl ImapSession {
             if !learned.is_empty() {
                 mailbox.set_derived(learned);
             }
-            result.map(|()| (local, missing))
+            result.map(|()| (local, missing, failed))
         })
         .await;
         let tag = job.tag.clone();
         match r {
-            Ok((local, missing)) => {
+            Ok((local, missing, failed)) => {
                 for p in local.pieces {
                     match p {
                         Piece::Line(kind, l) => out.line(kind, l),
@@ -200,6 +200,10 @@ impl ImapSession {
                     }
                 }
                 job.missing |= missing;
+                if failed.is_some() {
+                    job.failed = failed;
+                    job.targets.clear();
+                }
             }
             Err(f) => return self.complete(&tag, Err(f), fetch_sync(uid), out).await,
         }
@@ -207,7 +211,9 @@ impl ImapSession {
             self.fetch_job = Some(job);
             return Step::Continue;
         }
-        let res = if job.missing {
+        let res = if let Some(text) = job.failed {
+            Err(Fail::No(text.into()))
+        } else if job.missing {
             // Dovecot's answer: the data that still exists, NIL for the rest, and OK.
             Ok("[EXPUNGEISSUED] Some messages were already expunged.".into())
         } else {
@@ -238,6 +244,8 @@ fn needs_body(n: &MessageDataItemName<'_>) -> bool {
             | N::Rfc822
             | N::Rfc822Header
             | N::Rfc822Text
+            | N::Binary { .. }
+            | N::BinarySize { .. }
     )
 }
 
@@ -256,7 +264,12 @@ fn needs_bytes(n: &MessageDataItemName<'_>) -> bool {
     use MessageDataItemName as N;
     matches!(
         n,
-        N::BodyExt { .. } | N::Rfc822 | N::Rfc822Header | N::Rfc822Text
+        N::BodyExt { .. }
+            | N::Rfc822
+            | N::Rfc822Header
+            | N::Rfc822Text
+            | N::Binary { .. }
+            | N::BinarySize { .. }
     )
 }
 
@@ -317,8 +330,23 @@ fn fetch_expunged(
     w.finish();
 }
 
-/// Writes one `* seq FETCH (...)`; `Ok(false)` if the message no longer exists (then the
-/// response is [`fetch_expunged`]'s). ENVELOPE,
+/// What [`fetch_one`] wrote.
+enum Written {
+    /// The message's response.
+    Done,
+    /// The message no longer exists: [`fetch_expunged`] wrote what is still known.
+    Missing,
+    /// `* n FETCH (UID u)` only: an item could not be given (BINARY of an unknown or broken
+    /// transfer encoding); the FETCH ends with `NO` and this text, as Dovecot's does.
+    Failed(&'static str),
+}
+
+/// The part path of a BINARY item.
+fn binary_path(section: &[std::num::NonZeroU32]) -> Vec<u32> {
+    section.iter().map(|n| n.get()).collect()
+}
+
+/// Writes one `* seq FETCH (...)` (see [`Written`]). ENVELOPE,
 /// BODYSTRUCTURE and BODY come from the store's cache when it has them (the file is then
 /// not read at all); values computed here are added to `learned` for the cache.
 #[allow(clippy::too_many_arguments)]
@@ -331,7 +359,7 @@ fn fetch_one(
     show_flags: bool,
     out: &mut Output,
     learned: &mut Vec<(u32, Derived, Arc<[u8]>)>,
-) -> crate::store::Result<bool> {
+) -> crate::store::Result<Written> {
     use MessageDataItemName as N;
     // Cached derived values, by `Derived as usize`.
     let mut derived: [Option<Arc<[u8]>>; 3] = [None, None, None];
@@ -347,7 +375,7 @@ fn fetch_one(
             Ok(r) => r,
             Err(e) if e.kind == ErrorKind::NotFound => {
                 fetch_expunged(seq, meta, names, uid_cmd, show_flags, &derived, out);
-                return Ok(false);
+                return Ok(Written::Missing);
             }
             Err(e) => return Err(e),
         }
@@ -358,6 +386,21 @@ fn fetch_one(
     let parsed: OnceCell<mime::Message<'_>> = OnceCell::new();
     let msg = || parsed.get_or_init(|| mime::parse(&raw));
     let whole = mime::unparsed(&raw);
+    // BINARY content first: an encoding that cannot be undone fails the FETCH before any
+    // of this message's items are written.
+    let mut binaries = Vec::new();
+    for n in names {
+        if let N::Binary { section, .. } | N::BinarySize { section } = n {
+            match binary_data(msg(), &binary_path(section)) {
+                Ok(b) => binaries.push(b),
+                Err(e) => {
+                    out.reply(format!("* {seq} FETCH (UID {})", meta.uid));
+                    return Ok(Written::Failed(e.reply_text()));
+                }
+            }
+        }
+    }
+    let mut binaries = binaries.into_iter();
     let mut w = FetchWriter::new(out, &raw, seq);
     let flags = || flags_list(meta.flags, &meta.keywords, meta.recent);
     // UID first for UID FETCH (§6.4.8) or when asked first; then the FLAGS a body fetch
@@ -427,9 +470,21 @@ fn fetch_one(
                 },
                 None,
             ),
+            N::Binary {
+                section, partial, ..
+            } => {
+                if let Some(b) = binaries.next() {
+                    w.binary(&binary_path(section), &b, partial.map(|(o, c)| (o, c.get())));
+                }
+            }
+            N::BinarySize { section } => {
+                if let Some(b) = binaries.next() {
+                    w.binary_size(&binary_path(section), &b);
+                }
+            }
             _ => {}
         }
     }
     w.finish();
-    Ok(true)
+    Ok(Written::Done)
 }

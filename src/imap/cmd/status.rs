@@ -1,4 +1,5 @@
-//! STATUS (RFC 3501 §6.3.10).
+//! STATUS (RFC 3501 §6.3.10), with RFC 7889 `APPENDLIMIT` (taken out of the item list before
+//! imap-codec decodes it: [`crate::imap::decode::rewrite_extensions`]).
 
 use imap_codec::imap_types::mailbox::Mailbox as ImapMailbox;
 use imap_codec::imap_types::status::StatusDataItemName;
@@ -38,11 +39,16 @@ impl ImapSession {
             ),
             (StatusDataItemName::Unseen, "UNSEEN", st.unseen),
         ];
-        let parts: Vec<String> = all
+        let ext = std::mem::take(&mut self.extensions);
+        let mut parts: Vec<String> = all
             .iter()
-            .filter(|(item, _, _)| items.contains(item))
+            .filter(|(item, _, _)| items.contains(item) && !ext.status_appendlimit_only)
             .map(|(_, k, v)| format!("{k} {v}"))
             .collect();
+        if ext.status_appendlimit {
+            // The same for every mailbox: the session's `max_message_bytes`.
+            parts.push(format!("APPENDLIMIT {}", self.append_limit()));
+        }
         let mut line = b"* STATUS ".to_vec();
         push_mailbox(&mut line, &name);
         line.extend_from_slice(format!(" ({})", parts.join(" ")).as_bytes());

@@ -10,6 +10,7 @@
 
 use std::sync::Arc;
 
+use super::super::binary::Binary;
 use super::super::section::{section_data, Section, SectionData};
 use crate::mime::Message;
 use crate::session::Output;
@@ -110,11 +111,39 @@ impl<'a> FetchWriter<'a> {
         partial: Option<(u32, u32)>,
     ) {
         debug_assert!(std::ptr::eq(msg.raw, &self.raw[..]));
+        self.literal(name, section_data(msg, section), partial, false);
+    }
+
+    /// Appends `BINARY[<part>]<origin> {n}` (or `~{n}`, RFC 3516 literal8) + data: the
+    /// [`super::super::binary`] content of a part, `<origin.count>` applied to it.
+    pub fn binary(&mut self, path: &[u32], data: &Binary, partial: Option<(u32, u32)>) {
+        let parts: Vec<String> = path.iter().map(u32::to_string).collect();
+        let mut name = format!("BINARY[{}]", parts.join("."));
+        if let Some((origin, _)) = partial {
+            name.push_str(&format!("<{origin}>"));
+        }
+        self.literal(name.as_bytes(), data.data.clone(), partial, data.literal8);
+    }
+
+    /// Appends `BINARY.SIZE[<part>] n` (RFC 3516 §4.2).
+    pub fn binary_size(&mut self, path: &[u32], data: &Binary) {
+        let parts: Vec<String> = path.iter().map(u32::to_string).collect();
+        let name = format!("BINARY.SIZE[{}]", parts.join("."));
+        self.item(&name, data.size().to_string().as_bytes());
+    }
+
+    /// `name {n}` (`~{n}` for literal8) and the data, `partial` applied.
+    fn literal(
+        &mut self,
+        name: &[u8],
+        data: SectionData,
+        partial: Option<(u32, u32)>,
+        literal8: bool,
+    ) {
         self.sep();
         // Through `encoded` like any text: a header field name holding CRLF is written as a
         // literal, whose data goes out as content.
         self.encoded(name);
-        let data = section_data(msg, section);
         let (range_start, range_end, owned) = match data {
             SectionData::Range(r) => (r.start, r.end, None),
             SectionData::Owned(v) => (0, v.len(), Some(v)),
@@ -128,8 +157,9 @@ impl<'a> FetchWriter<'a> {
             }
             None => (range_start, range_end),
         };
+        let tilde = if literal8 { "~" } else { "" };
         self.line
-            .extend_from_slice(format!(" {{{}}}", end - start).as_bytes());
+            .extend_from_slice(format!(" {tilde}{{{}}}", end - start).as_bytes());
         self.out.reply(std::mem::take(&mut self.line));
         match owned {
             Some(v) => self.out.content(Arc::from(&v[start..end])),
