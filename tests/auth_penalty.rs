@@ -206,9 +206,11 @@ for line in sys.stdin.read().splitlines():
     assert_eq!(hosts, "127.0.0.3\n127.0.0.4\n", "log:\n{log}");
 }
 
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
+/// The least of the samples: the cost of the work itself, least disturbed by whatever else
+/// the machine is doing (the suite runs many daemons at once; a median of wall times there
+/// still swings by tens of percent).
+fn least(v: &[Duration]) -> Duration {
+    v.iter().copied().min().unwrap_or_default()
 }
 
 #[test]
@@ -223,7 +225,7 @@ fn an_unknown_user_fails_as_slowly_as_an_argon2id_user() {
     let (mut known, mut unknown) = (Vec::new(), Vec::new());
     // Each attempt from a fresh loopback address: no penalty, only the verification and
     // the session's first failure delay, which is subtracted.
-    for i in 0..5u8 {
+    for i in 0..7u8 {
         for (user, times) in [("carol", &mut known), ("nobody", &mut unknown)] {
             let from = IpAddr::from([127, 0, 1, 2 * i + u8::from(user == "nobody")]);
             let mut c = Client::connect_from(imap, from);
@@ -233,8 +235,10 @@ fn an_unknown_user_fails_as_slowly_as_an_argon2id_user() {
             times.push((end - start).saturating_sub(failure_delay(1)));
         }
     }
-    let (k, u) = (median(known.clone()), median(unknown.clone()));
-    eprintln!("verification time beyond the failure delay: ARGON2ID user {known:?} median {k:?}; unknown user {unknown:?} median {u:?}");
+    // Without the equal-cost dummy check an unknown user costs microseconds against the
+    // ARGON2ID user's ~100 ms, so the least times are far apart; with it they are close.
+    let (k, u) = (least(&known), least(&unknown));
+    eprintln!("verification time beyond the failure delay: ARGON2ID user {known:?} least {k:?}; unknown user {unknown:?} least {u:?}");
     assert!(
         u.as_secs_f64() >= 0.8 * k.as_secs_f64(),
         "unknown user {u:?} vs ARGON2ID user {k:?}"
