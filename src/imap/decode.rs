@@ -4,6 +4,8 @@
 //! literals is the driver's framer ([`crate::conn::Framer`]); the session assembles a command
 //! from those ([`super::session`]) and decodes it here.
 
+pub mod ext;
+
 use bounded_static::IntoBoundedStatic;
 use imap_codec::decode::{CommandDecodeError, Decoder};
 use imap_codec::imap_types::command::Command;
@@ -128,6 +130,27 @@ pub fn parse_command(frame: &[u8]) -> Result<Command<'_>, ParseError> {
             },
         }),
     }
+}
+
+/// Decodes one complete command with the extension forms imap-codec does not know
+/// ([`ext`]: `SEARCH RETURN`, `$`, extended LIST) taken out first.
+pub fn parse_command_ext(frame: &[u8]) -> Result<(Command<'static>, ext::Extensions), ParseError> {
+    let tag = || tag_of(frame).map(|t| String::from_utf8_lossy(t).into_owned());
+    let pre = ext::preparse(frame).map_err(|text| ParseError { tag: tag(), text })?;
+    let cmd = match &pre.frame {
+        Some(f) => parse_command(f)?.into_static(),
+        None => parse_command(frame)?.into_static(),
+    };
+    let mut extensions = pre.ext;
+    if let Some(list) = &mut extensions.list {
+        for raw in &pre.raw_patterns {
+            list.more_patterns.push(ext::decode_pattern(raw).ok_or_else(|| ParseError {
+                tag: tag(),
+                text: "Error in IMAP command: unknown command or invalid arguments",
+            })?);
+        }
+    }
+    Ok((cmd, extensions))
 }
 
 /// The octets that stand in for a streamed message when its command is decoded: one octet,

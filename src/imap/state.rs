@@ -32,7 +32,7 @@ pub const MAX_COMMAND_BEFORE_LOGIN: u64 = 8 * 1024;
 pub const CAPS_PREAUTH: &str = "IMAP4rev1 SASL-IR LITERAL+ ID ENABLE IDLE";
 /// Capabilities after login, as Dovecot announces them in the tagged `OK` of `LOGIN`.
 pub const CAPS_AUTH: &str =
-    "IMAP4rev1 SASL-IR LITERAL+ ID ENABLE IDLE UIDPLUS MOVE NAMESPACE SPECIAL-USE UNSELECT CHILDREN";
+    "IMAP4rev1 SASL-IR LITERAL+ ID ENABLE IDLE UIDPLUS MOVE NAMESPACE SPECIAL-USE UNSELECT CHILDREN ESEARCH SEARCHRES WITHIN STATUS=SIZE";
 
 /// RFC 3501 §3 session states; each carries what that state needs.
 pub enum State {
@@ -54,6 +54,8 @@ pub struct Selected {
     pub changes: watch::Receiver<u64>,
     /// Keywords announced in `* FLAGS` so far (a new one is announced again, §7.2.6).
     pub keywords: Vec<String>,
+    /// RFC 5182 `$`: the UIDs the last `SEARCH RETURN (SAVE)` found (empty after SELECT).
+    pub saved: Vec<u32>,
 }
 
 /// What the next client line (or literal) is.
@@ -238,6 +240,9 @@ pub struct ImapSession {
     pub(super) redact_next: bool,
     /// Line, literal and command size limits (from `max_message_bytes`).
     pub(super) limits: decode::Limits,
+    /// What the command being run said beyond imap-codec's types (`SEARCH RETURN`,
+    /// extended LIST); set before each handler runs.
+    pub(crate) ext: decode::ext::Extensions,
 }
 
 impl ImapSession {
@@ -257,6 +262,7 @@ impl ImapSession {
             bad: 0,
             redact_next: false,
             limits,
+            ext: Default::default(),
         }
     }
 

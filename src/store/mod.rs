@@ -99,6 +99,8 @@ pub struct MailboxStatus {
     pub uid_next: u32,
     pub uid_validity: u32,
     pub unseen: u32,
+    /// RFC 8438 STATUS SIZE: the sum of the messages' RFC822.SIZE.
+    pub size: u64,
 }
 
 /// RFC 6154 special-use attributes of the folders created for every user.

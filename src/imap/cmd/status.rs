@@ -1,11 +1,12 @@
-//! STATUS (RFC 3501 §6.3.10).
+//! STATUS (RFC 3501 §6.3.10) with RFC 8438's SIZE.
 
 use imap_codec::imap_types::mailbox::Mailbox as ImapMailbox;
 use imap_codec::imap_types::status::StatusDataItemName;
 
-use super::super::state::{ImapSession, Res, State};
+use super::super::state::{Fail, ImapSession, Res, State};
 use super::{blocking, mailbox_name, push_mailbox};
 use crate::session::Output;
+use crate::store::MailboxStatus;
 
 impl ImapSession {
     pub(crate) async fn status(
@@ -15,8 +16,19 @@ impl ImapSession {
         out: &mut Output,
     ) -> Res {
         let name = mailbox_name(m)?;
+        let st = self.status_of(&name).await?;
+        let parts = status_items(&st, items);
+        let mut line = b"* STATUS ".to_vec();
+        push_mailbox(&mut line, &name);
+        line.extend_from_slice(format!(" ({})", parts.join(" ")).as_bytes());
+        out.reply(line);
+        Ok("Status completed.".into())
+    }
+
+    /// The counts of mailbox `name` (store name) as STATUS reports them.
+    pub(crate) async fn status_of(&self, name: &str) -> Result<MailboxStatus, Fail> {
         let user = self.user_store()?;
-        let n = name.clone();
+        let n = name.to_string();
         let mut st = blocking(move || user.status(&n)).await?;
         // The store counts `\Recent` nobody has claimed; on the selected mailbox this
         // session's own recent messages count too (as Dovecot answers).
@@ -26,27 +38,24 @@ impl ImapSession {
                 st.recent += sel.view.messages.iter().filter(|m| m.recent).count() as u32;
             }
         }
-        // Dovecot's (and RFC 3501 §6.3.10's) order, whatever order they were asked in.
-        let all = [
-            (StatusDataItemName::Messages, "MESSAGES", st.messages),
-            (StatusDataItemName::Recent, "RECENT", st.recent),
-            (StatusDataItemName::UidNext, "UIDNEXT", st.uid_next),
-            (
-                StatusDataItemName::UidValidity,
-                "UIDVALIDITY",
-                st.uid_validity,
-            ),
-            (StatusDataItemName::Unseen, "UNSEEN", st.unseen),
-        ];
-        let parts: Vec<String> = all
-            .iter()
-            .filter(|(item, _, _)| items.contains(item))
-            .map(|(_, k, v)| format!("{k} {v}"))
-            .collect();
-        let mut line = b"* STATUS ".to_vec();
-        push_mailbox(&mut line, &name);
-        line.extend_from_slice(format!(" ({})", parts.join(" ")).as_bytes());
-        out.reply(line);
-        Ok("Status completed.".into())
+        Ok(st)
     }
+}
+
+/// The `item value` pairs of a STATUS answer (also LIST-STATUS's, RFC 5819), in Dovecot's
+/// (and RFC 3501 §6.3.10's) order, whatever order they were asked in.
+pub(crate) fn status_items(st: &MailboxStatus, items: &[StatusDataItemName]) -> Vec<String> {
+    let all = [
+        (StatusDataItemName::Messages, "MESSAGES", u64::from(st.messages)),
+        (StatusDataItemName::Recent, "RECENT", u64::from(st.recent)),
+        (StatusDataItemName::UidNext, "UIDNEXT", u64::from(st.uid_next)),
+        (StatusDataItemName::UidValidity, "UIDVALIDITY", u64::from(st.uid_validity)),
+        (StatusDataItemName::Unseen, "UNSEEN", u64::from(st.unseen)),
+        // RFC 8438.
+        (StatusDataItemName::Size, "SIZE", st.size),
+    ];
+    all.iter()
+        .filter(|(item, _, _)| items.contains(item))
+        .map(|(_, k, v)| format!("{k} {v}"))
+        .collect()
 }
