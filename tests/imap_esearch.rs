@@ -78,11 +78,13 @@ impl Pair {
     }
 }
 
-/// A private Dovecot serving `alice` with the special-use folders this server creates.
+/// A private Dovecot serving `alice` with the special-use folders this server creates, and
+/// INBOX subscribed as this server subscribes it.
 fn start_dovecot(dir: &Path) -> Dovecot {
     let namespace: String = ["Drafts", "Sent", "Trash", "Junk", "Archive"]
         .iter()
         .map(|n| format!("  mailbox {n} {{\n    special_use = \\{n}\n    auto = subscribe\n  }}\n"))
+        .chain(["  mailbox INBOX {\n    auto = subscribe\n  }\n".to_string()])
         .collect();
     Dovecot::start(
         dir,
@@ -465,4 +467,134 @@ async fn status_size() {
         a(cmds[8]),
         ["* STATUS Trash (MESSAGES 1 SIZE 119)", "=> OK "]
     );
+}
+
+/// The mailboxes of RFC 5258 §5's examples (and `Meat/Beef`, whose parent is only a
+/// hierarchy level), with their subscriptions (`Fruit/Peach` does not exist).
+const FRUIT: &[&str] = &[
+    "CREATE Fruit",
+    "CREATE Fruit/Apple",
+    "CREATE Fruit/Banana",
+    "CREATE Tofu",
+    "CREATE Vegetable",
+    "CREATE Vegetable/Broccoli",
+    "CREATE Vegetable/Corn",
+    "CREATE Meat/Beef",
+    "SUBSCRIBE Fruit/Banana",
+    "CREATE Fruit/Peach",
+    "SUBSCRIBE Fruit/Peach",
+    "DELETE Fruit/Peach",
+    "SUBSCRIBE Vegetable",
+    "SUBSCRIBE Vegetable/Broccoli",
+    "SUBSCRIBE Meat/Beef",
+];
+
+/// RFC 5258 §5's examples: selection and return options, several patterns, `\NonExistent`,
+/// CHILDINFO; and the refusals.
+#[tokio::test]
+async fn list_extended_walks_rfc5258_examples() {
+    let pair = Pair::start();
+    let cmds = [
+        "LIST \"\" %",
+        "LIST (SUBSCRIBED) \"\" *",
+        "LIST () \"\" %",
+        "LIST \"\" % RETURN (CHILDREN)",
+        "LIST (REMOTE) \"\" % RETURN (CHILDREN)",
+        "LIST (SUBSCRIBED) \"\" * RETURN (CHILDREN)",
+        "LIST (SUBSCRIBED RECURSIVEMATCH) \"\" %",
+        "LIST (SUBSCRIBED RECURSIVEMATCH) \"\" % RETURN (CHILDREN)",
+        "LIST (SUBSCRIBED RECURSIVEMATCH) \"\" *",
+        "LIST (SUBSCRIBED RECURSIVEMATCH) \"\" Fruit/%",
+        "LIST \"\" (INBOX Drafts \"Fruit/%\")",
+        "LIST \"\" (Fruit Fruit/*) RETURN (SUBSCRIBED)",
+        "LIST Fruit/ (% Ap*)",
+        "LIST \"\" % RETURN (SUBSCRIBED CHILDREN)",
+        "LIST (SPECIAL-USE) \"\" *",
+        "LIST \"\" * RETURN (SPECIAL-USE)",
+        "LIST (SPECIAL-USE) \"\" * RETURN (CHILDREN)",
+        "LIST (SPECIAL-USE RECURSIVEMATCH) \"\" %",
+        "CREATE Vegetable/Trash2",
+        "LIST (SPECIAL-USE RECURSIVEMATCH) \"\" Vegetable",
+        "list (subscribed) \"\" \"Vegetable*\" return (children)",
+        "LIST () \"\" \"\"",
+        "LIST (RECURSIVEMATCH) \"\" %",
+        "LIST (FOO) \"\" %",
+        "LIST \"\" % RETURN (FOO)",
+        "LIST \"\" ()",
+        "LIST \"\" % RETURN",
+        "NOOP",
+    ];
+    let s: Vec<&str> = FRUIT.iter().chain(cmds.iter()).copied().collect();
+    let ours = pair.run(&s).await;
+    let a = |c: &str| at(&ours, &s, c, 0).to_vec();
+    assert_eq!(
+        a("LIST (SUBSCRIBED RECURSIVEMATCH) \"\" %"),
+        [
+            "* LIST () \"/\" Fruit (CHILDINFO (\"SUBSCRIBED\"))",
+            "* LIST (\\NonExistent) \"/\" Meat (CHILDINFO (\"SUBSCRIBED\"))",
+            "* LIST (\\Subscribed) \"/\" Archive",
+            "* LIST (\\Subscribed) \"/\" Drafts",
+            "* LIST (\\Subscribed) \"/\" INBOX",
+            "* LIST (\\Subscribed) \"/\" Junk",
+            "* LIST (\\Subscribed) \"/\" Sent",
+            "* LIST (\\Subscribed) \"/\" Trash",
+            "* LIST (\\Subscribed) \"/\" Vegetable (CHILDINFO (\"SUBSCRIBED\"))",
+            "=> OK "
+        ]
+    );
+    assert!(a("LIST (SUBSCRIBED) \"\" *")
+        .contains(&"* LIST (\\Subscribed \\NonExistent) \"/\" Fruit/Peach".to_string()));
+    assert_eq!(a("LIST (RECURSIVEMATCH) \"\" %"), ["=> BAD "]);
+}
+
+/// RFC 5819 §2: `RETURN (STATUS (..))` answers each selectable mailbox's STATUS right
+/// after its LIST line; none for `\Noselect` or `\NonExistent` ones.
+#[tokio::test]
+async fn list_status_walks_rfc5819_example() {
+    let pair = Pair::start();
+    let mut s: Vec<String> = FRUIT.iter().map(|c| c.to_string()).collect();
+    s.extend((1..=3).map(|n| append("INBOX", if n == 2 { "\\Seen" } else { "" }, n, 1)));
+    s.push(append("Fruit/Apple", "", 4, 1));
+    let cmds = [
+        "LIST \"\" % RETURN (STATUS (MESSAGES UNSEEN))",
+        "LIST \"\" * RETURN (STATUS (MESSAGES UIDNEXT SIZE UNSEEN RECENT UIDVALIDITY))",
+        "LIST (SUBSCRIBED) \"\" * RETURN (STATUS (MESSAGES))",
+        "LIST (SUBSCRIBED RECURSIVEMATCH) \"\" % RETURN (STATUS (MESSAGES) CHILDREN)",
+        "LIST \"\" (INBOX Fruit/Apple) RETURN (STATUS (SIZE))",
+        "LIST \"\" % RETURN (STATUS (FOO))",
+        "LIST \"\" % RETURN (STATUS ())",
+    ];
+    s.extend(cmds.iter().map(|c| c.to_string()));
+    let s: Vec<&str> = s.iter().map(|c| c.as_str()).collect();
+    let ours = pair.run(&s).await;
+    // The pairs, in our order (the comparison with Dovecot sorts LIST answers).
+    let ours_raw = {
+        let mut c = Client::connect_to(pair.ours.imap.unwrap()).await;
+        c.ok(&format!("LOGIN {USER} {PASS}")).await;
+        c.ok(cmds[0]).await
+    };
+    for (i, l) in ours_raw.iter().enumerate() {
+        if let Some(name) = l
+            .strip_prefix("* STATUS ")
+            .and_then(|r| r.split(' ').next())
+        {
+            assert!(
+                ours_raw[i - 1].ends_with(&format!(" {name}")),
+                "{ours_raw:?}"
+            );
+        }
+    }
+    let a = |c: &str| at(&ours, &s, c, 0).to_vec();
+    assert_eq!(
+        a(cmds[4]),
+        [
+            "* LIST () \"/\" Fruit/Apple",
+            "* LIST () \"/\" INBOX",
+            "* STATUS Fruit/Apple (SIZE 119)",
+            "* STATUS INBOX (SIZE 357)",
+            "=> OK "
+        ]
+    );
+    assert!(a(cmds[0]).contains(&"* STATUS INBOX (MESSAGES 3 UNSEEN 2)".to_string()));
+    assert!(!a(cmds[0]).iter().any(|l| l.starts_with("* STATUS Meat")));
 }

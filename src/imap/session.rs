@@ -66,13 +66,13 @@ impl ImapSession {
             return self.bad(&tag, text, out);
         }
         let sync = spec.sync_for(&cmd.body);
-        if let Some(marker) = ext.saved_marker {
+        self.ext = ext;
+        if let Some(marker) = self.ext.saved_marker {
             // RFC 5182 `$`: the saved result, or nothing to do when it is empty.
             if let Some(done) = self.substitute_saved(&mut cmd.body, marker) {
                 return self.complete(&tag, done, sync, out).await;
             }
         }
-        self.ext = ext;
         match (spec.run)(self, &tag, cmd.body, out).await {
             Done::Res(res) => self.complete(&tag, res, sync, out).await,
             Done::Step(step) => step,

@@ -398,9 +398,6 @@ fn list(frame: &[u8], toks: &[Tok], name: usize) -> Result<Preparsed, Refusal> {
             j += 1;
         }
         j += 1;
-        if patterns.is_empty() {
-            return Err(BAD);
-        }
     } else if matches!(kind(j), Some(Kind::Atom | Kind::Quoted | Kind::Literal)) {
         patterns.push(j);
         j += 1;
@@ -421,7 +418,7 @@ fn list(frame: &[u8], toks: &[Tok], name: usize) -> Result<Preparsed, Refusal> {
                     while kind(close) == Some(Kind::Atom) {
                         close += 1;
                     }
-                    if kind(close) != Some(Kind::Close) {
+                    if kind(close) != Some(Kind::Close) || close == open + 1 {
                         return Err(BAD);
                     }
                     ext.ret.status = Some(status_items(&frame[toks[open].start..toks[close].end])?);
@@ -442,7 +439,8 @@ fn list(frame: &[u8], toks: &[Tok], name: usize) -> Result<Preparsed, Refusal> {
     f.push(b' ');
     f.extend_from_slice(raw(reference));
     f.push(b' ');
-    f.extend_from_slice(raw(patterns[0]));
+    // `LIST "" ()` (no pattern) lists nothing, as the empty pattern.
+    f.extend_from_slice(patterns.first().map_or(&b"\"\""[..], |&p| raw(p)));
     f.extend_from_slice(b"\r\n");
     Ok(Preparsed {
         frame: Some(f),
@@ -450,7 +448,7 @@ fn list(frame: &[u8], toks: &[Tok], name: usize) -> Result<Preparsed, Refusal> {
             list: Some(ext),
             ..Extensions::default()
         },
-        raw_patterns: patterns[1..].iter().map(|&p| raw(p).to_vec()).collect(),
+        raw_patterns: patterns.iter().skip(1).map(|&p| raw(p).to_vec()).collect(),
     })
 }
 
@@ -571,7 +569,9 @@ mod tests {
         assert_eq!(e.list.unwrap().select, ListSelect::default());
         assert!(pre("a LIST (RECURSIVEMATCH) \"\" %\r\n").is_err());
         assert!(pre("a LIST (FOO) \"\" %\r\n").is_err());
-        assert!(pre("a LIST \"\" () RETURN ()\r\n").is_err());
+        let (f, _, more) = pre("a LIST \"\" () RETURN ()\r\n").unwrap();
+        assert_eq!((f.as_str(), more.len()), ("a LIST \"\" \"\"\r\n", 0));
+        assert!(pre("a LIST \"\" % RETURN (STATUS ())\r\n").is_err());
         assert!(pre("a LIST \"\" % RETURN (STATUS (FOO))\r\n").is_err());
     }
 
