@@ -17,7 +17,9 @@ mod imap_session_common;
 mod dovecot;
 
 use std::net::SocketAddr;
+
 use std::path::{Path, PathBuf};
+use tokio::io::AsyncWriteExt;
 
 use common::Daemon;
 use dovecot::Dovecot;
@@ -199,7 +201,8 @@ fn normalise(untagged: &[String], tagged: &str, cmd: &str, tag: &str) -> Vec<Str
         }
         lines.push(l);
     }
-    if cmd.starts_with("LIST") || cmd.starts_with("LSUB") {
+    let upper = cmd.to_ascii_uppercase();
+    if upper.starts_with("LIST") || upper.starts_with("LSUB") {
         lines.sort();
     }
     if !expunged.is_empty() {
@@ -370,6 +373,13 @@ async fn searchres_walks_rfc5182_examples() {
         "STORE $ +FLAGS.SILENT (\\Deleted)",
         "UID EXPUNGE $",
         "SEARCH RETURN (SAVE) 1",
+        "UID SEARCH RETURN (SAVE MAX) ALL",
+        "UID STORE $ FLAGS (\\Seen \\Draft)",
+        "UID SEARCH RETURN (ALL) $ DRAFT",
+        "UID MOVE $ Archive",
+        "SEARCH RETURN (SAVE) ALL",
+        "UID SEARCH RETURN (MIN SAVE) $",
+        "FETCH $ (UID)",
         "UNSELECT",
         "FETCH $ (FLAGS)",
         "EXAMINE INBOX",
@@ -522,6 +532,10 @@ async fn list_extended_walks_rfc5258_examples() {
         "LIST \"\" % RETURN (FOO)",
         "LIST \"\" ()",
         "LIST \"\" % RETURN",
+        "LIST \"\" % RETURN ()",
+        "list (subscribed) \"\" \"*\" return (status (messages) subscribed)",
+        "LIST (SUBSCRIBED REMOTE) {5+}\r\nFruit (/% {2+}\r\n/*)",
+        "LIST \"\" (INBOX {5+}\r\nDraft*)",
         "NOOP",
     ];
     let s: Vec<&str> = FRUIT.iter().chain(cmds.iter()).copied().collect();
@@ -597,4 +611,56 @@ async fn list_status_walks_rfc5819_example() {
     );
     assert!(a(cmds[0]).contains(&"* STATUS INBOX (MESSAGES 3 UNSEEN 2)".to_string()));
     assert!(!a(cmds[0]).iter().any(|l| l.starts_with("* STATUS Meat")));
+}
+
+/// The extension forms arrive in pieces of every size (the driver frames lines and
+/// literals; the session assembles them): each answer is the one the whole command gets.
+#[tokio::test]
+async fn extension_commands_in_pieces_of_every_size() {
+    let d = Daemon::start();
+    let mut c = Client::connect_to(d.imap.unwrap()).await;
+    c.ok(&format!("LOGIN {USER} {PASS}")).await;
+    for n in 1..=3 {
+        let m = msg(n);
+        let (_, t) = c
+            .cmd(&format!("APPEND INBOX (\\Seen) {{{}+}}\r\n{m}", m.len()))
+            .await;
+        assert!(t.starts_with("OK"), "{t}");
+    }
+    c.ok("SELECT INBOX").await;
+    let cmds: [(&str, &[&str]); 3] = [
+        (
+            "UID SEARCH RETURN (MIN COUNT SAVE) CHARSET UTF-8 SUBJECT {7+}\r\nmessage OR $ 1:*\r\n",
+            &["* ESEARCH (TAG \"p\") UID MIN 1 COUNT 3"],
+        ),
+        (
+            "FETCH $ (UID)\r\n",
+            &[
+                "* 1 FETCH (UID 1)",
+                "* 2 FETCH (UID 2)",
+                "* 3 FETCH (UID 3)",
+            ],
+        ),
+        (
+            "LIST (SUBSCRIBED) \"\" (INBOX {6+}\r\nDraft*) RETURN (STATUS (MESSAGES))\r\n",
+            &[
+                "* LIST (\\Subscribed) \"/\" INBOX",
+                "* STATUS INBOX (MESSAGES 3)",
+                "* LIST (\\Subscribed) \"/\" Drafts",
+                "* STATUS Drafts (MESSAGES 0)",
+            ],
+        ),
+    ];
+    for (cmd, want) in cmds {
+        let bytes = format!("p {cmd}").into_bytes();
+        for size in 1..=bytes.len() {
+            for piece in bytes.chunks(size) {
+                c.send_raw(piece).await;
+                c.w.flush().await.unwrap();
+            }
+            let (u, t) = c.until_tagged("p").await;
+            assert!(t.starts_with("OK"), "{cmd:?} in pieces of {size}: {t}");
+            assert_eq!(u, want, "{cmd:?} in pieces of {size}");
+        }
+    }
 }

@@ -92,7 +92,8 @@ enum Kind {
 /// Splits a command into tokens: atoms (anything up to SP, CR, LF, parentheses or `"`;
 /// brackets keep what is inside them, as in `BODY[HEADER.FIELDS (A)]`), quoted strings,
 /// literals (`{n}`, `{n+}`, `~{n}` with their CRLF and data) and parentheses. Stops at
-/// the first thing it cannot take (the command is then left to imap-codec as it is).
+/// the first thing it cannot take (the command is then left to imap-codec as it is). As
+/// Dovecot's parser, it takes `{5}\r\nDraft*` as two arguments, `Draft` and `*`.
 fn lex(frame: &[u8]) -> Vec<Tok> {
     let mut toks = Vec::new();
     let mut i = 0;
@@ -572,6 +573,9 @@ mod tests {
         let (f, _, more) = pre("a LIST \"\" () RETURN ()\r\n").unwrap();
         assert_eq!((f.as_str(), more.len()), ("a LIST \"\" \"\"\r\n", 0));
         assert!(pre("a LIST \"\" % RETURN (STATUS ())\r\n").is_err());
+        // As in Dovecot, a literal's end ends the argument.
+        let (_, _, more) = pre("a LIST \"\" (INBOX {5}\r\nDraft*)\r\n").unwrap();
+        assert_eq!(more, ["{5}\r\nDraft", "*"]);
         assert!(pre("a LIST \"\" % RETURN (STATUS (FOO))\r\n").is_err());
     }
 
