@@ -358,14 +358,14 @@ static COMMANDS: &[CommandSpec] = &[
         states: SELECTED,
         sync: NoExpunge,
         run: handler!(|s,
-                       _,
+                       tag,
                        C::Search {
                            charset,
                            criteria,
                            uid,
                        },
                        out| {
-            Done::Res(s.search(charset, criteria, uid, out).await)
+            Done::Res(s.search(tag, charset, criteria, uid, out).await)
         }),
     },
     CommandSpec {

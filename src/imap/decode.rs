@@ -4,6 +4,8 @@
 //! literals is the driver's framer ([`crate::conn::Framer`]); the session assembles a command
 //! from those ([`super::session`]) and decodes it here.
 
+pub mod ext;
+
 use bounded_static::IntoBoundedStatic;
 use imap_codec::decode::{CommandDecodeError, Decoder};
 use imap_codec::imap_types::command::Command;
@@ -91,7 +93,7 @@ fn is_tag_char(b: u8) -> bool {
 
 /// What [`rewrite_extensions`] changed in a command before imap-codec decodes it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Extensions {
+pub struct Rewrite {
     /// `STATUS` asked for RFC 7889 `APPENDLIMIT` (removed from the item list).
     pub status_appendlimit: bool,
     /// ... and nothing else (a `MESSAGES` put in its place is not to be answered).
@@ -101,8 +103,8 @@ pub struct Extensions {
 /// Commands and items imap-codec does not know, turned into ones it does: `XLIST` is
 /// answered as `LIST` (as Dovecot 2.3 does: `* LIST` replies, never advertised; old
 /// Outlook sends it), and `APPENDLIMIT` is taken out of a `STATUS` item list (RFC 7889
-/// §4) and reported in [`Extensions`]. `None`: nothing to change.
-pub fn rewrite_extensions(frame: &[u8]) -> Option<(Vec<u8>, Extensions)> {
+/// §4) and reported in [`Rewrite`]. `None`: nothing to change.
+pub fn rewrite_extensions(frame: &[u8]) -> Option<(Vec<u8>, Rewrite)> {
     let tag = tag_of(frame)?;
     let start = tag.len() + 1;
     let len = frame[start..]
@@ -114,7 +116,7 @@ pub fn rewrite_extensions(frame: &[u8]) -> Option<(Vec<u8>, Extensions)> {
         let mut out = frame[..start].to_vec();
         out.extend_from_slice(b"LIST");
         out.extend_from_slice(&frame[start + len..]);
-        return Some((out, Extensions::default()));
+        return Some((out, Rewrite::default()));
     }
     if !word.eq_ignore_ascii_case(b"STATUS") {
         return None;
@@ -135,7 +137,7 @@ pub fn rewrite_extensions(frame: &[u8]) -> Option<(Vec<u8>, Extensions)> {
     if kept.len() == items.len() {
         return None;
     }
-    let ext = Extensions {
+    let ext = Rewrite {
         status_appendlimit: true,
         status_appendlimit_only: kept.is_empty(),
     };
@@ -188,6 +190,34 @@ pub fn parse_command(frame: &[u8]) -> Result<Command<'_>, ParseError> {
             },
         }),
     }
+}
+
+/// Decodes one complete command with the extension forms imap-codec does not know taken
+/// out first: `XLIST` and STATUS `APPENDLIMIT` ([`rewrite_extensions`]), then `SEARCH
+/// RETURN`, `$` and extended LIST ([`ext`]).
+pub fn parse_command_ext(frame: &[u8]) -> Result<(Command<'static>, ext::Extensions), ParseError> {
+    let tag = || tag_of(frame).map(|t| String::from_utf8_lossy(t).into_owned());
+    let (rewritten, rewrite) = match rewrite_extensions(frame) {
+        Some((bytes, rewrite)) => (Some(bytes), rewrite),
+        None => (None, Rewrite::default()),
+    };
+    let frame = rewritten.as_deref().unwrap_or(frame);
+    let pre = ext::preparse(frame).map_err(|text| ParseError { tag: tag(), text })?;
+    let cmd = match &pre.frame {
+        Some(f) => parse_command(f)?.into_static(),
+        None => parse_command(frame)?.into_static(),
+    };
+    let mut extensions = pre.ext;
+    extensions.rewrite = rewrite;
+    if let Some(list) = &mut extensions.list {
+        for raw in &pre.raw_patterns {
+            list.more_patterns.push(ext::decode_pattern(raw).ok_or_else(|| ParseError {
+                tag: tag(),
+                text: "Error in IMAP command: unknown command or invalid arguments",
+            })?);
+        }
+    }
+    Ok((cmd, extensions))
 }
 
 /// The octets that stand in for a streamed message when its command is decoded: one octet,

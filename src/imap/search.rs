@@ -245,6 +245,13 @@ pub fn matches_all(keys: &[SearchKey<'_>], c: &mut Candidate<'_, '_>, b: Bounds)
     keys.iter().all(|k| matches(k, c, b))
 }
 
+/// Whether the INTERNALDATE is more than `secs` seconds before now (RFC 5032 §2).
+fn older_than(meta: &MessageMeta, secs: u32) -> bool {
+    let limit = std::time::SystemTime::now()
+        .checked_sub(std::time::Duration::from_secs(u64::from(secs)));
+    limit.is_some_and(|l| meta.internal_date < l)
+}
+
 /// Evaluates one key.
 pub fn matches(key: &SearchKey<'_>, c: &mut Candidate<'_, '_>, b: Bounds) -> bool {
     use SearchKey as K;
@@ -278,6 +285,9 @@ pub fn matches(key: &SearchKey<'_>, c: &mut Candidate<'_, '_>, b: Bounds) -> boo
         K::Unkeyword(k) => !has_keyword(c.meta, k.as_ref()),
         K::Larger(n) => c.meta.size > u64::from(*n),
         K::Smaller(n) => c.meta.size < u64::from(*n),
+        // RFC 5032 WITHIN, as Dovecot: older than `now - n`, or at most `n` seconds old.
+        K::Older(n) => older_than(c.meta, n.get()),
+        K::Younger(n) => !older_than(c.meta, n.get()),
         K::Before(d) => internal_day(c.meta) < *d.as_ref(),
         K::On(d) => internal_day(c.meta) == *d.as_ref(),
         K::Since(d) => internal_day(c.meta) >= *d.as_ref(),

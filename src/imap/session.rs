@@ -36,7 +36,6 @@
 //! a non-synchronizing literal announcement, the driver reports its tail
 //! ([`Session::on_line_discarded`]) and the literal's data is skipped, never read as commands.
 
-use bounded_static::IntoBoundedStatic;
 use imap_codec::imap_types::command::Command;
 use tokio::sync::watch;
 
@@ -54,13 +53,8 @@ const SKIP_CHUNK: u64 = 64 * 1024;
 impl ImapSession {
     /// One complete command (lines and literals, CRLF included).
     async fn execute(&mut self, bytes: Vec<u8>, out: &mut Output) -> Step {
-        let (bytes, ext) = match decode::rewrite_extensions(&bytes) {
-            Some((b, ext)) => (b, ext),
-            None => (bytes, Default::default()),
-        };
-        self.extensions = ext;
-        let cmd: Command<'static> = match decode::parse_command(&bytes) {
-            Ok(c) => c.into_static(),
+        let (mut cmd, ext): (Command<'static>, _) = match decode::parse_command_ext(&bytes) {
+            Ok(c) => c,
             Err(e) => {
                 let tag = e.tag.unwrap_or_else(|| "*".into());
                 return self.bad(&tag, e.text, out);
@@ -72,6 +66,13 @@ impl ImapSession {
             return self.bad(&tag, text, out);
         }
         let sync = spec.sync_for(&cmd.body);
+        self.ext = ext;
+        if let Some(marker) = self.ext.saved_marker {
+            // RFC 5182 `$`: the saved result, or nothing to do when it is empty.
+            if let Some(done) = self.substitute_saved(&mut cmd.body, marker) {
+                return self.complete(&tag, done, sync, out).await;
+            }
+        }
         match (spec.run)(self, &tag, cmd.body, out).await {
             Done::Res(res) => self.complete(&tag, res, sync, out).await,
             Done::Step(step) => step,

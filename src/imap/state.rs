@@ -33,7 +33,8 @@ pub const CAPS_PREAUTH: &str = "IMAP4rev1 SASL-IR LITERAL+ ID ENABLE IDLE";
 /// Capabilities after login, as Dovecot announces them in the tagged `OK` of `LOGIN`
 /// (`APPENDLIMIT=<max_message_bytes>` is appended: [`ImapSession::capabilities`]).
 pub const CAPS_AUTH: &str = "IMAP4rev1 SASL-IR LITERAL+ ID ENABLE IDLE UIDPLUS MOVE NAMESPACE \
-     SPECIAL-USE UNSELECT CHILDREN BINARY COMPRESS=DEFLATE";
+     SPECIAL-USE UNSELECT CHILDREN BINARY COMPRESS=DEFLATE ESEARCH SEARCHRES WITHIN \
+     LIST-EXTENDED LIST-STATUS STATUS=SIZE";
 
 /// RFC 3501 §3 session states; each carries what that state needs.
 pub enum State {
@@ -55,6 +56,8 @@ pub struct Selected {
     pub changes: watch::Receiver<u64>,
     /// Keywords announced in `* FLAGS` so far (a new one is announced again, §7.2.6).
     pub keywords: Vec<String>,
+    /// RFC 5182 `$`: the UIDs the last `SEARCH RETURN (SAVE)` found (empty after SELECT).
+    pub saved: Vec<u32>,
 }
 
 /// What the next client line (or literal) is.
@@ -243,8 +246,9 @@ pub struct ImapSession {
     pub(super) limits: decode::Limits,
     /// COMPRESS=DEFLATE is active (RFC 4978: once per connection).
     pub(crate) compressed: bool,
-    /// What the current command asked for beyond imap-codec's grammar (STATUS APPENDLIMIT).
-    pub(crate) extensions: decode::Extensions,
+    /// What the command being run said beyond imap-codec's types (`SEARCH RETURN`,
+    /// extended LIST); set before each handler runs.
+    pub(crate) ext: decode::ext::Extensions,
 }
 
 impl ImapSession {
@@ -265,7 +269,7 @@ impl ImapSession {
             redact_next: false,
             limits,
             compressed: false,
-            extensions: decode::Extensions::default(),
+            ext: Default::default(),
         }
     }
 

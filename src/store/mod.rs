@@ -99,6 +99,8 @@ pub struct MailboxStatus {
     pub uid_next: u32,
     pub uid_validity: u32,
     pub unseen: u32,
+    /// RFC 8438 STATUS SIZE: the sum of the messages' RFC822.SIZE.
+    pub size: u64,
 }
 
 /// RFC 6154 special-use attributes of the folders created for every user.
@@ -203,6 +205,15 @@ pub trait UserStore: Send + Sync {
     /// Renames a mailbox and its children; renaming INBOX moves its messages (RFC 3501 §6.3.5).
     fn rename(&self, from: &str, to: &str) -> Result<()>;
     fn subscribe(&self, name: &str, subscribed: bool) -> Result<()>;
+    /// Every subscribed name, whether the mailbox exists or not (RFC 5258 `\NonExistent`).
+    fn subscriptions(&self) -> Result<Vec<String>> {
+        Ok(self
+            .list()?
+            .into_iter()
+            .filter(|b| b.subscribed)
+            .map(|b| b.name)
+            .collect())
+    }
     fn status(&self, name: &str) -> Result<MailboxStatus>;
     /// The shared handle of a mailbox: every session of this process on it gets the same one.
     fn open(&self, name: &str) -> Result<Arc<dyn Mailbox>>;

@@ -217,6 +217,11 @@ impl Client {
         )
     }
 
+    /// The tag of the last command sent with [`Client::cmd`].
+    pub fn last_tag(&self) -> String {
+        format!("t{}", self.n)
+    }
+
     fn tag(&mut self) -> String {
         self.n += 1;
         format!("t{}", self.n)

@@ -1,10 +1,18 @@
 //! LIST (RFC 3501 §6.3.8) and LSUB (§6.3.9) with CHILDREN (RFC 3348) and SPECIAL-USE
 //! (RFC 6154) attributes. Hierarchy delimiter `/`; `*` matches anything, `%` anything but the
 //! delimiter; `INBOX` matches case-insensitively.
+//!
+//! The extended LIST (RFC 5258; decoded by [`crate::imap::decode::ext`]) takes several
+//! patterns, selection options (SUBSCRIBED, REMOTE — there are no remote mailboxes —,
+//! RECURSIVEMATCH, RFC 6154 SPECIAL-USE) and return options (SUBSCRIBED, CHILDREN,
+//! SPECIAL-USE, RFC 5819 STATUS). As in Dovecot, its attributes are only those asked for:
+//! no `\HasChildren` without `RETURN (CHILDREN)`, no special use without SPECIAL-USE.
 
 use imap_codec::imap_types::mailbox::{ListMailbox, Mailbox as ImapMailbox};
 
+use super::super::decode::ext::ListExtended;
 use super::super::state::{ImapSession, Res};
+use super::status::status_items;
 use super::{blocking, push_mailbox};
 use crate::session::Output;
 use crate::store::maildir::mutf7;
@@ -19,14 +27,11 @@ impl ImapSession {
         out: &mut Output,
     ) -> Res {
         let cmd = if lsub { "LSUB" } else { "LIST" };
-        let raw: &[u8] = match pattern {
-            ListMailbox::Token(t) => t.as_ref(),
-            ListMailbox::String(s) => s.as_ref(),
-        };
-        let reference: &[u8] = match reference {
-            ImapMailbox::Inbox => b"INBOX",
-            ImapMailbox::Other(o) => o.as_ref(),
-        };
+        let raw = pattern_bytes(pattern);
+        let reference = reference_bytes(reference);
+        if let (false, Some(ext)) = (lsub, self.ext.list.take()) {
+            return self.list_extended(reference, raw, ext, out).await;
+        }
         if raw.is_empty() && !lsub {
             // §6.3.8: the delimiter and the root of the reference: as Dovecot (after
             // UW-IMAP), the reference up to its first delimiter, or "".
@@ -78,6 +83,164 @@ impl ImapSession {
     }
 }
 
+fn pattern_bytes<'a>(pattern: &'a ListMailbox<'_>) -> &'a [u8] {
+    match pattern {
+        ListMailbox::Token(t) => t.as_ref(),
+        ListMailbox::String(s) => s.as_ref(),
+    }
+}
+
+fn reference_bytes<'a>(reference: &'a ImapMailbox<'_>) -> &'a [u8] {
+    match reference {
+        ImapMailbox::Inbox => b"INBOX",
+        ImapMailbox::Other(o) => o.as_ref(),
+    }
+}
+
+/// One mailbox an extended LIST may show.
+struct Candidate {
+    name: String,
+    /// `None`: subscribed (or a level above one) but not a mailbox (`\NonExistent`).
+    info: Option<MailboxInfo>,
+    subscribed: bool,
+}
+
+impl ImapSession {
+    /// RFC 5258 LIST with its options (see the module docs).
+    async fn list_extended(
+        &mut self,
+        reference: &[u8],
+        first: &[u8],
+        ext: ListExtended,
+        out: &mut Output,
+    ) -> Res {
+        let mut patterns: Vec<String> = Vec::new();
+        let more = ext.more_patterns.iter().map(pattern_bytes);
+        for raw in std::iter::once(first).chain(more) {
+            let mut joined = reference.to_vec();
+            joined.extend_from_slice(raw);
+            // Not modified UTF-7: names no mailbox (as in a plain LIST).
+            patterns.extend(decode_pattern(&joined));
+        }
+        let user = self.user_store()?;
+        let (boxes, subs) = blocking(move || Ok((user.list()?, user.subscriptions()?))).await?;
+        let is_sub = |n: &str| subs.iter().any(|s| s == n);
+        let mut all: Vec<Candidate> = boxes
+            .iter()
+            .map(|b| Candidate {
+                name: b.name.clone(),
+                info: Some(b.clone()),
+                subscribed: is_sub(&b.name),
+            })
+            .collect();
+        // Subscriptions of mailboxes that do not exist, and the levels above them.
+        for s in &subs {
+            let levels = s.match_indices('/').map(|(i, _)| &s[..i]).chain([s.as_str()]);
+            for level in levels {
+                if !all.iter().any(|c| c.name == level) {
+                    all.push(Candidate {
+                        name: level.to_string(),
+                        info: None,
+                        subscribed: is_sub(level),
+                    });
+                }
+            }
+        }
+        let sel = ext.select;
+        let ret = &ext.ret;
+        let matched = |n: &str| patterns.iter().any(|p| matches(p, n));
+        let selected = |c: &Candidate| {
+            if sel.subscribed {
+                c.subscribed
+            } else if sel.special_use {
+                c.info.as_ref().is_some_and(|i| i.special_use.is_some())
+            } else {
+                c.info.is_some()
+            }
+        };
+        let filtered = sel.subscribed || sel.special_use;
+        for c in &all {
+            if !matched(&c.name) {
+                continue;
+            }
+            // RFC 5258 §3.5 (as Dovecot reads it): a mailbox with descendants that meet
+            // the selection criteria says so in CHILDINFO; one that does not meet them
+            // itself is listed for that only when such a descendant is not listed (it
+            // does not match the patterns).
+            let below = |d: &&Candidate| {
+                d.name.len() > c.name.len()
+                    && d.name.starts_with(&c.name)
+                    && d.name.as_bytes()[c.name.len()] == b'/'
+                    && selected(d)
+            };
+            let child_info = sel.recursive_match && all.iter().any(|d| below(&d));
+            let unlisted = sel.recursive_match && all.iter().filter(below).any(|d| !matched(&d.name));
+            if !selected(c) && !unlisted {
+                continue;
+            }
+            // Dovecot's order: `\Subscribed`, `\NonExistent`, children, special use.
+            let mut a: Vec<&str> = Vec::new();
+            if (sel.subscribed || ret.subscribed) && c.subscribed {
+                a.push("\\Subscribed");
+            }
+            // RFC 5258 §3.4: a level that exists only because of its children (or a
+            // subscription) is `\NonExistent` (which implies `\Noselect`).
+            if c.info.as_ref().is_none_or(|i| i.no_select) {
+                a.push("\\NonExistent");
+            }
+            if ret.children {
+                let children = all.iter().any(|d| {
+                    d.info.is_some()
+                        && d.name.len() > c.name.len()
+                        && d.name.starts_with(&c.name)
+                        && d.name.as_bytes()[c.name.len()] == b'/'
+                });
+                a.push(if children {
+                    "\\HasChildren"
+                } else {
+                    "\\HasNoChildren"
+                });
+            }
+            if ret.special_use || sel.special_use {
+                if let Some(su) = c.info.as_ref().and_then(|i| i.special_use) {
+                    a.push(special_use_attr(su));
+                }
+            }
+            let mut line = format!("* LIST ({}) \"/\" ", a.join(" ")).into_bytes();
+            push_mailbox(&mut line, &c.name);
+            if child_info {
+                let why = if sel.subscribed { "SUBSCRIBED" } else { "SPECIAL-USE" };
+                line.extend_from_slice(format!(" (CHILDINFO (\"{why}\"))").as_bytes());
+            }
+            out.reply(line);
+            // RFC 5819 §2: STATUS right after the mailbox's LIST, for selectable ones.
+            if let (Some(items), Some(info)) = (&ret.status, &c.info) {
+                if !info.no_select && (!filtered || selected(c)) {
+                    // Gone meanwhile, or unreadable: its LIST stands alone (§2).
+                    if let Ok(st) = self.status_of(&c.name).await {
+                        let mut line = b"* STATUS ".to_vec();
+                        push_mailbox(&mut line, &c.name);
+                        let parts = status_items(&st, items);
+                        line.extend_from_slice(format!(" ({})", parts.join(" ")).as_bytes());
+                        out.reply(line);
+                    }
+                }
+            }
+        }
+        Ok("List completed.".into())
+    }
+}
+
+fn special_use_attr(su: SpecialUse) -> &'static str {
+    match su {
+        SpecialUse::Drafts => "\\Drafts",
+        SpecialUse::Sent => "\\Sent",
+        SpecialUse::Trash => "\\Trash",
+        SpecialUse::Junk => "\\Junk",
+        SpecialUse::Archive => "\\Archive",
+    }
+}
+
 /// The levels above the subscribed `info` that `pattern` matches and that are not
 /// subscribed themselves: each is shown once as `* LSUB (\\Noselect) "/" level`.
 fn noselect_levels<'a>(
@@ -123,13 +286,7 @@ fn attributes(info: &MailboxInfo, lsub: bool) -> String {
     // Dovecot shows the special-use attributes in LSUB too.
     {
         if let Some(su) = info.special_use {
-            a.push(match su {
-                SpecialUse::Drafts => "\\Drafts",
-                SpecialUse::Sent => "\\Sent",
-                SpecialUse::Trash => "\\Trash",
-                SpecialUse::Junk => "\\Junk",
-                SpecialUse::Archive => "\\Archive",
-            });
+            a.push(special_use_attr(su));
         }
     }
     a.join(" ")

@@ -64,6 +64,7 @@ impl ImapSession {
             read_only,
             changes,
             keywords,
+            saved: Vec::new(),
         });
         Ok(if read_only {
             "[READ-ONLY] Examine completed.".into()

@@ -4,24 +4,37 @@
 //! away ([`crate::session::SessionEnv::cancel`]) or this command's future is dropped. A
 //! content key that meets a message another session expunged does not match it, and the
 //! completion says `[EXPUNGEISSUED]` (as Dovecot's).
+//!
+//! `SEARCH RETURN (..)` answers with `* ESEARCH` (RFC 4731) and `RETURN (SAVE)` keeps the
+//! result for `$` (RFC 5182) in [`Selected::saved`](super::super::state::Selected), as UIDs;
+//! [`ImapSession::substitute_saved`] puts it in place of `$` before a command runs.
 
+use imap_codec::imap_types::command::CommandBody;
 use imap_codec::imap_types::core::{Charset, Vec1};
 use imap_codec::imap_types::search::SearchKey;
+use imap_codec::imap_types::sequence::SequenceSet;
 
 use super::super::search::{check_charset, check_limits, matches_all, Bounds, Candidate, LazyMessage};
 use super::super::state::{Fail, ImapSession, Res};
-use super::blocking;
+use super::super::decode::ext::SearchReturn;
+use super::{blocking, uid_set};
 use crate::session::Output;
 use crate::store::ErrorKind;
 
 impl ImapSession {
     pub(crate) async fn search(
         &mut self,
+        tag: &str,
         charset: Option<Charset<'static>>,
         criteria: Vec1<SearchKey<'static>>,
         uid: bool,
         out: &mut Output,
     ) -> Res {
+        let ret = self.ext.search_return.take();
+        if ret.is_some_and(|r| r.save) {
+            // RFC 5182 §2.1: a failed SEARCH ... RETURN (SAVE) leaves `$` empty.
+            self.selected()?.saved.clear();
+        }
         check_charset(charset.as_ref()).map_err(|t| Fail::No(t.into()))?;
         // Bounded before any message is looked at (the command size bounds the bytes only).
         check_limits(criteria.as_ref()).map_err(|t| Fail::No(t.into()))?;
@@ -59,19 +72,35 @@ impl ImapSession {
                     cancelled: &cancelled,
                 };
                 if matches_all(&keys, &mut c, bounds) {
-                    hits.push(if uid { m.uid } else { i as u32 + 1 });
+                    hits.push((i as u32 + 1, m.uid));
                 }
             }
             Ok((!cancelled()).then_some((hits, gone.get())))
         })
         .await?
         .ok_or_else(|| Fail::No("[UNAVAILABLE] Search cancelled.".into()))?;
-        let mut line = String::from("* SEARCH");
-        for h in hits {
-            line.push(' ');
-            line.push_str(&h.to_string());
+        match ret {
+            None => {
+                let mut line = String::from("* SEARCH");
+                for (seq, id) in &hits {
+                    line.push(' ');
+                    line.push_str(&(if uid { id } else { seq }).to_string());
+                }
+                out.reply(line);
+            }
+            Some(r) => {
+                if r.save {
+                    self.selected()?.saved = saved_uids(r, &hits);
+                }
+                let numbers: Vec<u32> = hits
+                    .iter()
+                    .map(|&(seq, id)| if uid { id } else { seq })
+                    .collect();
+                if let Some(line) = (Esearch { uid, numbers }).line(tag, r) {
+                    out.reply(line);
+                }
+            }
         }
-        out.reply(line);
         // A content key met a message another session expunged (it cannot match): said
         // as Dovecot says it.
         Ok(if gone {
@@ -79,5 +108,140 @@ impl ImapSession {
         } else {
             "Search completed.".into()
         })
+    }
+}
+
+/// What `RETURN (SAVE)` keeps (RFC 5182 §2.4): the messages MIN and MAX found when those are
+/// the only other options, else the whole result.
+fn saved_uids(r: SearchReturn, hits: &[(u32, u32)]) -> Vec<u32> {
+    if (r.min || r.max) && !(r.all || r.count) {
+        let mut v: Vec<u32> = Vec::new();
+        if r.min {
+            v.extend(hits.first().map(|h| h.1));
+        }
+        if r.max {
+            v.extend(hits.last().map(|h| h.1));
+        }
+        v.dedup();
+        v
+    } else {
+        hits.iter().map(|h| h.1).collect()
+    }
+}
+
+/// One ESEARCH result (RFC 4731 §3.1), ascending message numbers or UIDs. The return data
+/// is written in Dovecot's order (MIN MAX ALL COUNT); a CONDSTORE search adds its `MODSEQ`
+/// item here (RFC 7162 §3.1.5).
+pub(crate) struct Esearch {
+    /// The numbers are UIDs (`UID` in the response).
+    pub uid: bool,
+    pub numbers: Vec<u32>,
+}
+
+impl Esearch {
+    /// `* ESEARCH (TAG "t") [UID] ...` for return options `r`; `None` for `RETURN (SAVE)`
+    /// alone, which answers nothing (RFC 5182 §2.1).
+    pub(crate) fn line(&self, tag: &str, r: SearchReturn) -> Option<String> {
+        if !(r.min || r.max || r.all || r.count) {
+            return None;
+        }
+        let mut line = format!("* ESEARCH (TAG \"{tag}\")");
+        if self.uid {
+            line.push_str(" UID");
+        }
+        if let (true, Some(n)) = (r.min, self.numbers.first()) {
+            line.push_str(&format!(" MIN {n}"));
+        }
+        if let (true, Some(n)) = (r.max, self.numbers.last()) {
+            line.push_str(&format!(" MAX {n}"));
+        }
+        if r.all && !self.numbers.is_empty() {
+            line.push_str(&format!(" ALL {}", uid_set(&self.numbers)));
+        }
+        if r.count {
+            line.push_str(&format!(" COUNT {}", self.numbers.len()));
+        }
+        Some(line)
+    }
+}
+
+impl ImapSession {
+    /// Puts the saved result in place of `$` (the sets equal to `marker`, RFC 5182 §2.1)
+    /// in `body`: UIDs or message numbers of the messages still in the view. Returns the
+    /// completion when a command other than SEARCH has no message to work on (as Dovecot
+    /// answers it); a SEARCH over an empty `$` matches nothing.
+    pub(crate) fn substitute_saved(&mut self, body: &mut CommandBody<'static>, marker: u32) -> Option<Res> {
+        let sel = match self.selected() {
+            Ok(s) => s,
+            Err(f) => return Some(Err(f)),
+        };
+        let mut uids: Vec<u32> = Vec::new();
+        let mut seqs: Vec<u32> = Vec::new();
+        for (i, m) in sel.view.messages.iter().enumerate() {
+            if sel.saved.binary_search(&m.uid).is_ok() {
+                uids.push(m.uid);
+                seqs.push(i as u32 + 1);
+            }
+        }
+        let as_set = |n: &[u32]| SequenceSet::try_from(uid_set(n).as_str()).ok();
+        let (set, uid, nothing) = match body {
+            CommandBody::Search { criteria, .. } => {
+                replace_in_keys(criteria, marker, as_set(&uids).as_ref());
+                return None;
+            }
+            CommandBody::Fetch { sequence_set, uid, .. } => (sequence_set, *uid, "Fetch completed."),
+            CommandBody::Store { sequence_set, uid, .. } => (sequence_set, *uid, "Store completed."),
+            CommandBody::Copy { sequence_set, uid, .. } => (sequence_set, *uid, "No messages found."),
+            CommandBody::Move { sequence_set, uid, .. } => (sequence_set, *uid, "No messages found."),
+            CommandBody::ExpungeUid { sequence_set } => (sequence_set, true, "Expunge completed."),
+            _ => return None,
+        };
+        if !is_marker(set, marker) {
+            return None;
+        }
+        match as_set(if uid { &uids } else { &seqs }) {
+            Some(s) => {
+                *set = s;
+                None
+            }
+            None => Some(Ok(nothing.into())),
+        }
+    }
+}
+
+/// Whether `set` is the number [`crate::imap::decode::ext`] put in place of `$`.
+fn is_marker(set: &SequenceSet, marker: u32) -> bool {
+    use imap_codec::imap_types::sequence::{SeqOrUid, Sequence};
+    matches!(set.0.as_ref(), [Sequence::Single(SeqOrUid::Value(v))] if v.get() == marker)
+}
+
+fn replace_in_keys(
+    keys: &mut Vec1<SearchKey<'static>>,
+    marker: u32,
+    saved: Option<&SequenceSet>,
+) {
+    let mut v = std::mem::replace(keys, Vec1::from(SearchKey::All)).into_inner();
+    for k in &mut v {
+        replace_in_key(k, marker, saved);
+    }
+    *keys = Vec1::unvalidated(v);
+}
+
+/// `$` in a search key: the saved UIDs, or no message at all when there are none.
+fn replace_in_key(key: &mut SearchKey<'static>, marker: u32, saved: Option<&SequenceSet>) {
+    match key {
+        SearchKey::SequenceSet(s) | SearchKey::Uid(s) if is_marker(s, marker) => {
+            *key = match saved {
+                Some(set) => SearchKey::Uid(set.clone()),
+                None => SearchKey::Not(Box::new(SearchKey::All)),
+            };
+        }
+        SearchKey::And(ks) => replace_in_keys(ks, marker, saved),
+        SearchKey::Or(a, b) => {
+            replace_in_key(a, marker, saved);
+            replace_in_key(b, marker, saved);
+        }
+        SearchKey::Not(k) => replace_in_key(k, marker, saved),
+        _ => {}
     }
 }

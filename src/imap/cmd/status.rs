@@ -1,12 +1,13 @@
-//! STATUS (RFC 3501 §6.3.10), with RFC 7889 `APPENDLIMIT` (taken out of the item list before
-//! imap-codec decodes it: [`crate::imap::decode::rewrite_extensions`]).
+//! STATUS (RFC 3501 §6.3.10) with RFC 8438's SIZE and RFC 7889's `APPENDLIMIT` (taken out
+//! of the item list before imap-codec decodes it: [`crate::imap::decode::rewrite_extensions`]).
 
 use imap_codec::imap_types::mailbox::Mailbox as ImapMailbox;
 use imap_codec::imap_types::status::StatusDataItemName;
 
-use super::super::state::{ImapSession, Res, State};
+use super::super::state::{Fail, ImapSession, Res, State};
 use super::{blocking, mailbox_name, push_mailbox};
 use crate::session::Output;
+use crate::store::MailboxStatus;
 
 impl ImapSession {
     pub(crate) async fn status(
@@ -16,36 +17,14 @@ impl ImapSession {
         out: &mut Output,
     ) -> Res {
         let name = mailbox_name(m)?;
-        let user = self.user_store()?;
-        let n = name.clone();
-        let mut st = blocking(move || user.status(&n)).await?;
-        // The store counts `\Recent` nobody has claimed; on the selected mailbox this
-        // session's own recent messages count too (as Dovecot answers).
-        if let State::Selected(sel) = &self.state {
-            let here = sel.mailbox.name();
-            if here == name || (name == "INBOX" && here.eq_ignore_ascii_case("INBOX")) {
-                st.recent += sel.view.messages.iter().filter(|m| m.recent).count() as u32;
-            }
-        }
-        // Dovecot's (and RFC 3501 §6.3.10's) order, whatever order they were asked in.
-        let all = [
-            (StatusDataItemName::Messages, "MESSAGES", st.messages),
-            (StatusDataItemName::Recent, "RECENT", st.recent),
-            (StatusDataItemName::UidNext, "UIDNEXT", st.uid_next),
-            (
-                StatusDataItemName::UidValidity,
-                "UIDVALIDITY",
-                st.uid_validity,
-            ),
-            (StatusDataItemName::Unseen, "UNSEEN", st.unseen),
-        ];
-        let ext = std::mem::take(&mut self.extensions);
-        let mut parts: Vec<String> = all
-            .iter()
-            .filter(|(item, _, _)| items.contains(item) && !ext.status_appendlimit_only)
-            .map(|(_, k, v)| format!("{k} {v}"))
-            .collect();
-        if ext.status_appendlimit {
+        let st = self.status_of(&name).await?;
+        let rewrite = std::mem::take(&mut self.ext.rewrite);
+        let mut parts = if rewrite.status_appendlimit_only {
+            Vec::new()
+        } else {
+            status_items(&st, items)
+        };
+        if rewrite.status_appendlimit {
             // The same for every mailbox: the session's `max_message_bytes`.
             parts.push(format!("APPENDLIMIT {}", self.append_limit()));
         }
@@ -55,4 +34,38 @@ impl ImapSession {
         out.reply(line);
         Ok("Status completed.".into())
     }
+
+    /// The counts of mailbox `name` (store name) as STATUS reports them.
+    pub(crate) async fn status_of(&self, name: &str) -> Result<MailboxStatus, Fail> {
+        let user = self.user_store()?;
+        let n = name.to_string();
+        let mut st = blocking(move || user.status(&n)).await?;
+        // The store counts `\Recent` nobody has claimed; on the selected mailbox this
+        // session's own recent messages count too (as Dovecot answers).
+        if let State::Selected(sel) = &self.state {
+            let here = sel.mailbox.name();
+            if here == name || (name == "INBOX" && here.eq_ignore_ascii_case("INBOX")) {
+                st.recent += sel.view.messages.iter().filter(|m| m.recent).count() as u32;
+            }
+        }
+        Ok(st)
+    }
+}
+
+/// The `item value` pairs of a STATUS answer (also LIST-STATUS's, RFC 5819), in Dovecot's
+/// (and RFC 3501 §6.3.10's) order, whatever order they were asked in.
+pub(crate) fn status_items(st: &MailboxStatus, items: &[StatusDataItemName]) -> Vec<String> {
+    let all = [
+        (StatusDataItemName::Messages, "MESSAGES", u64::from(st.messages)),
+        (StatusDataItemName::Recent, "RECENT", u64::from(st.recent)),
+        (StatusDataItemName::UidNext, "UIDNEXT", u64::from(st.uid_next)),
+        (StatusDataItemName::UidValidity, "UIDVALIDITY", u64::from(st.uid_validity)),
+        (StatusDataItemName::Unseen, "UNSEEN", u64::from(st.unseen)),
+        // RFC 8438.
+        (StatusDataItemName::Size, "SIZE", st.size),
+    ];
+    all.iter()
+        .filter(|(item, _, _)| items.contains(item))
+        .map(|(_, k, v)| format!("{k} {v}"))
+        .collect()
 }

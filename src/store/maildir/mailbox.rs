@@ -382,6 +382,7 @@ impl MaildirMailbox {
                 .iter()
                 .filter(|r| !r.flags.contains(Flags::SEEN))
                 .count() as u32,
+            size: st.recs.iter().map(|r| r.vsize).sum(),
         })
     }
 

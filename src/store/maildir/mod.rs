@@ -487,6 +487,10 @@ impl UserStore for MaildirUser {
         })
     }
 
+    fn subscriptions(&self) -> Result<Vec<String>> {
+        Ok(self.read_subscriptions()?.into_iter().collect())
+    }
+
     fn status(&self, name: &str) -> Result<MailboxStatus> {
         self.open_maildir(name)?.status()
     }
