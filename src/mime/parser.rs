@@ -111,7 +111,7 @@ fn parse_part(
                 let mut all: Vec<&[u8]> = boundaries.to_vec();
                 all.push(&b);
                 let (children, close_end) =
-                    parse_children(raw, hend..range.end, &all, digest, depth);
+                    parse_children(raw, hend..range.end, &all, digest, depth, strip);
                 // No epilogue after the closing delimiter: its line end stays in the body.
                 let end = if close_end == Some(range.end) {
                     range.end
@@ -230,12 +230,16 @@ fn end_before_delim(raw: &[u8], part_start: usize, line_start: usize) -> usize {
 }
 
 /// The parts of a multipart body; also where its closing delimiter line ended, if seen.
+/// `strip` says the multipart itself is followed by a delimiter line: a last part that runs
+/// to the end of the body (no closing delimiter of ours) ends before that line's CRLF too,
+/// as the multipart does (Dovecot: the CRLF before any delimiter belongs to the delimiter).
 fn parse_children(
     raw: &[u8],
     body: Range<usize>,
     boundaries: &[&[u8]],
     digest: bool,
     depth: usize,
+    strip: bool,
 ) -> (Vec<Part>, Option<usize>) {
     let mut children = Vec::new();
     // Preamble: up to the first delimiter of ours.
@@ -247,9 +251,9 @@ fn parse_children(
     loop {
         let start = pos;
         let found = find_delim(raw, pos, body.end, boundaries);
-        let (end, strip) = match &found {
+        let (end, child_strip) = match &found {
             Some((ls, _, _)) => (*ls, true),
-            None => (body.end, false),
+            None => (body.end, strip),
         };
         children.push(parse_part(
             raw,
@@ -257,7 +261,7 @@ fn parse_children(
             boundaries,
             digest,
             depth + 1,
-            strip,
+            child_strip,
             true,
         ));
         match found {
@@ -305,5 +309,26 @@ mod tests {
                 check(raw, &m.root);
             }
         }
+    }
+
+    /// A nested multipart without its closing delimiter, followed by the outer multipart's
+    /// delimiter (found by the `mime` fuzz target): its last part ends before that
+    /// delimiter's CRLF, as the nested multipart does, so it stays inside its parent (as
+    /// Dovecot gives it: `tests/imap_mime_dovecot.rs`, "nested-unclosed").
+    #[test]
+    fn unclosed_nested_multipart_keeps_its_last_part_inside() {
+        let raw: &[u8] = b"Content-Type: multipart/mixed; boundary=outer\r\n\r\n--outer\r\n\
+Content-Type: multipart/alternative; boundary=inner\r\n\r\n--inner\r\n\r\n\
+inner text\r\n--outer\r\n\r\nafter\r\n--outer--\r\n";
+        let m = parse(raw);
+        let Kind::Multipart(outer) = &m.root.kind else {
+            panic!("not a multipart: {:?}", m.root)
+        };
+        let Kind::Multipart(inner) = &outer[0].kind else {
+            panic!("not a multipart: {:?}", outer[0])
+        };
+        assert_eq!(&raw[inner[0].body.clone()], b"inner text");
+        assert!(inner[0].body.end <= outer[0].body.end);
+        assert_eq!(&raw[outer[1].body.clone()], b"after");
     }
 }
