@@ -63,6 +63,7 @@ fn messages() -> Vec<(&'static str, String)> {
         ("header-only-part", "From: a@example.org\nContent-Type: multipart/mixed; boundary=h\n\n--h\nContent-Type: text/plain\n--h\nContent-Type: text/plain\n\n--h--\n"),
         ("nested-unclosed", "From: a@example.org\nContent-Type: multipart/mixed; boundary=outer\n\n--outer\nContent-Type: multipart/alternative; boundary=inner\n\n--inner\nContent-Type: text/plain\n\ninner text, never closed\n--outer\nContent-Type: text/plain\n\nafter\n--outer--\n"),
         ("stray-brackets", "From: a@example.org\nReply-To: a]b@example.org\nTo: x, y]w\nCc: y ], z\nBcc: g: a]b;\nSubject: brackets\n\nbody\n"),
+        ("digest-unclosed-header-only", "From: a@example.org\nContent-Type: multipart/mixed; boundary=outer\n\n--outer\nContent-Type: multipart/digest; boundary=dg\n\n--dg\n\nSubject: header only\n--outer\nContent-Type: text/plain\n\nafter\n--outer--\n"),
         ("multipart-no-boundary", "From: a@example.org\nContent-Type: multipart/mixed\n\nno boundary here\n"),
     ];
     v.into_iter()

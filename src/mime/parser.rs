@@ -113,10 +113,12 @@ fn parse_part(
                 let (children, close_end) =
                     parse_children(raw, hend..range.end, &all, digest, depth, strip);
                 // No epilogue after the closing delimiter: its line end stays in the body.
+                // A last part that kept the CRLF before the next delimiter (the header of an
+                // encapsulated message keeps its line end) keeps it in this body too.
                 let end = if close_end == Some(range.end) {
                     range.end
                 } else {
-                    stripped_end
+                    stripped_end.max(children.last().map_or(stripped_end, |c| c.body.end))
                 };
                 (Kind::Multipart(children), end)
             }
@@ -330,5 +332,25 @@ inner text\r\n--outer\r\n\r\nafter\r\n--outer--\r\n";
         assert_eq!(&raw[inner[0].body.clone()], b"inner text");
         assert!(inner[0].body.end <= outer[0].body.end);
         assert_eq!(&raw[outer[1].body.clone()], b"after");
+    }
+
+    /// An unclosed digest whose last part is a header-only message, followed by the outer
+    /// delimiter (found by the `mime` fuzz target): the message's header keeps its CRLF and
+    /// so does the digest holding it, as Dovecot gives it (`tests/imap_mime_dovecot.rs`,
+    /// "digest-unclosed-header-only").
+    #[test]
+    fn unclosed_digest_holds_its_header_only_message() {
+        let raw: &[u8] = b"Content-Type: multipart/mixed; boundary=outer\r\n\r\n--outer\r\n\
+Content-Type: multipart/digest; boundary=dg\r\n\r\n--dg\r\n\r\nSubject: x\r\n--outer--\r\n";
+        let m = parse(raw);
+        let Kind::Multipart(outer) = &m.root.kind else {
+            panic!("not a multipart: {:?}", m.root)
+        };
+        let digest = &outer[0];
+        let Kind::Multipart(parts) = &digest.kind else {
+            panic!("not a multipart: {digest:?}")
+        };
+        assert_eq!(&raw[digest.body.clone()], b"--dg\r\n\r\nSubject: x\r\n");
+        assert!(parts[0].body.end <= digest.body.end);
     }
 }
