@@ -1,8 +1,8 @@
 //! TOML text → config validation (`config::parse`, with the `[ParametersSystem]` registry
 //! table of `config::registry`) → `check-config`'s rendering and the reload diff.
 //!
-//! Invariants: no panic; an error names the file, line and column on every line of it; a
-//! valid config renders and compares equal to itself.
+//! Invariants: no panic; an error starts with the file, line and column; so does every
+//! warning; a valid config renders and compares equal to itself.
 #![no_main]
 
 use std::path::Path;
@@ -35,10 +35,8 @@ fuzz_target!(|data: &[u8]| {
                 assert!(has_position(w), "warning without FILE:LINE:COL: {w:?}");
             }
         }
-        Err(e) => {
-            for line in e.0.lines() {
-                assert!(has_position(line), "error without FILE:LINE:COL: {:?}", e.0);
-            }
-        }
+        // One error per line, but a name quoted from the file may hold a line break, so
+        // only the first line is sure to start an error.
+        Err(e) => assert!(has_position(&e.0), "error without FILE:LINE:COL: {:?}", e.0),
     }
 });
