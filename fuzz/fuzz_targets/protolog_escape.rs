@@ -1,18 +1,24 @@
 //! Bytes → the protocol log's record formatting (`protolog::record`: a client line, a
 //! server line, level-5 content records through `RecordPrefix`) → read back with an
-//! independent RFC 4180 reader (the `csv` crate) and `\xNN` decoding.
+//! independent RFC 4180 reader (`csv-core`, the `csv` crate's core) and `\xNN` decoding.
 //!
 //! Invariants: each record is one line of printable ASCII ending in `\n` with seven fields;
 //! its data field reads back as the original bytes; the field as a spreadsheet sees it does
 //! not start with `=`, `+`, `-` or `@` (but for the server's own `+OK`/`-ERR`/`+ ` lines).
 #![no_main]
 
+use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime};
 
 use libfuzzer_sys::fuzz_target;
 use mailserver::protolog::record::{self, Event, RecordPrefix, SessionFields};
 use mailserver_fuzz::fnv;
+
+thread_local! {
+    /// One CSV reader for the process (building its DFA costs more than a record).
+    static CSV: RefCell<csv_core::Reader> = RefCell::new(csv_core::Reader::new());
+}
 
 /// The seven fields of one record line, as a CSV reader gives them.
 fn read(line: &[u8]) -> Vec<String> {
@@ -23,21 +29,43 @@ fn read(line: &[u8]) -> Vec<String> {
         "raw control or 8-bit octet in {:?}",
         String::from_utf8_lossy(line)
     );
-    let mut r = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .from_reader(body);
-    let mut recs = r.records();
-    let rec = recs.next().expect("one record").expect("valid CSV");
-    assert!(recs.next().is_none(), "more than one record");
-    let fields: Vec<String> = rec.iter().map(str::to_string).collect();
-    assert_eq!(
-        fields.len(),
-        7,
-        "fields of {:?}",
-        String::from_utf8_lossy(line)
-    );
-    fields
+    CSV.with(|r| {
+        let mut r = r.borrow_mut();
+        r.reset();
+        let mut out = vec![0u8; body.len() + 16];
+        let mut ends = [0usize; 16];
+        let (mut input, mut nout, mut nends) = (body, 0, 0);
+        loop {
+            // Called again with no input: the end of the data ends the record.
+            let (res, nin, o, e) = r.read_record(input, &mut out[nout..], &mut ends[nends..]);
+            input = &input[nin..];
+            nout += o;
+            nends += e;
+            match res {
+                csv_core::ReadRecordResult::InputEmpty => continue,
+                csv_core::ReadRecordResult::Record => break,
+                other => panic!(
+                    "CSV reader: {other:?} for {:?}",
+                    String::from_utf8_lossy(line)
+                ),
+            }
+        }
+        assert!(
+            input.is_empty(),
+            "more than one record in {:?}",
+            String::from_utf8_lossy(line)
+        );
+        assert_eq!(nends, 7, "fields of {:?}", String::from_utf8_lossy(line));
+        let mut start = 0;
+        ends[..nends]
+            .iter()
+            .map(|&end| {
+                let f = String::from_utf8(out[start..end].to_vec()).expect("ASCII");
+                start = end;
+                f
+            })
+            .collect()
+    })
 }
 
 /// `\xNN` decoding; every backslash starts an escape.
