@@ -61,6 +61,9 @@ fn messages() -> Vec<(&'static str, String)> {
         ("whitespace-values", "From:    spaced@example.org   \nSubject:   \t spaced subject \t \nDate:   Fri, 27 Nov 2026 10:00:00 +0000   \nContent-Type:   text/plain  ;  charset = \"utf-8\"  \n\nbody\n"),
         ("folded-mime-fields", "From: a@example.org\nContent-Type: multipart/mixed; boundary=f\n\n--f\nContent-Type: text/plain;\n\tcharset=\"utf-8\"\nContent-Description:   folded\n  description\t here  \nContent-ID:\n <cid@example.org>\nContent-Disposition: inline;\n filename=\"a b.txt\"\nContent-Language: EN-us\n\nx\n--f--\n"),
         ("header-only-part", "From: a@example.org\nContent-Type: multipart/mixed; boundary=h\n\n--h\nContent-Type: text/plain\n--h\nContent-Type: text/plain\n\n--h--\n"),
+        ("nested-unclosed", "From: a@example.org\nContent-Type: multipart/mixed; boundary=outer\n\n--outer\nContent-Type: multipart/alternative; boundary=inner\n\n--inner\nContent-Type: text/plain\n\ninner text, never closed\n--outer\nContent-Type: text/plain\n\nafter\n--outer--\n"),
+        ("stray-brackets", "From: a@example.org\nReply-To: a]b@example.org\nTo: x, y]w\nCc: y ], z\nBcc: g: a]b;\nSubject: brackets\n\nbody\n"),
+        ("digest-unclosed-header-only", "From: a@example.org\nContent-Type: multipart/mixed; boundary=outer\n\n--outer\nContent-Type: multipart/digest; boundary=dg\n\n--dg\n\nSubject: header only\n--outer\nContent-Type: text/plain\n\nafter\n--outer--\n"),
         ("multipart-no-boundary", "From: a@example.org\nContent-Type: multipart/mixed\n\nno boundary here\n"),
     ];
     v.into_iter()

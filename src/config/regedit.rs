@@ -545,9 +545,14 @@ pub fn parse_reg(bytes: &[u8]) -> Result<RegFile, String> {
     Ok(out)
 }
 
-/// Escapes a string for `.reg` data or names.
+/// Escapes a string for `.reg` data or names: `\\` and `\"`, and CR and LF as `\r` and `\n`
+/// (which [`parse_reg`] reads back), so a value holding a line break stays on its line
+/// (found by the `reg_import` fuzz target: such an export did not import).
 fn escape(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('"', "\\\"")
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\r', "\\r")
+        .replace('\n', "\\n")
 }
 
 /// Renders the values as regedit exports them: UTF-16LE with BOM, CRLF, version 5.00 header.
@@ -722,6 +727,31 @@ mod tests {
                 RegOp::Set("POP3 Protocol Logging Level".into(), RegData::Dword(5)),
                 RegOp::Set("Odd \"name\"".into(), RegData::Sz("a\\b \"c\"".into())),
             ]
+        );
+    }
+
+    /// A value holding CR or LF used to be exported with the raw line break, and the export
+    /// did not import (found by the `reg_import` fuzz target).
+    #[test]
+    fn export_of_line_breaks_round_trips() {
+        let values = Values {
+            present: vec![registry::Entry {
+                name: "Two\nlines".into(),
+                data: RegData::Sz("a\r\nb\nc\\n".into()),
+                known: None,
+                location: String::new(),
+            }],
+        };
+        let bytes = render_reg(&values);
+        let text = decode(&bytes).unwrap();
+        assert_eq!(text.lines().count(), 5, "{text:?}");
+        let back = parse_reg(&bytes).unwrap();
+        assert_eq!(
+            back.ops,
+            vec![RegOp::Set(
+                "Two\nlines".into(),
+                RegData::Sz("a\r\nb\nc\\n".into())
+            )]
         );
     }
 

@@ -50,8 +50,9 @@ impl Framer {
         self
     }
 
-    /// Appends received bytes (the unit tests; the driver reads into [`Framer::read_buf`]).
-    #[cfg(test)]
+    /// Appends received bytes (the unit tests and the fuzz targets; the driver reads into
+    /// [`Framer::read_buf`]).
+    #[cfg(any(test, feature = "test-support"))]
     pub fn push(&mut self, data: &[u8]) {
         self.buf.extend_from_slice(data);
         self.filled();
@@ -158,7 +159,7 @@ impl Framer {
     }
 
     /// Octets buffered and not yet framed.
-    #[cfg(test)]
+    #[cfg(any(test, feature = "test-support"))]
     pub fn buffered(&self) -> usize {
         self.buf.len()
     }

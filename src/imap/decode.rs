@@ -57,7 +57,7 @@ impl FrameError {
 }
 
 /// If `line` ends with `{n}` or `{n+}`, the literal length and whether it is synchronizing.
-pub(crate) fn literal_at_end(line: &[u8]) -> Option<(u64, bool)> {
+pub fn literal_at_end(line: &[u8]) -> Option<(u64, bool)> {
     let line = line.strip_suffix(b"}")?;
     let (line, sync) = match line.strip_suffix(b"+") {
         Some(l) => (l, false),

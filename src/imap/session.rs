@@ -379,7 +379,7 @@ fn authenticate_awaits_response(line: &[u8]) -> bool {
 /// atom, or a quoted string) is kept and the rest is `***`; a user name that cannot be
 /// delimited (an unterminated quote, anything but a lone literal announcement after `{`)
 /// is redacted with the rest.
-pub(crate) fn redact_command(line: &[u8]) -> Option<Vec<u8>> {
+pub fn redact_command(line: &[u8]) -> Option<Vec<u8>> {
     let keep_then_stars = |keep: usize| {
         let mut r = line[..keep].to_vec();
         r.extend_from_slice(b" ***");

@@ -27,6 +27,7 @@ pub fn parse_addresses(value: &[u8]) -> Vec<Address> {
     let mut i = 0;
     let mut in_group = false;
     while i < toks.len() {
+        let start = i;
         // Phrase (display name or local part) up to a special that decides.
         let mut words: Vec<Vec<u8>> = Vec::new();
         let mut comment: Option<Vec<u8>> = None;
@@ -143,6 +144,12 @@ pub fn parse_addresses(value: &[u8]) -> Vec<Address> {
                 _ => break,
             }
         }
+        // A special no branch above takes (a stray `[` or `]`) ends the list, as in Dovecot;
+        // every round consumes a token or stops (found by the `mime` fuzz target: `To: a]b`
+        // looped forever).
+        if i == start {
+            break;
+        }
     }
     if in_group {
         out.push(Address {
@@ -244,6 +251,23 @@ fn parse_domain(toks: &[Tok], mut i: usize) -> (Option<Vec<u8>>, usize) {
 #[cfg(test)]
 mod tests {
     use crate::mime::address::*;
+
+    /// A stray `[` or `]` used to loop forever (found by the `mime` fuzz target); it ends
+    /// the list, as in Dovecot (`tests/imap_mime_dovecot.rs`, "stray-brackets").
+    #[test]
+    fn stray_brackets_end_the_list() {
+        let mailboxes = |v: &[u8]| -> Vec<Option<Vec<u8>>> {
+            parse_addresses(v).into_iter().map(|a| a.mailbox).collect()
+        };
+        assert_eq!(mailboxes(b"a]b@example.org"), [Some(b"a".to_vec())]);
+        assert_eq!(mailboxes(b"x, y]w"), [Some(b"x".to_vec()), Some(b"y".to_vec())]);
+        assert_eq!(mailboxes(b"]"), Vec::<Option<Vec<u8>>>::new());
+        assert_eq!(mailboxes(b"["), Vec::<Option<Vec<u8>>>::new());
+        assert_eq!(
+            mailboxes(b"g: a]b;"),
+            [Some(b"g".to_vec()), Some(b"a".to_vec()), None]
+        );
+    }
 
     #[test]
     fn addresses_and_groups() {

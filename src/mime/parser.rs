@@ -111,12 +111,14 @@ fn parse_part(
                 let mut all: Vec<&[u8]> = boundaries.to_vec();
                 all.push(&b);
                 let (children, close_end) =
-                    parse_children(raw, hend..range.end, &all, digest, depth);
+                    parse_children(raw, hend..range.end, &all, digest, depth, strip);
                 // No epilogue after the closing delimiter: its line end stays in the body.
+                // A last part that kept the CRLF before the next delimiter (the header of an
+                // encapsulated message keeps its line end) keeps it in this body too.
                 let end = if close_end == Some(range.end) {
                     range.end
                 } else {
-                    stripped_end
+                    stripped_end.max(children.last().map_or(stripped_end, |c| c.body.end))
                 };
                 (Kind::Multipart(children), end)
             }
@@ -230,12 +232,16 @@ fn end_before_delim(raw: &[u8], part_start: usize, line_start: usize) -> usize {
 }
 
 /// The parts of a multipart body; also where its closing delimiter line ended, if seen.
+/// `strip` says the multipart itself is followed by a delimiter line: a last part that runs
+/// to the end of the body (no closing delimiter of ours) ends before that line's CRLF too,
+/// as the multipart does (Dovecot: the CRLF before any delimiter belongs to the delimiter).
 fn parse_children(
     raw: &[u8],
     body: Range<usize>,
     boundaries: &[&[u8]],
     digest: bool,
     depth: usize,
+    strip: bool,
 ) -> (Vec<Part>, Option<usize>) {
     let mut children = Vec::new();
     // Preamble: up to the first delimiter of ours.
@@ -247,9 +253,9 @@ fn parse_children(
     loop {
         let start = pos;
         let found = find_delim(raw, pos, body.end, boundaries);
-        let (end, strip) = match &found {
+        let (end, child_strip) = match &found {
             Some((ls, _, _)) => (*ls, true),
-            None => (body.end, false),
+            None => (body.end, strip),
         };
         children.push(parse_part(
             raw,
@@ -257,7 +263,7 @@ fn parse_children(
             boundaries,
             digest,
             depth + 1,
-            strip,
+            child_strip,
             true,
         ));
         match found {
@@ -305,5 +311,46 @@ mod tests {
                 check(raw, &m.root);
             }
         }
+    }
+
+    /// A nested multipart without its closing delimiter, followed by the outer multipart's
+    /// delimiter (found by the `mime` fuzz target): its last part ends before that
+    /// delimiter's CRLF, as the nested multipart does, so it stays inside its parent (as
+    /// Dovecot gives it: `tests/imap_mime_dovecot.rs`, "nested-unclosed").
+    #[test]
+    fn unclosed_nested_multipart_keeps_its_last_part_inside() {
+        let raw: &[u8] = b"Content-Type: multipart/mixed; boundary=outer\r\n\r\n--outer\r\n\
+Content-Type: multipart/alternative; boundary=inner\r\n\r\n--inner\r\n\r\n\
+inner text\r\n--outer\r\n\r\nafter\r\n--outer--\r\n";
+        let m = parse(raw);
+        let Kind::Multipart(outer) = &m.root.kind else {
+            panic!("not a multipart: {:?}", m.root)
+        };
+        let Kind::Multipart(inner) = &outer[0].kind else {
+            panic!("not a multipart: {:?}", outer[0])
+        };
+        assert_eq!(&raw[inner[0].body.clone()], b"inner text");
+        assert!(inner[0].body.end <= outer[0].body.end);
+        assert_eq!(&raw[outer[1].body.clone()], b"after");
+    }
+
+    /// An unclosed digest whose last part is a header-only message, followed by the outer
+    /// delimiter (found by the `mime` fuzz target): the message's header keeps its CRLF and
+    /// so does the digest holding it, as Dovecot gives it (`tests/imap_mime_dovecot.rs`,
+    /// "digest-unclosed-header-only").
+    #[test]
+    fn unclosed_digest_holds_its_header_only_message() {
+        let raw: &[u8] = b"Content-Type: multipart/mixed; boundary=outer\r\n\r\n--outer\r\n\
+Content-Type: multipart/digest; boundary=dg\r\n\r\n--dg\r\n\r\nSubject: x\r\n--outer--\r\n";
+        let m = parse(raw);
+        let Kind::Multipart(outer) = &m.root.kind else {
+            panic!("not a multipart: {:?}", m.root)
+        };
+        let digest = &outer[0];
+        let Kind::Multipart(parts) = &digest.kind else {
+            panic!("not a multipart: {digest:?}")
+        };
+        assert_eq!(&raw[digest.body.clone()], b"--dg\r\n\r\nSubject: x\r\n");
+        assert!(parts[0].body.end <= digest.body.end);
     }
 }
