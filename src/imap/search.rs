@@ -648,6 +648,7 @@ mod tests {
             // 2026-11-01 12:00 UTC; noon keeps the local day the same in any zone within ±11h.
             internal_date: SystemTime::UNIX_EPOCH + Duration::from_secs(1_793_534_400),
             recent,
+            modseq: 0,
         }
     }
 

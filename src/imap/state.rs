@@ -424,9 +424,10 @@ pub(crate) fn sync_view(
     for m in view.messages.iter_mut() {
         if let Ok(i) = fresh.messages.binary_search_by_key(&m.uid, |f| f.uid) {
             let f = &fresh.messages[i];
-            if f.flags != m.flags || f.keywords != m.keywords {
+            if f.flags != m.flags || f.keywords != m.keywords || f.modseq != m.modseq {
                 m.flags = f.flags;
                 m.keywords = f.keywords.clone();
+                m.modseq = f.modseq;
                 out.flags_changed.push(m.uid);
             }
         }
@@ -438,6 +439,7 @@ pub(crate) fn sync_view(
         out.added += 1;
     }
     view.uid_next = fresh.uid_next;
+    view.highest_modseq = fresh.highest_modseq;
     (view, Ok(out))
 }
 

@@ -110,6 +110,8 @@ pub(super) struct Rec {
     pub(super) mtime: SystemTime,
     /// A view of this process already got this message as `\Recent`.
     pub(super) recent_taken: bool,
+    /// Its mod-sequence (RFC 7162), set by `modseq.rs` after every change of the cache.
+    pub(super) modseq: u64,
 }
 
 impl Rec {
@@ -133,6 +135,8 @@ pub(super) struct State {
     pub(super) stamped_at: Option<SystemTime>,
     /// UIDs at or above this are `\Recent` until a view claims them.
     pub(super) recent_floor: u32,
+    /// Mod-sequences and the expunge history (`mailserver.modseq`, `modseq.rs`).
+    pub(super) modseqs: super::modseq::Modseqs,
 }
 
 impl State {
@@ -357,6 +361,7 @@ impl MaildirMailbox {
             size: r.vsize,
             internal_date: r.mtime,
             recent,
+            modseq: r.modseq,
         }
     }
 
@@ -382,6 +387,7 @@ impl MaildirMailbox {
                 .iter()
                 .filter(|r| !r.flags.contains(Flags::SEEN))
                 .count() as u32,
+            highest_modseq: st.modseqs.highest,
         })
     }
 
@@ -429,7 +435,11 @@ impl MaildirMailbox {
         }
         let uids: HashSet<u32> = gone.iter().map(|g| g.0).collect();
         st.recs.retain(|r| !uids.contains(&r.uid));
+        // Logged before the expunge is reported (modseq.rs).
+        let logged = self.update_modseqs(&mut st);
         drop(st);
+        self.bump();
+        logged?;
         self.bump();
         let mut out: Vec<u32> = uids.into_iter().collect();
         out.sort_unstable();
@@ -584,10 +594,17 @@ impl Mailbox for MaildirMailbox {
             // survives a crash (ARCHITECTURE.md, "Mail store").
             fsync_dir(&self.dir.join("cur"))?;
             self.restamp_cur(&mut st, cur_before)?;
-        }
-        drop(st);
-        if changed {
+            // The new mod-sequences are durable before the client is told (modseq.rs).
+            let logged = self.update_modseqs(&mut st);
+            drop(st);
             self.bump();
+            logged?;
+            let st = lock(&self.state);
+            for m in &mut out {
+                if let Some(i) = st.find(m.uid) {
+                    m.modseq = st.recs[i].modseq;
+                }
+            }
         }
         Ok(out)
     }
@@ -694,6 +711,12 @@ impl Mailbox for MaildirMailbox {
             }
         }
         self.tx.subscribe()
+    }
+
+    fn vanished_since(&self, modseq: u64) -> Result<Option<Vec<u32>>> {
+        let mut st = lock(&self.state);
+        self.refresh(&mut st, false)?;
+        Ok(st.modseqs.vanished_since(modseq))
     }
 
     fn keyword_room(&self) -> bool {

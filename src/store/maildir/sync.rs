@@ -126,6 +126,11 @@ impl MaildirMailbox {
         });
         // An inotify event since the last refresh (only when someone IDLEs here).
         let notified = self.notified.swap(false, Ordering::AcqRel);
+        // The mod-sequence log could not be written last time: try again before anything
+        // is shown without its mod-sequence.
+        if st.loaded && !st.modseqs.is_open() {
+            self.update_modseqs(st)?;
+        }
         if st.loaded && !force && stamps == st.stamps {
             if trusted {
                 return Ok(());
@@ -182,6 +187,11 @@ impl MaildirMailbox {
         st.stamps = stamps;
         st.stamped_at = Some(now);
         st.loaded = true;
+        if let Err(e) = self.update_modseqs(st) {
+            // Rescan next time rather than show messages without their mod-sequences.
+            st.stamps = Stamps::default();
+            return Err(e);
+        }
         if first_load {
             // Another process (or an earlier run) may have handed out `\Recent` already,
             // or left messages nobody has seen: the folder's file says which.
@@ -351,6 +361,7 @@ impl MaildirMailbox {
                 vsize,
                 mtime,
                 recent_taken: false,
+                modseq: 0,
             });
         }
         st.recs = recs;
@@ -384,9 +395,10 @@ impl MaildirMailbox {
                     st.keywords.names_of(r.kw)
                 };
                 let mut m = m;
-                if m.flags != r.flags || m.keywords != keywords {
+                if m.flags != r.flags || m.keywords != keywords || m.modseq != r.modseq {
                     m.flags = r.flags;
                     m.keywords = keywords;
+                    m.modseq = r.modseq;
                     changes.flags_changed.push(m.uid);
                 }
                 kept.push(m);
@@ -425,6 +437,7 @@ impl MaildirMailbox {
         view.messages = kept;
         view.uid_validity = st.uid_validity;
         view.uid_next = st.next_uid;
+        view.highest_modseq = st.modseqs.highest;
         Ok(changes)
     }
 }
