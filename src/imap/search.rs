@@ -79,6 +79,25 @@ pub fn check_limits(keys: &[SearchKey<'_>]) -> Result<(), &'static str> {
     Ok(())
 }
 
+/// Whether a MODSEQ key appears anywhere in `keys` (RFC 7162 §3.1.5: the SEARCH response
+/// then ends with the highest mod-sequence of the messages found).
+pub fn uses_modseq(keys: &[SearchKey<'_>]) -> bool {
+    let mut stack: Vec<&SearchKey<'_>> = keys.iter().collect();
+    while let Some(key) = stack.pop() {
+        match key {
+            SearchKey::ModSequence { .. } => return true,
+            SearchKey::And(ks) => stack.extend(ks.as_ref().iter()),
+            SearchKey::Or(x, y) => {
+                stack.push(x);
+                stack.push(y);
+            }
+            SearchKey::Not(k) => stack.push(k),
+            _ => {}
+        }
+    }
+    false
+}
+
 /// What `*` stands for in this mailbox (RFC 3501 §6.4.4 / §9 `seq-number`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Bounds {
@@ -303,7 +322,9 @@ pub fn matches(key: &SearchKey<'_>, c: &mut Candidate<'_, '_>, b: Bounds) -> boo
                 .get()
                 .is_some_and(|m| m.header_contains(None, &needle) || m.body_contains(&needle))
         }
-        // Extensions not advertised (WITHIN, CONDSTORE) are not parsed with our features;
+        // RFC 7162 §3.1.5: one mod-sequence per message, whatever the entry names.
+        K::ModSequence { modseq, .. } => c.meta.modseq >= *modseq,
+        // Extensions not advertised (WITHIN) are not parsed with our features;
         // should one appear, it matches nothing.
         #[allow(unreachable_patterns)]
         _ => false,

@@ -32,7 +32,17 @@ pub const MAX_COMMAND_BEFORE_LOGIN: u64 = 8 * 1024;
 pub const CAPS_PREAUTH: &str = "IMAP4rev1 SASL-IR LITERAL+ ID ENABLE IDLE";
 /// Capabilities after login, as Dovecot announces them in the tagged `OK` of `LOGIN`.
 pub const CAPS_AUTH: &str =
-    "IMAP4rev1 SASL-IR LITERAL+ ID ENABLE IDLE UIDPLUS MOVE NAMESPACE SPECIAL-USE UNSELECT CHILDREN";
+    "IMAP4rev1 SASL-IR LITERAL+ ID ENABLE IDLE UIDPLUS MOVE NAMESPACE SPECIAL-USE UNSELECT CHILDREN CONDSTORE QRESYNC";
+
+/// Extensions a client turned on (RFC 5161 ENABLE, or a CONDSTORE-enabling command, RFC
+/// 7162 §3.1): they change what later responses carry.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Enabled {
+    /// RFC 7162 §3.1: unsolicited FETCHes carry MODSEQ, SELECT says HIGHESTMODSEQ.
+    pub condstore: bool,
+    /// RFC 7162 §3.2: `VANISHED` instead of `EXPUNGE`, `SELECT (QRESYNC ...)`.
+    pub qresync: bool,
+}
 
 /// RFC 3501 §3 session states; each carries what that state needs.
 pub enum State {
@@ -225,6 +235,8 @@ pub struct ImapSession {
     pub(crate) tls: bool,
     /// Failed logins so far (for [`crate::auth::failure_delay`]).
     pub(crate) auth_failures: u32,
+    /// CONDSTORE / QRESYNC turned on in this session.
+    pub(crate) enabled: Enabled,
     /// The FETCH being answered in batches ([`Step::Continue`]).
     pub(crate) fetch_job: Option<FetchJob>,
     /// What the next client line is (command, SASL response, IDLE's DONE, skipped data).
@@ -251,6 +263,7 @@ impl ImapSession {
             user: None,
             tls,
             auth_failures: 0,
+            enabled: Enabled::default(),
             fetch_job: None,
             input: Input::Command,
             pending: Vec::new(),
@@ -291,6 +304,21 @@ impl ImapSession {
                 caps
             }
             _ => CAPS_AUTH.to_string(),
+        }
+    }
+
+    /// Turns CONDSTORE on for a CONDSTORE-enabling command (RFC 7162 §3.1): on the
+    /// selected mailbox the client is told its HIGHESTMODSEQ then (§3.1.2.1, as Dovecot).
+    pub(crate) fn enable_condstore(&mut self, out: &mut Output) {
+        if self.enabled.condstore {
+            return;
+        }
+        self.enabled.condstore = true;
+        if let State::Selected(sel) = &self.state {
+            out.reply(format!(
+                "* OK [HIGHESTMODSEQ {}] Highest",
+                sel.view.highest_modseq.max(1)
+            ));
         }
     }
 
@@ -378,7 +406,7 @@ impl ImapSession {
         match r {
             Ok((view, Ok(changes))) => {
                 sel.view = view;
-                write_changes(sel, &changes, out);
+                write_changes(sel, &changes, self.enabled, out);
                 Ok(())
             }
             Ok((view, Err(e))) => {
@@ -445,9 +473,23 @@ pub(crate) fn sync_view(
 
 /// The untagged responses for `changes` (RFC 3501 §7.4.1 EXPUNGE, §7.3.1 EXISTS, §7.3.2
 /// RECENT, §7.4.2 FETCH).
-pub(crate) fn write_changes(sel: &mut Selected, changes: &Changes, out: &mut Output) {
-    for seq in &changes.expunged {
-        out.reply(format!("* {seq} EXPUNGE"));
+pub(crate) fn write_changes(
+    sel: &mut Selected,
+    changes: &Changes,
+    enabled: Enabled,
+    out: &mut Output,
+) {
+    if enabled.qresync {
+        // RFC 7162 §3.2.10: one VANISHED for all of them, by UID.
+        let mut uids = changes.expunged_uids.clone();
+        uids.sort_unstable();
+        if !uids.is_empty() {
+            out.reply(format!("* VANISHED {}", super::encode::uid_set(&uids)));
+        }
+    } else {
+        for seq in &changes.expunged {
+            out.reply(format!("* {seq} EXPUNGE"));
+        }
     }
     let added = sel
         .view
@@ -471,10 +513,17 @@ pub(crate) fn write_changes(sel: &mut Selected, changes: &Changes, out: &mut Out
     for uid in &changes.flags_changed {
         if let Some(seq) = view.seq_of(*uid) {
             let m = &view.messages[seq as usize - 1];
-            out.reply(format!(
-                "* {seq} FETCH (FLAGS {})",
-                flags_list(m.flags, &m.keywords, m.recent)
-            ));
+            let flags = flags_list(m.flags, &m.keywords, m.recent);
+            // RFC 7162 §3.1.4.1 (MODSEQ) and §3.2.4 (UID, once QRESYNC is on).
+            // Dovecot's order: UID, MODSEQ, FLAGS.
+            out.reply(match (enabled.qresync, enabled.condstore) {
+                (true, _) => format!(
+                    "* {seq} FETCH (UID {} MODSEQ ({}) FLAGS {flags})",
+                    m.uid, m.modseq
+                ),
+                (false, true) => format!("* {seq} FETCH (MODSEQ ({}) FLAGS {flags})", m.modseq),
+                _ => format!("* {seq} FETCH (FLAGS {flags})"),
+            });
         }
     }
 }

@@ -154,6 +154,8 @@ pub struct Changes {
     /// Sequence numbers to announce as `* n EXPUNGE`, in order, each relative to the view as it
     /// was after the previous one was removed.
     pub expunged: Vec<u32>,
+    /// The UIDs of those messages, in the same order (QRESYNC's `VANISHED`, RFC 7162 §3.2.10).
+    pub expunged_uids: Vec<u32>,
     /// Number of messages appended at the end of the view.
     pub added: u32,
     /// UIDs (still in the view) whose flags, keywords or mod-sequence changed.
@@ -232,6 +234,25 @@ pub trait Mailbox: Send + Sync {
         flags: Flags,
         keywords: &[String],
     ) -> Result<Vec<MessageMeta>>;
+    /// [`Mailbox::store_flags`] for the messages whose mod-sequence is at most `modseq`
+    /// (RFC 7162 §3.1.3 UNCHANGEDSINCE), checked and stored under one lock; returns the new
+    /// metadata and the UIDs that failed the test. The default checks first, then stores.
+    fn store_flags_unchanged_since(
+        &self,
+        uids: &[u32],
+        op: FlagOp,
+        flags: Flags,
+        keywords: &[String],
+        modseq: u64,
+    ) -> Result<(Vec<MessageMeta>, Vec<u32>)> {
+        let mut view = View::default();
+        self.sync(&mut view)?;
+        let (ok, failed): (Vec<u32>, Vec<u32>) = uids.iter().partition(|u| {
+            view.seq_of(**u)
+                .is_none_or(|s| view.messages[s as usize - 1].modseq <= modseq)
+        });
+        Ok((self.store_flags(&ok, op, flags, keywords)?, failed))
+    }
     /// Appends a message (crash-safe: durable before this returns); returns its UID.
     fn append(
         &self,

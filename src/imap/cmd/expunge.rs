@@ -25,14 +25,26 @@ impl ImapSession {
             self.announce(SyncMode::Forced, out)
                 .await
                 .map_err(|_| Fail::internal())?;
-            return Ok("Expunge completed.".into());
+            return Ok(self.expunged_text());
         }
         let mb = sel.mailbox.clone();
         blocking(move || mb.expunge(only.as_deref())).await?;
         self.announce(SyncMode::Forced, out)
             .await
             .map_err(|_| Fail::internal())?;
-        Ok("Expunge completed.".into())
+        Ok(self.expunged_text())
+    }
+
+    /// The completion of EXPUNGE: with CONDSTORE on, the HIGHESTMODSEQ after it (RFC 7162
+    /// §3.1.9 / §3.2.10, as Dovecot).
+    fn expunged_text(&self) -> String {
+        match &self.state {
+            State::Selected(sel) if self.enabled.condstore => format!(
+                "[HIGHESTMODSEQ {}] Expunge completed.",
+                sel.view.highest_modseq.max(1)
+            ),
+            _ => "Expunge completed.".into(),
+        }
     }
 
     /// Expunges silently (unless read-only) and leaves the Selected state.

@@ -8,7 +8,9 @@
 use imap_codec::imap_types::core::{Charset, Vec1};
 use imap_codec::imap_types::search::SearchKey;
 
-use super::super::search::{check_charset, check_limits, matches_all, Bounds, Candidate, LazyMessage};
+use super::super::search::{
+    check_charset, check_limits, matches_all, uses_modseq, Bounds, Candidate, LazyMessage,
+};
 use super::super::state::{Fail, ImapSession, Res};
 use super::blocking;
 use crate::session::Output;
@@ -25,6 +27,10 @@ impl ImapSession {
         check_charset(charset.as_ref()).map_err(|t| Fail::No(t.into()))?;
         // Bounded before any message is looked at (the command size bounds the bytes only).
         check_limits(criteria.as_ref()).map_err(|t| Fail::No(t.into()))?;
+        let modseq = uses_modseq(criteria.as_ref());
+        if modseq {
+            self.enable_condstore(out);
+        }
         let sel = self.selected()?;
         let messages = sel.view.messages.clone();
         let mailbox = sel.mailbox.clone();
@@ -32,13 +38,14 @@ impl ImapSession {
         // The blocking task outlives a dropped future: the guard cancels it then.
         let stop = self.env.cancel.child_token();
         let _stop_when_dropped = stop.clone().drop_guard();
-        let (hits, gone) = blocking(move || {
+        let (hits, highest, gone) = blocking(move || {
             let bounds = Bounds {
                 messages: messages.len() as u32,
                 max_uid: messages.last().map_or(0, |m| m.uid),
             };
             let cancelled = || stop.is_cancelled();
             let mut hits = Vec::new();
+            let mut highest = 0u64;
             let gone = std::cell::Cell::new(false);
             for (i, m) in messages.iter().enumerate() {
                 if cancelled() {
@@ -60,9 +67,10 @@ impl ImapSession {
                 };
                 if matches_all(&keys, &mut c, bounds) {
                     hits.push(if uid { m.uid } else { i as u32 + 1 });
+                    highest = highest.max(m.modseq);
                 }
             }
-            Ok((!cancelled()).then_some((hits, gone.get())))
+            Ok((!cancelled()).then_some((hits, highest, gone.get())))
         })
         .await?
         .ok_or_else(|| Fail::No("[UNAVAILABLE] Search cancelled.".into()))?;
@@ -70,6 +78,9 @@ impl ImapSession {
         for h in hits {
             line.push(' ');
             line.push_str(&h.to_string());
+        }
+        if modseq && highest > 0 {
+            line.push_str(&format!(" (MODSEQ {highest})"));
         }
         out.reply(line);
         // A content key met a message another session expunged (it cannot match): said

@@ -15,6 +15,10 @@ impl ImapSession {
         out: &mut Output,
     ) -> Res {
         let name = mailbox_name(m)?;
+        if items.contains(&StatusDataItemName::HighestModSeq) {
+            // RFC 7162 §3.1: a CONDSTORE-enabling command.
+            self.enable_condstore(out);
+        }
         let user = self.user_store()?;
         let n = name.clone();
         let mut st = blocking(move || user.status(&n)).await?;
@@ -38,11 +42,14 @@ impl ImapSession {
             ),
             (StatusDataItemName::Unseen, "UNSEEN", st.unseen),
         ];
-        let parts: Vec<String> = all
+        let mut parts: Vec<String> = all
             .iter()
             .filter(|(item, _, _)| items.contains(item))
             .map(|(_, k, v)| format!("{k} {v}"))
             .collect();
+        if items.contains(&StatusDataItemName::HighestModSeq) {
+            parts.push(format!("HIGHESTMODSEQ {}", st.highest_modseq.max(1)));
+        }
         let mut line = b"* STATUS ".to_vec();
         push_mailbox(&mut line, &name);
         line.extend_from_slice(format!(" ({})", parts.join(" ")).as_bytes());

@@ -475,6 +475,88 @@ impl MaildirMailbox {
     }
 }
 
+impl MaildirMailbox {
+    /// STORE, with RFC 7162 §3.1.3's UNCHANGEDSINCE test when `limit` is given (checked
+    /// under the state lock, against mod-sequences just refreshed).
+    fn store_if(
+        &self,
+        uids: &[u32],
+        op: FlagOp,
+        flags: Flags,
+        keywords: &[String],
+        limit: Option<u64>,
+    ) -> Result<(Vec<MessageMeta>, Vec<u32>)> {
+        let mut st = lock(&self.state);
+        self.refresh(&mut st, false)?;
+        let bits = self.keyword_bits(&mut st, keywords, op != FlagOp::Remove)?;
+        let cur_before = st.stamps.cur;
+        let mut out = Vec::with_capacity(uids.len());
+        let mut failed = Vec::new();
+        let mut changed = false;
+        let mut retried = false;
+        for &uid in uids {
+            let mut tries = 0;
+            loop {
+                tries += 1;
+                let Some(i) = st.find(uid) else { break };
+                let r = &st.recs[i];
+                if limit.is_some_and(|n| r.modseq > n) {
+                    failed.push(uid);
+                    break;
+                }
+                let (nf, nk) = match op {
+                    FlagOp::Replace => (flags, bits),
+                    FlagOp::Add => (r.flags.union(flags), r.kw | bits),
+                    FlagOp::Remove => (r.flags.minus(flags), r.kw & !bits),
+                };
+                if nf == r.flags && nk == r.kw {
+                    out.push(Self::meta(&st, r, false));
+                    break;
+                }
+                let p = parse(&r.fname).expect("cached names parse");
+                let to_name = filename::cur_name(p.base, &filename::info(nf, nk, &p.other));
+                let from = self.msg_path(r);
+                let to = self.dir.join("cur").join(&to_name);
+                match fs::rename(&from, &to) {
+                    Ok(()) => {
+                        let r = &mut st.recs[i];
+                        r.fname = to_name.into();
+                        r.in_new = false;
+                        r.flags = nf;
+                        r.kw = nk;
+                        changed = true;
+                        out.push(Self::meta(&st, &st.recs[i], false));
+                        break;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::NotFound && !retried && tries == 1 => {
+                        retried = true;
+                        self.refresh(&mut st, true)?;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => break,
+                    Err(e) => return Err(io_err(e, "rename", &from)),
+                }
+            }
+        }
+        if changed {
+            // Durable before the command reports success, so a STORE the client saw succeed
+            // survives a crash (ARCHITECTURE.md, "Mail store").
+            fsync_dir(&self.dir.join("cur"))?;
+            self.restamp_cur(&mut st, cur_before)?;
+            // The new mod-sequences are durable before the client is told (modseq.rs).
+            let logged = self.update_modseqs(&mut st);
+            for m in &mut out {
+                if let Some(i) = st.find(m.uid) {
+                    m.modseq = st.recs[i].modseq;
+                }
+            }
+            drop(st);
+            self.bump();
+            logged?;
+        }
+        Ok((out, failed))
+    }
+}
+
 impl Mailbox for MaildirMailbox {
     fn name(&self) -> &str {
         &self.name
@@ -543,70 +625,18 @@ impl Mailbox for MaildirMailbox {
         flags: Flags,
         keywords: &[String],
     ) -> Result<Vec<MessageMeta>> {
-        let mut st = lock(&self.state);
-        self.refresh(&mut st, false)?;
-        let bits = self.keyword_bits(&mut st, keywords, op != FlagOp::Remove)?;
-        let cur_before = st.stamps.cur;
-        let mut out = Vec::with_capacity(uids.len());
-        let mut changed = false;
-        let mut retried = false;
-        for &uid in uids {
-            let mut tries = 0;
-            loop {
-                tries += 1;
-                let Some(i) = st.find(uid) else { break };
-                let r = &st.recs[i];
-                let (nf, nk) = match op {
-                    FlagOp::Replace => (flags, bits),
-                    FlagOp::Add => (r.flags.union(flags), r.kw | bits),
-                    FlagOp::Remove => (r.flags.minus(flags), r.kw & !bits),
-                };
-                if nf == r.flags && nk == r.kw {
-                    out.push(Self::meta(&st, r, false));
-                    break;
-                }
-                let p = parse(&r.fname).expect("cached names parse");
-                let to_name = filename::cur_name(p.base, &filename::info(nf, nk, &p.other));
-                let from = self.msg_path(r);
-                let to = self.dir.join("cur").join(&to_name);
-                match fs::rename(&from, &to) {
-                    Ok(()) => {
-                        let r = &mut st.recs[i];
-                        r.fname = to_name.into();
-                        r.in_new = false;
-                        r.flags = nf;
-                        r.kw = nk;
-                        changed = true;
-                        out.push(Self::meta(&st, &st.recs[i], false));
-                        break;
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::NotFound && !retried && tries == 1 => {
-                        retried = true;
-                        self.refresh(&mut st, true)?;
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => break,
-                    Err(e) => return Err(io_err(e, "rename", &from)),
-                }
-            }
-        }
-        if changed {
-            // Durable before the command reports success, so a STORE the client saw succeed
-            // survives a crash (ARCHITECTURE.md, "Mail store").
-            fsync_dir(&self.dir.join("cur"))?;
-            self.restamp_cur(&mut st, cur_before)?;
-            // The new mod-sequences are durable before the client is told (modseq.rs).
-            let logged = self.update_modseqs(&mut st);
-            drop(st);
-            self.bump();
-            logged?;
-            let st = lock(&self.state);
-            for m in &mut out {
-                if let Some(i) = st.find(m.uid) {
-                    m.modseq = st.recs[i].modseq;
-                }
-            }
-        }
-        Ok(out)
+        self.store_if(uids, op, flags, keywords, None).map(|r| r.0)
+    }
+
+    fn store_flags_unchanged_since(
+        &self,
+        uids: &[u32],
+        op: FlagOp,
+        flags: Flags,
+        keywords: &[String],
+        modseq: u64,
+    ) -> Result<(Vec<MessageMeta>, Vec<u32>)> {
+        self.store_if(uids, op, flags, keywords, Some(modseq))
     }
 
     fn append(

@@ -377,6 +377,7 @@ impl MaildirMailbox {
         let mut changes = Changes::default();
         if view.uid_validity != 0 && view.uid_validity != st.uid_validity {
             changes.expunged = vec![1; view.messages.len()];
+            changes.expunged_uids = view.messages.iter().map(|m| m.uid).collect();
             view.messages.clear();
         }
         let st = &mut *st;
@@ -405,6 +406,7 @@ impl MaildirMailbox {
                 j += 1;
             } else {
                 changes.expunged.push(kept.len() as u32 + 1);
+                changes.expunged_uids.push(m.uid);
             }
         }
         let last = kept.last().map(|m| m.uid).unwrap_or(0);
