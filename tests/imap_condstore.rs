@@ -7,33 +7,72 @@
 //! Skipped, with the reason printed, when `/usr/sbin/dovecot` or root are missing.
 
 mod common;
-mod imap_session_common;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use common::Daemon;
-use imap_session_common::{message, Client, PASS, USER};
+use common::imap::Client;
+use common::{Daemon, PASS, USER};
 
 #[path = "common/dovecot.rs"]
 mod dovecot;
 
 use dovecot::Dovecot;
 
-fn start_dovecot(dir: &Path) -> Dovecot {
+const WAIT: Duration = Duration::from_secs(60);
+
+/// A private Dovecot serving `mail_root/<user>` (its state in `dir`).
+fn start_dovecot(dir: &Path, mail_root: &Path) -> Dovecot {
     Dovecot::start(
         dir,
         dovecot::Options {
             protocol: "imap",
             name: "mailserver-condstore-test",
-            mail_location: format!("maildir:{}/mail/%u", dir.display()),
+            mail_location: format!("maildir:{}/%u", mail_root.display()),
             users: format!("{USER}:{{PLAIN}}{PASS}\n"),
             namespace: String::new(),
             extra: String::new(),
-            mail_dirs: vec![dir.join("mail")],
+            mail_dirs: vec![mail_root.to_path_buf()],
         },
     )
+}
+
+/// A small RFC 5322 message with CRLF line endings.
+fn message(subject: &str, body: &str) -> String {
+    format!(
+        "From: Carol <carol@example.org>\r\nTo: alice@imap.test\r\nSubject: {subject}\r\nDate: Fri, 27 Nov 2026 10:00:00 +0000\r\nMessage-ID: <{subject}@example.org>\r\n\r\n{body}\r\n"
+    )
+}
+
+/// Tags commands for the blocking client.
+struct Session {
+    c: Client,
+    n: u32,
+}
+
+impl Session {
+    fn login(addr: SocketAddr) -> Session {
+        Session {
+            c: Client::login(addr, WAIT),
+            n: 0,
+        }
+    }
+
+    /// Untagged lines and the tagged completion without its tag.
+    fn cmd(&mut self, cmd: &str) -> (Vec<String>, String) {
+        self.n += 1;
+        let tag = format!("c{}", self.n);
+        let (u, t) = self.c.tagged(&format!("{tag} {cmd}"), &tag);
+        (u, t[tag.len() + 1..].to_string())
+    }
+
+    fn ok(&mut self, cmd: &str) -> Vec<String> {
+        let (u, t) = self.cmd(cmd);
+        assert!(t.starts_with("OK"), "{cmd} -> {t} ({u:?})");
+        u
+    }
 }
 
 /// One step: which session (0 or 1) sends which command. `{V}` is replaced by the
@@ -163,14 +202,8 @@ fn number_after(lines: &[String], key: &str) -> Option<u64> {
     })
 }
 
-async fn run(addr: SocketAddr) -> Vec<(String, Vec<String>)> {
-    let mut c = [
-        Client::connect_to(addr).await,
-        Client::connect_to(addr).await,
-    ];
-    for s in c.iter_mut() {
-        s.ok(&format!("LOGIN {USER} {PASS}")).await;
-    }
+fn run(addr: SocketAddr) -> Vec<(String, Vec<String>)> {
+    let mut c = [Session::login(addr), Session::login(addr)];
     let mut vars: HashMap<String, u64> = HashMap::new();
     let mut highs = 0;
     let mut out = Vec::new();
@@ -179,7 +212,7 @@ async fn run(addr: SocketAddr) -> Vec<(String, Vec<String>)> {
         for (k, v) in &vars {
             text = text.replace(&format!("{{{k}}}"), &v.to_string());
         }
-        let (u, t) = c[who].cmd(&text).await;
+        let (u, t) = c[who].cmd(&text);
         if let Some(v) = number_after(&u, "UIDVALIDITY ") {
             vars.insert("V".into(), v);
         }
@@ -192,21 +225,21 @@ async fn run(addr: SocketAddr) -> Vec<(String, Vec<String>)> {
         out.push((format!("{who}: {cmd}"), normalise(&u, &t)));
     }
     for s in c.iter_mut() {
-        s.cmd("LOGOUT").await;
+        s.cmd("LOGOUT");
     }
     out
 }
 
-#[tokio::test]
-async fn rfc7162_examples_match_dovecot() {
+#[test]
+fn rfc7162_examples_match_dovecot() {
     if dovecot::skip(false) {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
-    let dovecot = start_dovecot(tmp.path());
-    let theirs = run(format!("127.0.0.1:{}", dovecot.port).parse().unwrap()).await;
+    let dovecot = start_dovecot(tmp.path(), &tmp.path().join("mail"));
+    let theirs = run(format!("127.0.0.1:{}", dovecot.port).parse().unwrap());
     let daemon = Daemon::start();
-    let ours = run(daemon.imap.unwrap()).await;
+    let ours = run(daemon.imap.unwrap());
     let mut diffs = Vec::new();
     for ((cmd, a), (_, b)) in ours.iter().zip(theirs.iter()) {
         // Deliberate (RFC 5161 §3.2, and the issue): ENABLED lists only what this command
@@ -225,4 +258,177 @@ async fn rfc7162_examples_match_dovecot() {
         ours.len(),
         diffs.join("\n")
     );
+}
+
+// ---- Resync of a 10,000-message folder (the issue's "Done when") ----
+
+const MESSAGES: u32 = 10_000;
+/// The UIDs B flags, and the ones B expunges.
+const FLAGGED: [u32; 10] = [100, 1100, 2100, 3100, 4100, 5100, 6100, 7100, 8100, 9100];
+const EXPUNGED: [u32; 5] = [5001, 5002, 5003, 5004, 5005];
+
+/// INBOX of the test user under the daemon's data directory.
+fn inbox(d: &Daemon) -> PathBuf {
+    d.data_dir().join("mail").join(USER)
+}
+
+/// Puts `MESSAGES` small messages into `cur/` the way an MDA that writes there would.
+fn fill(root: &Path) {
+    for sub in ["cur", "new", "tmp"] {
+        std::fs::create_dir_all(root.join(sub)).unwrap();
+    }
+    for i in 0..MESSAGES {
+        let name = format!("{}.M{i}P7.fill:2,", 1_700_000_000 + i);
+        let body = format!("Subject: m{i}\n\nbody {i}\n");
+        std::fs::write(root.join("cur").join(name), body).unwrap();
+    }
+}
+
+/// What client A keeps between connections: (UIDVALIDITY, HIGHESTMODSEQ).
+fn remember(addr: SocketAddr) -> (u64, u64) {
+    let mut a = Session::login(addr);
+    a.ok("ENABLE QRESYNC");
+    let u = a.ok("SELECT INBOX");
+    assert!(
+        u.iter().any(|l| l == &format!("* {MESSAGES} EXISTS")),
+        "{u:?}"
+    );
+    let v = number_after(&u, "UIDVALIDITY ").expect("UIDVALIDITY");
+    let h = number_after(&u, "HIGHESTMODSEQ ").expect("HIGHESTMODSEQ");
+    a.cmd("LOGOUT");
+    (v, h)
+}
+
+/// B's changes over IMAP (to us or to Dovecot): 10 flags, 5 expunges.
+fn change_over_imap(addr: SocketAddr) {
+    let mut b = Session::login(addr);
+    b.ok("SELECT INBOX");
+    let set: Vec<String> = FLAGGED.iter().map(|u| u.to_string()).collect();
+    b.ok(&format!(
+        "UID STORE {} +FLAGS.SILENT (\\Flagged)",
+        set.join(",")
+    ));
+    b.ok("UID STORE 5001:5005 +FLAGS.SILENT (\\Deleted)");
+    b.ok("EXPUNGE");
+    b.cmd("LOGOUT");
+}
+
+/// A's reconnect: exactly the 10 FETCHes and one VANISHED (EARLIER) for the 5.
+fn assert_resync(addr: SocketAddr, (v, h): (u64, u64)) {
+    let mut a = Session::login(addr);
+    a.ok("ENABLE QRESYNC");
+    let u = a.ok(&format!("SELECT INBOX (QRESYNC ({v} {h}))"));
+    let fetched: Vec<u32> = u
+        .iter()
+        .filter(|l| l.contains(" FETCH ("))
+        .map(|l| {
+            assert!(l.contains("\\Flagged") && l.contains("MODSEQ ("), "{l}");
+            number_after(std::slice::from_ref(l), "UID ").unwrap() as u32
+        })
+        .collect();
+    let vanished: Vec<&String> = u.iter().filter(|l| l.contains("VANISHED")).collect();
+    assert_eq!(fetched, FLAGGED.to_vec(), "{u:?}");
+    assert_eq!(vanished, ["* VANISHED (EARLIER) 5001:5005"], "{u:?}");
+    assert!(
+        u.iter().any(|l| l == &format!("* {} EXISTS", MESSAGES - 5)),
+        "{u:?}"
+    );
+    a.cmd("LOGOUT");
+}
+
+/// Restarts the daemon on the same tree (gracefully, or after `kill -9`).
+fn restart(d: &mut Daemon, kill: bool) -> Daemon {
+    if kill {
+        d.signal("KILL");
+        d.wait_exit(WAIT);
+    } else {
+        d.stop();
+    }
+    let dir = std::mem::replace(&mut d.dir, tempfile::tempdir().unwrap());
+    Daemon::spawn(dir, d.config_path.clone(), &[])
+}
+
+fn filled_daemon() -> Daemon {
+    let d = Daemon::start();
+    fill(&inbox(&d));
+    d
+}
+
+#[test]
+fn resync_after_changes_by_another_session() {
+    let d = filled_daemon();
+    let addr = d.imap.unwrap();
+    let known = remember(addr);
+    change_over_imap(addr);
+    assert_resync(addr, known);
+}
+
+#[test]
+fn resync_after_a_restart_and_after_kill_9() {
+    for kill in [false, true] {
+        let mut d = filled_daemon();
+        let known = remember(d.imap.unwrap());
+        change_over_imap(d.imap.unwrap());
+        let d2 = restart(&mut d, kill);
+        assert_resync(d2.imap.unwrap(), known);
+        // Mod-sequences never went backwards: a fresh STORE is above the old HIGHESTMODSEQ.
+        let mut c = Session::login(d2.imap.unwrap());
+        c.ok("ENABLE CONDSTORE");
+        c.ok("SELECT INBOX");
+        let u = c.ok("UID STORE 1 +FLAGS (\\Seen)");
+        let m = number_after(&u, "MODSEQ (").unwrap();
+        assert!(m > known.1 + 2, "modseq {m} after {known:?} (kill {kill})");
+    }
+}
+
+#[test]
+fn resync_after_changes_by_renaming_files_in_cur() {
+    let d = filled_daemon();
+    let addr = d.imap.unwrap();
+    let known = remember(addr);
+    // UID → file base, from the uidlist the daemon wrote (`<uid> [ext] :<base>`).
+    let root = inbox(&d);
+    let list = std::fs::read_to_string(root.join("dovecot-uidlist")).unwrap();
+    let base_of: HashMap<u32, String> = list
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let uid = l.split(' ').next()?.parse().ok()?;
+            Some((uid, l.split_once(" :")?.1.to_string()))
+        })
+        .collect();
+    let cur = root.join("cur");
+    for uid in FLAGGED {
+        let base = &base_of[&uid];
+        std::fs::rename(
+            cur.join(format!("{base}:2,")),
+            cur.join(format!("{base}:2,F")),
+        )
+        .unwrap();
+    }
+    for uid in EXPUNGED {
+        std::fs::remove_file(cur.join(format!("{}:2,", base_of[&uid]))).unwrap();
+    }
+    assert_resync(addr, known);
+}
+
+#[test]
+fn resync_after_changes_made_by_dovecot() {
+    if dovecot::skip(false) {
+        return;
+    }
+    let d = filled_daemon();
+    let addr = d.imap.unwrap();
+    let known = remember(addr);
+    let state = tempfile::tempdir().unwrap();
+    // Dovecot runs as `mail`: let it reach the tree (the helper chowns the tree itself).
+    use std::os::unix::fs::PermissionsExt;
+    for p in [d.dir.path().to_path_buf(), d.data_dir()] {
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    {
+        let dovecot = start_dovecot(state.path(), &d.data_dir().join("mail"));
+        change_over_imap(format!("127.0.0.1:{}", dovecot.port).parse().unwrap());
+    }
+    assert_resync(addr, known);
 }

@@ -15,6 +15,7 @@ use crate::session::Output;
 use crate::store::{FlagOp, Flags, MessageMeta};
 
 impl ImapSession {
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn store(
         &mut self,
         set: &SequenceSet,
@@ -25,9 +26,10 @@ impl ImapSession {
         modifiers: &[StoreModifier],
         out: &mut Output,
     ) -> Res {
-        let unchanged_since = modifiers.iter().find_map(|m| match m {
-            StoreModifier::UnchangedSince(n) => Some(*n),
-        });
+        let unchanged_since = modifiers
+            .iter()
+            .map(|StoreModifier::UnchangedSince(n)| *n)
+            .next();
         if unchanged_since.is_some() {
             self.enable_condstore(out);
         }
