@@ -432,3 +432,104 @@ fn resync_after_changes_made_by_dovecot() {
     }
     assert_resync(addr, known);
 }
+
+/// `kill -9` at varied moments while a client changes flags and expunges as fast as it
+/// can: after each restart no mod-sequence went backwards, and every change the client saw
+/// acknowledged is still in the history (CHANGEDSINCE finds it, VANISHED names it).
+#[test]
+fn kill_9_at_any_moment_loses_no_acknowledged_change() {
+    use std::sync::{Arc, Mutex};
+    let mut d = Daemon::start();
+    {
+        let root = inbox(&d);
+        for sub in ["cur", "new", "tmp"] {
+            std::fs::create_dir_all(root.join(sub)).unwrap();
+        }
+        for i in 0..400 {
+            let name = format!("{}.M{i}P7.fill:2,", 1_700_000_000 + i);
+            std::fs::write(root.join("cur").join(name), format!("Subject: {i}\n\nx\n")).unwrap();
+        }
+    }
+    // (uid, modseq, expunged) the client saw acknowledged, over all rounds.
+    let seen: Arc<Mutex<Vec<(u32, u64, bool)>>> = Arc::default();
+    let mut next_uid = 1u32;
+    for (round, pause_ms) in [15u64, 40, 90, 160, 250].into_iter().enumerate() {
+        let addr = d.imap.unwrap();
+        let mut c = Session::login(addr);
+        c.ok("ENABLE QRESYNC");
+        c.ok("SELECT INBOX");
+        let log = seen.clone();
+        let first = next_uid;
+        let worker = std::thread::spawn(move || {
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                for uid in first..first + 60 {
+                    let u = c.ok(&format!("UID STORE {uid} +FLAGS (\\Flagged)"));
+                    let m = number_after(&u, "MODSEQ (").expect("MODSEQ");
+                    log.lock().unwrap().push((uid, m, false));
+                    if uid % 3 == 0 {
+                        c.ok(&format!("UID STORE {uid} +FLAGS.SILENT (\\Deleted)"));
+                        let (_, t) = c.cmd(&format!("UID EXPUNGE {uid}"));
+                        let m = number_after(&[t], "HIGHESTMODSEQ ").expect("HIGHESTMODSEQ");
+                        log.lock().unwrap().push((uid, m, true));
+                    }
+                }
+            }));
+            drop(r); // the connection dies with the daemon: expected
+        });
+        std::thread::sleep(Duration::from_millis(pause_ms));
+        d = restart(&mut d, true);
+        worker.join().unwrap();
+        next_uid += 60;
+        // Check everything acknowledged so far, on the restarted daemon.
+        let mut c = Session::login(d.imap.unwrap());
+        c.ok("ENABLE QRESYNC");
+        let u = c.ok("SELECT INBOX");
+        let highest = number_after(&u, "HIGHESTMODSEQ ").unwrap();
+        let acked = seen.lock().unwrap().clone();
+        assert!(
+            !acked.is_empty() || round == 0,
+            "round {round}: nothing acknowledged"
+        );
+        for &(uid, m, expunged) in &acked {
+            assert!(
+                highest >= m,
+                "round {round}: HIGHESTMODSEQ {highest} < acknowledged {m}"
+            );
+            let u = c.ok(&format!(
+                "UID FETCH {uid} (FLAGS) (CHANGEDSINCE {} VANISHED)",
+                m - 1
+            ));
+            let vanished = u.iter().any(|l| {
+                l.starts_with("* VANISHED (EARLIER) ")
+                    && l[21..].split(',').any(|r| {
+                        let (a, b) = r.split_once(':').unwrap_or((r, r));
+                        (a.parse::<u32>().unwrap()..=b.parse().unwrap()).contains(&uid)
+                    })
+            });
+            let fm = u
+                .iter()
+                .find_map(|l| number_after(std::slice::from_ref(l), "MODSEQ ("));
+            if expunged {
+                assert!(
+                    vanished,
+                    "round {round}: expunge of {uid} at {m} lost: {u:?}"
+                );
+            } else {
+                // Changed at `m` or later: still there with a mod-sequence at least `m`,
+                // or expunged since (an EXPUNGE the kill cut off may have been done).
+                assert!(
+                    fm.is_some_and(|f| f >= m) || vanished,
+                    "round {round}: change of {uid} at {m} lost: {u:?}"
+                );
+            }
+        }
+        c.cmd("LOGOUT");
+        eprintln!(
+            "round {round}: {} acknowledged changes checked",
+            acked.len()
+        );
+    }
+    // The kills landed while changes were being made, not before or after all of them.
+    let n = seen.lock().unwrap().len();
+    assert!(n >= 20 && n < 5 * 80, "{n} acknowledged changes");
+}

@@ -239,6 +239,13 @@ impl MaildirMailbox {
     }
 
     fn update_locked(&self, st: &mut State, ms: &mut Modseqs, path: &Path) -> Result<()> {
+        // Never below what this process already handed out for this UIDVALIDITY, even if
+        // the file was removed meanwhile.
+        let floor = if ms.uid_validity == st.uid_validity {
+            ms.highest
+        } else {
+            0
+        };
         // Open (or reopen after another process compacted the file), lock, catch up.
         loop {
             if ms.file.is_none() || ms.uid_validity != st.uid_validity {
@@ -280,9 +287,9 @@ impl MaildirMailbox {
                 // No log for this UIDVALIDITY yet: start one. What was expunged before it
                 // is unknown, so the history is complete only from here on.
                 let highest = if ms.uid_validity == st.uid_validity {
-                    ms.highest
+                    ms.highest.max(floor)
                 } else {
-                    0
+                    floor
                 };
                 *ms = Modseqs {
                     uid_validity: st.uid_validity,
