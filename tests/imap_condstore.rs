@@ -76,7 +76,8 @@ impl Session {
 }
 
 /// One step: which session (0 or 1) sends which command. `{V}` is replaced by the
-/// UIDVALIDITY last seen, `{Hn}` by the n-th HIGHESTMODSEQ captured with `STATUS`.
+/// UIDVALIDITY last seen, `{Hn}` by the n-th HIGHESTMODSEQ captured with `STATUS INBOX
+/// (HIGHESTMODSEQ ...)`, `{N}` by one more than the last HIGHESTMODSEQ any STATUS said.
 fn script() -> Vec<(usize, String)> {
     let mut s: Vec<(usize, &str)> = vec![
         // RFC 5161 / 7162 §3.1: ENABLE reports what it turned on.
@@ -116,7 +117,8 @@ fn script() -> Vec<(usize, String)> {
             // §3.1.5: SEARCH MODSEQ, with and without the entry form.
             (0, "SEARCH MODSEQ {H2}"),
             (0, "UID SEARCH MODSEQ \"/flags/\\\\draft\" all {H1}"),
-            (0, "SEARCH MODSEQ 999999999"),
+            (0, "STATUS INBOX (UIDNEXT HIGHESTMODSEQ)"),
+            (0, "SEARCH MODSEQ {N}"),
             (0, "FETCH 2 (MODSEQ)"),
             // §3.1.4.1: the other session's STORE arrives with MODSEQ.
             (1, "SELECT INBOX"),
@@ -217,6 +219,11 @@ fn run(addr: SocketAddr) -> Vec<(String, Vec<String>)> {
             vars.insert("V".into(), v);
         }
         if cmd.starts_with("STATUS") {
+            if let Some(h) = number_after(&u, "HIGHESTMODSEQ ") {
+                vars.insert("N".into(), h + 1);
+            }
+        }
+        if cmd.starts_with("STATUS INBOX (HIGHESTMODSEQ") {
             if let Some(h) = number_after(&u, "HIGHESTMODSEQ ") {
                 highs += 1;
                 vars.insert(format!("H{highs}"), h);
@@ -642,4 +649,30 @@ fn an_rfc7162_section6_client_resyncs_with_50x_fewer_octets() {
         "Dovecot: full {dfull}, resync {dresync}"
     );
     eprintln!("octets: ours full {full} resync {resync}; Dovecot full {dfull} resync {dresync}");
+}
+
+/// `mailserver.modseq` deleted between two runs: the new log starts above every value
+/// handed out before, and a client's resync still hears of the expunges (as every UID no
+/// longer present, RFC 7162 §3.2.5.2) and of the changes.
+#[test]
+fn a_deleted_modseq_file_never_takes_values_back() {
+    let mut d = filled_daemon();
+    let known = remember(d.imap.unwrap());
+    change_over_imap(d.imap.unwrap());
+    d.stop();
+    std::fs::remove_file(inbox(&d).join("mailserver.modseq")).unwrap();
+    let dir = std::mem::replace(&mut d.dir, tempfile::tempdir().unwrap());
+    let d2 = Daemon::spawn(dir, d.config_path.clone(), &[]);
+    let mut a = Session::login(d2.imap.unwrap());
+    a.ok("ENABLE QRESYNC");
+    let u = a.ok(&format!("SELECT INBOX (QRESYNC ({} {}))", known.0, known.1));
+    assert!(
+        number_after(&u, "HIGHESTMODSEQ ").unwrap() > known.1,
+        "{u:?}"
+    );
+    let vanished: Vec<&String> = u.iter().filter(|l| l.contains("VANISHED")).collect();
+    assert_eq!(vanished, ["* VANISHED (EARLIER) 5001:5005"]);
+    // Every message is "changed" for this client: it refreshes all flags, none is lost.
+    let fetched = u.iter().filter(|l| l.contains(" FETCH (")).count() as u32;
+    assert_eq!(fetched, MESSAGES - 5);
 }

@@ -24,6 +24,10 @@
 //! ignored. Cost: one `write` + `fdatasync` per command that changes something (beside the
 //! `cur/` fsync a STORE already does); about 20 octets per message and per expunge range.
 //!
+//! A new log (a folder seen for the first time, or the file deleted) starts at the clock in
+//! microseconds, so a recreated log never hands out a value a client already holds; its
+//! expunge history starts there.
+//!
 //! Processes share the file under its `flock`: a writer first reads what others appended
 //! since its last read. When the log is more than twice what a compacted copy would be, it is
 //! rewritten (temp, fsync, rename) under that lock; a process holding the old inode notices
@@ -207,6 +211,13 @@ fn gone_line(a: u32, b: u32, m: u64) -> String {
     }
 }
 
+/// Microseconds since 1970 (1 if the clock is before it).
+fn clock_micros() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(1, |d| d.as_micros() as u64)
+}
+
 /// Groups sorted UIDs into ranges.
 fn ranges(uids: &[u32]) -> Vec<(u32, u32)> {
     let mut out: Vec<(u32, u32)> = Vec::new();
@@ -291,10 +302,14 @@ impl MaildirMailbox {
                 } else {
                     floor
                 };
+                // A log made again (deleted, or lost with its folder's UIDVALIDITY kept)
+                // must not hand out values a client already holds: start from the clock in
+                // microseconds, which no earlier log can have reached one change at a time.
+                let start = (highest + 1).max(clock_micros());
                 *ms = Modseqs {
                     uid_validity: st.uid_validity,
-                    highest: highest + 1,
-                    pruned: highest + 1,
+                    highest: start,
+                    pruned: start,
                     ..Modseqs::default()
                 };
                 let m = ms.highest;
