@@ -140,6 +140,23 @@ fn script() -> Vec<(usize, String)> {
             (1, "EXAMINE INBOX (QRESYNC (1 {H1}))"),
             (0, "SELECT INBOX (QRESYNC ({V} {H1}))"),
             (0, "STATUS INBOX (HIGHESTMODSEQ MESSAGES)"),
+            // Solicited FETCHes with CONDSTORE / QRESYNC on, one setting \Seen.
+            (0, "SELECT INBOX"),
+            (0, "FETCH 1 (FLAGS)"),
+            (1, "FETCH 1 (FLAGS)"),
+            (1, "FETCH 4 (BODY[TEXT])"),
+            (0, "NOOP"),
+            (1, "SELECT INBOX (QRESYNC ({V} {H3} 1:6 (1:2 1:2)))"),
+            (1, "CREATE Box"),
+            (1, "STATUS Box (HIGHESTMODSEQ MESSAGES)"),
+            (1, "UID MOVE 6 Box"),
+            (0, "NOOP"),
+            (1, "UID STORE 4 +FLAGS.SILENT (\\Deleted)"),
+            (1, "UID EXPUNGE 4"),
+            (0, "UID STORE 1 (UNCHANGEDSINCE {H1}) FLAGS.SILENT ()"),
+            (1, "EXAMINE INBOX (CONDSTORE)"),
+            (1, "STORE 1 +FLAGS (\\Seen)"),
+            (1, "ENABLE CONDSTORE QRESYNC"),
         ]
         .iter()
         .map(|(i, c)| (*i, c.to_string())),
@@ -168,7 +185,13 @@ fn normalise(untagged: &[String], tagged: &str) -> Vec<String> {
         .filter(|l| !l.starts_with("* CAPABILITY") && !l.ends_with(" RECENT"))
         .map(|l| {
             let mut l = l.clone();
-            for key in ["UIDVALIDITY ", "HIGHESTMODSEQ ", "MODSEQ (", "(MODSEQ "] {
+            for key in [
+                "UIDVALIDITY ",
+                "COPYUID ",
+                "HIGHESTMODSEQ ",
+                "MODSEQ (",
+                "(MODSEQ ",
+            ] {
                 blank_after(&mut l, key);
             }
             if l.starts_with("* OK [") || l.starts_with("* NO [") {
@@ -251,9 +274,10 @@ fn rfc7162_examples_match_dovecot() {
     for ((cmd, a), (_, b)) in ours.iter().zip(theirs.iter()) {
         // Deliberate (RFC 5161 §3.2, and the issue): ENABLED lists only what this command
         // turned on; Dovecot lists CONDSTORE again.
-        let enabled_again = cmd == "0: ENABLE CONDSTORE"
+        let enabled_again = cmd.contains(": ENABLE ")
             && a.first().is_some_and(|l| l == "* ENABLED")
-            && b.first().is_some_and(|l| l == "* ENABLED CONDSTORE");
+            && a.len() == b.len()
+            && a[1..] == b[1..];
         if a != b && !enabled_again {
             diffs.push(format!("C{cmd}\n  ours:    {a:?}\n  dovecot: {b:?}"));
         }

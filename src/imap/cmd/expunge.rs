@@ -25,25 +25,25 @@ impl ImapSession {
             self.announce(SyncMode::Forced, out)
                 .await
                 .map_err(|_| Fail::internal())?;
-            return Ok(self.expunged_text());
+            return Ok(self.with_highest_modseq("Expunge completed."));
         }
         let mb = sel.mailbox.clone();
         blocking(move || mb.expunge(only.as_deref())).await?;
         self.announce(SyncMode::Forced, out)
             .await
             .map_err(|_| Fail::internal())?;
-        Ok(self.expunged_text())
+        Ok(self.with_highest_modseq("Expunge completed."))
     }
 
-    /// The completion of EXPUNGE: with CONDSTORE on, the HIGHESTMODSEQ after it (RFC 7162
-    /// §3.1.9 / §3.2.10, as Dovecot).
-    fn expunged_text(&self) -> String {
+    /// The completion of a command that expunged: with CONDSTORE on, the HIGHESTMODSEQ
+    /// after it (RFC 7162 §3.1.9 / §3.2.10, as Dovecot; EXPUNGE, UID EXPUNGE, MOVE).
+    pub(crate) fn with_highest_modseq(&self, text: &str) -> String {
         match &self.state {
             State::Selected(sel) if self.enabled.condstore => format!(
-                "[HIGHESTMODSEQ {}] Expunge completed.",
+                "[HIGHESTMODSEQ {}] {text}",
                 sel.view.highest_modseq.max(1)
             ),
-            _ => "Expunge completed.".into(),
+            _ => text.into(),
         }
     }
 
