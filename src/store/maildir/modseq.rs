@@ -37,13 +37,12 @@
 //! §3.2.5.2 allows).
 
 use super::fsutil::{file_mode_for, io_err, write_atomic};
-use super::mailbox::{MaildirMailbox, State};
 use crate::store::Result;
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// The file's name inside the Maildir.
 pub const FILE_NAME: &str = "mailserver.modseq";
@@ -230,42 +229,56 @@ fn ranges(uids: &[u32]) -> Vec<(u32, u32)> {
     out
 }
 
-impl MaildirMailbox {
-    fn modseq_path(&self) -> PathBuf {
-        self.dir.join(FILE_NAME)
-    }
-
-    /// Gives every message of the cache its mod-sequence, logging the new ones (see the
-    /// module docs). Called under the state lock after every change of the cache.
-    pub(super) fn update_modseqs(&self, st: &mut State) -> Result<()> {
-        let path = self.modseq_path();
-        let mut ms = std::mem::take(&mut st.modseqs);
-        let r = self.update_locked(st, &mut ms, &path);
+impl Modseqs {
+    /// Gives every message its mod-sequence, logging the new ones (see the module docs):
+    /// `msgs` are the folder's messages as (UID, flags, keyword bits) in UID order, of a
+    /// folder with `uid_validity` whose uidlist said `next_uid`; `modseqs` gets theirs, in
+    /// the same order. `dir` is the Maildir (the log is [`FILE_NAME`] in it). After an
+    /// error the log is reopened next time.
+    pub(super) fn update(
+        &mut self,
+        dir: &Path,
+        uid_validity: u32,
+        next_uid: u32,
+        msgs: &[(u32, u8, u32)],
+        modseqs: &mut Vec<u64>,
+    ) -> Result<()> {
+        let path = dir.join(FILE_NAME);
+        let r = self.update_locked(dir, &path, uid_validity, next_uid, msgs, modseqs);
         if r.is_err() {
-            // Reload from the file next time: what is in memory may be ahead of it.
-            ms = Modseqs::default();
+            // What is in memory may be ahead of the file: reload it next time.
+            self.file = None;
         }
-        st.modseqs = ms;
         r
     }
 
-    fn update_locked(&self, st: &mut State, ms: &mut Modseqs, path: &Path) -> Result<()> {
+    fn update_locked(
+        &mut self,
+        dir: &Path,
+        path: &Path,
+        uid_validity: u32,
+        next_uid: u32,
+        msgs: &[(u32, u8, u32)],
+        modseqs: &mut Vec<u64>,
+    ) -> Result<()> {
+        let ms = self;
+        modseqs.clear();
         // Never below what this process already handed out for this UIDVALIDITY, even if
         // the file was removed meanwhile.
-        let floor = if ms.uid_validity == st.uid_validity {
+        let floor = if ms.uid_validity == uid_validity {
             ms.highest
         } else {
             0
         };
         // Open (or reopen after another process compacted the file), lock, catch up.
         loop {
-            if ms.file.is_none() || ms.uid_validity != st.uid_validity {
+            if ms.file.is_none() || ms.uid_validity != uid_validity {
                 *ms = Modseqs::default();
                 let f = OpenOptions::new()
                     .read(true)
                     .append(true)
                     .create(true)
-                    .mode(file_mode_for(&self.dir))
+                    .mode(file_mode_for(dir))
                     .open(path)
                     .map_err(|e| io_err(e, "open", path))?;
                 ms.ino = f.metadata().map_err(|e| io_err(e, "fstat", path))?.ino();
@@ -277,7 +290,6 @@ impl MaildirMailbox {
             if on_disk != Some(ms.ino) {
                 let _ = file.unlock();
                 ms.file = None;
-                ms.uid_validity = 0;
                 continue;
             }
             break;
@@ -294,10 +306,10 @@ impl MaildirMailbox {
             let used = ms.apply(&tail);
             ms.offset += used as u64;
             let mut out = String::new();
-            if fresh_file && (ms.uid_validity != st.uid_validity || used == 0) {
+            if fresh_file && (ms.uid_validity != uid_validity || used == 0) {
                 // No log for this UIDVALIDITY yet: start one. What was expunged before it
                 // is unknown, so the history is complete only from here on.
-                let highest = if ms.uid_validity == st.uid_validity {
+                let highest = if ms.uid_validity == uid_validity {
                     ms.highest.max(floor)
                 } else {
                     floor
@@ -307,43 +319,40 @@ impl MaildirMailbox {
                 // microseconds, which no earlier log can have reached one change at a time.
                 let start = (highest + 1).max(clock_micros());
                 *ms = Modseqs {
-                    uid_validity: st.uid_validity,
+                    uid_validity,
                     highest: start,
                     pruned: start,
                     ..Modseqs::default()
                 };
-                let m = ms.highest;
-                for r in &mut st.recs {
-                    ms.known.insert(r.uid, (m, r.flags.0, r.kw));
-                    r.modseq = m;
+                for &(uid, f, k) in msgs {
+                    ms.known.insert(uid, (start, f, k));
+                    modseqs.push(start);
                 }
                 write_atomic(path, ms.render().as_bytes())?;
                 return Ok(true);
             }
             // Messages that are new or changed.
             let mut next = ms.highest;
-            for r in &mut st.recs {
-                match ms.known.get(&r.uid) {
-                    Some(&(m, f, k)) if f == r.flags.0 && k == r.kw => r.modseq = m,
+            for &(uid, f, k) in msgs {
+                match ms.known.get(&uid) {
+                    Some(&(m, kf, kk)) if kf == f && kk == k => modseqs.push(m),
                     _ => {
                         next += 1;
-                        ms.known.insert(r.uid, (next, r.flags.0, r.kw));
-                        r.modseq = next;
-                        out.push_str(&format!(
-                            "m {} {next} {} {:x}\n",
-                            r.uid, r.flags.0, r.kw
-                        ));
+                        ms.known.insert(uid, (next, f, k));
+                        modseqs.push(next);
+                        out.push_str(&format!("m {uid} {next} {f} {k:x}\n"));
                     }
                 }
             }
             // Messages that are gone (a UID at or above the uidlist's next UID we read was
             // numbered by another process after our read: not ours to judge yet).
-            if ms.known.len() != st.recs.len() {
+            if ms.known.len() != msgs.len() {
+                let present = |u: &u32| msgs.binary_search_by_key(u, |m| m.0).is_ok();
                 let mut gone: Vec<u32> = ms
                     .known
                     .keys()
                     .copied()
-                    .filter(|u| *u < st.next_uid && st.find(*u).is_none())
+                    .filter(|u| *u < next_uid && !present(u))
                     .collect();
                 if !gone.is_empty() {
                     gone.sort_unstable();

@@ -203,6 +203,22 @@ impl MaildirMailbox {
         Ok(())
     }
 
+    /// Gives every cached message its mod-sequence from `mailserver.modseq`, logging what
+    /// changed since (`modseq.rs`). Called under the state lock after every change of the
+    /// cache; on failure the messages keep their old values and the log is reopened next
+    /// time.
+    pub(super) fn update_modseqs(&self, st: &mut State) -> Result<()> {
+        let msgs: Vec<(u32, u8, u32)> = st.recs.iter().map(|r| (r.uid, r.flags.0, r.kw)).collect();
+        let mut seqs = Vec::with_capacity(msgs.len());
+        let (validity, next) = (st.uid_validity, st.next_uid);
+        st.modseqs
+            .update(&self.dir, validity, next, &msgs, &mut seqs)?;
+        for (r, m) in st.recs.iter_mut().zip(seqs) {
+            r.modseq = m;
+        }
+        Ok(())
+    }
+
     /// After our own renames into or within `cur/` (under the state lock, the cache already
     /// updated): if the cache was current for `cur/` before them (its stamp equals `before`,
     /// the directory's stamp just before our change), take the new stamp so the
