@@ -162,6 +162,23 @@ fn script() -> Vec<(usize, String)> {
             (2, "FETCH 1 (FLAGS MODSEQ)"),
             (2, "STORE 2 +FLAGS (\\Flagged)"),
             (2, "ENABLE CONDSTORE"),
+            // A flag change and an expunge by another session while FETCH may not announce
+            // the expunge: with CONDSTORE the change is told at once (as Dovecot)...
+            (0, "SELECT INBOX"),
+            (1, "SELECT INBOX"),
+            (1, "STORE 2 +FLAGS.SILENT (\\Deleted)"),
+            (0, "NOOP"),
+            (1, "STORE 1 +FLAGS (\\Answered)"),
+            (1, "EXPUNGE"),
+            (0, "FETCH 2 (FLAGS)"),
+            (0, "NOOP"),
+            // ...with QRESYNC it waits for the VANISHED (see `held` below).
+            (0, "STORE 1 +FLAGS.SILENT (\\Deleted)"),
+            (1, "NOOP"),
+            (0, "STORE 2 +FLAGS (\\Draft)"),
+            (0, "EXPUNGE"),
+            (1, "FETCH 2 (FLAGS)"),
+            (1, "NOOP"),
         ]
         .iter()
         .map(|(i, c)| (*i, c.to_string())),
@@ -287,7 +304,23 @@ fn rfc7162_examples_match_dovecot() {
             && a.first().is_some_and(|l| l == "* ENABLED")
             && a.len() == b.len()
             && a[1..] == b[1..];
-        if a != b && !enabled_again {
+        // Deliberate: with QRESYNC on, no MODSEQ is shown past an expunge not yet
+        // announced (state.rs `sync_view`): Dovecot sends the other session's flag change
+        // during FETCH, we send it with the VANISHED at the next NOOP.
+        let ok = |v: &[String]| v.last().is_some_and(|l| l.starts_with("=> OK"));
+        let held = match cmd.as_str() {
+            // Ours answers from the view as it was (the flags of before the change).
+            "1: FETCH 2 (FLAGS)" => ok(a) && ok(b) && a.len() == 2,
+            // Ours: the VANISHED, then the held FETCH (UID MODSEQ FLAGS).
+            "1: NOOP" => {
+                ok(a)
+                    && a.iter().any(|l| l.starts_with("* VANISHED "))
+                    && a.iter()
+                        .any(|l| l.contains(" FETCH (UID ") && l.contains("\\Draft"))
+            }
+            _ => false,
+        };
+        if a != b && !enabled_again && !held {
             diffs.push(format!("C{cmd}\n  ours:    {a:?}\n  dovecot: {b:?}"));
         }
     }

@@ -237,6 +237,9 @@ pub struct ImapSession {
     pub(crate) auth_failures: u32,
     /// CONDSTORE / QRESYNC turned on in this session.
     pub(crate) enabled: Enabled,
+    /// A `VANISHED` was announced during the current command: its tagged OK carries the
+    /// HIGHESTMODSEQ after it (RFC 7162 §3.2.10, as Dovecot).
+    pub(crate) vanished_sent: bool,
     /// The FETCH being answered in batches ([`Step::Continue`]).
     pub(crate) fetch_job: Option<FetchJob>,
     /// What the next client line is (command, SASL response, IDLE's DONE, skipped data).
@@ -264,6 +267,7 @@ impl ImapSession {
             tls,
             auth_failures: 0,
             enabled: Enabled::default(),
+            vanished_sent: false,
             fetch_job: None,
             input: Input::Command,
             pending: Vec::new(),
@@ -352,6 +356,14 @@ impl ImapSession {
                 if let Err(step) = self.announce(sync, out).await {
                     return step;
                 }
+                let text = match &self.state {
+                    State::Selected(sel)
+                        if std::mem::take(&mut self.vanished_sent) && !text.starts_with('[') =>
+                    {
+                        format!("[HIGHESTMODSEQ {}] {text}", sel.view.highest_modseq.max(1))
+                    }
+                    _ => text,
+                };
                 out.status(format!("{tag} OK {text}"));
                 Step::ReadLine
             }
@@ -401,11 +413,15 @@ impl ImapSession {
         let allow_expunge = mode != SyncMode::NoExpunge;
         let view = std::mem::take(&mut sel.view);
         let mailbox = sel.mailbox.clone();
-        let r =
-            tokio::task::spawn_blocking(move || sync_view(&*mailbox, view, allow_expunge)).await;
+        let modseqs = self.enabled.qresync;
+        let r = tokio::task::spawn_blocking(move || {
+            sync_view(&*mailbox, view, allow_expunge, modseqs)
+        })
+        .await;
         match r {
             Ok((view, Ok(changes))) => {
                 sel.view = view;
+                self.vanished_sent |= self.enabled.qresync && !changes.expunged_uids.is_empty();
                 write_changes(sel, &changes, self.enabled, out);
                 Ok(())
             }
@@ -426,11 +442,13 @@ impl ImapSession {
 }
 
 /// Brings `view` up to date. Without `allow_expunge`, messages others expunged stay in the
-/// view (announced later); new messages and flag changes are taken.
+/// view (announced later); new messages and flag changes are taken (flag changes only
+/// without `modseqs`, for QRESYNC clients: see below).
 pub(crate) fn sync_view(
     mailbox: &dyn Mailbox,
     mut view: View,
     allow_expunge: bool,
+    modseqs: bool,
 ) -> (View, store::Result<Changes>) {
     if allow_expunge {
         let r = mailbox.sync(&mut view);
@@ -449,7 +467,13 @@ pub(crate) fn sync_view(
         return (view, Ok(Changes::default()));
     }
     let mut out = Changes::default();
-    for m in view.messages.iter_mut() {
+    // A QRESYNC client (RFC 7162 §3.2) may take the highest MODSEQ it saw as what it knows
+    // and resync from it later: none is shown past an expunge it has not been told of yet,
+    // so flag changes wait with the expunges for the next command that may announce them.
+    // (Dovecot sends them; a client that stored such a MODSEQ would never hear of the
+    // expunge.)
+    let hold = modseqs;
+    for m in view.messages.iter_mut().filter(|_| !hold) {
         if let Ok(i) = fresh.messages.binary_search_by_key(&m.uid, |f| f.uid) {
             let f = &fresh.messages[i];
             if f.flags != m.flags || f.keywords != m.keywords || f.modseq != m.modseq {
@@ -467,7 +491,9 @@ pub(crate) fn sync_view(
         out.added += 1;
     }
     view.uid_next = fresh.uid_next;
-    view.highest_modseq = fresh.highest_modseq;
+    if !hold {
+        view.highest_modseq = fresh.highest_modseq;
+    }
     (view, Ok(out))
 }
 

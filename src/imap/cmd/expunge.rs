@@ -35,11 +35,11 @@ impl ImapSession {
         Ok(self.with_highest_modseq("Expunge completed."))
     }
 
-    /// The completion of a command that expunged: with CONDSTORE on, the HIGHESTMODSEQ
-    /// after it (RFC 7162 §3.1.9 / §3.2.10, as Dovecot; EXPUNGE, UID EXPUNGE, MOVE).
+    /// The completion of a command that expunged: with QRESYNC on, the HIGHESTMODSEQ
+    /// after it (RFC 7162 §3.2.10, as Dovecot; EXPUNGE, UID EXPUNGE, MOVE).
     pub(crate) fn with_highest_modseq(&self, text: &str) -> String {
         match &self.state {
-            State::Selected(sel) if self.enabled.condstore => format!(
+            State::Selected(sel) if self.enabled.qresync => format!(
                 "[HIGHESTMODSEQ {}] {text}",
                 sel.view.highest_modseq.max(1)
             ),

@@ -101,12 +101,12 @@ impl ImapSession {
             "* OK [UIDNEXT {}] Predicted next UID",
             view.uid_next
         ));
-        if self.enabled.condstore {
-            out.reply(format!(
-                "* OK [HIGHESTMODSEQ {}] Highest",
-                view.highest_modseq.max(1)
-            ));
-        }
+        // RFC 7162 §3.1.2.1: mod-sequences are kept for every mailbox, so every SELECT
+        // says the highest, CONDSTORE enabled or not.
+        out.reply(format!(
+            "* OK [HIGHESTMODSEQ {}] Highest",
+            view.highest_modseq.max(1)
+        ));
         let mut sel = Selected {
             mailbox,
             view,
