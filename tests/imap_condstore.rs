@@ -550,7 +550,7 @@ fn kill_9_at_any_moment_loses_no_acknowledged_change() {
                     if let Some(m) = number_after(&u, "MODSEQ (") {
                         log.lock().unwrap().push((uid, m, false));
                     }
-                    if i < 60 && uid % 3 == 0 {
+                    if i < 60 && uid.is_multiple_of(3) {
                         c.ok(&format!("UID STORE {uid} +FLAGS.SILENT (\\Deleted)"));
                         let (_, t) = c.cmd(&format!("UID EXPUNGE {uid}"));
                         let m = number_after(&[t], "HIGHESTMODSEQ ").expect("HIGHESTMODSEQ");
