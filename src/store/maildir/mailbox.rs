@@ -29,7 +29,8 @@
 //! `Parked` state a dropped one leaves there), keywords, STATUS, reads, flag changes, expunge
 //! and the [`Mailbox`] glue; `sync.rs` the scan and the view sync (`maildir-sync.c`), `save.rs`
 //! APPEND (`maildir-save.c`), `copy.rs` COPY and MOVE (`maildir-copy.c`), `crlf.rs` line
-//! endings, and `parked.rs` what a dropped handle leaves for the next one. Those files add
+//! endings, `parked.rs` what a dropped handle leaves for the next one, and `modseq.rs` the
+//! RFC 7162 mod-sequences every change of the cache is given (`sync.rs` applies them). Those files add
 //! `impl MaildirMailbox` blocks and import the types here; this file imports none of them but
 //! `crlf.rs`.
 

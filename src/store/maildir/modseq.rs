@@ -13,7 +13,7 @@
 //!
 //! Nothing else knows when a message changed: after every refresh of the folder's cache
 //! (our own STORE, APPEND, EXPUNGE, and whatever Dovecot, an MDA or `mv` in `cur/` did,
-//! found by the existing sync) [`MaildirMailbox::update_modseqs`] compares each message's
+//! found by the existing sync) `update_modseqs` (`sync.rs`, with [`Modseqs::update`]) compares each message's
 //! flags and keyword bits with the ones its last `m` line recorded; a new or different
 //! message takes the next mod-sequence, a recorded UID that is gone (below the uidlist's
 //! next UID, so not a message another process numbered after our read) is expunged with the
