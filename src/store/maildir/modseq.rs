@@ -33,8 +33,8 @@
 //! rewritten (temp, fsync, rename) under that lock; a process holding the old inode notices
 //! the rename and reloads. At most [`MAX_RANGES`] expunge ranges are kept: the oldest are
 //! dropped and `pruned` says below which mod-sequence the history is incomplete
-//! ([`Modseqs::vanished_since`] then answers with every UID that no longer exists, as RFC 7162
-//! §3.2.5.2 allows).
+//! ([`Modseqs::vanished_since`] then says `None`, and IMAP answers with every UID that no
+//! longer exists, as RFC 7162 §3.2.5.2 allows).
 
 use super::fsutil::{file_mode_for, io_err, write_atomic};
 use crate::store::Result;
