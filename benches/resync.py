@@ -123,10 +123,12 @@ def main():
     c.close()
     b = login(a.port, a.user, a.password)
     b.cmd("SELECT Resync")
+    # What an earlier run left flagged, so every toggle below is a change.
+    found = b.cmd("UID SEARCH FLAGGED")
     times = {"qresync": [], "full": []}
     octets = {"qresync": [], "full": []}
     errors = 0
-    flagged = set()
+    flagged = {int(u) for l in found if l.startswith(b"* SEARCH") for u in l.split()[2:]}
     for i in range(a.samples):
         # 10 changes: flag the unflagged ones, unflag the flagged ones.
         uids = rnd.sample(range(1, MESSAGES + 1), 10)
