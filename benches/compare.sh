@@ -13,6 +13,7 @@
 #   IDLE_CONNS=100 IDLE_HOLD=5 TLS=0 COMPRESS=0 PORT_BASE=21100 WORKLOADS="..." TARGETS="..."
 #   COMPRESS=1: every IMAP workload turns on COMPRESS=DEFLATE (RFC 4978) after LOGIN, and
 #   Dovecot loads its imap_zlib plugin; the results carry wire_bytes_in/out
+#   RESYNC_SAMPLES=20 (imap-resync: resyncs per target and round, benches/resync.py)
 #   MAILBENCH=path (default: build target/release/mailbench) MAILSERVER=path
 #   WORK=dir (scratch, default mktemp, removed at the end unless KEEP_WORK=1) OUT=dir (raw results + charts, default benches/results)
 #   REPORT=file (default BENCHMARKS.md at the repository root)
@@ -31,7 +32,8 @@ IDLE_HOLD=${IDLE_HOLD:-5}
 TLS=${TLS:-0}
 COMPRESS=${COMPRESS:-0}
 PORT_BASE=${PORT_BASE:-21100}
-WORKLOADS=${WORKLOADS:-"pop3-retrieve imap-fetch imap-append login-storm-pop3 login-storm-imap idle-hold"}
+WORKLOADS=${WORKLOADS:-"pop3-retrieve imap-fetch imap-append login-storm-pop3 login-storm-imap idle-hold imap-resync"}
+RESYNC_SAMPLES=${RESYNC_SAMPLES:-20}
 TARGETS=${TARGETS:-"dovecot-default mailserver-l0 dovecot-hp mailserver-l5"}
 PASS=benchpass
 OUT=${OUT:-$REPO/benches/results}
@@ -202,7 +204,7 @@ start_dovecot() { # mode
   [ -n "$SERVER_PID" ] || { log "dovecot wrote no master.pid"; tail "$DC_DIR/dovecot.log" >&2; return 1; }
   wait_port "$DC_IMAP" 10 "$SERVER_PID" && wait_port "$DC_POP3" 10 "$SERVER_PID" \
     || { tail "$DC_DIR/dovecot.log" >&2; return 1; }
-  IMAP_PORT=$DC_IMAP; POP3_PORT=$DC_POP3
+  IMAP_PORT=$DC_IMAP; POP3_PORT=$DC_POP3; PLAIN_IMAP_PORT=$DC_IMAP
   [ "$TLS" = 1 ] && { IMAP_PORT=$DC_IMAPS; POP3_PORT=$DC_POP3S; }
   return 0
 }
@@ -279,7 +281,7 @@ start_mailserver() { # level [binary]
     return 1
   fi
   SERVER_PID=$MS_PID
-  IMAP_PORT=$MS_IMAP; POP3_PORT=$MS_POP3
+  IMAP_PORT=$MS_IMAP; POP3_PORT=$MS_POP3; PLAIN_IMAP_PORT=$MS_IMAP
   [ "$TLS" = 1 ] && { IMAP_PORT=$MS_IMAPS; POP3_PORT=$MS_POP3S; }
   return 0
 }
@@ -329,6 +331,21 @@ run_workload() { # target round workload [duration]
     login-storm-pop3) args=(login-storm --proto pop3 --port "$POP3_PORT" --clients "$POP3_CLIENTS") ;;
     login-storm-imap) args=(login-storm --proto imap --port "$IMAP_PORT" --clients "$CLIENTS" "${zip_flag[@]}") ;;
     idle-hold) args=(idle-hold --port "$IMAP_PORT" --clients "$IDLE_CONNS" --hold "$IDLE_HOLD" "${zip_flag[@]}") ;;
+    imap-resync)
+      # Not mailbench: benches/resync.py (reconnect-and-resync of a 10,000-message folder
+      # after 10 changes, with QRESYNC and without it; two JSON rows). Plain IMAP only.
+      [ "$round" = warmup ] && return 0
+      local cmd=(python3 "$REPO/benches/resync.py" --port "${PLAIN_IMAP_PORT:-$IMAP_PORT}" --user bench1
+                 --password "$PASS" --samples "$RESYNC_SAMPLES" --seed "$SEED" --label "$target/r$round")
+      echo "${cmd[*]}" >>"$COMMANDS"
+      local rows
+      if rows=$(timeout 900 "${cmd[@]}"); then
+        echo "$rows" >>"$RESULTS"
+        log "$target r$round $wl: $(echo "$rows" | grep -o '"workload": "[a-z-]*"\|"p50_ms": [0-9.]*\|"bytes_per_op": [0-9.]*' | tr '\n' ' ')"
+      else
+        log "$target r$round $wl: resync.py failed"
+      fi
+      return 0 ;;
     *) die "unknown workload $wl" ;;
   esac
   [ -n "$SERVER_PID" ] || die "no server PID for $target"
@@ -432,6 +449,19 @@ for wl in workloads:
             L.append(f"| {t} | {fmt(med(o))} [{fmt(min(o))}..{fmt(max(o))}] | {fmt(med(vals(wl,t,'mb_per_sec')),2)} | "
                      f"{fmt(med(vals(wl,t,'p50_ms')),2)} | {fmt(med(vals(wl,t,'p99_ms')),2)} | "
                      f"{fmt(med(vals(wl,t,'server_cpu_ms_per_op')),3)} | {sum(vals(wl,t,'errors'))} |")
+    L.append("")
+
+# imap-resync: octets on the wire per resync, QRESYNC vs a client without it (issue 15).
+if any(w.startswith("imap-resync-") for w in workloads):
+    L.append("### imap-resync: octets per resync (median)\n")
+    L.append("Reconnect-and-resync of a 10,000-message folder after 10 flag changes "
+             "(`benches/resync.py`).\n")
+    L.append("| target | QRESYNC octets | full FETCH octets | full / QRESYNC | QRESYNC p50 ms | full p50 ms |\n|---|---|---|---|---|---|")
+    for t in targets:
+        q, f = vals("imap-resync-qresync", t, "bytes_per_op"), vals("imap-resync-full", t, "bytes_per_op")
+        if not q or not f: continue
+        L.append(f"| {t} | {fmt(med(q),0)} | {fmt(med(f),0)} | {med(f)/med(q):.0f}x | "
+                 f"{fmt(med(vals('imap-resync-qresync', t, 'p50_ms')),2)} | {fmt(med(vals('imap-resync-full', t, 'p50_ms')),2)} |")
     L.append("")
 
 # Ratios, computed per round (same round = adjacent in time), then min/median/max.

@@ -331,6 +331,7 @@ fn compare_search(meta_resp: &[Vec<u8>], dovecot: &[Vec<u32>]) {
                     .unwrap(),
                 internal_date: date.into(),
                 recent: flags_s.contains("\\Recent"),
+                modseq: 0,
             },
             raw,
         ));

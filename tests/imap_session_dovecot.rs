@@ -128,6 +128,9 @@ fn normalise(untagged: &[String], tagged: &str, cmd: &str) -> Vec<String> {
     let mut lines: Vec<String> = untagged
         .iter()
         .filter(|l| !l.starts_with("* CAPABILITY"))
+        // RFC 7162 §3.1.2.1: our mod-sequences are kept for every mailbox, so every SELECT
+        // says HIGHESTMODSEQ; Dovecot says it once CONDSTORE was used on the mailbox.
+        .filter(|l| !l.starts_with("* OK [HIGHESTMODSEQ "))
         // Dovecot re-announces RECENT after expunges; RFC 3501 leaves that optional.
         .filter(|l| !l.ends_with(" RECENT") || cmd.starts_with("SELECT"))
         .map(|l| {

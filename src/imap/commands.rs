@@ -225,16 +225,16 @@ static COMMANDS: &[CommandSpec] = &[
         name: "SELECT",
         states: AUTH,
         sync: Skip,
-        run: handler!(|s, _, C::Select { mailbox, .. }, out| {
-            Done::Res(s.select(&mailbox, false, out).await)
+        run: handler!(|s, _, C::Select { mailbox, parameters }, out| {
+            Done::Res(s.select(&mailbox, false, &parameters, out).await)
         }),
     },
     CommandSpec {
         name: "EXAMINE",
         states: AUTH,
         sync: Skip,
-        run: handler!(|s, _, C::Examine { mailbox, .. }, out| {
-            Done::Res(s.select(&mailbox, true, out).await)
+        run: handler!(|s, _, C::Examine { mailbox, parameters }, out| {
+            Done::Res(s.select(&mailbox, true, &parameters, out).await)
         }),
     },
     CommandSpec {
@@ -378,11 +378,11 @@ static COMMANDS: &[CommandSpec] = &[
                            sequence_set,
                            macro_or_item_names,
                            uid,
-                           ..
+                           modifiers,
                        },
                        out| {
             Done::Step(
-                s.fetch(tag, &sequence_set, macro_or_item_names, uid, out)
+                s.fetch(tag, &sequence_set, macro_or_item_names, uid, &modifiers, out)
                     .await,
             )
         }),
@@ -399,11 +399,11 @@ static COMMANDS: &[CommandSpec] = &[
                            response,
                            flags,
                            uid,
-                           ..
+                           modifiers,
                        },
                        out| {
             Done::Res(
-                s.store(&sequence_set, kind, response, &flags, uid, out)
+                s.store(&sequence_set, kind, response, &flags, uid, &modifiers, out)
                     .await,
             )
         }),

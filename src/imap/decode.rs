@@ -91,20 +91,11 @@ fn is_tag_char(b: u8) -> bool {
         && !matches!(b, b'(' | b')' | b'{' | b'%' | b'*' | b'"' | b'\\' | b'+')
 }
 
-/// What [`rewrite_extensions`] changed in a command before imap-codec decodes it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Rewrite {
-    /// `STATUS` asked for RFC 7889 `APPENDLIMIT` (removed from the item list).
-    pub status_appendlimit: bool,
-    /// ... and nothing else (a `MESSAGES` put in its place is not to be answered).
-    pub status_appendlimit_only: bool,
-}
-
 /// Commands and items imap-codec does not know, turned into ones it does: `XLIST` is
 /// answered as `LIST` (as Dovecot 2.3 does: `* LIST` replies, never advertised; old
 /// Outlook sends it), and `APPENDLIMIT` is taken out of a `STATUS` item list (RFC 7889
-/// §4) and reported in [`Rewrite`]. `None`: nothing to change.
-pub fn rewrite_extensions(frame: &[u8]) -> Option<(Vec<u8>, Rewrite)> {
+/// §4) and reported in [`ext::Rewrite`]. `None`: nothing to change.
+pub fn rewrite_extensions(frame: &[u8]) -> Option<(Vec<u8>, ext::Rewrite)> {
     let tag = tag_of(frame)?;
     let start = tag.len() + 1;
     let len = frame[start..]
@@ -116,7 +107,7 @@ pub fn rewrite_extensions(frame: &[u8]) -> Option<(Vec<u8>, Rewrite)> {
         let mut out = frame[..start].to_vec();
         out.extend_from_slice(b"LIST");
         out.extend_from_slice(&frame[start + len..]);
-        return Some((out, Rewrite::default()));
+        return Some((out, ext::Rewrite::default()));
     }
     if !word.eq_ignore_ascii_case(b"STATUS") {
         return None;
@@ -137,7 +128,7 @@ pub fn rewrite_extensions(frame: &[u8]) -> Option<(Vec<u8>, Rewrite)> {
     if kept.len() == items.len() {
         return None;
     }
-    let ext = Rewrite {
+    let ext = ext::Rewrite {
         status_appendlimit: true,
         status_appendlimit_only: kept.is_empty(),
     };
@@ -199,7 +190,7 @@ pub fn parse_command_ext(frame: &[u8]) -> Result<(Command<'static>, ext::Extensi
     let tag = || tag_of(frame).map(|t| String::from_utf8_lossy(t).into_owned());
     let (rewritten, rewrite) = match rewrite_extensions(frame) {
         Some((bytes, rewrite)) => (Some(bytes), rewrite),
-        None => (None, Rewrite::default()),
+        None => (None, ext::Rewrite::default()),
     };
     let frame = rewritten.as_deref().unwrap_or(frame);
     let pre = ext::preparse(frame).map_err(|text| ParseError { tag: tag(), text })?;

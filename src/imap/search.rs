@@ -79,6 +79,25 @@ pub fn check_limits(keys: &[SearchKey<'_>]) -> Result<(), &'static str> {
     Ok(())
 }
 
+/// Whether a MODSEQ key appears anywhere in `keys` (RFC 7162 §3.1.5: the SEARCH response
+/// then ends with the highest mod-sequence of the messages found).
+pub fn uses_modseq(keys: &[SearchKey<'_>]) -> bool {
+    let mut stack: Vec<&SearchKey<'_>> = keys.iter().collect();
+    while let Some(key) = stack.pop() {
+        match key {
+            SearchKey::ModSequence { .. } => return true,
+            SearchKey::And(ks) => stack.extend(ks.as_ref().iter()),
+            SearchKey::Or(x, y) => {
+                stack.push(x);
+                stack.push(y);
+            }
+            SearchKey::Not(k) => stack.push(k),
+            _ => {}
+        }
+    }
+    false
+}
+
 /// What `*` stands for in this mailbox (RFC 3501 §6.4.4 / §9 `seq-number`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Bounds {
@@ -313,7 +332,9 @@ pub fn matches(key: &SearchKey<'_>, c: &mut Candidate<'_, '_>, b: Bounds) -> boo
                 .get()
                 .is_some_and(|m| m.header_contains(None, &needle) || m.body_contains(&needle))
         }
-        // Extensions not advertised (WITHIN, CONDSTORE) are not parsed with our features;
+        // RFC 7162 §3.1.5: one mod-sequence per message, whatever the entry names.
+        K::ModSequence { modseq, .. } => c.meta.modseq >= *modseq,
+        // Extensions not advertised (WITHIN) are not parsed with our features;
         // should one appear, it matches nothing.
         #[allow(unreachable_patterns)]
         _ => false,
@@ -658,6 +679,7 @@ mod tests {
             // 2026-11-01 12:00 UTC; noon keeps the local day the same in any zone within ±11h.
             internal_date: SystemTime::UNIX_EPOCH + Duration::from_secs(1_793_534_400),
             recent,
+            modseq: 0,
         }
     }
 

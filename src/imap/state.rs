@@ -34,7 +34,17 @@ pub const CAPS_PREAUTH: &str = "IMAP4rev1 SASL-IR LITERAL+ ID ENABLE IDLE";
 /// (`APPENDLIMIT=<max_message_bytes>` is appended: [`ImapSession::capabilities`]).
 pub const CAPS_AUTH: &str = "IMAP4rev1 SASL-IR LITERAL+ ID ENABLE IDLE UIDPLUS MOVE NAMESPACE \
      SPECIAL-USE UNSELECT CHILDREN BINARY COMPRESS=DEFLATE ESEARCH SEARCHRES WITHIN \
-     LIST-EXTENDED LIST-STATUS STATUS=SIZE";
+     LIST-EXTENDED LIST-STATUS STATUS=SIZE CONDSTORE QRESYNC";
+
+/// Extensions a client turned on (RFC 5161 ENABLE, or a CONDSTORE-enabling command, RFC
+/// 7162 §3.1): they change what later responses carry.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Enabled {
+    /// RFC 7162 §3.1: unsolicited FETCHes carry MODSEQ, SELECT says HIGHESTMODSEQ.
+    pub condstore: bool,
+    /// RFC 7162 §3.2: `VANISHED` instead of `EXPUNGE`, `SELECT (QRESYNC ...)`.
+    pub qresync: bool,
+}
 
 /// RFC 3501 §3 session states; each carries what that state needs.
 pub enum State {
@@ -231,6 +241,11 @@ pub struct ImapSession {
     pub(crate) tls: bool,
     /// Failed logins so far (for [`crate::auth::failure_delay`]).
     pub(crate) auth_failures: u32,
+    /// CONDSTORE / QRESYNC turned on in this session.
+    pub(crate) enabled: Enabled,
+    /// A `VANISHED` was announced during the current command: its tagged OK carries the
+    /// HIGHESTMODSEQ after it (RFC 7162 §3.2.10, as Dovecot).
+    pub(crate) vanished_sent: bool,
     /// The FETCH being answered in batches ([`Step::Continue`]).
     pub(crate) fetch_job: Option<FetchJob>,
     /// What the next client line is (command, SASL response, IDLE's DONE, skipped data).
@@ -262,6 +277,8 @@ impl ImapSession {
             user: None,
             tls,
             auth_failures: 0,
+            enabled: Enabled::default(),
+            vanished_sent: false,
             fetch_job: None,
             input: Input::Command,
             pending: Vec::new(),
@@ -313,6 +330,21 @@ impl ImapSession {
         self.env.snapshot.config.limits.max_message_bytes
     }
 
+    /// Turns CONDSTORE on for a CONDSTORE-enabling command (RFC 7162 §3.1): on the
+    /// selected mailbox the client is told its HIGHESTMODSEQ then (§3.1.2.1, as Dovecot).
+    pub(crate) fn enable_condstore(&mut self, out: &mut Output) {
+        if self.enabled.condstore {
+            return;
+        }
+        self.enabled.condstore = true;
+        if let State::Selected(sel) = &self.state {
+            out.reply(format!(
+                "* OK [HIGHESTMODSEQ {}] Highest",
+                sel.view.highest_modseq.max(1)
+            ));
+        }
+    }
+
     /// The selected mailbox, or a `BAD` (commands of §6.4 need one).
     pub(crate) fn selected(&mut self) -> Result<&mut Selected, Fail> {
         match &mut self.state {
@@ -343,6 +375,14 @@ impl ImapSession {
                 if let Err(step) = self.announce(sync, out).await {
                     return step;
                 }
+                let text = match &self.state {
+                    State::Selected(sel)
+                        if std::mem::take(&mut self.vanished_sent) && !text.starts_with('[') =>
+                    {
+                        format!("[HIGHESTMODSEQ {}] {text}", sel.view.highest_modseq.max(1))
+                    }
+                    _ => text,
+                };
                 out.status(format!("{tag} OK {text}"));
                 Step::ReadLine
             }
@@ -392,12 +432,16 @@ impl ImapSession {
         let allow_expunge = mode != SyncMode::NoExpunge;
         let view = std::mem::take(&mut sel.view);
         let mailbox = sel.mailbox.clone();
-        let r =
-            tokio::task::spawn_blocking(move || sync_view(&*mailbox, view, allow_expunge)).await;
+        let modseqs = self.enabled.qresync;
+        let r = tokio::task::spawn_blocking(move || {
+            sync_view(&*mailbox, view, allow_expunge, modseqs)
+        })
+        .await;
         match r {
             Ok((view, Ok(changes))) => {
                 sel.view = view;
-                write_changes(sel, &changes, out);
+                self.vanished_sent |= self.enabled.qresync && !changes.expunged_uids.is_empty();
+                write_changes(sel, &changes, self.enabled, out);
                 Ok(())
             }
             Ok((view, Err(e))) => {
@@ -417,11 +461,13 @@ impl ImapSession {
 }
 
 /// Brings `view` up to date. Without `allow_expunge`, messages others expunged stay in the
-/// view (announced later); new messages and flag changes are taken.
+/// view (announced later); new messages and flag changes are taken (flag changes only
+/// without `modseqs`, for QRESYNC clients: see below).
 pub(crate) fn sync_view(
     mailbox: &dyn Mailbox,
     mut view: View,
     allow_expunge: bool,
+    modseqs: bool,
 ) -> (View, store::Result<Changes>) {
     if allow_expunge {
         let r = mailbox.sync(&mut view);
@@ -440,12 +486,19 @@ pub(crate) fn sync_view(
         return (view, Ok(Changes::default()));
     }
     let mut out = Changes::default();
-    for m in view.messages.iter_mut() {
+    // A QRESYNC client (RFC 7162 §3.2) may take the highest MODSEQ it saw as what it knows
+    // and resync from it later: none is shown past an expunge it has not been told of yet,
+    // so flag changes wait with the expunges for the next command that may announce them.
+    // (Dovecot sends them; a client that stored such a MODSEQ would never hear of the
+    // expunge.)
+    let hold = modseqs;
+    for m in view.messages.iter_mut().filter(|_| !hold) {
         if let Ok(i) = fresh.messages.binary_search_by_key(&m.uid, |f| f.uid) {
             let f = &fresh.messages[i];
-            if f.flags != m.flags || f.keywords != m.keywords {
+            if f.flags != m.flags || f.keywords != m.keywords || f.modseq != m.modseq {
                 m.flags = f.flags;
                 m.keywords = f.keywords.clone();
+                m.modseq = f.modseq;
                 out.flags_changed.push(m.uid);
             }
         }
@@ -457,14 +510,31 @@ pub(crate) fn sync_view(
         out.added += 1;
     }
     view.uid_next = fresh.uid_next;
+    if !hold {
+        view.highest_modseq = fresh.highest_modseq;
+    }
     (view, Ok(out))
 }
 
 /// The untagged responses for `changes` (RFC 3501 §7.4.1 EXPUNGE, §7.3.1 EXISTS, §7.3.2
 /// RECENT, §7.4.2 FETCH).
-pub(crate) fn write_changes(sel: &mut Selected, changes: &Changes, out: &mut Output) {
-    for seq in &changes.expunged {
-        out.reply(format!("* {seq} EXPUNGE"));
+pub(crate) fn write_changes(
+    sel: &mut Selected,
+    changes: &Changes,
+    enabled: Enabled,
+    out: &mut Output,
+) {
+    if enabled.qresync {
+        // RFC 7162 §3.2.10: one VANISHED for all of them, by UID.
+        let mut uids = changes.expunged_uids.clone();
+        uids.sort_unstable();
+        if !uids.is_empty() {
+            out.reply(format!("* VANISHED {}", super::encode::uid_set(&uids)));
+        }
+    } else {
+        for seq in &changes.expunged {
+            out.reply(format!("* {seq} EXPUNGE"));
+        }
     }
     let added = sel
         .view
@@ -488,10 +558,17 @@ pub(crate) fn write_changes(sel: &mut Selected, changes: &Changes, out: &mut Out
     for uid in &changes.flags_changed {
         if let Some(seq) = view.seq_of(*uid) {
             let m = &view.messages[seq as usize - 1];
-            out.reply(format!(
-                "* {seq} FETCH (FLAGS {})",
-                flags_list(m.flags, &m.keywords, m.recent)
-            ));
+            let flags = flags_list(m.flags, &m.keywords, m.recent);
+            // RFC 7162 §3.1.4.1 (MODSEQ) and §3.2.4 (UID, once QRESYNC is on).
+            // Dovecot's order: UID, MODSEQ, FLAGS.
+            out.reply(match (enabled.qresync, enabled.condstore) {
+                (true, _) => format!(
+                    "* {seq} FETCH (UID {} MODSEQ ({}) FLAGS {flags})",
+                    m.uid, m.modseq
+                ),
+                (false, true) => format!("* {seq} FETCH (MODSEQ ({}) FLAGS {flags})", m.modseq),
+                _ => format!("* {seq} FETCH (FLAGS {flags})"),
+            });
         }
     }
 }

@@ -89,6 +89,9 @@ pub struct MessageMeta {
     pub internal_date: SystemTime,
     /// `\Recent`: true in exactly one session's view (the first that synced the message).
     pub recent: bool,
+    /// The message's mod-sequence (RFC 7162 §3.1.1): the value of the last change to its
+    /// flags or keywords, or of its arrival.
+    pub modseq: u64,
 }
 
 /// STATUS values (RFC 3501 §6.3.10).
@@ -101,6 +104,8 @@ pub struct MailboxStatus {
     pub unseen: u32,
     /// RFC 8438 STATUS SIZE: the sum of the messages' RFC822.SIZE.
     pub size: u64,
+    /// RFC 7162 §3.1.1 HIGHESTMODSEQ.
+    pub highest_modseq: u64,
 }
 
 /// RFC 6154 special-use attributes of the folders created for every user.
@@ -131,6 +136,8 @@ pub struct View {
     pub uid_validity: u32,
     pub uid_next: u32,
     pub messages: Vec<MessageMeta>,
+    /// The mailbox's HIGHESTMODSEQ when the view was synced (RFC 7162 §3.1.1).
+    pub highest_modseq: u64,
 }
 
 impl View {
@@ -149,9 +156,11 @@ pub struct Changes {
     /// Sequence numbers to announce as `* n EXPUNGE`, in order, each relative to the view as it
     /// was after the previous one was removed.
     pub expunged: Vec<u32>,
+    /// The UIDs of those messages, in the same order (QRESYNC's `VANISHED`, RFC 7162 §3.2.10).
+    pub expunged_uids: Vec<u32>,
     /// Number of messages appended at the end of the view.
     pub added: u32,
-    /// UIDs (still in the view) whose flags or keywords changed.
+    /// UIDs (still in the view) whose flags, keywords or mod-sequence changed.
     pub flags_changed: Vec<u32>,
 }
 
@@ -236,6 +245,25 @@ pub trait Mailbox: Send + Sync {
         flags: Flags,
         keywords: &[String],
     ) -> Result<Vec<MessageMeta>>;
+    /// [`Mailbox::store_flags`] for the messages whose mod-sequence is at most `modseq`
+    /// (RFC 7162 §3.1.3 UNCHANGEDSINCE), checked and stored under one lock; returns the new
+    /// metadata and the UIDs that failed the test. The default checks first, then stores.
+    fn store_flags_unchanged_since(
+        &self,
+        uids: &[u32],
+        op: FlagOp,
+        flags: Flags,
+        keywords: &[String],
+        modseq: u64,
+    ) -> Result<(Vec<MessageMeta>, Vec<u32>)> {
+        let mut view = View::default();
+        self.sync(&mut view)?;
+        let (ok, failed): (Vec<u32>, Vec<u32>) = uids.iter().partition(|u| {
+            view.seq_of(**u)
+                .is_none_or(|s| view.messages[s as usize - 1].modseq <= modseq)
+        });
+        Ok((self.store_flags(&ok, op, flags, keywords)?, failed))
+    }
     /// Appends a message (crash-safe: durable before this returns); returns its UID.
     fn append(
         &self,
@@ -289,6 +317,13 @@ pub trait Mailbox: Send + Sync {
     /// A counter that changes whenever the mailbox may have changed (another session, or a
     /// delivery seen by inotify). IDLE waits on it, then calls `sync`.
     fn changes(&self) -> tokio::sync::watch::Receiver<u64>;
+    /// UIDs expunged with a mod-sequence above `modseq` (RFC 7162 §3.2.5.2), sorted; `None`
+    /// when the store's history does not reach back that far (the caller then treats every
+    /// UID not in the mailbox as possibly expunged). The default keeps no history.
+    fn vanished_since(&self, modseq: u64) -> Result<Option<Vec<u32>>> {
+        let _ = modseq;
+        Ok(None)
+    }
     /// The cached [`Derived`] data of a message, if any (the default caches nothing).
     fn derived(&self, uid: u32, field: Derived) -> Option<Arc<[u8]>> {
         let _ = (uid, field);

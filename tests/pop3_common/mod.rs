@@ -199,6 +199,7 @@ impl Mailbox for MemMailbox {
                 size: data.len() as u64,
                 internal_date: SystemTime::UNIX_EPOCH,
                 recent: false,
+                modseq: 0,
             })
             .collect();
         Ok(Changes::default())

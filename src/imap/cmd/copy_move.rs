@@ -112,6 +112,6 @@ impl ImapSession {
         if let Err(_step) = self.announce(SyncMode::Forced, out).await {
             return Err(Fail::internal());
         }
-        Ok("Move completed.".into())
+        Ok(self.with_highest_modseq("Move completed."))
     }
 }

@@ -25,14 +25,26 @@ impl ImapSession {
             self.announce(SyncMode::Forced, out)
                 .await
                 .map_err(|_| Fail::internal())?;
-            return Ok("Expunge completed.".into());
+            return Ok(self.with_highest_modseq("Expunge completed."));
         }
         let mb = sel.mailbox.clone();
         blocking(move || mb.expunge(only.as_deref())).await?;
         self.announce(SyncMode::Forced, out)
             .await
             .map_err(|_| Fail::internal())?;
-        Ok("Expunge completed.".into())
+        Ok(self.with_highest_modseq("Expunge completed."))
+    }
+
+    /// The completion of a command that expunged: with QRESYNC on, the HIGHESTMODSEQ
+    /// after it (RFC 7162 §3.2.10, as Dovecot; EXPUNGE, UID EXPUNGE, MOVE).
+    pub(crate) fn with_highest_modseq(&self, text: &str) -> String {
+        match &self.state {
+            State::Selected(sel) if self.enabled.qresync => format!(
+                "[HIGHESTMODSEQ {}] {text}",
+                sel.view.highest_modseq.max(1)
+            ),
+            _ => text.into(),
+        }
     }
 
     /// Expunges silently (unless read-only) and leaves the Selected state.

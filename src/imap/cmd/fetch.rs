@@ -13,6 +13,7 @@ use std::cell::OnceCell;
 use std::sync::Arc;
 
 use bounded_static::IntoBoundedStatic;
+use imap_codec::imap_types::command::FetchModifier;
 use imap_codec::imap_types::fetch::{MacroOrMessageDataItemNames, MessageDataItemName};
 use imap_codec::imap_types::sequence::SequenceSet;
 
@@ -43,9 +44,34 @@ impl ImapSession {
         set: &SequenceSet,
         items: MacroOrMessageDataItemNames<'static>,
         uid: bool,
+        modifiers: &[FetchModifier],
         out: &mut Output,
     ) -> Step {
-        match self.fetch_job(tag, set, items, uid).await {
+        let mut since = None;
+        let mut vanished = false;
+        for m in modifiers {
+            match m {
+                FetchModifier::ChangedSince(n) => since = Some(n.get()),
+                FetchModifier::Vanished => vanished = true,
+            }
+        }
+        // RFC 7162 §3.2.6: VANISHED only in UID FETCH with CHANGEDSINCE, QRESYNC enabled.
+        if vanished && (!uid || since.is_none() || !self.enabled.qresync) {
+            let f = Fail::Bad("Error in IMAP command: VANISHED not allowed here.".into());
+            return self.complete(tag, Err(f), fetch_sync(uid), out).await;
+        }
+        let wants_modseq = since.is_some()
+            || matches!(&items, MacroOrMessageDataItemNames::MessageDataItemNames(v)
+                if v.iter().any(|n| matches!(n, MessageDataItemName::ModSeq)));
+        if wants_modseq {
+            self.enable_condstore(out);
+        }
+        if let (true, Some(n)) = (vanished, since) {
+            if let Err(f) = self.fetch_vanished(set, n, out).await {
+                return self.complete(tag, Err(f), fetch_sync(uid), out).await;
+            }
+        }
+        match self.fetch_job(tag, set, items, uid, since).await {
             Ok(job) => {
                 self.fetch_job = Some(job);
                 self.fetch_more(out).await
@@ -60,14 +86,22 @@ impl ImapSession {
         set: &SequenceSet,
         items: MacroOrMessageDataItemNames<'static>,
         uid: bool,
+        since: Option<u64>,
     ) -> Result<FetchJob, Fail> {
-        let names: Vec<MessageDataItemName<'static>> = match items {
+        let mut names: Vec<MessageDataItemName<'static>> = match items {
             MacroOrMessageDataItemNames::Macro(m) => m.expand().into_static(),
             MacroOrMessageDataItemNames::MessageDataItemNames(v) => v,
         };
+        // RFC 7162 §3.1.4.1: CHANGEDSINCE implies MODSEQ.
+        if since.is_some() && !names.iter().any(|n| matches!(n, MessageDataItemName::ModSeq)) {
+            names.push(MessageDataItemName::ModSeq);
+        }
         let sel = self.selected()?;
         check_seq_range(&sel.view, set, uid)?;
-        let idx = resolve(&sel.view, set, uid);
+        let mut idx = resolve(&sel.view, set, uid);
+        if let Some(n) = since {
+            idx.retain(|&i| sel.view.messages[i].modseq > n);
+        }
         let sets_seen = !sel.read_only
             && names.iter().any(|n| {
                 matches!(
@@ -102,6 +136,7 @@ impl ImapSession {
                         Some(m) => {
                             v.flags = m.flags;
                             v.keywords = m.keywords;
+                            v.modseq = m.modseq;
                         }
                         // Expunged by another session: as Dovecot, `\Seen` is set in
                         // this session's picture only (the FETCH answers NIL for it).
@@ -127,6 +162,22 @@ impl ImapSession {
             failed: None,
             mailbox: sel.mailbox.clone(),
         })
+    }
+
+    /// `UID FETCH ... (CHANGEDSINCE n VANISHED)` (RFC 7162 §3.2.6): the UIDs of the set
+    /// expunged since `n`, before the FETCHes.
+    async fn fetch_vanished(&mut self, set: &SequenceSet, n: u64, out: &mut Output) -> Result<(), Fail> {
+        let sel = self.selected()?;
+        let mb = sel.mailbox.clone();
+        let history = blocking(move || mb.vanished_since(n)).await?;
+        let max = sel.view.uid_next.saturating_sub(1).max(1);
+        let text = super::mailbox::vanished_text(&sel.view, history, |u| {
+            super::super::search::set_contains(set, u, max)
+        });
+        if !text.is_empty() {
+            out.reply(format!("* VANISHED (EARLIER) {text}"));
+        }
+        Ok(())
     }
 
     /// Answers the next batch of the running FETCH; the last batch completes the command.
@@ -303,6 +354,7 @@ fn fetch_expunged(
             N::Flags => w.item("FLAGS", flags().as_bytes()),
             N::InternalDate => w.item("INTERNALDATE", internal_date(meta.internal_date).as_bytes()),
             N::Rfc822Size => w.item("RFC822.SIZE", meta.size.to_string().as_bytes()),
+            N::ModSeq => w.item("MODSEQ", format!("({})", meta.modseq).as_bytes()),
             N::Envelope | N::BodyStructure | N::Body => {
                 let Some(d) = derived_of(n) else { continue };
                 let (name, nil): (&str, &[u8]) = match d {
@@ -418,6 +470,7 @@ fn fetch_one(
             N::Flags => w.item("FLAGS", flags().as_bytes()),
             N::InternalDate => w.item("INTERNALDATE", internal_date(meta.internal_date).as_bytes()),
             N::Rfc822Size => w.item("RFC822.SIZE", meta.size.to_string().as_bytes()),
+            N::ModSeq => w.item("MODSEQ", format!("({})", meta.modseq).as_bytes()),
             N::Envelope | N::BodyStructure | N::Body => {
                 let Some(d) = derived_of(n) else { continue };
                 let value = derived[d as usize]

@@ -1,13 +1,25 @@
 //! Mailbox management: SELECT/EXAMINE (RFC 3501 §6.3.1-2), CREATE (§6.3.3), DELETE (§6.3.4),
 //! RENAME (§6.3.5), SUBSCRIBE/UNSUBSCRIBE (§6.3.6-7).
 
+use imap_codec::imap_types::command::SelectParameter;
 use imap_codec::imap_types::mailbox::Mailbox as ImapMailbox;
+use imap_codec::imap_types::sequence::SequenceSet;
 
 use super::super::state::{Fail, ImapSession, Res, Selected, State};
 use super::super::flags::{keywords_in, write_flags};
-use super::{blocking, mailbox_name};
+use super::super::flags::flags_list;
+use super::super::state::announce_new_keywords;
+use super::super::search::set_contains;
+use super::{blocking, mailbox_name, uid_set};
 use crate::session::Output;
-use crate::store::View;
+use crate::store::{MessageMeta, View};
+
+/// What a `SELECT (QRESYNC (...))` client knows (RFC 7162 §3.2.5).
+struct Known {
+    uid_validity: u32,
+    modseq: u64,
+    uids: Option<SequenceSet>,
+}
 
 impl ImapSession {
     /// SELECT / EXAMINE: opens the mailbox, syncs a fresh view and lists the §6.3.1 untagged
@@ -16,6 +28,7 @@ impl ImapSession {
         &mut self,
         m: &ImapMailbox<'_>,
         read_only: bool,
+        params: &[SelectParameter],
         out: &mut Output,
     ) -> Res {
         let name = mailbox_name(m)?;
@@ -25,15 +38,45 @@ impl ImapSession {
             // belongs to the new mailbox.
             out.reply("* OK [CLOSED] Previous mailbox closed.");
         }
+        let mut known = None;
+        for p in params {
+            match p {
+                SelectParameter::CondStore => self.enable_condstore(out),
+                SelectParameter::QResync {
+                    uid_validity,
+                    mod_sequence_value,
+                    known_uids,
+                    ..
+                } => {
+                    // §3.2.5: only once QRESYNC is enabled.
+                    if !self.enabled.qresync {
+                        return Err(Fail::Bad("QRESYNC not enabled.".into()));
+                    }
+                    known = Some(Known {
+                        uid_validity: uid_validity.get(),
+                        modseq: mod_sequence_value.get(),
+                        uids: known_uids.clone(),
+                    });
+                }
+            }
+        }
         let user = self.user_store()?;
-        let (mailbox, view, changes) = blocking(move || {
+        let since = known
+            .as_ref()
+            .map(|k| (k.uid_validity, k.modseq))
+            .filter(|_| self.enabled.qresync);
+        let (mailbox, view, changes, vanished) = blocking(move || {
             let mb = user.open(&name)?;
             // Watch before syncing: a change made during the sync is seen by the next one.
             let mut changes = mb.changes();
             changes.mark_unchanged();
             let mut view = View::default();
             mb.sync(&mut view)?;
-            Ok((mb, view, changes))
+            let vanished = match since {
+                Some((v, m)) if v == view.uid_validity => Some(mb.vanished_since(m)?),
+                _ => None,
+            };
+            Ok((mb, view, changes, vanished))
         })
         .await?;
         let keywords = keywords_in(&view.messages);
@@ -58,14 +101,24 @@ impl ImapSession {
             "* OK [UIDNEXT {}] Predicted next UID",
             view.uid_next
         ));
-        self.state = State::Selected(Selected {
+        // RFC 7162 §3.1.2.1: mod-sequences are kept for every mailbox, so every SELECT
+        // says the highest, CONDSTORE enabled or not.
+        out.reply(format!(
+            "* OK [HIGHESTMODSEQ {}] Highest",
+            view.highest_modseq.max(1)
+        ));
+        let mut sel = Selected {
             mailbox,
             view,
             read_only,
             changes,
             keywords,
             saved: Vec::new(),
-        });
+        };
+        if let (Some(k), Some(history)) = (known, vanished) {
+            resync(&mut sel, &k, history, out);
+        }
+        self.state = State::Selected(sel);
         Ok(if read_only {
             "[READ-ONLY] Examine completed.".into()
         } else {
@@ -135,5 +188,77 @@ impl ImapSession {
         } else {
             "Unsubscribe completed.".into()
         })
+    }
+}
+
+/// RFC 7162 §3.2.5.2: after SELECT's usual data, what changed since the client's
+/// `known-modseq` — one `VANISHED (EARLIER)` for the expunged UIDs among its `known-uids`
+/// (all the UIDs that no longer exist when the store's history does not reach back that
+/// far), then a FETCH (UID FLAGS MODSEQ) for every message changed since.
+fn resync(
+    sel: &mut Selected,
+    k: &Known,
+    history: Option<Vec<u32>>,
+    out: &mut Output,
+) {
+    let view = &sel.view;
+    let max = view.uid_next.saturating_sub(1);
+    let in_known = |u: u32| {
+        k.uids
+            .as_ref()
+            .is_none_or(|set| set_contains(set, u, max.max(1)))
+    };
+    let gone = vanished_text(view, history, in_known);
+    if !gone.is_empty() {
+        out.reply(format!("* VANISHED (EARLIER) {gone}"));
+    }
+    let changed: Vec<MessageMeta> = view
+        .messages
+        .iter()
+        .filter(|m| m.modseq > k.modseq)
+        .cloned()
+        .collect();
+    announce_new_keywords(sel, changed.iter(), out);
+    for m in &changed {
+        if let Some(seq) = sel.view.seq_of(m.uid) {
+            // Dovecot's order here: UID, FLAGS, MODSEQ.
+            out.reply(format!(
+                "* {seq} FETCH (UID {} FLAGS {} MODSEQ ({}))",
+                m.uid,
+                flags_list(m.flags, &m.keywords, m.recent),
+                m.modseq
+            ));
+        }
+    }
+}
+
+/// The UID set of a `VANISHED (EARLIER)` (RFC 7162 §3.2.5.2, §3.2.6): the expunged UIDs
+/// the store remembers, among those `wanted`; when its history does not reach back far
+/// enough, every UID below UIDNEXT that is not in the view, as ranges (a client ignores
+/// the ones it never knew).
+pub(crate) fn vanished_text(
+    view: &View,
+    history: Option<Vec<u32>>,
+    wanted: impl Fn(u32) -> bool,
+) -> String {
+    let max = view.uid_next.saturating_sub(1);
+    match history {
+        Some(uids) => {
+            let uids: Vec<u32> = uids.into_iter().filter(|u| *u <= max && wanted(*u)).collect();
+            uid_set(&uids)
+        }
+        None => {
+            let mut ranges = Vec::new();
+            let mut next = 1u32;
+            for u in view.messages.iter().map(|m| m.uid).chain([max.saturating_add(1)]) {
+                match u.checked_sub(1) {
+                    Some(last) if last > next => ranges.push(format!("{next}:{last}")),
+                    Some(last) if last == next => ranges.push(format!("{next}")),
+                    _ => {}
+                }
+                next = u.saturating_add(1);
+            }
+            ranges.join(",")
+        }
     }
 }

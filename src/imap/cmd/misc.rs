@@ -92,9 +92,23 @@ impl ImapSession {
         Step::Compress
     }
 
-    /// RFC 5161: nothing we support needs enabling, so `* ENABLED` lists nothing.
-    pub(crate) fn enable(&mut self, _caps: &[CapabilityEnable<'_>], out: &mut Output) -> Res {
-        out.reply("* ENABLED");
+    /// RFC 5161: turns on CONDSTORE and QRESYNC (RFC 7162 §3.1, §3.2.3; QRESYNC implies
+    /// CONDSTORE); `* ENABLED` lists only what this command turned on, in the order asked.
+    pub(crate) fn enable(&mut self, caps: &[CapabilityEnable<'_>], out: &mut Output) -> Res {
+        let mut line = String::from("* ENABLED");
+        for c in caps {
+            let name = c.to_string();
+            let qresync = name.eq_ignore_ascii_case("QRESYNC");
+            if name.eq_ignore_ascii_case("CONDSTORE") && !self.enabled.condstore {
+                self.enable_condstore(out);
+                line.push_str(" CONDSTORE");
+            } else if qresync && !self.enabled.qresync {
+                self.enable_condstore(out);
+                self.enabled.qresync = true;
+                line.push_str(" QRESYNC");
+            }
+        }
+        out.reply(line);
         Ok("Enabled.".into())
     }
 

@@ -28,6 +28,7 @@ use imap_codec::imap_types::mailbox::Mailbox as ImapMailbox;
 use imap_codec::imap_types::sequence::SequenceSet;
 
 use super::state::Fail;
+pub(crate) use super::encode::uid_set;
 use crate::store::maildir::mutf7;
 use crate::store::{self as st, Flags, View};
 
@@ -150,30 +151,6 @@ pub(crate) fn check_seq_range(view: &View, set: &SequenceSet, uid: bool) -> Resu
         ));
     }
     Ok(())
-}
-
-/// A UID set in the compact form of RFC 4315 §4 `uid-set` (`4,7:9`).
-pub(crate) fn uid_set(uids: &[u32]) -> String {
-    let mut s = String::new();
-    let mut i = 0;
-    while i < uids.len() {
-        let start = uids[i];
-        let mut end = start;
-        while i + 1 < uids.len() && uids[i + 1] == end.wrapping_add(1) {
-            end = uids[i + 1];
-            i += 1;
-        }
-        if !s.is_empty() {
-            s.push(',');
-        }
-        if start == end {
-            s.push_str(&start.to_string());
-        } else {
-            s.push_str(&format!("{start}:{end}"));
-        }
-        i += 1;
-    }
-    s
 }
 
 /// INTERNALDATE as RFC 3501 §9 `date-time` (`"27-Nov-2026 18:57:46 +0000"`), local time.

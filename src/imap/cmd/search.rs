@@ -14,7 +14,9 @@ use imap_codec::imap_types::core::{Charset, Vec1};
 use imap_codec::imap_types::search::SearchKey;
 use imap_codec::imap_types::sequence::SequenceSet;
 
-use super::super::search::{check_charset, check_limits, matches_all, Bounds, Candidate, LazyMessage};
+use super::super::search::{
+    check_charset, check_limits, matches_all, uses_modseq, Bounds, Candidate, LazyMessage,
+};
 use super::super::state::{Fail, ImapSession, Res};
 use super::super::decode::ext::SearchReturn;
 use super::{blocking, uid_set};
@@ -38,6 +40,10 @@ impl ImapSession {
         check_charset(charset.as_ref()).map_err(|t| Fail::No(t.into()))?;
         // Bounded before any message is looked at (the command size bounds the bytes only).
         check_limits(criteria.as_ref()).map_err(|t| Fail::No(t.into()))?;
+        let modseq = uses_modseq(criteria.as_ref());
+        if modseq {
+            self.enable_condstore(out);
+        }
         let sel = self.selected()?;
         let messages = sel.view.messages.clone();
         let mailbox = sel.mailbox.clone();
@@ -45,13 +51,14 @@ impl ImapSession {
         // The blocking task outlives a dropped future: the guard cancels it then.
         let stop = self.env.cancel.child_token();
         let _stop_when_dropped = stop.clone().drop_guard();
-        let (hits, gone) = blocking(move || {
+        let (hits, highest, gone) = blocking(move || {
             let bounds = Bounds {
                 messages: messages.len() as u32,
                 max_uid: messages.last().map_or(0, |m| m.uid),
             };
             let cancelled = || stop.is_cancelled();
             let mut hits = Vec::new();
+            let mut highest = 0u64;
             let gone = std::cell::Cell::new(false);
             for (i, m) in messages.iter().enumerate() {
                 if cancelled() {
@@ -73,9 +80,10 @@ impl ImapSession {
                 };
                 if matches_all(&keys, &mut c, bounds) {
                     hits.push((i as u32 + 1, m.uid));
+                    highest = highest.max(m.modseq);
                 }
             }
-            Ok((!cancelled()).then_some((hits, gone.get())))
+            Ok((!cancelled()).then_some((hits, highest, gone.get())))
         })
         .await?
         .ok_or_else(|| Fail::No("[UNAVAILABLE] Search cancelled.".into()))?;
@@ -85,6 +93,10 @@ impl ImapSession {
                 for (seq, id) in &hits {
                     line.push(' ');
                     line.push_str(&(if uid { id } else { seq }).to_string());
+                }
+                // RFC 7162 §3.1.5: the highest mod-sequence of the messages found.
+                if modseq && highest > 0 {
+                    line.push_str(&format!(" (MODSEQ {highest})"));
                 }
                 out.reply(line);
             }
@@ -96,7 +108,8 @@ impl ImapSession {
                     .iter()
                     .map(|&(seq, id)| if uid { id } else { seq })
                     .collect();
-                if let Some(line) = (Esearch { uid, numbers }).line(tag, r) {
+                let modseq = (modseq && highest > 0).then_some(highest);
+                if let Some(line) = (Esearch { uid, numbers, modseq }).line(tag, r) {
                     out.reply(line);
                 }
             }
@@ -136,6 +149,8 @@ pub(crate) struct Esearch {
     /// The numbers are UIDs (`UID` in the response).
     pub uid: bool,
     pub numbers: Vec<u32>,
+    /// A search with a MODSEQ key: the highest mod-sequence of the messages found.
+    pub modseq: Option<u64>,
 }
 
 impl Esearch {
@@ -160,6 +175,9 @@ impl Esearch {
         }
         if r.count {
             line.push_str(&format!(" COUNT {}", self.numbers.len()));
+        }
+        if let Some(m) = self.modseq {
+            line.push_str(&format!(" MODSEQ {m}"));
         }
         Some(line)
     }

@@ -1,4 +1,4 @@
-//! STATUS (RFC 3501 §6.3.10) with RFC 8438's SIZE and RFC 7889's `APPENDLIMIT` (taken out
+//! STATUS (RFC 3501 §6.3.10) with RFC 7162's HIGHESTMODSEQ, RFC 8438's SIZE and RFC 7889's `APPENDLIMIT` (taken out
 //! of the item list before imap-codec decodes it: [`crate::imap::decode::rewrite_extensions`]).
 
 use imap_codec::imap_types::mailbox::Mailbox as ImapMailbox;
@@ -17,6 +17,10 @@ impl ImapSession {
         out: &mut Output,
     ) -> Res {
         let name = mailbox_name(m)?;
+        if items.contains(&StatusDataItemName::HighestModSeq) {
+            // RFC 7162 §3.1: a CONDSTORE-enabling command.
+            self.enable_condstore(out);
+        }
         let st = self.status_of(&name).await?;
         let rewrite = std::mem::take(&mut self.ext.rewrite);
         let mut parts = if rewrite.status_appendlimit_only {
@@ -61,6 +65,8 @@ pub(crate) fn status_items(st: &MailboxStatus, items: &[StatusDataItemName]) -> 
         (StatusDataItemName::UidNext, "UIDNEXT", u64::from(st.uid_next)),
         (StatusDataItemName::UidValidity, "UIDVALIDITY", u64::from(st.uid_validity)),
         (StatusDataItemName::Unseen, "UNSEEN", u64::from(st.unseen)),
+        // RFC 7162 §3.1.1 (at least 1: 0 would mean NOMODSEQ).
+        (StatusDataItemName::HighestModSeq, "HIGHESTMODSEQ", st.highest_modseq.max(1)),
         // RFC 8438.
         (StatusDataItemName::Size, "SIZE", st.size),
     ];

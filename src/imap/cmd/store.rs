@@ -4,16 +4,18 @@
 //! another session expunged but this one has not been told of yet is not an error: the
 //! STORE stores what still exists and completes `OK` (as Dovecot 2.3; RFC 2180 §4.2.1).
 
+use imap_codec::imap_types::command::StoreModifier;
 use imap_codec::imap_types::flag::{Flag, StoreResponse, StoreType};
 use imap_codec::imap_types::sequence::SequenceSet;
 
 use super::super::flags::flags_list;
 use super::super::state::{announce_new_keywords, ImapSession, Res};
-use super::{blocking, check_seq_range, resolve, split_flags};
+use super::{blocking, check_seq_range, resolve, split_flags, uid_set};
 use crate::session::Output;
 use crate::store::{FlagOp, Flags, MessageMeta};
 
 impl ImapSession {
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn store(
         &mut self,
         set: &SequenceSet,
@@ -21,8 +23,17 @@ impl ImapSession {
         response: StoreResponse,
         flags: &[Flag<'_>],
         uid_cmd: bool,
+        modifiers: &[StoreModifier],
         out: &mut Output,
     ) -> Res {
+        let unchanged_since = modifiers
+            .iter()
+            .map(|StoreModifier::UnchangedSince(n)| *n)
+            .next();
+        if unchanged_since.is_some() {
+            self.enable_condstore(out);
+        }
+        let enabled = self.enabled;
         let sel = self.selected()?;
         if sel.read_only {
             // Dovecot's answer: nothing changes, and the client is told so without failing.
@@ -39,12 +50,16 @@ impl ImapSession {
             StoreType::Add => FlagOp::Add,
             StoreType::Remove => FlagOp::Remove,
         };
-        let metas = if uids.is_empty() {
-            Vec::new()
+        let (metas, failed) = if uids.is_empty() {
+            (Vec::new(), Vec::new())
         } else {
             let mb = sel.mailbox.clone();
             let (u, k) = (uids.clone(), keywords.clone());
-            blocking(move || mb.store_flags(&u, op, sys, &k)).await?
+            blocking(move || match unchanged_since {
+                Some(n) => mb.store_flags_unchanged_since(&u, op, sys, &k, n),
+                None => mb.store_flags(&u, op, sys, &k).map(|m| (m, Vec::new())),
+            })
+            .await?
         };
         announce_new_keywords(sel, metas.iter(), out);
         let mut metas = metas.into_iter().peekable();
@@ -52,17 +67,20 @@ impl ImapSession {
             let Some(seq) = sel.view.seq_of(uid) else {
                 continue;
             };
+            if failed.binary_search(&uid).is_ok() {
+                continue;
+            }
             let v = &mut sel.view.messages[seq as usize - 1];
             let expected = apply(v, op, sys, &keywords);
-            let (flags, keywords) = match metas.next_if(|m| m.uid == uid) {
-                Some(m) => (m.flags, m.keywords),
+            let (flags, keywords, modseq) = match metas.next_if(|m| m.uid == uid) {
+                Some(m) => (m.flags, m.keywords, m.modseq),
                 // UID STORE announces the expunge itself (RFC 3501 §7.4.1); as Dovecot,
                 // no FETCH for a message about to be announced gone.
                 None if uid_cmd => continue,
                 // Expunged by another session, not yet announced (RFC 2180 §4.2.1): as
                 // Dovecot, the STORE succeeds and changes this session's picture of it
                 // only; the expunge is announced at the next command that may.
-                None => expected.clone(),
+                None => (expected.0, expected.1.clone(), v.modseq),
             };
             // As Dovecot: a message whose flags did not change gets no FETCH; with
             // `.SILENT` one still does if its flags are not just what this STORE made of
@@ -71,14 +89,35 @@ impl ImapSession {
             let others = flags != expected.0 || !same_keywords(&keywords, &expected.1);
             v.flags = flags;
             v.keywords = keywords;
-            if changed && (response == StoreResponse::Answer || others) {
-                let flags = flags_list(v.flags, &v.keywords, v.recent);
-                out.reply(if uid_cmd {
-                    format!("* {seq} FETCH (UID {} FLAGS {flags})", v.uid)
-                } else {
-                    format!("* {seq} FETCH (FLAGS {flags})")
-                });
+            v.modseq = modseq;
+            let show_flags = response == StoreResponse::Answer || others;
+            // RFC 7162 §3.1.3: with CONDSTORE on, a changed message's FETCH carries its
+            // MODSEQ, even after `.SILENT` (then without FLAGS).
+            if changed && (show_flags || enabled.condstore) {
+                let mut items = Vec::new();
+                if uid_cmd || enabled.qresync {
+                    items.push(format!("UID {}", v.uid));
+                }
+                // Dovecot's order: UID, MODSEQ, FLAGS.
+                if enabled.condstore {
+                    items.push(format!("MODSEQ ({})", v.modseq));
+                }
+                if show_flags {
+                    items.push(format!("FLAGS {}", flags_list(v.flags, &v.keywords, v.recent)));
+                }
+                out.reply(format!("* {seq} FETCH ({})", items.join(" ")));
             }
+        }
+        if !failed.is_empty() {
+            // §3.1.3: the messages that failed the UNCHANGEDSINCE test, by the numbers the
+            // command used.
+            let mut ids: Vec<u32> = if uid_cmd {
+                failed
+            } else {
+                failed.iter().filter_map(|u| sel.view.seq_of(*u)).collect()
+            };
+            ids.sort_unstable();
+            return Ok(format!("[MODIFIED {}] Conditional STORE failed", uid_set(&ids)));
         }
         Ok("Store completed.".into())
     }

@@ -57,6 +57,15 @@ pub struct ListExtended {
     pub more_patterns: Vec<ListMailbox<'static>>,
 }
 
+/// What [`super::rewrite_extensions`] changed in a command before imap-codec decodes it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Rewrite {
+    /// `STATUS` asked for RFC 7889 `APPENDLIMIT` (removed from the item list).
+    pub status_appendlimit: bool,
+    /// ... and nothing else (a `MESSAGES` put in its place is not to be answered).
+    pub status_appendlimit_only: bool,
+}
+
 /// What a command said that imap-codec's [`Command`](imap_codec::imap_types::command::Command)
 /// cannot hold.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -68,7 +77,7 @@ pub struct Extensions {
     /// An extended LIST (RFC 5258, RFC 5819).
     pub list: Option<ListExtended>,
     /// What was rewritten before any of this (`XLIST`, STATUS `APPENDLIMIT`).
-    pub rewrite: super::Rewrite,
+    pub rewrite: Rewrite,
 }
 
 /// A command form this module understood but refuses: the tagged `BAD` text.

@@ -29,7 +29,8 @@
 //! `Parked` state a dropped one leaves there), keywords, STATUS, reads, flag changes, expunge
 //! and the [`Mailbox`] glue; `sync.rs` the scan and the view sync (`maildir-sync.c`), `save.rs`
 //! APPEND (`maildir-save.c`), `copy.rs` COPY and MOVE (`maildir-copy.c`), `crlf.rs` line
-//! endings, and `parked.rs` what a dropped handle leaves for the next one. Those files add
+//! endings, `parked.rs` what a dropped handle leaves for the next one, and `modseq.rs` the
+//! RFC 7162 mod-sequences every change of the cache is given (`sync.rs` applies them). Those files add
 //! `impl MaildirMailbox` blocks and import the types here; this file imports none of them but
 //! `crlf.rs`.
 
@@ -110,6 +111,8 @@ pub(super) struct Rec {
     pub(super) mtime: SystemTime,
     /// A view of this process already got this message as `\Recent`.
     pub(super) recent_taken: bool,
+    /// Its mod-sequence (RFC 7162), set by `modseq.rs` after every change of the cache.
+    pub(super) modseq: u64,
 }
 
 impl Rec {
@@ -133,6 +136,8 @@ pub(super) struct State {
     pub(super) stamped_at: Option<SystemTime>,
     /// UIDs at or above this are `\Recent` until a view claims them.
     pub(super) recent_floor: u32,
+    /// Mod-sequences and the expunge history (`mailserver.modseq`, `modseq.rs`).
+    pub(super) modseqs: super::modseq::Modseqs,
 }
 
 impl State {
@@ -357,6 +362,7 @@ impl MaildirMailbox {
             size: r.vsize,
             internal_date: r.mtime,
             recent,
+            modseq: r.modseq,
         }
     }
 
@@ -383,6 +389,7 @@ impl MaildirMailbox {
                 .filter(|r| !r.flags.contains(Flags::SEEN))
                 .count() as u32,
             size: st.recs.iter().map(|r| r.vsize).sum(),
+            highest_modseq: st.modseqs.highest,
         })
     }
 
@@ -430,7 +437,11 @@ impl MaildirMailbox {
         }
         let uids: HashSet<u32> = gone.iter().map(|g| g.0).collect();
         st.recs.retain(|r| !uids.contains(&r.uid));
+        // Logged before the expunge is reported (modseq.rs).
+        let logged = self.update_modseqs(&mut st);
         drop(st);
+        self.bump();
+        logged?;
         self.bump();
         let mut out: Vec<u32> = uids.into_iter().collect();
         out.sort_unstable();
@@ -463,6 +474,88 @@ impl MaildirMailbox {
                 self.dir.display()
             ),
         }
+    }
+}
+
+impl MaildirMailbox {
+    /// STORE, with RFC 7162 §3.1.3's UNCHANGEDSINCE test when `limit` is given (checked
+    /// under the state lock, against mod-sequences just refreshed).
+    fn store_if(
+        &self,
+        uids: &[u32],
+        op: FlagOp,
+        flags: Flags,
+        keywords: &[String],
+        limit: Option<u64>,
+    ) -> Result<(Vec<MessageMeta>, Vec<u32>)> {
+        let mut st = lock(&self.state);
+        self.refresh(&mut st, false)?;
+        let bits = self.keyword_bits(&mut st, keywords, op != FlagOp::Remove)?;
+        let cur_before = st.stamps.cur;
+        let mut out = Vec::with_capacity(uids.len());
+        let mut failed = Vec::new();
+        let mut changed = false;
+        let mut retried = false;
+        for &uid in uids {
+            let mut tries = 0;
+            loop {
+                tries += 1;
+                let Some(i) = st.find(uid) else { break };
+                let r = &st.recs[i];
+                if limit.is_some_and(|n| r.modseq > n) {
+                    failed.push(uid);
+                    break;
+                }
+                let (nf, nk) = match op {
+                    FlagOp::Replace => (flags, bits),
+                    FlagOp::Add => (r.flags.union(flags), r.kw | bits),
+                    FlagOp::Remove => (r.flags.minus(flags), r.kw & !bits),
+                };
+                if nf == r.flags && nk == r.kw {
+                    out.push(Self::meta(&st, r, false));
+                    break;
+                }
+                let p = parse(&r.fname).expect("cached names parse");
+                let to_name = filename::cur_name(p.base, &filename::info(nf, nk, &p.other));
+                let from = self.msg_path(r);
+                let to = self.dir.join("cur").join(&to_name);
+                match fs::rename(&from, &to) {
+                    Ok(()) => {
+                        let r = &mut st.recs[i];
+                        r.fname = to_name.into();
+                        r.in_new = false;
+                        r.flags = nf;
+                        r.kw = nk;
+                        changed = true;
+                        out.push(Self::meta(&st, &st.recs[i], false));
+                        break;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::NotFound && !retried && tries == 1 => {
+                        retried = true;
+                        self.refresh(&mut st, true)?;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => break,
+                    Err(e) => return Err(io_err(e, "rename", &from)),
+                }
+            }
+        }
+        if changed {
+            // Durable before the command reports success, so a STORE the client saw succeed
+            // survives a crash (ARCHITECTURE.md, "Mail store").
+            fsync_dir(&self.dir.join("cur"))?;
+            self.restamp_cur(&mut st, cur_before)?;
+            // The new mod-sequences are durable before the client is told (modseq.rs).
+            let logged = self.update_modseqs(&mut st);
+            for m in &mut out {
+                if let Some(i) = st.find(m.uid) {
+                    m.modseq = st.recs[i].modseq;
+                }
+            }
+            drop(st);
+            self.bump();
+            logged?;
+        }
+        Ok((out, failed))
     }
 }
 
@@ -534,63 +627,18 @@ impl Mailbox for MaildirMailbox {
         flags: Flags,
         keywords: &[String],
     ) -> Result<Vec<MessageMeta>> {
-        let mut st = lock(&self.state);
-        self.refresh(&mut st, false)?;
-        let bits = self.keyword_bits(&mut st, keywords, op != FlagOp::Remove)?;
-        let cur_before = st.stamps.cur;
-        let mut out = Vec::with_capacity(uids.len());
-        let mut changed = false;
-        let mut retried = false;
-        for &uid in uids {
-            let mut tries = 0;
-            loop {
-                tries += 1;
-                let Some(i) = st.find(uid) else { break };
-                let r = &st.recs[i];
-                let (nf, nk) = match op {
-                    FlagOp::Replace => (flags, bits),
-                    FlagOp::Add => (r.flags.union(flags), r.kw | bits),
-                    FlagOp::Remove => (r.flags.minus(flags), r.kw & !bits),
-                };
-                if nf == r.flags && nk == r.kw {
-                    out.push(Self::meta(&st, r, false));
-                    break;
-                }
-                let p = parse(&r.fname).expect("cached names parse");
-                let to_name = filename::cur_name(p.base, &filename::info(nf, nk, &p.other));
-                let from = self.msg_path(r);
-                let to = self.dir.join("cur").join(&to_name);
-                match fs::rename(&from, &to) {
-                    Ok(()) => {
-                        let r = &mut st.recs[i];
-                        r.fname = to_name.into();
-                        r.in_new = false;
-                        r.flags = nf;
-                        r.kw = nk;
-                        changed = true;
-                        out.push(Self::meta(&st, &st.recs[i], false));
-                        break;
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::NotFound && !retried && tries == 1 => {
-                        retried = true;
-                        self.refresh(&mut st, true)?;
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => break,
-                    Err(e) => return Err(io_err(e, "rename", &from)),
-                }
-            }
-        }
-        if changed {
-            // Durable before the command reports success, so a STORE the client saw succeed
-            // survives a crash (ARCHITECTURE.md, "Mail store").
-            fsync_dir(&self.dir.join("cur"))?;
-            self.restamp_cur(&mut st, cur_before)?;
-        }
-        drop(st);
-        if changed {
-            self.bump();
-        }
-        Ok(out)
+        self.store_if(uids, op, flags, keywords, None).map(|r| r.0)
+    }
+
+    fn store_flags_unchanged_since(
+        &self,
+        uids: &[u32],
+        op: FlagOp,
+        flags: Flags,
+        keywords: &[String],
+        modseq: u64,
+    ) -> Result<(Vec<MessageMeta>, Vec<u32>)> {
+        self.store_if(uids, op, flags, keywords, Some(modseq))
     }
 
     fn append(
@@ -695,6 +743,12 @@ impl Mailbox for MaildirMailbox {
             }
         }
         self.tx.subscribe()
+    }
+
+    fn vanished_since(&self, modseq: u64) -> Result<Option<Vec<u32>>> {
+        let mut st = lock(&self.state);
+        self.refresh(&mut st, false)?;
+        Ok(st.modseqs.vanished_since(modseq))
     }
 
     fn keyword_room(&self) -> bool {

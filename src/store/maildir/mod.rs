@@ -21,6 +21,7 @@ pub mod filename;
 pub mod fsutil;
 pub mod keywords;
 pub mod mailbox;
+pub mod modseq;
 pub mod mutf7;
 mod mutex;
 mod parked;

@@ -94,6 +94,10 @@ impl MaildirMailbox {
             if before == st.stamps.uidlist {
                 st.stamps.uidlist = after;
             }
+            // Committed already: a failure here only means the next refresh logs them.
+            if let Err(e) = self.update_modseqs(st) {
+                self.forget_stamps(st, &e);
+            }
         }
         Ok(uids)
     }
@@ -187,6 +191,7 @@ impl MaildirMailbox {
                 vsize,
                 mtime,
                 recent_taken: false,
+                modseq: 0,
             },
         ))
     }

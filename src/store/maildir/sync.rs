@@ -126,6 +126,11 @@ impl MaildirMailbox {
         });
         // An inotify event since the last refresh (only when someone IDLEs here).
         let notified = self.notified.swap(false, Ordering::AcqRel);
+        // The mod-sequence log could not be written last time: try again before anything
+        // is shown without its mod-sequence.
+        if st.loaded && !st.modseqs.is_open() {
+            self.update_modseqs(st)?;
+        }
         if st.loaded && !force && stamps == st.stamps {
             if trusted {
                 return Ok(());
@@ -182,6 +187,11 @@ impl MaildirMailbox {
         st.stamps = stamps;
         st.stamped_at = Some(now);
         st.loaded = true;
+        if let Err(e) = self.update_modseqs(st) {
+            // Rescan next time rather than show messages without their mod-sequences.
+            st.stamps = Stamps::default();
+            return Err(e);
+        }
         if first_load {
             // Another process (or an earlier run) may have handed out `\Recent` already,
             // or left messages nobody has seen: the folder's file says which.
@@ -189,6 +199,22 @@ impl MaildirMailbox {
                 Ok(f) => st.recent_floor = f,
                 Err(e) => tracing::warn!("{e}"),
             }
+        }
+        Ok(())
+    }
+
+    /// Gives every cached message its mod-sequence from `mailserver.modseq`, logging what
+    /// changed since (`modseq.rs`). Called under the state lock after every change of the
+    /// cache; on failure the messages keep their old values and the log is reopened next
+    /// time.
+    pub(super) fn update_modseqs(&self, st: &mut State) -> Result<()> {
+        let msgs: Vec<(u32, u8, u32)> = st.recs.iter().map(|r| (r.uid, r.flags.0, r.kw)).collect();
+        let mut seqs = Vec::with_capacity(msgs.len());
+        let (validity, next) = (st.uid_validity, st.next_uid);
+        st.modseqs
+            .update(&self.dir, validity, next, &msgs, &mut seqs)?;
+        for (r, m) in st.recs.iter_mut().zip(seqs) {
+            r.modseq = m;
         }
         Ok(())
     }
@@ -351,6 +377,7 @@ impl MaildirMailbox {
                 vsize,
                 mtime,
                 recent_taken: false,
+                modseq: 0,
             });
         }
         st.recs = recs;
@@ -366,6 +393,7 @@ impl MaildirMailbox {
         let mut changes = Changes::default();
         if view.uid_validity != 0 && view.uid_validity != st.uid_validity {
             changes.expunged = vec![1; view.messages.len()];
+            changes.expunged_uids = view.messages.iter().map(|m| m.uid).collect();
             view.messages.clear();
         }
         let st = &mut *st;
@@ -384,15 +412,17 @@ impl MaildirMailbox {
                     st.keywords.names_of(r.kw)
                 };
                 let mut m = m;
-                if m.flags != r.flags || m.keywords != keywords {
+                if m.flags != r.flags || m.keywords != keywords || m.modseq != r.modseq {
                     m.flags = r.flags;
                     m.keywords = keywords;
+                    m.modseq = r.modseq;
                     changes.flags_changed.push(m.uid);
                 }
                 kept.push(m);
                 j += 1;
             } else {
                 changes.expunged.push(kept.len() as u32 + 1);
+                changes.expunged_uids.push(m.uid);
             }
         }
         let last = kept.last().map(|m| m.uid).unwrap_or(0);
@@ -425,6 +455,7 @@ impl MaildirMailbox {
         view.messages = kept;
         view.uid_validity = st.uid_validity;
         view.uid_next = st.next_uid;
+        view.highest_modseq = st.modseqs.highest;
         Ok(changes)
     }
 }
