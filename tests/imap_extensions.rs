@@ -233,7 +233,9 @@ impl ZClient {
 fn normalise(untagged: &[String], tagged: &str) -> Vec<String> {
     let mut lines: Vec<String> = untagged
         .iter()
-        .filter(|l| !l.starts_with("* CAPABILITY"))
+        // Every SELECT of ours says HIGHESTMODSEQ (mod-sequences are kept for every
+        // mailbox); Dovecot says it once CONDSTORE was used on the mailbox.
+        .filter(|l| !l.starts_with("* CAPABILITY") && !l.starts_with("* OK [HIGHESTMODSEQ "))
         .map(|l| {
             if l.starts_with("* ID (\"name\" ") {
                 return "* ID (...)".into();
