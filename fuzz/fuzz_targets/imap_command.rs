@@ -234,6 +234,7 @@ fn run_search(keys: &[imap_codec::imap_types::search::SearchKey<'_>]) {
             size: raw.len() as u64,
             internal_date: SystemTime::UNIX_EPOCH + Duration::from_secs(1_600_000_000),
             recent: i == 1,
+            modseq: 10 + i as u64,
         };
         let mut c = Candidate {
             seq: i as u32 + 1,

@@ -167,6 +167,7 @@ fuzz_target!(|data: &[u8]| {
         size: raw.len() as u64,
         internal_date: SystemTime::UNIX_EPOCH,
         recent: false,
+        modseq: 1,
     };
     let never = || false;
     for s in SEARCHES {
