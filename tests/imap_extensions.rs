@@ -25,21 +25,13 @@ use dovecot::Dovecot;
 /// A private Dovecot serving `alice` from a fresh Maildir, with COMPRESS (`imap_zlib`) and
 /// the special-use folders this server creates for every user.
 fn start_dovecot(dir: &Path) -> Dovecot {
-    let namespace: String = ["Drafts", "Sent", "Trash", "Junk", "Archive"]
-        .iter()
-        .map(|n| format!("  mailbox {n} {{\n    special_use = \\{n}\n    auto = subscribe\n  }}\n"))
-        .collect();
-    Dovecot::start(
+    let zlib = "protocol imap {\n  mail_plugins = $mail_plugins imap_zlib\n}\n";
+    dovecot::start_imap(
         dir,
-        dovecot::Options {
-            protocol: "imap",
-            name: "mailserver-imapext-test",
-            mail_location: format!("maildir:{}/mail/%u", dir.display()),
-            users: format!("{USER}:{{PLAIN}}{PASS}\n"),
-            namespace,
-            extra: "protocol imap {\n  mail_plugins = $mail_plugins imap_zlib\n}\n".into(),
-            mail_dirs: vec![dir.join("mail")],
-        },
+        "mailserver-imapext-test",
+        format!("{USER}:{{PLAIN}}{PASS}\n"),
+        "",
+        zlib,
     )
 }
 

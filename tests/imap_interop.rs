@@ -96,21 +96,12 @@ impl Pair {
 
 /// A private Dovecot serving `alice` with the special-use folders this server creates.
 fn start_dovecot(dir: &Path) -> Dovecot {
-    let namespace: String = ["Drafts", "Sent", "Trash", "Junk", "Archive"]
-        .iter()
-        .map(|n| format!("  mailbox {n} {{\n    special_use = \\{n}\n    auto = subscribe\n  }}\n"))
-        .collect();
-    Dovecot::start(
+    dovecot::start_imap(
         dir,
-        dovecot::Options {
-            protocol: "imap",
-            name: "mailserver-interop-test",
-            mail_location: format!("maildir:{}/mail/%u", dir.display()),
-            users: format!("{USER}:{{PLAIN}}{PASS}\n"),
-            namespace,
-            extra: String::new(),
-            mail_dirs: vec![dir.join("mail")],
-        },
+        "mailserver-interop-test",
+        format!("{USER}:{{PLAIN}}{PASS}\n"),
+        "",
+        "",
     )
 }
 
@@ -210,7 +201,10 @@ fn normalise(untagged: &[String], tagged: &str, cmd: &str) -> Vec<String> {
     }
     if !expunged.is_empty() {
         // Which messages of the view before were expunged, whatever order they came in.
-        lines.push(format!("EXPUNGED {:?}", original_positions(&expunged)));
+        lines.push(format!(
+            "EXPUNGED {:?}",
+            imap_session_common::original_positions(&expunged)
+        ));
     }
     let word = tagged.split(' ').next().unwrap_or("").to_string();
     let code = tagged
@@ -220,21 +214,6 @@ fn normalise(untagged: &[String], tagged: &str, cmd: &str) -> Vec<String> {
         .to_string();
     lines.push(format!("=> {word} {code}"));
     lines
-}
-
-/// The sequence numbers (in the view before) that a run of `* n EXPUNGE` removed.
-fn original_positions(expunges: &[u32]) -> Vec<u32> {
-    let top = expunges.iter().max().copied().unwrap_or(0) + expunges.len() as u32;
-    let mut alive: Vec<u32> = (1..=top).collect();
-    let mut gone: Vec<u32> = expunges
-        .iter()
-        .filter_map(|&n| {
-            let i = n.checked_sub(1)? as usize;
-            (i < alive.len()).then(|| alive.remove(i))
-        })
-        .collect();
-    gone.sort_unstable();
-    gone
 }
 
 /// Our answer to step `i` (its normalised lines).

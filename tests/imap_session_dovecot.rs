@@ -20,21 +20,12 @@ use dovecot::Dovecot;
 /// A private Dovecot serving `alice` from a fresh Maildir, with the special-use folders
 /// this server creates for every user.
 fn start_dovecot(dir: &Path) -> Dovecot {
-    let namespace: String = ["Drafts", "Sent", "Trash", "Junk", "Archive"]
-        .iter()
-        .map(|n| format!("  mailbox {n} {{\n    special_use = \\{n}\n    auto = subscribe\n  }}\n"))
-        .collect();
-    Dovecot::start(
+    dovecot::start_imap(
         dir,
-        dovecot::Options {
-            protocol: "imap",
-            name: "mailserver-imapsession-test",
-            mail_location: format!("maildir:{}/mail/%u", dir.display()),
-            users: format!("{USER}:{{PLAIN}}{PASS}\n"),
-            namespace,
-            extra: String::new(),
-            mail_dirs: vec![dir.join("mail")],
-        },
+        "mailserver-imapsession-test",
+        format!("{USER}:{{PLAIN}}{PASS}\n"),
+        "",
+        "",
     )
 }
 

@@ -74,6 +74,38 @@ pub struct Options<'a> {
     pub mail_dirs: Vec<PathBuf>,
 }
 
+/// `namespace inbox` lines for the special-use folders this server creates for every user
+/// (auto-subscribed, as ours are), so Dovecot's answers can be compared with ours.
+pub fn special_use_namespace() -> String {
+    ["Drafts", "Sent", "Trash", "Junk", "Archive"]
+        .iter()
+        .map(|n| format!("  mailbox {n} {{\n    special_use = \\{n}\n    auto = subscribe\n  }}\n"))
+        .collect()
+}
+
+/// A private Dovecot IMAP serving `users` (passwd-file lines) from a fresh Maildir under
+/// `dir/mail`, with [`special_use_namespace`] plus `more_namespace`, and `extra` settings.
+pub fn start_imap(
+    dir: &Path,
+    name: &str,
+    users: String,
+    more_namespace: &str,
+    extra: &str,
+) -> Dovecot {
+    Dovecot::start(
+        dir,
+        Options {
+            protocol: "imap",
+            name,
+            mail_location: format!("maildir:{}/mail/%u", dir.display()),
+            users,
+            namespace: special_use_namespace() + more_namespace,
+            extra: extra.into(),
+            mail_dirs: vec![dir.join("mail")],
+        },
+    )
+}
+
 /// A running instance; stopped on drop.
 pub struct Dovecot {
     pub dir: PathBuf,

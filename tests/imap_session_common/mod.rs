@@ -293,3 +293,18 @@ pub fn message(subject: &str, body: &str) -> String {
         "From: Carol <carol@example.org>\r\nTo: alice@imap.test\r\nSubject: {subject}\r\nDate: Fri, 27 Nov 2026 10:00:00 +0000\r\nMessage-ID: <{subject}@example.org>\r\n\r\n{body}\r\n"
     )
 }
+
+/// The sequence numbers (in the view before) that a run of `* n EXPUNGE` removed.
+pub fn original_positions(expunges: &[u32]) -> Vec<u32> {
+    let top = expunges.iter().max().copied().unwrap_or(0) + expunges.len() as u32;
+    let mut alive: Vec<u32> = (1..=top).collect();
+    let mut gone: Vec<u32> = expunges
+        .iter()
+        .filter_map(|&n| {
+            let i = n.checked_sub(1)? as usize;
+            (i < alive.len()).then(|| alive.remove(i))
+        })
+        .collect();
+    gone.sort_unstable();
+    gone
+}
