@@ -44,6 +44,26 @@ pub fn push_string(out: &mut Vec<u8>, s: &[u8]) {
     }
 }
 
+/// Appends `s` as an IMAP string for a session that enabled UTF8=ACCEPT (RFC 6855 §3):
+/// valid UTF-8 may stand in a quoted string; anything [`push_string`] would send as a
+/// literal for another reason (CR, LF, NUL, many escapes, invalid UTF-8) still is.
+pub fn push_string_utf8(out: &mut Vec<u8>, s: &[u8]) {
+    let quotable = std::str::from_utf8(s).is_ok()
+        && !s.iter().any(|b| matches!(b, 0 | b'\r' | b'\n'))
+        && s.iter().filter(|b| matches!(b, b'"' | b'\\')).count() <= 4;
+    if !quotable {
+        return push_string(out, s);
+    }
+    out.push(b'"');
+    for &b in s {
+        if b == b'"' || b == b'\\' {
+            out.push(b'\\');
+        }
+        out.push(b);
+    }
+    out.push(b'"');
+}
+
 /// Appends `s` as an IMAP astring (RFC 3501 §9) as Dovecot's `imap_append_astring` does:
 /// bare when it is a non-empty atom other than `NIL` (`]` is quoted too, as Dovecot does:
 /// these names stand inside `BODY[...]`), else as [`push_string`] writes it.
