@@ -68,7 +68,10 @@ fn message(subject: &str) -> String {
 }
 
 fn append(s: &mut Session, mailbox: &str, flags: &str, msg: &str) -> String {
-    let (u, t) = s.cmd(&format!("APPEND {mailbox} ({flags}) {{{}+}}\r\n{msg}", msg.len()));
+    let (u, t) = s.cmd(&format!(
+        "APPEND {mailbox} ({flags}) {{{}+}}\r\n{msg}",
+        msg.len()
+    ));
     assert!(t.starts_with("OK"), "APPEND -> {t} ({u:?})");
     t
 }
@@ -93,11 +96,17 @@ fn rev2_session_walks_rfc9051_while_a_rev1_session_is_unaffected() {
     // §7.2.2: both versions advertised, before and after login.
     let mut pre = Client::connect(addr, WAIT);
     let caps = caps_of(&pre.ok("p CAPABILITY", "p"));
-    assert!(caps.starts_with("* CAPABILITY IMAP4rev1 IMAP4rev2 "), "{caps}");
+    assert!(
+        caps.starts_with("* CAPABILITY IMAP4rev1 IMAP4rev2 "),
+        "{caps}"
+    );
     let mut rev1 = Session::login(addr);
     let mut rev2 = Session::login(addr);
     let caps = caps_of(&rev2.ok("CAPABILITY"));
-    assert!(caps.starts_with("* CAPABILITY IMAP4rev1 IMAP4rev2 "), "{caps}");
+    assert!(
+        caps.starts_with("* CAPABILITY IMAP4rev1 IMAP4rev2 "),
+        "{caps}"
+    );
     assert!(caps.contains(" UTF8=ACCEPT"), "{caps}");
 
     // §6.3.1: ENABLE says what it turned on, once.
@@ -121,12 +130,19 @@ fn rev2_session_walks_rfc9051_while_a_rev1_session_is_unaffected() {
     assert!(has(&u, "* 2 EXISTS"), "{u:?}");
     assert!(has(&u, "* LIST () \"/\" INBOX"), "{u:?}");
     assert!(
-        !u.iter().any(|l| l.contains("RECENT") || l.contains("[UNSEEN")),
+        !u.iter()
+            .any(|l| l.contains("RECENT") || l.contains("[UNSEEN")),
         "{u:?}"
     );
-    assert!(u.iter().any(|l| l.starts_with("* OK [UIDVALIDITY ")), "{u:?}");
+    assert!(
+        u.iter().any(|l| l.starts_with("* OK [UIDVALIDITY ")),
+        "{u:?}"
+    );
     assert!(has(&u, "* OK [UIDNEXT 3] Predicted next UID"), "{u:?}");
-    assert!(u.iter().any(|l| l.starts_with("* OK [PERMANENTFLAGS ")), "{u:?}");
+    assert!(
+        u.iter().any(|l| l.starts_with("* OK [PERMANENTFLAGS ")),
+        "{u:?}"
+    );
     // No `\Recent` in FLAGS of a rev2 session.
     let u = rev2.ok("FETCH 1:* (FLAGS)");
     assert!(u.iter().all(|l| !l.contains("\\Recent")), "{u:?}");
@@ -153,7 +169,10 @@ fn rev2_session_walks_rfc9051_while_a_rev1_session_is_unaffected() {
         [format!("* ESEARCH (TAG \"{tag}\") UID ALL 1:2")]
     );
     let tag = rev2.peek_tag();
-    assert_eq!(rev2.ok("SEARCH DELETED"), [format!("* ESEARCH (TAG \"{tag}\")")]);
+    assert_eq!(
+        rev2.ok("SEARCH DELETED"),
+        [format!("* ESEARCH (TAG \"{tag}\")")]
+    );
     let tag = rev2.peek_tag();
     assert_eq!(
         rev2.ok("SEARCH RETURN (COUNT) UNSEEN"),
@@ -163,7 +182,10 @@ fn rev2_session_walks_rfc9051_while_a_rev1_session_is_unaffected() {
     // RECENT is no search key in rev2; the rev1 session still finds its recent messages.
     assert_eq!(rev1.ok("SEARCH RECENT"), ["* SEARCH 1 2 3"]);
     let tag = rev2.peek_tag();
-    assert_eq!(rev2.ok("SEARCH RECENT"), [format!("* ESEARCH (TAG \"{tag}\")")]);
+    assert_eq!(
+        rev2.ok("SEARCH RECENT"),
+        [format!("* ESEARCH (TAG \"{tag}\")")]
+    );
 
     // SEARCHRES `$` (§6.4.4.1).
     assert!(rev2.ok("SEARCH RETURN (SAVE) UNSEEN").is_empty());
@@ -176,7 +198,9 @@ fn rev2_session_walks_rfc9051_while_a_rev1_session_is_unaffected() {
     let u = rev2.ok("STATUS INBOX (MESSAGES DELETED SIZE RECENT)");
     assert_eq!(
         u,
-        [format!("* STATUS INBOX (MESSAGES 3 RECENT 0 SIZE {size} DELETED 1)")]
+        [format!(
+            "* STATUS INBOX (MESSAGES 3 RECENT 0 SIZE {size} DELETED 1)"
+        )]
     );
     // (The rev1 session is told of the flag change after the STATUS: its `\Recent` stays.)
     let u = rev1.ok("STATUS INBOX (MESSAGES DELETED RECENT)");
@@ -191,7 +215,10 @@ fn rev2_session_walks_rfc9051_while_a_rev1_session_is_unaffected() {
     // §6.4.7 COPY: COPYUID.
     rev2.ok("CREATE Archive2");
     let (u, t) = rev2.cmd("UID COPY 1:2 Archive2");
-    assert!(t.starts_with("OK [COPYUID ") && t.contains(" 1:2 1:2]"), "{t} {u:?}");
+    assert!(
+        t.starts_with("OK [COPYUID ") && t.contains(" 1:2 1:2]"),
+        "{t} {u:?}"
+    );
 
     // §6.3.9 LIST: a level that exists only through its child is `\NonExistent` in rev2
     // (`\Noselect` for rev1, as Dovecot 2.3 answers a plain LIST).
@@ -227,7 +254,11 @@ fn rev2_session_walks_rfc9051_while_a_rev1_session_is_unaffected() {
 #[test]
 fn imap4rev2_false_neither_advertises_nor_enables_it() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("users"), format!("{USER}:{{PLAIN}}{PASS}\n")).unwrap();
+    std::fs::write(
+        dir.path().join("users"),
+        format!("{USER}:{{PLAIN}}{PASS}\n"),
+    )
+    .unwrap();
     let mut config = common::daemon_config(dir.path(), &common::Options::default());
     config.imap4rev2 = Some(false);
     let config_path = dir.path().join("mailserver.toml");
@@ -237,7 +268,10 @@ fn imap4rev2_false_neither_advertises_nor_enables_it() {
 
     let mut pre = Client::connect(addr, WAIT);
     let caps = caps_of(&pre.ok("p CAPABILITY", "p"));
-    assert!(caps.starts_with("* CAPABILITY IMAP4rev1 ") && !caps.contains("IMAP4rev2"), "{caps}");
+    assert!(
+        caps.starts_with("* CAPABILITY IMAP4rev1 ") && !caps.contains("IMAP4rev2"),
+        "{caps}"
+    );
     let mut s = Session::login(addr);
     let caps = caps_of(&s.ok("CAPABILITY"));
     assert!(!caps.contains("IMAP4rev2"), "{caps}");
@@ -335,10 +369,16 @@ fn utf8_accept_names_append_and_envelope_side_by_side_with_dovecot() {
     let u = utf8.ok("FETCH 1 (ENVELOPE)");
     let env = joined(&u);
     assert!(env.contains("\"Grüße aus Köln\""), "{env}");
-    assert!(env.contains("((\"Jürgen Müller\" NIL \"juergen\" \"example.org\"))"), "{env}");
+    assert!(
+        env.contains("((\"Jürgen Müller\" NIL \"juergen\" \"example.org\"))"),
+        "{env}"
+    );
     // RFC 6855 §3: SEARCH strings are UTF-8 without CHARSET once enabled.
     assert_eq!(utf8.ok("SEARCH SUBJECT \"Köln\""), ["* SEARCH 1 2"]);
-    assert_eq!(utf8.ok("SEARCH CHARSET UTF-8 BODY \"Übermaß\""), ["* SEARCH 2"]);
+    assert_eq!(
+        utf8.ok("SEARCH CHARSET UTF-8 BODY \"Übermaß\""),
+        ["* SEARCH 2"]
+    );
     // The other session gets the same bytes, as literals (as Dovecot sends them).
     plain.ok(&format!("EXAMINE {mutf7}"));
     let u = plain.ok("FETCH 1 (ENVELOPE)");
@@ -380,7 +420,10 @@ fn dovecot_sees_the_tree(dv: &dovecot::Dovecot, mutf7: &str, small: &str, ours: 
     let mut s = Session::login(addr);
     let caps = caps_of(&s.ok("CAPABILITY"));
     // What this comparison rests on: Dovecot 2.3 has neither.
-    assert!(!caps.contains("UTF8=ACCEPT") && !caps.contains("IMAP4rev2"), "{caps}");
+    assert!(
+        !caps.contains("UTF8=ACCEPT") && !caps.contains("IMAP4rev2"),
+        "{caps}"
+    );
     let u = s.ok("LIST \"\" \"Gr*\"");
     assert_eq!(
         u,
@@ -394,7 +437,10 @@ fn dovecot_sees_the_tree(dv: &dovecot::Dovecot, mutf7: &str, small: &str, ours: 
     assert!(has(&u, "* 2 EXISTS"), "{u:?}");
     let u = s.ok("FETCH 1 (RFC822.SIZE ENVELOPE)");
     let env = joined(&u);
-    assert!(env.contains(&format!("RFC822.SIZE {}", small.len())), "{env}");
+    assert!(
+        env.contains(&format!("RFC822.SIZE {}", small.len())),
+        "{env}"
+    );
     // The same ENVELOPE a non-UTF-8 session of ours gets.
     let strip = |t: &str| t[t.find("ENVELOPE").unwrap()..].to_string();
     assert_eq!(strip(&env), strip(ours));
