@@ -44,6 +44,11 @@ async fn capabilities_login_and_logout() {
     );
     let id = c.ok("ID (\"name\" \"test\")").await;
     assert!(id[0].starts_with("* ID (\"name\" \"mailserver\""), "{id:?}");
+    // RFC 6855: turned on once; an unknown capability is ignored (RFC 5161 §3.1).
+    assert_eq!(
+        c.ok("ENABLE UTF8=ACCEPT X-NONE").await,
+        ["* ENABLED UTF8=ACCEPT"]
+    );
     assert_eq!(c.ok("ENABLE UTF8=ACCEPT").await, ["* ENABLED"]);
     let (u, t) = c.cmd("LOGOUT").await;
     assert_eq!(u, ["* BYE Logging out"]);
