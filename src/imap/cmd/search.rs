@@ -43,6 +43,14 @@ impl ImapSession {
             // RFC 5182 §2.1: a failed SEARCH ... RETURN (SAVE) leaves `$` empty.
             self.selected()?.saved.clear();
         }
+        if charset.is_some() && self.enabled.utf8 {
+            // RFC 6855 §3 (erratum 4029): strings are UTF-8 once enabled; a CHARSET
+            // label conflicts with that.
+            return Err(Fail::Bad(
+                "Error in IMAP command SEARCH: CHARSET not allowed after ENABLE UTF8=ACCEPT"
+                    .into(),
+            ));
+        }
         check_charset(charset.as_ref()).map_err(|t| Fail::No(t.into()))?;
         // Bounded before any message is looked at (the command size bounds the bytes only).
         check_limits(criteria.as_ref()).map_err(|t| Fail::No(t.into()))?;
