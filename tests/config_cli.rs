@@ -75,6 +75,7 @@ fn check_config_ok_prints_effective_settings() {
         format!("data_dir = \"{base}/data\""),
         format!("users_file = \"{base}/users\""),
         "listen = [\"127.0.0.1:1143\"]".to_string(),
+        "imap4rev2 = true".to_string(),
         "shutdown_grace_secs = 10".to_string(),
         "\"POP3 Protocol Logging Level\" = 5  # REG_DWORD 0x5 (file)".to_string(),
         format!("\"POP3 Protocol Log Path\" = \"{base}/logs\"  # REG_SZ"),

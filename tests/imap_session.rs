@@ -21,7 +21,7 @@ async fn capabilities_login_and_logout() {
     let caps = c.ok("CAPABILITY").await;
     assert_eq!(
         caps,
-        ["* CAPABILITY IMAP4rev1 SASL-IR LITERAL+ ID ENABLE IDLE STARTTLS AUTH=PLAIN"]
+        ["* CAPABILITY IMAP4rev1 IMAP4rev2 SASL-IR LITERAL+ ID ENABLE IDLE STARTTLS AUTH=PLAIN"]
     );
     // Wrong password and unknown user: same words.
     let (_, t) = c.cmd(&format!("LOGIN {USER} nope")).await;
@@ -34,7 +34,7 @@ async fn capabilities_login_and_logout() {
     let (_, t) = c.cmd(&format!("LOGIN {USER} {PASS}")).await;
     assert_eq!(
         t,
-        "OK [CAPABILITY IMAP4rev1 SASL-IR LITERAL+ ID ENABLE IDLE UIDPLUS MOVE NAMESPACE SPECIAL-USE UNSELECT CHILDREN BINARY COMPRESS=DEFLATE ESEARCH SEARCHRES WITHIN LIST-EXTENDED LIST-STATUS STATUS=SIZE CONDSTORE QRESYNC APPENDLIMIT=1048576] Logged in"
+        "OK [CAPABILITY IMAP4rev1 IMAP4rev2 SASL-IR LITERAL+ ID ENABLE IDLE UIDPLUS MOVE NAMESPACE SPECIAL-USE UNSELECT CHILDREN BINARY COMPRESS=DEFLATE ESEARCH SEARCHRES WITHIN LIST-EXTENDED LIST-STATUS STATUS=SIZE CONDSTORE QRESYNC UTF8=ACCEPT APPENDLIMIT=1048576] Logged in"
     );
     let (_, t) = c.cmd(&format!("LOGIN {USER} {PASS}")).await;
     assert!(t.starts_with("BAD"), "{t}");
@@ -44,6 +44,11 @@ async fn capabilities_login_and_logout() {
     );
     let id = c.ok("ID (\"name\" \"test\")").await;
     assert!(id[0].starts_with("* ID (\"name\" \"mailserver\""), "{id:?}");
+    // RFC 6855: turned on once; an unknown capability is ignored (RFC 5161 §3.1).
+    assert_eq!(
+        c.ok("ENABLE UTF8=ACCEPT X-NONE").await,
+        ["* ENABLED UTF8=ACCEPT"]
+    );
     assert_eq!(c.ok("ENABLE UTF8=ACCEPT").await, ["* ENABLED"]);
     let (u, t) = c.cmd("LOGOUT").await;
     assert_eq!(u, ["* BYE Logging out"]);
@@ -605,7 +610,7 @@ async fn plaintext_login_is_disabled_for_remote_peers_without_tls() {
     tls.greeting(&mut out);
     assert_eq!(
         lines(&out),
-        "* OK [CAPABILITY IMAP4rev1 SASL-IR LITERAL+ ID ENABLE IDLE AUTH=PLAIN] imap.test ready.\r\n"
+        "* OK [CAPABILITY IMAP4rev1 IMAP4rev2 SASL-IR LITERAL+ ID ENABLE IDLE AUTH=PLAIN] imap.test ready.\r\n"
     );
 }
 
@@ -654,7 +659,7 @@ async fn commands_with_literals_at_every_chunk_size() {
             .into_iter()
             .map(|l| l.split(" [APPENDUID").next().unwrap().to_string())
             .collect();
-        assert_eq!(got[0], "c1 OK [CAPABILITY IMAP4rev1 SASL-IR LITERAL+ ID ENABLE IDLE UIDPLUS MOVE NAMESPACE SPECIAL-USE UNSELECT CHILDREN BINARY COMPRESS=DEFLATE ESEARCH SEARCHRES WITHIN LIST-EXTENDED LIST-STATUS STATUS=SIZE CONDSTORE QRESYNC APPENDLIMIT=1048576] Logged in");
+        assert_eq!(got[0], "c1 OK [CAPABILITY IMAP4rev1 IMAP4rev2 SASL-IR LITERAL+ ID ENABLE IDLE UIDPLUS MOVE NAMESPACE SPECIAL-USE UNSELECT CHILDREN BINARY COMPRESS=DEFLATE ESEARCH SEARCHRES WITHIN LIST-EXTENDED LIST-STATUS STATUS=SIZE CONDSTORE QRESYNC UTF8=ACCEPT APPENDLIMIT=1048576] Logged in");
         match &baseline {
             None => baseline = Some(got),
             Some(b) => assert_eq!(&got, b, "chunk size {chunk}"),

@@ -39,6 +39,8 @@ pub struct Config {
     pub path: PathBuf,
     pub server: ServerSettings,
     pub imap: Listeners,
+    /// `[imap]` protocol switches.
+    pub imap_protocol: ImapSettings,
     pub pop3: Listeners,
     /// `[tls]`; `None` means a self-signed certificate in `data_dir/tls/`.
     pub tls: Option<TlsFiles>,
@@ -69,6 +71,14 @@ pub struct Listeners {
     pub listen: Vec<SocketAddr>,
     /// Implicit-TLS listeners.
     pub tls_listen: Vec<SocketAddr>,
+}
+
+/// `[imap]` keys beyond the listeners.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImapSettings {
+    /// RFC 9051 IMAP4rev2 advertised and enable-able (`imap.imap4rev2`, Dovecot's
+    /// `imap4rev2_enable`); when false, sessions are IMAP4rev1 only.
+    pub imap4rev2: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -204,7 +214,7 @@ pub const MAX_SECS: u64 = 365 * 24 * 3600;
 struct RawConfig {
     #[serde(default)]
     server: RawServer,
-    imap: Option<RawListeners>,
+    imap: Option<RawImap>,
     pop3: Option<RawListeners>,
     tls: Option<RawTls>,
     #[serde(default)]
@@ -232,6 +242,17 @@ struct RawListeners {
     listen: Vec<Spanned<String>>,
     #[serde(default)]
     tls_listen: Vec<Spanned<String>>,
+}
+
+/// `[imap]`: the listeners and the protocol switches.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawImap {
+    #[serde(default)]
+    listen: Vec<Spanned<String>>,
+    #[serde(default)]
+    tls_listen: Vec<Spanned<String>>,
+    imap4rev2: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -423,11 +444,15 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<Config, ConfigError> {
     };
 
     let empty = RawListeners::default();
-    let ri = raw.imap.as_ref().unwrap_or(&empty);
+    let empty_imap = RawImap::default();
+    let ri = raw.imap.as_ref().unwrap_or(&empty_imap);
     let rp = raw.pop3.as_ref().unwrap_or(&empty);
     let imap = Listeners {
         listen: c.addrs("imap.listen", &ri.listen),
         tls_listen: c.addrs("imap.tls_listen", &ri.tls_listen),
+    };
+    let imap_protocol = ImapSettings {
+        imap4rev2: ri.imap4rev2.unwrap_or(true),
     };
     let pop3 = Listeners {
         listen: c.addrs("pop3.listen", &rp.listen),
@@ -550,6 +575,7 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<Config, ConfigError> {
         path: path.to_path_buf(),
         server: ServerSettings { hostname, data_dir },
         imap,
+        imap_protocol,
         pop3,
         tls,
         auth,
@@ -600,6 +626,11 @@ fn settings(cfg: &Config) -> Vec<Setting> {
     push("server.data_dir", quote_path(&cfg.server.data_dir), true);
     push("imap.listen", addr_list(&cfg.imap.listen), true);
     push("imap.tls_listen", addr_list(&cfg.imap.tls_listen), true);
+    push(
+        "imap.imap4rev2",
+        cfg.imap_protocol.imap4rev2.to_string(),
+        false,
+    );
     push("pop3.listen", addr_list(&cfg.pop3.listen), true);
     push("pop3.tls_listen", addr_list(&cfg.pop3.tls_listen), true);
     match &cfg.tls {

@@ -13,6 +13,7 @@ fn empty_file_gives_defaults() {
     assert_eq!(c.server.data_dir, PathBuf::from("/var/lib/mailserver"));
     assert!(c.imap.listen.is_empty() && c.pop3.tls_listen.is_empty());
     assert!(c.tls.is_none());
+    assert!(c.imap_protocol.imap4rev2);
     assert_eq!(c.auth.users_file, PathBuf::from("/etc/ms/users"));
     assert!(!c.auth.allow_plaintext);
     assert_eq!(c.limits.max_connections, 10_000);
@@ -105,6 +106,12 @@ fn unknown_key_is_an_error_with_position() {
         .0;
     assert!(e.starts_with("/etc/ms/mailserver.toml:3:1: "), "{e}");
     assert!(e.contains("hostnme"), "{e}");
+    let e = p("[pop3]\nimap4rev2 = false\n").unwrap_err().0;
+    assert!(e.starts_with("/etc/ms/mailserver.toml:2:1: "), "{e}");
+    let e = p("[imap]\nimap4rev2 = 1\n").unwrap_err().0;
+    assert!(e.starts_with("/etc/ms/mailserver.toml:2:"), "{e}");
+    let c = p("[imap]\nimap4rev2 = false\n").unwrap();
+    assert!(!c.imap_protocol.imap4rev2);
     let e = p("[imapp]\n").unwrap_err().0;
     assert!(e.starts_with("/etc/ms/mailserver.toml:1:"), "{e}");
 }

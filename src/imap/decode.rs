@@ -236,7 +236,10 @@ pub(crate) fn append_head(frame: &[u8]) -> Option<(Vec<u8>, Command<'static>)> {
     u32::try_from(len).ok()?;
     let open = body.iter().rposition(|&b| b == b'{')?;
     let head = frame[..open].to_vec();
-    let cmd = parse_streamed_append(&head, false, b"").ok()?;
+    // RFC 6855 §4 `UTF8 (~{n})`: the `)` follows the message.
+    let cmd = parse_streamed_append(&head, false, b"")
+        .or_else(|_| parse_streamed_append(&head, false, b")"))
+        .ok()?;
     Some((head, cmd))
 }
 
@@ -253,6 +256,8 @@ pub(crate) fn parse_streamed_append(
     frame.extend_from_slice(placeholder(nul));
     frame.extend_from_slice(tail);
     frame.extend_from_slice(b"\r\n");
+    // RFC 6855 §4 `UTF8 (~{n})`: the message is the literal8 inside.
+    let frame = ext::append_utf8(&frame).unwrap_or(frame);
     let cmd = parse_command(&frame)?;
     match cmd.body {
         imap_codec::imap_types::command::CommandBody::Append { .. } => Ok(cmd.into_static()),
@@ -384,6 +389,38 @@ mod tests {
         assert_eq!(e.tag.as_deref(), Some("t1"));
         let (head8, _) = append_head(b"t2 APPEND INBOX ~{70000}\r\n").unwrap();
         assert!(parse_streamed_append(&head8, true, b"").is_ok());
+    }
+
+    #[test]
+    fn append_utf8_data_is_the_literal8_inside() {
+        use imap_codec::imap_types::extensions::binary::LiteralOrLiteral8;
+        let msg = "Subject: Grüße\r\n\r\nx\r\n";
+        let whole = format!("a APPEND INBOX (\\Seen) UTF8 (~{{{}}}\r\n{msg})\r\n", msg.len());
+        // Every split of the frame into what was received so far decodes to the same.
+        let (cmd, _) = parse_command_ext(whole.as_bytes()).unwrap();
+        let CommandBody::Append { message, flags, .. } = cmd.body else {
+            panic!("not an APPEND");
+        };
+        assert_eq!(flags.len(), 1);
+        let LiteralOrLiteral8::Literal8(l) = message else {
+            panic!("not a literal8");
+        };
+        assert_eq!(l.data.as_ref(), msg.as_bytes());
+        // Not the form: refused as before.
+        for bad in [
+            "a APPEND INBOX UTF8 (~{1}\r\nX\r\n",
+            "a APPEND INBOX UTF8 ({1}\r\nX)\r\n",
+            "a APPEND INBOX UTF8 ( ~{1}\r\nX)\r\n",
+            "a APPEND UTF8 (~{1}\r\nX)\r\n",
+        ] {
+            assert!(parse_command_ext(bad.as_bytes()).is_err(), "{bad:?}");
+        }
+        // Streamed: the head ends at the announcement, the `)` is the rest of the line.
+        let (head, cmd) = append_head(b"t1 APPEND INBOX UTF8 (~{70000}\r\n").unwrap();
+        assert!(matches!(cmd.body, CommandBody::Append { .. }));
+        assert!(parse_streamed_append(&head, true, b")").is_ok());
+        assert!(parse_streamed_append(&head, false, b"").is_err());
+        assert!(parse_streamed_append(&head, false, b") x").is_err());
     }
 
     #[test]

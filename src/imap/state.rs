@@ -28,13 +28,15 @@ pub const MAX_BAD_COMMANDS: u32 = 10;
 /// SASL-IR (RFC 4959) for a 255-octet user and a 4 KiB password is under 6 KiB of base64.
 pub const MAX_COMMAND_BEFORE_LOGIN: u64 = 8 * 1024;
 
-/// Capabilities before login (ARCHITECTURE.md, "IMAP"), without the TLS/plaintext dependent parts.
+/// Capabilities before login (ARCHITECTURE.md, "IMAP"), without the TLS/plaintext dependent
+/// parts and without `IMAP4rev2` (inserted after `IMAP4rev1` when `imap.imap4rev2` is on:
+/// [`ImapSession::capabilities`]).
 pub const CAPS_PREAUTH: &str = "IMAP4rev1 SASL-IR LITERAL+ ID ENABLE IDLE";
 /// Capabilities after login, as Dovecot announces them in the tagged `OK` of `LOGIN`
 /// (`APPENDLIMIT=<max_message_bytes>` is appended: [`ImapSession::capabilities`]).
 pub const CAPS_AUTH: &str = "IMAP4rev1 SASL-IR LITERAL+ ID ENABLE IDLE UIDPLUS MOVE NAMESPACE \
      SPECIAL-USE UNSELECT CHILDREN BINARY COMPRESS=DEFLATE ESEARCH SEARCHRES WITHIN \
-     LIST-EXTENDED LIST-STATUS STATUS=SIZE CONDSTORE QRESYNC";
+     LIST-EXTENDED LIST-STATUS STATUS=SIZE CONDSTORE QRESYNC UTF8=ACCEPT";
 
 /// Extensions a client turned on (RFC 5161 ENABLE, or a CONDSTORE-enabling command, RFC
 /// 7162 §3.1): they change what later responses carry.
@@ -44,6 +46,18 @@ pub struct Enabled {
     pub condstore: bool,
     /// RFC 7162 §3.2: `VANISHED` instead of `EXPUNGE`, `SELECT (QRESYNC ...)`.
     pub qresync: bool,
+    /// RFC 6855 UTF8=ACCEPT: mailbox names and quoted strings in UTF-8 both ways.
+    pub utf8: bool,
+    /// RFC 9051 IMAP4rev2 (§2.3.1, Appendix E): no `\Recent`/`RECENT`, SEARCH answered
+    /// with ESEARCH, UTF-8 mailbox names, `* LIST` in SELECT, `\NonExistent`.
+    pub rev2: bool,
+}
+
+impl Enabled {
+    /// Mailbox names travel as UTF-8, not modified UTF-7 (RFC 6855 §3, RFC 9051 §5.1).
+    pub fn utf8_names(self) -> bool {
+        self.utf8 || self.rev2
+    }
 }
 
 /// RFC 3501 §3 session states; each carries what that state needs.
@@ -307,6 +321,16 @@ impl ImapSession {
 
     /// The capability list for the current state (RFC 3501 §7.2.1).
     pub fn capabilities(&self) -> String {
+        let caps = self.capabilities_rev1();
+        if !self.env.snapshot.config.imap_protocol.imap4rev2 {
+            return caps;
+        }
+        // RFC 9051 §7.2.2: both versions, a client opts in with `ENABLE IMAP4rev2`.
+        caps.replacen("IMAP4rev1", "IMAP4rev1 IMAP4rev2", 1)
+    }
+
+    /// The capability list without `IMAP4rev2`.
+    fn capabilities_rev1(&self) -> String {
         match self.state {
             State::NotAuthenticated | State::Logout => {
                 let mut caps = String::from(CAPS_PREAUTH);
@@ -440,6 +464,9 @@ impl ImapSession {
         match r {
             Ok((view, Ok(changes))) => {
                 sel.view = view;
+                if self.enabled.rev2 {
+                    forget_recent(&mut sel.view);
+                }
                 self.vanished_sent |= self.enabled.qresync && !changes.expunged_uids.is_empty();
                 write_changes(sel, &changes, self.enabled, out);
                 Ok(())
@@ -457,6 +484,15 @@ impl ImapSession {
                 Err(Step::Close)
             }
         }
+    }
+}
+
+/// IMAP4rev2 has no `\Recent` (RFC 9051 Appendix E): a rev2 session's view never shows it.
+/// (The store still gives it to the first view that syncs a message, so a rev1 session
+/// opened later does not see it as recent, as between two rev1 sessions.)
+pub(crate) fn forget_recent(view: &mut View) {
+    for m in view.messages.iter_mut().filter(|m| m.recent) {
+        m.recent = false;
     }
 }
 
@@ -552,8 +588,11 @@ pub(crate) fn write_changes(
     let view = &sel.view;
     if changes.added > 0 {
         out.reply(format!("* {} EXISTS", view.messages.len()));
-        let recent = view.messages.iter().filter(|m| m.recent).count();
-        out.reply(format!("* {recent} RECENT"));
+        // RFC 9051 Appendix E: IMAP4rev2 has no RECENT response (nor `\Recent`).
+        if !enabled.rev2 {
+            let recent = view.messages.iter().filter(|m| m.recent).count();
+            out.reply(format!("* {recent} RECENT"));
+        }
     }
     for uid in &changes.flags_changed {
         if let Some(seq) = view.seq_of(*uid) {

@@ -104,6 +104,8 @@ pub struct MailboxStatus {
     pub unseen: u32,
     /// RFC 8438 STATUS SIZE: the sum of the messages' RFC822.SIZE.
     pub size: u64,
+    /// RFC 9051 STATUS DELETED: messages with `\Deleted`.
+    pub deleted: u32,
     /// RFC 7162 §3.1.1 HIGHESTMODSEQ.
     pub highest_modseq: u64,
 }

@@ -37,6 +37,8 @@ pub struct TestConfig {
     /// `imap.listen`, `imap.tls_listen`, `pop3.listen`, `pop3.tls_listen` (`IP:PORT`).
     pub imap_listen: Vec<String>,
     pub imap_tls_listen: Vec<String>,
+    /// `imap.imap4rev2` (absent: the default, true).
+    pub imap4rev2: Option<bool>,
     pub pop3_listen: Vec<String>,
     pub pop3_tls_listen: Vec<String>,
     /// `[tls]` `cert` and `key`; `None` is the generated self-signed pair.
@@ -97,6 +99,7 @@ impl TestConfig {
             data_dir: data_dir.into(),
             imap_listen: Vec::new(),
             imap_tls_listen: Vec::new(),
+            imap4rev2: None,
             pop3_listen: Vec::new(),
             pop3_tls_listen: Vec::new(),
             tls: None,
@@ -133,6 +136,9 @@ impl TestConfig {
             line(format!("[{section}]"));
             line(format!("listen = {}", list(plain)));
             line(format!("tls_listen = {}", list(tls)));
+            if let (Some(on), "imap") = (self.imap4rev2, section) {
+                line(format!("imap4rev2 = {on}"));
+            }
         }
         if let Some((cert, key)) = &self.tls {
             line(String::new());

@@ -49,7 +49,7 @@ impl ImapSession {
         out: &mut Output,
     ) -> Res {
         let _ = out;
-        let name = mailbox_name(m)?;
+        let name = mailbox_name(m, self.enabled.utf8_names())?;
         let data: &[u8] = match &message {
             LiteralOrLiteral8::Literal(l) => l.data(),
             LiteralOrLiteral8::Literal8(l) => &l.data,
@@ -127,7 +127,7 @@ impl ImapSession {
             return self.bad(&tag, "Error in IMAP command: unknown command", out);
         };
         let begun = async {
-            let name = mailbox_name(&mailbox)?;
+            let name = mailbox_name(&mailbox, self.enabled.utf8_names())?;
             let user = self.user_store()?;
             blocking(move || {
                 let mb = user.open(&name)?;

@@ -29,7 +29,7 @@ impl ImapSession {
         uid: bool,
         how: Transfer,
     ) -> Result<Option<(u32, String, String)>, Fail> {
-        let name = mailbox_name(dest)?;
+        let name = mailbox_name(dest, self.enabled.utf8_names())?;
         let sel = self.selected()?;
         check_seq_range(&sel.view, set, uid)?;
         if how == Transfer::Move && sel.read_only {

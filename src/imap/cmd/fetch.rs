@@ -20,6 +20,7 @@ use imap_codec::imap_types::sequence::SequenceSet;
 use super::super::binary::binary_data;
 use super::super::encode::bodystructure::write_structure;
 use super::super::encode::envelope::write_envelope;
+use super::super::encode::quote::requote_utf8;
 use super::super::encode::fetch::FetchWriter;
 use super::super::flags::flags_list;
 use super::super::section::{Section, SectionSpec};
@@ -202,6 +203,7 @@ impl ImapSession {
             job.seen_now.clone(),
             job.uid,
         );
+        let utf8 = self.enabled.utf8;
         let r = blocking(move || {
             let mut local = Output::default();
             let mut missing = false;
@@ -217,6 +219,7 @@ impl ImapSession {
                     &names,
                     uid,
                     show_flags,
+                    utf8,
                     &mut local,
                     &mut learned,
                 ) {
@@ -409,6 +412,7 @@ fn fetch_one(
     names: &[MessageDataItemName<'_>],
     uid_cmd: bool,
     show_flags: bool,
+    utf8: bool,
     out: &mut Output,
     learned: &mut Vec<(u32, Derived, Arc<[u8]>)>,
 ) -> crate::store::Result<Written> {
@@ -491,7 +495,12 @@ fn fetch_one(
                     Derived::BodyStructure => "BODYSTRUCTURE",
                     Derived::Body => "BODY",
                 };
-                w.item(name, &value);
+                if utf8 {
+                    // RFC 6855 §3: raw UTF-8 header values as quoted strings.
+                    w.item(name, &requote_utf8(&value));
+                } else {
+                    w.item(name, &value);
+                }
             }
             N::BodyExt {
                 section, partial, ..

@@ -27,6 +27,8 @@ impl ImapSession {
         out: &mut Output,
     ) -> Res {
         let cmd = if lsub { "LSUB" } else { "LIST" };
+        let utf8 = self.enabled.utf8_names();
+        let rev2 = self.enabled.rev2;
         let raw = pattern_bytes(pattern);
         let reference = reference_bytes(reference);
         if let (false, Some(ext)) = (lsub, self.ext.list.take()) {
@@ -36,14 +38,14 @@ impl ImapSession {
             // §6.3.8: the delimiter and the root of the reference: as Dovecot (after
             // UW-IMAP), the reference up to its first delimiter, or "".
             let root = match reference.iter().position(|&b| b == b'/') {
-                Some(i) => decode_pattern(&reference[..=i]).unwrap_or_default(),
+                Some(i) => decode_pattern(&reference[..=i], utf8).unwrap_or_default(),
                 None => String::new(),
             };
             let mut line = format!("* {cmd} (\\Noselect) \"/\" ").into_bytes();
             if root.is_empty() {
                 line.extend_from_slice(b"\"\"");
             } else {
-                push_mailbox(&mut line, &root);
+                push_mailbox(&mut line, &root, utf8);
             }
             out.reply(line);
             return Ok("List completed.".into());
@@ -53,7 +55,7 @@ impl ImapSession {
         // modified UTF-7 names no mailbox: nothing matches, as in Dovecot.
         let mut joined = reference.to_vec();
         joined.extend_from_slice(raw);
-        let Some(full) = decode_pattern(&joined) else {
+        let Some(full) = decode_pattern(&joined, utf8) else {
             return Ok(format!("{} completed.", if lsub { "Lsub" } else { "List" }));
         };
         let user = self.user_store()?;
@@ -67,7 +69,7 @@ impl ImapSession {
                 if lsub {
                     // §6.3.9: a `%` that stops at a level above a subscribed mailbox
                     // shows that level, `\Noselect` unless it is subscribed itself.
-                    noselect_levels(&full, info, &boxes, &mut listed, out);
+                    noselect_levels(&full, info, &boxes, &mut listed, utf8, out);
                 }
                 continue;
             }
@@ -75,8 +77,9 @@ impl ImapSession {
                 continue;
             }
             listed.push(&info.name);
-            let mut line = format!("* {cmd} ({}) \"/\" ", attributes(info, lsub)).into_bytes();
-            push_mailbox(&mut line, &info.name);
+            let attrs = attributes(info, lsub, rev2);
+            let mut line = format!("* {cmd} ({attrs}) \"/\" ").into_bytes();
+            push_mailbox(&mut line, &info.name, utf8);
             out.reply(line);
         }
         Ok(format!("{} completed.", if lsub { "Lsub" } else { "List" }))
@@ -114,13 +117,14 @@ impl ImapSession {
         ext: ListExtended,
         out: &mut Output,
     ) -> Res {
+        let utf8 = self.enabled.utf8_names();
         let mut patterns: Vec<String> = Vec::new();
         let more = ext.more_patterns.iter().map(pattern_bytes);
         for raw in std::iter::once(first).chain(more) {
             let mut joined = reference.to_vec();
             joined.extend_from_slice(raw);
             // Not modified UTF-7: names no mailbox (as in a plain LIST).
-            patterns.extend(decode_pattern(&joined));
+            patterns.extend(decode_pattern(&joined, utf8));
         }
         let user = self.user_store()?;
         let (boxes, subs) = blocking(move || Ok((user.list()?, user.subscriptions()?))).await?;
@@ -207,7 +211,7 @@ impl ImapSession {
                 }
             }
             let mut line = format!("* LIST ({}) \"/\" ", a.join(" ")).into_bytes();
-            push_mailbox(&mut line, &c.name);
+            push_mailbox(&mut line, &c.name, utf8);
             if child_info {
                 let why = if sel.subscribed { "SUBSCRIBED" } else { "SPECIAL-USE" };
                 line.extend_from_slice(format!(" (CHILDINFO (\"{why}\"))").as_bytes());
@@ -219,7 +223,7 @@ impl ImapSession {
                     // Gone meanwhile, or unreadable: its LIST stands alone (§2).
                     if let Ok(st) = self.status_of(&c.name).await {
                         let mut line = b"* STATUS ".to_vec();
-                        push_mailbox(&mut line, &c.name);
+                        push_mailbox(&mut line, &c.name, utf8);
                         let parts = status_items(&st, items);
                         line.extend_from_slice(format!(" ({})", parts.join(" ")).as_bytes());
                         out.reply(line);
@@ -248,6 +252,7 @@ fn noselect_levels<'a>(
     info: &'a MailboxInfo,
     boxes: &[MailboxInfo],
     listed: &mut Vec<&'a str>,
+    utf8: bool,
     out: &mut Output,
 ) {
     let levels = info.name.match_indices('/').map(|(i, _)| &info.name[..i]);
@@ -258,23 +263,32 @@ fn noselect_levels<'a>(
         }
         listed.push(level);
         let mut line = b"* LSUB (\\Noselect) \"/\" ".to_vec();
-        push_mailbox(&mut line, level);
+        push_mailbox(&mut line, level, utf8);
         out.reply(line);
     }
 }
 
 /// A LIST pattern (reference and mailbox joined) as a store name, or `None` if it is not
-/// modified UTF-7. Wildcards pass through the decoding unchanged.
-fn decode_pattern(raw: &[u8]) -> Option<String> {
+/// modified UTF-7 (UTF-8 when `utf8`). Wildcards pass through the decoding unchanged.
+fn decode_pattern(raw: &[u8], utf8: bool) -> Option<String> {
     let s = std::str::from_utf8(raw).ok()?;
+    if utf8 {
+        return Some(s.to_string());
+    }
     mutf7::decode(s)
 }
 
-/// The attribute list of one LIST/LSUB line.
-fn attributes(info: &MailboxInfo, lsub: bool) -> String {
+/// The attribute list of one LIST/LSUB line. An IMAP4rev2 LIST (RFC 9051 §7.3.1) says
+/// `\\NonExistent` (which implies `\\Noselect`) for a level that exists only because a
+/// child does: Maildir++ has no directory for it.
+fn attributes(info: &MailboxInfo, lsub: bool, rev2: bool) -> String {
     let mut a: Vec<&str> = Vec::new();
     if info.no_select {
-        a.push("\\Noselect");
+        a.push(if rev2 && !lsub {
+            "\\NonExistent"
+        } else {
+            "\\Noselect"
+        });
     }
     if !lsub {
         a.push(if info.has_children {

@@ -8,9 +8,9 @@ use imap_codec::imap_types::sequence::SequenceSet;
 use super::super::state::{Fail, ImapSession, Res, Selected, State};
 use super::super::flags::{keywords_in, write_flags};
 use super::super::flags::flags_list;
-use super::super::state::announce_new_keywords;
+use super::super::state::{announce_new_keywords, forget_recent};
 use super::super::search::set_contains;
-use super::{blocking, mailbox_name, uid_set};
+use super::{blocking, mailbox_name, push_mailbox, uid_set};
 use crate::session::Output;
 use crate::store::{MessageMeta, View};
 
@@ -31,7 +31,7 @@ impl ImapSession {
         params: &[SelectParameter],
         out: &mut Output,
     ) -> Res {
-        let name = mailbox_name(m)?;
+        let name = mailbox_name(m, self.enabled.utf8_names())?;
         if matches!(self.state, State::Selected(_)) {
             self.state = State::Authenticated;
             // RFC 7162 §3.2.11's marker (Dovecot sends it to every client): what follows
@@ -79,19 +79,28 @@ impl ImapSession {
             Ok((mb, view, changes, vanished))
         })
         .await?;
+        let mut view = view;
         let keywords = keywords_in(&view.messages);
         write_flags(&keywords, read_only, mailbox.keyword_room(), out);
         out.reply(format!("* {} EXISTS", view.messages.len()));
-        out.reply(format!(
-            "* {} RECENT",
-            view.messages.iter().filter(|m| m.recent).count()
-        ));
-        if let Some(i) = view
-            .messages
-            .iter()
-            .position(|m| !m.flags.contains(crate::store::Flags::SEEN))
-        {
-            out.reply(format!("* OK [UNSEEN {}] First unseen.", i + 1));
+        if self.enabled.rev2 {
+            // RFC 9051 §6.3.2: no RECENT, no [UNSEEN]; a LIST response with the name.
+            forget_recent(&mut view);
+            let mut line = b"* LIST () \"/\" ".to_vec();
+            push_mailbox(&mut line, mailbox.name(), true);
+            out.reply(line);
+        } else {
+            out.reply(format!(
+                "* {} RECENT",
+                view.messages.iter().filter(|m| m.recent).count()
+            ));
+            if let Some(i) = view
+                .messages
+                .iter()
+                .position(|m| !m.flags.contains(crate::store::Flags::SEEN))
+            {
+                out.reply(format!("* OK [UNSEEN {}] First unseen.", i + 1));
+            }
         }
         out.reply(format!(
             "* OK [UIDVALIDITY {}] UIDs valid",
@@ -127,7 +136,7 @@ impl ImapSession {
     }
 
     pub(crate) async fn create(&mut self, m: &ImapMailbox<'_>) -> Res {
-        let name = mailbox_name(m)?;
+        let name = mailbox_name(m, self.enabled.utf8_names())?;
         // §6.3.3: a trailing delimiter says the name is meant to hold children.
         let name = name.trim_end_matches('/').to_string();
         if name.eq_ignore_ascii_case("INBOX") {
@@ -142,7 +151,7 @@ impl ImapSession {
     }
 
     pub(crate) async fn delete(&mut self, m: &ImapMailbox<'_>) -> Res {
-        let name = mailbox_name(m)?;
+        let name = mailbox_name(m, self.enabled.utf8_names())?;
         if name == "INBOX" {
             return Err(Fail::No("INBOX can't be deleted.".into()));
         }
@@ -158,8 +167,8 @@ impl ImapSession {
     }
 
     pub(crate) async fn rename(&mut self, from: &ImapMailbox<'_>, to: &ImapMailbox<'_>) -> Res {
-        let from = mailbox_name(from)?;
-        let to = mailbox_name(to)?;
+        let from = mailbox_name(from, self.enabled.utf8_names())?;
+        let to = mailbox_name(to, self.enabled.utf8_names())?;
         if to == "INBOX" {
             return Err(Fail::No("[ALREADYEXISTS] Mailbox already exists.".into()));
         }
@@ -171,7 +180,7 @@ impl ImapSession {
     /// Subscribing needs an existing mailbox (Dovecot's rule); unsubscribing does not, so a
     /// deleted mailbox can still be unsubscribed.
     pub(crate) async fn subscribe(&mut self, m: &ImapMailbox<'_>, on: bool) -> Res {
-        let name = mailbox_name(m)?;
+        let name = mailbox_name(m, self.enabled.utf8_names())?;
         let user = self.user_store()?;
         blocking(move || {
             if on && !user.list()?.iter().any(|i| i.name == name && !i.no_select) {

@@ -93,19 +93,31 @@ impl ImapSession {
     }
 
     /// RFC 5161: turns on CONDSTORE and QRESYNC (RFC 7162 §3.1, §3.2.3; QRESYNC implies
-    /// CONDSTORE); `* ENABLED` lists only what this command turned on, in the order asked.
+    /// CONDSTORE), UTF8=ACCEPT (RFC 6855 §3) and IMAP4rev2 (RFC 9051 §6.3.1, unless
+    /// `imap.imap4rev2` is off); `* ENABLED` lists only what this command turned on, in the
+    /// order asked.
     pub(crate) fn enable(&mut self, caps: &[CapabilityEnable<'_>], out: &mut Output) -> Res {
         let mut line = String::from("* ENABLED");
+        let rev2_allowed = self.env.snapshot.config.imap_protocol.imap4rev2;
         for c in caps {
             let name = c.to_string();
-            let qresync = name.eq_ignore_ascii_case("QRESYNC");
-            if name.eq_ignore_ascii_case("CONDSTORE") && !self.enabled.condstore {
+            let is = |n: &str| name.eq_ignore_ascii_case(n);
+            if is("CONDSTORE") && !self.enabled.condstore {
                 self.enable_condstore(out);
                 line.push_str(" CONDSTORE");
-            } else if qresync && !self.enabled.qresync {
+            } else if is("QRESYNC") && !self.enabled.qresync {
                 self.enable_condstore(out);
                 self.enabled.qresync = true;
                 line.push_str(" QRESYNC");
+            } else if is("UTF8=ACCEPT") && !self.enabled.utf8 {
+                self.enabled.utf8 = true;
+                line.push_str(" UTF8=ACCEPT");
+            } else if is("IMAP4rev2") && rev2_allowed && !self.enabled.rev2 {
+                self.enabled.rev2 = true;
+                if let State::Selected(sel) = &mut self.state {
+                    super::super::state::forget_recent(&mut sel.view);
+                }
+                line.push_str(" IMAP4rev2");
             }
         }
         out.reply(line);

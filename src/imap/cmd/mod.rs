@@ -48,31 +48,45 @@ where
     }
 }
 
-/// The store's name (UTF-8, `/`) of a mailbox argument (modified UTF-7 on the wire).
-pub(crate) fn mailbox_name(m: &ImapMailbox<'_>) -> Result<String, Fail> {
+/// The store's name (UTF-8, `/`) of a mailbox argument: modified UTF-7 on the wire, or
+/// UTF-8 when `utf8` (the session enabled UTF8=ACCEPT or IMAP4rev2:
+/// [`super::state::Enabled::utf8_names`]).
+pub(crate) fn mailbox_name(m: &ImapMailbox<'_>, utf8: bool) -> Result<String, Fail> {
     match m {
         ImapMailbox::Inbox => Ok("INBOX".into()),
-        ImapMailbox::Other(o) => wire_to_name(o.as_ref()),
+        ImapMailbox::Other(o) => wire_to_name(o.as_ref(), utf8),
     }
 }
 
-/// Decodes a modified UTF-7 name. A name that is not valid modified UTF-7 (RFC 3501
+/// Decodes a mailbox name from the wire. A name that is not valid modified UTF-7 (RFC 3501
 /// §5.1.3) is still a well-formed argument: it names no mailbox, so the command fails with
-/// `NO` (Dovecot's answer and wording), never `BAD`.
-pub(crate) fn wire_to_name(raw: &[u8]) -> Result<String, Fail> {
-    let invalid = || Fail::No("Mailbox name is not valid mUTF-7.".into());
-    let s = std::str::from_utf8(raw).map_err(|_| invalid())?;
-    let name = mutf7::decode(s).ok_or_else(invalid)?;
+/// `NO` (Dovecot's answer and wording), never `BAD`. With `utf8` (RFC 6855 §3, RFC 9051
+/// §5.1) the name is taken as it is, UTF-8: `&` is then an ordinary character.
+pub(crate) fn wire_to_name(raw: &[u8], utf8: bool) -> Result<String, Fail> {
+    let name = if utf8 {
+        std::str::from_utf8(raw)
+            .map_err(|_| Fail::No("Mailbox name is not valid UTF-8.".into()))?
+            .to_string()
+    } else {
+        let invalid = || Fail::No("Mailbox name is not valid mUTF-7.".into());
+        let s = std::str::from_utf8(raw).map_err(|_| invalid())?;
+        mutf7::decode(s).ok_or_else(invalid)?
+    };
     if name.eq_ignore_ascii_case("INBOX") {
         return Ok("INBOX".into());
     }
     Ok(name)
 }
 
-/// Appends a mailbox name as the wire wants it: modified UTF-7, an atom when possible,
-/// else a quoted string.
-pub(crate) fn push_mailbox(out: &mut Vec<u8>, name: &str) {
-    let enc = mutf7::encode(name);
+/// Appends a mailbox name as the wire wants it: modified UTF-7 (or UTF-8 when `utf8`), an
+/// atom when possible, else a quoted string (a UTF-8 quoted string, RFC 6855 §3, when
+/// `utf8`).
+pub(crate) fn push_mailbox(out: &mut Vec<u8>, name: &str, utf8: bool) {
+    let enc = if utf8 {
+        name.to_string()
+    } else {
+        mutf7::encode(name)
+    };
     let atom = !enc.is_empty()
         && enc.bytes().all(|b| {
             b > b' '
@@ -81,6 +95,8 @@ pub(crate) fn push_mailbox(out: &mut Vec<u8>, name: &str) {
         });
     if atom {
         out.extend_from_slice(enc.as_bytes());
+    } else if utf8 {
+        super::encode::quote::push_string_utf8(out, enc.as_bytes());
     } else {
         super::encode::quote::push_string(out, enc.as_bytes());
     }
@@ -204,7 +220,12 @@ mod tests {
     fn mailbox_names_on_the_wire() {
         let p = |n: &str| {
             let mut v = Vec::new();
-            push_mailbox(&mut v, n);
+            push_mailbox(&mut v, n, false);
+            String::from_utf8(v).unwrap()
+        };
+        let u = |n: &str| {
+            let mut v = Vec::new();
+            push_mailbox(&mut v, n, true);
             String::from_utf8(v).unwrap()
         };
         assert_eq!(p("INBOX"), "INBOX");
@@ -212,7 +233,16 @@ mod tests {
         assert_eq!(p("a/b"), "a/b");
         assert_eq!(p("My Folder"), "\"My Folder\"");
         assert_eq!(p("Entwürfe"), "Entw&APw-rfe");
-        assert_eq!(wire_to_name(b"Entw&APw-rfe").unwrap(), "Entwürfe");
-        assert_eq!(wire_to_name(b"inbox").unwrap(), "INBOX");
+        assert_eq!(wire_to_name(b"Entw&APw-rfe", false).unwrap(), "Entwürfe");
+        assert_eq!(wire_to_name(b"inbox", false).unwrap(), "INBOX");
+        // UTF8=ACCEPT / IMAP4rev2: UTF-8 both ways, `&` is a character.
+        assert_eq!(u("Entwürfe"), "\"Entwürfe\"");
+        assert_eq!(u("Sent"), "Sent");
+        assert_eq!(u("a&b"), "a&b");
+        assert_eq!(wire_to_name("Entwürfe".as_bytes(), true).unwrap(), "Entwürfe");
+        assert_eq!(wire_to_name(b"Entw&APw-rfe", true).unwrap(), "Entw&APw-rfe");
+        assert_eq!(wire_to_name(b"Inbox", true).unwrap(), "INBOX");
+        assert!(wire_to_name("Entwürfe".as_bytes(), false).is_err());
+        assert!(wire_to_name(b"\xff", true).is_err());
     }
 }

@@ -5,7 +5,8 @@
 //! content key that meets a message another session expunged does not match it, and the
 //! completion says `[EXPUNGEISSUED]` (as Dovecot's).
 //!
-//! `SEARCH RETURN (..)` answers with `* ESEARCH` (RFC 4731) and `RETURN (SAVE)` keeps the
+//! `SEARCH RETURN (..)` (and every SEARCH of an IMAP4rev2 session, RFC 9051 §6.4.4)
+//! answers with `* ESEARCH` (RFC 4731) and `RETURN (SAVE)` keeps the
 //! result for `$` (RFC 5182) in [`Selected::saved`](super::super::state::Selected), as UIDs;
 //! [`ImapSession::substitute_saved`] puts it in place of `$` before a command runs.
 
@@ -32,10 +33,23 @@ impl ImapSession {
         uid: bool,
         out: &mut Output,
     ) -> Res {
-        let ret = self.ext.search_return.take();
+        // RFC 9051 §6.4.4: an IMAP4rev2 SEARCH without RETURN is `RETURN (ALL)`: ESEARCH.
+        let rev2 = self.enabled.rev2.then_some(SearchReturn {
+            all: true,
+            ..SearchReturn::default()
+        });
+        let ret = self.ext.search_return.take().or(rev2);
         if ret.is_some_and(|r| r.save) {
             // RFC 5182 §2.1: a failed SEARCH ... RETURN (SAVE) leaves `$` empty.
             self.selected()?.saved.clear();
+        }
+        if charset.is_some() && self.enabled.utf8 {
+            // RFC 6855 §3 (erratum 4029): strings are UTF-8 once enabled; a CHARSET
+            // label conflicts with that.
+            return Err(Fail::Bad(
+                "Error in IMAP command SEARCH: CHARSET not allowed after ENABLE UTF8=ACCEPT"
+                    .into(),
+            ));
         }
         check_charset(charset.as_ref()).map_err(|t| Fail::No(t.into()))?;
         // Bounded before any message is looked at (the command size bounds the bytes only).

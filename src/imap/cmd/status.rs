@@ -16,7 +16,7 @@ impl ImapSession {
         items: &[StatusDataItemName],
         out: &mut Output,
     ) -> Res {
-        let name = mailbox_name(m)?;
+        let name = mailbox_name(m, self.enabled.utf8_names())?;
         if items.contains(&StatusDataItemName::HighestModSeq) {
             // RFC 7162 §3.1: a CONDSTORE-enabling command.
             self.enable_condstore(out);
@@ -33,7 +33,7 @@ impl ImapSession {
             parts.push(format!("APPENDLIMIT {}", self.append_limit()));
         }
         let mut line = b"* STATUS ".to_vec();
-        push_mailbox(&mut line, &name);
+        push_mailbox(&mut line, &name, self.enabled.utf8_names());
         line.extend_from_slice(format!(" ({})", parts.join(" ")).as_bytes());
         out.reply(line);
         Ok("Status completed.".into())
@@ -45,8 +45,11 @@ impl ImapSession {
         let n = name.to_string();
         let mut st = blocking(move || user.status(&n)).await?;
         // The store counts `\Recent` nobody has claimed; on the selected mailbox this
-        // session's own recent messages count too (as Dovecot answers).
-        if let State::Selected(sel) = &self.state {
+        // session's own recent messages count too (as Dovecot answers). IMAP4rev2 has no
+        // RECENT (RFC 9051 Appendix E; imap-codec still decodes the item): always 0.
+        if self.enabled.rev2 {
+            st.recent = 0;
+        } else if let State::Selected(sel) = &self.state {
             let here = sel.mailbox.name();
             if here == name || (name == "INBOX" && here.eq_ignore_ascii_case("INBOX")) {
                 st.recent += sel.view.messages.iter().filter(|m| m.recent).count() as u32;
@@ -69,6 +72,9 @@ pub(crate) fn status_items(st: &MailboxStatus, items: &[StatusDataItemName]) -> 
         (StatusDataItemName::HighestModSeq, "HIGHESTMODSEQ", st.highest_modseq.max(1)),
         // RFC 8438.
         (StatusDataItemName::Size, "SIZE", st.size),
+        // RFC 9051 §6.3.11 (IMAP4rev2; answered to every session, as the item is
+        // unambiguous).
+        (StatusDataItemName::Deleted, "DELETED", u64::from(st.deleted)),
     ];
     all.iter()
         .filter(|(item, _, _)| items.contains(item))

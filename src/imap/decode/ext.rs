@@ -270,6 +270,11 @@ pub fn preparse(frame: &[u8]) -> Result<Preparsed, Refusal> {
         b"FETCH" | b"STORE" | b"COPY" | b"MOVE" if is(i + 1, "$") => dollars.push(i + 1),
         b"EXPUNGE" if uid && is(i + 1, "$") => dollars.push(i + 1),
         b"LIST" if !uid => return list(frame, &toks, i),
+        b"APPEND" if !uid => {
+            if let Some(e) = append_utf8_edits(frame, &toks, i) {
+                edits.extend(e);
+            }
+        }
         _ => {}
     }
     if !dollars.is_empty() {
@@ -287,6 +292,52 @@ pub fn preparse(frame: &[u8]) -> Result<Preparsed, Refusal> {
         out.frame = Some(apply(frame, edits));
     }
     Ok(out)
+}
+
+/// RFC 6855 §4 `append-data =/ "UTF8" SP "(" literal8 ")"`: the edits that leave the plain
+/// `literal8` (`~{n}`) imap-codec decodes, if the APPEND (command word at token `i`) has
+/// that form after its mailbox: the atom `UTF8`, `(`, a `~{n}` literal, `)`, last.
+fn append_utf8_edits(frame: &[u8], toks: &[Tok], i: usize) -> Option<Vec<Edit>> {
+    let n = toks.len();
+    if n < i + 6 {
+        return None;
+    }
+    let [utf8, open, lit, close] = [&toks[n - 4], &toks[n - 3], &toks[n - 2], &toks[n - 1]];
+    let ok = utf8.kind == Kind::Atom
+        && frame[utf8.start..utf8.end].eq_ignore_ascii_case(b"UTF8")
+        && open.kind == Kind::Open
+        && open.start == utf8.end + 1
+        && lit.kind == Kind::Literal
+        && lit.start == open.end
+        && frame[lit.start] == b'~'
+        && close.kind == Kind::Close
+        && close.start == lit.end
+        && n - 4 > i + 1;
+    ok.then(|| {
+        vec![
+            Edit {
+                start: utf8.start,
+                end: open.end,
+                with: Vec::new(),
+            },
+            Edit {
+                start: close.start,
+                end: close.end,
+                with: Vec::new(),
+            },
+        ]
+    })
+}
+
+/// A complete APPEND with RFC 6855 §4's `UTF8 (~{n}...)` as the plain `~{n}...` form, or
+/// `None` when it has not that form. Used for APPENDs whose message was streamed.
+pub fn append_utf8(frame: &[u8]) -> Option<Vec<u8>> {
+    let toks = lex(frame);
+    let word = |i: usize| toks.get(i).map(|t| &frame[t.start..t.end]);
+    if !word(1)?.eq_ignore_ascii_case(b"APPEND") {
+        return None;
+    }
+    append_utf8_edits(frame, &toks, 1).map(|e| apply(frame, e))
 }
 
 /// The tokens that are `$` in search-key position (RFC 5182 §3 `search-key =/

@@ -44,6 +44,26 @@ pub fn push_string(out: &mut Vec<u8>, s: &[u8]) {
     }
 }
 
+/// Appends `s` as an IMAP string for a session that enabled UTF8=ACCEPT (RFC 6855 §3):
+/// valid UTF-8 may stand in a quoted string; anything [`push_string`] would send as a
+/// literal for another reason (CR, LF, NUL, many escapes, invalid UTF-8) still is.
+pub fn push_string_utf8(out: &mut Vec<u8>, s: &[u8]) {
+    let quotable = std::str::from_utf8(s).is_ok()
+        && !s.iter().any(|b| matches!(b, 0 | b'\r' | b'\n'))
+        && s.iter().filter(|b| matches!(b, b'"' | b'\\')).count() <= 4;
+    if !quotable {
+        return push_string(out, s);
+    }
+    out.push(b'"');
+    for &b in s {
+        if b == b'"' || b == b'\\' {
+            out.push(b'\\');
+        }
+        out.push(b);
+    }
+    out.push(b'"');
+}
+
 /// Appends `s` as an IMAP astring (RFC 3501 §9) as Dovecot's `imap_append_astring` does:
 /// bare when it is a non-empty atom other than `NIL` (`]` is quoted too, as Dovecot does:
 /// these names stand inside `BODY[...]`), else as [`push_string`] writes it.
@@ -122,8 +142,76 @@ fn trim_leading_sp(mut s: &[u8]) -> &[u8] {
     s
 }
 
+/// An encoded ENVELOPE, BODYSTRUCTURE or BODY (strings, `NIL`, numbers, parentheses) with
+/// every literal that [`push_string_utf8`] would quote turned into that quoted string: what a
+/// session that enabled UTF8=ACCEPT gets for raw UTF-8 header values (RFC 6855 §3). The
+/// cached encodings stay those of everyone else.
+pub fn requote_utf8(encoded: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(encoded.len());
+    let mut i = 0;
+    while i < encoded.len() {
+        match encoded[i] {
+            b'"' => {
+                // A quoted string as it is, escapes included.
+                let start = i;
+                i += 1;
+                while i < encoded.len() && encoded[i] != b'"' {
+                    i += if encoded[i] == b'\\' { 2 } else { 1 };
+                }
+                i = (i + 1).min(encoded.len());
+                out.extend_from_slice(&encoded[start..i]);
+            }
+            b'{' => {
+                let digits = encoded[i + 1..].iter().take_while(|b| b.is_ascii_digit()).count();
+                let head_end = i + 1 + digits;
+                let n: Option<usize> = std::str::from_utf8(&encoded[i + 1..head_end])
+                    .ok()
+                    .and_then(|d| d.parse().ok());
+                match (n, encoded.get(head_end..head_end + 3)) {
+                    (Some(n), Some(b"}\r\n")) if head_end + 3 + n <= encoded.len() => {
+                        let data = &encoded[head_end + 3..head_end + 3 + n];
+                        push_string_utf8(&mut out, data);
+                        i = head_end + 3 + n;
+                    }
+                    _ => {
+                        out.push(b'{');
+                        i += 1;
+                    }
+                }
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn utf8_literals_are_requoted() {
+        let mut env = b"(NIL ".to_vec();
+        super::push_string_for_humans(&mut env, "Grüße aus Köln".as_bytes());
+        env.extend_from_slice(b" ");
+        super::push_string(&mut env, b"a\r\nb");
+        env.extend_from_slice(b" ");
+        super::push_string(&mut env, b"\xff\xfe");
+        env.extend_from_slice(b" \"x{1}\" 12)");
+        assert!(env.starts_with(b"(NIL {"));
+        let got = super::requote_utf8(&env);
+        assert_eq!(
+            String::from_utf8_lossy(&got),
+            String::from_utf8_lossy(
+                "(NIL \"Grüße aus Köln\" {4}\r\na\r\nb {2}\r\n\u{fffd}\u{fffd} \"x{1}\" 12)".as_bytes()
+            )
+        );
+        // ASCII-only encodings are unchanged.
+        let plain = b"(\"a\" NIL ((\"B\" NIL \"b\" \"c\")))";
+        assert_eq!(super::requote_utf8(plain), plain);
+    }
+
     use super::*;
 
     fn s(x: &[u8]) -> Vec<u8> {

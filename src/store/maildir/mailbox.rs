@@ -389,6 +389,11 @@ impl MaildirMailbox {
                 .filter(|r| !r.flags.contains(Flags::SEEN))
                 .count() as u32,
             size: st.recs.iter().map(|r| r.vsize).sum(),
+            deleted: st
+                .recs
+                .iter()
+                .filter(|r| r.flags.contains(Flags::DELETED))
+                .count() as u32,
             highest_modseq: st.modseqs.highest,
         })
     }
