@@ -121,6 +121,15 @@ pub fn parse(line: &[u8]) -> Result<Command, ParseError> {
     }
 }
 
+/// One line of DATA content (RFC 5321 §4.5.2): `None` for the `.` that ends the data, else
+/// the line with its transparency dot removed.
+pub fn data_line(line: &[u8]) -> Option<&[u8]> {
+    if line == b"." {
+        return None;
+    }
+    Some(line.strip_prefix(b".").unwrap_or(line))
+}
+
 /// `FROM:<path> params` / `TO:<path> params`: the path without brackets and the parameters.
 /// A space after the colon is tolerated (many clients write it; Postfix and Dovecot accept
 /// it). A quoted local part may hold spaces and `>`.
@@ -207,6 +216,15 @@ mod tests {
         assert_eq!(parse(b"FOO"), Err(ParseError::Unknown));
         assert_eq!(parse(b"RCPT TO:<u\x01@x>"), Err(ParseError::Syntax));
         assert_eq!(parse(b"\xff\xfe"), Err(ParseError::Syntax));
+    }
+
+    #[test]
+    fn data_lines_are_unstuffed_and_the_lone_dot_ends_them() {
+        assert_eq!(data_line(b"."), None);
+        assert_eq!(data_line(b".."), Some(&b"."[..]));
+        assert_eq!(data_line(b"..x"), Some(&b".x"[..]));
+        assert_eq!(data_line(b"x."), Some(&b"x."[..]));
+        assert_eq!(data_line(b""), Some(&b""[..]));
     }
 
     /// A pipelined transcript framed at every chunk size parses to the same commands.

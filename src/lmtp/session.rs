@@ -312,11 +312,10 @@ impl LmtpSession {
 
     /// One DATA line (dot-stuffed, RFC 5321 §4.5.2), or the `.` that ends the data.
     async fn data_line(&mut self, line: &[u8], out: &mut Output) -> Step {
-        if line == b"." {
+        let Some(line) = command::data_line(line) else {
             self.input = Input::Commands;
             return self.end_of_data(out).await;
-        }
-        let line = line.strip_prefix(b".").unwrap_or(line);
+        };
         let max = self.max_size();
         let Some(body) = self.tx.as_mut().and_then(|t| t.body.as_mut()) else {
             return Step::ReadLine;
