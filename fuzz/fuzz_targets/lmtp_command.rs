@@ -57,8 +57,16 @@ fn check_line(line: &[u8], delimiter: &str) {
         assert!(r.detail.is_none() || !delimiter.is_empty());
     }
     let h = trace_headers(Some(&from), &format!("<{to}>"), "by h with LMTP id 1");
-    assert_eq!(h.iter().filter(|&&b| b == b'\n').count(), 3, "header injection");
-    assert_eq!(h.iter().filter(|&&b| b == b'\r').count(), 3, "header injection");
+    assert_eq!(
+        h.iter().filter(|&&b| b == b'\n').count(),
+        3,
+        "header injection"
+    );
+    assert_eq!(
+        h.iter().filter(|&&b| b == b'\r').count(),
+        3,
+        "header injection"
+    );
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -66,7 +74,10 @@ fuzz_target!(|data: &[u8]| {
     let limit = [16, 512, 4096][(h % 3) as usize];
     let whole = frame(&[data], limit);
     let cut = frame(&chunks(data, h >> 2, 1 + (h >> 40) as usize % 32), limit);
-    assert_eq!(whole, cut, "frames differ between chunkings (limit {limit})");
+    assert_eq!(
+        whole, cut,
+        "frames differ between chunkings (limit {limit})"
+    );
     let delimiter = ["+", "", "-", "+-"][((h >> 4) % 4) as usize];
     for f in &whole {
         if let Frame::Line(l) = f {
