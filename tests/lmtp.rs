@@ -612,3 +612,22 @@ fn deliver_has_dovecot_lda_exit_codes_and_the_same_headers() {
         .unwrap();
     assert_eq!(st.code(), Some(75));
 }
+
+#[test]
+fn a_store_error_is_451_for_that_recipient_only() {
+    let d = daemon("", "");
+    // bob's Maildir cannot be made: a file is where his directory goes.
+    std::fs::create_dir_all(d.data_dir().join("mail")).unwrap();
+    std::fs::write(d.data_dir().join("mail/bob"), b"not a directory").unwrap();
+    let mut c = Raw::connect(d.lmtp.unwrap());
+    c.cmd("LHLO mx");
+    c.cmd("MAIL FROM:<s@x>");
+    assert_eq!(c.cmd("RCPT TO:<bob@x>"), "250 2.1.5 OK");
+    assert_eq!(c.cmd("RCPT TO:<alice@x>"), "250 2.1.5 OK");
+    assert_eq!(c.cmd("DATA"), "354 OK");
+    c.send(b"Subject: partly\r\n\r\nx\r\n.\r\n");
+    assert_eq!(c.reply(), "451 4.3.0 <bob@x> Temporary internal failure");
+    assert!(c.reply().starts_with("250 2.0.0 <alice@x> "));
+    assert_eq!(c.cmd("QUIT"), "221 2.0.0 Bye");
+    assert_eq!(messages(&d, "alice", "").len(), 1);
+}
