@@ -1,5 +1,5 @@
 //! The contract between the connection driver ([`crate::conn`]) and the protocol sessions
-//! ([`crate::pop3`], [`crate::imap`]): a session is sans-IO. It gets complete lines and the
+//! ([`crate::pop3`], [`crate::imap`], [`crate::lmtp`]): a session is sans-IO. It gets complete lines and the
 //! literal data it asked for, appends typed [`Piece`]s to an [`Output`], and answers with the
 //! next [`Step`]; the driver owns the socket, TLS, timeouts and the protocol-log tee
 //! (ARCHITECTURE.md, "Connection driver" and "Sessions").
@@ -305,7 +305,7 @@ impl Output {
     }
 }
 
-/// A protocol session as the driver sees it (POP3 and IMAP4).
+/// A protocol session as the driver sees it (POP3, IMAP4 and LMTP).
 pub trait Session: Send {
     /// Maximum length of the next line including CRLF; asked before every line, so it may
     /// depend on the state (e.g. a SASL response may be longer than a command).

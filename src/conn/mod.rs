@@ -34,6 +34,10 @@
 //!   (so the line and literal limits apply to the inflated octets), every write ends with a
 //!   sync flush (IDLE and `+` continuations reach the client at once), and the protocol log
 //!   keeps recording the uncompressed lines. The `-` record's byte counts are wire octets.
+//! * LMTP: a connection may be a Unix stream socket ([`Socket::Unix`]; never TLS, and a
+//!   vanished peer is noticed at the next read, not by peeking); DATA lines the session marks
+//!   as content ([`Session::line_is_content`]) are logged as content, not as commands: level
+//!   5 the lines, level 4 one `<literal N octets>` when the content ends.
 //! * For IMAP: [`Step::ReadLiteral`] reads exact octet counts (never parsed as commands);
 //!   [`Step::Idle`] also wakes the session when [`Session::idle_watch`] changes (RFC 2177).
 //!   The server picks the session by service and hands it to [`serve_session`]
