@@ -3,7 +3,7 @@
 //! 127.0.0.1 port, `inet_interfaces = loopback-only`) relays mail for `example.com` with
 //! `virtual_transport = lmtp:unix:...` or `lmtp:inet:127.0.0.1:PORT` to the daemon. Mail sent
 //! by Python's `smtplib` to Postfix's SMTP port ends up in the users' Maildirs and is fetched
-//! back over IMAP; Postfix's log has the per-recipient results (`status=sent`, and
+//! back over IMAP and POP3; Postfix's log has the per-recipient results (`status=sent`, and
 //! `status=bounced` with `5.1.1` for the unknown user).
 //!
 //! Postfix's `master` must start as root (it drops to `mail_owner = postfix` itself): without
@@ -248,8 +248,21 @@ fn through_postfix(unix: bool) {
     assert!(all.contains("Return-Path: <>"), "{all}");
     assert!(all.contains("Received: from mx.test ("), "{all}");
     assert!(all.contains("hello from Postfix"), "{all}");
-    let bob = d.data_dir().join("mail/bob/cur");
-    assert_eq!(std::fs::read_dir(bob).unwrap().count(), 1);
+    // And over POP3 for bob (his detail named no existing folder: INBOX).
+    let pop = python(
+        "import poplib, sys\n\
+         p = poplib.POP3('127.0.0.1', int(sys.argv[1]), timeout=20)\n\
+         p.user('bob'); p.pass_('builder')\n\
+         print(p.stat()[0]); print(b'\\n'.join(p.retr(1)[1]).decode())\n\
+         p.quit()\n",
+        &[&d.pop3.unwrap().port().to_string()],
+    );
+    assert!(pop.starts_with("1\n"), "{pop}");
+    assert!(
+        pop.contains("Delivered-To: <bob+Nope@example.com>"),
+        "{pop}"
+    );
+    assert!(pop.contains("hello from Postfix"), "{pop}");
     assert!(!d.data_dir().join("mail/nobody").exists());
 }
 
