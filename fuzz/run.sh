@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# fuzz/run.sh [SECONDS] [TARGET...]: builds every fuzz target with the stable toolchain and
-# runs each (or the named ones) for SECONDS (default 30), one after the other. Exits non-zero
-# on the first crash, panic, leak or input slower than 1 s; the input is left in
-# fuzz/artifacts/TARGET/. New inputs go to fuzz/target/corpus/TARGET (not committed); the
-# committed seeds in fuzz/corpus/TARGET are read, never written. Summary: fuzz/target/logs/.
+# fuzz/run.sh [SECONDS] [TARGET...]: builds every fuzz target (each [[bin]] of Cargo.toml:
+# imap_command, pop3_command, lmtp_command, mime, config, reg_import, protolog_escape) with
+# the stable toolchain and runs each (or the named ones) for SECONDS (default 30), one after
+# the other. Exits non-zero on the first crash, panic, leak or input slower than 1 s; the
+# input is left in fuzz/artifacts/TARGET/. New inputs go to fuzz/target/corpus/TARGET (not
+# committed); the committed seeds in fuzz/corpus/TARGET are read, never written. Summary:
+# fuzz/target/logs/.
 #
 # cargo fuzz passes nightly flags (-Z); RUSTC_BOOTSTRAP=1 lets the stable compiler take
 # them (CI has no nightly). `-s none`: no AddressSanitizer (fuzz/README.md says why).

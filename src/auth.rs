@@ -376,6 +376,11 @@ impl UsersFile {
         &self.warnings
     }
 
+    /// Whether `user` is in the file (exact, case-sensitive).
+    pub fn contains(&self, user: &str) -> bool {
+        self.users.contains_key(user)
+    }
+
     /// How many users can log in.
     pub fn len(&self) -> usize {
         self.users.len()
@@ -596,6 +601,12 @@ impl Users {
             Ok(result) => result,
             Err(e) => AuthResult::TempFail(format!("password verification task failed: {e}")),
         }
+    }
+
+    /// Whether `users_file` has `user` (exactly); `Err` when the file cannot be read.
+    /// Blocking (a `stat`, maybe a read).
+    pub fn user_exists(&self, users_file: &Path, user: &str) -> Result<bool, String> {
+        Ok(Users::current(&self.cache, users_file)?.contains(user))
     }
 
     /// The plaintext password of a `{PLAIN}` user, for APOP; `None` for other schemes.

@@ -29,6 +29,8 @@ internal! {
     mod conn;
     /// IMAP4rev1 (RFC 3501) with the extensions real clients expect.
     mod imap;
+    /// LMTP (RFC 2033) delivery and the LDA (`mailserver deliver`).
+    mod lmtp;
     /// MIME structure of a message with byte offsets (RFC 2045, 2046, 2231, 5322); knows no
     /// IMAP (Dovecot's lib-mail).
     mod mime;
@@ -55,4 +57,9 @@ internal! {
 pub use auth::{hash_password, load_users_file};
 pub use config::registry::RegType;
 pub use config::{escape_controls, load as load_config, regedit, render_effective, Config};
+pub use lmtp::lda::{deliver, DeliverArgs};
+/// The exit code of a `mailserver deliver` usage error (`EX_USAGE`).
+pub fn lda_usage_exit() -> u8 {
+    lmtp::lda::EX_USAGE
+}
 pub use server::run_daemon;

@@ -1,8 +1,10 @@
-//! The `mailserver` command line (README.md, "Command line"): `run` (default), `check-config`, `reg`, `passwd`.
+//! The `mailserver` command line (README.md, "Command line"): `run` (default), `check-config`, `reg`, `passwd`, `deliver`.
 //!
 //! Owns: argument parsing (clap derive; the reg.exe-style `/t /d /f` switches are parsed
 //! here by hand, since they are not clap flags), the default config search, tracing setup
-//! for the daemon, and the exit codes: 0 ok, 1 invalid configuration or request, 2 usage.
+//! for the daemon, and the exit codes: 0 ok, 1 invalid configuration or request, 2 usage;
+//! `deliver` has `dovecot-lda`'s sysexits codes instead (64 usage, 67 no such user, 75 try
+//! again later: `mailserver::deliver`).
 
 use std::io::{BufRead, IsTerminal};
 use std::path::{Path, PathBuf};
@@ -42,6 +44,22 @@ enum Command {
         /// ARGON2ID, SHA512-CRYPT or BLF-CRYPT.
         #[arg(long, default_value = "ARGON2ID")]
         scheme: String,
+    },
+    /// Deliver the message on stdin to a user's Maildir (an LDA, as dovecot-lda); exit 0
+    /// delivered, 64 usage, 65 too big, 67 unknown user, 75 temporary failure.
+    Deliver {
+        /// The user (or an address, resolved as an LMTP recipient).
+        #[arg(short = 'd', value_name = "USER")]
+        user: String,
+        /// The folder (INBOX when absent or missing).
+        #[arg(short = 'm', value_name = "FOLDER")]
+        folder: Option<String>,
+        /// The envelope sender (Return-Path).
+        #[arg(short = 'f', value_name = "SENDER")]
+        from: Option<String>,
+        /// The original recipient address (Delivered-To).
+        #[arg(short = 'a', value_name = "ADDRESS")]
+        address: Option<String>,
     },
 }
 
@@ -143,7 +161,18 @@ fn take_config(switches: &mut Vec<String>) -> Result<Option<PathBuf>, String> {
 }
 
 fn main() -> ExitCode {
-    let mut cli = Cli::parse();
+    let mut cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            // `deliver`'s usage errors are EX_USAGE (64), as dovecot-lda's: the MTA bounces.
+            let deliver = std::env::args().skip(1).any(|a| a == "deliver");
+            if deliver && e.use_stderr() {
+                let _ = e.print();
+                return ExitCode::from(mailserver::lda_usage_exit());
+            }
+            e.exit()
+        }
+    };
     if let Some(Command::Reg(
         RegCommand::Add { switches, .. } | RegCommand::Delete { switches, .. },
     )) = &mut cli.command
@@ -163,6 +192,21 @@ fn main() -> ExitCode {
         Command::CheckConfig => check_config(&config),
         Command::Reg(cmd) => reg(&config, cmd),
         Command::Passwd { scheme } => passwd(&scheme),
+        Command::Deliver {
+            user,
+            folder,
+            from,
+            address,
+        } => {
+            let args = mailserver::DeliverArgs {
+                config,
+                user,
+                folder,
+                from,
+                address,
+            };
+            ExitCode::from(mailserver::deliver(args, &mut std::io::stdin().lock()))
+        }
     }
 }
 

@@ -16,14 +16,16 @@ use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
 use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpStream, UnixListener};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::auth::{Penalty, Users};
 use crate::config::Config;
-use crate::conn::Connection;
+use crate::config::LmtpListen;
+use crate::conn::{Connection, Socket};
 use crate::imap::session::ImapSession;
+use crate::lmtp::LmtpSession;
 use crate::pop3::{MaildropLocks, Pop3Session};
 use crate::protolog::ProtoLog;
 use crate::service::Service;
@@ -75,6 +77,7 @@ pub async fn run_daemon(config_path: PathBuf) -> anyhow::Result<()> {
     }
     let snapshot = Snapshot::build(config)?;
     let listeners = bind_all(&snapshot.config).await?;
+    let unix = bind_unix(&snapshot.config)?;
     let handles = Handles::new(snapshot);
     let shutdown = CancellationToken::new();
 
@@ -88,7 +91,7 @@ pub async fn run_daemon(config_path: PathBuf) -> anyhow::Result<()> {
     crate::systemd::spawn_watchdog(shutdown.clone());
     crate::systemd::ready();
     tracing::info!("mailserver {} ready", env!("CARGO_PKG_VERSION"));
-    serve(listeners, handles, shutdown).await;
+    serve_all(listeners, unix, handles, shutdown).await;
     tracing::info!("mailserver stopped");
     Ok(())
 }
@@ -105,13 +108,15 @@ pub fn apply_reload(live: &ArcSwap<Snapshot>, mut config: Config) {
     if changes.iter().any(|c| c.needs_restart) {
         config.imap = old.config.imap.clone();
         config.pop3 = old.config.pop3.clone();
+        config.lmtp.listen = old.config.lmtp.listen.clone();
         config.server.data_dir = old.config.server.data_dir.clone();
         // Log paths that default to data_dir follow the running data_dir, not the new one.
-        use crate::config::registry::{resolved_path, IMAP_PATH, POP3_PATH};
+        use crate::config::registry::{resolved_path, IMAP_PATH, LMTP_PATH, POP3_PATH};
         let base = crate::config::base_dir(&config.path);
         let dd = &config.server.data_dir;
         config.pop3_log.path = resolved_path(&config.registry, POP3_PATH, &base, dd);
         config.imap_log.path = resolved_path(&config.registry, IMAP_PATH, &base, dd);
+        config.lmtp_log.path = resolved_path(&config.registry, LMTP_PATH, &base, dd);
     }
     let snapshot = match Snapshot::build(config) {
         Ok(s) => s,
@@ -170,14 +175,64 @@ pub struct Bound {
     pub listener: TcpListener,
 }
 
-/// Binds every `listen` and `tls_listen` address of `[imap]` and `[pop3]`.
+/// A bound Unix stream socket (LMTP's `unix:` listeners).
+pub struct UnixBound {
+    pub service: Service,
+    pub path: PathBuf,
+    pub listener: UnixListener,
+}
+
+/// Binds every `unix:` path of `[lmtp] listen`: a socket file left by an earlier run is
+/// replaced (anything else at the path is refused); the socket is mode 0666, as Dovecot's
+/// `lmtp` listener, so the MTA's user can connect.
+pub fn bind_unix(config: &Config) -> anyhow::Result<Vec<UnixBound>> {
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    let mut out = Vec::new();
+    for l in &config.lmtp.listen {
+        let LmtpListen::Unix(path) = l else { continue };
+        if let Ok(meta) = std::fs::symlink_metadata(path) {
+            if !meta.file_type().is_socket() {
+                anyhow::bail!("cannot listen on unix:{}: not a socket", path.display());
+            }
+            std::fs::remove_file(path)
+                .map_err(|e| anyhow::anyhow!("cannot replace {}: {e}", path.display()))?;
+        }
+        if let Some(dir) = path.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let listener = UnixListener::bind(path)
+            .map_err(|e| anyhow::anyhow!("cannot listen on unix:{}: {e}", path.display()))?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666))
+            .map_err(|e| anyhow::anyhow!("chmod {}: {e}", path.display()))?;
+        tracing::info!("LMTP listening on unix:{}", path.display());
+        out.push(UnixBound {
+            service: Service::Lmtp,
+            path: path.clone(),
+            listener,
+        });
+    }
+    Ok(out)
+}
+
+/// Binds every `listen` and `tls_listen` address of `[imap]` and `[pop3]`, and the TCP
+/// addresses of `[lmtp] listen`.
 pub async fn bind_all(config: &Config) -> anyhow::Result<Vec<Bound>> {
     let mut out = Vec::new();
+    let lmtp: Vec<SocketAddr> = config
+        .lmtp
+        .listen
+        .iter()
+        .filter_map(|l| match l {
+            LmtpListen::Tcp(a) => Some(*a),
+            LmtpListen::Unix(_) => None,
+        })
+        .collect();
     let sets = [
         (Service::Imap4, false, &config.imap.listen),
         (Service::Imap4, true, &config.imap.tls_listen),
         (Service::Pop3, false, &config.pop3.listen),
         (Service::Pop3, true, &config.pop3.tls_listen),
+        (Service::Lmtp, false, &lmtp),
     ];
     for (service, implicit_tls, addrs) in sets {
         for addr in addrs {
@@ -217,9 +272,29 @@ fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
 /// Serves `listeners` until `shutdown` fires, then waits for sessions to end, at most the
 /// grace period of the live config. The daemon and the tests both come through here (tests
 /// bind `127.0.0.1:0` and fire `shutdown` themselves).
+#[cfg_attr(not(feature = "test-support"), allow(dead_code))]
 pub async fn serve(listeners: Vec<Bound>, handles: Handles, shutdown: CancellationToken) {
+    serve_all(listeners, Vec::new(), handles, shutdown).await
+}
+
+/// [`serve`] with Unix stream listeners besides the TCP ones (LMTP's `unix:` sockets).
+pub async fn serve_all(
+    listeners: Vec<Bound>,
+    unix: Vec<UnixBound>,
+    handles: Handles,
+    shutdown: CancellationToken,
+) {
     let tracker = TaskTracker::new();
     let limiter = Arc::new(Limiter::default());
+    for bound in unix {
+        tracker.spawn(accept_unix(
+            bound,
+            handles.clone(),
+            shutdown.clone(),
+            limiter.clone(),
+            tracker.clone(),
+        ));
+    }
     for bound in listeners {
         tracker.spawn(accept_loop(
             bound,
@@ -284,6 +359,45 @@ async fn accept_loop(
     }
 }
 
+/// The accept loop of a Unix stream listener: as [`accept_loop`], with an unspecified
+/// client address (`0.0.0.0:0`), counted against `max_connections` only.
+async fn accept_unix(
+    bound: UnixBound,
+    handles: Handles,
+    shutdown: CancellationToken,
+    limiter: Arc<Limiter>,
+    tracker: TaskTracker,
+) {
+    let unspecified = SocketAddr::from(([0, 0, 0, 0], 0));
+    loop {
+        let accepted = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            r = bound.listener.accept() => r,
+        };
+        let stream = match accepted {
+            Ok((s, _)) => s,
+            Err(e) => {
+                tracing::warn!("accept on unix:{} failed: {e}", bound.path.display());
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let snapshot = handles.live.load_full();
+        let max = snapshot.config.limits.max_connections;
+        let Some(permit) = limiter.acquire(unspecified, max, usize::MAX) else {
+            tracing::warn!("unix:{}: connection refused, too many connections", bound.path.display());
+            continue;
+        };
+        let (handles, shutdown, service) = (handles.clone(), shutdown.clone(), bound.service);
+        tracker.spawn(async move {
+            let socket = Socket::Unix(stream);
+            let addrs = (unspecified, unspecified);
+            serve_socket(&handles, snapshot, socket, addrs, service, false, shutdown).await;
+            drop(permit);
+        });
+    }
+}
+
 /// Chooses the session by service and hands the connection to the driver; each session
 /// gets the handles it uses (the POP3 one also the maildrop locks).
 pub async fn serve_connection(
@@ -301,6 +415,20 @@ pub async fn serve_connection(
             return;
         }
     };
+    let socket = Socket::Tcp(stream);
+    serve_socket(handles, snapshot, socket, (local, remote), service, implicit_tls, shutdown).await
+}
+
+/// [`serve_connection`] for any socket, with its (local, remote) addresses.
+async fn serve_socket(
+    handles: &Handles,
+    snapshot: Arc<Snapshot>,
+    stream: Socket,
+    (local, remote): (SocketAddr, SocketAddr),
+    service: Service,
+    implicit_tls: bool,
+    shutdown: CancellationToken,
+) {
     // Fired by the driver when the peer goes away mid-command, and by shutdown.
     let cancel = shutdown.child_token();
     let env = SessionEnv {
@@ -329,6 +457,7 @@ pub async fn serve_connection(
             crate::conn::serve_session(conn, session).await
         }
         Service::Imap4 => crate::conn::serve_session(conn, ImapSession::new(env)).await,
+        Service::Lmtp => crate::conn::serve_session(conn, LmtpSession::new(env)).await,
     }
 }
 
@@ -340,6 +469,7 @@ async fn refuse(mut stream: TcpStream, service: Service, implicit_tls: bool) {
     let line: &[u8] = match service {
         Service::Pop3 => b"-ERR [SYS/TEMP] Too many connections, try again later.\r\n",
         Service::Imap4 => b"* BYE [UNAVAILABLE] Too many connections, try again later.\r\n",
+        Service::Lmtp => b"421 4.3.2 Too many connections, try again later.\r\n",
     };
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), async {
         let _ = stream.write_all(line).await;

@@ -1,5 +1,5 @@
 //! The contract between the connection driver ([`crate::conn`]) and the protocol sessions
-//! ([`crate::pop3`], [`crate::imap`]): a session is sans-IO. It gets complete lines and the
+//! ([`crate::pop3`], [`crate::imap`], [`crate::lmtp`]): a session is sans-IO. It gets complete lines and the
 //! literal data it asked for, appends typed [`Piece`]s to an [`Output`], and answers with the
 //! next [`Step`]; the driver owns the socket, TLS, timeouts and the protocol-log tee
 //! (ARCHITECTURE.md, "Connection driver" and "Sessions").
@@ -85,6 +85,9 @@ pub trait Authenticator: Send + Sync {
     /// The plaintext password of a `{PLAIN}` user (APOP); may read a file: call it off the
     /// async runtime.
     fn plain_password(&self, users_file: &Path, user: &str) -> Option<Secret<String>>;
+    /// Whether the users file has `user` (LMTP recipients); `Err` when it cannot be read.
+    /// May read a file: call it off the async runtime.
+    fn user_exists(&self, users_file: &Path, user: &str) -> Result<bool, String>;
 }
 
 impl Authenticator for Users {
@@ -98,6 +101,9 @@ impl Authenticator for Users {
     }
     fn plain_password(&self, users_file: &Path, user: &str) -> Option<Secret<String>> {
         Users::plain_password(self, users_file, user)
+    }
+    fn user_exists(&self, users_file: &Path, user: &str) -> Result<bool, String> {
+        Users::user_exists(self, users_file, user)
     }
 }
 
@@ -299,7 +305,7 @@ impl Output {
     }
 }
 
-/// A protocol session as the driver sees it (POP3 and IMAP4).
+/// A protocol session as the driver sees it (POP3, IMAP4 and LMTP).
 pub trait Session: Send {
     /// Maximum length of the next line including CRLF; asked before every line, so it may
     /// depend on the state (e.g. a SASL response may be longer than a command).
@@ -320,6 +326,13 @@ pub trait Session: Send {
     fn redact(&self, line: &[u8]) -> Option<Vec<u8>>;
     /// One complete line (without its CRLF or LF).
     fn on_line(&mut self, line: &[u8], out: &mut Output) -> impl Future<Output = Step> + Send;
+    /// Whether the next line is message content (LMTP DATA, dot-stuffed): the protocol log
+    /// records it as content (level 5 the lines, level 4 one `<literal N octets>` summary
+    /// once the session says content has ended), never as a command line. Asked before and
+    /// after `on_line`.
+    fn line_is_content(&self) -> bool {
+        false
+    }
     /// Whether the literal about to be read (asked for with [`Step::ReadLiteral`]) holds a
     /// secret (an IMAP `LOGIN` password sent as a literal): the log then gets one
     /// [`LineKind::Secret`] record `***` instead of the content. Asked before `on_literal`.

@@ -118,7 +118,7 @@ async fn toy_server(s: &Server, tx: &watch::Sender<u64>) -> std::net::SocketAddr
             let conn = Connection {
                 local: stream.local_addr().unwrap(),
                 remote,
-                stream,
+                stream: stream.into(),
                 service: Service::Imap4,
                 implicit_tls: false,
                 snapshot: handles.live.load_full(),

@@ -77,6 +77,7 @@ impl Setup {
             users: self.users.clone(),
             env: Vec::new(),
             wrap: None,
+            extra: String::new(),
         }
     }
 }

@@ -42,6 +42,8 @@ pub struct Config {
     /// `[imap]` protocol switches.
     pub imap_protocol: ImapSettings,
     pub pop3: Listeners,
+    /// `[lmtp]`: delivery listeners and sub-addressing.
+    pub lmtp: LmtpSettings,
     /// `[tls]`; `None` means a self-signed certificate in `data_dir/tls/`.
     pub tls: Option<TlsFiles>,
     pub auth: AuthSettings,
@@ -52,6 +54,8 @@ pub struct Config {
     pub pop3_log: ProtocolLogSettings,
     /// Typed view of the IMAP protocol-log values.
     pub imap_log: ProtocolLogSettings,
+    /// Typed view of the LMTP protocol-log values.
+    pub lmtp_log: ProtocolLogSettings,
     /// Warnings found while loading (unknown registry values, ...), already formatted with
     /// file:line:column.
     pub warnings: Vec<String>,
@@ -81,6 +85,34 @@ pub struct ImapSettings {
     pub imap4rev2: bool,
 }
 
+/// `[lmtp]` (RFC 2033): where the MTA delivers, and how recipients map to folders.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LmtpSettings {
+    /// TCP addresses and Unix socket paths (`unix:/run/mailserver/lmtp`); none by default.
+    pub listen: Vec<LmtpListen>,
+    /// Separates the user from the folder in `user+folder@domain` (Dovecot's
+    /// `recipient_delimiter`); empty turns sub-addressing off. Default `+`.
+    pub recipient_delimiter: String,
+}
+
+/// One LMTP listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LmtpListen {
+    Tcp(SocketAddr),
+    /// A Unix stream socket (Postfix's `lmtp:unix:`); created at start (a stale socket file
+    /// is replaced), mode 0666 as Dovecot's `lmtp` listener.
+    Unix(PathBuf),
+}
+
+impl fmt::Display for LmtpListen {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LmtpListen::Tcp(a) => write!(f, "{a}"),
+            LmtpListen::Unix(p) => write!(f, "unix:{}", p.display()),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct TlsFiles {
     pub cert: PathBuf,
@@ -101,6 +133,9 @@ pub struct Limits {
     pub max_connections_per_ip: usize,
     pub imap_idle_timeout: Duration,
     pub pop3_idle_timeout: Duration,
+    /// LMTP: the longest a session may wait for the client (`lmtp_idle_timeout_secs`;
+    /// RFC 5321 §4.5.3.2.7: a server waits at least 5 minutes).
+    pub lmtp_idle_timeout: Duration,
     pub max_message_bytes: u64,
     /// Before login: the longest a connection may send nothing (`login_idle_timeout_secs`).
     pub login_idle_timeout: Duration,
@@ -127,6 +162,7 @@ impl Config {
         match service {
             Service::Pop3 => &self.pop3_log,
             Service::Imap4 => &self.imap_log,
+            Service::Lmtp => &self.lmtp_log,
         }
     }
 
@@ -135,6 +171,7 @@ impl Config {
         match service {
             Service::Pop3 => self.limits.pop3_idle_timeout,
             Service::Imap4 => self.limits.imap_idle_timeout,
+            Service::Lmtp => self.limits.lmtp_idle_timeout,
         }
     }
 }
@@ -196,6 +233,10 @@ pub const DEFAULT_MAX_CONNECTIONS_PER_IP: u64 = 100;
 pub const IMAP_MIN_IDLE_SECS: u64 = 1800;
 /// RFC 1939 §3: the autologout timer is at least 10 minutes.
 pub const POP3_MIN_IDLE_SECS: u64 = 600;
+/// RFC 5321 §4.5.3.2.7: an SMTP (and so LMTP) server waits at least 5 minutes for a command.
+pub const LMTP_MIN_IDLE_SECS: u64 = 300;
+/// `[lmtp] recipient_delimiter` unless set (Dovecot's usual `+`).
+pub const DEFAULT_RECIPIENT_DELIMITER: &str = "+";
 pub const DEFAULT_MAX_MESSAGE_BYTES: u64 = 52_428_800;
 pub const DEFAULT_SHUTDOWN_GRACE_SECS: u64 = 10;
 /// Before login, no input for this long ends the connection (Dovecot's login processes
@@ -216,6 +257,7 @@ struct RawConfig {
     server: RawServer,
     imap: Option<RawImap>,
     pop3: Option<RawListeners>,
+    lmtp: Option<RawLmtp>,
     tls: Option<RawTls>,
     #[serde(default)]
     auth: RawAuth,
@@ -255,6 +297,14 @@ struct RawImap {
     imap4rev2: Option<bool>,
 }
 
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLmtp {
+    #[serde(default)]
+    listen: Vec<Spanned<String>>,
+    recipient_delimiter: Option<Spanned<String>>,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawTls {
@@ -276,6 +326,7 @@ struct RawLimits {
     max_connections_per_ip: Option<Spanned<u64>>,
     imap_idle_timeout_secs: Option<Spanned<u64>>,
     pop3_idle_timeout_secs: Option<Spanned<u64>>,
+    lmtp_idle_timeout_secs: Option<Spanned<u64>>,
     max_message_bytes: Option<Spanned<u64>>,
     login_idle_timeout_secs: Option<Spanned<u64>>,
     login_timeout_secs: Option<Spanned<u64>>,
@@ -460,13 +511,53 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<Config, ConfigError> {
     };
     // One address cannot be bound twice: say so now rather than at bind time. Port 0 (any
     // free port, used by tests) is exempt: each bind gets its own port.
+    let empty_lmtp = RawLmtp::default();
+    let rl = raw.lmtp.as_ref().unwrap_or(&empty_lmtp);
+    let mut lmtp_listen = Vec::new();
+    for s in &rl.listen {
+        match s.get_ref().strip_prefix("unix:") {
+            Some(p) => {
+                let path = c.path("lmtp.listen", &Spanned::new(s.span(), p.to_string()));
+                if lmtp_listen.contains(&LmtpListen::Unix(path.clone())) {
+                    c.error(s, format!("lmtp.listen: {} is listed twice", path.display()));
+                }
+                lmtp_listen.push(LmtpListen::Unix(path));
+            }
+            None => lmtp_listen.extend(
+                c.addrs("lmtp.listen", std::slice::from_ref(s))
+                    .into_iter()
+                    .map(LmtpListen::Tcp),
+            ),
+        }
+    }
+    let recipient_delimiter = match &rl.recipient_delimiter {
+        Some(d) if d.get_ref().chars().any(|ch| ch.is_whitespace() || ch == '@') => {
+            c.error(
+                d,
+                "lmtp.recipient_delimiter must not hold white space or '@'",
+            );
+            String::new()
+        }
+        Some(d) => d.get_ref().clone(),
+        None => DEFAULT_RECIPIENT_DELIMITER.to_string(),
+    };
+    let lmtp = LmtpSettings {
+        listen: lmtp_listen,
+        recipient_delimiter,
+    };
     let mut seen: Vec<SocketAddr> = Vec::new();
+    let lmtp_tcp: Vec<&Spanned<String>> = rl
+        .listen
+        .iter()
+        .filter(|s| !s.get_ref().starts_with("unix:"))
+        .collect();
     for s in ri
         .listen
         .iter()
         .chain(&ri.tls_listen)
         .chain(&rp.listen)
         .chain(&rp.tls_listen)
+        .chain(lmtp_tcp)
     {
         if let Ok(a) = s.get_ref().parse::<SocketAddr>() {
             if a.port() != 0 && seen.contains(&a) {
@@ -512,6 +603,12 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<Config, ConfigError> {
             &l.pop3_idle_timeout_secs,
             POP3_MIN_IDLE_SECS,
             "RFC 1939 section 3",
+        ),
+        lmtp_idle_timeout: c.timeout(
+            "lmtp_idle_timeout_secs",
+            &l.lmtp_idle_timeout_secs,
+            LMTP_MIN_IDLE_SECS,
+            "RFC 5321 section 4.5.3.2.7",
         ),
         max_message_bytes: c.count(
             "max_message_bytes",
@@ -570,6 +667,11 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<Config, ConfigError> {
         registry::IMAP_PATH,
         registry::IMAP_SIZE_LIMIT,
     );
+    let lmtp_log = log(
+        registry::LMTP_LEVEL,
+        registry::LMTP_PATH,
+        registry::LMTP_SIZE_LIMIT,
+    );
 
     Ok(Config {
         path: path.to_path_buf(),
@@ -577,11 +679,13 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<Config, ConfigError> {
         imap,
         imap_protocol,
         pop3,
+        lmtp,
         tls,
         auth,
         limits,
         pop3_log,
         imap_log,
+        lmtp_log,
         registry,
         warnings: c.warnings,
     })
@@ -633,6 +737,13 @@ fn settings(cfg: &Config) -> Vec<Setting> {
     );
     push("pop3.listen", addr_list(&cfg.pop3.listen), true);
     push("pop3.tls_listen", addr_list(&cfg.pop3.tls_listen), true);
+    let lmtp: Vec<String> = cfg.lmtp.listen.iter().map(|l| quote(&l.to_string())).collect();
+    push("lmtp.listen", format!("[{}]", lmtp.join(", ")), true);
+    push(
+        "lmtp.recipient_delimiter",
+        quote(&cfg.lmtp.recipient_delimiter),
+        false,
+    );
     match &cfg.tls {
         Some(t) => {
             push("tls.cert", quote_path(&t.cert), false);
@@ -683,6 +794,11 @@ fn settings(cfg: &Config) -> Vec<Setting> {
     push(
         "limits.pop3_idle_timeout_secs",
         l.pop3_idle_timeout.as_secs().to_string(),
+        false,
+    );
+    push(
+        "limits.lmtp_idle_timeout_secs",
+        l.lmtp_idle_timeout.as_secs().to_string(),
         false,
     );
     push(

@@ -133,6 +133,10 @@ pub const POP3_SIZE_LIMIT: &str = "POP3 Protocol Log File Size Limit";
 pub const IMAP_LEVEL: &str = "IMAP Protocol Logging Level";
 pub const IMAP_PATH: &str = "IMAP Protocol Log Path";
 pub const IMAP_SIZE_LIMIT: &str = "IMAP Protocol Log File Size Limit";
+/// LMTP: our extension of the KB's scheme, named as the POP3 and IMAP values are.
+pub const LMTP_LEVEL: &str = "LMTP Protocol Logging Level";
+pub const LMTP_PATH: &str = "LMTP Protocol Log Path";
+pub const LMTP_SIZE_LIMIT: &str = "LMTP Protocol Log File Size Limit";
 
 const LEVEL: Kind = Kind::Dword { min: 0, max: 5 };
 /// KiB; 4194303 KiB is 4 GiB less 1 KiB. 0 = no limit.
@@ -150,6 +154,9 @@ pub const KNOWN: &[ValueDef] = &[
     ValueDef { name: IMAP_PATH, kind: Kind::Path, default: DefaultValue::DataDir },
     ValueDef { name: POP3_SIZE_LIMIT, kind: SIZE_LIMIT, default: DefaultValue::Dword(0) },
     ValueDef { name: IMAP_SIZE_LIMIT, kind: SIZE_LIMIT, default: DefaultValue::Dword(0) },
+    ValueDef { name: LMTP_LEVEL, kind: LEVEL, default: DefaultValue::Dword(0) },
+    ValueDef { name: LMTP_PATH, kind: Kind::Path, default: DefaultValue::DataDir },
+    ValueDef { name: LMTP_SIZE_LIMIT, kind: SIZE_LIMIT, default: DefaultValue::Dword(0) },
 ];
 
 /// The known value called `name` (case-insensitive).

@@ -34,6 +34,10 @@
 //!   (so the line and literal limits apply to the inflated octets), every write ends with a
 //!   sync flush (IDLE and `+` continuations reach the client at once), and the protocol log
 //!   keeps recording the uncompressed lines. The `-` record's byte counts are wire octets.
+//! * LMTP: a connection may be a Unix stream socket ([`Socket::Unix`]; never TLS, and a
+//!   vanished peer is noticed at the next read, not by peeking); DATA lines the session marks
+//!   as content ([`Session::line_is_content`]) are logged as content, not as commands: level
+//!   5 the lines, level 4 one `<literal N octets>` when the content ends.
 //! * For IMAP: [`Step::ReadLiteral`] reads exact octet counts (never parsed as commands);
 //!   [`Step::Idle`] also wakes the session when [`Session::idle_watch`] changes (RFC 2177).
 //!   The server picks the session by service and hands it to [`serve_session`]
@@ -48,7 +52,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
-use tokio::net::TcpStream;
+use tokio::net::{TcpStream, UnixStream};
 use tokio_util::sync::CancellationToken;
 
 pub use framer::{Frame, Framer};
@@ -65,10 +69,12 @@ mod framer;
 ///
 /// [`SessionEnv`]: crate::session::SessionEnv
 pub struct Connection {
-    pub stream: TcpStream,
+    pub stream: Socket,
     pub service: Service,
     /// Implicit TLS (IMAPS/POP3S): the handshake comes before the greeting.
     pub implicit_tls: bool,
+    /// The endpoints (for a Unix socket, `0.0.0.0:0`: the protocol log and the session see
+    /// an unspecified address).
     pub local: SocketAddr,
     pub remote: SocketAddr,
     /// The session's config snapshot: idle timeout, TLS, protocol-log settings.
@@ -82,6 +88,24 @@ pub struct Connection {
     ///
     /// [`SessionEnv::cancel`]: crate::session::SessionEnv::cancel
     pub cancel: CancellationToken,
+}
+
+/// An accepted socket: TCP, or a Unix stream socket (LMTP's `unix:` listeners).
+pub enum Socket {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+impl From<TcpStream> for Socket {
+    fn from(s: TcpStream) -> Socket {
+        Socket::Tcp(s)
+    }
+}
+
+impl From<UnixStream> for Socket {
+    fn from(s: UnixStream) -> Socket {
+        Socket::Unix(s)
+    }
 }
 
 /// Runs one connection with `session`: protocol-log start, implicit TLS, the
@@ -98,7 +122,13 @@ pub async fn serve_session<S: Session>(conn: Connection, session: S) {
         shutdown,
         cancel,
     } = conn;
-    let _ = stream.set_nodelay(true);
+    let stream = match stream {
+        Socket::Tcp(t) => {
+            let _ = t.set_nodelay(true);
+            Stream::Plain(t)
+        }
+        Socket::Unix(u) => Stream::Unix(u),
+    };
     // The login phase is timed from the accept, implicit TLS handshake included.
     let timeouts = Timeouts {
         session_idle: snapshot.config.idle_timeout(service),
@@ -112,7 +142,7 @@ pub async fn serve_session<S: Session>(conn: Connection, session: S) {
         remote,
     );
     let mut io = Io {
-        stream: Stream::Plain(stream),
+        stream,
         zip: None,
         idle: timeouts.login_idle,
         bytes_in: 0,
@@ -193,6 +223,8 @@ async fn drive<S: Session>(
     let mut step = session.first_step();
     // The watch of the current IDLE, taken when `Step::Idle` begins.
     let mut idle_watch: Option<tokio::sync::watch::Receiver<u64>> = None;
+    // Octets of content lines ([`Session::line_is_content`]) since the last summary.
+    let mut content_in = 0u64;
     loop {
         // Handle everything already buffered (pipelining), then write once.
         loop {
@@ -206,12 +238,24 @@ async fn drive<S: Session>(
                     }
                     match framer.set_limit(session.line_limit()).next_line() {
                         Some(Frame::Line(line)) => {
-                            match session.redact(&line) {
-                                Some(r) => log.client(LineKind::Secret, &r),
-                                None => log.client(LineKind::Command, &line),
+                            let dir = Direction::ClientToServer;
+                            if session.line_is_content() {
+                                // LMTP DATA: message content, logged as content.
+                                content_in += line.len() as u64 + 2;
+                                log.content_piece(dir, &line, None);
+                                log.content_piece(dir, b"\r\n", None);
+                            } else {
+                                match session.redact(&line) {
+                                    Some(r) => log.client(LineKind::Secret, &r),
+                                    None => log.client(LineKind::Command, &line),
+                                }
                             }
                             let cmd = session.on_line(&line, &mut out);
                             step = watched(cmd, &io.stream, cancel).await;
+                            if content_in > 0 && !session.line_is_content() {
+                                log.content_summary(dir, content_in);
+                                content_in = 0;
+                            }
                         }
                         Some(Frame::TooLong) => step = session.on_too_long(&mut out),
                         None => break,
@@ -537,9 +581,11 @@ async fn write_deflated(
     Ok(total)
 }
 
-/// Plain TCP, or TLS over it (after implicit TLS or STLS).
+/// Plain TCP, or TLS over it (after implicit TLS or STLS), or a Unix socket (LMTP).
 enum Stream {
     Plain(TcpStream),
+    /// Never upgraded to TLS.
+    Unix(UnixStream),
     Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
     /// Only during an upgrade (or after a failed one).
     Gone,
@@ -558,7 +604,8 @@ impl Stream {
         let tcp = match self {
             Stream::Plain(s) => s,
             Stream::Tls(s) => s.get_ref().0,
-            Stream::Gone => return std::future::pending().await,
+            // No peek on tokio's Unix sockets: a vanished peer is seen at the next read.
+            Stream::Unix(_) | Stream::Gone => return std::future::pending().await,
         };
         match tcp.peek(&mut [0u8; 1]).await {
             Ok(0) | Err(_) => {}
@@ -575,6 +622,7 @@ impl AsyncRead for Stream {
     ) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Unix(s) => Pin::new(s).poll_read(cx, buf),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
             Stream::Gone => Poll::Ready(Err(gone())),
         }
@@ -589,6 +637,7 @@ impl AsyncWrite for Stream {
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Unix(s) => Pin::new(s).poll_write(cx, buf),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
             Stream::Gone => Poll::Ready(Err(gone())),
         }
@@ -596,6 +645,7 @@ impl AsyncWrite for Stream {
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            Stream::Unix(s) => Pin::new(s).poll_flush(cx),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
             Stream::Gone => Poll::Ready(Err(gone())),
         }
@@ -603,6 +653,7 @@ impl AsyncWrite for Stream {
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Unix(s) => Pin::new(s).poll_shutdown(cx),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
             Stream::Gone => Poll::Ready(Ok(())),
         }

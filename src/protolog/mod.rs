@@ -82,10 +82,10 @@ pub enum Direction {
 /// One per daemon: the POP3 and IMAP4 sinks, each holding at most one open file.
 pub struct ProtoLog {
     /// Indexed by [`Service::index`].
-    sinks: [Arc<Sink>; 2],
+    sinks: [Arc<Sink>; 3],
     /// The writer threads (`None` if one could not be spawned: that service then logs
     /// nothing, and says so once in the daemon log).
-    writers: Mutex<[Option<JoinHandle<()>>; 2]>,
+    writers: Mutex<[Option<JoinHandle<()>>; 3]>,
     /// Low half of session ids; seeded randomly so two daemons started in the same second
     /// (or a restart within one) do not repeat ids.
     next_id: AtomicU32,
@@ -101,7 +101,8 @@ impl ProtoLog {
     pub fn with_writer_factory(factory: WriterFactory) -> Arc<ProtoLog> {
         let sinks = [
             Arc::new(Sink::new(Service::Pop3, factory.clone())),
-            Arc::new(Sink::new(Service::Imap4, factory)),
+            Arc::new(Sink::new(Service::Imap4, factory.clone())),
+            Arc::new(Sink::new(Service::Lmtp, factory)),
         ];
         let spawn = |sink: &Arc<Sink>, service: Service| {
             let sink = Arc::clone(sink);
@@ -122,6 +123,7 @@ impl ProtoLog {
         let writers = [
             spawn(&sinks[0], Service::Pop3),
             spawn(&sinks[1], Service::Imap4),
+            spawn(&sinks[2], Service::Lmtp),
         ];
         Arc::new(ProtoLog {
             sinks,
@@ -358,6 +360,20 @@ impl SessionLog {
         if self.level >= 5 {
             self.content(dir, data);
         } else if let (4, Some(total)) = (self.level, total) {
+            let event = match dir {
+                Direction::ClientToServer => Event::FromClient,
+                Direction::ServerToClient => Event::ToClient,
+            };
+            let text = format!("<literal {total} octets>");
+            self.record(4, event, text.as_bytes());
+        }
+    }
+
+    /// The level-4 summary `<literal N octets>` of content that arrived as lines whose
+    /// total was not known before (LMTP DATA), written when it has ended; level 5 wrote the
+    /// lines themselves ([`SessionLog::content_piece`] without a total).
+    pub fn content_summary(&mut self, dir: Direction, total: u64) {
+        if self.level == 4 {
             let event = match dir {
                 Direction::ClientToServer => Event::FromClient,
                 Direction::ServerToClient => Event::ToClient,

@@ -35,6 +35,8 @@ pub struct Daemon {
     pub pop3s: Option<SocketAddr>,
     pub imap: Option<SocketAddr>,
     pub imaps: Option<SocketAddr>,
+    /// The TCP LMTP listener, when the config has one (`Options::extra`).
+    pub lmtp: Option<SocketAddr>,
     pub log: Arc<Mutex<String>>,
 }
 
@@ -52,6 +54,8 @@ pub struct Options {
     /// Shell commands run before the binary is exec'd in the same process (resource
     /// limits: `ulimit -f ...`); the daemon's pid stays the child's.
     pub wrap: Option<String>,
+    /// More TOML, verbatim, at the end of the file (new tables such as `[lmtp]`).
+    pub extra: String,
 }
 
 pub fn bin() -> PathBuf {
@@ -71,6 +75,7 @@ pub fn daemon_config(dir: &Path, opts: &Options) -> TestConfig {
         shutdown_grace_secs: Some(5),
         extra_limits: opts.limits.clone(),
         extra_registry: opts.registry.clone(),
+        extra_toml: opts.extra.clone(),
         ..TestConfig::new(dir.join("data"))
     }
 }
@@ -162,6 +167,7 @@ impl Daemon {
             pop3s: None,
             imap: None,
             imaps: None,
+            lmtp: None,
             log,
         };
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -171,7 +177,11 @@ impl Daemon {
                 Ok(l) => l,
                 Err(_) => panic!("daemon not ready in 30 s; log:\n{}", d.log_text()),
             };
-            if let Some(rest) = line.split(" listening on ").nth(1) {
+            if let Some(rest) = line.split("LMTP listening on ").nth(1) {
+                if let Ok(addr) = rest.trim().parse() {
+                    d.lmtp = Some(addr);
+                }
+            } else if let Some(rest) = line.split(" listening on ").nth(1) {
                 let tls = rest.contains("(TLS)");
                 let addr: SocketAddr = rest.split_whitespace().next().unwrap().parse().unwrap();
                 let slot = match (line.contains("POP3"), tls) {

@@ -61,6 +61,8 @@ pub struct TestConfig {
     pub imap_log: LogValues,
     /// More `[ParametersSystem]` lines, verbatim.
     pub extra_registry: String,
+    /// More TOML at the end of the file, verbatim (new tables such as `[lmtp]`).
+    pub extra_toml: String,
 }
 
 /// `IP:PORT` for "any free port on loopback" (each bind gets its own).
@@ -115,6 +117,7 @@ impl TestConfig {
             pop3_log: LogValues::default(),
             imap_log: LogValues::default(),
             extra_registry: String::new(),
+            extra_toml: String::new(),
         }
     }
 
@@ -186,6 +189,9 @@ impl TestConfig {
         }
         if !self.extra_registry.is_empty() {
             line(self.extra_registry.clone());
+        }
+        if !self.extra_toml.is_empty() {
+            line(self.extra_toml.clone());
         }
         t
     }

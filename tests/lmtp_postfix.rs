@@ -1,0 +1,287 @@
+//! Real Postfix in front of our LMTP: a private Postfix instance (its own `config_directory`,
+//! `queue_directory`, `data_directory` and `maillog_file` in a temp dir, smtpd on a free
+//! 127.0.0.1 port, `inet_interfaces = loopback-only`) relays mail for `example.com` with
+//! `virtual_transport = lmtp:unix:...` or `lmtp:inet:127.0.0.1:PORT` to the daemon. Mail sent
+//! by Python's `smtplib` to Postfix's SMTP port ends up in the users' Maildirs and is fetched
+//! back over IMAP and POP3; Postfix's log has the per-recipient results (`status=sent`, and
+//! `status=bounced` with `5.1.1` for the unknown user).
+//!
+//! Postfix's `master` must start as root (it drops to `mail_owner = postfix` itself): without
+//! root or without `/usr/sbin/postfix` the tests print `SKIPPED` (and fail under `CI=true`).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use common::{python, wait, Daemon, Options};
+
+const POSTFIX: &str = "/usr/sbin/postfix";
+
+/// Why Postfix cannot run here, if it cannot; under `CI=true` that is a failure.
+fn skip() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let why = if !Path::new(POSTFIX).exists() {
+        Some(format!("{POSTFIX} is not installed (Debian postfix)"))
+    } else if std::fs::metadata("/proc/self")
+        .map(|m| m.uid())
+        .unwrap_or(1)
+        != 0
+    {
+        Some("Postfix's master must be started as root".to_string())
+    } else if !common::have("python3") {
+        Some("python3 is not installed".to_string())
+    } else {
+        None
+    };
+    let Some(why) = why else { return false };
+    eprintln!("SKIPPED: {why}");
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "CI=true and a component is missing: {why}"
+    );
+    true
+}
+
+/// A private Postfix instance; stopped on drop.
+struct Postfix {
+    dir: tempfile::TempDir,
+    smtp_port: u16,
+}
+
+impl Postfix {
+    fn conf(&self) -> PathBuf {
+        self.dir.path().join("conf")
+    }
+
+    fn maillog(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("maillog")).unwrap_or_default()
+    }
+
+    /// Creates the instance (postfix can traverse the directory) with `transport` for
+    /// `example.com`, and starts it.
+    fn start(dir: tempfile::TempDir, transport: &str) -> Postfix {
+        use std::os::unix::fs::PermissionsExt;
+        let d = dir.path();
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
+        for sub in ["conf", "queue", "data"] {
+            std::fs::create_dir_all(d.join(sub)).unwrap();
+        }
+        let uid: u32 = String::from_utf8(
+            Command::new("id")
+                .args(["-u", "postfix"])
+                .output()
+                .unwrap()
+                .stdout,
+        )
+        .unwrap()
+        .trim()
+        .parse()
+        .expect("a postfix user");
+        std::os::unix::fs::chown(d.join("data"), Some(uid), None).unwrap();
+        let smtp_port = free_port();
+        let main_cf = format!(
+            "compatibility_level = 3.6\n\
+             queue_directory = {d}/queue\n\
+             data_directory = {d}/data\n\
+             maillog_file = {d}/maillog\n\
+             maillog_file_prefixes = {d}\n\
+             mail_owner = postfix\n\
+             setgid_group = postdrop\n\
+             inet_interfaces = loopback-only\n\
+             inet_protocols = ipv4\n\
+             myhostname = mx.test\n\
+             mydomain = test\n\
+             mydestination =\n\
+             mynetworks = 127.0.0.0/8\n\
+             virtual_mailbox_domains = example.com\n\
+             virtual_transport = {transport}\n\
+             alias_maps =\n\
+             alias_database =\n\
+             smtputf8_enable = no\n\
+             biff = no\n",
+            d = d.display()
+        );
+        std::fs::write(d.join("conf/main.cf"), main_cf).unwrap();
+        // Only what mail through smtpd -> qmgr -> lmtp needs; nothing chrooted (the LMTP
+        // socket is outside any chroot).
+        let master_cf = format!(
+            "127.0.0.1:{smtp_port} inet n - n - - smtpd\n\
+             pickup unix n - n 60 1 pickup\n\
+             cleanup unix n - n - 0 cleanup\n\
+             qmgr unix n - n 300 1 qmgr\n\
+             rewrite unix - - n - - trivial-rewrite\n\
+             bounce unix - - n - 0 bounce\n\
+             defer unix - - n - 0 bounce\n\
+             trace unix - - n - 0 bounce\n\
+             verify unix - - n - 1 verify\n\
+             flush unix n - n 1000? 0 flush\n\
+             proxymap unix - - n - - proxymap\n\
+             smtp unix - - n - - smtp\n\
+             relay unix - - n - - smtp\n\
+             showq unix n - n - - showq\n\
+             error unix - - n - - error\n\
+             retry unix - - n - - error\n\
+             discard unix - - n - - discard\n\
+             lmtp unix - - n - - lmtp\n\
+             anvil unix - - n - 1 anvil\n\
+             scache unix - - n - 1 scache\n\
+             postlog unix-dgram n - n - 1 postlogd\n"
+        );
+        std::fs::write(d.join("conf/master.cf"), master_cf).unwrap();
+        let pf = Postfix { dir, smtp_port };
+        let out = Command::new(POSTFIX)
+            .arg("-c")
+            .arg(pf.conf())
+            .arg("start")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "postfix start failed: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            pf.maillog()
+        );
+        pf
+    }
+
+    /// Waits (bounded) until Postfix logged a final status for `rcpt`; returns that line.
+    fn status_of(&self, rcpt: &str) -> String {
+        let needle = format!("to=<{rcpt}>");
+        let mut found = String::new();
+        wait::wait_for(
+            &format!("Postfix's status for {rcpt}"),
+            Duration::from_secs(60),
+            || {
+                let log = self.maillog();
+                match log
+                    .lines()
+                    .find(|l| l.contains(&needle) && l.contains(" status="))
+                {
+                    Some(l) => {
+                        found = l.to_string();
+                        Ok(())
+                    }
+                    None => Err(log),
+                }
+            },
+        );
+        found
+    }
+}
+
+impl Drop for Postfix {
+    fn drop(&mut self) {
+        let stop = |how: &str| {
+            Command::new("timeout")
+                .args(["30", POSTFIX, "-c"])
+                .arg(self.conf())
+                .arg(how)
+                .output()
+                .is_ok_and(|o| o.status.success())
+        };
+        if !stop("stop") {
+            stop("abort");
+        }
+    }
+}
+
+/// Sends one message through Postfix's SMTP port with the null sender (bounces go nowhere).
+const SMTP_SEND: &str = r#"
+import smtplib, sys
+s = smtplib.SMTP("127.0.0.1", int(sys.argv[1]), timeout=30)
+print(s.sendmail("", sys.argv[2].split(","), sys.argv[3].encode()))
+s.quit()
+"#;
+
+/// `lmtp` is the daemon's `[lmtp] listen` entry; `transport` Postfix's for it.
+fn through_postfix(unix: bool) {
+    if skip() {
+        return;
+    }
+    let pdir = tempfile::tempdir().unwrap();
+    let sock = pdir.path().join("lmtp.sock");
+    let port = free_port();
+    let listen = if unix {
+        format!("unix:{}", sock.display())
+    } else {
+        format!("127.0.0.1:{port}")
+    };
+    let d = Daemon::start_with(Options {
+        users: "bob:{PLAIN}builder\n".into(),
+        extra: format!("[lmtp]\nlisten = [\"{listen}\"]\n"),
+        ..Options::default()
+    });
+    let transport = if unix {
+        format!("lmtp:unix:{}", sock.display())
+    } else {
+        format!("lmtp:inet:127.0.0.1:{port}")
+    };
+    let pf = Postfix::start(pdir, &transport);
+    let subject = if unix {
+        "via postfix unix"
+    } else {
+        "via postfix inet"
+    };
+    let body = format!("Subject: {subject}\r\nMessage-ID: <pf@test>\r\n\r\nhello from Postfix\r\n");
+    let rcpts = "alice@example.com,bob+Nope@example.com,nobody@example.com";
+    let out = python(SMTP_SEND, &[&pf.smtp_port.to_string(), rcpts, &body]);
+    assert_eq!(out.trim(), "{}", "Postfix's smtpd accepted every recipient");
+    for rcpt in ["alice@example.com", "bob+Nope@example.com"] {
+        let l = pf.status_of(rcpt);
+        assert!(l.contains("status=sent (250 2.0.0 <"), "{l}");
+    }
+    let l = pf.status_of("nobody@example.com");
+    assert!(l.contains("dsn=5.1.1, status=bounced"), "{l}");
+    assert!(
+        l.contains("550 5.1.1 <nobody@example.com> User doesn't exist"),
+        "{l}"
+    );
+    // Fetched back over IMAP, with the trace headers Postfix's copy got from us.
+    let mut c = common::imap::Client::login(d.imap.unwrap(), Duration::from_secs(20));
+    let u = c.ok("s SELECT INBOX", "s");
+    assert!(u.iter().any(|l| l == "* 1 EXISTS"), "{u:?}");
+    let all = c.ok("f FETCH 1 BODY.PEEK[]", "f").join("\n");
+    assert!(all.contains(&format!("Subject: {subject}")), "{all}");
+    assert!(all.contains("Delivered-To: <alice@example.com>"), "{all}");
+    assert!(all.contains("Return-Path: <>"), "{all}");
+    assert!(all.contains("Received: from mx.test ("), "{all}");
+    assert!(all.contains("hello from Postfix"), "{all}");
+    // And over POP3 for bob (his detail named no existing folder: INBOX).
+    let pop = python(
+        "import poplib, sys\n\
+         p = poplib.POP3('127.0.0.1', int(sys.argv[1]), timeout=20)\n\
+         p.user('bob'); p.pass_('builder')\n\
+         print(p.stat()[0]); print(b'\\n'.join(p.retr(1)[1]).decode())\n\
+         p.quit()\n",
+        &[&d.pop3.unwrap().port().to_string()],
+    );
+    assert!(pop.starts_with("1\n"), "{pop}");
+    assert!(
+        pop.contains("Delivered-To: <bob+Nope@example.com>"),
+        "{pop}"
+    );
+    assert!(pop.contains("hello from Postfix"), "{pop}");
+    assert!(!d.data_dir().join("mail/nobody").exists());
+}
+
+#[test]
+fn postfix_delivers_over_the_unix_socket() {
+    through_postfix(true);
+}
+
+#[test]
+fn postfix_delivers_over_tcp() {
+    through_postfix(false);
+}
+
+/// A port free on 127.0.0.1 now (bound and released; the listener that uses it binds it
+/// at once, as the Dovecot tests do).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
