@@ -244,6 +244,9 @@ impl Fetch {
         let home = self.dir.path().display().to_string();
         let rc = rc.display().to_string();
         let ids = self.dir.path().join("fetchids").display().to_string();
+        // As root fetchmail keeps its pid file in /var/run whatever FETCHMAILHOME says, so two
+        // runs at once (parallel tests, another checkout's tests) would refuse each other.
+        let pid = self.dir.path().join("fetchmail.pid").display().to_string();
         let mut args = vec![
             "fetchmail",
             "--nosyslog",
@@ -252,6 +255,8 @@ impl Fetch {
             &rc,
             "--idfile",
             &ids,
+            "--pidfile",
+            &pid,
         ];
         args.extend_from_slice(extra);
         run(&args, &[("HOME", &home), ("FETCHMAILHOME", &home)])
