@@ -207,22 +207,46 @@ fn check_commands(
 ) -> String {
     let has_sort = caps.iter().any(|c| c == "SORT" || c.starts_with("SORT="));
     let has_thread = caps.iter().any(|c| c.starts_with("THREAD="));
-    let log = || {
-        let mut seen: Vec<&String> = commands.iter().collect();
-        seen.dedup();
-        format!("{server}: commands:\n{seen:#?}")
-    };
+    let log = || format!("{server}: commands:\n{:#?}", distinct(commands));
     let mut report = Vec::new();
     if has_sort {
-        assert!(sorts_by(commands, "DATE"), "{}", log());
-        assert!(sorts_by(commands, "SUBJECT"), "{}", log());
-        assert!(!fetches_every(commands, "DATE"), "{}", log());
-        assert!(!fetches_every(commands, "SUBJECT"), "{}", log());
+        assert!(
+            sorts_by(commands, "DATE"),
+            "SORT advertised, no SORT (DATE): {}",
+            log()
+        );
+        assert!(
+            sorts_by(commands, "SUBJECT"),
+            "SORT advertised, no SORT (SUBJECT): {}",
+            log()
+        );
+        assert!(
+            !fetches_every(commands, "DATE"),
+            "SORT advertised, yet FETCH 1:* of Date: {}",
+            log()
+        );
+        assert!(
+            !fetches_every(commands, "SUBJECT"),
+            "SORT advertised, yet FETCH 1:* of Subject: {}",
+            log()
+        );
         report.push("SORT advertised: Roundcube sorted with SORT (DATE) and SORT (SUBJECT)");
     } else {
-        assert!(fetches_every(commands, "DATE"), "{}", log());
-        assert!(fetches_every(commands, "SUBJECT"), "{}", log());
-        assert!(!sorts_by(commands, ""), "{}", log());
+        assert!(
+            fetches_every(commands, "DATE"),
+            "no SORT, and no FETCH 1:* of Date: {}",
+            log()
+        );
+        assert!(
+            fetches_every(commands, "SUBJECT"),
+            "no SORT, and no FETCH 1:* of Subject: {}",
+            log()
+        );
+        assert!(
+            !sorts_by(commands, ""),
+            "SORT sent but not advertised: {}",
+            log()
+        );
         report.push(
             "no SORT: Roundcube fetched the Date and the Subject of all messages (FETCH 1:*)",
         );
@@ -230,7 +254,7 @@ fn check_commands(
     let t = step(steps, "threads");
     if has_thread {
         assert_eq!(t.get("threading"), "True", "{server} {t:?}");
-        assert!(threads(commands), "{}", log());
+        assert!(threads(commands), "THREAD advertised, none sent: {}", log());
         // A page of threads: PAGE roots (ours start at every THREAD_LEN-th message), each
         // with its THREAD_LEN - 1 replies nested under it (collapsed), the thread with the
         // newest message first.
@@ -261,7 +285,11 @@ fn check_commands(
         report.push("THREAD advertised: Roundcube's thread view used THREAD");
     } else {
         assert_eq!(t.get("offered"), "False", "{server} {t:?}");
-        assert!(!threads(commands), "{}", log());
+        assert!(
+            !threads(commands),
+            "THREAD sent but not advertised: {}",
+            log()
+        );
         report.push("no THREAD: Roundcube offered no thread view and sent no THREAD");
     }
     report.join("; ")
