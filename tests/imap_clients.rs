@@ -99,7 +99,7 @@ fn python_imaplib_imaps() {
 #[test]
 fn curl_lists_and_fetches() {
     if !have("curl") {
-        eprintln!("curl not installed; skipped");
+        common::skipped("curl is not installed");
         return;
     }
     let d = Daemon::start();
@@ -135,7 +135,7 @@ fn curl_lists_and_fetches() {
 #[test]
 fn mbsync_syncs_both_ways() {
     if !have("mbsync") {
-        eprintln!("mbsync not installed; skipped");
+        common::skipped("mbsync is not installed");
         return;
     }
     let d = Daemon::start();
@@ -328,7 +328,7 @@ print(g.readline().decode().strip())
 #[test]
 fn curl_over_imaps() {
     if !have("curl") {
-        eprintln!("curl not installed; skipped");
+        common::skipped("curl is not installed");
         return;
     }
     let d = Daemon::start();

@@ -1059,7 +1059,7 @@ print("done")
 #[test]
 fn level_1_records_tls_and_authentication_results_of_a_real_client() {
     if !common::have("python3") {
-        eprintln!("python3 not installed: skipped");
+        common::skipped("python3 is not installed");
         return;
     }
     let d = start(&Setup::new(1));

@@ -43,7 +43,11 @@ pub fn skip(python: bool) -> bool {
         skip_reason()
     };
     if let Some(why) = &why {
-        eprintln!("SKIPPED: {why}");
+        eprintln!("\n**** SKIPPED: {why} ****\n");
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI=true and Dovecot is missing: {why}"
+        );
     }
     why.is_some()
 }

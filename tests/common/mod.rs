@@ -304,6 +304,16 @@ pub fn python(script: &str, args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// Says loudly that a test cannot get a component and returns (the caller skips); under
+/// `CI=true` (`.ci/run` sets it, and installs every component) that is a failure instead.
+pub fn skipped(why: &str) {
+    eprintln!("\n**** SKIPPED: {why} ****\n");
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "CI=true and a component is missing: {why}"
+    );
+}
+
 /// Whether an external tool is installed (tests that need it skip with a message otherwise).
 pub fn have(tool: &str) -> bool {
     Command::new("sh")
