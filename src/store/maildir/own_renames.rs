@@ -117,10 +117,10 @@ mod tests {
     use notify::Event;
     use std::path::PathBuf;
 
-    fn rename_event(mode: RenameMode, paths: &[PathBuf]) -> Event {
+    fn rename_event(mode: RenameMode, paths: &[&Path]) -> Event {
         let mut e = Event::new(EventKind::Modify(ModifyKind::Name(mode)));
         for p in paths {
-            e = e.add_path(p.clone());
+            e = e.add_path(p.to_path_buf());
         }
         e
     }
@@ -131,12 +131,12 @@ mod tests {
         let (a, b) = (cur.join("1.x:2,S"), cur.join("1.x:2,FS"));
         let own = OwnRenames::default();
         own.expect("1.x:2,S", "1.x:2,FS");
-        assert!(own.claim(&cur, &rename_event(RenameMode::From, &[a.clone()])));
-        assert!(own.claim(&cur, &rename_event(RenameMode::To, &[b.clone()])));
-        assert!(own.claim(&cur, &rename_event(RenameMode::Both, &[a.clone(), b.clone()])));
+        assert!(own.claim(&cur, &rename_event(RenameMode::From, &[&a])));
+        assert!(own.claim(&cur, &rename_event(RenameMode::To, &[&b])));
+        assert!(own.claim(&cur, &rename_event(RenameMode::Both, &[&a, &b])));
         assert_eq!(own.len(), 0);
         // The same rename again, now by another program: foreign.
-        assert!(!own.claim(&cur, &rename_event(RenameMode::From, &[a])));
+        assert!(!own.claim(&cur, &rename_event(RenameMode::From, &[&a])));
     }
 
     #[test]
@@ -145,15 +145,15 @@ mod tests {
         let own = OwnRenames::default();
         own.expect("1.x:2,S", "1.x:2,FS");
         let other = cur.join("2.y:2,S");
-        assert!(!own.claim(&cur, &rename_event(RenameMode::From, &[other.clone()])));
+        assert!(!own.claim(&cur, &rename_event(RenameMode::From, &[&other])));
         // A Both event with one name of ours and one foreign one is foreign, and counts
         // nothing off.
         assert!(!own.claim(
             &cur,
-            &rename_event(RenameMode::Both, &[cur.join("1.x:2,S"), other])
+            &rename_event(RenameMode::Both, &[&cur.join("1.x:2,S"), &other])
         ));
         let new = PathBuf::from("/m/new/1.x:2,S");
-        assert!(!own.claim(&cur, &rename_event(RenameMode::From, &[new])));
+        assert!(!own.claim(&cur, &rename_event(RenameMode::From, &[&new])));
         let removed = Event::new(EventKind::Remove(notify::event::RemoveKind::File))
             .add_path(cur.join("1.x:2,S"));
         assert!(!own.claim(&cur, &removed));
@@ -194,7 +194,7 @@ mod tests {
         own.expect("a", "b");
         own.cancel("a", "b");
         assert_eq!(own.len(), 0);
-        assert!(!own.claim(&cur, &rename_event(RenameMode::From, &[cur.join("a")])));
+        assert!(!own.claim(&cur, &rename_event(RenameMode::From, &[&cur.join("a")])));
         for i in 0..10 * MAX_NAMES {
             own.expect(&format!("f{i}"), &format!("t{i}"));
             assert!(own.len() <= MAX_NAMES);
