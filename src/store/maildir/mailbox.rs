@@ -29,10 +29,11 @@
 //! `Parked` state a dropped one leaves there), keywords, STATUS, reads, flag changes, expunge
 //! and the [`Mailbox`] glue; `sync.rs` the scan and the view sync (`maildir-sync.c`), `save.rs`
 //! APPEND (`maildir-save.c`), `copy.rs` COPY and MOVE (`maildir-copy.c`), `crlf.rs` line
-//! endings, `parked.rs` what a dropped handle leaves for the next one, and `modseq.rs` the
+//! endings, `parked.rs` what a dropped handle leaves for the next one, `own_renames.rs` which
+//! watcher events are another program's changes, and `modseq.rs` the
 //! RFC 7162 mod-sequences every change of the cache is given (`sync.rs` applies them). Those files add
 //! `impl MaildirMailbox` blocks and import the types here; this file imports none of them but
-//! `crlf.rs`.
+//! `crlf.rs` and `own_renames.rs` (a leaf).
 
 use super::cache::{self, DerivedCache};
 use super::crlf::to_crlf;
