@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Reproduces BENCHMARKS.md: the three compare.sh runs it reports, then the file itself
+# Reproduces BENCHMARKS.md: the four compare.sh runs it reports, then the file itself
 # (benches/SUMMARY.md — the hand-written reading of the numbers against the targets — followed
 # by each run's generated report). Needs root (Dovecot); installs Dovecot when missing; about
-# 20 minutes on 2 cores. Loopback only, every run bounded in time.
+# 30 minutes on 2 cores. Loopback only, every run bounded in time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tmp=$(mktemp -d)
@@ -19,6 +19,8 @@ run mailbox-10k TARGETS="dovecot-default mailserver-l0 dovecot-hp" ROUNDS=3 DURA
   USERS=1 MESSAGES=10000 WORKLOADS="imap-fetch"
 run protolog TARGETS="mailserver-l0 mailserver-l5" ROUNDS=3 DURATION=8 CLIENTS=50 USERS=50 \
   MESSAGES=40 WORKLOADS="pop3-retrieve imap-fetch login-storm-pop3 login-storm-imap"
+run imap-resync TARGETS="dovecot-default mailserver-l0" ROUNDS=5 RESYNC_SAMPLES=40 \
+  WORKLOADS="imap-resync"
 section() { # title, run name: the run's report with its headings one level down
   printf '\n## %s\n\n' "$1"
   tail -n +2 "$tmp/$2.md" | sed -e 's/^\(#\+\) /#\1 /' \
@@ -30,5 +32,6 @@ section() { # title, run name: the run's report with its headings one level down
   section "Run 1: every workload against Dovecot (50 clients, 5,000 idle connections)" dovecot
   section "Run 2: one client on a 10,000-message mailbox" mailbox-10k
   section "Run 3: protocol-log cost, level 5 against level 0" protolog
+  section "Run 4: reconnect-and-resync of a 10,000-message folder (QRESYNC)" imap-resync
 } >BENCHMARKS.md
 echo "wrote BENCHMARKS.md"

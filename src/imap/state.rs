@@ -462,16 +462,21 @@ impl ImapSession {
         })
         .await;
         match r {
-            Ok((view, Ok(changes))) => {
+            Ok((view, Ok(changes), held)) => {
                 sel.view = view;
                 if self.enabled.rev2 {
                     forget_recent(&mut sel.view);
+                }
+                if held {
+                    // Expunges wait for a command that may announce them: that command
+                    // must sync again, though nothing changes on disk until then.
+                    sel.changes.mark_changed();
                 }
                 self.vanished_sent |= self.enabled.qresync && !changes.expunged_uids.is_empty();
                 write_changes(sel, &changes, self.enabled, out);
                 Ok(())
             }
-            Ok((view, Err(e))) => {
+            Ok((view, Err(e), _)) => {
                 // The view is unchanged; nothing to announce this time.
                 sel.view = view;
                 let _ = store_error_text(&e);
@@ -498,28 +503,29 @@ pub(crate) fn forget_recent(view: &mut View) {
 
 /// Brings `view` up to date. Without `allow_expunge`, messages others expunged stay in the
 /// view (announced later); new messages and flag changes are taken (flag changes only
-/// without `modseqs`, for QRESYNC clients: see below).
+/// without `modseqs`, for QRESYNC clients: see below). The flag says that expunges were
+/// held back.
 pub(crate) fn sync_view(
     mailbox: &dyn Mailbox,
     mut view: View,
     allow_expunge: bool,
     modseqs: bool,
-) -> (View, store::Result<Changes>) {
+) -> (View, store::Result<Changes>, bool) {
     if allow_expunge {
         let r = mailbox.sync(&mut view);
-        return (view, r);
+        return (view, r, false);
     }
     let mut fresh = view.clone();
     let changes = match mailbox.sync(&mut fresh) {
         Ok(c) => c,
-        Err(e) => return (view, Err(e)),
+        Err(e) => return (view, Err(e), false),
     };
     if changes.expunged.is_empty() {
-        return (fresh, Ok(changes));
+        return (fresh, Ok(changes), false);
     }
     if fresh.uid_validity != view.uid_validity {
         // UIDVALIDITY changed: nothing of the old view is valid; keep it until NOOP says so.
-        return (view, Ok(Changes::default()));
+        return (view, Ok(Changes::default()), true);
     }
     let mut out = Changes::default();
     // A QRESYNC client (RFC 7162 §3.2) may take the highest MODSEQ it saw as what it knows
@@ -549,7 +555,7 @@ pub(crate) fn sync_view(
     if !hold {
         view.highest_modseq = fresh.highest_modseq;
     }
-    (view, Ok(out))
+    (view, Ok(out), true)
 }
 
 /// The untagged responses for `changes` (RFC 3501 §7.4.1 EXPUNGE, §7.3.1 EXISTS, §7.3.2

@@ -29,10 +29,11 @@
 //! `Parked` state a dropped one leaves there), keywords, STATUS, reads, flag changes, expunge
 //! and the [`Mailbox`] glue; `sync.rs` the scan and the view sync (`maildir-sync.c`), `save.rs`
 //! APPEND (`maildir-save.c`), `copy.rs` COPY and MOVE (`maildir-copy.c`), `crlf.rs` line
-//! endings, `parked.rs` what a dropped handle leaves for the next one, and `modseq.rs` the
+//! endings, `parked.rs` what a dropped handle leaves for the next one, `own_renames.rs` which
+//! watcher events are another program's changes, and `modseq.rs` the
 //! RFC 7162 mod-sequences every change of the cache is given (`sync.rs` applies them). Those files add
 //! `impl MaildirMailbox` blocks and import the types here; this file imports none of them but
-//! `crlf.rs`.
+//! `crlf.rs` and `own_renames.rs` (a leaf).
 
 use super::cache::{self, DerivedCache};
 use super::crlf::to_crlf;
@@ -43,6 +44,7 @@ use super::fsutil::{
 };
 use super::keywords::Keywords;
 use super::mutex::lock;
+use super::own_renames::{self, OwnRenames};
 use super::uidlist::Uidlist;
 use crate::store::{
     Changes, Derived, Error, ErrorKind, FlagOp, Flags, Mailbox, MailboxStatus, MessageMeta,
@@ -161,6 +163,8 @@ pub struct MaildirMailbox {
     pub(super) watcher: Mutex<Option<notify::RecommendedWatcher>>,
     /// Set by the watcher: the next refresh rescans even if the stamps look unchanged.
     pub(super) notified: Arc<AtomicBool>,
+    /// Our own renames in `cur/` whose events the watcher is still to see (`own_renames.rs`).
+    pub(super) own_renames: Arc<OwnRenames>,
     /// Where the recent floor is kept when this handle goes away.
     pub(super) registry: Arc<Registry>,
     /// ENVELOPE/BODYSTRUCTURE/BODY by UID, persisted in `mailserver.cache`.
@@ -245,6 +249,7 @@ impl MaildirMailbox {
             tx: Arc::new(tx),
             watcher: Mutex::new(None),
             notified: Arc::new(AtomicBool::new(false)),
+            own_renames: Arc::default(),
             registry,
         }
     }
@@ -524,7 +529,15 @@ impl MaildirMailbox {
                 let to_name = filename::cur_name(p.base, &filename::info(nf, nk, &p.other));
                 let from = self.msg_path(r);
                 let to = self.dir.join("cur").join(&to_name);
-                match fs::rename(&from, &to) {
+                let watched = !r.in_new && lock(&self.watcher).is_some();
+                if watched {
+                    self.own_renames.expect(&r.fname, &to_name);
+                }
+                let renamed = fs::rename(&from, &to);
+                if watched && renamed.is_err() {
+                    self.own_renames.cancel(&st.recs[i].fname, &to_name);
+                }
+                match renamed {
                     Ok(()) => {
                         let r = &mut st.recs[i];
                         r.fname = to_name.into();
@@ -727,9 +740,19 @@ impl Mailbox for MaildirMailbox {
         if w.is_none() {
             let tx = self.tx.clone();
             let notified = self.notified.clone();
+            let own = self.own_renames.clone();
+            let cur = self.dir.join("cur");
             let made = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-                if res.is_ok() {
-                    notified.store(true, Ordering::Release);
+                if let Ok(event) = res {
+                    // Opens and reads (our own readdir, a FETCH) change nothing, and our own
+                    // STORE is in the cache already: only another program's change makes
+                    // the next refresh rescan at once (own_renames.rs).
+                    if !own_renames::may_change(&event.kind) {
+                        return;
+                    }
+                    if !own.claim(&cur, &event) {
+                        notified.store(true, Ordering::Release);
+                    }
                     tx.send_modify(|v| *v = v.wrapping_add(1));
                 }
             });

@@ -24,6 +24,7 @@ pub mod mailbox;
 pub mod modseq;
 pub mod mutf7;
 mod mutex;
+mod own_renames;
 mod parked;
 mod recent;
 mod save;
