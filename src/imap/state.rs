@@ -199,6 +199,10 @@ pub fn store_error_text(e: &store::Error) -> &'static str {
             tracing::warn!("store: {e}");
             "[OVERQUOTA] Quota exceeded."
         }
+        K::OverQuota => {
+            tracing::info!("store: {e}");
+            "[OVERQUOTA] Quota exceeded (mailbox for user is full)."
+        }
         K::Limit => "[LIMIT] Too many keywords in this mailbox.",
         K::Temporary => {
             tracing::warn!("store: {e}");
