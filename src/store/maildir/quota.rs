@@ -298,7 +298,7 @@ mod tests {
             .unwrap()
             .starts_with("2000S,5C\n"));
         // Too big: recalculated.
-        for _ in 0..600 {
+        for _ in 0..1300 {
             changed(root, other, 1, 0).unwrap();
         }
         assert_eq!(usage(root, other).unwrap().bytes, 155);
