@@ -23,7 +23,12 @@ fn quota_line(limits: Limits, usage: Usage) -> Vec<u8> {
     push_string(&mut line, ROOT.as_bytes());
     let mut res = Vec::new();
     if limits.bytes != 0 {
-        res.push(format!("STORAGE {} {}", usage.bytes / 1024, limits.bytes / 1024));
+        // KiB rounded up, as Dovecot (RFC 9208 §5.1 leaves the rounding open).
+        res.push(format!(
+            "STORAGE {} {}",
+            usage.bytes.div_ceil(1024),
+            limits.bytes.div_ceil(1024)
+        ));
     }
     if limits.messages != 0 {
         res.push(format!("MESSAGE {} {}", usage.messages, limits.messages));
@@ -89,7 +94,7 @@ mod tests {
         let u = |bytes, messages| Usage { bytes, messages };
         assert_eq!(
             quota_line(l(1 << 20, 10), u(5000, 3)),
-            b"* QUOTA \"User quota\" (STORAGE 4 1024 MESSAGE 3 10)".to_vec()
+            b"* QUOTA \"User quota\" (STORAGE 5 1024 MESSAGE 3 10)".to_vec()
         );
         assert_eq!(
             quota_line(l(0, 10), u(5000, 3)),
