@@ -459,4 +459,15 @@ fn dovecot_and_we_agree_on_one_maildirsize() {
     assert_eq!(codes(&r), ["552"], "{r:?}");
     chown_mail(&mail);
     assert_eq!(dovecot_quota(dv.port, "none"), ours_quota(&d));
+
+    // Recalculated from the tree, each writes the same file.
+    let file = mail.join("alice/maildirsize");
+    std::fs::remove_file(&file).unwrap();
+    let theirs = dovecot_quota(dv.port, "none");
+    let dovecot_text = maildirsize(&d, "alice");
+    std::fs::remove_file(&file).unwrap();
+    assert_eq!(ours_quota(&d), theirs);
+    assert_eq!(maildirsize(&d, "alice"), dovecot_text);
+    assert!(dovecot_text.starts_with("1048577S,10C\n"), "{dovecot_text}");
+    assert_eq!(dovecot_text.lines().count(), 2, "{dovecot_text}");
 }

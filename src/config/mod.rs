@@ -737,7 +737,7 @@ fn size_text(bytes: u64) -> String {
         return "0".into();
     }
     for (shift, unit) in [(40, 'T'), (30, 'G'), (20, 'M'), (10, 'K')] {
-        if bytes % (1 << shift) == 0 {
+        if bytes.is_multiple_of(1 << shift) {
             return format!("{}{unit}", bytes >> shift);
         }
     }
