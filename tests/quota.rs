@@ -314,6 +314,12 @@ if act[0] == "append":
         body = "Subject: dovecot %d\r\n\r\n" % i + "x" * 3000 + "\r\n"
         typ, data = m.append("INBOX", None, None, body.encode())
         print("APPEND", typ, data[0].decode())
+if act[0] == "copymove":
+    m.select("INBOX")
+    typ, data = m.copy("1", "Archive")
+    print("COPY", typ, data[0].decode().split("]")[0] + "]")
+    typ, data = m._simple_command("MOVE", "1", "Archive")
+    print("MOVE", typ)
 typ, data = m.getquotaroot("INBOX")
 for group in data:
     for d in group:
@@ -337,7 +343,7 @@ fn ours_quota(d: &Daemon) -> Vec<String> {
 fn dovecot_quota(port: u16, action: &str) -> Vec<String> {
     let out = python(DOVECOT_SCRIPT, &[&port.to_string(), action]);
     out.lines()
-        .filter(|l| !l.starts_with("APPEND"))
+        .filter(|l| !l.starts_with("APPEND") && !l.starts_with("COPY") && !l.starts_with("MOVE"))
         .map(str::to_string)
         .collect()
 }
@@ -457,6 +463,9 @@ fn dovecot_and_we_agree_on_one_maildirsize() {
     assert_eq!(ours_quota(&d), theirs);
     let r = send(&d, &["alice"], &message("full", 100));
     assert_eq!(codes(&r), ["552"], "{r:?}");
+    // Over quota, Dovecot refuses COPY and allows MOVE, as we do (`imap_quota_commands...`).
+    let out = python(DOVECOT_SCRIPT, &[&dv.port.to_string(), "copymove"]);
+    assert!(out.contains("COPY NO [OVERQUOTA]\nMOVE OK\n"), "{out}");
     chown_mail(&mail);
     assert_eq!(dovecot_quota(dv.port, "none"), ours_quota(&d));
 
