@@ -302,6 +302,9 @@ pub struct UsersFile {
     dummy: Verifier,
     /// `file:line: message` for every skipped line, in file order.
     warnings: Vec<String>,
+    /// User name -> the extra fields (`key=value`, the rest of the line after the seventh
+    /// field, split at white space), for users that have any (quota rules).
+    extras: HashMap<String, Vec<String>>,
 }
 
 impl UsersFile {
@@ -309,6 +312,7 @@ impl UsersFile {
     /// that do not parse are skipped and reported in [`UsersFile::warnings`].
     pub fn parse(path: &Path, text: &str) -> UsersFile {
         let mut users = HashMap::new();
+        let mut extras = HashMap::new();
         let mut warnings = Vec::new();
         // The slowest entry so far (the first of equals), with its cost.
         let mut slowest: Option<(u64, Verifier)> = None;
@@ -324,7 +328,8 @@ impl UsersFile {
                     index + 1
                 ))
             };
-            let mut fields = line.split(':');
+            // The eighth field is the rest of the line: extra fields hold ':' (`*:storage=1G`).
+            let mut fields = line.splitn(8, ':');
             let name = fields.next().unwrap_or_default();
             let Some(password) = fields.next() else {
                 // Not echoed: a line without ':' may be a stray password.
@@ -357,6 +362,15 @@ impl UsersFile {
             if slowest.as_ref().is_none_or(|(c, _)| cost > *c) {
                 slowest = Some((cost, verifier.clone()));
             }
+            let extra: Vec<String> = fields
+                .nth(5)
+                .unwrap_or_default()
+                .split_ascii_whitespace()
+                .map(str::to_string)
+                .collect();
+            if !extra.is_empty() {
+                extras.insert(name.to_string(), extra);
+            }
             users.insert(name.to_string(), verifier);
         }
         // Unknown users cost what the slowest scheme in the file costs (a mix of schemes
@@ -368,6 +382,7 @@ impl UsersFile {
             users,
             dummy,
             warnings,
+            extras,
         }
     }
 
@@ -379,6 +394,11 @@ impl UsersFile {
     /// Whether `user` is in the file (exact, case-sensitive).
     pub fn contains(&self, user: &str) -> bool {
         self.users.contains_key(user)
+    }
+
+    /// The extra fields of `user` (`key=value`; empty when none or unknown).
+    pub fn extra_fields(&self, user: &str) -> &[String] {
+        self.extras.get(user).map_or(&[], Vec::as_slice)
     }
 
     /// How many users can log in.
@@ -609,6 +629,14 @@ impl Users {
         Ok(Users::current(&self.cache, users_file)?.contains(user))
     }
 
+    /// The extra fields of `user` in `users_file` (`key=value`, e.g. Dovecot's
+    /// `userdb_quota_rule=*:storage=1G`). Blocking (a `stat`, maybe a read).
+    pub fn extra_fields(&self, users_file: &Path, user: &str) -> Result<Vec<String>, String> {
+        Ok(Users::current(&self.cache, users_file)?
+            .extra_fields(user)
+            .to_vec())
+    }
+
     /// The plaintext password of a `{PLAIN}` user, for APOP; `None` for other schemes.
     pub fn plain_password(&self, users_file: &Path, user: &str) -> Option<Secret<String>> {
         let file = match Users::current(&self.cache, users_file) {
@@ -622,6 +650,50 @@ impl Users {
             // An empty password would make the APOP digest computable by anyone.
             Some(Verifier::Plain(pw)) if !pw.expose().is_empty() => Some(pw.clone()),
             _ => None,
+        }
+    }
+}
+
+/// The quota limits of users (RFC 9208) from their users-file extra fields
+/// (`userdb_quota_rule=*:storage=1G`, `quota_rule2=...`, see `store::quota`) over the
+/// configured default. `current` gives the users file and the default of the live config, so
+/// a reload or an edited users file applies at the next check.
+pub struct UserQuotas {
+    users: Arc<Users>,
+    current: CurrentQuota,
+}
+
+/// Gives the users file and the default limits now in force.
+pub type CurrentQuota = Box<dyn Fn() -> (PathBuf, crate::store::quota::Limits) + Send + Sync>;
+
+impl UserQuotas {
+    pub fn new(users: Arc<Users>, current: CurrentQuota) -> UserQuotas {
+        UserQuotas { users, current }
+    }
+}
+
+impl std::fmt::Debug for UserQuotas {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserQuotas").finish_non_exhaustive()
+    }
+}
+
+impl crate::store::quota::QuotaLimits for UserQuotas {
+    fn limits(&self, user: &str) -> crate::store::quota::Limits {
+        let (path, default) = (self.current)();
+        match self.users.extra_fields(&path, user) {
+            Ok(fields) => {
+                let (limits, warnings) =
+                    crate::store::quota::user_limits(default, fields.iter().map(String::as_str));
+                for w in warnings {
+                    tracing::debug!("users file {}: user {user}: {w}", path.display());
+                }
+                limits
+            }
+            Err(e) => {
+                tracing::warn!("{e}; the default quota applies");
+                default
+            }
         }
     }
 }

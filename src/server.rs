@@ -57,10 +57,20 @@ impl Handles {
     pub fn new(snapshot: Snapshot) -> Handles {
         let store =
             crate::store::maildir::MaildirStore::new(snapshot.config.server.data_dir.join("mail"));
+        let live = Arc::new(ArcSwap::from_pointee(snapshot));
+        let users = Arc::new(Users::new());
+        let current = live.clone();
+        store.set_quota_limits(Arc::new(crate::auth::UserQuotas::new(
+            users.clone(),
+            Box::new(move || {
+                let s = current.load();
+                (s.config.auth.users_file.clone(), s.config.quota.default)
+            }),
+        )));
         Handles {
-            live: Arc::new(ArcSwap::from_pointee(snapshot)),
+            live,
             store: Arc::new(store),
-            auth: Arc::new(Users::new()),
+            auth: users,
             penalty: Arc::default(),
             protolog: ProtoLog::new(),
             pop3_locks: Arc::default(),

@@ -4,7 +4,7 @@
 //! `virtual_transport = lmtp:unix:...` or `lmtp:inet:127.0.0.1:PORT` to the daemon. Mail sent
 //! by Python's `smtplib` to Postfix's SMTP port ends up in the users' Maildirs and is fetched
 //! back over IMAP and POP3; Postfix's log has the per-recipient results (`status=sent`, and
-//! `status=bounced` with `5.1.1` for the unknown user).
+//! `status=bounced` with `5.1.1` for the unknown user, `5.2.2` for the one over quota).
 //!
 //! Postfix's `master` must start as root (it drops to `mail_owner = postfix` itself): without
 //! root or without `/usr/sbin/postfix` the tests print `SKIPPED` (and fail under `CI=true`).
@@ -204,8 +204,9 @@ fn through_postfix(unix: bool) {
     } else {
         format!("127.0.0.1:{port}")
     };
+    // carol may hold one message and has one already: over quota.
     let d = Daemon::start_with(Options {
-        users: "bob:{PLAIN}builder\n".into(),
+        users: "bob:{PLAIN}builder\ncarol:{PLAIN}c:::::: userdb_quota_rule=*:messages=1\n".into(),
         extra: format!("[lmtp]\nlisten = [\"{listen}\"]\n"),
         ..Options::default()
     });
@@ -221,7 +222,8 @@ fn through_postfix(unix: bool) {
         "via postfix inet"
     };
     let body = format!("Subject: {subject}\r\nMessage-ID: <pf@test>\r\n\r\nhello from Postfix\r\n");
-    let rcpts = "alice@example.com,bob+Nope@example.com,nobody@example.com";
+    common::deliver(&d.data_dir(), "carol", 1, "Subject: earlier\n\nx\n");
+    let rcpts = "alice@example.com,bob+Nope@example.com,nobody@example.com,carol@example.com";
     let out = python(SMTP_SEND, &[&pf.smtp_port.to_string(), rcpts, &body]);
     assert_eq!(out.trim(), "{}", "Postfix's smtpd accepted every recipient");
     for rcpt in ["alice@example.com", "bob+Nope@example.com"] {
@@ -232,6 +234,12 @@ fn through_postfix(unix: bool) {
     assert!(l.contains("dsn=5.1.1, status=bounced"), "{l}");
     assert!(
         l.contains("550 5.1.1 <nobody@example.com> User doesn't exist"),
+        "{l}"
+    );
+    let l = pf.status_of("carol@example.com");
+    assert!(l.contains("dsn=5.2.2, status=bounced"), "{l}");
+    assert!(
+        l.contains("552 5.2.2 <carol@example.com> Quota exceeded (mailbox for user is full)"),
         "{l}"
     );
     // Fetched back over IMAP, with the trace headers Postfix's copy got from us.

@@ -44,6 +44,8 @@ pub struct Config {
     pub pop3: Listeners,
     /// `[lmtp]`: delivery listeners and sub-addressing.
     pub lmtp: LmtpSettings,
+    /// `[quota]` (RFC 9208): the default limits and LMTP's answer when they are reached.
+    pub quota: QuotaSettings,
     /// `[tls]`; `None` means a self-signed certificate in `data_dir/tls/`.
     pub tls: Option<TlsFiles>,
     pub auth: AuthSettings,
@@ -83,6 +85,16 @@ pub struct ImapSettings {
     /// RFC 9051 IMAP4rev2 advertised and enable-able (`imap.imap4rev2`, Dovecot's
     /// `imap4rev2_enable`); when false, sessions are IMAP4rev1 only.
     pub imap4rev2: bool,
+}
+
+/// `[quota]`: limits for users whose users-file entry has no `quota_rule` of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct QuotaSettings {
+    /// `storage` and `messages`; 0 = unlimited (the default).
+    pub default: crate::store::quota::Limits,
+    /// Dovecot's `quota_full_tempfail`: over quota is LMTP `452 4.2.2` and `deliver` exit 75
+    /// (try again later) instead of `552 5.2.2` and exit 77 (bounce).
+    pub full_tempfail: bool,
 }
 
 /// `[lmtp]` (RFC 2033): where the MTA delivers, and how recipients map to folders.
@@ -258,6 +270,8 @@ struct RawConfig {
     imap: Option<RawImap>,
     pop3: Option<RawListeners>,
     lmtp: Option<RawLmtp>,
+    #[serde(default)]
+    quota: RawQuota,
     tls: Option<RawTls>,
     #[serde(default)]
     auth: RawAuth,
@@ -303,6 +317,15 @@ struct RawLmtp {
     #[serde(default)]
     listen: Vec<Spanned<String>>,
     recipient_delimiter: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawQuota {
+    /// A size with a unit (`"1G"`, `"500M"`); without one, KiB (Dovecot's `storage=`).
+    storage: Option<Spanned<String>>,
+    messages: Option<Spanned<u64>>,
+    full_tempfail: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -545,6 +568,22 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<Config, ConfigError> {
         listen: lmtp_listen,
         recipient_delimiter,
     };
+    let quota = QuotaSettings {
+        default: crate::store::quota::Limits {
+            bytes: match &raw.quota.storage {
+                Some(v) => match crate::store::quota::parse_size(v.get_ref(), 1024) {
+                    Ok(n) => n,
+                    Err(e) => {
+                        c.error(v, format!("quota.storage: {e}"));
+                        0
+                    }
+                },
+                None => 0,
+            },
+            messages: raw.quota.messages.as_ref().map_or(0, |m| *m.get_ref()),
+        },
+        full_tempfail: raw.quota.full_tempfail.unwrap_or(false),
+    };
     let mut seen: Vec<SocketAddr> = Vec::new();
     let lmtp_tcp: Vec<&Spanned<String>> = rl
         .listen
@@ -680,6 +719,7 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<Config, ConfigError> {
         imap_protocol,
         pop3,
         lmtp,
+        quota,
         tls,
         auth,
         limits,
@@ -689,6 +729,19 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<Config, ConfigError> {
         registry,
         warnings: c.warnings,
     })
+}
+
+/// A byte count in the largest unit that divides it (`1G`, `512M`, `100B`; `0` unlimited).
+fn size_text(bytes: u64) -> String {
+    if bytes == 0 {
+        return "0".into();
+    }
+    for (shift, unit) in [(40, 'T'), (30, 'G'), (20, 'M'), (10, 'K')] {
+        if bytes.is_multiple_of(1 << shift) {
+            return format!("{}{unit}", bytes >> shift);
+        }
+    }
+    format!("{bytes}B")
 }
 
 /// One setting as `check-config` prints it and `diff` compares it.
@@ -742,6 +795,13 @@ fn settings(cfg: &Config) -> Vec<Setting> {
     push(
         "lmtp.recipient_delimiter",
         quote(&cfg.lmtp.recipient_delimiter),
+        false,
+    );
+    push("quota.storage", quote(&size_text(cfg.quota.default.bytes)), false);
+    push("quota.messages", cfg.quota.default.messages.to_string(), false);
+    push(
+        "quota.full_tempfail",
+        cfg.quota.full_tempfail.to_string(),
         false,
     );
     match &cfg.tls {

@@ -253,3 +253,24 @@ fn diff_flags_restart_settings() {
     let c = p("[server]\ndata_dir = \"/a\"\n[pop3]\nlisten = [\"127.0.0.1:1\"]\n[ParametersSystem]\n\"POP3 Protocol Logging Level\" = 0\n").unwrap();
     assert!(diff(&a, &c).is_empty(), "{:?}", diff(&a, &c));
 }
+
+#[test]
+fn quota_defaults_and_errors_with_position() {
+    let c = p("").unwrap();
+    assert!(c.quota.default.is_unlimited());
+    assert!(!c.quota.full_tempfail);
+    let c = p("[quota]\nstorage = \"1G\"\nmessages = 1000\nfull_tempfail = true\n").unwrap();
+    assert_eq!(c.quota.default.bytes, 1 << 30);
+    assert_eq!(c.quota.default.messages, 1000);
+    assert!(c.quota.full_tempfail);
+    // Without a unit: KiB, as Dovecot's `storage=`.
+    assert_eq!(p("[quota]\nstorage = \"100\"\n").unwrap().quota.default.bytes, 102_400);
+    let e = p("[quota]\nstorage = \"1X\"\n").unwrap_err().0;
+    assert!(e.starts_with("/etc/ms/mailserver.toml:2:11: quota.storage"), "{e}");
+    let e = p("[quota]\nmessages = -1\n").unwrap_err().0;
+    assert!(e.starts_with("/etc/ms/mailserver.toml:2:"), "{e}");
+    let e = p("[quota]\nstorag = \"1G\"\n").unwrap_err().0;
+    assert!(e.starts_with("/etc/ms/mailserver.toml:2:1: "), "{e}");
+    let text = render_effective(&p("[quota]\nstorage = \"512M\"\n").unwrap());
+    assert!(text.contains("[quota]\nstorage = \"512M\"\n"), "{text}");
+}

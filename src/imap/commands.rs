@@ -485,6 +485,27 @@ static COMMANDS: &[CommandSpec] = &[
         sync: Full,
         run: handler!(|s, _, C::Namespace, out| Done::Res(s.namespace(out))),
     },
+    // RFC 9208 QUOTA.
+    CommandSpec {
+        name: "GETQUOTA",
+        states: AUTH,
+        sync: Full,
+        run: handler!(|s, _, C::GetQuota { root }, out| Done::Res(s.get_quota(&root, out).await)),
+    },
+    CommandSpec {
+        name: "GETQUOTAROOT",
+        states: AUTH,
+        sync: Full,
+        run: handler!(|s, _, C::GetQuotaRoot { mailbox }, out| {
+            Done::Res(s.get_quota_root(&mailbox, out).await)
+        }),
+    },
+    CommandSpec {
+        name: "SETQUOTA",
+        states: AUTH,
+        sync: Full,
+        run: handler!(|s, _, C::SetQuota { .. }, _| Done::Res(s.set_quota())),
+    },
 ];
 
 #[cfg(test)]

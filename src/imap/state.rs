@@ -36,7 +36,8 @@ pub const CAPS_PREAUTH: &str = "IMAP4rev1 SASL-IR LITERAL+ ID ENABLE IDLE";
 /// (`APPENDLIMIT=<max_message_bytes>` is appended: [`ImapSession::capabilities`]).
 pub const CAPS_AUTH: &str = "IMAP4rev1 SASL-IR LITERAL+ ID ENABLE IDLE UIDPLUS MOVE NAMESPACE \
      SPECIAL-USE UNSELECT CHILDREN BINARY COMPRESS=DEFLATE ESEARCH SEARCHRES WITHIN \
-     LIST-EXTENDED LIST-STATUS STATUS=SIZE CONDSTORE QRESYNC UTF8=ACCEPT";
+     LIST-EXTENDED LIST-STATUS STATUS=SIZE CONDSTORE QRESYNC UTF8=ACCEPT QUOTA QUOTA=RES-STORAGE \
+     QUOTA=RES-MESSAGE";
 
 /// Extensions a client turned on (RFC 5161 ENABLE, or a CONDSTORE-enabling command, RFC
 /// 7162 §3.1): they change what later responses carry.
@@ -198,6 +199,10 @@ pub fn store_error_text(e: &store::Error) -> &'static str {
             // Worth the operator's attention: usually a full disk or quota.
             tracing::warn!("store: {e}");
             "[OVERQUOTA] Quota exceeded."
+        }
+        K::OverQuota => {
+            tracing::info!("store: {e}");
+            "[OVERQUOTA] Quota exceeded (mailbox for user is full)."
         }
         K::Limit => "[LIMIT] Too many keywords in this mailbox.",
         K::Temporary => {

@@ -22,6 +22,8 @@ pub const EX_USAGE: u8 = 64;
 pub const EX_DATAERR: u8 = 65;
 pub const EX_NOUSER: u8 = 67;
 pub const EX_TEMPFAIL: u8 = 75;
+/// Over quota (dovecot-lda `-e`: the MTA bounces the message).
+pub const EX_NOPERM: u8 = 77;
 
 /// What `mailserver deliver` was asked.
 #[derive(Debug, Clone)]
@@ -91,6 +93,11 @@ pub fn deliver(args: DeliverArgs, input: &mut dyn Read) -> u8 {
     );
     let headers = deliver::trace_headers(from.as_deref(), &format!("<{delivered_to}>"), &received);
     let store = MaildirStore::new(config.server.data_dir.join("mail"));
+    let (users_file, default) = (config.auth.users_file.clone(), config.quota.default);
+    store.set_quota_limits(std::sync::Arc::new(crate::auth::UserQuotas::new(
+        std::sync::Arc::new(crate::auth::Users::new()),
+        Box::new(move || (users_file.clone(), default)),
+    )));
     let mut copy = match Copy::begin(&store, &rcpt.user, folder.as_deref(), &headers) {
         Ok(c) => c,
         Err(e) => {
@@ -128,6 +135,17 @@ pub fn deliver(args: DeliverArgs, input: &mut dyn Read) -> u8 {
         Ok(uid) => {
             tracing::info!("deliver({}): saved mail to {folder} (uid {uid})", rcpt.user);
             EX_OK
+        }
+        // As dovecot-lda -e: the reason on stderr, EX_NOPERM so the MTA bounces; with
+        // quota.full_tempfail EX_TEMPFAIL so it tries again later.
+        Err(e) if e.kind == crate::store::ErrorKind::OverQuota => {
+            eprintln!("mailserver deliver: {}: Quota exceeded (mailbox for user is full)", rcpt.user);
+            tracing::info!("deliver({}): {e}", rcpt.user);
+            if config.quota.full_tempfail {
+                EX_TEMPFAIL
+            } else {
+                EX_NOPERM
+            }
         }
         Err(e) => {
             eprintln!("mailserver deliver: {}: saving to {folder}: {e}", rcpt.user);

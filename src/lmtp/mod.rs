@@ -4,8 +4,9 @@
 //! This module owns the protocol only: [`command`] parses a line (pure), [`session`] is the
 //! state machine, [`deliver`] maps recipients to users and folders and saves one copy (shared
 //! with the LDA, [`lda`]). The socket, framing, timeouts and the protocol-log tee belong to
-//! `crate::conn`. Quota is not enforced yet: a copy is refused only by the store itself
-//! (`ENOSPC`/`EDQUOT` → `451 4.3.0`).
+//! `crate::conn`. A copy over the user's quota is refused by the store (`OverQuota`) when it
+//! is saved: `552 5.2.2`, or `452 4.2.2` / exit 75 with `quota.full_tempfail` (`deliver`:
+//! exit 77); a full disk (`ENOSPC`/`EDQUOT`) is `451 4.3.0`.
 
 pub mod command;
 pub mod deliver;

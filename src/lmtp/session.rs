@@ -93,6 +93,10 @@ struct Body {
 const TOO_BIG: &str = "552 5.3.4 Message too big for system";
 const LINE_TOO_LONG: &str = "552 5.3.4 Message line too long";
 const TEMPFAIL: &str = "451 4.3.0 Temporary internal failure";
+/// Over the user's quota (RFC 3463 X.2.2, Dovecot's wording); `452 4.2.2` with
+/// `quota.full_tempfail`.
+const OVER_QUOTA: &str = "552 5.2.2 Quota exceeded (mailbox for user is full)";
+const OVER_QUOTA_TEMP: &str = "452 4.2.2 Quota exceeded (mailbox for user is full)";
 
 impl LmtpSession {
     pub fn new(env: SessionEnv) -> LmtpSession {
@@ -353,7 +357,8 @@ impl LmtpSession {
             return self.error(out, "503 5.5.1 No valid recipients");
         }
         let n = tx.rcpts.len();
-        let results = tokio::task::spawn_blocking(move || body.finish(n))
+        let tempfail = self.env.snapshot.config.quota.full_tempfail;
+        let results = tokio::task::spawn_blocking(move || body.finish(n, tempfail))
             .await
             .unwrap_or_else(|_| vec![Err(TEMPFAIL); tx.rcpts.len()]);
         self.errors = 0;
@@ -452,7 +457,12 @@ impl Body {
     }
 
     /// Writes the rest and saves every copy: its folder and UID, or its reply. Blocking.
-    fn finish(mut self, recipients: usize) -> Vec<Result<(String, u32), &'static str>> {
+    /// `tempfail`: over quota is `452 4.2.2`, else `552 5.2.2`.
+    fn finish(
+        mut self,
+        recipients: usize,
+        tempfail: bool,
+    ) -> Vec<Result<(String, u32), &'static str>> {
         if let Some(why) = self.failed {
             return vec![Err(why); recipients];
         }
@@ -464,6 +474,10 @@ impl Body {
                 let folder = copy.folder.clone();
                 match copy.finish() {
                     Ok(uid) => Ok((folder, uid)),
+                    Err(e) if e.kind == crate::store::ErrorKind::OverQuota => {
+                        tracing::info!("lmtp: {e}");
+                        Err(if tempfail { OVER_QUOTA_TEMP } else { OVER_QUOTA })
+                    }
                     Err(e) => {
                         tracing::error!("lmtp: saving a copy to {folder} failed: {e}");
                         Err(TEMPFAIL)

@@ -7,6 +7,7 @@
 //! Maildir file names, uidlists and keyword files never leak above this module.
 
 pub mod maildir;
+pub mod quota;
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -18,7 +19,10 @@ pub enum ErrorKind {
     NotFound,
     Exists,
     NoPermission,
+    /// The disk or the file system's quota is full (`ENOSPC`, `EDQUOT`).
     OverLimit,
+    /// The user's own quota (RFC 9208) would be exceeded: LMTP's `552 5.2.2`.
+    OverQuota,
     /// A fixed limit of the store (RFC 5530 `[LIMIT]`), e.g. no room for a new keyword.
     Limit,
     Temporary,
@@ -226,6 +230,10 @@ pub trait UserStore: Send + Sync {
             .collect())
     }
     fn status(&self, name: &str) -> Result<MailboxStatus>;
+    /// The user's quota (RFC 9208): limits and usage; `None` when the user has no limits.
+    fn quota(&self) -> Result<Option<(quota::Limits, quota::Usage)>> {
+        Ok(None)
+    }
     /// The shared handle of a mailbox: every session of this process on it gets the same one.
     fn open(&self, name: &str) -> Result<Arc<dyn Mailbox>>;
 }

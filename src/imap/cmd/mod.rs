@@ -17,6 +17,7 @@ pub mod idle;
 pub mod list;
 pub mod mailbox;
 pub mod misc;
+pub mod quota;
 pub mod search;
 pub mod status;
 pub mod store;

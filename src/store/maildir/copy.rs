@@ -39,6 +39,10 @@ impl MaildirMailbox {
         let mut slots = Vec::new();
         let linked = self.link_into_cur(&mut st, items, &mut entries, &mut slots);
         let mine: Vec<(String, Box<str>)> = entries.iter().map(made).collect();
+        let added: u64 = entries
+            .iter()
+            .filter_map(|(_, r)| filename::parse(&r.fname).and_then(|p| p.size))
+            .sum();
         let numbered = linked.and_then(|()| {
             if entries.is_empty() {
                 return Ok(Vec::new());
@@ -61,6 +65,7 @@ impl MaildirMailbox {
             out[slot] = Some(uid);
         }
         drop(st);
+        self.quota_changed(added as i64, mine.len() as i64);
         self.bump();
         Ok(out)
     }
@@ -136,6 +141,7 @@ impl MaildirMailbox {
         &self,
         uids: &[u32],
         dest: &dyn Mailbox,
+        moving: bool,
     ) -> Result<Vec<(u32, u32)>> {
         let dest = dest
             .as_any()
@@ -143,6 +149,14 @@ impl MaildirMailbox {
             .ok_or_else(|| Error::new(ErrorKind::Internal, "copy to a non-Maildir mailbox"))?;
         let mut pairs = Vec::new();
         let items = self.exports(uids, false)?;
+        if !moving {
+            let bytes: u64 = items
+                .iter()
+                .filter_map(|it| fs::metadata(&it.path).ok())
+                .map(|m| m.len())
+                .sum();
+            dest.quota_check(bytes, items.len() as u64)?;
+        }
         let got = dest.import(&items)?;
         let mut missed = Vec::new();
         for (it, uid) in items.iter().zip(got) {

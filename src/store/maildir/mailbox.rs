@@ -192,6 +192,19 @@ pub struct Registry {
     pub(super) subscriptions: Mutex<()>,
     /// What dropped handles left for the next handle of their folder ([`Parked`]).
     pub(super) parked: Mutex<std::collections::VecDeque<Parked>>,
+    /// Where users' quota limits come from (`MaildirStore::set_quota_limits`).
+    pub(super) quota: std::sync::RwLock<Option<Arc<dyn crate::store::quota::QuotaLimits>>>,
+}
+
+impl Registry {
+    /// The quota limits of the user whose tree is `user_root`.
+    pub(super) fn limits(&self, user_root: &Path) -> crate::store::quota::Limits {
+        let q = self.quota.read().unwrap_or_else(|p| p.into_inner());
+        match (q.as_ref(), user_root.file_name()) {
+            (Some(q), Some(user)) => q.limits(&user.to_string_lossy()),
+            _ => Default::default(),
+        }
+    }
 }
 
 /// What a dropped handle leaves in the registry so the next handle of its folder starts
@@ -445,6 +458,11 @@ impl MaildirMailbox {
                 self.write_uidlist(&list)?;
             }
         }
+        let freed: u64 = gone
+            .iter()
+            .filter_map(|g| parse(&g.1).and_then(|p| p.size))
+            .sum();
+        self.quota_changed(-(freed as i64), -(gone.len() as i64));
         let uids: HashSet<u32> = gone.iter().map(|g| g.0).collect();
         st.recs.retain(|r| !uids.contains(&r.uid));
         // Logged before the expunge is reported (modseq.rs).
@@ -461,6 +479,21 @@ impl MaildirMailbox {
 }
 
 impl MaildirMailbox {
+    /// Refuses (`OverQuota`) adding `count` messages of `bytes` octets past the user's limits.
+    pub(super) fn quota_check(&self, bytes: u64, count: u64) -> Result<()> {
+        let limits = self.registry.limits(&self.user_root);
+        super::quota::check(&self.user_root, limits, bytes, count)
+    }
+
+    /// Records a committed change in `maildirsize`; best effort (a failure is logged: the
+    /// next recalculation corrects it).
+    pub(super) fn quota_changed(&self, bytes: i64, count: i64) {
+        let limits = self.registry.limits(&self.user_root);
+        if let Err(e) = super::quota::changed(&self.user_root, limits, bytes, count) {
+            tracing::warn!("quota: {e}");
+        }
+    }
+
     /// After a MOVE whose expunge failed (some sources may be gone already): removes the
     /// copies of the sources still here, so a retry neither duplicates nor loses them. When
     /// what is still here cannot be told, the copies stay: never lose mail.
@@ -684,11 +717,12 @@ impl Mailbox for MaildirMailbox {
     }
 
     fn copy_to(&self, uids: &[u32], dest: &dyn Mailbox) -> Result<Vec<(u32, u32)>> {
-        self.copy_messages(uids, dest)
+        self.copy_messages(uids, dest, false)
     }
 
     fn move_to(&self, uids: &[u32], dest: &dyn Mailbox) -> Result<Vec<(u32, u32)>> {
-        let pairs = self.copy_to(uids, dest)?;
+        // Within one user a MOVE does not grow the usage: not checked, as Dovecot.
+        let pairs = self.copy_messages(uids, dest, true)?;
         let moved: HashSet<u32> = pairs.iter().map(|p| p.0).collect();
         if let Err(e) = self.delete_where(|r| moved.contains(&r.uid)) {
             self.undo_move(&pairs, dest);

@@ -26,6 +26,7 @@ pub mod mutf7;
 mod mutex;
 mod own_renames;
 mod parked;
+pub mod quota;
 mod recent;
 mod save;
 mod sync;
@@ -68,6 +69,15 @@ impl MaildirStore {
             root,
             registry: Arc::new(Registry::default()),
         }
+    }
+
+    /// Where the users' quota limits come from (none: nobody has limits).
+    pub fn set_quota_limits(&self, limits: Arc<dyn crate::store::quota::QuotaLimits>) {
+        *self
+            .registry
+            .quota
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = Some(limits);
     }
 
     /// The concrete user tree (tests and benches use it to reach Maildir-only helpers).
@@ -412,6 +422,11 @@ impl UserStore for MaildirUser {
         fs::rename(&dir, &trash).map_err(|e| io_err(e, "rename", &dir))?;
         self.forget(&dir);
         fs::remove_dir_all(&trash).map_err(|e| io_err(e, "rmdir", &trash))?;
+        // Its messages no longer count: recount (as Dovecot's quota on a deleted mailbox).
+        let limits = self.registry.limits(&self.root);
+        if !limits.is_unlimited() || self.root.join(quota::FILE).exists() {
+            quota::recalculate(&self.root, limits)?;
+        }
         Ok(())
     }
 
@@ -499,6 +514,14 @@ impl UserStore for MaildirUser {
 
     fn open(&self, name: &str) -> Result<Arc<dyn Mailbox>> {
         Ok(self.open_maildir(name)?)
+    }
+
+    fn quota(&self) -> Result<Option<(crate::store::quota::Limits, crate::store::quota::Usage)>> {
+        let limits = self.registry.limits(&self.root);
+        if limits.is_unlimited() {
+            return Ok(None);
+        }
+        Ok(Some((limits, quota::usage(&self.root, limits)?)))
     }
 }
 

@@ -270,6 +270,8 @@ impl MaildirMailbox {
         let mtime = msg.complete(internal_date)?;
         let (size, vsize) = msg.conv.sizes();
         let base = filename::with_sizes(&msg.tmp_name, size, vsize);
+        // Refused: `msg` is dropped, which removes its file.
+        self.quota_check(size, 1)?;
         let mut st = lock(&self.state);
         // No rescan first: `record_new` notices other writers from the uidlist it re-reads
         // under the lock, so a run of APPENDs does not readdir a big mailbox each time.
@@ -296,6 +298,7 @@ impl MaildirMailbox {
             self.forget_stamps(&mut st, &e);
         }
         drop(st);
+        self.quota_changed(size as i64, 1);
         self.bump();
         Ok(uids[0])
     }

@@ -1,0 +1,178 @@
+//! Quota limits (RFC 9208) as Dovecot's quota plugin writes them: the pure part — the
+//! limits type, Dovecot's `quota_rule` syntax and sizes with units. Usage is kept by the
+//! store (`maildir/quota.rs`, Maildir++ `maildirsize`).
+//!
+//! A rule is `<mailbox>:<resource>=<value>[:<resource>=<value>...]` (Dovecot's
+//! `quota_rule`, `quota_rule2`, ... in the users file's extra fields, e.g.
+//! `userdb_quota_rule=*:storage=1G`). Only the `*` rule (the whole user) is honoured.
+//! Resources: `storage` (KiB without a unit), `bytes` (octets without a unit), `messages`;
+//! units `B`, `K`, `M`, `G`, `T` (powers of 1024, either case); `N%` is that share of the
+//! configured default; `0` is unlimited. A user's rules override the default resource by
+//! resource.
+
+/// Limits of one user; 0 = unlimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Limits {
+    /// Octets as stored (the Maildir `S=` sizes), Dovecot's `bytes_limit`.
+    pub bytes: u64,
+    /// Messages in all of the user's folders.
+    pub messages: u64,
+}
+
+impl Limits {
+    pub fn is_unlimited(&self) -> bool {
+        self.bytes == 0 && self.messages == 0
+    }
+}
+
+/// What a user stores now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Usage {
+    pub bytes: u64,
+    pub messages: u64,
+}
+
+/// Gives the limits of a user (the daemon builds one from the config and the users file).
+pub trait QuotaLimits: Send + Sync + std::fmt::Debug {
+    fn limits(&self, user: &str) -> Limits;
+}
+
+/// Parses a size with an optional unit (`1G`, `500k`, `100M`, `2048B`); a number without a
+/// unit is multiplied by `default_unit`.
+pub fn parse_size(text: &str, default_unit: u64) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size (e.g. 1G, 500M, 1024K)"))?;
+    let mult = match unit {
+        "" => default_unit,
+        "b" | "B" => 1,
+        "k" | "K" => 1 << 10,
+        "m" | "M" => 1 << 20,
+        "g" | "G" => 1 << 30,
+        "t" | "T" => 1 << 40,
+        _ => return Err(format!("{text:?}: unknown unit {unit:?} (B, K, M, G or T)")),
+    };
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("{text:?} is too large"))
+}
+
+/// Applies one Dovecot `quota_rule` value to `limits`; `default` is what `N%` refers to.
+/// `Ok(false)` for a rule of another mailbox than `*` (not supported, ignored).
+pub fn apply_rule(limits: &mut Limits, rule: &str, default: Limits) -> Result<bool, String> {
+    let mut parts = rule.split(':');
+    let mailbox = parts.next().unwrap_or_default();
+    if mailbox != "*" {
+        return Ok(false);
+    }
+    let mut next = *limits;
+    for part in parts {
+        let part = part.trim();
+        if part.is_empty() || part.eq_ignore_ascii_case("noenforcing") {
+            continue;
+        }
+        if part.eq_ignore_ascii_case("ignore") || part.eq_ignore_ascii_case("none") {
+            next = Limits::default();
+            continue;
+        }
+        let Some((key, value)) = part.split_once('=') else {
+            return Err(format!("quota rule {rule:?}: {part:?} is not resource=value"));
+        };
+        let (slot, base, unit) = match key.to_ascii_lowercase().as_str() {
+            "storage" => (&mut next.bytes, default.bytes, 1024),
+            "bytes" => (&mut next.bytes, default.bytes, 1),
+            "messages" => (&mut next.messages, default.messages, 1),
+            _ => return Err(format!("quota rule {rule:?}: unknown resource {key:?}")),
+        };
+        *slot = match value.strip_suffix('%') {
+            Some(p) => {
+                let p: u64 = p
+                    .parse()
+                    .map_err(|_| format!("quota rule {rule:?}: bad percentage {value:?}"))?;
+                base.saturating_mul(p) / 100
+            }
+            None if value.starts_with(['+', '-']) => {
+                return Err(format!(
+                    "quota rule {rule:?}: relative values ({value}) are not supported"
+                ))
+            }
+            None => parse_size(value, unit).map_err(|e| format!("quota rule {rule:?}: {e}"))?,
+        };
+    }
+    *limits = next;
+    Ok(true)
+}
+
+/// The limits of a user whose extra fields (`key=value`, as in the users file) are
+/// `fields`: the default, changed by every `quota_rule`, `quota_rule2`, ... (with or without
+/// `userdb_`) in field order. Returns the warnings for rules that were skipped.
+pub fn user_limits<'a>(
+    default: Limits,
+    fields: impl IntoIterator<Item = &'a str>,
+) -> (Limits, Vec<String>) {
+    let mut limits = default;
+    let mut warnings = Vec::new();
+    for field in fields {
+        let Some((key, value)) = field.split_once('=') else {
+            continue;
+        };
+        let key = key.strip_prefix("userdb_").unwrap_or(key);
+        let Some(n) = key.strip_prefix("quota_rule") else {
+            continue;
+        };
+        if !n.chars().all(|c| c.is_ascii_digit()) {
+            continue;
+        }
+        match apply_rule(&mut limits, value, default) {
+            Ok(true) => {}
+            Ok(false) => warnings.push(format!(
+                "quota rule {value:?}: only the \"*\" rule is supported; ignored"
+            )),
+            Err(e) => warnings.push(format!("{e}; ignored")),
+        }
+    }
+    (limits, warnings)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("1G", 1024), Ok(1 << 30));
+        assert_eq!(parse_size("100", 1024), Ok(102_400));
+        assert_eq!(parse_size("100", 1), Ok(100));
+        assert_eq!(parse_size("5m", 1), Ok(5 << 20));
+        assert_eq!(parse_size("7B", 1024), Ok(7));
+        assert_eq!(parse_size("2T", 1), Ok(2 << 40));
+        assert!(parse_size("1X", 1).is_err());
+        assert!(parse_size("G", 1).is_err());
+        assert!(parse_size("99999999999999999999T", 1).is_err());
+    }
+
+    #[test]
+    fn rules_as_dovecot_writes_them() {
+        let d = Limits {
+            bytes: 1000,
+            messages: 10,
+        };
+        let (l, w) = user_limits(d, ["userdb_quota_rule=*:storage=1G", "x=y"]);
+        assert_eq!((l.bytes, l.messages, w.len()), (1 << 30, 10, 0));
+        let (l, _) = user_limits(
+            d,
+            ["quota_rule=*:storage=2M", "userdb_quota_rule2=*:messages=1000"],
+        );
+        assert_eq!((l.bytes, l.messages), (2 << 20, 1000));
+        let (l, _) = user_limits(d, ["quota_rule=*:storage=50%:messages=0"]);
+        assert_eq!((l.bytes, l.messages), (500, 0));
+        let (l, _) = user_limits(d, ["quota_rule=*:bytes=300"]);
+        assert_eq!(l.bytes, 300);
+        let (l, w) = user_limits(d, ["quota_rule=Trash:storage=+10M", "quota_rule=*:x=1"]);
+        assert_eq!((l, w.len()), (d, 2));
+        let (l, _) = user_limits(d, ["quota_rule=*:ignore"]);
+        assert!(l.is_unlimited());
+    }
+}
