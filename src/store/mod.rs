@@ -165,13 +165,15 @@ pub struct Changes {
 }
 
 /// Data a protocol derives from a message's bytes and lets the store cache by UID (what
-/// Dovecot keeps in `dovecot.index.cache`): the encoded IMAP ENVELOPE, BODYSTRUCTURE and BODY.
+/// Dovecot keeps in `dovecot.index.cache`): the encoded IMAP ENVELOPE, BODYSTRUCTURE and BODY,
+/// and what SORT and THREAD compare (`imap::sortkey::SortKeys`, encoded).
 /// A message never changes under its (UIDVALIDITY, UID), so neither does its entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Derived {
     Envelope,
     BodyStructure,
     Body,
+    SortKeys,
 }
 
 /// A message being saved a piece at a time ([`Mailbox::save_begin`], then

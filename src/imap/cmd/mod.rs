@@ -18,6 +18,7 @@ pub mod list;
 pub mod mailbox;
 pub mod misc;
 pub mod search;
+pub mod sort;
 pub mod status;
 pub mod store;
 
