@@ -373,7 +373,7 @@ fn first_mailbox(value: &[u8]) -> String {
 }
 
 /// RFC 5957 §3: the first address's display name (RFC 2047 decoded), else its
-/// `mailbox@host`, case-mapped (Dovecot's `get_display_name`).
+/// `mailbox@host` (a group's name for a group), case-mapped (Dovecot's `get_display_name`).
 fn display_name(value: &[u8]) -> String {
     let Some(a) = mime::parse_addresses(value).into_iter().next() else {
         return String::new();
@@ -390,6 +390,8 @@ fn display_name(value: &[u8]) -> String {
             String::from_utf8_lossy(m),
             String::from_utf8_lossy(h)
         )),
+        // A group's name (`undisclosed-recipients:;`), as Dovecot sorts it.
+        (Some(m), None) => casemap(&String::from_utf8_lossy(m)),
         _ => String::new(),
     }
 }

@@ -199,7 +199,8 @@ fn references(msgs: &[ThreadMsg], merge_subjects: bool) -> Vec<Node> {
     if merge_subjects {
         roots.sort_by_key(|&r| date(&a, r));
     } else {
-        roots.sort_by_key(|&r| latest(&a, msgs, r));
+        // Ties (same latest date) in the order of the threads' first messages.
+        roots.sort_by_key(|&r| (latest(&a, msgs, r).0, date(&a, r).1));
     }
     roots.iter().map(|&r| to_node(&a, msgs, r)).collect()
 }
@@ -247,7 +248,7 @@ fn sort_date(a: &Arena, msgs: &[ThreadMsg], c: usize) -> (i64, usize) {
     }
 }
 
-/// REFS: the latest date in the thread (ties by its mailbox position).
+/// REFS: the latest date in the thread (and that message's mailbox position).
 fn latest(a: &Arena, msgs: &[ThreadMsg], c: usize) -> (i64, usize) {
     let mut best = (i64::MIN, 0usize);
     let mut stack = vec![c];
@@ -271,99 +272,73 @@ fn sort_tree(a: &mut Arena, msgs: &[ThreadMsg], c: usize) {
 }
 
 /// The subject a root is merged by: its message's, or its first child's for a dummy.
-fn root_subject<'m>(a: &Arena, msgs: &'m [ThreadMsg], c: usize) -> Option<(&'m str, bool)> {
+fn root_subject<'m>(a: &Arena, msgs: &'m [ThreadMsg], c: usize) -> Option<&'m str> {
     let m = match a.c[c].msg {
         Some(m) => m,
         None => a.c[*a.c[c].children.first()?].msg?,
     };
-    Some((msgs[m].subject.as_str(), msgs[m].reply))
+    Some(msgs[m].subject.as_str())
 }
 
-/// (5) Gathers the root threads by base subject.
-fn merge_by_subject(a: &mut Arena, msgs: &[ThreadMsg], roots: Vec<usize>) -> Vec<usize> {
+/// (5) Gathers the root threads by base subject, visiting them in date order (as Dovecot
+/// does; the RFC leaves the order open and the result depends on it).
+fn merge_by_subject(a: &mut Arena, msgs: &[ThreadMsg], mut roots: Vec<usize>) -> Vec<usize> {
+    roots.sort_by_key(|&r| sort_date(a, msgs, r));
+    let is_reply = |a: &Arena, c: usize| a.c[c].msg.is_some_and(|m| msgs[m].reply);
     let mut table: HashMap<&str, usize> = HashMap::new();
-    // (5B) The container each subject is gathered under.
+    // (5B) The container each subject gathers under: a dummy, else a non-reply if any.
     for &r in &roots {
-        let Some((subj, reply)) = root_subject(a, msgs, r) else {
+        let Some(subj) = root_subject(a, msgs, r).filter(|s| !s.is_empty()) else {
             continue;
         };
-        if subj.is_empty() {
-            continue;
-        }
         match table.get(subj) {
-            None => {
+            Some(&old)
+                if !(a.c[r].msg.is_none() && a.c[old].msg.is_some())
+                    && !(is_reply(a, old) && a.c[r].msg.is_some() && !is_reply(a, r)) => {}
+            _ => {
                 table.insert(subj, r);
-            }
-            Some(&old) => {
-                let old_reply = a.c[old].msg.is_some_and(|m| msgs[m].reply);
-                if (a.c[r].msg.is_none() && a.c[old].msg.is_some())
-                    || (old_reply && !reply && a.c[r].msg.is_some())
-                {
-                    table.insert(subj, r);
-                }
             }
         }
     }
-    // (5C) Merge.
-    let mut out: Vec<usize> = Vec::new();
-    let mut gone = vec![false; a.c.len()];
+    // (5C) Merge each root into its subject's container.
+    let mut dead = vec![false; a.c.len()];
+    let mut made = Vec::new();
     for &r in &roots {
-        if gone[r] {
-            continue;
-        }
-        let Some((subj, reply)) = root_subject(a, msgs, r) else {
-            out.push(r);
+        let Some(subj) = root_subject(a, msgs, r).filter(|s| !s.is_empty()) else {
             continue;
         };
-        let Some(&t) = table.get(subj).filter(|_| !subj.is_empty()) else {
-            out.push(r);
-            continue;
-        };
+        let t = table[subj];
         if t == r {
-            out.push(r);
             continue;
         }
-        let t_dummy = a.c[t].msg.is_none();
-        let r_dummy = a.c[r].msg.is_none();
+        let (t_dummy, r_dummy) = (a.c[t].msg.is_none(), a.c[r].msg.is_none());
         if t_dummy && r_dummy {
             for k in std::mem::take(&mut a.c[r].children) {
                 a.c[k].parent = Some(t);
                 a.c[t].children.push(k);
             }
+            dead[r] = true;
         } else if t_dummy {
             a.link(t, r);
         } else if r_dummy {
-            // The table's container becomes a child of this dummy, which takes its place.
             a.link(r, t);
             table.insert(subj, r);
-            if let Some(pos) = out.iter().position(|&x| x == t) {
-                out[pos] = r;
-            } else {
-                gone.resize(a.c.len(), false);
-                gone[t] = true;
-                out.push(r);
-            }
-            continue;
-        } else if !a.c[t].msg.is_some_and(|m| msgs[m].reply) && reply {
+        } else if !is_reply(a, t) && is_reply(a, r) {
             a.link(t, r);
         } else {
             let d = a.new_container(None);
-            gone.resize(a.c.len(), false);
-            a.c[d].parent = None;
+            dead.push(false);
             a.link(d, t);
             a.link(d, r);
             table.insert(subj, d);
-            if let Some(pos) = out.iter().position(|&x| x == t) {
-                out[pos] = d;
-            } else {
-                gone[t] = true;
-                out.push(d);
-            }
-            continue;
+            made.push(d);
         }
-        gone[r] = true;
     }
-    out
+    roots
+        .into_iter()
+        .chain(made)
+        .filter(|&c| a.c[c].parent.is_none() && !dead[c])
+        .collect()
 }
 
 fn to_node(a: &Arena, msgs: &[ThreadMsg], c: usize) -> Node {
@@ -482,6 +457,14 @@ mod tests {
         let msgs = [m(1, 1, "S", "p", &[]), m(2, 2, "S", "q", &[])];
         let t = thread(&msgs, Algorithm::References);
         assert_eq!(response(&t), "* THREAD ((1)(2))");
+        // Visited in date order: 3 and 1 make a dummy, which then takes the reply 2.
+        let msgs = [m(1, 1, "S", "p", &[]), m(2, 2, "RE:S", "q", &[]), m(3, 0, "S", "r", &[])];
+        let t = thread(&msgs, Algorithm::References);
+        assert_eq!(response(&t), "* THREAD ((3)(1)(2))");
+        // A reply seen first goes under the later non-reply.
+        let msgs = [m(1, 1, "RE:S", "p", &[]), m(2, 2, "S", "q", &[])];
+        let t = thread(&msgs, Algorithm::References);
+        assert_eq!(response(&t), "* THREAD (2 1)");
         let t = thread(&msgs, Algorithm::Refs);
         assert_eq!(response(&t), "* THREAD (1)(2)");
     }

@@ -263,8 +263,9 @@ impl ImapSession {
 }
 
 impl Esearch {
-    /// RFC 5267 §3.2: MIN and MAX are the first and last in sort order, ALL the numbers in
-    /// sort order (runs of consecutive ascending numbers as ranges).
+    /// RFC 5267 §3.2: MIN and MAX are the first and last message in sort order (as
+    /// Dovecot), ALL the numbers in sort order (runs of consecutive ascending numbers as
+    /// ranges).
     pub(crate) fn sorted_line(&self, tag: &str, r: super::super::decode::ext::SearchReturn) -> Option<String> {
         if !(r.min || r.max || r.all || r.count) {
             return None;
@@ -273,10 +274,10 @@ impl Esearch {
         if self.uid {
             line.push_str(" UID");
         }
-        if let (true, Some(n)) = (r.min, self.numbers.iter().min()) {
+        if let (true, Some(n)) = (r.min, self.numbers.first()) {
             line.push_str(&format!(" MIN {n}"));
         }
-        if let (true, Some(n)) = (r.max, self.numbers.iter().max()) {
+        if let (true, Some(n)) = (r.max, self.numbers.last()) {
             line.push_str(&format!(" MAX {n}"));
         }
         if r.all && !self.numbers.is_empty() {

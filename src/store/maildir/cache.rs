@@ -326,6 +326,22 @@ mod tests {
     }
 
     #[test]
+    fn a_version_1_file_is_not_read() {
+        let mut v1 = b"MSCACHE1".to_vec();
+        v1.extend_from_slice(&7u32.to_le_bytes());
+        let mut rec = Vec::new();
+        push_record(&mut rec, 1, Derived::Envelope, b"(NIL)");
+        v1.extend_from_slice(&rec);
+        assert!(parse(&v1).is_none());
+        let mut v2 = MAGIC.to_vec();
+        v2.extend_from_slice(&7u32.to_le_bytes());
+        push_record(&mut v2, 1, Derived::SortKeys, b"k");
+        let p = parse(&v2).unwrap();
+        assert_eq!(p.entries.len(), 1);
+        assert_eq!(p.entries[0].1, Derived::SortKeys);
+    }
+
+    #[test]
     fn persists_across_handles_and_checks_uidvalidity() {
         let d = tempfile::tempdir().unwrap();
         let c = DerivedCache::new(d.path());
