@@ -291,13 +291,13 @@ fn merge_by_subject(a: &mut Arena, msgs: &[ThreadMsg], mut roots: Vec<usize>) ->
         let Some(subj) = root_subject(a, msgs, r).filter(|s| !s.is_empty()) else {
             continue;
         };
-        match table.get(subj) {
-            Some(&old)
-                if !(a.c[r].msg.is_none() && a.c[old].msg.is_some())
-                    && !(is_reply(a, old) && a.c[r].msg.is_some() && !is_reply(a, r)) => {}
-            _ => {
-                table.insert(subj, r);
-            }
+        let replaces = |old: usize| {
+            // A dummy replaces a message; a non-reply message replaces a reply.
+            (a.c[r].msg.is_none() && a.c[old].msg.is_some())
+                || (is_reply(a, old) && a.c[r].msg.is_some() && !is_reply(a, r))
+        };
+        if table.get(subj).is_none_or(|&old| replaces(old)) {
+            table.insert(subj, r);
         }
     }
     // (5C) Merge each root into its subject's container.

@@ -92,16 +92,18 @@ impl ImapSession {
     }
 }
 
-/// The messages of `messages` (a view, in order) that match `keys`: (sequence number,
-/// UID) of each, the highest mod-sequence among them, and whether a content key met a
-/// message expunged meanwhile; `None` when `stop` fired. Runs on the blocking pool; SEARCH,
-/// SORT and THREAD share it.
+/// What [`find`] found: (sequence number, UID) of each message, the highest mod-sequence
+/// among them, and whether a content key met a message expunged meanwhile.
+pub(crate) type Found = (Vec<(u32, u32)>, u64, bool);
+
+/// The messages of `messages` (a view, in order) that match `keys`; `None` when `stop`
+/// fired. Runs on the blocking pool; SEARCH, SORT and THREAD share it.
 pub(crate) fn find(
     mailbox: &dyn Mailbox,
     messages: &[MessageMeta],
     keys: &[SearchKey<'_>],
     stop: &CancellationToken,
-) -> Option<(Vec<(u32, u32)>, u64, bool)> {
+) -> Option<Found> {
     let bounds = Bounds {
         messages: messages.len() as u32,
         max_uid: messages.last().map_or(0, |m| m.uid),
