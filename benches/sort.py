@@ -139,7 +139,13 @@ def fill(port, user, password, seed):
         m = msgs[i]
         c.n += 1
         batch.append(b"s%d" % c.n)
-        c.s.sendall(b"s%d APPEND %s {%d+}\r\n" % (c.n, FOLDER.encode(), len(m)) + m + b"\r\n")
+        # A fixed INTERNALDATE per message (one minute apart): a message without a usable
+        # Date: sorts by it, so it must not depend on when the folder was filled.
+        tm = time.gmtime(1_600_000_000 + i * 60)
+        idate = "%02d-%s-%d %02d:%02d:%02d +0000" % (
+            tm.tm_mday, MONTHS[tm.tm_mon - 1], tm.tm_year, tm.tm_hour, tm.tm_min, tm.tm_sec)
+        c.s.sendall(b"s%d APPEND %s \"%s\" {%d+}\r\n" % (c.n, FOLDER.encode(), idate.encode(), len(m))
+                    + m + b"\r\n")
         if len(batch) == 200 or i == MESSAGES - 1:
             left = set(batch)
             while left:

@@ -109,7 +109,14 @@ impl SortKeys {
 
     /// The inverse of [`SortKeys::encode`]; `None` for anything else (another version, a
     /// damaged value): the caller derives the keys again.
-    pub fn decode(mut b: &[u8]) -> Option<SortKeys> {
+    #[cfg(test)]
+    pub fn decode(b: &[u8]) -> Option<SortKeys> {
+        SortKeys::decode_only(b, Wanted::ALL)
+    }
+
+    /// [`SortKeys::decode`] filling only the `wanted` strings (the others stay empty, not
+    /// allocated): a SORT by DATE of a big folder needs none of them.
+    pub fn decode_only(mut b: &[u8], wanted: Wanted) -> Option<SortKeys> {
         let b = &mut b;
         if take(b, 1)?[0] != VERSION {
             return None;
@@ -120,20 +127,21 @@ impl SortKeys {
             _ => return None,
         };
         let reply = take(b, 1)?[0] != 0;
+        let w = wanted;
         let mut k = SortKeys {
             date,
             reply,
-            subject: get_str(b)?,
-            from: get_str(b)?,
-            to: get_str(b)?,
-            cc: get_str(b)?,
-            display_from: get_str(b)?,
-            display_to: get_str(b)?,
+            subject: get_str_if(b, w.subject)?,
+            from: get_str_if(b, w.from)?,
+            to: get_str_if(b, w.to)?,
+            cc: get_str_if(b, w.cc)?,
+            display_from: get_str_if(b, w.display_from)?,
+            display_to: get_str_if(b, w.display_to)?,
             ..SortKeys::default()
         };
         k.message_id = match take(b, 1)?[0] {
             0 => None,
-            1 => Some(get_str(b)?),
+            1 => Some(get_str_if(b, w.ids)?),
             _ => return None,
         };
         let n = u32::from_le_bytes(take(b, 4)?.try_into().ok()?) as usize;
@@ -141,10 +149,49 @@ impl SortKeys {
             return None;
         }
         for _ in 0..n {
-            k.references.push(get_str(b)?);
+            let r = get_str_if(b, w.ids)?;
+            if w.ids {
+                k.references.push(r);
+            }
         }
         b.is_empty().then_some(k)
     }
+}
+
+/// Which strings [`SortKeys::decode_only`] fills.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Wanted {
+    pub subject: bool,
+    pub from: bool,
+    pub to: bool,
+    pub cc: bool,
+    pub display_from: bool,
+    pub display_to: bool,
+    /// Message-ID and References (THREAD).
+    pub ids: bool,
+}
+
+#[cfg(test)]
+impl Wanted {
+    pub const ALL: Wanted = Wanted {
+        subject: true,
+        from: true,
+        to: true,
+        cc: true,
+        display_from: true,
+        display_to: true,
+        ids: true,
+    };
+}
+
+/// A string of the encoding, allocated only when `keep` (else checked and skipped).
+fn get_str_if(b: &mut &[u8], keep: bool) -> Option<String> {
+    if keep {
+        return get_str(b);
+    }
+    let n = u32::from_le_bytes(take(b, 4)?.try_into().ok()?) as usize;
+    std::str::from_utf8(take(b, n)?).ok()?;
+    Some(String::new())
 }
 
 fn put_str(v: &mut Vec<u8>, s: &str) {
@@ -574,5 +621,8 @@ mod tests {
             assert_eq!(SortKeys::decode(&e[..n]), None, "prefix {n}");
         }
         assert_eq!(SortKeys::decode(&[2]), None);
+        let only = SortKeys::decode_only(&e, Wanted { to: true, ..Wanted::default() }).unwrap();
+        assert_eq!((only.to.as_str(), only.from.as_str(), only.date), ("BO", "", None));
+        assert!(only.references.is_empty() && only.message_id.as_deref() == Some(""));
     }
 }

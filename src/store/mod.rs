@@ -331,6 +331,11 @@ pub trait Mailbox: Send + Sync {
         let _ = (uid, field);
         None
     }
+    /// [`Mailbox::derived`] of many messages at once (SORT asks for every message of a
+    /// folder: one lock instead of one per message).
+    fn derived_many(&self, uids: &[u32], field: Derived) -> Vec<Option<Arc<[u8]>>> {
+        uids.iter().map(|&u| self.derived(u, field)).collect()
+    }
     /// Whether a keyword new to the mailbox can still be stored, as last seen by `sync`,
     /// `store_flags` or `append` (no I/O). IMAP's PERMANENTFLAGS promises `\*` only then.
     fn keyword_room(&self) -> bool {

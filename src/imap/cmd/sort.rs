@@ -18,7 +18,7 @@ use imap_codec::imap_types::extensions::thread::ThreadingAlgorithm;
 use imap_codec::imap_types::search::SearchKey;
 
 use super::super::search::{check_charset, check_limits, uses_modseq};
-use super::super::sortkey::SortKeys;
+use super::super::sortkey::{SortKeys, Wanted};
 use super::super::state::{Fail, ImapSession, Res};
 use super::super::thread::{self, Algorithm, ThreadMsg};
 use super::search::{find, saved_uids, Esearch};
@@ -71,11 +71,23 @@ fn compare(a: &Found, b: &Found, criteria: &[SortCriterion]) -> Ordering {
     a.seq.cmp(&b.seq)
 }
 
-/// Whether the criteria compare anything beyond the store's metadata.
-fn needs_keys(criteria: &[SortCriterion]) -> bool {
-    criteria
-        .iter()
-        .any(|c| !matches!(c.key, SortKey::Arrival | SortKey::Size))
+/// What of [`SortKeys`] the criteria compare; `None` when only the store's metadata.
+fn wanted(criteria: &[SortCriterion]) -> Option<Wanted> {
+    let mut w = Wanted::default();
+    let mut any = false;
+    for c in criteria {
+        any |= !matches!(c.key, SortKey::Arrival | SortKey::Size);
+        match c.key {
+            SortKey::Subject => w.subject = true,
+            SortKey::From => w.from = true,
+            SortKey::To => w.to = true,
+            SortKey::Cc => w.cc = true,
+            SortKey::DisplayFrom => w.display_from = true,
+            SortKey::DisplayTo => w.display_to = true,
+            _ => {}
+        }
+    }
+    any.then_some(w)
 }
 
 fn seconds(meta: &MessageMeta) -> i64 {
@@ -85,13 +97,16 @@ fn seconds(meta: &MessageMeta) -> i64 {
     }
 }
 
-/// The sort keys of `meta`'s message: cached, else derived from its bytes (and offered to
-/// the cache through `learned`); `None` when the message is gone.
-fn keys_of(mailbox: &dyn Mailbox, uid: u32, learned: &mut Vec<(u32, Derived, Arc<[u8]>)>) -> Option<SortKeys> {
-    if let Some(k) = mailbox
-        .derived(uid, Derived::SortKeys)
-        .and_then(|v| SortKeys::decode(&v))
-    {
+/// The sort keys of a message (the `wanted` strings): `cached`, else derived from its
+/// bytes (and offered to the cache through `learned`); `None` when the message is gone.
+fn keys_of(
+    mailbox: &dyn Mailbox,
+    uid: u32,
+    cached: Option<Arc<[u8]>>,
+    wanted: Wanted,
+    learned: &mut Vec<(u32, Derived, Arc<[u8]>)>,
+) -> Option<SortKeys> {
+    if let Some(k) = cached.and_then(|v| SortKeys::decode_only(&v, wanted)) {
         return Some(k);
     }
     let raw = mailbox.read(uid).ok()?;
@@ -106,11 +121,17 @@ fn gather(
     messages: &[MessageMeta],
     keys: &[SearchKey<'_>],
     stop: &tokio_util::sync::CancellationToken,
-    with_keys: bool,
+    wanted: Option<Wanted>,
 ) -> Option<(Vec<Found>, u64, bool)> {
     let (hits, highest, gone) = find(mailbox, messages, keys, stop)?;
     let mut learned = Vec::new();
     let mut found = Vec::with_capacity(hits.len());
+    let uids: Vec<u32> = hits.iter().map(|h| h.1).collect();
+    let mut cached = match wanted {
+        Some(_) => mailbox.derived_many(&uids, Derived::SortKeys),
+        None => Vec::new(),
+    }
+    .into_iter();
     for (seq, uid) in hits {
         if stop.is_cancelled() {
             return None;
@@ -121,10 +142,9 @@ fn gather(
             uid,
             size: meta.size,
             arrival: seconds(meta),
-            keys: if with_keys {
-                keys_of(mailbox, uid, &mut learned)
-            } else {
-                None
+            keys: match wanted {
+                Some(w) => keys_of(mailbox, uid, cached.next().flatten(), w, &mut learned),
+                None => None,
             },
         });
     }
@@ -140,7 +160,7 @@ impl ImapSession {
         &mut self,
         charset: &Charset<'static>,
         criteria: Vec1<SearchKey<'static>>,
-        with_keys: bool,
+        wanted: Option<Wanted>,
         out: &mut Output,
     ) -> Result<(Vec<Found>, u64, bool), Fail> {
         check_charset(Some(charset)).map_err(|t| Fail::No(t.into()))?;
@@ -154,7 +174,7 @@ impl ImapSession {
         let keys = criteria.into_inner();
         let stop = self.env.cancel.child_token();
         let _stop_when_dropped = stop.clone().drop_guard();
-        blocking(move || Ok(gather(&*mailbox, &messages, &keys, &stop, with_keys)))
+        blocking(move || Ok(gather(&*mailbox, &messages, &keys, &stop, wanted)))
             .await?
             .ok_or_else(|| Fail::No("[UNAVAILABLE] Search cancelled.".into()))
     }
@@ -176,7 +196,7 @@ impl ImapSession {
         let modseq = uses_modseq(search.as_ref());
         let criteria = criteria.into_inner();
         let (mut found, highest, gone) = self
-            .sorted_search(&charset, search, needs_keys(&criteria), out)
+            .sorted_search(&charset, search, wanted(&criteria), out)
             .await?;
         found.sort_by(|a, b| compare(a, b, &criteria));
         let numbers: Vec<u32> = found
@@ -238,7 +258,12 @@ impl ImapSession {
                 return Err(Fail::Bad("Unknown thread algorithm".into()));
             }
         };
-        let (found, _, gone) = self.sorted_search(&charset, search, true, out).await?;
+        let want = Wanted {
+            subject: true,
+            ids: true,
+            ..Wanted::default()
+        };
+        let (found, _, gone) = self.sorted_search(&charset, search, Some(want), out).await?;
         let msgs: Vec<ThreadMsg> = found
             .iter()
             .map(|f| {

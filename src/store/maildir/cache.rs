@@ -229,6 +229,22 @@ impl DerivedCache {
         self.lock().map.get(&(uid, field)).cloned()
     }
 
+    /// [`DerivedCache::get`] of many UIDs under one lock (loaded for `uid_validity`, else
+    /// `Err(())` as [`DerivedCache::get_loaded`]).
+    #[allow(clippy::result_unit_err)]
+    pub fn get_many(
+        &self,
+        uid_validity: u32,
+        uids: &[u32],
+        field: Derived,
+    ) -> Result<Vec<Option<Arc<[u8]>>>, ()> {
+        let g = self.lock();
+        if g.loaded_for != Some(uid_validity) {
+            return Err(());
+        }
+        Ok(uids.iter().map(|&u| g.map.get(&(u, field)).cloned()).collect())
+    }
+
     /// Adds entries (for the loaded UIDVALIDITY) and persists them; failures are logged once.
     pub fn put(&self, uid_validity: u32, entries: Vec<(u32, Derived, Arc<[u8]>)>) {
         let mut g = self.lock();
