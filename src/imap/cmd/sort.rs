@@ -195,10 +195,13 @@ impl ImapSession {
         }
         let modseq = uses_modseq(search.as_ref());
         let criteria = criteria.into_inner();
-        let (mut found, highest, gone) = self
+        let (found, highest, gone) = self
             .sorted_search(&charset, search, wanted(&criteria), out)
             .await?;
-        found.sort_by(|a, b| compare(a, b, &criteria));
+        // An order of indexes is sorted, not the (large) entries themselves.
+        let mut order: Vec<u32> = (0..found.len() as u32).collect();
+        order.sort_by(|&a, &b| compare(&found[a as usize], &found[b as usize], &criteria));
+        let found: Vec<&Found> = order.iter().map(|&i| &found[i as usize]).collect();
         let numbers: Vec<u32> = found
             .iter()
             .map(|f| if uid { f.uid } else { f.seq })
