@@ -14,6 +14,9 @@
 #   COMPRESS=1: every IMAP workload turns on COMPRESS=DEFLATE (RFC 4978) after LOGIN, and
 #   Dovecot loads its imap_zlib plugin; the results carry wire_bytes_in/out
 #   RESYNC_SAMPLES=20 (imap-resync: resyncs per target and round, benches/resync.py)
+#   SORT_SAMPLES=10 (imap-sort: warm SORTs and THREADs per target and round, benches/sort.py;
+#   each round also restarts the target twice with the folder's cache deleted, for one cold
+#   SORT and one cold THREAD)
 #   MAILBENCH=path (default: build target/release/mailbench) MAILSERVER=path
 #   WORK=dir (scratch, default mktemp, removed at the end unless KEEP_WORK=1) OUT=dir (raw results + charts, default benches/results)
 #   REPORT=file (default BENCHMARKS.md at the repository root)
@@ -32,8 +35,9 @@ IDLE_HOLD=${IDLE_HOLD:-5}
 TLS=${TLS:-0}
 COMPRESS=${COMPRESS:-0}
 PORT_BASE=${PORT_BASE:-21100}
-WORKLOADS=${WORKLOADS:-"pop3-retrieve imap-fetch imap-append login-storm-pop3 login-storm-imap idle-hold imap-resync"}
+WORKLOADS=${WORKLOADS:-"pop3-retrieve imap-fetch imap-append login-storm-pop3 login-storm-imap idle-hold imap-resync imap-sort"}
 RESYNC_SAMPLES=${RESYNC_SAMPLES:-20}
+SORT_SAMPLES=${SORT_SAMPLES:-10}
 TARGETS=${TARGETS:-"dovecot-default mailserver-l0 dovecot-hp mailserver-l5"}
 PASS=benchpass
 OUT=${OUT:-$REPO/benches/results}
@@ -321,6 +325,16 @@ tls_flag=()
 zip_flag=()
 [ "$COMPRESS" = 1 ] && zip_flag=(--compress)
 
+# The per-folder cache of bench1's `Sorted` folder (benches/sort.py), deleted for a cold
+# SORT/THREAD: ours is mailserver.cache; Dovecot's dovecot.index.cache and .thread (its
+# dovecot.index keeps the UIDs, as our dovecot-uidlist does).
+clear_sort_cache() { # target
+  case $1 in
+    dovecot-*) rm -f "$WORK/dovecot-mail/bench1/.Sorted/dovecot.index.cache" "$WORK/dovecot-mail/bench1/.Sorted/dovecot.index.thread" ;;
+    mailserver-*) rm -f "$WORK/ms/mail/bench1/.Sorted/mailserver.cache" ;;
+  esac
+}
+
 run_workload() { # target round workload [duration]
   local target=$1 round=$2 wl=$3 dur=${4:-$DURATION} args
   local common=(--users-file-prefix bench --users "$USERS" --pass "$PASS" "${tls_flag[@]}" --quiet --json)
@@ -345,6 +359,34 @@ run_workload() { # target round workload [duration]
       else
         log "$target r$round $wl: resync.py failed"
       fi
+      return 0 ;;
+    imap-sort)
+      # Not mailbench: benches/sort.py (UID SORT (REVERSE DATE) and UID THREAD REFERENCES
+      # of a 10,000-message folder). Warm: repeated on a running server. Cold: the target
+      # restarted with the folder's cache files deleted, one command each. Plain IMAP only.
+      [ "$round" = warmup ] && return 0
+      local rows kind sortcmd
+      sortcmd=(python3 "$REPO/benches/sort.py" --user bench1 --password "$PASS" --seed "$SEED"
+               --label "$target/r$round")
+      echo "${sortcmd[*]} --port ${PLAIN_IMAP_PORT:-$IMAP_PORT} --samples $SORT_SAMPLES" >>"$COMMANDS"
+      if rows=$(timeout 1800 "${sortcmd[@]}" --port "${PLAIN_IMAP_PORT:-$IMAP_PORT}" --samples "$SORT_SAMPLES"); then
+        echo "$rows" >>"$RESULTS"
+        log "$target r$round $wl: $(echo "$rows" | grep -o '"workload": "[a-z-]*"\|"p50_ms": [0-9.]*' | tr '\n' ' ')"
+      else
+        log "$target r$round $wl: sort.py failed"
+      fi
+      for kind in sort thread; do
+        stop_target "$target"
+        clear_sort_cache "$target"
+        start_target "$target" || { log "$target did not restart"; return 0; }
+        echo "${sortcmd[*]} --port ${PLAIN_IMAP_PORT:-$IMAP_PORT} --cold $kind" >>"$COMMANDS"
+        if rows=$(timeout 900 "${sortcmd[@]}" --port "${PLAIN_IMAP_PORT:-$IMAP_PORT}" --cold "$kind"); then
+          echo "$rows" >>"$RESULTS"
+          log "$target r$round $wl cold $kind: $(echo "$rows" | grep -o '"p50_ms": [0-9.]*')"
+        else
+          log "$target r$round $wl: sort.py --cold $kind failed"
+        fi
+      done
       return 0 ;;
     *) die "unknown workload $wl" ;;
   esac
@@ -462,6 +504,25 @@ if any(w.startswith("imap-resync-") for w in workloads):
         if not q or not f: continue
         L.append(f"| {t} | {fmt(med(q),0)} | {fmt(med(f),0)} | {med(f)/med(q):.0f}x | "
                  f"{fmt(med(vals('imap-resync-qresync', t, 'p50_ms')),2)} | {fmt(med(vals('imap-resync-full', t, 'p50_ms')),2)} |")
+    L.append("")
+
+# imap-sort: time per SORT / THREAD of a 10,000-message folder (issue 16).
+if any(w.startswith("imap-sort-") or w.startswith("imap-thread-") for w in workloads):
+    L.append("### imap-sort: ms per command (median)\n")
+    L.append("`UID SORT (REVERSE DATE) UTF-8 ALL` and `UID THREAD REFERENCES UTF-8 ALL` of a "
+             "10,000-message folder (`benches/sort.py`); cold = the server restarted with the "
+             "folder's cache deleted (the OS page cache stays warm).\n")
+    L.append("| target | SORT warm | THREAD warm | SORT cold | THREAD cold |\n|---|---|---|---|---|")
+    for t in targets:
+        cells = [fmt(med(vals(w, t, "p50_ms")), 1) for w in
+                 ("imap-sort-warm", "imap-thread-warm", "imap-sort-cold", "imap-thread-cold")]
+        if all(c == "-" for c in cells): continue
+        L.append(f"| {t} | " + " | ".join(cells) + " |")
+    digests = {w: {r.get("answer") for r in rows if r["workload"] == w} for w in
+               ("imap-sort-warm", "imap-thread-warm")}
+    L.append("\nSame answers on every target (digest of the `* SORT` / `* THREAD` line): " +
+             ", ".join(f"{w}: {'yes' if len(d) == 1 else 'NO ' + str(sorted(map(str, d)))}"
+                       for w, d in digests.items()) + "\n")
     L.append("")
 
 # Ratios, computed per round (same round = adjacent in time), then min/median/max.

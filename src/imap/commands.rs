@@ -100,6 +100,8 @@ impl CommandSpec {
             CommandBody::Fetch { uid: true, .. }
                 | CommandBody::Store { uid: true, .. }
                 | CommandBody::Search { uid: true, .. }
+                | CommandBody::Sort { uid: true, .. }
+                | CommandBody::Thread { uid: true, .. }
         );
         match self.sync {
             SyncMode::NoExpunge if uid => SyncMode::Full,
@@ -366,6 +368,42 @@ static COMMANDS: &[CommandSpec] = &[
                        },
                        out| {
             Done::Res(s.search(tag, charset, criteria, uid, out).await)
+        }),
+    },
+    // RFC 5256 SORT and THREAD (and ESORT, RFC 5267): SEARCH with an order.
+    CommandSpec {
+        name: "SORT",
+        states: SELECTED,
+        sync: NoExpunge,
+        run: handler!(|s,
+                       tag,
+                       C::Sort {
+                           sort_criteria,
+                           charset,
+                           search_criteria,
+                           uid,
+                       },
+                       out| {
+            Done::Res(
+                s.sort(tag, sort_criteria, charset, search_criteria, uid, out)
+                    .await,
+            )
+        }),
+    },
+    CommandSpec {
+        name: "THREAD",
+        states: SELECTED,
+        sync: NoExpunge,
+        run: handler!(|s,
+                       _,
+                       C::Thread {
+                           algorithm,
+                           charset,
+                           search_criteria,
+                           uid,
+                       },
+                       out| {
+            Done::Res(s.thread(algorithm, charset, search_criteria, uid, out).await)
         }),
     },
     CommandSpec {

@@ -171,13 +171,15 @@ pub struct Changes {
 }
 
 /// Data a protocol derives from a message's bytes and lets the store cache by UID (what
-/// Dovecot keeps in `dovecot.index.cache`): the encoded IMAP ENVELOPE, BODYSTRUCTURE and BODY.
+/// Dovecot keeps in `dovecot.index.cache`): the encoded IMAP ENVELOPE, BODYSTRUCTURE and BODY,
+/// and what SORT and THREAD compare (`imap::sortkey::SortKeys`, encoded).
 /// A message never changes under its (UIDVALIDITY, UID), so neither does its entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Derived {
     Envelope,
     BodyStructure,
     Body,
+    SortKeys,
 }
 
 /// A message being saved a piece at a time ([`Mailbox::save_begin`], then
@@ -338,6 +340,11 @@ pub trait Mailbox: Send + Sync {
     fn derived(&self, uid: u32, field: Derived) -> Option<Arc<[u8]>> {
         let _ = (uid, field);
         None
+    }
+    /// [`Mailbox::derived`] of many messages at once (SORT asks for every message of a
+    /// folder: one lock instead of one per message).
+    fn derived_many(&self, uids: &[u32], field: Derived) -> Vec<Option<Arc<[u8]>>> {
+        uids.iter().map(|&u| self.derived(u, field)).collect()
     }
     /// Whether a keyword new to the mailbox can still be stored, as last seen by `sync`,
     /// `store_flags` or `append` (no I/O). IMAP's PERMANENTFLAGS promises `\*` only then.

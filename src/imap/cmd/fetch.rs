@@ -337,7 +337,7 @@ fn fetch_expunged(
     names: &[MessageDataItemName<'_>],
     uid_cmd: bool,
     show_flags: bool,
-    derived: &[Option<Arc<[u8]>>; 3],
+    derived: &[Option<Arc<[u8]>>; 4],
     out: &mut Output,
 ) {
     use MessageDataItemName as N;
@@ -363,7 +363,7 @@ fn fetch_expunged(
                 let (name, nil): (&str, &[u8]) = match d {
                     Derived::Envelope => ("ENVELOPE", b"(NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL)"),
                     Derived::BodyStructure => ("BODYSTRUCTURE", b"NIL"),
-                    Derived::Body => ("BODY", b"NIL"),
+                    Derived::Body | Derived::SortKeys => ("BODY", b"NIL"),
                 };
                 match &derived[d as usize] {
                     Some(v) => w.item(name, v),
@@ -418,7 +418,7 @@ fn fetch_one(
 ) -> crate::store::Result<Written> {
     use MessageDataItemName as N;
     // Cached derived values, by `Derived as usize`.
-    let mut derived: [Option<Arc<[u8]>>; 3] = [None, None, None];
+    let mut derived: [Option<Arc<[u8]>>; 4] = [None, None, None, None];
     let mut missing_derived = false;
     for d in names.iter().filter_map(derived_of) {
         if derived[d as usize].is_none() {
@@ -483,7 +483,7 @@ fn fetch_one(
                         match d {
                             Derived::Envelope => write_envelope(msg(), &mut v),
                             Derived::BodyStructure => write_structure(msg(), &mut v, true),
-                            Derived::Body => write_structure(msg(), &mut v, false),
+                            Derived::Body | Derived::SortKeys => write_structure(msg(), &mut v, false),
                         }
                         let v: Arc<[u8]> = v.into();
                         learned.push((meta.uid, d, v.clone()));
@@ -493,7 +493,7 @@ fn fetch_one(
                 let name = match d {
                     Derived::Envelope => "ENVELOPE",
                     Derived::BodyStructure => "BODYSTRUCTURE",
-                    Derived::Body => "BODY",
+                    Derived::Body | Derived::SortKeys => "BODY",
                 };
                 if utf8 {
                     // RFC 6855 §3: raw UTF-8 header values as quoted strings.

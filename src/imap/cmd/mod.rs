@@ -19,6 +19,7 @@ pub mod mailbox;
 pub mod misc;
 pub mod quota;
 pub mod search;
+pub mod sort;
 pub mod status;
 pub mod store;
 

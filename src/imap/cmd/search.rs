@@ -22,7 +22,8 @@ use super::super::state::{Fail, ImapSession, Res};
 use super::super::decode::ext::SearchReturn;
 use super::{blocking, uid_set};
 use crate::session::Output;
-use crate::store::ErrorKind;
+use crate::store::{ErrorKind, Mailbox, MessageMeta};
+use tokio_util::sync::CancellationToken;
 
 impl ImapSession {
     pub(crate) async fn search(
@@ -65,41 +66,8 @@ impl ImapSession {
         // The blocking task outlives a dropped future: the guard cancels it then.
         let stop = self.env.cancel.child_token();
         let _stop_when_dropped = stop.clone().drop_guard();
-        let (hits, highest, gone) = blocking(move || {
-            let bounds = Bounds {
-                messages: messages.len() as u32,
-                max_uid: messages.last().map_or(0, |m| m.uid),
-            };
-            let cancelled = || stop.is_cancelled();
-            let mut hits = Vec::new();
-            let mut highest = 0u64;
-            let gone = std::cell::Cell::new(false);
-            for (i, m) in messages.iter().enumerate() {
-                if cancelled() {
-                    return Ok(None);
-                }
-                let mb = &mailbox;
-                let id = m.uid;
-                let gone = &gone;
-                let load = move || {
-                    let r = mb.read(id);
-                    gone.set(gone.get() || r.as_ref().is_err_and(|e| e.kind == ErrorKind::NotFound));
-                    r.ok()
-                };
-                let mut c = Candidate {
-                    seq: i as u32 + 1,
-                    meta: m,
-                    message: LazyMessage::new(load),
-                    cancelled: &cancelled,
-                };
-                if matches_all(&keys, &mut c, bounds) {
-                    hits.push((i as u32 + 1, m.uid));
-                    highest = highest.max(m.modseq);
-                }
-            }
-            Ok((!cancelled()).then_some((hits, highest, gone.get())))
-        })
-        .await?
+        let (hits, highest, gone) = blocking(move || Ok(find(&*mailbox, &messages, &keys, &stop)))
+            .await?
         .ok_or_else(|| Fail::No("[UNAVAILABLE] Search cancelled.".into()))?;
         match ret {
             None => {
@@ -138,9 +106,54 @@ impl ImapSession {
     }
 }
 
+/// What [`find`] found: (sequence number, UID) of each message, the highest mod-sequence
+/// among them, and whether a content key met a message expunged meanwhile.
+pub(crate) type Found = (Vec<(u32, u32)>, u64, bool);
+
+/// The messages of `messages` (a view, in order) that match `keys`; `None` when `stop`
+/// fired. Runs on the blocking pool; SEARCH, SORT and THREAD share it.
+pub(crate) fn find(
+    mailbox: &dyn Mailbox,
+    messages: &[MessageMeta],
+    keys: &[SearchKey<'_>],
+    stop: &CancellationToken,
+) -> Option<Found> {
+    let bounds = Bounds {
+        messages: messages.len() as u32,
+        max_uid: messages.last().map_or(0, |m| m.uid),
+    };
+    let cancelled = || stop.is_cancelled();
+    let mut hits = Vec::new();
+    let mut highest = 0u64;
+    let gone = std::cell::Cell::new(false);
+    for (i, m) in messages.iter().enumerate() {
+        if cancelled() {
+            return None;
+        }
+        let id = m.uid;
+        let gone = &gone;
+        let load = move || {
+            let r = mailbox.read(id);
+            gone.set(gone.get() || r.as_ref().is_err_and(|e| e.kind == ErrorKind::NotFound));
+            r.ok()
+        };
+        let mut c = Candidate {
+            seq: i as u32 + 1,
+            meta: m,
+            message: LazyMessage::new(load),
+            cancelled: &cancelled,
+        };
+        if matches_all(keys, &mut c, bounds) {
+            hits.push((i as u32 + 1, m.uid));
+            highest = highest.max(m.modseq);
+        }
+    }
+    (!cancelled()).then_some((hits, highest, gone.get()))
+}
+
 /// What `RETURN (SAVE)` keeps (RFC 5182 §2.4): the messages MIN and MAX found when those are
 /// the only other options, else the whole result.
-fn saved_uids(r: SearchReturn, hits: &[(u32, u32)]) -> Vec<u32> {
+pub(crate) fn saved_uids(r: SearchReturn, hits: &[(u32, u32)]) -> Vec<u32> {
     if (r.min || r.max) && !(r.all || r.count) {
         let mut v: Vec<u32> = Vec::new();
         if r.min {
@@ -217,7 +230,15 @@ impl ImapSession {
         }
         let as_set = |n: &[u32]| SequenceSet::try_from(uid_set(n).as_str()).ok();
         let (set, uid, nothing) = match body {
-            CommandBody::Search { criteria, .. } => {
+            CommandBody::Search { criteria, .. }
+            | CommandBody::Sort {
+                search_criteria: criteria,
+                ..
+            }
+            | CommandBody::Thread {
+                search_criteria: criteria,
+                ..
+            } => {
                 replace_in_keys(criteria, marker, as_set(&uids).as_ref());
                 return None;
             }

@@ -226,16 +226,21 @@ pub fn preparse(frame: &[u8]) -> Result<Preparsed, Refusal> {
     };
     let mut dollars: Vec<usize> = Vec::new();
     match name.as_slice() {
-        b"SEARCH" => {
+        b"SEARCH" | b"SORT" | b"THREAD" => {
+            let sort = name.as_slice() == b"SORT";
             let mut j = i + 1;
-            if is(j, "RETURN") && toks.get(j + 1).map(|t| t.kind) == Some(Kind::Open) {
+            // RFC 5267 §3: SORT takes SEARCH's return options (ESORT); THREAD takes none.
+            if name.as_slice() != b"THREAD"
+                && is(j, "RETURN")
+                && toks.get(j + 1).map(|t| t.kind) == Some(Kind::Open)
+            {
                 let mut r = SearchReturn::default();
                 let mut k = j + 2;
                 loop {
                     match toks.get(k).map(|t| t.kind) {
                         Some(Kind::Close) => break,
                         Some(Kind::Atom) => {}
-                        _ => return Err("Error in IMAP command SEARCH: Invalid RETURN options"),
+                        _ => return Err(bad_return(sort, false)),
                     }
                     let opt = word(k).unwrap_or_default().to_ascii_uppercase();
                     match opt.as_slice() {
@@ -244,11 +249,7 @@ pub fn preparse(frame: &[u8]) -> Result<Preparsed, Refusal> {
                         b"ALL" => r.all = true,
                         b"COUNT" => r.count = true,
                         b"SAVE" => r.save = true,
-                        _ => {
-                            return Err(
-                                "Error in IMAP command SEARCH: Unknown SEARCH return option",
-                            )
-                        }
+                        _ => return Err(bad_return(sort, true)),
                     }
                     k += 1;
                 }
@@ -263,6 +264,20 @@ pub fn preparse(frame: &[u8]) -> Result<Preparsed, Refusal> {
                 });
                 out.ext.search_return = Some(r);
                 j = k + 1;
+            }
+            match name.as_slice() {
+                b"SEARCH" => {}
+                // `(sort-criteria) charset`, then the search keys.
+                b"SORT" => {
+                    if toks.get(j).map(|t| t.kind) == Some(Kind::Open) {
+                        while toks.get(j).is_some_and(|t| t.kind != Kind::Close) {
+                            j += 1;
+                        }
+                    }
+                    j += 2;
+                }
+                // `algorithm charset`, then the search keys.
+                _ => j += 2,
             }
             search_dollars(&toks, frame, j, &mut dollars);
         }
@@ -338,6 +353,17 @@ pub fn append_utf8(frame: &[u8]) -> Option<Vec<u8>> {
         return None;
     }
     append_utf8_edits(frame, &toks, 1).map(|e| apply(frame, e))
+}
+
+/// The `BAD` text for a bad `RETURN (..)` of SEARCH or SORT (Dovecot's wording): an
+/// option list that is not one, or an option it does not know.
+fn bad_return(sort: bool, unknown: bool) -> Refusal {
+    match (sort, unknown) {
+        (false, false) => "Error in IMAP command SEARCH: Invalid RETURN options",
+        (false, true) => "Error in IMAP command SEARCH: Unknown SEARCH return option",
+        (true, false) => "Error in IMAP command SORT: Invalid RETURN options",
+        (true, true) => "Error in IMAP command SORT: Unknown SEARCH return option",
+    }
 }
 
 /// The tokens that are `$` in search-key position (RFC 5182 §3 `search-key =/
@@ -563,6 +589,29 @@ mod tests {
             .map(|r| String::from_utf8(r.clone()).unwrap())
             .collect();
         Ok((f, p.ext, raws))
+    }
+
+    #[test]
+    fn sort_return_options_and_dollars() {
+        let (f, e, _) = pre("a UID SORT RETURN (MIN COUNT) (REVERSE DATE) UTF-8 $ SUBJECT $\r\n").unwrap();
+        let m = e.saved_marker.unwrap();
+        assert_eq!(f, format!("a UID SORT (REVERSE DATE) UTF-8 {m} SUBJECT $\r\n"));
+        let r = e.search_return.unwrap();
+        assert!(r.min && r.count && !r.max && !r.all);
+        let (f, e, _) = pre("a THREAD REFERENCES US-ASCII UID $\r\n").unwrap();
+        let m = e.saved_marker.unwrap();
+        assert_eq!(f, format!("a THREAD REFERENCES US-ASCII UID {m}\r\n"));
+        assert_eq!(e.search_return, None);
+        assert_eq!(
+            pre("a SORT RETURN (FOO) (DATE) UTF-8 ALL\r\n").unwrap_err(),
+            "Error in IMAP command SORT: Unknown SEARCH return option"
+        );
+        // Every chunking of the frame the session may hold is a whole command here; what
+        // a prefix yields must not panic.
+        let s = "a SORT RETURN (ALL) (DATE) UTF-8 $\r\n";
+        for n in 0..s.len() {
+            let _ = preparse(&s.as_bytes()[..n]);
+        }
     }
 
     #[test]

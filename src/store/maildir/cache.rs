@@ -8,7 +8,7 @@
 //! dropped when the message is expunged. The file is a cache: losing it, a torn tail, a
 //! stale UIDVALIDITY or a failed write only costs re-parsing; it is never fsynced.
 //!
-//! Format (little-endian): `MSCACHE1` + UIDVALIDITY (u32), then records
+//! Format (little-endian): `MSCACHE2` + UIDVALIDITY (u32), then records
 //! `uid u32 | field u8 | len u32 | data | fnv1a32 of the preceding fields and data`.
 //! Records are appended with one `write` on an `O_APPEND` descriptor (so two processes
 //! appending never interleave); the file is rewritten (temp file + rename) when it was
@@ -25,7 +25,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 /// The cache file's name inside a Maildir folder.
 pub const FILE_NAME: &str = "mailserver.cache";
-const MAGIC: &[u8; 8] = b"MSCACHE1";
+/// Version 2 added SORT/THREAD keys (field 4); a version-1 file is not ours and is
+/// rewritten whole (its entries are derived again), never misread.
+const MAGIC: &[u8; 8] = b"MSCACHE2";
 const HEADER_LEN: usize = 12;
 /// `uid + field + len` before the data, the checksum after it.
 const RECORD_OVERHEAD: usize = 4 + 1 + 4 + 4;
@@ -39,6 +41,7 @@ fn field_code(f: Derived) -> u8 {
         Derived::Envelope => 1,
         Derived::BodyStructure => 2,
         Derived::Body => 3,
+        Derived::SortKeys => 4,
     }
 }
 
@@ -47,6 +50,7 @@ fn field_of(code: u8) -> Option<Derived> {
         1 => Some(Derived::Envelope),
         2 => Some(Derived::BodyStructure),
         3 => Some(Derived::Body),
+        4 => Some(Derived::SortKeys),
         _ => None,
     }
 }
@@ -225,6 +229,22 @@ impl DerivedCache {
         self.lock().map.get(&(uid, field)).cloned()
     }
 
+    /// [`DerivedCache::get`] of many UIDs under one lock (loaded for `uid_validity`, else
+    /// `Err(())` as [`DerivedCache::get_loaded`]).
+    #[allow(clippy::result_unit_err)]
+    pub fn get_many(
+        &self,
+        uid_validity: u32,
+        uids: &[u32],
+        field: Derived,
+    ) -> Result<Vec<Option<Arc<[u8]>>>, ()> {
+        let g = self.lock();
+        if g.loaded_for != Some(uid_validity) {
+            return Err(());
+        }
+        Ok(uids.iter().map(|&u| g.map.get(&(u, field)).cloned()).collect())
+    }
+
     /// Adds entries (for the loaded UIDVALIDITY) and persists them; failures are logged once.
     pub fn put(&self, uid_validity: u32, entries: Vec<(u32, Derived, Arc<[u8]>)>) {
         let mut g = self.lock();
@@ -319,6 +339,22 @@ mod tests {
 
     fn entry(uid: u32, f: Derived, s: &str) -> (u32, Derived, Arc<[u8]>) {
         (uid, f, Arc::from(s.as_bytes()))
+    }
+
+    #[test]
+    fn a_version_1_file_is_not_read() {
+        let mut v1 = b"MSCACHE1".to_vec();
+        v1.extend_from_slice(&7u32.to_le_bytes());
+        let mut rec = Vec::new();
+        push_record(&mut rec, 1, Derived::Envelope, b"(NIL)");
+        v1.extend_from_slice(&rec);
+        assert!(parse(&v1).is_none());
+        let mut v2 = MAGIC.to_vec();
+        v2.extend_from_slice(&7u32.to_le_bytes());
+        push_record(&mut v2, 1, Derived::SortKeys, b"k");
+        let p = parse(&v2).unwrap();
+        assert_eq!(p.entries.len(), 1);
+        assert_eq!(p.entries[0].1, Derived::SortKeys);
     }
 
     #[test]

@@ -758,6 +758,23 @@ impl Mailbox for MaildirMailbox {
         self.derived.get(uid, field)
     }
 
+    fn derived_many(&self, uids: &[u32], field: Derived) -> Vec<Option<Arc<[u8]>>> {
+        let st = lock(&self.state);
+        if !st.loaded {
+            return vec![None; uids.len()];
+        }
+        let uid_validity = st.uid_validity;
+        if let Ok(hits) = self.derived.get_many(uid_validity, uids, field) {
+            return hits;
+        }
+        let live: Vec<u32> = st.recs.iter().map(|r| r.uid).collect();
+        drop(st);
+        self.derived.load(uid_validity, &live);
+        self.derived
+            .get_many(uid_validity, uids, field)
+            .unwrap_or_else(|()| vec![None; uids.len()])
+    }
+
     fn set_derived(&self, entries: Vec<(u32, Derived, Arc<[u8]>)>) {
         let uid_validity = {
             let st = lock(&self.state);

@@ -1,0 +1,357 @@
+//! SORT and THREAD (RFC 5256), SORT=DISPLAY (RFC 5957), ESORT (RFC 5267 §3: `SORT RETURN
+//! (..)` answered with `* ESEARCH`) and `RETURN (SAVE)` (RFC 5182). The messages are those
+//! SEARCH finds ([`super::search::find`], the same keys and charsets); what they are ordered
+//! or threaded by is [`SortKeys`], taken from the folder's cache ([`Derived::SortKeys`]) and
+//! derived from the message's header only when the cache lacks it — so once the cache is
+//! warm a SORT or THREAD opens no message file (`tests/imap_sort.rs` proves it by rewriting
+//! the files after warming).
+//!
+//! Ties are broken by mailbox order, never reversed (RFC 5256 §3, as Dovecot).
+
+use std::cmp::Ordering;
+use std::sync::Arc;
+use std::time::UNIX_EPOCH;
+
+use imap_codec::imap_types::core::{Charset, Vec1};
+use imap_codec::imap_types::extensions::sort::{SortCriterion, SortKey};
+use imap_codec::imap_types::extensions::thread::ThreadingAlgorithm;
+use imap_codec::imap_types::search::SearchKey;
+
+use super::super::search::{check_charset, check_limits, uses_modseq};
+use super::super::sortkey::{SortKeys, Wanted};
+use super::super::state::{Fail, ImapSession, Res};
+use super::super::thread::{self, Algorithm, ThreadMsg};
+use super::search::{find, saved_uids, Esearch};
+use super::blocking;
+use crate::session::Output;
+use crate::store::{Derived, Mailbox, MessageMeta};
+
+/// One message found: its position, UID, what SORT/THREAD compare.
+struct Found {
+    seq: u32,
+    uid: u32,
+    size: u64,
+    arrival: i64,
+    keys: Option<SortKeys>,
+}
+
+impl Found {
+    /// The sent date, or the INTERNALDATE when the `Date:` header is missing or bad.
+    fn date(&self) -> i64 {
+        self.keys.as_ref().and_then(|k| k.date).unwrap_or(self.arrival)
+    }
+
+    fn text(&self, key: &SortKey) -> &str {
+        let Some(k) = &self.keys else { return "" };
+        match key {
+            SortKey::Cc => &k.cc,
+            SortKey::From => &k.from,
+            SortKey::To => &k.to,
+            SortKey::Subject => &k.subject,
+            SortKey::DisplayFrom => &k.display_from,
+            SortKey::DisplayTo => &k.display_to,
+            _ => "",
+        }
+    }
+}
+
+fn compare(a: &Found, b: &Found, criteria: &[SortCriterion]) -> Ordering {
+    for c in criteria {
+        let o = match c.key {
+            SortKey::Arrival => a.arrival.cmp(&b.arrival),
+            SortKey::Size => a.size.cmp(&b.size),
+            SortKey::Date => a.date().cmp(&b.date()),
+            ref k => a.text(k).cmp(b.text(k)),
+        };
+        let o = if c.reverse { o.reverse() } else { o };
+        if o != Ordering::Equal {
+            return o;
+        }
+    }
+    a.seq.cmp(&b.seq)
+}
+
+/// What of [`SortKeys`] the criteria compare; `None` when only the store's metadata.
+fn wanted(criteria: &[SortCriterion]) -> Option<Wanted> {
+    let mut w = Wanted::default();
+    let mut any = false;
+    for c in criteria {
+        any |= !matches!(c.key, SortKey::Arrival | SortKey::Size);
+        match c.key {
+            SortKey::Subject => w.subject = true,
+            SortKey::From => w.from = true,
+            SortKey::To => w.to = true,
+            SortKey::Cc => w.cc = true,
+            SortKey::DisplayFrom => w.display_from = true,
+            SortKey::DisplayTo => w.display_to = true,
+            _ => {}
+        }
+    }
+    any.then_some(w)
+}
+
+fn seconds(meta: &MessageMeta) -> i64 {
+    match meta.internal_date.duration_since(UNIX_EPOCH) {
+        Ok(d) => d.as_secs() as i64,
+        Err(e) => -(e.duration().as_secs() as i64),
+    }
+}
+
+/// The sort keys of a message (the `wanted` strings): `cached`, else derived from its
+/// bytes (and offered to the cache through `learned`); `None` when the message is gone.
+fn keys_of(
+    mailbox: &dyn Mailbox,
+    uid: u32,
+    cached: Option<Arc<[u8]>>,
+    wanted: Wanted,
+    learned: &mut Vec<(u32, Derived, Arc<[u8]>)>,
+) -> Option<SortKeys> {
+    if let Some(k) = cached.and_then(|v| SortKeys::decode_only(&v, wanted)) {
+        return Some(k);
+    }
+    let raw = mailbox.read(uid).ok()?;
+    let k = SortKeys::from_message(&raw);
+    learned.push((uid, Derived::SortKeys, k.encode().into()));
+    Some(k)
+}
+
+/// Searches and gathers what SORT and THREAD need of each message found.
+fn gather(
+    mailbox: &dyn Mailbox,
+    messages: &[MessageMeta],
+    keys: &[SearchKey<'_>],
+    stop: &tokio_util::sync::CancellationToken,
+    wanted: Option<Wanted>,
+) -> Option<(Vec<Found>, u64, bool)> {
+    let (hits, highest, gone) = find(mailbox, messages, keys, stop)?;
+    let mut learned = Vec::new();
+    let mut found = Vec::with_capacity(hits.len());
+    let uids: Vec<u32> = hits.iter().map(|h| h.1).collect();
+    let mut cached = match wanted {
+        Some(_) => mailbox.derived_many(&uids, Derived::SortKeys),
+        None => Vec::new(),
+    }
+    .into_iter();
+    for (seq, uid) in hits {
+        if stop.is_cancelled() {
+            return None;
+        }
+        let meta = &messages[seq as usize - 1];
+        found.push(Found {
+            seq,
+            uid,
+            size: meta.size,
+            arrival: seconds(meta),
+            keys: match wanted {
+                Some(w) => keys_of(mailbox, uid, cached.next().flatten(), w, &mut learned),
+                None => None,
+            },
+        });
+    }
+    if !learned.is_empty() {
+        mailbox.set_derived(learned);
+    }
+    Some((found, highest, gone))
+}
+
+impl ImapSession {
+    /// Checks and runs the search part shared by SORT and THREAD.
+    async fn sorted_search(
+        &mut self,
+        charset: &Charset<'static>,
+        criteria: Vec1<SearchKey<'static>>,
+        wanted: Option<Wanted>,
+        out: &mut Output,
+    ) -> Result<(Vec<Found>, u64, bool), Fail> {
+        check_charset(Some(charset)).map_err(|t| Fail::No(t.into()))?;
+        check_limits(criteria.as_ref()).map_err(|t| Fail::No(t.into()))?;
+        if uses_modseq(criteria.as_ref()) {
+            self.enable_condstore(out);
+        }
+        let sel = self.selected()?;
+        let messages = sel.view.messages.clone();
+        let mailbox = sel.mailbox.clone();
+        let keys = criteria.into_inner();
+        let stop = self.env.cancel.child_token();
+        let _stop_when_dropped = stop.clone().drop_guard();
+        blocking(move || Ok(gather(&*mailbox, &messages, &keys, &stop, wanted)))
+            .await?
+            .ok_or_else(|| Fail::No("[UNAVAILABLE] Search cancelled.".into()))
+    }
+
+    /// SORT / UID SORT (RFC 5256 §3), ESORT (RFC 5267 §3) with `RETURN (..)`.
+    pub(crate) async fn sort(
+        &mut self,
+        tag: &str,
+        criteria: Vec1<SortCriterion>,
+        charset: Charset<'static>,
+        search: Vec1<SearchKey<'static>>,
+        uid: bool,
+        out: &mut Output,
+    ) -> Res {
+        let ret = self.ext.search_return.take();
+        if ret.is_some_and(|r| r.save) {
+            self.selected()?.saved.clear();
+        }
+        let modseq = uses_modseq(search.as_ref());
+        let criteria = criteria.into_inner();
+        let (found, highest, gone) = self
+            .sorted_search(&charset, search, wanted(&criteria), out)
+            .await?;
+        // An order of indexes is sorted, not the (large) entries themselves.
+        let mut order: Vec<u32> = (0..found.len() as u32).collect();
+        order.sort_by(|&a, &b| compare(&found[a as usize], &found[b as usize], &criteria));
+        let found: Vec<&Found> = order.iter().map(|&i| &found[i as usize]).collect();
+        let numbers: Vec<u32> = found
+            .iter()
+            .map(|f| if uid { f.uid } else { f.seq })
+            .collect();
+        let modseq = (modseq && highest > 0).then_some(highest);
+        match ret {
+            None => {
+                let mut line = String::from("* SORT");
+                for n in &numbers {
+                    line.push(' ');
+                    line.push_str(&n.to_string());
+                }
+                if let Some(m) = modseq {
+                    line.push_str(&format!(" (MODSEQ {m})"));
+                }
+                out.reply(line);
+            }
+            Some(r) => {
+                if r.save {
+                    let hits: Vec<(u32, u32)> = found.iter().map(|f| (f.seq, f.uid)).collect();
+                    let mut saved = saved_uids(r, &hits);
+                    saved.sort_unstable();
+                    saved.dedup();
+                    self.selected()?.saved = saved;
+                }
+                let e = Esearch {
+                    uid,
+                    numbers,
+                    modseq,
+                };
+                if let Some(line) = e.sorted_line(tag, r) {
+                    out.reply(line);
+                }
+            }
+        }
+        Ok(if gone {
+            "[EXPUNGEISSUED] Sort completed.".into()
+        } else {
+            "Sort completed.".into()
+        })
+    }
+
+    /// THREAD / UID THREAD (RFC 5256 §3, and REFS).
+    pub(crate) async fn thread(
+        &mut self,
+        algorithm: ThreadingAlgorithm<'static>,
+        charset: Charset<'static>,
+        search: Vec1<SearchKey<'static>>,
+        uid: bool,
+        out: &mut Output,
+    ) -> Res {
+        let alg = match &algorithm {
+            ThreadingAlgorithm::OrderedSubject => Algorithm::OrderedSubject,
+            ThreadingAlgorithm::References => Algorithm::References,
+            ThreadingAlgorithm::Other(o) if o.as_ref().eq_ignore_ascii_case("REFS") => Algorithm::Refs,
+            ThreadingAlgorithm::Other(_) => {
+                return Err(Fail::Bad("Unknown thread algorithm".into()));
+            }
+        };
+        let want = Wanted {
+            subject: true,
+            ids: true,
+            ..Wanted::default()
+        };
+        let (found, _, gone) = self.sorted_search(&charset, search, Some(want), out).await?;
+        let msgs: Vec<ThreadMsg> = found
+            .iter()
+            .map(|f| {
+                let k = f.keys.clone().unwrap_or_default();
+                ThreadMsg {
+                    id: if uid { f.uid } else { f.seq },
+                    date: f.date(),
+                    subject: k.subject,
+                    reply: k.reply,
+                    message_id: k.message_id,
+                    references: k.references,
+                }
+            })
+            .collect();
+        out.reply(thread::response(&thread::thread(&msgs, alg)));
+        Ok(if gone {
+            "[EXPUNGEISSUED] Thread completed.".into()
+        } else {
+            "Thread completed.".into()
+        })
+    }
+}
+
+impl Esearch {
+    /// RFC 5267 §3.2: MIN and MAX are the first and last message in sort order (as
+    /// Dovecot), ALL the numbers in sort order (runs of consecutive ascending numbers as
+    /// ranges).
+    pub(crate) fn sorted_line(&self, tag: &str, r: super::super::decode::ext::SearchReturn) -> Option<String> {
+        if !(r.min || r.max || r.all || r.count) {
+            return None;
+        }
+        let mut line = format!("* ESEARCH (TAG \"{tag}\")");
+        if self.uid {
+            line.push_str(" UID");
+        }
+        if let (true, Some(n)) = (r.min, self.numbers.first()) {
+            line.push_str(&format!(" MIN {n}"));
+        }
+        if let (true, Some(n)) = (r.max, self.numbers.last()) {
+            line.push_str(&format!(" MAX {n}"));
+        }
+        if r.all && !self.numbers.is_empty() {
+            line.push_str(" ALL ");
+            line.push_str(&ordered_set(&self.numbers));
+        }
+        if r.count {
+            line.push_str(&format!(" COUNT {}", self.numbers.len()));
+        }
+        if let Some(m) = self.modseq {
+            line.push_str(&format!(" MODSEQ {m}"));
+        }
+        Some(line)
+    }
+}
+
+/// A sequence set that keeps the order of `numbers`: `a:b` for each run of consecutive
+/// ascending numbers.
+fn ordered_set(numbers: &[u32]) -> String {
+    let mut s = String::new();
+    let mut i = 0;
+    while i < numbers.len() {
+        let mut j = i;
+        while j + 1 < numbers.len() && numbers[j + 1] == numbers[j].wrapping_add(1) {
+            j += 1;
+        }
+        if !s.is_empty() {
+            s.push(',');
+        }
+        if j > i {
+            s.push_str(&format!("{}:{}", numbers[i], numbers[j]));
+        } else {
+            s.push_str(&numbers[i].to_string());
+        }
+        i = j + 1;
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ordered_set;
+
+    #[test]
+    fn ordered_sets_keep_the_order() {
+        assert_eq!(ordered_set(&[5, 1, 2, 3, 9, 8]), "5,1:3,9,8");
+        assert_eq!(ordered_set(&[]), "");
+    }
+}
