@@ -9,7 +9,6 @@
 //! Ties are broken by mailbox order, never reversed (RFC 5256 §3, as Dovecot).
 
 use std::cmp::Ordering;
-use std::sync::Arc;
 use std::time::UNIX_EPOCH;
 
 use imap_codec::imap_types::core::{Charset, Vec1};
@@ -97,25 +96,56 @@ fn seconds(meta: &MessageMeta) -> i64 {
     }
 }
 
-/// The sort keys of a message (the `wanted` strings): `cached`, else derived from its
-/// bytes (and offered to the cache through `learned`); `None` when the message is gone.
-fn keys_of(
+/// With at least this many messages to read, a cold SORT or THREAD reads and parses them on
+/// several threads: the work is opening and reading each file's header, which is as
+/// independent per message as it is slow (Dovecot's cold sort reads the same headers).
+const PARALLEL_FROM: usize = 512;
+/// At most this many threads read messages for one command.
+const MAX_READERS: usize = 4;
+
+/// The sort keys of the messages at `missing` (indexes into `uids`) that the cache did not
+/// have, read from their files: `(index, keys)`, `None` keys for a message that is gone;
+/// `None` if the command was cancelled.
+fn derive_missing(
     mailbox: &dyn Mailbox,
-    uid: u32,
-    cached: Option<Arc<[u8]>>,
-    wanted: Wanted,
-    learned: &mut Vec<(u32, Derived, Arc<[u8]>)>,
-) -> Option<SortKeys> {
-    if let Some(k) = cached.and_then(|v| SortKeys::decode_only(&v, wanted)) {
-        return Some(k);
+    uids: &[u32],
+    missing: &[usize],
+    stop: &tokio_util::sync::CancellationToken,
+) -> Option<Vec<(usize, Option<SortKeys>)>> {
+    let read_part = |part: &[usize]| -> Option<Vec<(usize, Option<SortKeys>)>> {
+        let mut out = Vec::with_capacity(part.len());
+        for &i in part {
+            if stop.is_cancelled() {
+                return None;
+            }
+            let keys = mailbox.read(uids[i]).ok().map(|raw| SortKeys::from_message(&raw));
+            out.push((i, keys));
+        }
+        Some(out)
+    };
+    let readers = std::thread::available_parallelism().map_or(1, |n| n.get().min(MAX_READERS));
+    if readers < 2 || missing.len() < PARALLEL_FROM {
+        return read_part(missing);
     }
-    let raw = mailbox.read(uid).ok()?;
-    let k = SortKeys::from_message(&raw);
-    learned.push((uid, Derived::SortKeys, k.encode().into()));
-    Some(k)
+    let read_part = &read_part;
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = missing
+            .chunks(missing.len().div_ceil(readers))
+            .map(|part| scope.spawn(move || read_part(part)))
+            .collect();
+        let mut all = Vec::with_capacity(missing.len());
+        for worker in workers {
+            match worker.join() {
+                Ok(part) => all.extend(part?),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        Some(all)
+    })
 }
 
-/// Searches and gathers what SORT and THREAD need of each message found.
+/// Searches and gathers what SORT and THREAD need of each message found: sort keys from
+/// the cache, else from the message files (and offered to the cache).
 fn gather(
     mailbox: &dyn Mailbox,
     messages: &[MessageMeta],
@@ -124,33 +154,43 @@ fn gather(
     wanted: Option<Wanted>,
 ) -> Option<(Vec<Found>, u64, bool)> {
     let (hits, highest, gone) = find(mailbox, messages, keys, stop)?;
-    let mut learned = Vec::new();
-    let mut found = Vec::with_capacity(hits.len());
     let uids: Vec<u32> = hits.iter().map(|h| h.1).collect();
-    let mut cached = match wanted {
-        Some(_) => mailbox.derived_many(&uids, Derived::SortKeys),
-        None => Vec::new(),
-    }
-    .into_iter();
-    for (seq, uid) in hits {
-        if stop.is_cancelled() {
-            return None;
+    let mut sort_keys: Vec<Option<SortKeys>> = vec![None; hits.len()];
+    if let Some(w) = wanted {
+        let cached = mailbox.derived_many(&uids, Derived::SortKeys);
+        let mut cached = cached.into_iter();
+        let mut missing = Vec::new();
+        for (i, slot) in sort_keys.iter_mut().enumerate() {
+            match cached.next().flatten().and_then(|v| SortKeys::decode_only(&v, w)) {
+                Some(k) => *slot = Some(k),
+                None => missing.push(i),
+            }
         }
-        let meta = &messages[seq as usize - 1];
-        found.push(Found {
-            seq,
-            uid,
-            size: meta.size,
-            arrival: seconds(meta),
-            keys: match wanted {
-                Some(w) => keys_of(mailbox, uid, cached.next().flatten(), w, &mut learned),
-                None => None,
-            },
-        });
+        let mut learned = Vec::new();
+        for (i, k) in derive_missing(mailbox, &uids, &missing, stop)? {
+            if let Some(k) = k {
+                learned.push((uids[i], Derived::SortKeys, k.encode().into()));
+                sort_keys[i] = Some(k);
+            }
+        }
+        if !learned.is_empty() {
+            mailbox.set_derived(learned);
+        }
     }
-    if !learned.is_empty() {
-        mailbox.set_derived(learned);
-    }
+    let found = hits
+        .into_iter()
+        .zip(sort_keys)
+        .map(|((seq, uid), keys)| {
+            let meta = &messages[seq as usize - 1];
+            Found {
+                seq,
+                uid,
+                size: meta.size,
+                arrival: seconds(meta),
+                keys,
+            }
+        })
+        .collect();
     Some((found, highest, gone))
 }
 
