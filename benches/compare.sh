@@ -9,7 +9,14 @@
 #   mailserver-l5    target/release/mailserver, protocol logging level 5 (full transcript)
 # The mailserver targets are skipped with a message if it does not start within 10 s.
 #
+# Workloads: mailbench's (pop3-retrieve imap-fetch imap-append login-storm-pop3
+# login-storm-imap idle-hold lmtp-deliver) and imap-resync (benches/resync.py). lmtp-deliver
+# (LMTP_CLIENTS clients delivering LMTP_SIZE-byte messages to bench1..benchN over LMTP,
+# Dovecot's `lmtp` against our [lmtp] listener) is not in the default list: it grows the
+# INBOXes the other workloads read. Run it alone: WORKLOADS=lmtp-deliver.
+#
 # Settings (environment): ROUNDS=3 DURATION=10 CLIENTS=4 USERS=8 MESSAGES=200 SEED=1
+#   LMTP_CLIENTS=20 LMTP_SIZE=20480
 #   IDLE_CONNS=100 IDLE_HOLD=5 TLS=0 COMPRESS=0 PORT_BASE=21100 WORKLOADS="..." TARGETS="..."
 #   COMPRESS=1: every IMAP workload turns on COMPRESS=DEFLATE (RFC 4978) after LOGIN, and
 #   Dovecot loads its imap_zlib plugin; the results carry wire_bytes_in/out
@@ -38,6 +45,8 @@ PORT_BASE=${PORT_BASE:-21100}
 WORKLOADS=${WORKLOADS:-"pop3-retrieve imap-fetch imap-append login-storm-pop3 login-storm-imap idle-hold imap-resync imap-sort"}
 RESYNC_SAMPLES=${RESYNC_SAMPLES:-20}
 SORT_SAMPLES=${SORT_SAMPLES:-10}
+LMTP_CLIENTS=${LMTP_CLIENTS:-20}
+LMTP_SIZE=${LMTP_SIZE:-20480}
 TARGETS=${TARGETS:-"dovecot-default mailserver-l0 dovecot-hp mailserver-l5"}
 PASS=benchpass
 OUT=${OUT:-$REPO/benches/results}
@@ -56,11 +65,11 @@ die() { log "ERROR: $*"; exit 1; }
 [ "$DURATION" -ge 1 ] && [ "$DURATION" -le 3600 ] || die "DURATION must be 1..3600 s"
 
 # --- prerequisites -----------------------------------------------------------------------
-if ! command -v dovecot >/dev/null || ! [ -x /usr/lib/dovecot/imap ] || ! [ -x /usr/lib/dovecot/pop3 ]; then
-  log "installing Debian's dovecot-imapd dovecot-pop3d"
+if ! command -v dovecot >/dev/null || ! [ -x /usr/lib/dovecot/imap ] || ! [ -x /usr/lib/dovecot/pop3 ] || ! [ -x /usr/lib/dovecot/lmtp ]; then
+  log "installing Debian's dovecot-imapd dovecot-pop3d dovecot-lmtpd"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y --no-install-recommends dovecot-core dovecot-imapd dovecot-pop3d
+  apt-get install -y --no-install-recommends dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd
 fi
 command -v openssl >/dev/null || die "openssl is needed for the test certificate"
 
@@ -112,6 +121,7 @@ chmod 644 "$WORK/tls/"*.pem
 # --- ports -------------------------------------------------------------------------------
 DC_IMAP=$((PORT_BASE + 0)); DC_IMAPS=$((PORT_BASE + 1)); DC_POP3=$((PORT_BASE + 2)); DC_POP3S=$((PORT_BASE + 3))
 MS_IMAP=$((PORT_BASE + 10)); MS_IMAPS=$((PORT_BASE + 11)); MS_POP3=$((PORT_BASE + 12)); MS_POP3S=$((PORT_BASE + 13))
+DC_LMTP=$((PORT_BASE + 4)); MS_LMTP=$((PORT_BASE + 14))
 
 wait_port() { # port seconds [pid] -> 0 when something accepts on 127.0.0.1:port
   local i
@@ -140,7 +150,7 @@ base_dir = $DC_DIR/run
 state_dir = $DC_DIR/state
 log_path = $DC_DIR/dovecot.log
 listen = 127.0.0.1
-protocols = imap pop3
+protocols = imap pop3 lmtp
 ssl = yes
 ssl_cert = <$WORK/tls/cert.pem
 ssl_key = <$WORK/tls/key.pem
@@ -166,6 +176,9 @@ userdb {
   default_fields = home=$WORK/dovecot-mail/%u
 }
 pop3_uidl_format = %08Xu%08Xv
+# LMTP recipients are bench1@bench.test; the users file has bare names (as our
+# [lmtp] strips the domain when the users file does).
+auth_username_format = %Ln
 $zlib_conf
 mail_max_userip_connections = 100000
 default_process_limit = 5000
@@ -178,6 +191,12 @@ service imap-login {
     port = $DC_IMAPS
   }
   $login_extra
+}
+service lmtp {
+  inet_listener lmtp {
+    address = 127.0.0.1
+    port = $DC_LMTP
+  }
 }
 service pop3-login {
   inet_listener pop3 {
@@ -207,8 +226,9 @@ start_dovecot() { # mode
   SERVER_PID=$(cat "$DC_DIR/run/master.pid" 2>/dev/null || true)
   [ -n "$SERVER_PID" ] || { log "dovecot wrote no master.pid"; tail "$DC_DIR/dovecot.log" >&2; return 1; }
   wait_port "$DC_IMAP" 10 "$SERVER_PID" && wait_port "$DC_POP3" 10 "$SERVER_PID" \
+    && wait_port "$DC_LMTP" 10 "$SERVER_PID" \
     || { tail "$DC_DIR/dovecot.log" >&2; return 1; }
-  IMAP_PORT=$DC_IMAP; POP3_PORT=$DC_POP3; PLAIN_IMAP_PORT=$DC_IMAP
+  IMAP_PORT=$DC_IMAP; POP3_PORT=$DC_POP3; PLAIN_IMAP_PORT=$DC_IMAP; LMTP_PORT=$DC_LMTP
   [ "$TLS" = 1 ] && { IMAP_PORT=$DC_IMAPS; POP3_PORT=$DC_POP3S; }
   return 0
 }
@@ -248,6 +268,9 @@ tls_listen = ["127.0.0.1:$MS_IMAPS"]
 listen = ["127.0.0.1:$MS_POP3"]
 tls_listen = ["127.0.0.1:$MS_POP3S"]
 
+[lmtp]
+listen = ["127.0.0.1:$MS_LMTP"]
+
 [tls]
 cert = "$WORK/tls/cert.pem"
 key = "$WORK/tls/key.pem"
@@ -265,6 +288,8 @@ max_connections_per_ip = 50000
 "POP3 Protocol Log Path" = "$WORK/ms-logs"
 "IMAP Protocol Logging Level" = $1
 "IMAP Protocol Log Path" = "$WORK/ms-logs"
+"LMTP Protocol Logging Level" = $1
+"LMTP Protocol Log Path" = "$WORK/ms-logs"
 EOF
 }
 start_mailserver() { # level [binary]
@@ -277,7 +302,7 @@ start_mailserver() { # level [binary]
   echo "$bin --config $WORK/ms-etc/mailserver.toml run" >>"$COMMANDS"
   "$bin" --config "$WORK/ms-etc/mailserver.toml" run >"$WORK/mailserver.log" 2>&1 &
   MS_PID=$!
-  if ! wait_port "$MS_IMAP" 10 "$MS_PID" || ! wait_port "$MS_POP3" 1 "$MS_PID"; then
+  if ! wait_port "$MS_IMAP" 10 "$MS_PID" || ! wait_port "$MS_POP3" 1 "$MS_PID" || ! wait_port "$MS_LMTP" 1 "$MS_PID"; then
     log "SKIP mailserver: it exited or was not listening within 10 s (log: $WORK/mailserver.log)"
     tail -5 "$WORK/mailserver.log" >&2 || true
     stop_mailserver
@@ -285,7 +310,7 @@ start_mailserver() { # level [binary]
     return 1
   fi
   SERVER_PID=$MS_PID
-  IMAP_PORT=$MS_IMAP; POP3_PORT=$MS_POP3; PLAIN_IMAP_PORT=$MS_IMAP
+  IMAP_PORT=$MS_IMAP; POP3_PORT=$MS_POP3; PLAIN_IMAP_PORT=$MS_IMAP; LMTP_PORT=$MS_LMTP
   [ "$TLS" = 1 ] && { IMAP_PORT=$MS_IMAPS; POP3_PORT=$MS_POP3S; }
   return 0
 }
@@ -337,13 +362,17 @@ clear_sort_cache() { # target
 
 run_workload() { # target round workload [duration]
   local target=$1 round=$2 wl=$3 dur=${4:-$DURATION} args
-  local common=(--users-file-prefix bench --users "$USERS" --pass "$PASS" "${tls_flag[@]}" --quiet --json)
+  local tlsf=("${tls_flag[@]}")
+  [ "$wl" = lmtp-deliver ] && tlsf=()
+  local common=(--users-file-prefix bench --users "$USERS" --pass "$PASS" "${tlsf[@]}" --quiet --json)
   case $wl in
     pop3-retrieve) args=(pop3-retrieve --port "$POP3_PORT" --clients "$POP3_CLIENTS") ;;
     imap-fetch) args=(imap-fetch --port "$IMAP_PORT" --clients "$CLIENTS" "${zip_flag[@]}") ;;
     imap-append) args=(imap-append --port "$IMAP_PORT" --clients "$CLIENTS" --mailbox Archive --seed "$SEED" "${zip_flag[@]}") ;;
     login-storm-pop3) args=(login-storm --proto pop3 --port "$POP3_PORT" --clients "$POP3_CLIENTS") ;;
     login-storm-imap) args=(login-storm --proto imap --port "$IMAP_PORT" --clients "$CLIENTS" "${zip_flag[@]}") ;;
+    # Plain LMTP always (it has no implicit-TLS port).
+    lmtp-deliver) args=(lmtp-deliver --port "$LMTP_PORT" --clients "$LMTP_CLIENTS" --size "$LMTP_SIZE" --domain bench.test --seed "$SEED") ;;
     idle-hold) args=(idle-hold --port "$IMAP_PORT" --clients "$IDLE_CONNS" --hold "$IDLE_HOLD" "${zip_flag[@]}") ;;
     imap-resync)
       # Not mailbench: benches/resync.py (reconnect-and-resync of a 10,000-message folder
@@ -438,7 +467,7 @@ if ! $PY -c 'import matplotlib' 2>/dev/null; then
   log "installing matplotlib with pip (for the charts)"
   $PY -m pip install --quiet matplotlib >&2 || log "matplotlib install failed: charts will be skipped"
 fi
-SETTINGS="ROUNDS=$ROUNDS DURATION=$DURATION CLIENTS=$CLIENTS USERS=$USERS MESSAGES=$MESSAGES SEED=$SEED IDLE_CONNS=$IDLE_CONNS IDLE_HOLD=$IDLE_HOLD TLS=$TLS"
+SETTINGS="ROUNDS=$ROUNDS DURATION=$DURATION CLIENTS=$CLIENTS LMTP_CLIENTS=$LMTP_CLIENTS LMTP_SIZE=$LMTP_SIZE USERS=$USERS MESSAGES=$MESSAGES SEED=$SEED IDLE_CONNS=$IDLE_CONNS IDLE_HOLD=$IDLE_HOLD TLS=$TLS"
 $PY - "$RESULTS" "$MACHINE" "$COMMANDS" "$OUT" "$REPORT" "$SETTINGS" "$MS_OK" <<'PYEOF'
 import json, os, statistics, sys
 results, machine, commands, out, report, settings, ms_ok = sys.argv[1:8]

@@ -4,7 +4,8 @@
 //! `virtual_transport = lmtp:unix:...` or `lmtp:inet:127.0.0.1:PORT` to the daemon. Mail sent
 //! by Python's `smtplib` to Postfix's SMTP port ends up in the users' Maildirs and is fetched
 //! back over IMAP and POP3; Postfix's log has the per-recipient results (`status=sent`, and
-//! `status=bounced` with `5.1.1` for the unknown user, `5.2.2` for the one over quota).
+//! `status=bounced` with `5.1.1` for the unknown user, `5.2.2` for the one over quota). A
+//! `kill -9` of the daemon during a burst loses nothing and duplicates only what was in flight.
 //!
 //! Postfix's `master` must start as root (it drops to `mail_owner = postfix` itself): without
 //! root or without `/usr/sbin/postfix` the tests print `SKIPPED` (and fail under `CI=true`).
@@ -56,8 +57,8 @@ impl Postfix {
     }
 
     /// Creates the instance (postfix can traverse the directory) with `transport` for
-    /// `example.com`, and starts it.
-    fn start(dir: tempfile::TempDir, transport: &str) -> Postfix {
+    /// `example.com` and `extra` lines appended to its main.cf, and starts it.
+    fn start(dir: tempfile::TempDir, transport: &str, extra: &str) -> Postfix {
         use std::os::unix::fs::PermissionsExt;
         let d = dir.path();
         std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -96,7 +97,8 @@ impl Postfix {
              alias_maps =\n\
              alias_database =\n\
              smtputf8_enable = no\n\
-             biff = no\n",
+             biff = no\n\
+             {extra}",
             d = d.display()
         );
         std::fs::write(d.join("conf/main.cf"), main_cf).unwrap();
@@ -215,7 +217,7 @@ fn through_postfix(unix: bool) {
     } else {
         format!("lmtp:inet:127.0.0.1:{port}")
     };
-    let pf = Postfix::start(pdir, &transport);
+    let pf = Postfix::start(pdir, &transport, "");
     let subject = if unix {
         "via postfix unix"
     } else {
@@ -278,6 +280,254 @@ fn postfix_delivers_over_the_unix_socket() {
 #[test]
 fn postfix_delivers_over_tcp() {
     through_postfix(false);
+}
+
+/// How many messages the kill -9 test sends through Postfix in one burst.
+const BURST: usize = 200;
+
+/// Sends `BURST` messages, each with a unique Message-ID `<burst-N@test>` and a last line
+/// `end of burst-N`, in one SMTP session to alice.
+const SMTP_BURST: &str = r#"
+import smtplib, sys
+s = smtplib.SMTP("127.0.0.1", int(sys.argv[1]), timeout=30)
+filler = "".join("line %03d of filler text to give the message some body\r\n" % i for i in range(40))
+for n in range(int(sys.argv[2])):
+    msg = "Subject: burst %d\r\nMessage-ID: <burst-%d@test>\r\n\r\n%send of burst-%d\r\n" % (n, n, filler, n)
+    assert s.sendmail("", ["alice@example.com"], msg.encode()) == {}
+s.quit()
+"#;
+
+/// Postfix's queue ids of the burst, by message number (its cleanup logs `QID: message-id=`).
+fn queue_ids(log: &str) -> std::collections::HashMap<String, usize> {
+    let mut out = std::collections::HashMap::new();
+    for l in log.lines() {
+        let Some(i) = l.find(": message-id=<burst-") else {
+            continue;
+        };
+        let qid = l[..i].rsplit(' ').next().unwrap().to_string();
+        let n = l[i + ": message-id=<burst-".len()..]
+            .split('@')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        out.insert(qid, n);
+    }
+    out
+}
+
+/// The queue ids Postfix logged with `status=WHAT` (`sent`, `deferred`) for alice.
+fn with_status(log: &str, what: &str) -> std::collections::HashSet<String> {
+    let needle = format!(" status={what} ");
+    log.lines()
+        .filter(|l| l.contains(": to=<alice@example.com>") && l.contains(&needle))
+        .filter_map(|l| {
+            let i = l.find(": to=<")?;
+            Some(l[..i].rsplit(' ').next()?.to_string())
+        })
+        .collect()
+}
+
+/// Per message number, how many copies are in alice's `new/` and `cur/` (a file in `tmp/`
+/// is not delivered); each copy must be complete.
+fn delivered_copies(d: &Daemon) -> Vec<usize> {
+    let mut out = vec![0; BURST];
+    let root = d.data_dir().join("mail/alice");
+    for sub in ["new", "cur"] {
+        let Ok(rd) = std::fs::read_dir(root.join(sub)) else {
+            continue;
+        };
+        for e in rd {
+            let text = std::fs::read_to_string(e.unwrap().path()).unwrap();
+            let Some(i) = text.find("Message-ID: <burst-") else {
+                continue;
+            };
+            let n: usize = text[i + "Message-ID: <burst-".len()..]
+                .split('@')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap();
+            assert!(
+                text.ends_with(&format!("end of burst-{n}\r\n"))
+                    || text.ends_with(&format!("end of burst-{n}\n")),
+                "a truncated message in {sub}/: {text}"
+            );
+            out[n] += 1;
+        }
+    }
+    out
+}
+
+/// The queue ids `postqueue -p` lists (`*` active, `!` held stripped).
+fn queued(pf: &Postfix) -> std::collections::HashSet<String> {
+    let out = Command::new("postqueue")
+        .arg("-c")
+        .arg(pf.conf())
+        .arg("-p")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.starts_with(|c: char| c.is_ascii_hexdigit()))
+        .filter_map(|l| l.split_whitespace().next())
+        .map(|q| q.trim_end_matches(['*', '!']).to_string())
+        .collect()
+}
+
+/// `kill -9` of the daemon while Postfix delivers a burst over LMTP: every message Postfix
+/// logged `status=sent` is in the Maildir exactly once, the rest are in Postfix's queue.
+/// After a restart and a queue flush every message is there, and a second copy only of a
+/// message that was in flight at the kill (stored, its `250` never reached Postfix).
+/// Then an IDLE session on the INBOX is woken by one more Postfix-relayed delivery.
+#[test]
+fn kill_9_during_a_postfix_burst_loses_nothing() {
+    if skip() {
+        return;
+    }
+    let pdir = tempfile::tempdir().unwrap();
+    let sock = pdir.path().join("lmtp.sock");
+    let mut d = Daemon::start_with(Options {
+        extra: format!("[lmtp]\nlisten = [\"unix:{}\"]\n", sock.display()),
+        ..Options::default()
+    });
+    // Retries soon after the restart; the flush below starts them at once anyway.
+    let pf = Postfix::start(
+        pdir,
+        &format!("lmtp:unix:{}", sock.display()),
+        "queue_run_delay = 1s\nminimal_backoff_time = 1s\nmaximal_backoff_time = 2s\n",
+    );
+    let mut sender = Command::new("python3")
+        .arg("-c")
+        .arg(SMTP_BURST)
+        .arg(pf.smtp_port.to_string())
+        .arg(BURST.to_string())
+        .spawn()
+        .unwrap();
+    // Kill while Postfix is delivering: after the first few are sent.
+    wait::wait_for("Postfix to deliver some", Duration::from_secs(60), || {
+        let log = pf.maillog();
+        if with_status(&log, "sent").len() >= 10 {
+            Ok(())
+        } else {
+            Err(log)
+        }
+    });
+    d.signal("KILL");
+    d.wait_exit(Duration::from_secs(20));
+    let st = wait::wait_for("the sender to finish", Duration::from_secs(60), || {
+        sender.try_wait().unwrap().ok_or_else(String::new)
+    });
+    assert!(st.success(), "smtplib burst failed");
+    // Settle: every message has a final word from Postfix (sent, or deferred: connection
+    // lost or refused).
+    let (ids, sent) = wait::wait_for(
+        "a status for every message",
+        Duration::from_secs(60),
+        || {
+            let log = pf.maillog();
+            let ids = queue_ids(&log);
+            let sent = with_status(&log, "sent");
+            let deferred = with_status(&log, "deferred");
+            if ids.len() == BURST && ids.keys().all(|q| sent.contains(q) || deferred.contains(q)) {
+                Ok((ids, sent))
+            } else {
+                Err(log)
+            }
+        },
+    );
+    let before = delivered_copies(&d);
+    let in_queue = queued(&pf);
+    for (qid, &n) in &ids {
+        if sent.contains(qid) {
+            assert_eq!(before[n], 1, "burst-{n} ({qid}) was sent: exactly once");
+            assert!(!in_queue.contains(qid), "{qid} sent and queued");
+        } else {
+            assert!(
+                before[n] <= 1,
+                "burst-{n} ({qid}) stored {} times",
+                before[n]
+            );
+            assert!(
+                in_queue.contains(qid),
+                "{qid} (burst-{n}) lost: {in_queue:?}"
+            );
+        }
+    }
+    let in_flight = ids
+        .iter()
+        .filter(|(q, &n)| !sent.contains(*q) && before[n] == 1)
+        .count();
+    eprintln!(
+        "kill -9 burst: {} sent before the kill, {} queued, {in_flight} of those stored",
+        sent.len(),
+        in_queue.len()
+    );
+
+    // Restart on the same tree and socket; flush Postfix's queue.
+    let dir = std::mem::replace(&mut d.dir, tempfile::tempdir().unwrap());
+    let d = Daemon::spawn(dir, d.config_path.clone(), &[]);
+    let st = Command::new("postqueue")
+        .arg("-c")
+        .arg(pf.conf())
+        .arg("-f")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    wait::wait_for("Postfix's queue to empty", Duration::from_secs(90), || {
+        let q = queued(&pf);
+        if q.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("{q:?}\n{}", pf.maillog()))
+        }
+    });
+    let after = delivered_copies(&d);
+    let mut dups = 0;
+    for (qid, &n) in &ids {
+        if sent.contains(qid) {
+            assert_eq!(after[n], 1, "burst-{n} ({qid}) sent before the kill");
+        } else {
+            // Delivered now, once more than the copy the kill left, if any.
+            assert_eq!(after[n], before[n] + 1, "burst-{n} ({qid})");
+            dups += before[n];
+        }
+    }
+    assert_eq!(dups, in_flight);
+    eprintln!("kill -9 burst: {dups} duplicate(s), all of messages in flight at the kill");
+
+    // IDLE on the INBOX is woken by a delivery Postfix relays.
+    let total: usize = after.iter().sum();
+    let mut c = common::imap::Client::login(d.imap.unwrap(), Duration::from_secs(20));
+    let u = c.ok("s SELECT INBOX", "s");
+    assert!(u.iter().any(|l| l == &format!("* {total} EXISTS")), "{u:?}");
+    c.send(b"i IDLE\r\n");
+    assert!(c.line().starts_with("+ "));
+    let out = python(
+        SMTP_SEND,
+        &[
+            &pf.smtp_port.to_string(),
+            "alice@example.com",
+            "Subject: wake\r\nMessage-ID: <wake@test>\r\n\r\nup\r\n",
+        ],
+    );
+    assert_eq!(out.trim(), "{}");
+    // The socket timeout (20 s) bounds each read; the count bounds the loop.
+    let want = format!("* {} EXISTS", total + 1);
+    let mut seen = Vec::new();
+    for _ in 0..10 {
+        let l = c.line();
+        let done = l == want;
+        seen.push(l);
+        if done {
+            break;
+        }
+    }
+    assert_eq!(seen.last(), Some(&want), "{seen:?}\n{}", pf.maillog());
+    c.send(b"DONE\r\n");
+    let (_, done) = c.until_tagged("i");
+    assert!(done.starts_with("i OK"), "{done}");
 }
 
 /// A port free on 127.0.0.1 now (bound and released; the listener that uses it binds it

@@ -493,8 +493,82 @@ fn parse_exists(l: &[u8]) -> Option<u32> {
     (it.next()? == "EXISTS").then_some(n)
 }
 
+/// An LMTP client (RFC 2033): LHLO once, then MAIL/RCPT/DATA per message, pipelined (both
+/// servers advertise PIPELINING, RFC 2920).
+pub struct Lmtp {
+    pub conn: Conn,
+}
+
+impl Lmtp {
+    /// Connects, checks the `220` greeting and sends LHLO.
+    pub async fn connect(t: &Target) -> Result<Lmtp> {
+        let mut c = Lmtp {
+            conn: Conn::connect(t).await?,
+        };
+        c.reply(b"220", "greeting").await?;
+        c.conn.send(b"LHLO mailbench\r\n").await?;
+        c.reply(b"250", "LHLO").await?;
+        Ok(c)
+    }
+
+    /// Reads one (possibly multi-line) reply, whose code must be `code`.
+    async fn reply(&mut self, code: &[u8], what: &str) -> Result<()> {
+        // LHLO's reply is the longest: a few lines. Bounded regardless.
+        for _ in 0..100 {
+            let l = self.conn.read_line().await?;
+            if l.len() < 4 || !l.starts_with(code) {
+                bail!("LMTP {what}: {}", show(l));
+            }
+            if l[3] != b'-' {
+                return Ok(());
+            }
+        }
+        bail!("LMTP {what}: a reply of more than 100 lines")
+    }
+
+    /// Delivers `dotted` (CRLF lines, dot-stuffed, without the final `.`) to one recipient.
+    pub async fn deliver(&mut self, from: &str, rcpt: &str, dotted: &[u8]) -> Result<()> {
+        self.conn
+            .send(format!("MAIL FROM:<{from}>\r\nRCPT TO:<{rcpt}>\r\nDATA\r\n").as_bytes())
+            .await?;
+        self.reply(b"250", "MAIL").await?;
+        self.reply(b"250", "RCPT").await?;
+        self.reply(b"354", "DATA").await?;
+        self.conn.send(dotted).await?;
+        self.conn.send(b".\r\n").await?;
+        self.reply(b"250", "end of DATA").await
+    }
+
+    pub async fn quit(&mut self) -> Result<()> {
+        self.conn.send(b"QUIT\r\n").await?;
+        self.reply(b"221", "QUIT").await
+    }
+}
+
+/// Dot-stuffs CRLF text for DATA (RFC 5321 section 4.5.2); it must end with CRLF.
+pub fn dot_stuff(msg: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(msg.len() + 16);
+    let mut at_line_start = true;
+    for &c in msg {
+        if at_line_start && c == b'.' {
+            out.push(b'.');
+        }
+        out.push(c);
+        at_line_start = c == b'\n';
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn dot_stuffing_doubles_leading_dots_only() {
+        assert_eq!(
+            super::dot_stuff(b".a\r\nb.c\r\n..\r\n"),
+            b"..a\r\nb.c\r\n...\r\n".to_vec()
+        );
+    }
+
     use super::*;
     use tokio::net::TcpListener;
 

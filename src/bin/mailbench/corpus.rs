@@ -104,6 +104,28 @@ pub fn append_messages(seed: u64, count: u32) -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// `count` messages of exactly `size` bytes (CRLF; at least the headers) for lmtp-deliver:
+/// a few headers, a unique Message-ID, then 76-character lines of random lower-case text.
+pub fn lmtp_messages(seed: u64, count: u32, size: usize) -> Vec<Vec<u8>> {
+    let mut rng = SplitMix64::derive(seed, 0, 98);
+    (0..count)
+        .map(|i| {
+            let mut m = format!(
+                "From: <mailbench@bench.test>\r\nTo: <bench@bench.test>\r\n\
+                 Subject: lmtp-deliver {i}\r\nMessage-ID: <lmtp-{seed}-{i}@bench.test>\r\n\
+                 Date: Thu, 03 Dec 2026 12:00:00 +0000\r\n\r\n"
+            )
+            .into_bytes();
+            while m.len() + 2 < size {
+                let n = (size - m.len() - 2).min(76);
+                m.extend((0..n).map(|_| b'a' + rng.below(26) as u8));
+                m.extend_from_slice(b"\r\n");
+            }
+            m
+        })
+        .collect()
+}
+
 pub fn lf_to_crlf(b: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(b.len() + b.len() / 40);
     let mut prev = 0u8;

@@ -65,6 +65,23 @@ enum Cmd {
         #[arg(long, default_value_t = 200)]
         corpus_messages: u32,
     },
+    /// LMTP deliveries (RFC 2033): LHLO, then MAIL/RCPT/DATA of --size-byte messages to
+    /// USER@--domain (the --user or --users-file-prefix names), --per-session per connection.
+    LmtpDeliver {
+        #[command(flatten)]
+        load: LoadArgs,
+        #[arg(long, default_value = "bench.test")]
+        domain: String,
+        /// Deliveries per LMTP session before QUIT and a new session.
+        #[arg(long, default_value_t = 50)]
+        per_session: u32,
+        /// Message size in bytes.
+        #[arg(long, default_value_t = 20_480)]
+        size: usize,
+        /// Distinct messages generated in memory (with --seed).
+        #[arg(long, default_value_t = 32)]
+        corpus_messages: u32,
+    },
     /// Connect, log in, log out, as fast as possible.
     LoginStorm {
         #[command(flatten)]
@@ -277,6 +294,25 @@ async fn real_main(cli: Cli) -> Result<ExitCode> {
                 mailbox,
                 per_session: per_session.max(1),
                 messages,
+            };
+            print(&workloads::run(&common(&load)?, kind).await?, load.json)
+        }
+        Cmd::LmtpDeliver {
+            load,
+            domain,
+            per_session,
+            size,
+            corpus_messages,
+        } => {
+            let messages = corpus::lmtp_messages(
+                load.seed,
+                corpus_messages.clamp(1, 10_000),
+                size.clamp(256, 50_000_000),
+            );
+            let kind = Kind::LmtpDeliver {
+                domain,
+                per_session: per_session.max(1),
+                messages: Arc::new(messages.iter().map(|m| client::dot_stuff(m)).collect()),
             };
             print(&workloads::run(&common(&load)?, kind).await?, load.json)
         }

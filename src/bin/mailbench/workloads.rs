@@ -8,6 +8,7 @@
 //! | imap-fetch | LOGIN, SELECT INBOX, FETCH 1:* (FLAGS RFC822.SIZE ENVELOPE), K x FETCH n BODY[], LOGOUT (RFC 3501 section 6.4.5) | one FETCH n BODY[], its literal |
 //! | imap-append | LOGIN, K x APPEND mailbox (\Seen) {size} (RFC 3501 section 6.3.11), LOGOUT | one APPEND, the message size |
 //! | login-storm | connect, USER/PASS or LOGIN, QUIT or LOGOUT | the whole session |
+//! | lmtp-deliver | LHLO, K x (MAIL, RCPT TO:<user@domain>, DATA pipelined; the message) (RFC 2033), QUIT | one delivery to its final `250`, the message size |
 //!
 //! `idle-hold` is different: K connections LOGIN, SELECT, IDLE (RFC 2177) and are held; the
 //! server's memory (RSS and PSS of its process tree) is read before and during the hold and
@@ -15,7 +16,7 @@
 //!
 //! Every run is bounded: sessions stop issuing commands at the deadline, every network step
 //! has `--timeout`, and each client task has a hard cap of duration + 2 x timeout + 5 s.
-use crate::client::{Imap, Pop3, Target};
+use crate::client::{Imap, Lmtp, Pop3, Target};
 use crate::procstat;
 use crate::report::{percentile_ms, Report, Samples};
 use crate::rng::SplitMix64;
@@ -84,6 +85,13 @@ pub enum Kind {
     LoginStorm {
         imap: bool,
     },
+    LmtpDeliver {
+        /// Recipients are `user@domain`.
+        domain: String,
+        per_session: u32,
+        /// Dot-stuffed, CRLF.
+        messages: Arc<Vec<Vec<u8>>>,
+    },
 }
 
 impl Kind {
@@ -94,6 +102,7 @@ impl Kind {
             Kind::ImapAppend { .. } => "imap-append",
             Kind::LoginStorm { imap: false } => "login-storm-pop3",
             Kind::LoginStorm { imap: true } => "login-storm-imap",
+            Kind::LmtpDeliver { .. } => "lmtp-deliver",
         }
     }
 }
@@ -209,6 +218,24 @@ async fn session(ctx: &mut Ctx, kind: &Kind) -> Result<()> {
             }
             ctx.op_done(t, 0);
             Ok(())
+        }
+        Kind::LmtpDeliver {
+            domain,
+            per_session,
+            messages,
+        } => {
+            let mut c = Lmtp::connect(&ctx.target).await?;
+            let rcpt = format!("{}@{domain}", ctx.user);
+            for _ in 0..*per_session {
+                if ctx.expired() {
+                    break;
+                }
+                let msg = &messages[ctx.rng.below(messages.len() as u64) as usize];
+                let t = Instant::now();
+                c.deliver("mailbench@bench.test", &rcpt, msg).await?;
+                ctx.op_done(t, msg.len() as u64);
+            }
+            c.quit().await
         }
     }
 }
