@@ -308,12 +308,13 @@ impl ImapSession {
         };
         let (found, _, gone) = self.sorted_search(&charset, search, Some(want), out).await?;
         let msgs: Vec<ThreadMsg> = found
-            .iter()
-            .map(|f| {
-                let k = f.keys.clone().unwrap_or_default();
+            .into_iter()
+            .map(|mut f| {
+                let date = f.date();
+                let k = f.keys.take().unwrap_or_default();
                 ThreadMsg {
                     id: if uid { f.uid } else { f.seq },
-                    date: f.date(),
+                    date,
                     subject: k.subject,
                     reply: k.reply,
                     message_id: k.message_id,
