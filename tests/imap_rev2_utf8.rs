@@ -227,6 +227,16 @@ fn rev2_session_walks_rfc9051_while_a_rev1_session_is_unaffected() {
     assert_eq!(u, ["* LIST (\\NonExistent \\HasChildren) \"/\" top"]);
     let u = rev1.ok("LIST \"\" top");
     assert_eq!(u, ["* LIST (\\Noselect \\HasChildren) \"/\" top"]);
+    // §6.3.4 / §7.1: that level cannot be deleted: rev2 hears why (HASCHILDREN), rev1 gets
+    // what it got before (NONEXISTENT); the child is untouched either way.
+    let (_, tagged) = rev2.cmd("DELETE top");
+    assert!(tagged.starts_with("NO [HASCHILDREN] "), "{tagged}");
+    let (_, tagged) = rev1.cmd("DELETE top");
+    assert!(tagged.starts_with("NO [NONEXISTENT] "), "{tagged}");
+    assert_eq!(
+        rev2.ok("LIST \"\" top/child"),
+        ["* LIST (\\HasNoChildren) \"/\" top/child"]
+    );
 
     // §5.1: UTF-8 mailbox names for rev2, modified UTF-7 for rev1.
     rev2.ok("CREATE \"Entwürfe\"");

@@ -12,7 +12,7 @@ use super::super::state::{announce_new_keywords, forget_recent};
 use super::super::search::set_contains;
 use super::{blocking, mailbox_name, push_mailbox, uid_set};
 use crate::session::Output;
-use crate::store::{MessageMeta, View};
+use crate::store::{ErrorKind, MessageMeta, UserStore, View};
 
 /// What a `SELECT (QRESYNC (...))` client knows (RFC 7162 §3.2.5).
 struct Known {
@@ -162,7 +162,23 @@ impl ImapSession {
             }
         }
         let user = self.user_store()?;
-        blocking(move || user.delete(&name)).await?;
+        let rev2 = self.enabled.rev2;
+        let has_children_only = blocking(move || match user.delete(&name) {
+            Ok(()) => Ok(false),
+            // RFC 9051 §6.3.4, §7.1: a level that exists only through its children
+            // (`\Noselect`) cannot be deleted; a rev2 session is told why (a rev1 one still
+            // gets NONEXISTENT).
+            Err(e) if rev2 && e.kind == ErrorKind::NotFound && has_children(&*user, &name) => {
+                Ok(true)
+            }
+            Err(e) => Err(e),
+        })
+        .await?;
+        if has_children_only {
+            return Err(Fail::No(
+                "[HASCHILDREN] Mailbox has children, delete them first.".into(),
+            ));
+        }
         Ok("Delete completed.".into())
     }
 
@@ -270,4 +286,15 @@ pub(crate) fn vanished_text(
             ranges.join(",")
         }
     }
+}
+
+/// Whether `name` is a hierarchy level above another mailbox.
+fn has_children(user: &dyn UserStore, name: &str) -> bool {
+    user.list().is_ok_and(|all| {
+        all.iter().any(|m| {
+            m.name.len() > name.len()
+                && m.name.as_bytes()[name.len()] == b'/'
+                && m.name.starts_with(name)
+        })
+    })
 }
