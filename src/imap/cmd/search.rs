@@ -184,6 +184,16 @@ impl Esearch {
     /// `* ESEARCH (TAG "t") [UID] ...` for return options `r`; `None` for `RETURN (SAVE)`
     /// alone, which answers nothing (RFC 5182 §2.1).
     pub(crate) fn line(&self, tag: &str, r: SearchReturn) -> Option<String> {
+        self.line_with(tag, r, uid_set)
+    }
+
+    /// [`Esearch::line`] with `set` writing the `ALL` numbers (ESORT keeps sort order).
+    pub(crate) fn line_with(
+        &self,
+        tag: &str,
+        r: SearchReturn,
+        set: fn(&[u32]) -> String,
+    ) -> Option<String> {
         if !(r.min || r.max || r.all || r.count) {
             return None;
         }
@@ -198,7 +208,7 @@ impl Esearch {
             line.push_str(&format!(" MAX {n}"));
         }
         if r.all && !self.numbers.is_empty() {
-            line.push_str(&format!(" ALL {}", uid_set(&self.numbers)));
+            line.push_str(&format!(" ALL {}", set(&self.numbers)));
         }
         if r.count {
             line.push_str(&format!(" COUNT {}", self.numbers.len()));

@@ -336,30 +336,7 @@ impl Esearch {
     /// Dovecot), ALL the numbers in sort order (runs of consecutive ascending numbers as
     /// ranges).
     pub(crate) fn sorted_line(&self, tag: &str, r: super::super::decode::ext::SearchReturn) -> Option<String> {
-        if !(r.min || r.max || r.all || r.count) {
-            return None;
-        }
-        let mut line = format!("* ESEARCH (TAG \"{tag}\")");
-        if self.uid {
-            line.push_str(" UID");
-        }
-        if let (true, Some(n)) = (r.min, self.numbers.first()) {
-            line.push_str(&format!(" MIN {n}"));
-        }
-        if let (true, Some(n)) = (r.max, self.numbers.last()) {
-            line.push_str(&format!(" MAX {n}"));
-        }
-        if r.all && !self.numbers.is_empty() {
-            line.push_str(" ALL ");
-            line.push_str(&ordered_set(&self.numbers));
-        }
-        if r.count {
-            line.push_str(&format!(" COUNT {}", self.numbers.len()));
-        }
-        if let Some(m) = self.modseq {
-            line.push_str(&format!(" MODSEQ {m}"));
-        }
-        Some(line)
+        self.line_with(tag, r, ordered_set)
     }
 }
 
