@@ -326,7 +326,7 @@ fn reg(config: &Path, cmd: RegCommand) -> ExitCode {
                 let ty_name = sw.ty.as_deref().unwrap_or("REG_SZ");
                 let ty = RegType::parse(ty_name).ok_or_else(|| {
                     RegError::Invalid(format!(
-                        "ERROR: Unsupported type {ty_name}: use REG_DWORD or REG_SZ."
+                        "ERROR: Unsupported type {ty_name}: use REG_DWORD, REG_SZ or REG_MULTI_SZ."
                     ))
                 })?;
                 let data = regedit::parse_data(ty, sw.data.as_deref().unwrap_or(""))?;

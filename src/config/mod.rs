@@ -167,6 +167,22 @@ pub struct ProtocolLogSettings {
     pub path: PathBuf,
     /// Extension value `... Protocol Log File Size Limit` in KiB; 0 = no limit.
     pub size_limit_kib: u32,
+    /// `... Protocol Log Users` (REG_MULTI_SZ): sessions of these users (the users file's
+    /// names, matched without regard to case) log at level 5 whatever `level` says; while
+    /// non-empty the file opens at a session start even at level 0.
+    pub users: Vec<String>,
+}
+
+impl ProtocolLogSettings {
+    /// Whether the service's file is wanted open: a level above 0, or users to log.
+    pub fn wants_file(&self) -> bool {
+        self.level > 0 || !self.users.is_empty()
+    }
+
+    /// Whether `user` (a users-file name) is listed in `users`.
+    pub fn lists(&self, user: &str) -> bool {
+        self.users.iter().any(|u| u.eq_ignore_ascii_case(user))
+    }
 }
 
 impl Config {
@@ -689,27 +705,33 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<Config, ConfigError> {
         return Err(ConfigError(c.errors.join("\n")));
     }
 
-    let log = |level: &str, path: &str, limit: &str| ProtocolLogSettings {
+    let log = |level: &str, path: &str, limit: &str, users: Option<&str>| ProtocolLogSettings {
         level: registry.dword(level),
         path: normalize(&registry::resolved_path(
             &registry, path, &c.base, &data_dir,
         )),
         size_limit_kib: registry.dword(limit),
+        users: users.map_or_else(Vec::new, |u| registry.multi_sz(u).to_vec()),
     };
     let pop3_log = log(
         registry::POP3_LEVEL,
         registry::POP3_PATH,
         registry::POP3_SIZE_LIMIT,
+        Some(registry::POP3_USERS),
     );
     let imap_log = log(
         registry::IMAP_LEVEL,
         registry::IMAP_PATH,
         registry::IMAP_SIZE_LIMIT,
+        Some(registry::IMAP_USERS),
     );
+    // LMTP has no users value: an LMTP session is an MTA's connection carrying mail for
+    // many recipients, not one user's session (README.md, "Per-user protocol logging").
     let lmtp_log = log(
         registry::LMTP_LEVEL,
         registry::LMTP_PATH,
         registry::LMTP_SIZE_LIMIT,
+        None,
     );
 
     Ok(Config {
@@ -899,6 +921,10 @@ fn settings(cfg: &Config) -> Vec<Setting> {
         let value = match &data {
             RegData::Dword(n) => n.to_string(),
             RegData::Sz(s) => quote(s),
+            RegData::MultiSz(v) => format!(
+                "[{}]",
+                v.iter().map(|s| quote(s)).collect::<Vec<_>>().join(", ")
+            ),
         };
         let source = match source {
             Source::File => "(file)",

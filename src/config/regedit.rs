@@ -66,10 +66,26 @@ pub enum RegOp {
     Delete(String),
 }
 
-/// `reg add` data: DWORD accepts decimal or `0x` hex, like reg.exe.
+/// `reg add` data: DWORD accepts decimal or `0x` hex, like reg.exe; REG_MULTI_SZ strings
+/// are separated by the two characters `\0` (reg.exe's default separator; one trailing
+/// `\0` is allowed, empty data is an empty list).
 pub fn parse_data(ty: RegType, data: &str) -> Result<RegData, RegError> {
     match ty {
         RegType::Sz => Ok(RegData::Sz(data.to_string())),
+        RegType::MultiSz => {
+            if data.is_empty() {
+                return Ok(RegData::MultiSz(Vec::new()));
+            }
+            let body = data.strip_suffix("\\0").unwrap_or(data);
+            let list: Vec<String> = body.split("\\0").map(str::to_string).collect();
+            registry::check_multi_sz(&list).map_err(|why| {
+                invalid(format!(
+                    "ERROR: Invalid REG_MULTI_SZ data {data:?}: it holds {why}; separate the \
+                     strings with \\0"
+                ))
+            })?;
+            Ok(RegData::MultiSz(list))
+        }
         RegType::Dword => {
             let t = data.trim();
             let n = match t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
@@ -258,6 +274,9 @@ pub fn apply(doc: &mut DocumentMut, op: &RegOp) {
             let mut v = match data {
                 RegData::Dword(n) => toml_edit::Value::from(i64::from(*n)),
                 RegData::Sz(s) => toml_edit::Value::from(s.as_str()),
+                RegData::MultiSz(v) => {
+                    toml_edit::Value::Array(v.iter().map(String::as_str).collect())
+                }
             };
             if let Some(k) = existing {
                 if let Some(item) = table_mut(doc, false).and_then(|t| t.get_mut(&k)) {
@@ -534,15 +553,106 @@ pub fn parse_reg(bytes: &[u8]) -> Result<RegFile, String> {
                 Ok(n) if ok => out.ops.push(RegOp::Set(name, RegData::Dword(n))),
                 _ => return Err(format!("line {start}: malformed dword data {data:?}")),
             }
+        } else if let Some((ty, hex)) = data.split_once(':').filter(|(ty, _)| {
+            ty.eq_ignore_ascii_case("hex(1)") || ty.eq_ignore_ascii_case("hex(7)")
+        }) {
+            let bytes = parse_hex(hex)
+                .ok_or_else(|| format!("line {start}: malformed {ty} data {data:?}"))?;
+            let strings = utf16_strings(&bytes)
+                .ok_or_else(|| format!("line {start}: {ty} data is not UTF-16LE text"))?;
+            if ty.eq_ignore_ascii_case("hex(1)") {
+                // REG_SZ: one string; the data ends with its NUL (none, or more, are read
+                // as regedit reads them: up to the first NUL).
+                let s = strings.into_iter().next().unwrap_or_default();
+                out.ops.push(RegOp::Set(name, RegData::Sz(s)));
+            } else {
+                // REG_MULTI_SZ: each string NUL-terminated, then an empty string.
+                out.ops.push(RegOp::Set(name, RegData::MultiSz(strings)));
+            }
         } else {
             let ty = data.split(':').next().unwrap_or(data);
             out.warnings.push(format!(
-                "line {start}: \"{name}\" has type {ty}: only dword and string values are \
-                 supported; skipped"
+                "line {start}: \"{name}\" has type {ty}: only dword, string, hex(1) and \
+                 hex(7) values are supported; skipped"
             ));
         }
     }
     Ok(out)
+}
+
+/// `61,00,62,00` (continuation lines already joined) → bytes; empty data is no bytes.
+fn parse_hex(hex: &str) -> Option<Vec<u8>> {
+    let hex = hex.trim();
+    if hex.is_empty() {
+        return Some(Vec::new());
+    }
+    hex.split(',')
+        .map(|b| {
+            let b = b.trim();
+            (b.len() <= 2 && !b.is_empty())
+                .then(|| u8::from_str_radix(b, 16).ok())
+                .flatten()
+        })
+        .collect()
+}
+
+/// UTF-16LE data → its NUL-terminated strings, stopping at the first empty one (the end of
+/// a REG_MULTI_SZ); a last string without its NUL is kept.
+fn utf16_strings(bytes: &[u8]) -> Option<Vec<String>> {
+    if bytes.len() % 2 != 0 {
+        return None;
+    }
+    let units: Vec<u16> = bytes
+        .chunks_exact(2)
+        .map(|c| u16::from_le_bytes([c[0], c[1]]))
+        .collect();
+    let mut out = Vec::new();
+    for s in units.split(|&u| u == 0) {
+        if s.is_empty() {
+            break;
+        }
+        out.push(String::from_utf16(s).ok()?);
+    }
+    Some(out)
+}
+
+/// Longest line regedit writes hex data on before a `\` continuation (Wine's
+/// `programs/regedit/export.c` has the same rule: wrap once the line reaches 77 columns,
+/// continue with two spaces).
+const HEX_LINE: usize = 77;
+
+/// `hex(N):xx,xx,...` as regedit writes it after `prefix` (`"Name"=`): lines wrapped with
+/// `\` + CRLF + two spaces once they reach [`HEX_LINE`] columns.
+fn hex_data(prefix_len: usize, ty: &str, bytes: &[u8]) -> String {
+    let mut out = format!("{ty}:");
+    let mut col = prefix_len + out.len();
+    for (i, b) in bytes.iter().enumerate() {
+        out.push_str(&format!("{b:02x}"));
+        if i + 1 == bytes.len() {
+            break;
+        }
+        out.push(',');
+        col += 3;
+        if col >= HEX_LINE {
+            out.push_str("\\\r\n  ");
+            col = 2;
+        }
+    }
+    out
+}
+
+/// The strings as UTF-16LE, each NUL-terminated, then (`multi`) the final NUL.
+fn utf16_data(strings: &[String], multi: bool) -> Vec<u8> {
+    let mut out = Vec::new();
+    for s in strings {
+        for u in s.encode_utf16().chain([0]) {
+            out.extend_from_slice(&u.to_le_bytes());
+        }
+    }
+    if multi {
+        out.extend_from_slice(&[0, 0]);
+    }
+    out
 }
 
 /// Escapes a string for `.reg` data or names: `\\` and `\"`, and CR and LF as `\r` and `\n`
@@ -559,11 +669,20 @@ fn escape(s: &str) -> String {
 pub fn render_reg(values: &Values) -> Vec<u8> {
     let mut text = format!("{HEADER5}\r\n\r\n[{KEY_PATH}]\r\n");
     for e in &values.present {
+        let prefix = format!("\"{}\"=", escape(&e.name));
         let data = match &e.data {
             RegData::Dword(n) => format!("dword:{n:08x}"),
+            // A line break cannot be written inside a quoted string (regedit does not read
+            // escapes there): such a value is written as its bytes (README.md, "reg").
+            RegData::Sz(s) if s.contains(['\r', '\n']) => hex_data(
+                prefix.chars().count(),
+                "hex(1)",
+                &utf16_data(std::slice::from_ref(s), false),
+            ),
             RegData::Sz(s) => format!("\"{}\"", escape(s)),
+            RegData::MultiSz(v) => hex_data(prefix.chars().count(), "hex(7)", &utf16_data(v, true)),
         };
-        text.push_str(&format!("\"{}\"={data}\r\n", escape(&e.name)));
+        text.push_str(&format!("{prefix}{data}\r\n"));
     }
     text.push_str("\r\n");
     let mut out = vec![0xFF, 0xFE];
@@ -588,7 +707,8 @@ mod tests {
 \"Binary\"=hex:01,02,03,\\\r\n  04,05\r\n\
 @=\"default\"\r\n\
 \"Gone\"=-\r\n\
-\"Multi\"=hex(7):41,00,00,00\r\n";
+\"Multi\"=hex(7):41,00,00,00\r\n\
+\"Expand\"=hex(2):41,00,00,00\r\n";
 
     fn expected() -> Vec<RegOp> {
         vec![
@@ -598,6 +718,7 @@ mod tests {
                 RegData::Sz("/var/log/with \\ backslash \"q\"".into()),
             ),
             RegOp::Delete("Gone".into()),
+            RegOp::Set("Multi".into(), RegData::MultiSz(vec!["A".into()])),
         ]
     }
 
@@ -626,11 +747,11 @@ mod tests {
         for (what, bytes) in variants {
             let r = parse_reg(&bytes).unwrap_or_else(|e| panic!("{what}: {e}"));
             assert_eq!(r.ops, expected(), "{what}");
-            // other key, hex continued over two lines, @, hex(7)
+            // other key, hex continued over two lines, @, hex(2)
             assert_eq!(r.warnings.len(), 4, "{what}: {:?}", r.warnings);
             assert!(r.warnings[0].contains("SOFTWARE\\Other"), "{what}");
             assert!(r.warnings[1].contains("\"Binary\" has type hex"), "{what}");
-            assert!(r.warnings[3].contains("hex(7)"), "{what}");
+            assert!(r.warnings[3].contains("hex(2)"), "{what}");
         }
     }
 
@@ -745,6 +866,7 @@ mod tests {
         let bytes = render_reg(&values);
         let text = decode(&bytes).unwrap();
         assert_eq!(text.lines().count(), 5, "{text:?}");
+        assert!(text.contains("\"Two\\nlines\"=hex(1):61,00,0d,00,0a,00,"), "{text:?}");
         let back = parse_reg(&bytes).unwrap();
         assert_eq!(
             back.ops,
@@ -753,6 +875,98 @@ mod tests {
                 RegData::Sz("a\r\nb\nc\\n".into())
             )]
         );
+    }
+
+    /// A REG_SZ holding a line break is written as `hex(1):` (UTF-16LE with its NUL), never
+    /// as a quoted string with the break in it; a REG_MULTI_SZ as `hex(7):`, wrapped as
+    /// regedit wraps hex data; both import back to what was exported.
+    #[test]
+    fn export_of_hex1_and_hex7_round_trips() {
+        let entry = |name: &str, data: RegData| registry::Entry {
+            name: name.into(),
+            data,
+            known: registry::lookup(name),
+            location: String::new(),
+        };
+        let users: Vec<String> = (0..12).map(|i| format!("user{i}@example.org")).collect();
+        let values = Values {
+            present: vec![
+                entry("Note", RegData::Sz("a\r\nb".into())),
+                entry("IMAP Protocol Log Users", RegData::MultiSz(vec!["a".into(), "b".into()])),
+                entry("POP3 Protocol Log Users", RegData::MultiSz(users.clone())),
+                entry("Empty", RegData::MultiSz(Vec::new())),
+            ],
+        };
+        let bytes = render_reg(&values);
+        let text = decode(&bytes).unwrap();
+        let lines: Vec<&str> = text.split("\r\n").collect();
+        assert_eq!(
+            lines[3],
+            "\"Note\"=hex(1):61,00,0d,00,0a,00,62,00,00,00",
+            "{text}"
+        );
+        assert_eq!(
+            lines[4],
+            "\"IMAP Protocol Log Users\"=hex(7):61,00,00,00,62,00,00,00,00,00"
+        );
+        // Wrapped: every line but the last ends in `,\`, continuations start with two
+        // spaces, none is longer than regedit's 80 columns.
+        let multi: Vec<&str> = lines[5..]
+            .iter()
+            .take_while(|l| !l.starts_with("\"Empty\""))
+            .copied()
+            .collect();
+        assert!(multi.len() > 3, "{text}");
+        assert!(multi[0].starts_with("\"POP3 Protocol Log Users\"=hex(7):75,00,"));
+        for (i, l) in multi.iter().enumerate() {
+            assert!(l.len() <= 80, "{l:?}");
+            if i + 1 < multi.len() {
+                assert!(l.ends_with(",\\"), "{l:?}");
+            }
+            if i > 0 {
+                assert!(l.starts_with("  ") && !l.starts_with("   "), "{l:?}");
+            }
+        }
+        assert!(multi.last().unwrap().ends_with(",00,00,00,00"));
+        assert!(text.contains("\"Empty\"=hex(7):00,00\r\n"), "{text}");
+        let back = parse_reg(&bytes).unwrap();
+        assert!(back.warnings.is_empty(), "{:?}", back.warnings);
+        assert_eq!(
+            back.ops,
+            vec![
+                RegOp::Set("Note".into(), RegData::Sz("a\r\nb".into())),
+                RegOp::Set(
+                    "IMAP Protocol Log Users".into(),
+                    RegData::MultiSz(vec!["a".into(), "b".into()])
+                ),
+                RegOp::Set("POP3 Protocol Log Users".into(), RegData::MultiSz(users)),
+                RegOp::Set("Empty".into(), RegData::MultiSz(Vec::new())),
+            ]
+        );
+        // Malformed hex and odd lengths are errors naming the line.
+        for bad in ["hex(7):6", "hex(7):61,00,0", "hex(7):61,,00", "hex(1):zz,00", "hex(7):610,00"] {
+            let src = format!("{HEADER5}\r\n[{KEY_PATH}]\r\n\"V\"={bad}\r\n");
+            let e = parse_reg(src.as_bytes()).unwrap_err();
+            assert!(e.starts_with("line 3: "), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn multi_sz_data_splits_at_backslash_zero() {
+        assert_eq!(
+            parse_data(RegType::MultiSz, "a\\0b").unwrap(),
+            RegData::MultiSz(vec!["a".into(), "b".into()])
+        );
+        assert_eq!(
+            parse_data(RegType::MultiSz, "alice\\0").unwrap(),
+            RegData::MultiSz(vec!["alice".into()])
+        );
+        assert_eq!(
+            parse_data(RegType::MultiSz, "").unwrap(),
+            RegData::MultiSz(Vec::new())
+        );
+        assert!(parse_data(RegType::MultiSz, "a\\0\\0b").is_err());
+        assert_eq!(RegData::MultiSz(vec!["a".into(), "b".into()]).reg_display(), "a\\0b");
     }
 
     #[test]

@@ -5,7 +5,9 @@
 //!
 //! * names match case-insensitively, as in the Windows registry; two names equal but for case
 //!   are an error;
-//! * a TOML integer is a `REG_DWORD` (0 through 4294967295), a TOML string a `REG_SZ`;
+//! * a TOML integer is a `REG_DWORD` (0 through 4294967295), a TOML string a `REG_SZ`, a
+//!   TOML array of strings a `REG_MULTI_SZ` (no string empty or holding a NUL: in the
+//!   registry an empty string ends the list);
 //! * a known value with the wrong type or out of range is an error naming the value, the type
 //!   and the range;
 //! * an unknown name is kept (the registry keeps what it does not understand) and reported as
@@ -27,11 +29,13 @@ pub const KEY_PATH: &str =
 /// The name of the TOML table holding the values.
 pub const TABLE: &str = "ParametersSystem";
 
-/// Registry value types we support (the KB uses only these two).
+/// Registry value types we support (the KB uses the first two; `REG_MULTI_SZ` holds the
+/// per-user logging lists).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RegType {
     Dword,
     Sz,
+    MultiSz,
 }
 
 impl RegType {
@@ -39,15 +43,18 @@ impl RegType {
         match self {
             RegType::Dword => "REG_DWORD",
             RegType::Sz => "REG_SZ",
+            RegType::MultiSz => "REG_MULTI_SZ",
         }
     }
 
-    /// Parses `REG_DWORD`/`REG_SZ` (case-insensitive, as reg.exe does).
+    /// Parses `REG_DWORD`/`REG_SZ`/`REG_MULTI_SZ` (case-insensitive, as reg.exe does).
     pub fn parse(s: &str) -> Option<RegType> {
         if s.eq_ignore_ascii_case("REG_DWORD") {
             Some(RegType::Dword)
         } else if s.eq_ignore_ascii_case("REG_SZ") {
             Some(RegType::Sz)
+        } else if s.eq_ignore_ascii_case("REG_MULTI_SZ") {
+            Some(RegType::MultiSz)
         } else {
             None
         }
@@ -65,6 +72,7 @@ impl fmt::Display for RegType {
 pub enum RegData {
     Dword(u32),
     Sz(String),
+    MultiSz(Vec<String>),
 }
 
 impl RegData {
@@ -72,14 +80,17 @@ impl RegData {
         match self {
             RegData::Dword(_) => RegType::Dword,
             RegData::Sz(_) => RegType::Sz,
+            RegData::MultiSz(_) => RegType::MultiSz,
         }
     }
 
-    /// The data as `reg query` prints it: DWORD as lowercase `0x` hex, strings as they are.
+    /// The data as `reg query` prints it: DWORD as lowercase `0x` hex, strings as they are,
+    /// a multi-string's strings joined by the two characters `\0` (as reg.exe prints them).
     pub fn reg_display(&self) -> String {
         match self {
             RegData::Dword(n) => format!("{n:#x}"),
             RegData::Sz(s) => s.clone(),
+            RegData::MultiSz(v) => v.join("\\0"),
         }
     }
 }
@@ -90,6 +101,8 @@ pub enum DefaultValue {
     Dword(u32),
     /// `server.data_dir`.
     DataDir,
+    /// An empty `REG_MULTI_SZ`.
+    EmptyList,
 }
 
 /// How a known value is checked.
@@ -99,6 +112,9 @@ pub enum Kind {
     Dword { min: u32, max: u32 },
     /// `REG_SZ` holding an absolute or config-relative POSIX path.
     Path,
+    /// `REG_MULTI_SZ` of user names as the users file spells them (matched without regard
+    /// to case).
+    Users,
 }
 
 /// One row of the schema.
@@ -115,6 +131,7 @@ impl ValueDef {
         match self.kind {
             Kind::Dword { .. } => RegType::Dword,
             Kind::Path => RegType::Sz,
+            Kind::Users => RegType::MultiSz,
         }
     }
 
@@ -123,6 +140,7 @@ impl ValueDef {
         match self.kind {
             Kind::Dword { min, max } => format!("REG_DWORD {min} through {max}"),
             Kind::Path => "REG_SZ (an absolute or config-relative path)".to_string(),
+            Kind::Users => "REG_MULTI_SZ (an array of user names)".to_string(),
         }
     }
 }
@@ -137,6 +155,9 @@ pub const IMAP_SIZE_LIMIT: &str = "IMAP Protocol Log File Size Limit";
 pub const LMTP_LEVEL: &str = "LMTP Protocol Logging Level";
 pub const LMTP_PATH: &str = "LMTP Protocol Log Path";
 pub const LMTP_SIZE_LIMIT: &str = "LMTP Protocol Log File Size Limit";
+/// Per-user logging (issue #18): sessions of these users log at level 5 whatever the level.
+pub const POP3_USERS: &str = "POP3 Protocol Log Users";
+pub const IMAP_USERS: &str = "IMAP Protocol Log Users";
 
 const LEVEL: Kind = Kind::Dword { min: 0, max: 5 };
 /// KiB; 4194303 KiB is 4 GiB less 1 KiB. 0 = no limit.
@@ -157,6 +178,8 @@ pub const KNOWN: &[ValueDef] = &[
     ValueDef { name: LMTP_LEVEL, kind: LEVEL, default: DefaultValue::Dword(0) },
     ValueDef { name: LMTP_PATH, kind: Kind::Path, default: DefaultValue::DataDir },
     ValueDef { name: LMTP_SIZE_LIMIT, kind: SIZE_LIMIT, default: DefaultValue::Dword(0) },
+    ValueDef { name: POP3_USERS, kind: Kind::Users, default: DefaultValue::EmptyList },
+    ValueDef { name: IMAP_USERS, kind: Kind::Users, default: DefaultValue::EmptyList },
 ];
 
 /// The known value called `name` (case-insensitive).
@@ -246,6 +269,14 @@ impl Values {
         }
     }
 
+    /// The strings of known `REG_MULTI_SZ` value `name` (empty when absent).
+    pub fn multi_sz(&self, name: &str) -> &[String] {
+        match self.get(name).map(|e| &e.data) {
+            Some(RegData::MultiSz(v)) => v,
+            _ => &[],
+        }
+    }
+
     /// Every known value (from the file or defaulted) followed by the unknown ones, for
     /// `check-config`. `data_dir` is the default of path values.
     pub fn effective(&self, data_dir: &Path) -> Vec<(String, RegData, Source)> {
@@ -257,6 +288,7 @@ impl Values {
                     let data = match def.default {
                         DefaultValue::Dword(n) => RegData::Dword(n),
                         DefaultValue::DataDir => RegData::Sz(data_dir.display().to_string()),
+                        DefaultValue::EmptyList => RegData::MultiSz(Vec::new()),
                     };
                     out.push((def.name.to_string(), data, Source::Default));
                 }
@@ -353,12 +385,24 @@ pub fn check_table(
                 }
             }
             Some(toml_edit::Value::String(s)) => Ok(RegData::Sz(s.value().clone())),
+            Some(toml_edit::Value::Array(a)) => a
+                .iter()
+                .map(|v| v.as_str().map(str::to_string))
+                .collect::<Option<Vec<String>>>()
+                .map(RegData::MultiSz)
+                .ok_or_else(|| a.to_string().trim().to_string()),
             Some(other) => Err(other.to_string().trim().to_string()),
             None => Err("a table".to_string()),
         };
         let data = match (known, data) {
             (Some(def), Ok(data)) => match check_known(def, &data) {
-                Ok(()) => data,
+                Ok(()) => {
+                    warnings.extend(
+                        repeated_strings(&data)
+                            .map(|s| format!("{val_loc}: \"{name}\" lists {s:?} more than once")),
+                    );
+                    data
+                }
                 Err(msg) => {
                     errors.push(format!("{val_loc}: {msg}"));
                     continue;
@@ -370,6 +414,11 @@ pub fn check_table(
                     def.name,
                     def.requirement()
                 ));
+                continue;
+            }
+            (None, Ok(RegData::MultiSz(list))) if check_multi_sz(&list).is_err() => {
+                let why = check_multi_sz(&list).err().unwrap_or_default();
+                errors.push(format!("{val_loc}: \"{name}\" must not hold {why}"));
                 continue;
             }
             (None, Ok(data)) => {
@@ -384,8 +433,8 @@ pub fn check_table(
             }
             (None, Err(got)) => {
                 errors.push(format!(
-                    "{val_loc}: \"{name}\" must be REG_DWORD (an integer 0 through 4294967295) \
-                     or REG_SZ (a string), got {got}"
+                    "{val_loc}: \"{name}\" must be REG_DWORD (an integer 0 through 4294967295), \
+                     REG_SZ (a string) or REG_MULTI_SZ (an array of strings), got {got}"
                 ));
                 continue;
             }
@@ -401,10 +450,54 @@ pub fn check_table(
     (values, warnings, errors)
 }
 
+/// The strings of a `REG_MULTI_SZ` listed more than once (without regard to case): a
+/// warning, not an error (the list still means what it says).
+fn repeated_strings(data: &RegData) -> impl Iterator<Item = String> + '_ {
+    let list: &[String] = match data {
+        RegData::MultiSz(v) => v,
+        _ => &[],
+    };
+    list.iter().enumerate().filter_map(move |(i, s)| {
+        let first = list.iter().position(|t| t.eq_ignore_ascii_case(s)) == Some(i);
+        let again = list[i + 1..].iter().any(|t| t.eq_ignore_ascii_case(s));
+        (first && again).then(|| s.clone())
+    })
+}
+
+/// Whether the strings of a multi-string could be stored in the registry: none empty (an
+/// empty string ends a `REG_MULTI_SZ`) and none holding a NUL.
+pub fn check_multi_sz(list: &[String]) -> Result<(), String> {
+    if list.iter().any(String::is_empty) {
+        return Err("an empty string (in the registry it would end the list)".into());
+    }
+    if list.iter().any(|s| s.contains('\0')) {
+        return Err("a string holding a NUL character".into());
+    }
+    Ok(())
+}
+
 /// Checks `data` against the schema row `def`; the error names value, type and range.
 pub fn check_known(def: &ValueDef, data: &RegData) -> Result<(), String> {
     let bad = |got: String| format!("\"{}\" must be {}, got {got}", def.name, def.requirement());
+    if let RegData::MultiSz(list) = data {
+        check_multi_sz(list).map_err(|why| format!("\"{}\" must not hold {why}", def.name))?;
+    }
     match (def.kind, data) {
+        (Kind::Users, RegData::MultiSz(list)) => match list.iter().find(|u| u.contains(':')) {
+            Some(u) => Err(format!(
+                "\"{}\" lists {u:?}: a user name of the users file cannot hold ':'",
+                def.name
+            )),
+            None => Ok(()),
+        },
+        (Kind::Users, RegData::Dword(n)) => Err(bad(format!("REG_DWORD {n}"))),
+        (Kind::Users, RegData::Sz(s)) => Err(bad(format!(
+            "REG_SZ {s:?} (write a list: [{}])",
+            toml_edit::Value::from(s.as_str())
+        ))),
+        (Kind::Dword { .. } | Kind::Path, RegData::MultiSz(v)) => {
+            Err(bad(format!("REG_MULTI_SZ {v:?}")))
+        }
         (Kind::Dword { min, max }, RegData::Dword(n)) => {
             if (min..=max).contains(n) {
                 Ok(())
@@ -544,6 +637,34 @@ mod tests {
         }
         assert!(!is_windows_path("/var/log/mailserver"));
         assert!(!is_windows_path("logs/pop3"));
+    }
+
+    #[test]
+    fn users_lists_are_reg_multi_sz() {
+        let (v, w, e) = check(
+            "[ParametersSystem]\n\"imap protocol log users\" = [\"alice\", \"Bob\", \"ALICE\"]\n\"POP3 Protocol Log Users\" = []\n",
+        );
+        assert!(e.is_empty(), "{e:?}");
+        assert_eq!(v.multi_sz(IMAP_USERS), ["alice", "Bob", "ALICE"]);
+        assert!(v.multi_sz(POP3_USERS).is_empty());
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(w[0].contains("lists \"alice\" more than once"), "{w:?}");
+        let (_, _, e) = check(
+            "[ParametersSystem]\n\"IMAP Protocol Log Users\" = \"alice\"\n\"POP3 Protocol Log Users\" = [\"a\", \"\"]\n\"POP3 Protocol Logging Level\" = [\"5\"]\n\"Other\" = [1]\n\"IMAP Protocol Log Path\" = [\"x\"]\n",
+        );
+        assert_eq!(e.len(), 5, "{e:?}");
+        assert!(e[0].contains("must be REG_MULTI_SZ (an array of user names), got REG_SZ \"alice\" (write a list: [\"alice\"])"), "{e:?}");
+        assert!(e[1].contains("must not hold an empty string"), "{e:?}");
+        assert!(e[2].contains("must be REG_DWORD 0 through 5, got REG_MULTI_SZ"), "{e:?}");
+        assert!(e[3].contains("or REG_MULTI_SZ (an array of strings), got [1]"), "{e:?}");
+        assert!(e[4].contains("\"IMAP Protocol Log Path\" must be REG_SZ"), "{e:?}");
+        let (_, _, e) = check("[ParametersSystem]\n\"IMAP Protocol Log Users\" = [\"a:b\"]\n");
+        assert!(e[0].contains("cannot hold ':'"), "{e:?}");
+        // Unknown names may be arrays of strings too (kept, warned about).
+        let (v, w, e) = check("[ParametersSystem]\n\"IMAP Protocol Log User\" = [\"a\"]\n");
+        assert!(e.is_empty());
+        assert!(w[0].contains("did you mean \"IMAP Protocol Log Users\"?"), "{w:?}");
+        assert_eq!(v.present[0].data, RegData::MultiSz(vec!["a".into()]));
     }
 
     #[test]
