@@ -28,6 +28,7 @@ fn config(level: u32, dir: &Path) -> ProtocolLogSettings {
         level,
         path: dir.to_path_buf(),
         size_limit_kib: 0,
+        users: Vec::new(),
     }
 }
 

@@ -315,6 +315,13 @@ pub trait Session: Send {
     /// and the `limits.login_timeout_secs` deadline from the accept) instead of the
     /// service's idle timeout. Required, so no protocol is exempt by accident.
     fn logged_in(&self) -> bool;
+    /// The user the session authenticated as, as the users file spells the name, once it
+    /// has: the protocol log's per-user logging (`... Protocol Log Users`) decides then
+    /// whether the session's held records are written. Asked after every command while
+    /// the log holds records ([`crate::protolog::SessionLog::holding`]).
+    fn log_user(&self) -> Option<&str> {
+        None
+    }
     /// The greeting, written once the connection (and implicit TLS) is up.
     fn greeting(&mut self, out: &mut Output);
     /// What to do after the greeting (a server that refuses service says `Close`).

@@ -1004,6 +1004,7 @@ pub fn diff(old: &Config, new: &Config) -> Vec<ConfigChange> {
     // TOML value first (`4`, `"/var/log"`), then the registry type for registry values.
     let show = |s: &Setting| match &s.reg {
         Some((data, _)) if data.starts_with("REG_DWORD") => format!("{} ({data})", s.value),
+        Some((data, _)) if data.starts_with("REG_MULTI_SZ") => format!("{} (REG_MULTI_SZ)", s.value),
         Some(_) => format!("{} (REG_SZ)", s.value),
         None => s.value.clone(),
     };

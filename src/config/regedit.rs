@@ -599,7 +599,7 @@ fn parse_hex(hex: &str) -> Option<Vec<u8>> {
 /// UTF-16LE data → its NUL-terminated strings, stopping at the first empty one (the end of
 /// a REG_MULTI_SZ); a last string without its NUL is kept.
 fn utf16_strings(bytes: &[u8]) -> Option<Vec<String>> {
-    if bytes.len() % 2 != 0 {
+    if !bytes.len().is_multiple_of(2) {
         return None;
     }
     let units: Vec<u16> = bytes

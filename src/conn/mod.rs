@@ -178,6 +178,17 @@ async fn end_log(log: SessionLog, bytes_in: u64, bytes_out: u64) {
     let _ = tokio::task::spawn_blocking(move || log.end(bytes_in, bytes_out)).await;
 }
 
+/// Per-user logging: once the session says who logged in, the log writes or drops what it
+/// held (ARCHITECTURE.md, "Protocol log"). The command's own output (its `*` success record,
+/// its completion) is teed after this, so it follows the held records.
+fn note_user<S: Session>(session: &S, log: &mut SessionLog) {
+    if log.holding() {
+        if let Some(user) = session.log_user() {
+            log.logged_in_as(user);
+        }
+    }
+}
+
 /// Above this many buffered output octets the driver writes before handling more input.
 const FLUSH_THRESHOLD: usize = 256 * 1024;
 /// Content at least this large is written from its own buffer instead of being copied.
@@ -252,6 +263,7 @@ async fn drive<S: Session>(
                             }
                             let cmd = session.on_line(&line, &mut out);
                             step = watched(cmd, &io.stream, cancel).await;
+                            note_user(&session, log);
                             if content_in > 0 && !session.line_is_content() {
                                 log.content_summary(dir, content_in);
                                 content_in = 0;
@@ -277,6 +289,7 @@ async fn drive<S: Session>(
                         }
                         let cmd = session.on_literal(data, &mut out);
                         step = watched(cmd, &io.stream, cancel).await;
+                        note_user(&session, log);
                     }
                     None => break,
                 },
@@ -315,7 +328,8 @@ async fn drive<S: Session>(
                     return;
                 }
                 Step::Continue => {
-                    step = watched(session.on_continue(&mut out), &io.stream, cancel).await
+                    step = watched(session.on_continue(&mut out), &io.stream, cancel).await;
+                    note_user(&session, log);
                 }
             }
             if out.wire_len() >= FLUSH_THRESHOLD && io.write(&mut out, log).await.is_err() {

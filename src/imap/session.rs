@@ -199,6 +199,10 @@ impl Session for ImapSession {
         !matches!(self.state, State::NotAuthenticated)
     }
 
+    fn log_user(&self) -> Option<&str> {
+        self.user.as_ref().map(|(name, _)| name.as_str())
+    }
+
     fn greeting(&mut self, out: &mut Output) {
         out.reply(format!(
             "* OK [CAPABILITY {}] {} ready.",

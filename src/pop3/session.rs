@@ -151,6 +151,10 @@ pub struct Pop3Session {
     /// The next line follows an `AUTH mechanism` that was refused: the client may send its
     /// SASL response anyway, and it must not reach the protocol log.
     redact_next: bool,
+    /// The user this session authenticated as (the users file's name), set at the
+    /// authentication success even when the maildrop then is in use: the protocol log's
+    /// per-user logging (`Session::log_user`).
+    authenticated: Option<String>,
 }
 
 impl Pop3Session {
@@ -173,6 +177,7 @@ impl Pop3Session {
             auth_failures: 0,
             bad_in_a_row: 0,
             redact_next: false,
+            authenticated: None,
         }
     }
 
@@ -412,6 +417,7 @@ impl Pop3Session {
             "authentication succeeded: user={} mechanism={mechanism}",
             printable(&user)
         ));
+        self.authenticated = Some(user.clone());
         let Some(lock) = MaildropLock::acquire(&self.locks, &user) else {
             return Err(IN_USE.into());
         };
@@ -663,6 +669,10 @@ fn printable(s: &str) -> String {
 impl Session for Pop3Session {
     fn logged_in(&self) -> bool {
         !matches!(self.state, State::Authorization { .. })
+    }
+
+    fn log_user(&self) -> Option<&str> {
+        self.authenticated.as_deref()
     }
 
     fn line_limit(&self) -> usize {

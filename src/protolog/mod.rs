@@ -24,6 +24,16 @@
 //! [`SessionLog::tls_established`] and [`SessionLog::auth_result`] (uniform `*` records),
 //! and the pure [`record`] module (formatting, and decoding for log readers and tests).
 //!
+//! Per-user logging (`... Protocol Log Users`, README.md, "Per-user protocol logging"): while
+//! the snapshot lists users, a session starts *holding*: every record it would write at level
+//! 5 is kept in the session ([`Held`], at most [`HELD_MAX_RECORDS`] records and
+//! [`HELD_MAX_BYTES`] bytes of data; beyond that the oldest after the `+` record are dropped
+//! and one `*` record says how many) until the driver says who logged in
+//! ([`SessionLog::logged_in_as`]): a listed user's session then writes them all and logs at
+//! level 5 from there on; any other session (or one that ends without logging in) writes
+//! only the held records its snapshot's level allows. Held records keep the time they were
+//! made; sequence numbers are given as they are written, so they stay gapless.
+//!
 //! Record details this module decides where KB Q182504 is silent:
 //! * `+` has empty data; `-` has `duration=1.234s bytes-in=N bytes-out=N`.
 //! * A backslash in data is escaped too (`\x5C`), so `\` always starts an escape.
@@ -36,6 +46,7 @@ mod sink;
 
 pub use sink::{default_writer_factory, WriterFactory};
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
@@ -56,6 +67,64 @@ pub const MAX_CONTENT_RECORD: usize = 64 * 1024;
 /// records hands them over in pieces of about this size, so memory stays bounded and a huge
 /// literal never exceeds the queue cap in one piece.
 const CONTENT_BATCH_BYTES: usize = 256 * 1024;
+
+/// Most records a session holds before it is known whose it is (per-user logging).
+pub const HELD_MAX_RECORDS: usize = 512;
+/// Most bytes of record data a session holds before it is known whose it is.
+pub const HELD_MAX_BYTES: usize = 64 * 1024;
+
+/// One call made to a holding [`SessionLog`], replayed when the user is known.
+enum Call {
+    Connect,
+    Client(LineKind, Vec<u8>),
+    Server(LineKind, Vec<u8>),
+    Content(Direction, Vec<u8>),
+    Piece(Direction, Vec<u8>, Option<u64>),
+    Summary(Direction, u64),
+    Info(String),
+}
+
+impl Call {
+    fn bytes(&self) -> usize {
+        match self {
+            Call::Client(_, d) | Call::Server(_, d) | Call::Content(_, d) | Call::Piece(_, d, _) => {
+                d.len()
+            }
+            Call::Info(t) => t.len(),
+            Call::Connect | Call::Summary(..) => 0,
+        }
+    }
+}
+
+/// The records of a session whose user is not known yet (per-user logging).
+struct Held {
+    /// The snapshot's level: what a session of a user not listed writes.
+    base: u32,
+    /// The snapshot's `... Protocol Log Users`.
+    users: Vec<String>,
+    /// The calls in order, with the time each was made.
+    calls: VecDeque<(SystemTime, Call)>,
+    /// Data bytes in `calls`.
+    bytes: usize,
+    /// Calls dropped (the oldest after the first) to stay within the bounds.
+    dropped: u64,
+}
+
+impl Held {
+    fn hold(&mut self, call: Call) {
+        self.bytes += call.bytes();
+        self.calls.push_back((SystemTime::now(), call));
+        while (self.calls.len() > HELD_MAX_RECORDS || self.bytes > HELD_MAX_BYTES)
+            && self.calls.len() > 1
+        {
+            // The `+` record (first) stays: it says the session began.
+            if let Some((_, c)) = self.calls.remove(1) {
+                self.bytes -= c.bytes();
+                self.dropped += 1;
+            }
+        }
+    }
+}
 
 /// What a line is, as decided by the session that parsed or produced it (the driver tees it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -161,15 +230,29 @@ impl ProtoLog {
             }),
             _ => None,
         };
+        let held = (active.is_some() && !settings.users.is_empty()).then(|| Held {
+            base: level,
+            users: settings.users.clone(),
+            calls: VecDeque::new(),
+            bytes: 0,
+            dropped: 0,
+        });
         let mut log = SessionLog {
-            level: if active.is_some() { level } else { 0 },
+            // Holding: whatever may be written is level 5 until the user is known.
+            level: match (&active, &held) {
+                (None, _) => 0,
+                (Some(_), Some(_)) => 5,
+                (Some(_), None) => level,
+            },
             active,
+            held,
+            clock: None,
             started: Instant::now(),
             ended: false,
             partial: Vec::new(),
             partial_event: Event::ToClient,
         };
-        log.record(1, Event::Connect, b"");
+        log.connect();
         log
     }
 
@@ -297,6 +380,10 @@ pub struct SessionLog {
     /// The snapshot level (0 when nothing is written at all).
     level: u32,
     active: Option<Active>,
+    /// Per-user logging: the records held until the user is known (module doc).
+    held: Option<Held>,
+    /// While held records are written: the time they were made (instead of now).
+    clock: Option<SystemTime>,
     /// For the `duration=` of the `-` record.
     started: Instant,
     /// `end` ran; `Drop` writes the `-` record otherwise.
@@ -313,8 +400,85 @@ impl SessionLog {
         self.level
     }
 
+    /// Per-user logging: whether records are held until the user is known (the driver then
+    /// asks the session for [`crate::session::Session::log_user`] after each command).
+    pub fn holding(&self) -> bool {
+        self.held.is_some()
+    }
+
+    /// Per-user logging: the session authenticated as `user` (the users file's name). A
+    /// listed user's held records are written and the session logs at level 5 from now on;
+    /// any other user's session writes the held records its snapshot's level allows and
+    /// goes on at that level. Nothing happens when not holding.
+    pub fn logged_in_as(&mut self, user: &str) {
+        let listed = self
+            .held
+            .as_ref()
+            .is_some_and(|h| h.users.iter().any(|u| u.eq_ignore_ascii_case(user)));
+        self.release_held(listed);
+    }
+
+    /// Writes the held records at level 5 (`listed`) or at the snapshot's level, and stops
+    /// holding.
+    fn release_held(&mut self, listed: bool) {
+        let Some(held) = self.held.take() else {
+            return;
+        };
+        self.level = if listed { 5 } else { held.base };
+        let mut calls = held.calls.into_iter();
+        if let Some((t, call)) = calls.next() {
+            self.replay(t, call);
+        }
+        if held.dropped > 0 {
+            self.clock = None;
+            self.info(&format!(
+                "{} records held before login were dropped (more than {HELD_MAX_RECORDS} \
+                 records or {HELD_MAX_BYTES} bytes)",
+                held.dropped
+            ));
+        }
+        for (t, call) in calls {
+            self.replay(t, call);
+        }
+        self.clock = None;
+    }
+
+    fn replay(&mut self, t: SystemTime, call: Call) {
+        self.clock = Some(t);
+        match call {
+            Call::Connect => self.connect(),
+            Call::Client(k, d) => self.client(k, &d),
+            Call::Server(k, d) => self.server(k, &d),
+            Call::Content(dir, d) => self.content(dir, &d),
+            Call::Piece(dir, d, total) => self.content_piece(dir, &d, total),
+            Call::Summary(dir, total) => self.content_summary(dir, total),
+            Call::Info(t) => self.info(&t),
+        }
+    }
+
+    /// Keeps the call when holding (true); false when the caller is to write it.
+    fn hold(&mut self, call: impl FnOnce() -> Call) -> bool {
+        match &mut self.held {
+            Some(h) => {
+                h.hold(call());
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The `+` record.
+    fn connect(&mut self) {
+        if !self.hold(|| Call::Connect) {
+            self.record(1, Event::Connect, b"");
+        }
+    }
+
     /// A client line (without CRLF); `Secret` lines arrive already redacted.
     pub fn client(&mut self, kind: LineKind, line: &[u8]) {
+        if self.hold(|| Call::Client(kind, line.to_vec())) {
+            return;
+        }
         // Every client line is level 2, whatever its kind; the bytes are written as given.
         let _ = kind;
         self.record(2, Event::FromClient, line);
@@ -322,6 +486,9 @@ impl SessionLog {
 
     /// A server line (without CRLF).
     pub fn server(&mut self, kind: LineKind, line: &[u8]) {
+        if self.hold(|| Call::Server(kind, line.to_vec())) {
+            return;
+        }
         let min = match kind {
             LineKind::Status => 3,
             LineKind::Reply | LineKind::Command | LineKind::Secret => 4,
@@ -340,6 +507,9 @@ impl SessionLog {
     /// is chunked. A line longer than [`MAX_CONTENT_RECORD`] bytes is written in pieces of
     /// that size.
     pub fn content(&mut self, dir: Direction, data: &[u8]) {
+        if self.hold(|| Call::Content(dir, data.to_vec())) {
+            return;
+        }
         let event = match dir {
             Direction::ClientToServer => Event::FromClient,
             Direction::ServerToClient => Event::ToClient,
@@ -357,6 +527,9 @@ impl SessionLog {
     /// depend on the pieces), level 4 the summary `<literal N octets>` of the whole once,
     /// with the first piece (the one given `total`).
     pub fn content_piece(&mut self, dir: Direction, data: &[u8], total: Option<u64>) {
+        if self.hold(|| Call::Piece(dir, data.to_vec(), total)) {
+            return;
+        }
         if self.level >= 5 {
             self.content(dir, data);
         } else if let (4, Some(total)) = (self.level, total) {
@@ -373,6 +546,9 @@ impl SessionLog {
     /// total was not known before (LMTP DATA), written when it has ended; level 5 wrote the
     /// lines themselves ([`SessionLog::content_piece`] without a total).
     pub fn content_summary(&mut self, dir: Direction, total: u64) {
+        if self.hold(|| Call::Summary(dir, total)) {
+            return;
+        }
         if self.level == 4 {
             let event = match dir {
                 Direction::ClientToServer => Event::FromClient,
@@ -396,7 +572,8 @@ impl SessionLog {
         if a.released {
             return;
         }
-        a.prefix.reset(SystemTime::now(), &a.fields, a.seq, event);
+        let now = self.clock.unwrap_or_else(SystemTime::now);
+        a.prefix.reset(now, &a.fields, a.seq, event);
         // Room for the usual output at once (records of ~64-byte lines take about 2.3 times
         // the content) instead of growing a recycled or new buffer step by step.
         a.batch
@@ -455,6 +632,9 @@ impl SessionLog {
 
     /// A `*` information record (level 1+): TLS established, auth success/failure.
     pub fn info(&mut self, text: &str) {
+        if self.hold(|| Call::Info(text.to_string())) {
+            return;
+        }
         self.record(1, Event::Info, text.as_bytes());
     }
 
@@ -463,6 +643,8 @@ impl SessionLog {
     /// blocks the calling thread (normally for one `write`), so an async caller that cannot
     /// afford that may call it from `spawn_blocking`.
     pub fn end(mut self, bytes_in: u64, bytes_out: u64) {
+        // Never logged in (or not as a listed user): the snapshot's level decides.
+        self.release_held(false);
         let text = format!(
             "duration={:.3}s bytes-in={bytes_in} bytes-out={bytes_out}",
             self.started.elapsed().as_secs_f64()
@@ -500,7 +682,7 @@ impl SessionLog {
             return;
         }
         a.line.clear();
-        let now = SystemTime::now();
+        let now = self.clock.unwrap_or_else(SystemTime::now);
         if server_line {
             record::push_server_record(&mut a.line, now, &a.fields, a.seq, data);
         } else {
@@ -526,6 +708,7 @@ impl Drop for SessionLog {
     /// drop may run on an async worker; the writer flushes within moments anyway).
     fn drop(&mut self) {
         if !self.ended {
+            self.release_held(false);
             let text = format!(
                 "duration={:.3}s ended without byte counts",
                 self.started.elapsed().as_secs_f64()
@@ -549,6 +732,7 @@ mod tests {
             level,
             path: dir.to_path_buf(),
             size_limit_kib: 0,
+            users: Vec::new(),
         }
     }
 
@@ -697,6 +881,76 @@ mod tests {
         assert_eq!(content, 4 * 30 * 200);
         assert_eq!(next_seq.len(), 4);
         assert!(next_seq.values().all(|&n| n == 1 + 30 * 200 + 1));
+    }
+
+    /// Per-user logging: more pre-login records than the bound keeps the `+` record and
+    /// the newest ones, says how many were dropped in one `*` record right after `+`, and
+    /// numbers what is written without a gap; records keep the time they were made.
+    #[test]
+    fn held_records_are_bounded_and_released_for_a_listed_user() {
+        let tmp = tempfile::tempdir().unwrap();
+        let log = ProtoLog::new();
+        let a = "127.0.0.1:143".parse().unwrap();
+        let mut cfg = config(0, tmp.path());
+        cfg.users = vec!["Alice".into()];
+        let mut s = log.session_start(Service::Imap4, &cfg, a, a);
+        assert!(s.holding());
+        assert_eq!(s.level(), 5);
+        let n = HELD_MAX_RECORDS + 10;
+        for i in 0..n {
+            s.client(LineKind::Command, format!("a{i} NOOP").as_bytes());
+        }
+        std::thread::sleep(Duration::from_millis(5));
+        s.logged_in_as("alice");
+        assert!(!s.holding());
+        s.client(LineKind::Command, b"after");
+        s.end(0, 0);
+        let text = std::fs::read_to_string(tmp.path().join("L0000001.log")).unwrap();
+        let recs: Vec<Vec<String>> = text
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(|l| split_record(l).unwrap().iter().map(|f| f.to_string()).collect())
+            .collect();
+        for (i, r) in recs.iter().enumerate() {
+            assert_eq!(r[2], i.to_string(), "{r:?}");
+        }
+        assert_eq!(recs[0][5], "+");
+        assert_eq!(recs[1][5], "*");
+        assert_eq!(
+            recs[1][6],
+            format!(
+                "11 records held before login were dropped (more than {HELD_MAX_RECORDS} \
+                 records or {HELD_MAX_BYTES} bytes)"
+            )
+        );
+        assert_eq!(recs[2][6], "a11 NOOP");
+        assert_eq!(recs[recs.len() - 3][6], format!("a{} NOOP", n - 1));
+        assert_eq!(recs[recs.len() - 2][6], "after");
+        assert_eq!(recs[recs.len() - 1][5], "-");
+        // Held records keep their own time; the later `after` is not older than them.
+        assert!(recs[2][0] <= recs[recs.len() - 2][0]);
+    }
+
+    /// A session that is not listed writes the held records its level allows: none at 0.
+    #[test]
+    fn held_records_of_others_follow_the_level() {
+        let tmp = tempfile::tempdir().unwrap();
+        let log = ProtoLog::new();
+        let a = "127.0.0.1:110".parse().unwrap();
+        let mut cfg = config(0, tmp.path());
+        cfg.users = vec!["alice".into()];
+        let mut s = log.session_start(Service::Pop3, &cfg, a, a);
+        s.client(LineKind::Command, b"USER bob");
+        s.logged_in_as("bob");
+        assert_eq!(s.level(), 0);
+        s.client(LineKind::Command, b"STAT");
+        s.end(0, 0);
+        let mut never = log.session_start(Service::Pop3, &cfg, a, a);
+        never.client(LineKind::Command, b"CAPA");
+        drop(never);
+        log.flush_all();
+        let text = std::fs::read_to_string(tmp.path().join("L0000001.log")).unwrap();
+        assert_eq!(text.lines().filter(|l| !l.starts_with('#')).count(), 0, "{text}");
     }
 
     #[test]

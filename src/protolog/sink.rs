@@ -246,7 +246,8 @@ impl Sink {
     pub(crate) fn session_start(&self, settings: &ProtocolLogSettings) -> Option<u64> {
         self.size_limit
             .store(u64::from(settings.size_limit_kib) * 1024, Ordering::Relaxed);
-        let enabled = settings.level > 0;
+        // Level > 0, or per-user logging (a listed user's session logs at level 5).
+        let enabled = settings.wants_file();
         let open = lock(&self.open_id).clone();
         let unchanged = match open {
             None => !enabled,
@@ -263,7 +264,7 @@ impl Sink {
     /// The transition table, with the file mutex held.
     fn transition(&self, st: &mut FileState, settings: &ProtocolLogSettings) {
         let shutdown = lock(&self.queue).shutdown;
-        let want = (settings.level > 0 && !shutdown).then_some(settings.path.as_path());
+        let want = (settings.wants_file() && !shutdown).then_some(settings.path.as_path());
         let current = lock(&self.open_id).clone();
         match (current, want) {
             (None, None) => {}
@@ -735,6 +736,7 @@ mod tests {
             level: 5,
             path: dir.to_path_buf(),
             size_limit_kib: 0,
+            users: Vec::new(),
         };
         assert_eq!(sink.session_start(&settings), Some(0));
         sink

@@ -22,6 +22,7 @@ pub fn config(level: u32, path: &Path) -> ProtocolLogSettings {
         level,
         path: path.to_path_buf(),
         size_limit_kib: 0,
+        users: Vec::new(),
     }
 }
 
