@@ -5,6 +5,9 @@
 # Targets, run in alternation each round (A B A B ...):
 #   dovecot-default  Dovecot, shipped process model (a login process per connection)
 #   dovecot-hp       Dovecot, `service_count = 0` for imap-login and pop3-login
+#   dovecot-hp-rawlog  dovecot-hp with rawlog on for every session (Dovecot's full transcript:
+#                    `rawlog_dir` after login, `imap-login -R`/`pop3-login -R` before it);
+#                    not in the default TARGETS
 #   mailserver-l0    target/release/mailserver, protocol logging level 0
 #   mailserver-l5    target/release/mailserver, protocol logging level 5 (full transcript)
 # The mailserver targets are skipped with a message if it does not start within 10 s.
@@ -97,6 +100,7 @@ RESULTS=$OUT/results.jsonl
 COMMANDS=$OUT/commands.txt
 : >"$RESULTS"
 : >"$COMMANDS"
+rm -f "$OUT/rawlog-check.txt"
 log "scratch $WORK, results $OUT"
 
 # --- corpus and two copies -----------------------------------------------------------------
@@ -136,8 +140,17 @@ wait_port() { # port seconds [pid] -> 0 when something accepts on 127.0.0.1:port
 # --- Dovecot -------------------------------------------------------------------------------
 DC_DIR=""
 dovecot_conf() { # mode -> writes $DC_DIR/dovecot.conf
-  local mode=$1 login_extra=""
-  [ "$mode" = hp ] && login_extra="service_count = 0"
+  local mode=$1 login_extra="" imap_login_extra="" pop3_login_extra="" rawlog_conf=""
+  case $mode in hp | hp-rawlog) login_extra="service_count = 0" ;; esac
+  if [ "$mode" = hp-rawlog ]; then
+    # Every byte of every session, Dovecot 2.3's way (doc.dovecot.org, "Rawlog"): the
+    # post-login imap/pop3 processes write <date>-<pid>.in/.out into rawlog_dir (v2.2.26+);
+    # the login processes write the pre-login part into $base_dir/login/rawlogs (-R,
+    # v2.3.2+). start_dovecot makes both directories, stop_dovecot counts the files.
+    imap_login_extra="executable = imap-login -R rawlogs"
+    pop3_login_extra="executable = pop3-login -R rawlogs"
+    rawlog_conf="rawlog_dir = $DC_DIR/rawlog"
+  fi
   local zlib_conf=""
   # shellcheck disable=SC2016 # Dovecot's own $mail_plugins, not a shell variable.
   [ "$COMPRESS" = 1 ] && zlib_conf='protocol imap {
@@ -180,6 +193,7 @@ pop3_uidl_format = %08Xu%08Xv
 # [lmtp] strips the domain when the users file does).
 auth_username_format = %Ln
 $zlib_conf
+$rawlog_conf
 mail_max_userip_connections = 100000
 default_process_limit = 5000
 default_client_limit = 50000
@@ -191,6 +205,7 @@ service imap-login {
     port = $DC_IMAPS
   }
   $login_extra
+  $imap_login_extra
 }
 service lmtp {
   inet_listener lmtp {
@@ -206,6 +221,7 @@ service pop3-login {
     port = $DC_POP3S
   }
   $login_extra
+  $pop3_login_extra
 }
 EOF
 }
@@ -214,6 +230,13 @@ SERVER_PID=""
 start_dovecot() { # mode
   DC_DIR=$WORK/dovecot-$1
   mkdir -p "$DC_DIR/run" "$DC_DIR/state"
+  if [ "$1" = hp-rawlog ]; then
+    # rawlog_dir is written by the mail user, the -R logs by the login user (dovenull).
+    mkdir -p "$DC_DIR/rawlog" "$DC_DIR/run/login/rawlogs"
+    chown mail:mail "$DC_DIR/rawlog"
+    chown dovenull "$DC_DIR/run/login/rawlogs"
+    chmod 0700 "$DC_DIR/run/login/rawlogs"
+  fi
   dovecot_conf "$1"
   echo "dovecot -c $DC_DIR/dovecot.conf" >>"$COMMANDS"
   dovecot -c "$DC_DIR/dovecot.conf" >"$DC_DIR/stdout" 2>&1 || { cat "$DC_DIR/stdout" >&2; return 1; }
@@ -234,6 +257,16 @@ start_dovecot() { # mode
 }
 stop_dovecot() {
   [ -n "$DC_DIR" ] && [ -f "$DC_DIR/dovecot.conf" ] || return 0
+  if [ -d "$DC_DIR/rawlog" ] && [ -n "$SERVER_PID" ]; then
+    # Proof that rawlog was on: the files the sessions of this round left (cumulative).
+    local post pre mb
+    post=$(find "$DC_DIR/rawlog" -type f | wc -l)
+    pre=$(find "$DC_DIR/run/login/rawlogs" -type f 2>/dev/null | wc -l)
+    mb=$(du -sm "$DC_DIR/rawlog" "$DC_DIR/run/login/rawlogs" 2>/dev/null | awk '{s += $1} END {print s + 0}')
+    log "dovecot-hp-rawlog: $post post-login rawlog files, $pre pre-login, $mb MB so far"
+    echo "dovecot-hp-rawlog after $(date -u +%H:%M:%S): $post post-login rawlog files, $pre pre-login, $mb MB" >>"$OUT/rawlog-check.txt"
+    [ "$post" -gt 0 ] || log "WARNING: dovecot-hp-rawlog wrote no rawlog files"
+  fi
   doveadm -c "$DC_DIR/dovecot.conf" stop >/dev/null 2>&1 || true
   local i
   for ((i = 0; i < 100; i++)); do
@@ -334,6 +367,7 @@ start_target() {
   case $1 in
     dovecot-default) start_dovecot default ;;
     dovecot-hp) start_dovecot hp ;;
+    dovecot-hp-rawlog) start_dovecot hp-rawlog ;;
     mailserver-l0) start_mailserver 0 ;;
     mailserver-l5) start_mailserver 5 ;;
     # A static musl build (MAILSERVER_MUSL=), level 0: why the image ships static glibc instead.
@@ -556,11 +590,13 @@ if any(w.startswith("imap-sort-") or w.startswith("imap-thread-") for w in workl
 
 # Ratios, computed per round (same round = adjacent in time), then min/median/max.
 pairs = [("mailserver-l0", "dovecot-default"), ("mailserver-l0", "dovecot-hp"),
-         ("mailserver-l5", "mailserver-l0"), ("mailserver-musl", "mailserver-l0")]
+         ("mailserver-l5", "mailserver-l0"), ("mailserver-l5", "dovecot-hp-rawlog"),
+         ("dovecot-hp-rawlog", "dovecot-hp"), ("mailserver-musl", "mailserver-l0")]
 L.append("## Ratios (per round, then min / median / max)\n")
 L.append("For rates, ratio > 1 means the first target is faster; for idle-hold (PSS per connection), "
          "ratio < 1 means the first target uses less memory. `mailserver-l5 / mailserver-l0` is the "
-         "cost of protocol logging at level 5. Runs that had errors are left out of the ratios (see "
+         "cost of protocol logging at level 5; `mailserver-l5 / dovecot-hp-rawlog` compares full "
+         "transcripts on both sides (issue #18's target: at least 1.5). Runs that had errors are left out of the ratios (see "
          "the errors column above); `rounds` counts the pairs used.\n")
 L.append("| workload | ratio | min | median | max | rounds |\n|---|---|---|---|---|---|")
 any_ratio = False
@@ -604,6 +640,12 @@ if charts:
     for c in charts:
         L.append(f"![{os.path.basename(c)}]({os.path.relpath(c, os.path.dirname(os.path.abspath(report)))})")
     L.append("")
+rawlog_check = os.path.join(out, "rawlog-check.txt")
+if os.path.exists(rawlog_check):
+    L.append("## dovecot-hp-rawlog: rawlog files written\n")
+    L.append("Counted when each dovecot-hp-rawlog run stopped (cumulative over the rounds): "
+             "post-login `rawlog_dir` files and pre-login `-R` files.\n")
+    L.append("```\n" + open(rawlog_check).read().strip() + "\n```\n")
 L.append("## Exact commands\n\n```\n" + open(commands).read().strip() + "\n```\n")
 L.append(f"Raw results: `{os.path.relpath(results, os.path.dirname(os.path.abspath(report)))}` (one JSON object per run).\n")
 open(report, "w").write("\n".join(L))

@@ -70,7 +70,7 @@ enum RegCommand {
         #[arg(allow_hyphen_values = true, num_args = 0..=2, value_name = "VALUE")]
         args: Vec<String>,
     },
-    /// reg add VALUE /t REG_DWORD|REG_SZ /d DATA [/f]
+    /// reg add VALUE /t REG_DWORD|REG_SZ|REG_MULTI_SZ /d DATA [/f] (REG_MULTI_SZ: strings separated by \0)
     Add {
         value: String,
         /// /t TYPE, /d DATA, /f

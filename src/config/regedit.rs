@@ -7,7 +7,9 @@
 //! with the same message), the atomic rewrite (temp file in the target's directory, fsync,
 //! rename, fsync of the directory; a symlinked config has its target rewritten), and the
 //! `.reg` file format of `regedit.exe` (`Windows Registry Editor Version 5.00` / `REGEDIT4`,
-//! UTF-16LE with BOM or UTF-8).
+//! UTF-16LE with BOM or UTF-8): `dword:`, quoted strings, and `hex(7):` (REG_MULTI_SZ) and
+//! `hex(1):` (REG_SZ as bytes: how a string holding a line break is exported, since a
+//! quoted string cannot carry one) as UTF-16LE with `\` continuation lines.
 //!
 //! `reg.exe` prompts before overwriting or deleting a value unless `/f` is given; we have no
 //! prompt, so without `/f` such a request is refused (exit 1) with a message saying so.
