@@ -258,14 +258,16 @@ start_dovecot() { # mode
 stop_dovecot() {
   [ -n "$DC_DIR" ] && [ -f "$DC_DIR/dovecot.conf" ] || return 0
   if [ -d "$DC_DIR/rawlog" ] && [ -n "$SERVER_PID" ]; then
-    # Proof that rawlog was on: the files the sessions of this round left (cumulative).
+    # Proof that rawlog was on: the files this run's sessions left; then they go (a
+    # run writes GBs, as level 5 does: see stop_mailserver).
     local post pre mb
     post=$(find "$DC_DIR/rawlog" -type f | wc -l)
     pre=$(find "$DC_DIR/run/login/rawlogs" -type f 2>/dev/null | wc -l)
     mb=$(du -sm "$DC_DIR/rawlog" "$DC_DIR/run/login/rawlogs" 2>/dev/null | awk '{s += $1} END {print s + 0}')
-    log "dovecot-hp-rawlog: $post post-login rawlog files, $pre pre-login, $mb MB so far"
-    echo "dovecot-hp-rawlog after $(date -u +%H:%M:%S): $post post-login rawlog files, $pre pre-login, $mb MB" >>"$OUT/rawlog-check.txt"
+    log "dovecot-hp-rawlog: $post post-login rawlog files, $pre pre-login, $mb MB"
+    echo "dovecot-hp-rawlog run ending $(date -u +%H:%M:%S): $post post-login rawlog files, $pre pre-login, $mb MB" >>"$OUT/rawlog-check.txt"
     [ "$post" -gt 0 ] || log "WARNING: dovecot-hp-rawlog wrote no rawlog files"
+    find "$DC_DIR/rawlog" "$DC_DIR/run/login/rawlogs" -type f -delete 2>/dev/null || true
   fi
   doveadm -c "$DC_DIR/dovecot.conf" stop >/dev/null 2>&1 || true
   local i
@@ -349,6 +351,13 @@ start_mailserver() { # level [binary]
 }
 stop_mailserver() {
   [ -n "$MS_PID" ] || return 0
+  # Level-5 logs of a run are GBs: count them, then remove them so that rounds do not fill
+  # the disk (the next run starts a new L???????.log anyway).
+  local mb
+  mb=$(du -sm "$WORK/ms-logs" 2>/dev/null | awk '{print $1 + 0}')
+  if [ "${mb:-0}" -gt 0 ]; then
+    echo "mailserver run ending $(date -u +%H:%M:%S): protocol logs $mb MB" >>"$OUT/rawlog-check.txt"
+  fi
   kill -TERM "$MS_PID" 2>/dev/null || true
   local i
   for ((i = 0; i < 100; i++)); do
@@ -358,6 +367,7 @@ stop_mailserver() {
   kill -KILL "$MS_PID" 2>/dev/null || true
   wait "$MS_PID" 2>/dev/null || true
   MS_PID=""; SERVER_PID=""
+  rm -f "$WORK"/ms-logs/L*.log
 }
 
 cleanup() { stop_dovecot; stop_mailserver; remove_work; }
@@ -642,9 +652,9 @@ if charts:
     L.append("")
 rawlog_check = os.path.join(out, "rawlog-check.txt")
 if os.path.exists(rawlog_check):
-    L.append("## dovecot-hp-rawlog: rawlog files written\n")
-    L.append("Counted when each dovecot-hp-rawlog run stopped (cumulative over the rounds): "
-             "post-login `rawlog_dir` files and pre-login `-R` files.\n")
+    L.append("## Transcript files written\n")
+    L.append("Counted when each run stopped, then deleted: dovecot-hp-rawlog's post-login "
+             "`rawlog_dir` files and pre-login `-R` files, mailserver's protocol logs.\n")
     L.append("```\n" + open(rawlog_check).read().strip() + "\n```\n")
 L.append("## Exact commands\n\n```\n" + open(commands).read().strip() + "\n```\n")
 L.append(f"Raw results: `{os.path.relpath(results, os.path.dirname(os.path.abspath(report)))}` (one JSON object per run).\n")
