@@ -700,6 +700,75 @@ fn reg_export_then_import_round_trips() {
     assert_eq!(reg(dir.path(), &["query"]).stdout, before_query);
 }
 
+/// A REG_SZ holding a line break and a REG_MULTI_SZ, through the binary: `reg add` with
+/// reg.exe's `\0` separator, `reg query` printing it back, `reg export` writing `hex(1):`
+/// and `hex(7):`, and `reg import` into an empty config giving the same values.
+#[test]
+fn reg_multi_sz_and_line_breaks_round_trip_through_export_and_import() {
+    let (dir, path) = fixture_copy();
+    let r = reg(
+        dir.path(),
+        &[
+            "add",
+            "IMAP Protocol Log Users",
+            "/t",
+            "REG_MULTI_SZ",
+            "/d",
+            "alice\\0Bob@example.org",
+            "/f",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(std::fs::read_to_string(&path)
+        .unwrap()
+        .contains("\"IMAP Protocol Log Users\" = [\"alice\", \"Bob@example.org\"]"));
+    let q = reg(dir.path(), &["query", "imap protocol log users"]);
+    assert!(
+        q.stdout
+            .contains("    IMAP Protocol Log Users    REG_MULTI_SZ    alice\\0Bob@example.org\n"),
+        "{}",
+        q.stdout
+    );
+    // A line break can only come from the TOML file itself.
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, format!("{text}\"Note\" = \"two\\r\\nlines\"\n")).unwrap();
+    let r = reg(dir.path(), &["export", "out.reg"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let bytes = std::fs::read(dir.path().join("out.reg")).unwrap();
+    let units: Vec<u16> = bytes[2..]
+        .chunks_exact(2)
+        .map(|c| u16::from_le_bytes([c[0], c[1]]))
+        .collect();
+    let exported = String::from_utf16(&units).unwrap();
+    assert!(
+        exported.contains("\r\n\"Note\"=hex(1):74,00,77,00,6f,00,0d,00,0a,00,6c,00,69,00,6e,00,65,00,73,00,00,\\\r\n  00\r\n"),
+        "{exported}"
+    );
+    assert!(
+        exported
+            .contains("\"IMAP Protocol Log Users\"=hex(7):61,00,6c,00,69,00,63,00,65,00,00,00,"),
+        "{exported}"
+    );
+    let before_query = reg(dir.path(), &["query"]).stdout;
+    std::fs::write(&path, "[server]\nhostname = \"h\"\n").unwrap();
+    let r = reg(dir.path(), &["import", "out.reg"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(reg(dir.path(), &["query"]).stdout, before_query);
+    // The same value, line break included (`reg query` shows controls escaped).
+    assert!(
+        before_query.contains("    Note    REG_SZ    two"),
+        "{before_query}"
+    );
+    let imported = mailserver::config::load(&path).unwrap();
+    let note = imported.registry.get("note").map(|e| e.data.clone());
+    assert_eq!(
+        note,
+        Some(mailserver::config::registry::RegData::Sz(
+            "two\r\nlines".into()
+        ))
+    );
+}
+
 #[test]
 fn usage_errors_exit_2() {
     let (dir, _) = fixture_copy();
