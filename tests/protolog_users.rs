@@ -1,7 +1,7 @@
 //! Per-user protocol logging (`IMAP Protocol Log Users`, `POP3 Protocol Log Users`, issue
 //! #18; README.md, "Per-user protocol logging") proved over the real daemon: real sockets on
 //! `127.0.0.1`, real files read with the strict reader of `tests/common/logreader.rs`, hot
-//! reload by rewriting the config.
+//! reload by rewriting the config; a session keeps the list of its start (SPEC §4).
 //!
 //! With the service's level at 0 and a list naming alice: alice's session is in the file
 //! complete at level 5 (its pre-login lines included, the password `***`), bob's session,
@@ -406,4 +406,26 @@ fn level_above_0_logs_others_at_the_level() {
         logreader::datas(&bob, '*'),
         ["authentication succeeded: user=bob mechanism=LOGIN"]
     );
+}
+
+/// SPEC §4: a session keeps the snapshot taken at its start. alice connects while she is
+/// listed; the list is emptied by hot reload before she logs in; her session is still
+/// written whole at level 5 (no session has started since, so the file is still open).
+#[test]
+fn a_session_keeps_the_list_of_its_start() {
+    let d = start("IMAP", &["alice"]);
+    let addr = d.imap.unwrap();
+    let dir = logs(&d);
+    let (mut alice, _) = Client::connect(addr);
+    alice.imap("a1", "NOOP");
+    reload(&d, "IMAP", &[]);
+    let l = alice.imap("a2", &format!("LOGIN {USER} {PASS}"));
+    assert!(l.last().unwrap().starts_with("a2 OK"), "{l:?}");
+    alice.imap("a3", "LOGOUT");
+    let port = alice.port();
+    alice.until_closed();
+    let recs = session_of(&dir, "IMAP4", port);
+    logreader::assert_whole_session(&recs);
+    let client = logreader::datas(&recs, '<');
+    assert_eq!(client, ["a1 NOOP", "a2 LOGIN alice ***", "a3 LOGOUT"]);
 }
