@@ -668,3 +668,50 @@ fn follow_reads_a_growing_file_across_a_roll_over() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+/// `--follow --user`: a session is shown whole once its login names the user (its records
+/// before that were held), and another user's session not at all.
+#[test]
+fn follow_with_user_shows_whole_sessions_as_they_log_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let p1 = dir.path().join("L0000001.log");
+    std::fs::write(&p1, header("IMAP4")).unwrap();
+    let mut child = Command::new(bin())
+        .args([
+            "protolog",
+            "show",
+            "--follow",
+            "--user",
+            "alice",
+            dir.path().to_str().unwrap(),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for l in BufReader::new(stdout).lines() {
+            if tx.send(l.unwrap()).is_err() {
+                break;
+            }
+        }
+    });
+    let bob = session(0, 9, "10.0.0.9:1", "bob", true, 1);
+    let alice = session(2, 1, "10.0.0.1:1", "alice", true, 1);
+    let mut both: Vec<(u64, String)> = bob.iter().chain(&alice).cloned().collect();
+    both.sort();
+    let mut f = std::fs::OpenOptions::new().append(true).open(&p1).unwrap();
+    for (_, l) in &both {
+        f.write_all(l.as_bytes()).unwrap();
+    }
+    f.flush().unwrap();
+    for (_, l) in &alice {
+        assert_eq!(rx.recv_timeout(WAIT).expect("follow output"), l.trim_end());
+    }
+    std::thread::sleep(Duration::from_millis(400));
+    assert!(rx.try_recv().is_err(), "bob's session came out");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}

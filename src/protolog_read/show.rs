@@ -190,10 +190,10 @@ pub fn sessions_of_user(
     // matched); its `user` is the one it logged in as.
     let mut rec = Rec::default();
     for p in files {
-        let mut s = FileStream::open(p)?;
-        if out.is_empty() {
+        if out.values().all(Option::is_some) {
             break;
         }
+        let mut s = FileStream::open(p)?;
         while s.next_into(&mut rec)? {
             if rec.event() != b'*' {
                 continue;
