@@ -9,7 +9,9 @@
 # logout) replicated with fresh session ids and advancing times into 4 files (2 per service)
 # whose sessions interleave in time; they are deleted at the end.
 #
-# Prints one line per run: what, size, elapsed seconds, peak RSS (KiB), records/s.
+# Prints one line per run: what, size, elapsed seconds, CPU seconds (user + system), peak RSS
+# (KiB), records per CPU second. On a shared machine elapsed time is mostly waiting for a
+# core; the CPU time is the figure to compare.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 sizes=("$@")
@@ -23,10 +25,10 @@ trap 'rm -rf "$work"' EXIT
 measure() { # label size-mb records cmd...
   local label=$1 mb=$2 recs=$3
   shift 3
-  /usr/bin/time -f '%e %M' -o "$work/time" "$@" >/dev/null
-  read -r secs rss <"$work/time"
-  awk -v l="$label" -v m="$mb" -v s="$secs" -v r="$rss" -v n="$recs" \
-    'BEGIN { printf "%-28s %5d MB %7.2f s %8d KiB %10.0f records/s\n", l, m, s, r, (s > 0 ? n / s : 0) }'
+  /usr/bin/time -f '%e %U %S %M' -o "$work/time" "$@" >/dev/null
+  read -r secs user sys rss <"$work/time"
+  awk -v l="$label" -v m="$mb" -v s="$secs" -v u="$user" -v y="$sys" -v r="$rss" -v n="$recs" \
+    'BEGIN { c = u + y; printf "%-28s %5d MB %7.2f s elapsed %6.2f s CPU %8d KiB %10.0f records/CPU-s\n", l, m, s, c, r, (c > 0 ? n / c : 0) }'
 }
 
 for mb in "${sizes[@]}"; do
