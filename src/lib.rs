@@ -38,6 +38,9 @@ internal! {
     mod pop3;
     /// The KB Q182504 protocol log: file naming, flock, header, levels, CSV records.
     mod protolog;
+    /// Reading the protocol logs: `mailserver protolog ls|show|stats` (merge, filters,
+    /// transcript, JSON, follow, statistics).
+    mod protolog_read;
     /// Listeners, accept loop, connection caps, choosing the protocol, graceful drain.
     mod server;
     /// Leaf types every part shares (`Service`).
@@ -63,3 +66,10 @@ pub fn lda_usage_exit() -> u8 {
     lmtp::lda::EX_USAGE
 }
 pub use server::run_daemon;
+/// `mailserver protolog` (src/main.rs parses the arguments).
+pub mod protolog_cli {
+    pub use crate::protolog_read::config_dirs;
+    pub use crate::protolog_read::show::{
+        ls_text, parse_events, parse_time, service_name, show, stats, Filter, Format, ShowOptions,
+    };
+}

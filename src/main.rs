@@ -1,4 +1,4 @@
-//! The `mailserver` command line (README.md, "Command line"): `run` (default), `check-config`, `reg`, `passwd`, `deliver`.
+//! The `mailserver` command line (README.md, "Command line"): `run` (default), `check-config`, `reg`, `passwd`, `deliver`, `protolog`.
 //!
 //! Owns: argument parsing (clap derive; the reg.exe-style `/t /d /f` switches are parsed
 //! here by hand, since they are not clap flags), the default config search, tracing setup
@@ -12,7 +12,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use mailserver::{escape_controls as esc, regedit, RegType};
+use mailserver::{escape_controls as esc, protolog_cli, regedit, RegType};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -61,6 +61,72 @@ enum Command {
         #[arg(short = 'a', value_name = "ADDRESS")]
         address: Option<String>,
     },
+    /// Read the protocol logs (L???????.log): list, show, statistics.
+    #[command(subcommand)]
+    Protolog(ProtologCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ProtologCommand {
+    /// Each log file: service, first and last record time, size, open by the daemon.
+    Ls {
+        /// Directories [default: the config's POP3, IMAP4 and LMTP log paths].
+        dirs: Vec<PathBuf>,
+    },
+    /// Records of the files in time order, filtered.
+    Show {
+        #[command(flatten)]
+        filter: FilterArgs,
+        /// Sessions as conversations (C: client, S: server, * information).
+        #[arg(long, conflicts_with = "json")]
+        transcript: bool,
+        /// One JSON object per record (docs/protolog-record.schema.json).
+        #[arg(long)]
+        json: bool,
+        /// Follow the newest file of each service in DIR across roll-overs.
+        #[arg(long, short = 'f')]
+        follow: bool,
+        /// Files or directories [default: the config's log paths].
+        paths: Vec<PathBuf>,
+    },
+    /// Sessions, logins per user and address, bytes, top commands.
+    Stats {
+        #[command(flatten)]
+        filter: FilterArgs,
+        /// One JSON object.
+        #[arg(long)]
+        json: bool,
+        /// How many commands to list.
+        #[arg(long, default_value_t = 10)]
+        top: usize,
+        /// Files or directories [default: the config's log paths].
+        paths: Vec<PathBuf>,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct FilterArgs {
+    /// POP3, IMAP4 (or IMAP), LMTP; may be repeated.
+    #[arg(long, value_name = "S")]
+    service: Vec<String>,
+    /// A session id; may be repeated.
+    #[arg(long, value_name = "ID")]
+    session: Vec<String>,
+    /// The sessions that authenticated (or tried to) as U, whole.
+    #[arg(long, value_name = "U")]
+    user: Option<String>,
+    /// The client address (remote endpoint).
+    #[arg(long, value_name = "ADDR")]
+    ip: Option<std::net::IpAddr>,
+    /// From this time (RFC 3339, or a UTC prefix such as 2026-11-27T16:50).
+    #[arg(long, value_name = "T")]
+    since: Option<String>,
+    /// Before this time.
+    #[arg(long, value_name = "T")]
+    until: Option<String>,
+    /// Events: codes (+-<>*) or names (connect,disconnect,client,server,info).
+    #[arg(long, value_name = "EVS")]
+    event: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -192,6 +258,7 @@ fn main() -> ExitCode {
         Command::CheckConfig => check_config(&config),
         Command::Reg(cmd) => reg(&config, cmd),
         Command::Passwd { scheme } => passwd(&scheme),
+        Command::Protolog(cmd) => protolog(&config, cmd),
         Command::Deliver {
             user,
             folder,
@@ -358,6 +425,113 @@ fn reg(config: &Path, cmd: RegCommand) -> ExitCode {
         Err(e) => {
             eprintln!("{}", esc(&e.to_string()));
             ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+impl FilterArgs {
+    fn filter(self) -> Result<protolog_cli::Filter, String> {
+        let time = |t: Option<String>| t.map(|t| protolog_cli::parse_time(&t)).transpose();
+        Ok(protolog_cli::Filter {
+            services: self
+                .service
+                .iter()
+                .map(|s| protolog_cli::service_name(s))
+                .collect(),
+            sessions: self.session,
+            user: self.user,
+            ip: self.ip.map(|ip| ip.to_canonical()),
+            since: time(self.since)?,
+            until: time(self.until)?,
+            events: self
+                .event
+                .map(|e| protolog_cli::parse_events(&e))
+                .transpose()?,
+        })
+    }
+}
+
+/// The directories to read: those given, else the config's protocol-log paths.
+fn log_paths(config: &Path, given: Vec<PathBuf>) -> Result<Vec<PathBuf>, String> {
+    if !given.is_empty() {
+        return Ok(given);
+    }
+    match mailserver::load_config(config) {
+        Ok(cfg) => Ok(protolog_cli::config_dirs(&cfg)
+            .into_iter()
+            .filter(|d| d.is_dir())
+            .collect()),
+        Err(e) => Err(e.0),
+    }
+}
+
+fn protolog(config: &Path, cmd: ProtologCommand) -> ExitCode {
+    use std::io::Write;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::with_capacity(256 * 1024, stdout.lock());
+    let result: Result<u64, String> = (|| match cmd {
+        ProtologCommand::Ls { dirs } => {
+            for dir in log_paths(config, dirs)? {
+                let text =
+                    protolog_cli::ls_text(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+                out.write_all(text.as_bytes()).map_err(|e| e.to_string())?;
+            }
+            Ok(0)
+        }
+        ProtologCommand::Show {
+            filter,
+            transcript,
+            json,
+            follow,
+            paths,
+        } => {
+            let opts = protolog_cli::ShowOptions {
+                paths: log_paths(config, paths)?,
+                filter: filter.filter()?,
+                format: if transcript {
+                    protolog_cli::Format::Transcript
+                } else if json {
+                    protolog_cli::Format::Json
+                } else {
+                    protolog_cli::Format::Csv
+                },
+                follow,
+            };
+            protolog_cli::show(&opts, &mut out).map_err(|e| e.to_string())
+        }
+        ProtologCommand::Stats {
+            filter,
+            json,
+            top,
+            paths,
+        } => {
+            let paths = log_paths(config, paths)?;
+            let (st, bad) =
+                protolog_cli::stats(&paths, &filter.filter()?).map_err(|e| e.to_string())?;
+            let text = if json { st.json(top) } else { st.text(top) };
+            out.write_all(text.as_bytes()).map_err(|e| e.to_string())?;
+            Ok(bad)
+        }
+    })();
+    let flushed = out.flush();
+    match result {
+        Ok(bad) => {
+            if bad > 0 {
+                eprintln!("warning: {bad} lines were not records and were skipped");
+            }
+            if let Err(e) = flushed {
+                if e.kind() != std::io::ErrorKind::BrokenPipe {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(1);
+                }
+            }
+            ExitCode::SUCCESS
+        }
+        // Output piped to `head`: not an error.
+        Err(e) if e.contains("Broken pipe") => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", esc(&e));
+            ExitCode::from(1)
         }
     }
 }
