@@ -199,6 +199,15 @@ impl Session for ImapSession {
         !matches!(self.state, State::NotAuthenticated)
     }
 
+    fn state_name(&self) -> &'static str {
+        match self.state {
+            State::NotAuthenticated => "not_authenticated",
+            State::Authenticated => "authenticated",
+            State::Selected(_) => "selected",
+            State::Logout => "logout",
+        }
+    }
+
     fn greeting(&mut self, out: &mut Output) {
         out.reply(format!(
             "* OK [CAPABILITY {}] {} ready.",
