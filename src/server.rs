@@ -114,6 +114,8 @@ pub async fn run_daemon(config_path: PathBuf) -> anyhow::Result<()> {
     )?;
     spawn_signal_handler(shutdown.clone())?;
     crate::systemd::spawn_watchdog(shutdown.clone());
+    // Every listener is bound; `serve_all` starts accepting on each at once.
+    handles.serving.store(true, std::sync::atomic::Ordering::Release);
     crate::systemd::ready();
     tracing::info!("mailserver {} ready", env!("CARGO_PKG_VERSION"));
     serve_all(listeners, unix, handles, shutdown).await;
@@ -181,7 +183,7 @@ pub fn apply_reload(live: &ArcSwap<Snapshot>, mut config: Config) {
 
 /// `/readyz` (README.md, "Metrics"): every listener's accept loop is running (they are
 /// bound before the daemon starts; [`Handles::serving`]), the store's `data_dir` and its
-/// `mail/` are directories this process can list, and the running configuration is valid
+/// `mail/` (once it exists) are directories this process can list, and the running configuration is valid
 /// (always: an invalid file is rejected at reload and the running one stays; rejections are
 /// counted in `mailserver_config_reloads_total{result="rejected"}`).
 pub fn readiness(handles: &Handles) -> crate::metrics::http::Readiness {
@@ -196,6 +198,8 @@ pub fn readiness(handles: &Handles) -> crate::metrics::http::Readiness {
             match std::fs::metadata(&dir) {
                 Ok(m) if m.is_dir() => {}
                 Ok(_) => return Err(format!("{} is not a directory", dir.display())),
+                // `mail/` appears with the first user's first login.
+                Err(e) if dir != data_dir && e.kind() == std::io::ErrorKind::NotFound => continue,
                 Err(e) => return Err(format!("{}: {e}", dir.display())),
             }
             if let Err(e) = std::fs::read_dir(&dir) {

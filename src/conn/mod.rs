@@ -340,12 +340,13 @@ async fn drive<S: Session>(
                 return;
             }
         }
+        // Before the replies go out: a client that has read them sees the new state.
+        state.set(session.state_name());
         if io.write(&mut out, log).await.is_err() {
             return;
         }
         // Asked before every wait: a login just done switches to the service's timeout.
         io.idle = timeouts.wait(session.logged_in());
-        state.set(session.state_name());
         // Wait for more input, the idle timeout, shutdown, or (IDLE) a mailbox change.
         if step == Step::Idle {
             if idle_watch.is_none() {
