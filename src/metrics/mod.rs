@@ -100,6 +100,27 @@ pub struct Metrics {
     config_hash: Family<Vec<(&'static str, String)>, Gauge>,
     /// Per service ([`Service::index`]): the known command names, then `other` last.
     commands: [Vec<CommandChild>; 3],
+    /// Per service ([`Service::index`]): the children counted per connection or record.
+    per_service: [ServiceChildren; 3],
+    /// The children of `store_ops`, one per [`STORE_OPS`] entry.
+    store_children: Vec<(&'static str, Counter)>,
+}
+
+/// The store operations counted (`op` label).
+const STORE_OPS: &[&str] = &["save", "copy", "move", "expunge", "remove", "store"];
+
+/// The `service`-labelled children that are touched per connection or per protocol-log
+/// record, made once so those paths take no `Family` lock and build no label set.
+#[derive(Default)]
+struct ServiceChildren {
+    open: Gauge,
+    accepted: Counter,
+    bytes_in: Counter,
+    bytes_out: Counter,
+    protolog_records: Counter,
+    protolog_bytes: Counter,
+    protolog_dropped: Counter,
+    protolog_files: Gauge,
 }
 
 /// The process's metrics.
@@ -215,6 +236,8 @@ impl Metrics {
                 Family::default()
             ),
             commands: Default::default(),
+            per_service: Default::default(),
+            store_children: Vec::new(),
             registry: Registry::default(),
         };
         let commands_family: Family<Labels, Counter> = Family::default();
@@ -259,12 +282,18 @@ impl Metrics {
                     }
                 })
                 .collect();
-            // Series that should read 0 rather than be absent from the first scrape.
-            m.connections_open.get_or_create_owned(&lbl(&[("service", svc)]));
-            m.connections_accepted.get_or_create_owned(&lbl(&[("service", svc)]));
-            m.bytes_in.get_or_create_owned(&lbl(&[("service", svc)]));
-            m.bytes_out.get_or_create_owned(&lbl(&[("service", svc)]));
-            m.protolog_dropped.get_or_create_owned(&lbl(&[("service", svc)]));
+            // Made now: these read 0 from the first scrape rather than being absent.
+            let l = lbl(&[("service", svc)]);
+            m.per_service[service.index()] = ServiceChildren {
+                open: m.connections_open.get_or_create_owned(&l),
+                accepted: m.connections_accepted.get_or_create_owned(&l),
+                bytes_in: m.bytes_in.get_or_create_owned(&l),
+                bytes_out: m.bytes_out.get_or_create_owned(&l),
+                protolog_records: m.protolog_records.get_or_create_owned(&l),
+                protolog_bytes: m.protolog_bytes.get_or_create_owned(&l),
+                protolog_dropped: m.protolog_dropped.get_or_create_owned(&l),
+                protolog_files: m.protolog_files.get_or_create_owned(&l),
+            };
             for r in ["total", "per_ip"] {
                 m.connections_refused.get_or_create_owned(&lbl(&[("service", svc), ("reason", r)]));
             }
@@ -272,6 +301,10 @@ impl Metrics {
                 m.sessions.get_or_create_owned(&lbl(&[("service", svc), ("state", state)]));
             }
         }
+        m.store_children = STORE_OPS
+            .iter()
+            .map(|op| (*op, m.store_ops.get_or_create_owned(&lbl(&[("op", op)]))))
+            .collect();
         for r in ["ok", "rejected"] {
             m.reloads.get_or_create_owned(&lbl(&[("result", r)]));
         }
@@ -289,17 +322,18 @@ impl Metrics {
 
     /// A connection was accepted; the returned guard counts it open until dropped.
     pub fn connection(&'static self, service: Service) -> OpenConnection {
-        let l = lbl(&[("service", service_label(service))]);
-        self.connections_accepted.get_or_create(&l).inc();
-        let open = self.connections_open.get_or_create_owned(&l);
-        open.inc();
-        OpenConnection { open }
+        let c = &self.per_service[service.index()];
+        c.accepted.inc();
+        c.open.inc();
+        OpenConnection {
+            open: c.open.clone(),
+        }
     }
 
     /// A connection was accepted and refused by a limit (`total` or `per_ip`).
     pub fn refused(&self, service: Service, reason: &'static str) {
         let svc = service_label(service);
-        self.connections_accepted.get_or_create(&lbl(&[("service", svc)])).inc();
+        self.per_service[service.index()].accepted.inc();
         self.connections_refused
             .get_or_create(&lbl(&[("service", svc), ("reason", reason)]))
             .inc();
@@ -320,11 +354,17 @@ impl Metrics {
     /// The handles of the command that `line` starts (by the service's syntax), or `None`
     /// for a line that is not a command (IMAP literal remainders, IDLE's `DONE`).
     pub fn command(&self, service: Service, line: &[u8]) -> Option<CommandTimer<'_>> {
-        let name = command_name(service, line)?;
+        let (uid, name) = command_name(service, line)?;
         let children = &self.commands[service.index()];
         let child = children
             .iter()
-            .find(|c| c.name.as_bytes().eq_ignore_ascii_case(&name))
+            .find(|c| {
+                let n = c.name.as_bytes();
+                match uid {
+                    true => n.strip_prefix(b"uid_").is_some_and(|n| n.eq_ignore_ascii_case(name)),
+                    false => n.eq_ignore_ascii_case(name),
+                }
+            })
             .or_else(|| children.last())?;
         Some(CommandTimer {
             child,
@@ -334,9 +374,9 @@ impl Metrics {
 
     /// Octets a connection moved, added when it ends.
     pub fn bytes(&self, service: Service, bytes_in: u64, bytes_out: u64) {
-        let l = lbl(&[("service", service_label(service))]);
-        self.bytes_in.get_or_create(&l).inc_by(bytes_in);
-        self.bytes_out.get_or_create(&l).inc_by(bytes_out);
+        let c = &self.per_service[service.index()];
+        c.bytes_in.inc_by(bytes_in);
+        c.bytes_out.inc_by(bytes_out);
     }
 
     /// A TLS handshake ended.
@@ -373,7 +413,10 @@ impl Metrics {
 
     /// A store write succeeded (`op`: save, copy, move, expunge, remove, store).
     pub fn store_op(&self, op: &'static str) {
-        self.store_ops.get_or_create(&lbl(&[("op", op)])).inc();
+        match self.store_children.iter().find(|(o, _)| *o == op) {
+            Some((_, c)) => c.inc(),
+            None => self.store_ops.get_or_create(&lbl(&[("op", op)])).inc(),
+        };
     }
 
     /// Times an fsync/fdatasync.
@@ -386,30 +429,22 @@ impl Metrics {
 
     /// `records` protocol-log records were queued.
     pub fn protolog_queued(&self, service: Service, records: u64) {
-        self.protolog_records
-            .get_or_create(&lbl(&[("service", service_label(service))]))
-            .inc_by(records);
+        self.per_service[service.index()].protolog_records.inc_by(records);
     }
 
     /// `bytes` were written to a protocol-log file.
     pub fn protolog_written(&self, service: Service, bytes: u64) {
-        self.protolog_bytes
-            .get_or_create(&lbl(&[("service", service_label(service))]))
-            .inc_by(bytes);
+        self.per_service[service.index()].protolog_bytes.inc_by(bytes);
     }
 
     /// `records` protocol-log records were dropped.
     pub fn protolog_dropped(&self, service: Service, records: u64) {
-        self.protolog_dropped
-            .get_or_create(&lbl(&[("service", service_label(service))]))
-            .inc_by(records);
+        self.per_service[service.index()].protolog_dropped.inc_by(records);
     }
 
     /// A protocol-log file was opened (`+1`) or closed (`-1`).
     pub fn protolog_file(&self, service: Service, delta: i64) {
-        self.protolog_files
-            .get_or_create(&lbl(&[("service", service_label(service))]))
-            .inc_by(delta);
+        self.per_service[service.index()].protolog_files.inc_by(delta);
     }
 
     /// A reload ended: applied or rejected.
@@ -491,33 +526,29 @@ impl CommandTimer<'_> {
     }
 }
 
-/// The command name a line starts, upper or lower case as sent: POP3 and LMTP the first
-/// word; IMAP the word after the tag (`UID x` as `uid_x`), and nothing for a line without a
-/// valid tag and a name (literal remainders, `DONE`, SASL responses). At most 32 octets.
-fn command_name(service: Service, line: &[u8]) -> Option<Vec<u8>> {
+/// The command name a line starts (as sent, any case), and whether it follows IMAP's `UID`:
+/// POP3 and LMTP the first word; IMAP the word after the tag (`UID x` as `(true, x)`), and
+/// nothing for a line without a valid tag and a name (literal remainders, `DONE`, SASL
+/// responses).
+fn command_name<'a>(service: Service, line: &'a [u8]) -> Option<(bool, &'a [u8])> {
     let mut words = line.split(|b| *b == b' ');
-    let word = |w: &[u8]| -> Option<Vec<u8>> {
-        (!w.is_empty() && w.len() <= 32).then(|| w.to_vec())
-    };
+    let word = |w: &'a [u8]| (!w.is_empty()).then_some(w);
     match service {
-        Service::Pop3 | Service::Lmtp => word(words.next()?),
+        Service::Pop3 | Service::Lmtp => Some((false, word(words.next()?)?)),
         Service::Imap4 => {
             let tag = words.next()?;
             let tag_ok = !tag.is_empty()
-                && tag.iter().all(|b| {
-                    b.is_ascii_graphic() && !b"(){%*\"\\]+".contains(b)
-                });
+                && tag
+                    .iter()
+                    .all(|b| b.is_ascii_graphic() && !b"(){%*\"\\]+".contains(b));
             if !tag_ok {
                 return None;
             }
-            let name = words.next()?;
+            let name = word(words.next()?)?;
             if name.eq_ignore_ascii_case(b"UID") {
-                let sub = words.next()?;
-                let mut n = b"uid_".to_vec();
-                n.extend_from_slice(word(sub)?.as_slice());
-                return Some(n);
+                return Some((true, word(words.next()?)?));
             }
-            word(name)
+            Some((false, name))
         }
     }
 }
@@ -528,9 +559,15 @@ mod tests {
 
     #[test]
     fn command_names() {
-        let n = |s: Service, l: &str| command_name(s, l.as_bytes()).map(|v| String::from_utf8(v).unwrap());
+        let n = |s: Service, l: &'static str| {
+            command_name(s, l.as_bytes()).map(|(uid, v)| {
+                let v = String::from_utf8(v.to_vec()).unwrap();
+                if uid { format!("uid_{v}") } else { v }
+            })
+        };
         assert_eq!(n(Service::Imap4, "a1 FETCH 1 BODY[]").as_deref(), Some("FETCH"));
         assert_eq!(n(Service::Imap4, "a1 uid fetch 1:* FLAGS").as_deref(), Some("uid_fetch"));
+        assert_eq!(n(Service::Imap4, "a1 UID").as_deref(), None);
         assert_eq!(n(Service::Imap4, "DONE"), None);
         assert_eq!(n(Service::Imap4, " secret"), None);
         assert_eq!(n(Service::Imap4, "\"x\" {3}"), None);
@@ -547,6 +584,10 @@ mod tests {
         assert_eq!(t.child.name, "uid_fetch");
         let t = m.command(Service::Pop3, b"stat").unwrap();
         assert_eq!(t.child.name, "stat");
+        let t = m.command(Service::Imap4, b"a uid xyzzy").unwrap();
+        assert_eq!(t.child.name, "other");
+        let t = m.command(Service::Imap4, b"a fetchfetchfetchfetchfetchfetchfetch 1").unwrap();
+        assert_eq!(t.child.name, "other");
     }
 
     #[test]
