@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Reproduces BENCHMARKS.md: the six compare.sh runs it reports, then the file itself
+# Reproduces BENCHMARKS.md: the seven compare.sh runs it reports, then the file itself
 # (benches/SUMMARY.md — the hand-written reading of the numbers against the targets — followed
 # by each run's generated report). Needs root (Dovecot); installs Dovecot when missing; about
 # 30 minutes on 2 cores. Loopback only, every run bounded in time.
@@ -24,6 +24,8 @@ run imap-resync TARGETS="dovecot-default mailserver-l0" ROUNDS=5 RESYNC_SAMPLES=
 run imap-sort TARGETS="dovecot-default mailserver-l0" ROUNDS=3 USERS=1 MESSAGES=10 SORT_SAMPLES=10 \
   WORKLOADS="imap-sort"
 run lmtp TARGETS="dovecot-default mailserver-l0" ROUNDS=3 DURATION=10 WORKLOADS="lmtp-deliver"
+run metrics TARGETS="mailserver-l0 mailserver-l0-metrics" ROUNDS=5 DURATION=8 CLIENTS=50 USERS=50 \
+  MESSAGES=40 WORKLOADS="pop3-retrieve imap-fetch"
 section() { # title, run name: the run's report with its headings one level down
   printf '\n## %s\n\n' "$1"
   tail -n +2 "$tmp/$2.md" | sed -e 's/^\(#\+\) /#\1 /' \
@@ -38,5 +40,6 @@ section() { # title, run name: the run's report with its headings one level down
   section "Run 4: reconnect-and-resync of a 10,000-message folder (QRESYNC)" imap-resync
   section "Run 5: SORT and THREAD of a 10,000-message folder" imap-sort
   section "Run 6: LMTP deliveries, 20 KB messages from 20 clients" lmtp
+  section "Run 7: metrics cost, scraped every second against off" metrics
 } >BENCHMARKS.md
 echo "wrote BENCHMARKS.md"
