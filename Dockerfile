@@ -36,8 +36,8 @@ ENV MAILSERVER_CONFIG=/etc/mailserver/mailserver.toml
 USER 10001:10001
 # Mail (and the generated TLS pair in tls/), and the protocol logs (KB Q182504 L*.log files).
 VOLUME ["/var/lib/mailserver", "/var/log/mailserver"]
-# POP3 (STLS), IMAP (STARTTLS), IMAPS, POP3S.
-EXPOSE 110 143 993 995
+# POP3 (STLS), IMAP (STARTTLS), IMAPS, POP3S; 9110 /metrics /healthz /readyz once [metrics] listens.
+EXPOSE 110 143 993 995 9110
 # SIGTERM: stop accepting, close sessions, flush the protocol logs, exit 0 (SPEC §9).
 STOPSIGNAL SIGTERM
 # Foreground daemon; `docker run IMAGE check-config` or `reg query` run those instead.

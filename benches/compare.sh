@@ -10,6 +10,9 @@
 #                    not in the default TARGETS
 #   mailserver-l0    target/release/mailserver, protocol logging level 0
 #   mailserver-l5    target/release/mailserver, protocol logging level 5 (full transcript)
+#   mailserver-l0-metrics  as mailserver-l0 with [metrics] on, scraped every 1 s by curl
+#                    during the run (not in the default TARGETS: TARGETS="mailserver-l0
+#                    mailserver-l0-metrics" WORKLOADS="pop3-retrieve imap-fetch")
 # The mailserver targets are skipped with a message if it does not start within 10 s.
 #
 # Workloads: mailbench's (pop3-retrieve imap-fetch imap-append login-storm-pop3
@@ -125,7 +128,7 @@ chmod 644 "$WORK/tls/"*.pem
 # --- ports -------------------------------------------------------------------------------
 DC_IMAP=$((PORT_BASE + 0)); DC_IMAPS=$((PORT_BASE + 1)); DC_POP3=$((PORT_BASE + 2)); DC_POP3S=$((PORT_BASE + 3))
 MS_IMAP=$((PORT_BASE + 10)); MS_IMAPS=$((PORT_BASE + 11)); MS_POP3=$((PORT_BASE + 12)); MS_POP3S=$((PORT_BASE + 13))
-DC_LMTP=$((PORT_BASE + 4)); MS_LMTP=$((PORT_BASE + 14))
+DC_LMTP=$((PORT_BASE + 4)); MS_LMTP=$((PORT_BASE + 14)); MS_METRICS=$((PORT_BASE + 15))
 
 wait_port() { # port seconds [pid] -> 0 when something accepts on 127.0.0.1:port
   local i
@@ -286,7 +289,7 @@ stop_dovecot() {
 # --- mailserver ----------------------------------------------------------------------------
 MS_PID=""
 MS_OK=1
-mailserver_conf() { # level
+mailserver_conf() { # level [metrics: 1 = on]
   # Its own directory: the daemon watches the directory that holds its config (ARCHITECTURE.md, "Configuration and reload").
   mkdir -p "$WORK/ms-logs" "$WORK/ms-etc"
   cat >"$WORK/ms-etc/mailserver.toml" <<EOF
@@ -326,14 +329,17 @@ max_connections_per_ip = 50000
 "LMTP Protocol Logging Level" = $1
 "LMTP Protocol Log Path" = "$WORK/ms-logs"
 EOF
+  if [ "${2:-0}" = 1 ]; then
+    printf '\n[metrics]\nlisten = "127.0.0.1:%s"\n' "$MS_METRICS" >>"$WORK/ms-etc/mailserver.toml"
+  fi
 }
-start_mailserver() { # level [binary]
+start_mailserver() { # level [binary] [metrics: 1 = on, scraped every 1 s]
   [ "$MS_OK" = 1 ] || return 1
   local bin=${2:-$MAILSERVER}
   if [ ! -x "$bin" ]; then
     log "SKIP mailserver: no binary at $bin"; MS_OK=0; return 1
   fi
-  mailserver_conf "$1"
+  mailserver_conf "$1" "${3:-0}"
   echo "$bin --config $WORK/ms-etc/mailserver.toml run" >>"$COMMANDS"
   "$bin" --config "$WORK/ms-etc/mailserver.toml" run >"$WORK/mailserver.log" 2>&1 &
   MS_PID=$!
@@ -345,11 +351,28 @@ start_mailserver() { # level [binary]
     return 1
   fi
   SERVER_PID=$MS_PID
+  if [ "${3:-0}" = 1 ]; then
+    # A Prometheus-like scraper: one GET /metrics a second while the server runs (bounded:
+    # the loop ends with the server). Each answer's status is kept for the log.
+    : >"$WORK/scrapes.txt"
+    (while kill -0 "$MS_PID" 2>/dev/null; do
+       curl -s -o /dev/null -w '%{http_code}\n' --max-time 5 "http://127.0.0.1:$MS_METRICS/metrics" >>"$WORK/scrapes.txt" || true
+       sleep 1
+     done) &
+    SCRAPER_PID=$!
+  fi
   IMAP_PORT=$MS_IMAP; POP3_PORT=$MS_POP3; PLAIN_IMAP_PORT=$MS_IMAP; LMTP_PORT=$MS_LMTP
   [ "$TLS" = 1 ] && { IMAP_PORT=$MS_IMAPS; POP3_PORT=$MS_POP3S; }
   return 0
 }
+SCRAPER_PID=""
 stop_mailserver() {
+  if [ -n "$SCRAPER_PID" ]; then
+    kill "$SCRAPER_PID" 2>/dev/null || true
+    wait "$SCRAPER_PID" 2>/dev/null || true
+    SCRAPER_PID=""
+    log "metrics scrapes: $(grep -c '^200$' "$WORK/scrapes.txt" || true) answered 200, $(grep -vc '^200$' "$WORK/scrapes.txt" || true) not"
+  fi
   [ -n "$MS_PID" ] || return 0
   # Level-5 logs of a run are GBs: count them, then remove them so that rounds do not fill
   # the disk (the next run starts a new L???????.log anyway).
@@ -380,6 +403,7 @@ start_target() {
     dovecot-hp-rawlog) start_dovecot hp-rawlog ;;
     mailserver-l0) start_mailserver 0 ;;
     mailserver-l5) start_mailserver 5 ;;
+    mailserver-l0-metrics) start_mailserver 0 "$MAILSERVER" 1 ;;
     # A static musl build (MAILSERVER_MUSL=), level 0: why the image ships static glibc instead.
     mailserver-musl) start_mailserver 0 "${MAILSERVER_MUSL:-$REPO/target/x86_64-unknown-linux-musl/release/mailserver}" ;;
     *) die "unknown target $1" ;;
@@ -601,11 +625,12 @@ if any(w.startswith("imap-sort-") or w.startswith("imap-thread-") for w in workl
 # Ratios, computed per round (same round = adjacent in time), then min/median/max.
 pairs = [("mailserver-l0", "dovecot-default"), ("mailserver-l0", "dovecot-hp"),
          ("mailserver-l5", "mailserver-l0"), ("mailserver-l5", "dovecot-hp-rawlog"),
-         ("dovecot-hp-rawlog", "dovecot-hp"), ("mailserver-musl", "mailserver-l0")]
+         ("dovecot-hp-rawlog", "dovecot-hp"), ("mailserver-musl", "mailserver-l0"),
+         ("mailserver-l0-metrics", "mailserver-l0")]
 L.append("## Ratios (per round, then min / median / max)\n")
 L.append("For rates, ratio > 1 means the first target is faster; for idle-hold (PSS per connection), "
          "ratio < 1 means the first target uses less memory. `mailserver-l5 / mailserver-l0` is the "
-         "cost of protocol logging at level 5; `mailserver-l5 / dovecot-hp-rawlog` compares full "
+         "cost of protocol logging at level 5, `mailserver-l0-metrics / mailserver-l0` the cost of metrics scraped every second; `mailserver-l5 / dovecot-hp-rawlog` compares full "
          "transcripts on both sides (issue #18's target: at least 1.5). Runs that had errors are left out of the ratios (see "
          "the errors column above); `rounds` counts the pairs used.\n")
 L.append("| workload | ratio | min | median | max | rounds |\n|---|---|---|---|---|---|")

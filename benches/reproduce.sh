@@ -26,6 +26,8 @@ run imap-sort TARGETS="dovecot-default mailserver-l0" ROUNDS=3 USERS=1 MESSAGES=
 run lmtp TARGETS="dovecot-default mailserver-l0" ROUNDS=3 DURATION=10 WORKLOADS="lmtp-deliver"
 run rawlog TARGETS="mailserver-l0 mailserver-l5 dovecot-hp dovecot-hp-rawlog" ROUNDS=3 DURATION=8 \
   CLIENTS=50 USERS=50 MESSAGES=40 WORKLOADS="pop3-retrieve imap-fetch"
+run metrics TARGETS="mailserver-l0 mailserver-l0-metrics" ROUNDS=5 DURATION=8 CLIENTS=50 USERS=50 \
+  MESSAGES=40 WORKLOADS="pop3-retrieve imap-fetch"
 section() { # title, run name: the run's report with its headings one level down
   printf '\n## %s\n\n' "$1"
   tail -n +2 "$tmp/$2.md" | sed -e 's/^\(#\+\) /#\1 /' \
@@ -41,5 +43,6 @@ section() { # title, run name: the run's report with its headings one level down
   section "Run 5: SORT and THREAD of a 10,000-message folder" imap-sort
   section "Run 6: LMTP deliveries, 20 KB messages from 20 clients" lmtp
   section "Run 7: full transcripts, level 5 against Dovecot's rawlog" rawlog
+  section "Run 8: metrics cost, scraped every second against off" metrics
 } >BENCHMARKS.md
 echo "wrote BENCHMARKS.md"

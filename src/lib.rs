@@ -31,6 +31,8 @@ internal! {
     mod imap;
     /// LMTP (RFC 2033) delivery and the LDA (`mailserver deliver`).
     mod lmtp;
+    /// The OpenMetrics series and the `/metrics`, `/healthz`, `/readyz` listener.
+    mod metrics;
     /// MIME structure of a message with byte offsets (RFC 2045, 2046, 2231, 5322); knows no
     /// IMAP (Dovecot's lib-mail).
     mod mime;

@@ -49,6 +49,8 @@ pub struct Handles {
     pub protolog: Arc<ProtoLog>,
     /// POP3 maildrops currently locked by a session (`-ERR [IN-USE]`), for POP3 sessions.
     pub pop3_locks: Arc<MaildropLocks>,
+    /// Every accept loop is running and shutdown has not begun (`/readyz`).
+    pub serving: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Handles {
@@ -74,6 +76,7 @@ impl Handles {
             penalty: Arc::default(),
             protolog: ProtoLog::new(),
             pop3_locks: Arc::default(),
+            serving: Arc::default(),
         }
     }
 }
@@ -88,8 +91,20 @@ pub async fn run_daemon(config_path: PathBuf) -> anyhow::Result<()> {
     let snapshot = Snapshot::build(config)?;
     let listeners = bind_all(&snapshot.config).await?;
     let unix = bind_unix(&snapshot.config)?;
+    let metrics = match snapshot.config.metrics.listen {
+        Some(addr) => Some(
+            listen(addr).map_err(|e| anyhow::anyhow!("cannot listen on {addr} (metrics): {e}"))?,
+        ),
+        None => None,
+    };
+    crate::metrics::get().config_hash(snapshot.config.digest.clone());
     let handles = Handles::new(snapshot);
     let shutdown = CancellationToken::new();
+    if let Some(listener) = metrics {
+        tracing::info!("metrics served at http://{}/metrics", listener.local_addr()?);
+        let ready = readiness(&handles);
+        tokio::spawn(crate::metrics::http::serve(listener, ready, shutdown.clone()));
+    }
 
     let live = handles.live.clone();
     let _watcher = crate::config::watch::spawn(
@@ -99,6 +114,8 @@ pub async fn run_daemon(config_path: PathBuf) -> anyhow::Result<()> {
     )?;
     spawn_signal_handler(shutdown.clone())?;
     crate::systemd::spawn_watchdog(shutdown.clone());
+    // Every listener is bound; `serve_all` starts accepting on each at once.
+    handles.serving.store(true, std::sync::atomic::Ordering::Release);
     crate::systemd::ready();
     tracing::info!("mailserver {} ready", env!("CARGO_PKG_VERSION"));
     serve_all(listeners, unix, handles, shutdown).await;
@@ -116,6 +133,7 @@ pub fn apply_reload(live: &ArcSwap<Snapshot>, mut config: Config) {
         tracing::warn!("{w}");
     }
     if changes.iter().any(|c| c.needs_restart) {
+        config.metrics = old.config.metrics.clone();
         config.imap = old.config.imap.clone();
         config.pop3 = old.config.pop3.clone();
         config.lmtp.listen = old.config.lmtp.listen.clone();
@@ -132,9 +150,12 @@ pub fn apply_reload(live: &ArcSwap<Snapshot>, mut config: Config) {
         Ok(s) => s,
         Err(e) => {
             tracing::error!("reload rejected, the running configuration stays: {e:#}");
+            crate::metrics::get().reload(false);
             return;
         }
     };
+    crate::metrics::get().reload(true);
+    crate::metrics::get().config_hash(snapshot.config.digest.clone());
     // Swapped in before the changes are logged: a client that connects once it has read
     // "applies at the next session start" gets the new snapshot.
     live.store(Arc::new(snapshot));
@@ -158,6 +179,35 @@ pub fn apply_reload(live: &ArcSwap<Snapshot>, mut config: Config) {
     if changes.is_empty() {
         tracing::info!("configuration reloaded, no value changed");
     }
+}
+
+/// `/readyz` (README.md, "Metrics"): every listener's accept loop is running (they are
+/// bound before the daemon starts; [`Handles::serving`]), the store's `data_dir` and its
+/// `mail/` (once it exists) are directories this process can list, and the running configuration is valid
+/// (always: an invalid file is rejected at reload and the running one stays; rejections are
+/// counted in `mailserver_config_reloads_total{result="rejected"}`).
+pub fn readiness(handles: &Handles) -> crate::metrics::http::Readiness {
+    let (live, serving) = (handles.live.clone(), handles.serving.clone());
+    Arc::new(move || {
+        use std::sync::atomic::Ordering;
+        if !serving.load(Ordering::Acquire) {
+            return Err("listeners not serving".into());
+        }
+        let data_dir = live.load().config.server.data_dir.clone();
+        for dir in [data_dir.clone(), data_dir.join("mail")] {
+            match std::fs::metadata(&dir) {
+                Ok(m) if m.is_dir() => {}
+                Ok(_) => return Err(format!("{} is not a directory", dir.display())),
+                // `mail/` appears with the first user's first login.
+                Err(e) if dir != data_dir && e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(format!("{}: {e}", dir.display())),
+            }
+            if let Err(e) = std::fs::read_dir(&dir) {
+                return Err(format!("{}: {e}", dir.display()));
+            }
+        }
+        Ok(())
+    })
 }
 
 /// SIGTERM/SIGINT fire the shutdown token (and tell systemd we are stopping).
@@ -314,7 +364,9 @@ pub async fn serve_all(
             tracker.clone(),
         ));
     }
+    handles.serving.store(true, std::sync::atomic::Ordering::Release);
     shutdown.cancelled().await;
+    handles.serving.store(false, std::sync::atomic::Ordering::Release);
     tracker.close();
     let grace = handles.live.load().config.limits.shutdown_grace;
     if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
@@ -353,12 +405,14 @@ async fn accept_loop(
         // and reload").
         let snapshot = handles.live.load_full();
         let limits = &snapshot.config.limits;
-        let Some(permit) =
-            limiter.acquire(peer, limits.max_connections, limits.max_connections_per_ip)
-        else {
-            tracing::warn!("{peer}: connection refused, too many connections");
-            tracker.spawn(refuse(stream, bound.service, bound.implicit_tls));
-            continue;
+        let permit = match limiter.acquire(peer, limits.max_connections, limits.max_connections_per_ip) {
+            Ok(p) => p,
+            Err(reason) => {
+                crate::metrics::get().refused(bound.service, reason);
+                tracing::warn!("{peer}: connection refused, too many connections ({reason})");
+                tracker.spawn(refuse(stream, bound.service, bound.implicit_tls));
+                continue;
+            }
         };
         let (handles, shutdown) = (handles.clone(), shutdown.clone());
         let (service, implicit_tls) = (bound.service, bound.implicit_tls);
@@ -394,7 +448,8 @@ async fn accept_unix(
         };
         let snapshot = handles.live.load_full();
         let max = snapshot.config.limits.max_connections;
-        let Some(permit) = limiter.acquire(unspecified, max, usize::MAX) else {
+        let Ok(permit) = limiter.acquire(unspecified, max, usize::MAX) else {
+            crate::metrics::get().refused(bound.service, "total");
             tracing::warn!("unix:{}: connection refused, too many connections", bound.path.display());
             continue;
         };
@@ -512,16 +567,19 @@ impl Limiter {
         peer: SocketAddr,
         max_total: usize,
         max_per_ip: usize,
-    ) -> Option<Permit> {
+    ) -> Result<Permit, &'static str> {
         let mut st = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let ip = peer.ip();
         let here = st.per_ip.get(&ip).copied().unwrap_or(0);
-        if st.total >= max_total || here >= max_per_ip {
-            return None;
+        if st.total >= max_total {
+            return Err("total");
+        }
+        if here >= max_per_ip {
+            return Err("per_ip");
         }
         st.total += 1;
         st.per_ip.insert(ip, here + 1);
-        Some(Permit {
+        Ok(Permit {
             limiter: self.clone(),
             ip,
         })
@@ -566,10 +624,10 @@ mod tests {
         let b: SocketAddr = "127.0.0.2:1000".parse().unwrap();
         let p1 = l.acquire(a, 3, 2).unwrap();
         let _p2 = l.acquire(a, 3, 2).unwrap();
-        assert!(l.acquire(a, 3, 2).is_none(), "per-ip cap");
+        assert_eq!(l.acquire(a, 3, 2).err(), Some("per_ip"));
         let _p3 = l.acquire(b, 3, 2).unwrap();
-        assert!(l.acquire(b, 3, 2).is_none(), "total cap");
+        assert_eq!(l.acquire(b, 3, 2).err(), Some("total"));
         drop(p1);
-        assert!(l.acquire(a, 3, 2).is_some(), "released on drop");
+        assert!(l.acquire(a, 3, 2).is_ok(), "released on drop");
     }
 }

@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use crate::auth::{failure_delay, AuthResult, Penalty, Secret, Users, MAX_AUTH_FAILURES};
 use crate::config::Config;
 use crate::protolog::LineKind;
+use crate::service::Service;
 use crate::store::Store;
 
 /// What a session gets when its connection is accepted, and keeps until it ends: the config
@@ -123,6 +124,7 @@ pub enum LoginRefused {
 pub async fn penalty_wait(env: &SessionEnv) {
     let wait = env.penalty.reserve(env.remote.ip());
     if !wait.is_zero() {
+        crate::metrics::get().penalty("address", wait);
         tokio::time::sleep(wait).await;
     }
 }
@@ -150,15 +152,19 @@ pub async fn login_result(
     failures: &mut u32,
     shown: &str,
     mechanism: &str,
+    service: Service,
     out: &mut Output,
 ) -> Result<String, LoginRefused> {
     let ip = env.remote.ip();
+    let metrics = crate::metrics::get();
     match result {
         AuthResult::Ok { user } => {
+            metrics.login(service, mechanism, "ok");
             env.penalty.succeeded(ip);
             Ok(user)
         }
         AuthResult::Failed => {
+            metrics.login(service, mechanism, "failed");
             *failures += 1;
             let recent = env.penalty.failed(ip);
             out.info(format!(
@@ -172,7 +178,9 @@ pub async fn login_result(
                 ip.to_canonical(),
                 *failures
             );
-            tokio::time::sleep(failure_delay(*failures)).await;
+            let delay = failure_delay(*failures);
+            metrics.penalty("session", delay);
+            tokio::time::sleep(delay).await;
             if *failures >= MAX_AUTH_FAILURES {
                 Err(LoginRefused::TooMany)
             } else {
@@ -180,6 +188,7 @@ pub async fn login_result(
             }
         }
         AuthResult::TempFail(why) => {
+            metrics.login(service, mechanism, "tempfail");
             tracing::warn!(user = %shown, mechanism, "authentication temporarily failed: {why}");
             out.info(format!(
                 "authentication failed (temporary): user={shown} mechanism={mechanism}"
@@ -321,6 +330,16 @@ pub trait Session: Send {
     /// the log holds records ([`crate::protolog::SessionLog::holding`]).
     fn log_user(&self) -> Option<&str> {
         None
+    }
+
+    /// The protocol state as `mailserver_sessions` labels it (one of
+    /// `crate::metrics::states(service)`), asked after every command.
+    fn state_name(&self) -> &'static str {
+        if self.logged_in() {
+            "authenticated"
+        } else {
+            "not_authenticated"
+        }
     }
     /// The greeting, written once the connection (and implicit TLS) is up.
     fn greeting(&mut self, out: &mut Output);

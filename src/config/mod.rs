@@ -37,6 +37,8 @@ use crate::service::Service;
 pub struct Config {
     /// The file this came from (as given; symlinks not resolved).
     pub path: PathBuf,
+    /// The MD5 of the file's bytes (hex), exported as `mailserver_config_info{hash=..}`.
+    pub digest: String,
     pub server: ServerSettings,
     pub imap: Listeners,
     /// `[imap]` protocol switches.
@@ -44,6 +46,8 @@ pub struct Config {
     pub pop3: Listeners,
     /// `[lmtp]`: delivery listeners and sub-addressing.
     pub lmtp: LmtpSettings,
+    /// `[metrics]`: the OpenMetrics/health listener; none by default.
+    pub metrics: MetricsSettings,
     /// `[quota]` (RFC 9208): the default limits and LMTP's answer when they are reached.
     pub quota: QuotaSettings,
     /// `[tls]`; `None` means a self-signed certificate in `data_dir/tls/`.
@@ -105,6 +109,13 @@ pub struct LmtpSettings {
     /// Separates the user from the folder in `user+folder@domain` (Dovecot's
     /// `recipient_delimiter`); empty turns sub-addressing off. Default `+`.
     pub recipient_delimiter: String,
+}
+
+/// `[metrics]`: where `/metrics`, `/healthz` and `/readyz` are served (README.md, "Metrics").
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MetricsSettings {
+    /// `listen = "127.0.0.1:9110"`; `None` (the default) serves nothing. Restart-only.
+    pub listen: Option<SocketAddr>,
 }
 
 /// One LMTP listener.
@@ -287,6 +298,8 @@ struct RawConfig {
     pop3: Option<RawListeners>,
     lmtp: Option<RawLmtp>,
     #[serde(default)]
+    metrics: RawMetrics,
+    #[serde(default)]
     quota: RawQuota,
     tls: Option<RawTls>,
     #[serde(default)]
@@ -333,6 +346,12 @@ struct RawLmtp {
     #[serde(default)]
     listen: Vec<Spanned<String>>,
     recipient_delimiter: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMetrics {
+    listen: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -600,6 +619,13 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<Config, ConfigError> {
         },
         full_tempfail: raw.quota.full_tempfail.unwrap_or(false),
     };
+    let metrics = MetricsSettings {
+        listen: raw
+            .metrics
+            .listen
+            .as_ref()
+            .and_then(|l| c.addrs("metrics.listen", std::slice::from_ref(l)).pop()),
+    };
     let mut seen: Vec<SocketAddr> = Vec::new();
     let lmtp_tcp: Vec<&Spanned<String>> = rl
         .listen
@@ -613,6 +639,7 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<Config, ConfigError> {
         .chain(&rp.listen)
         .chain(&rp.tls_listen)
         .chain(lmtp_tcp)
+        .chain(raw.metrics.listen.as_ref())
     {
         if let Ok(a) = s.get_ref().parse::<SocketAddr>() {
             if a.port() != 0 && seen.contains(&a) {
@@ -736,11 +763,13 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<Config, ConfigError> {
 
     Ok(Config {
         path: path.to_path_buf(),
+        digest: crate::metrics::file_hash(bytes),
         server: ServerSettings { hostname, data_dir },
         imap,
         imap_protocol,
         pop3,
         lmtp,
+        metrics,
         quota,
         tls,
         auth,
@@ -819,6 +848,10 @@ fn settings(cfg: &Config) -> Vec<Setting> {
         quote(&cfg.lmtp.recipient_delimiter),
         false,
     );
+    // Off is absent, so the effective config stays loadable TOML.
+    if let Some(a) = cfg.metrics.listen {
+        push("metrics.listen", quote(&a.to_string()), true);
+    }
     push("quota.storage", quote(&size_text(cfg.quota.default.bytes)), false);
     push("quota.messages", cfg.quota.default.messages.to_string(), false);
     push(

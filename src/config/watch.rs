@@ -187,6 +187,7 @@ async fn reload(
                 "{}: reload rejected; the running configuration stays",
                 path.display()
             );
+            crate::metrics::get().reload(false);
         }
     }
     crate::systemd::ready();

@@ -147,19 +147,26 @@ pub async fn serve_session<S: Session>(conn: Connection, session: S) {
         idle: timeouts.login_idle,
         bytes_in: 0,
         bytes_out: 0,
+        service,
     };
+    let metrics = crate::metrics::get();
+    let _open = metrics.connection(service);
     if implicit_tls {
-        match io.upgrade(&snapshot).await {
+        let upgraded = io.upgrade(&snapshot).await;
+        metrics.tls_handshake(service, upgraded.is_ok());
+        match upgraded {
             Ok(text) => log.info(&text),
             Err(e) => {
                 tracing::debug!(%remote, "implicit TLS handshake failed: {e}");
                 log.info(&format!("TLS handshake failed: {e}"));
+                metrics.bytes(service, io.bytes_in, io.bytes_out);
                 end_log(log, io.bytes_in, io.bytes_out).await;
                 return;
             }
         }
     }
     drive(session, &mut io, &mut log, &snapshot, &timeouts, &shutdown, &cancel).await;
+    metrics.bytes(service, io.bytes_in, io.bytes_out);
     // The `-` record is written and flushed before the FIN: a client that sees the
     // connection close can read its whole session in the log (ARCHITECTURE.md, "Protocol
     // log"). The graceful close moves no counted bytes, so the counts are final here.
@@ -230,6 +237,8 @@ async fn drive<S: Session>(
 ) {
     let mut framer = Framer::new(session.line_limit());
     let mut out = Output::default();
+    let metrics = crate::metrics::get();
+    let mut state = metrics.session_state(io.service, session.state_name());
     session.greeting(&mut out);
     let mut step = session.first_step();
     // The watch of the current IDLE, taken when `Step::Idle` begins.
@@ -261,9 +270,16 @@ async fn drive<S: Session>(
                                     None => log.client(LineKind::Command, &line),
                                 }
                             }
+                            let timer = match session.line_is_content() {
+                                true => None,
+                                false => metrics.command(io.service, &line),
+                            };
                             let cmd = session.on_line(&line, &mut out);
                             step = watched(cmd, &io.stream, cancel).await;
                             note_user(&session, log);
+                            if let Some(t) = timer {
+                                t.done();
+                            }
                             if content_in > 0 && !session.line_is_content() {
                                 log.content_summary(dir, content_in);
                                 content_in = 0;
@@ -299,7 +315,9 @@ async fn drive<S: Session>(
                     }
                     // RFC 2595 §4 / RFC 3207 §4.2: nothing sent before the handshake counts.
                     framer.clear();
-                    match io.upgrade(snapshot).await {
+                    let upgraded = io.upgrade(snapshot).await;
+                    metrics.tls_handshake(io.service, upgraded.is_ok());
+                    match upgraded {
                         Ok(text) => {
                             log.info(&text);
                             session.on_tls();
@@ -336,6 +354,8 @@ async fn drive<S: Session>(
                 return;
             }
         }
+        // Before the replies go out: a client that has read them sees the new state.
+        state.set(session.state_name());
         if io.write(&mut out, log).await.is_err() {
             return;
         }
@@ -411,6 +431,8 @@ struct Io {
     idle: Duration,
     bytes_in: u64,
     bytes_out: u64,
+    /// For the metrics' `service` label.
+    service: Service,
 }
 
 impl Io {

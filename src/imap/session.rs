@@ -203,6 +203,15 @@ impl Session for ImapSession {
         self.user.as_ref().map(|(name, _)| name.as_str())
     }
 
+    fn state_name(&self) -> &'static str {
+        match self.state {
+            State::NotAuthenticated => "not_authenticated",
+            State::Authenticated => "authenticated",
+            State::Selected(_) => "selected",
+            State::Logout => "logout",
+        }
+    }
+
     fn greeting(&mut self, out: &mut Output) {
         out.reply(format!(
             "* OK [CAPABILITY {}] {} ready.",

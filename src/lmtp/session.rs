@@ -502,6 +502,10 @@ impl Session for LmtpSession {
         true
     }
 
+    fn state_name(&self) -> &'static str {
+        "active"
+    }
+
     fn greeting(&mut self, out: &mut Output) {
         out.status(format!("220 {} LMTP ready", self.hostname));
     }

@@ -404,7 +404,7 @@ impl Pop3Session {
     ) -> Handled {
         let shown = printable(user);
         let failures = &mut self.auth_failures;
-        let user = match login_result(&self.env, result, failures, &shown, mechanism, out).await {
+        let user = match login_result(&self.env, result, failures, &shown, mechanism, crate::service::Service::Pop3, out).await {
             Ok(user) => user,
             Err(LoginRefused::Failed) => return Err(AUTH_FAILED.into()),
             Err(LoginRefused::TooMany) => {
@@ -673,6 +673,14 @@ impl Session for Pop3Session {
 
     fn log_user(&self) -> Option<&str> {
         self.authenticated.as_deref()
+    }
+
+    fn state_name(&self) -> &'static str {
+        match self.state {
+            State::Authorization { .. } => "authorization",
+            State::Transaction(_) => "transaction",
+            State::Update => "update",
+        }
     }
 
     fn line_limit(&self) -> usize {

@@ -305,6 +305,9 @@ impl Sink {
         }
         let mut q = lock(&self.queue);
         if let Err(p) = q.admit(epoch, lines.len(), records, essential) {
+            if matches!(p, Pushed::Dropped) {
+                crate::metrics::get().protolog_dropped(self.service, records);
+            }
             return p;
         }
         let fits = q
@@ -331,6 +334,9 @@ impl Sink {
         }
         let mut q = lock(&self.queue);
         if let Err(p) = q.admit(epoch, batch.len(), records, false) {
+            if matches!(p, Pushed::Dropped) {
+                crate::metrics::get().protolog_dropped(self.service, records);
+            }
             return p;
         }
         let spare = q.take_buffer();
@@ -343,6 +349,7 @@ impl Sink {
     /// Counts `len` bytes of `records` records just queued and wakes the writer when the
     /// queue crosses [`WRITE_BATCH_BYTES`].
     fn queued(&self, mut q: MutexGuard<'_, Queue>, len: usize, records: u64) -> Pushed {
+        crate::metrics::get().protolog_queued(self.service, records);
         let before = q.bytes;
         q.bytes += len;
         q.pushed += records;
@@ -541,7 +548,10 @@ impl Sink {
         };
         let len: usize = slices.iter().map(|s| s.len()).sum();
         match write_all_vectored(&mut of.out, slices).and_then(|()| of.out.flush()) {
-            Ok(()) => of.len += len as u64,
+            Ok(()) => {
+                of.len += len as u64;
+                crate::metrics::get().protolog_written(self.service, len as u64);
+            }
             Err(e) => {
                 let (dir, good) = (of.dir.clone(), of.len);
                 // Best effort: a torn record must not stay behind the last whole one.
@@ -578,6 +588,7 @@ impl Sink {
                     path: of.path.clone(),
                     ino,
                 });
+                crate::metrics::get().protolog_file(self.service, 1);
                 st.open = Some(of);
             }
             Err(e) => self.report_failure(st, dir, "cannot open a log file", &e),
@@ -590,6 +601,7 @@ impl Sink {
             return;
         };
         *lock(&self.open_id) = None;
+        crate::metrics::get().protolog_file(self.service, -1);
         let _ = of.out.flush();
         drop(of.out);
         let _ = of.lock.unlock();

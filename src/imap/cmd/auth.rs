@@ -15,6 +15,9 @@ use super::super::state::{ImapSession, State};
 use crate::auth::{AuthResult, Secret};
 use crate::session::{authenticate, login_result, LoginRefused, Output, Step};
 
+/// The `service` of this module's logins in the metrics.
+const IMAP: crate::service::Service = crate::service::Service::Imap4;
+
 const AUTH_FAILED: &str = "[AUTHENTICATIONFAILED] Authentication failed.";
 const AUTH_TEMPFAIL: &str = "[UNAVAILABLE] Temporary authentication failure.";
 const PRIVACY: &str =
@@ -104,7 +107,7 @@ impl ImapSession {
         if !parts[0].is_empty() && parts[0] != parts[1] {
             // No proxy authorization: acting as someone else is refused like a bad password.
             let failures = &mut self.auth_failures;
-            let refused = login_result(&self.env, AuthResult::Failed, failures, &user, "PLAIN", out);
+            let refused = login_result(&self.env, AuthResult::Failed, failures, &user, "PLAIN", IMAP, out);
             return match refused.await {
                 Err(LoginRefused::TooMany) => failed_closing(tag, out),
                 _ => {
@@ -127,7 +130,7 @@ impl ImapSession {
         let shown: String = user.chars().filter(|c| !c.is_control()).take(64).collect();
         let result = authenticate(&self.env, user, pass).await;
         let failures = &mut self.auth_failures;
-        let user = match login_result(&self.env, result, failures, &shown, mechanism, out).await {
+        let user = match login_result(&self.env, result, failures, &shown, mechanism, IMAP, out).await {
             Ok(user) => user,
             Err(LoginRefused::Failed) => {
                 out.status(format!("{tag} NO {AUTH_FAILED}"));

@@ -97,7 +97,7 @@ impl MaildirMailbox {
                     let copied = fs::copy(&it.path, &tmp).and_then(|_| {
                         let f = OpenOptions::new().write(true).open(&tmp)?;
                         f.set_modified(it.mtime)?;
-                        f.sync_all()
+                        crate::metrics::get().fsync(|| f.sync_all())
                     });
                     if let Err(e) = copied {
                         let _ = fs::remove_file(&tmp);

@@ -82,7 +82,7 @@ pub fn fix_dir_mode(path: &Path, mode: u32) -> Result<()> {
 
 /// fsync a directory so a rename or create inside it is durable.
 pub fn fsync_dir(dir: &Path) -> Result<()> {
-    File::open(dir).and_then(|f| f.sync_all()).ctx("fsync", dir)
+    File::open(dir).and_then(|f| crate::metrics::get().fsync(|| f.sync_all())).ctx("fsync", dir)
 }
 
 /// A fresh temp name beside `path`: `<name>.tmp.<pid>.<8 hex>`. Unique per call, so two
@@ -156,7 +156,7 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
             .ctx("open", &tmp)?;
         fix_mode(&f, file_mode_for(dir), &tmp)?;
         f.write_all(data).ctx("write", &tmp)?;
-        f.sync_all().ctx("fsync", &tmp)?;
+        crate::metrics::get().fsync(|| f.sync_all()).ctx("fsync", &tmp)?;
         fs::rename(&tmp, path).ctx("rename", path)
     })();
     if result.is_err() {

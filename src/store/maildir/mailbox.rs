@@ -678,7 +678,7 @@ impl Mailbox for MaildirMailbox {
         flags: Flags,
         keywords: &[String],
     ) -> Result<Vec<MessageMeta>> {
-        self.store_if(uids, op, flags, keywords, None).map(|r| r.0)
+        counted(self.store_if(uids, op, flags, keywords, None).map(|r| r.0), "store")
     }
 
     fn store_flags_unchanged_since(
@@ -689,7 +689,7 @@ impl Mailbox for MaildirMailbox {
         keywords: &[String],
         modseq: u64,
     ) -> Result<(Vec<MessageMeta>, Vec<u32>)> {
-        self.store_if(uids, op, flags, keywords, Some(modseq))
+        counted(self.store_if(uids, op, flags, keywords, Some(modseq)), "store")
     }
 
     fn append(
@@ -699,7 +699,8 @@ impl Mailbox for MaildirMailbox {
         keywords: &[String],
         internal_date: Option<SystemTime>,
     ) -> Result<u32> {
-        self.save_message(data, flags, keywords, internal_date)
+        let r = self.save_message(data, flags, keywords, internal_date);
+        counted(r, "save")
     }
 
     fn save_begin(&self) -> Result<Box<dyn NewMessage>> {
@@ -713,11 +714,12 @@ impl Mailbox for MaildirMailbox {
         keywords: &[String],
         internal_date: Option<SystemTime>,
     ) -> Result<u32> {
-        self.save_new(msg, flags, keywords, internal_date)
+        let r = self.save_new(msg, flags, keywords, internal_date);
+        counted(r, "save")
     }
 
     fn copy_to(&self, uids: &[u32], dest: &dyn Mailbox) -> Result<Vec<(u32, u32)>> {
-        self.copy_messages(uids, dest, false)
+        counted(self.copy_messages(uids, dest, false), "copy")
     }
 
     fn move_to(&self, uids: &[u32], dest: &dyn Mailbox) -> Result<Vec<(u32, u32)>> {
@@ -728,19 +730,20 @@ impl Mailbox for MaildirMailbox {
             self.undo_move(&pairs, dest);
             return Err(e);
         }
-        Ok(pairs)
+        counted(Ok(pairs), "move")
     }
 
     fn expunge(&self, uids: Option<&[u32]>) -> Result<Vec<u32>> {
         let only: Option<HashSet<u32>> = uids.map(|u| u.iter().copied().collect());
-        self.delete_where(|r| {
+        let r = self.delete_where(|r| {
             r.flags.contains(Flags::DELETED) && only.as_ref().is_none_or(|o| o.contains(&r.uid))
-        })
+        });
+        counted(r, "expunge")
     }
 
     fn remove(&self, uids: &[u32]) -> Result<()> {
         let set: HashSet<u32> = uids.iter().copied().collect();
-        self.delete_where(|r| set.contains(&r.uid)).map(|_| ())
+        counted(self.delete_where(|r| set.contains(&r.uid)).map(|_| ()), "remove")
     }
 
     fn derived(&self, uid: u32, field: Derived) -> Option<Arc<[u8]>> {
@@ -858,6 +861,14 @@ pub(super) fn create_folder(dir: &Path, user_root: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Counts a successful store write in `mailserver_store_operations_total{op}`.
+fn counted<T>(r: Result<T>, op: &'static str) -> Result<T> {
+    if r.is_ok() {
+        crate::metrics::get().store_op(op);
+    }
+    r
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -872,3 +883,4 @@ mod tests {
         assert_eq!(u32::from_str_radix(&text, 16).unwrap(), b);
     }
 }
+

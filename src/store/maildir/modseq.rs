@@ -370,7 +370,7 @@ impl Modseqs {
             ms.highest = next;
             (&file)
                 .write_all(out.as_bytes())
-                .and_then(|()| file.sync_data())
+                .and_then(|()| crate::metrics::get().fsync(|| file.sync_data()))
                 .map_err(|e| io_err(e, "write", path))?;
             ms.offset += out.len() as u64;
             if ms.expunged.len() > MAX_RANGES {

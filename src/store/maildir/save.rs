@@ -337,7 +337,7 @@ impl StagedMessage {
         if let Some(t) = internal_date {
             self.file.set_modified(t).ctx("utime", &self.path)?;
         }
-        self.file.sync_all().ctx("fsync", &self.path)?;
+        crate::metrics::get().fsync(|| self.file.sync_all()).ctx("fsync", &self.path)?;
         Ok(self
             .file
             .metadata()
