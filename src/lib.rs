@@ -42,6 +42,8 @@ internal! {
     mod server;
     /// Leaf types every part shares (`Service`).
     mod service;
+    /// The daemon's live session table (`mailserver who`, `kick`).
+    mod sessions;
     /// The contract between the driver and the protocol sessions: `Session`, `Output`,
     /// `Step`, and what a session is given (`SessionEnv`, `Snapshot`, `Authenticator`).
     mod session;

@@ -29,6 +29,7 @@ use crate::lmtp::LmtpSession;
 use crate::pop3::{MaildropLocks, Pop3Session};
 use crate::protolog::ProtoLog;
 use crate::service::Service;
+use crate::sessions::Registry;
 use crate::session::{Authenticator, SessionEnv, Snapshot};
 use crate::store::Store;
 
@@ -49,6 +50,9 @@ pub struct Handles {
     pub protolog: Arc<ProtoLog>,
     /// POP3 maildrops currently locked by a session (`-ERR [IN-USE]`), for POP3 sessions.
     pub pop3_locks: Arc<MaildropLocks>,
+    /// The live session table: the driver lists every session there; the admin socket
+    /// reads it (`who`) and kicks through it.
+    pub sessions: Arc<Registry>,
 }
 
 impl Handles {
@@ -74,6 +78,7 @@ impl Handles {
             penalty: Arc::default(),
             protolog: ProtoLog::new(),
             pop3_locks: Arc::default(),
+            sessions: Arc::default(),
         }
     }
 }
@@ -460,6 +465,7 @@ async fn serve_socket(
         protolog: handles.protolog.clone(),
         shutdown,
         cancel,
+        sessions: handles.sessions.clone(),
     };
     match service {
         Service::Pop3 => {

@@ -422,6 +422,7 @@ impl Server {
             penalty: Arc::default(),
             protolog: ProtoLog::new(),
             pop3_locks: Arc::default(),
+            sessions: Arc::default(),
         };
         let plain = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let tls = TcpListener::bind("127.0.0.1:0").await.unwrap();
