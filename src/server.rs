@@ -93,8 +93,21 @@ pub async fn run_daemon(config_path: PathBuf) -> anyhow::Result<()> {
     let snapshot = Snapshot::build(config)?;
     let listeners = bind_all(&snapshot.config).await?;
     let unix = bind_unix(&snapshot.config)?;
+    let admin = crate::admin::socket::bind(&snapshot.config.admin_socket)?;
+    crate::welcome::seed(&snapshot.config);
+    log_connect_lines(&listeners);
     let handles = Handles::new(snapshot);
     let shutdown = CancellationToken::new();
+    let admin_ctx = Arc::new(crate::admin::Context {
+        store: handles.store.clone(),
+        auth: handles.auth.clone(),
+        users_file: {
+            let live = handles.live.clone();
+            Box::new(move || live.load().config.auth.users_file.clone())
+        },
+        sessions: Some(handles.sessions.clone()),
+    });
+    let admin_task = tokio::spawn(crate::admin::socket::serve(admin, admin_ctx, shutdown.clone()));
 
     let live = handles.live.clone();
     let _watcher = crate::config::watch::spawn(
@@ -107,6 +120,8 @@ pub async fn run_daemon(config_path: PathBuf) -> anyhow::Result<()> {
     crate::systemd::ready();
     tracing::info!("mailserver {} ready", env!("CARGO_PKG_VERSION"));
     serve_all(listeners, unix, handles, shutdown).await;
+    // The admin socket's file is removed when its task ends (it saw the shutdown).
+    let _ = admin_task.await;
     tracing::info!("mailserver stopped");
     Ok(())
 }
@@ -125,6 +140,7 @@ pub fn apply_reload(live: &ArcSwap<Snapshot>, mut config: Config) {
         config.pop3 = old.config.pop3.clone();
         config.lmtp.listen = old.config.lmtp.listen.clone();
         config.server.data_dir = old.config.server.data_dir.clone();
+        config.admin_socket = old.config.admin_socket.clone();
         // Log paths that default to data_dir follow the running data_dir, not the new one.
         use crate::config::registry::{resolved_path, IMAP_PATH, LMTP_PATH, POP3_PATH};
         let base = crate::config::base_dir(&config.path);
@@ -267,6 +283,24 @@ pub async fn bind_all(config: &Config) -> anyhow::Result<Vec<Bound>> {
         }
     }
     Ok(out)
+}
+
+/// One `connect: imap://127.0.0.1:1143` line per TCP listener, for the operator who just
+/// started the daemon (the URL forms `curl` takes).
+fn log_connect_lines(listeners: &[Bound]) {
+    for b in listeners {
+        let Ok(addr) = b.listener.local_addr() else {
+            continue;
+        };
+        let scheme = match (b.service, b.implicit_tls) {
+            (Service::Imap4, false) => "imap",
+            (Service::Imap4, true) => "imaps",
+            (Service::Pop3, false) => "pop3",
+            (Service::Pop3, true) => "pop3s",
+            (Service::Lmtp, _) => "lmtp",
+        };
+        tracing::info!("connect: {scheme}://{addr}");
+    }
 }
 
 /// Binds one listening socket. An IPv6 address is IPv6-only, so `0.0.0.0:N` and `[::]:N` can
