@@ -346,13 +346,14 @@ async fn drive<S: Session>(
                 return;
             }
         }
+        // Before the replies go out: a client that has its reply sees itself in `who`.
+        let (user, state) = session.who();
+        registration.update(user, state);
         if io.write(&mut out, log).await.is_err() {
             return;
         }
         // Asked before every wait: a login just done switches to the service's timeout.
         io.idle = timeouts.wait(session.logged_in());
-        let (user, state) = session.who();
-        registration.update(user, state);
         // Wait for more input, the idle timeout, shutdown, or (IDLE) a mailbox change.
         if step == Step::Idle {
             if idle_watch.is_none() {
