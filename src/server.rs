@@ -98,7 +98,7 @@ pub async fn run_daemon(config_path: PathBuf) -> anyhow::Result<()> {
     log_connect_lines(&listeners);
     let handles = Handles::new(snapshot);
     let shutdown = CancellationToken::new();
-    let admin_ctx = Arc::new(crate::admin::Context {
+    let admin_ctx = crate::admin::handler(crate::admin::Context {
         store: handles.store.clone(),
         auth: handles.auth.clone(),
         users_file: {

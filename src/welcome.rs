@@ -38,19 +38,19 @@ pub fn message(config: &Config, now: chrono::DateTime<chrono::Utc>) -> Vec<u8> {
     let host = &config.server.hostname;
     let mut how = String::new();
     for a in &config.pop3.listen {
-        how.push_str(&format!("  curl -s pop3://{a}/1 -u demo:demo            # POP3: this message\n"));
+        how.push_str(&format!("  curl -s pop3://{a}/1 -u demo:demo                # POP3\n"));
     }
     for a in &config.pop3.tls_listen {
-        how.push_str(&format!("  curl -sk pop3s://{a}/1 -u demo:demo          # POP3 over TLS\n"));
+        how.push_str(&format!("  curl -sk pop3s://{a}/1 -u demo:demo              # POP3S\n"));
     }
     for a in &config.imap.listen {
         how.push_str(&format!(
-            "  curl -s 'imap://{a}/INBOX;UID=1' -u demo:demo   # IMAP: this message\n"
+            "  curl -s 'imap://{a}/INBOX;UID=1' -u demo:demo    # IMAP\n"
         ));
     }
     for a in &config.imap.tls_listen {
         how.push_str(&format!(
-            "  curl -sk 'imaps://{a}/INBOX;UID=1' -u demo:demo # IMAP over TLS\n"
+            "  curl -sk 'imaps://{a}/INBOX;UID=1' -u demo:demo  # IMAPS\n"
         ));
     }
     let date = now.format("%a, %d %b %Y %H:%M:%S +0000");

@@ -64,6 +64,11 @@ impl Context {
     }
 }
 
+/// The daemon's socket handler: [`handle`] over `ctx`.
+pub fn handler(ctx: Context) -> socket::Handler {
+    Arc::new(move |req| handle(&ctx, req))
+}
+
 /// Answers one request (blocking: store and users-file work; the daemon runs it on the
 /// blocking pool).
 pub fn handle(ctx: &Context, req: &Request) -> Response {

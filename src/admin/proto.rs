@@ -241,7 +241,8 @@ mod tests {
             let line = serde_json::to_string(&r).unwrap();
             assert_eq!(serde_json::from_str::<Request>(&line).unwrap(), r);
         }
-        assert!(serde_json::from_str::<Request>(r#"{"cmd":"who","x":1}"#).is_err());
+        assert!(serde_json::from_str::<Request>(r#"{"cmd":"quota_get","user":"u","x":1}"#).is_err());
+        assert!(serde_json::from_str::<Request>(r#"{"cmd":"quota_get"}"#).is_err());
         let resp = Response::err(ErrorCode::UnknownUser, "no");
         let back: Response = serde_json::from_slice(&resp.to_line()).unwrap();
         assert_eq!(back, resp);

@@ -23,7 +23,6 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio_util::sync::CancellationToken;
 
 use super::proto::{ErrorCode, Frame, Reader, Request, Response, MAX_REQUEST};
-use super::{handle, Context};
 
 /// How long a connection may stay without a request.
 const IDLE: Duration = Duration::from_secs(60);
@@ -88,8 +87,12 @@ pub fn bind(path: &Path) -> anyhow::Result<Bound> {
     })
 }
 
+/// What answers a request (`admin::handle` over the daemon's context); blocking, so it is
+/// run on the blocking pool.
+pub type Handler = Arc<dyn Fn(&Request) -> Response + Send + Sync>;
+
 /// Serves admin connections until `shutdown` fires; the socket file is removed then.
-pub async fn serve(bound: Bound, ctx: Arc<Context>, shutdown: CancellationToken) {
+pub async fn serve(bound: Bound, handler: Handler, shutdown: CancellationToken) {
     loop {
         let accepted = tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -97,9 +100,9 @@ pub async fn serve(bound: Bound, ctx: Arc<Context>, shutdown: CancellationToken)
         };
         match accepted {
             Ok((stream, _)) => {
-                let (ctx, uid) = (ctx.clone(), bound.uid);
+                let (handler, uid) = (handler.clone(), bound.uid);
                 tokio::spawn(async move {
-                    if let Err(e) = connection(stream, ctx, uid).await {
+                    if let Err(e) = connection(stream, handler, uid).await {
                         tracing::debug!("admin connection: {e}");
                     }
                 });
@@ -113,7 +116,7 @@ pub async fn serve(bound: Bound, ctx: Arc<Context>, shutdown: CancellationToken)
     drop(bound);
 }
 
-async fn connection(mut stream: UnixStream, ctx: Arc<Context>, uid: u32) -> std::io::Result<()> {
+async fn connection(mut stream: UnixStream, handler: Handler, uid: u32) -> std::io::Result<()> {
     let peer = stream.peer_cred()?;
     if peer.uid() != uid && peer.uid() != 0 {
         tracing::warn!(
@@ -130,8 +133,8 @@ async fn connection(mut stream: UnixStream, ctx: Arc<Context>, uid: u32) -> std:
         while let Some(frame) = reader.next_frame() {
             let resp = match frame {
                 Frame::Request(req) => {
-                    let ctx = ctx.clone();
-                    tokio::task::spawn_blocking(move || handle(&ctx, &req))
+                    let handler = handler.clone();
+                    tokio::task::spawn_blocking(move || handler(&req))
                         .await
                         .unwrap_or_else(|e| Response::err(ErrorCode::Failed, e.to_string()))
                 }
