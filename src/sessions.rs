@@ -32,7 +32,8 @@ pub struct SessionInfo {
     /// The canonical user name once logged in (LMTP: none).
     pub user: Option<String>,
     /// The protocol state: `not authenticated`, `authenticated`, `selected INBOX`;
-    /// POP3 `authorization`, `transaction`; LMTP `transaction`.
+    /// POP3 `authorization`, `transaction`; LMTP `transaction`; `connecting` before the
+    /// greeting (an implicit-TLS handshake).
     pub state: String,
 }
 
@@ -68,7 +69,7 @@ impl Registry {
             remote,
             since: SystemTime::now(),
             user: None,
-            state: String::new(),
+            state: "connecting".into(),
         };
         self.rows().insert(
             id,
@@ -81,6 +82,7 @@ impl Registry {
             registry: self.clone(),
             id,
             kill,
+            shown: Mutex::new((None, "connecting".into())),
         }
     }
 
@@ -120,6 +122,9 @@ pub struct Registration {
     registry: Arc<Registry>,
     id: u64,
     kill: CancellationToken,
+    /// What the row says now: the table's lock (shared by every session) is taken only
+    /// when this changes. Only the session's own task locks it.
+    shown: Mutex<(Option<String>, String)>,
 }
 
 impl Registration {
@@ -131,6 +136,12 @@ impl Registration {
     /// Sets the row's user and state (cheap when nothing changed: the driver calls it before
     /// every wait for input).
     pub fn update(&self, user: Option<&str>, state: &str) {
+        let mut shown = self.shown.lock().unwrap_or_else(|p| p.into_inner());
+        if shown.0.as_deref() == user && shown.1 == state {
+            return;
+        }
+        *shown = (user.map(str::to_owned), state.to_owned());
+        drop(shown);
         let mut rows = self.registry.rows();
         if let Some(r) = rows.get_mut(&self.id) {
             if r.info.user.as_deref() != user {

@@ -5,6 +5,8 @@
 //! refuses other uids.
 
 mod common;
+#[path = "common/dovecot.rs"]
+mod dovecot;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -440,6 +442,38 @@ fn force_resync_rebuilds_the_cache_and_keeps_uids() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("INBOX: resynced"));
     assert_eq!(uidlist(&inbox), ours);
+
+    // Dovecot serving the same tree sees the same UIDs, UIDVALIDITY and UIDNEXT.
+    if dovecot::skip(false) {
+        return;
+    }
+    let ours_status = cli_status(&cfg, "INBOX");
+    let dir = d.dir.path().join("dovecot");
+    std::fs::create_dir_all(&dir).unwrap();
+    // Dovecot runs as `mail`: the path to the tree must be traversable.
+    for p in [d.dir.path().to_path_buf(), d.data_dir()] {
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let dc = dovecot::Dovecot::start(
+        &dir,
+        dovecot::Options {
+            protocol: "imap",
+            name: "admin-resync",
+            mail_location: format!("maildir:{}/mail/%u", d.data_dir().display()),
+            users: "alice:{PLAIN}wonderland\n".into(),
+            namespace: dovecot::special_use_namespace(),
+            extra: String::new(),
+            mail_dirs: vec![d.data_dir().join("mail")],
+        },
+    );
+    let addr: SocketAddr = ([127, 0, 0, 1], dc.port).into();
+    assert_eq!(uids(addr), after, "Dovecot's UIDs");
+    let mut c = imap_login(addr, "alice", "wonderland");
+    let u = c.ok("s STATUS INBOX (UIDVALIDITY UIDNEXT MESSAGES)", "s");
+    let theirs = status_pairs(u.iter().find(|l| l.starts_with("* STATUS")).unwrap());
+    for (k, v) in theirs {
+        assert_eq!(get(&ours_status, &k), v, "{k}: ours vs Dovecot's");
+    }
 }
 
 #[test]
