@@ -93,7 +93,11 @@ pub async fn run_daemon(config_path: PathBuf) -> anyhow::Result<()> {
     let snapshot = Snapshot::build(config)?;
     let listeners = bind_all(&snapshot.config).await?;
     let unix = bind_unix(&snapshot.config)?;
-    let admin = crate::admin::socket::bind(&snapshot.config.admin_socket)?;
+    // Mail is served without it: a second daemon on the same data_dir (README.md, "Mail
+    // store") finds the first one's socket answering and leaves it alone.
+    let admin = crate::admin::socket::bind(&snapshot.config.admin_socket)
+        .inspect_err(|e| tracing::warn!("{e:#}; the admin commands are not available"))
+        .ok();
     crate::welcome::seed(&snapshot.config);
     log_connect_lines(&listeners);
     let handles = Handles::new(snapshot);
@@ -107,7 +111,7 @@ pub async fn run_daemon(config_path: PathBuf) -> anyhow::Result<()> {
         },
         sessions: Some(handles.sessions.clone()),
     });
-    let admin_task = tokio::spawn(crate::admin::socket::serve(admin, admin_ctx, shutdown.clone()));
+    let admin_task = admin.map(|a| tokio::spawn(crate::admin::socket::serve(a, admin_ctx, shutdown.clone())));
 
     let live = handles.live.clone();
     let _watcher = crate::config::watch::spawn(
@@ -121,7 +125,9 @@ pub async fn run_daemon(config_path: PathBuf) -> anyhow::Result<()> {
     tracing::info!("mailserver {} ready", env!("CARGO_PKG_VERSION"));
     serve_all(listeners, unix, handles, shutdown).await;
     // The admin socket's file is removed when its task ends (it saw the shutdown).
-    let _ = admin_task.await;
+    if let Some(task) = admin_task {
+        let _ = task.await;
+    }
     tracing::info!("mailserver stopped");
     Ok(())
 }
