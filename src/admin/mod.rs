@@ -112,7 +112,11 @@ fn run(ctx: &Context, req: &Request) -> Outcome {
         Request::Kick { user, session } => {
             let reg = daemon_only(ctx)?;
             let kicked = match (user, session) {
-                (Some(u), None) => reg.kick_user(u),
+                (Some(u), None) => match reg.kick_user(u) {
+                    // A user just removed from the users file can still be kicked.
+                    0 => known_user(ctx, u).map(|()| 0)?,
+                    n => n,
+                },
                 (None, Some(id)) => {
                     let id = u64::from_str_radix(id, 16)
                         .ok()
@@ -219,13 +223,18 @@ fn user_store(
     ctx: &Context,
     user: &str,
 ) -> Result<Arc<dyn crate::store::UserStore>, (ErrorCode, String)> {
+    known_user(ctx, user)?;
+    ctx.store.user(user).map_err(failed)
+}
+
+/// `UnknownUser` unless the users file has `user`.
+fn known_user(ctx: &Context, user: &str) -> Result<(), (ErrorCode, String)> {
     let file = (ctx.users_file)();
     match ctx.auth.user_exists(&file, user) {
-        Ok(true) => {}
-        Ok(false) => return Err((ErrorCode::UnknownUser, format!("unknown user {user:?}"))),
-        Err(e) => return Err(failed(format!("cannot read {}: {e}", file.display()))),
+        Ok(true) => Ok(()),
+        Ok(false) => Err((ErrorCode::UnknownUser, format!("unknown user {user:?}"))),
+        Err(e) => Err(failed(format!("cannot read {}: {e}", file.display()))),
     }
-    ctx.store.user(user).map_err(failed)
 }
 
 fn selectable(us: &dyn crate::store::UserStore) -> Result<Vec<String>, (ErrorCode, String)> {
