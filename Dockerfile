@@ -41,5 +41,7 @@ EXPOSE 110 143 993 995 9110
 # SIGTERM: stop accepting, close sessions, flush the protocol logs, exit 0 (SPEC §9).
 STOPSIGNAL SIGTERM
 # Foreground daemon; `docker run IMAGE check-config` or `reg query` run those instead.
+# The admin socket is /var/lib/mailserver/admin.sock (data_dir's default, mode 0600):
+#   docker exec mailserver mailserver who   (also kick, mailbox status, quota get)
 ENTRYPOINT ["/usr/local/bin/mailserver"]
 CMD ["run"]

@@ -20,6 +20,8 @@ macro_rules! internal {
 }
 
 internal! {
+    /// The admin socket and the `doveadm`-style commands (`who`, `kick`, `mailbox`, ...).
+    mod admin;
     /// Users (Dovecot passwd-file), password schemes, failure delay, `Secret<T>`.
     mod auth;
     /// CLI-independent configuration: raw TOML -> validated `Config`, the
@@ -47,6 +49,8 @@ internal! {
     mod server;
     /// Leaf types every part shares (`Service`).
     mod service;
+    /// The daemon's live session table (`mailserver who`, `kick`).
+    mod sessions;
     /// The contract between the driver and the protocol sessions: `Session`, `Output`,
     /// `Step`, and what a session is given (`SessionEnv`, `Snapshot`, `Authenticator`).
     mod session;
@@ -56,6 +60,8 @@ internal! {
     mod systemd;
     /// TLS server configuration: certificate files or a generated self-signed pair.
     mod tls;
+    /// The embedded default's first-run welcome message for the demo user.
+    mod welcome;
 }
 
 // What the `mailserver` binary (src/main.rs) uses.
@@ -67,6 +73,7 @@ pub use lmtp::lda::{deliver, DeliverArgs};
 pub fn lda_usage_exit() -> u8 {
     lmtp::lda::EX_USAGE
 }
+pub use admin::{cli as admin_cli, Request as AdminRequest};
 pub use server::run_daemon;
 /// `mailserver protolog` (src/main.rs parses the arguments).
 pub mod protolog_cli {

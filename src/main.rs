@@ -1,10 +1,12 @@
-//! The `mailserver` command line (README.md, "Command line"): `run` (default), `check-config`, `reg`, `passwd`, `deliver`, `protolog`.
+//! The `mailserver` command line (README.md, "Command line"): `run` (default), `check-config`, `reg`, `passwd`, `deliver`,
+//! `protolog`, and the admin commands `who`, `kick`, `mailbox status|list`, `force-resync`, `quota get`.
 //!
 //! Owns: argument parsing (clap derive; the reg.exe-style `/t /d /f` switches are parsed
 //! here by hand, since they are not clap flags), the default config search, tracing setup
 //! for the daemon, and the exit codes: 0 ok, 1 invalid configuration or request, 2 usage;
 //! `deliver` has `dovecot-lda`'s sysexits codes instead (64 usage, 67 no such user, 75 try
-//! again later: `mailserver::deliver`).
+//! again later: `mailserver::deliver`); the admin commands have doveadm's (64 usage, 67
+//! unknown user, 69 daemon not running: `mailserver::admin_cli`).
 
 use std::io::{BufRead, IsTerminal};
 use std::path::{Path, PathBuf};
@@ -23,7 +25,7 @@ use mailserver::{escape_controls as esc, protolog_cli, regedit, RegType};
 struct Cli {
     /// Config file [default: $MAILSERVER_CONFIG, else /etc/mailserver/mailserver.toml if it
     /// exists, else etc/mailserver.toml]
-    #[arg(long, global = true, value_name = "PATH")]
+    #[arg(short = 'c', long, global = true, value_name = "PATH")]
     config: Option<PathBuf>,
     #[command(subcommand)]
     command: Option<Command>,
@@ -61,9 +63,76 @@ enum Command {
         #[arg(short = 'a', value_name = "ADDRESS")]
         address: Option<String>,
     },
+    /// The running daemon's sessions: user, service, remote, since, state, session id (the
+    /// protocol log's). Exit 69 if the daemon is not running.
+    Who {
+        #[command(flatten)]
+        json: Json,
+    },
+    /// End the IMAP and POP3 sessions of USER, or the session ID (POP3 deletions are not
+    /// applied). Exit 69 if the daemon is not running.
+    Kick {
+        #[arg(required_unless_present = "session")]
+        user: Option<String>,
+        /// The session id (16 hex digits, as `who` and the protocol log show it).
+        #[arg(long, value_name = "ID", conflicts_with = "user")]
+        session: Option<String>,
+        #[command(flatten)]
+        json: Json,
+    },
+    /// Mailbox status and list (as doveadm mailbox).
+    #[command(subcommand)]
+    Mailbox(MailboxCommand),
+    /// Rebuild the caches of USER's folders (or FOLDER) from the files, keeping UIDs and
+    /// UIDVALIDITY (as doveadm force-resync).
+    ForceResync {
+        user: String,
+        folder: Option<String>,
+        #[command(flatten)]
+        json: Json,
+    },
+    /// Quota (as doveadm quota).
+    #[command(subcommand)]
+    Quota(QuotaCommand),
     /// Read the protocol logs (L???????.log): list, show, statistics.
     #[command(subcommand)]
     Protolog(ProtologCommand),
+}
+
+/// `--json` on every admin command.
+#[derive(Debug, clap::Args)]
+struct Json {
+    /// Print the answer as one JSON object (for scripts).
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum MailboxCommand {
+    /// Messages, unseen, recent, size, UIDVALIDITY, UIDNEXT, HIGHESTMODSEQ of the folders
+    /// (every folder when none is named); works without the daemon.
+    Status {
+        user: String,
+        folders: Vec<String>,
+        #[command(flatten)]
+        json: Json,
+    },
+    /// The user's folders.
+    List {
+        user: String,
+        #[command(flatten)]
+        json: Json,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum QuotaCommand {
+    /// The quota root's usage and limits (as IMAP GETQUOTAROOT).
+    Get {
+        user: String,
+        #[command(flatten)]
+        json: Json,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -232,7 +301,10 @@ fn main() -> ExitCode {
         Err(e) => {
             // `deliver`'s usage errors are EX_USAGE (64), as dovecot-lda's: the MTA bounces.
             let deliver = std::env::args().skip(1).any(|a| a == "deliver");
-            if deliver && e.use_stderr() {
+            let admin = std::env::args()
+                .skip(1)
+                .any(|a| ADMIN_COMMANDS.contains(&a.as_str()));
+            if (deliver || admin) && e.use_stderr() {
                 let _ = e.print();
                 return ExitCode::from(mailserver::lda_usage_exit());
             }
@@ -259,6 +331,38 @@ fn main() -> ExitCode {
         Command::Reg(cmd) => reg(&config, cmd),
         Command::Passwd { scheme } => passwd(&scheme),
         Command::Protolog(cmd) => protolog(&config, cmd),
+        Command::Who { json } => admin(&config, mailserver::AdminRequest::Who, json),
+        Command::Kick {
+            user,
+            session,
+            json,
+        } => admin(
+            &config,
+            mailserver::AdminRequest::Kick { user, session },
+            json,
+        ),
+        Command::Mailbox(MailboxCommand::Status {
+            user,
+            folders,
+            json,
+        }) => admin(
+            &config,
+            mailserver::AdminRequest::MailboxStatus { user, folders },
+            json,
+        ),
+        Command::Mailbox(MailboxCommand::List { user, json }) => admin(
+            &config,
+            mailserver::AdminRequest::MailboxList { user },
+            json,
+        ),
+        Command::ForceResync { user, folder, json } => admin(
+            &config,
+            mailserver::AdminRequest::ForceResync { user, folder },
+            json,
+        ),
+        Command::Quota(QuotaCommand::Get { user, json }) => {
+            admin(&config, mailserver::AdminRequest::QuotaGet { user }, json)
+        }
         Command::Deliver {
             user,
             folder,
@@ -275,6 +379,13 @@ fn main() -> ExitCode {
             ExitCode::from(mailserver::deliver(args, &mut std::io::stdin().lock()))
         }
     }
+}
+
+/// The admin commands: their usage errors are `EX_USAGE` (64), as doveadm's.
+const ADMIN_COMMANDS: [&str; 5] = ["who", "kick", "mailbox", "force-resync", "quota"];
+
+fn admin(config: &Path, req: mailserver::AdminRequest, json: Json) -> ExitCode {
+    ExitCode::from(mailserver::admin_cli(config, req, json.json))
 }
 
 /// How long the process waits, after the drain, for blocking-pool work still running.

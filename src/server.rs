@@ -29,6 +29,7 @@ use crate::lmtp::LmtpSession;
 use crate::pop3::{MaildropLocks, Pop3Session};
 use crate::protolog::ProtoLog;
 use crate::service::Service;
+use crate::sessions::Registry;
 use crate::session::{Authenticator, SessionEnv, Snapshot};
 use crate::store::Store;
 
@@ -51,6 +52,9 @@ pub struct Handles {
     pub pop3_locks: Arc<MaildropLocks>,
     /// Every accept loop is running and shutdown has not begun (`/readyz`).
     pub serving: Arc<std::sync::atomic::AtomicBool>,
+    /// The live session table: the driver lists every session there; the admin socket
+    /// reads it (`who`) and kicks through it.
+    pub sessions: Arc<Registry>,
 }
 
 impl Handles {
@@ -77,6 +81,7 @@ impl Handles {
             protolog: ProtoLog::new(),
             pop3_locks: Arc::default(),
             serving: Arc::default(),
+            sessions: Arc::default(),
         }
     }
 }
@@ -91,6 +96,13 @@ pub async fn run_daemon(config_path: PathBuf) -> anyhow::Result<()> {
     let snapshot = Snapshot::build(config)?;
     let listeners = bind_all(&snapshot.config).await?;
     let unix = bind_unix(&snapshot.config)?;
+    // Mail is served without it: a second daemon on the same data_dir (README.md, "Mail
+    // store") finds the first one's socket answering and leaves it alone.
+    let admin = crate::admin::socket::bind(&snapshot.config.admin_socket)
+        .inspect_err(|e| tracing::warn!("{e:#}; the admin commands are not available"))
+        .ok();
+    crate::welcome::seed(&snapshot.config);
+    log_connect_lines(&listeners);
     let metrics = match snapshot.config.metrics.listen {
         Some(addr) => Some(
             listen(addr).map_err(|e| anyhow::anyhow!("cannot listen on {addr} (metrics): {e}"))?,
@@ -105,6 +117,16 @@ pub async fn run_daemon(config_path: PathBuf) -> anyhow::Result<()> {
         let ready = readiness(&handles);
         tokio::spawn(crate::metrics::http::serve(listener, ready, shutdown.clone()));
     }
+    let admin_ctx = crate::admin::handler(crate::admin::Context {
+        store: handles.store.clone(),
+        auth: handles.auth.clone(),
+        users_file: {
+            let live = handles.live.clone();
+            Box::new(move || live.load().config.auth.users_file.clone())
+        },
+        sessions: Some(handles.sessions.clone()),
+    });
+    let admin_task = admin.map(|a| tokio::spawn(crate::admin::socket::serve(a, admin_ctx, shutdown.clone())));
 
     let live = handles.live.clone();
     let _watcher = crate::config::watch::spawn(
@@ -119,6 +141,10 @@ pub async fn run_daemon(config_path: PathBuf) -> anyhow::Result<()> {
     crate::systemd::ready();
     tracing::info!("mailserver {} ready", env!("CARGO_PKG_VERSION"));
     serve_all(listeners, unix, handles, shutdown).await;
+    // The admin socket's file is removed when its task ends (it saw the shutdown).
+    if let Some(task) = admin_task {
+        let _ = task.await;
+    }
     tracing::info!("mailserver stopped");
     Ok(())
 }
@@ -138,6 +164,7 @@ pub fn apply_reload(live: &ArcSwap<Snapshot>, mut config: Config) {
         config.pop3 = old.config.pop3.clone();
         config.lmtp.listen = old.config.lmtp.listen.clone();
         config.server.data_dir = old.config.server.data_dir.clone();
+        config.admin_socket = old.config.admin_socket.clone();
         // Log paths that default to data_dir follow the running data_dir, not the new one.
         use crate::config::registry::{resolved_path, IMAP_PATH, LMTP_PATH, POP3_PATH};
         let base = crate::config::base_dir(&config.path);
@@ -312,6 +339,24 @@ pub async fn bind_all(config: &Config) -> anyhow::Result<Vec<Bound>> {
         }
     }
     Ok(out)
+}
+
+/// One `connect: imap://127.0.0.1:1143` line per TCP listener, for the operator who just
+/// started the daemon (the URL forms `curl` takes).
+fn log_connect_lines(listeners: &[Bound]) {
+    for b in listeners {
+        let Ok(addr) = b.listener.local_addr() else {
+            continue;
+        };
+        let scheme = match (b.service, b.implicit_tls) {
+            (Service::Imap4, false) => "imap",
+            (Service::Imap4, true) => "imaps",
+            (Service::Pop3, false) => "pop3",
+            (Service::Pop3, true) => "pop3s",
+            (Service::Lmtp, _) => "lmtp",
+        };
+        tracing::info!("connect: {scheme}://{addr}");
+    }
 }
 
 /// Binds one listening socket. An IPv6 address is IPv6-only, so `0.0.0.0:N` and `[::]:N` can
@@ -515,6 +560,7 @@ async fn serve_socket(
         protolog: handles.protolog.clone(),
         shutdown,
         cancel,
+        sessions: handles.sessions.clone(),
     };
     match service {
         Service::Pop3 => {

@@ -389,6 +389,14 @@ pub trait Session: Send {
     fn on_timeout(&mut self, out: &mut Output);
     /// The daemon is shutting down; the connection closes after this output.
     fn on_shutdown(&mut self, out: &mut Output);
+    /// An administrator kicked the session (`mailserver kick`); the connection closes after
+    /// this output, with no QUIT-time work, as at shutdown.
+    fn on_kick(&mut self, out: &mut Output) {
+        self.on_shutdown(out)
+    }
+    /// The user (once logged in) and the state as `mailserver who` shows them
+    /// (`crate::sessions`); asked before every wait for input.
+    fn who(&self) -> (Option<&str>, &str);
     /// While the step is [`Step::Idle`]: a counter the driver watches besides the socket
     /// (IMAP IDLE: `Mailbox::changes`), asked once when IDLE begins. A change relative to
     /// the version the receiver has seen wakes the session (so a session that synced at

@@ -34,6 +34,9 @@ impl Session for Toy {
     fn redact(&self, _line: &[u8]) -> Option<Vec<u8>> {
         None
     }
+    fn who(&self) -> (Option<&str>, &str) {
+        (None, "toy")
+    }
     async fn on_line(&mut self, line: &[u8], out: &mut Output) -> Step {
         let line = String::from_utf8_lossy(line).to_string();
         if let Some(n) = line.strip_prefix("LIT ") {
@@ -125,6 +128,7 @@ async fn toy_server(s: &Server, tx: &watch::Sender<u64>) -> std::net::SocketAddr
                 protolog: handles.protolog.clone(),
                 shutdown: shutdown.clone(),
                 cancel: shutdown.child_token(),
+                sessions: handles.sessions.clone(),
             };
             let toy = Toy {
                 watch: rx.clone(),

@@ -52,6 +52,12 @@ pub struct Config {
     pub quota: QuotaSettings,
     /// `[tls]`; `None` means a self-signed certificate in `data_dir/tls/`.
     pub tls: Option<TlsFiles>,
+    /// `[admin] socket`: the admin socket (`mailserver who`, ...); default
+    /// `data_dir/admin.sock`.
+    pub admin_socket: PathBuf,
+    /// `[demo] seed_welcome`: seed the welcome message into the demo user's new Maildir
+    /// (only the embedded default config sets it).
+    pub seed_welcome: bool,
     pub auth: AuthSettings,
     pub limits: Limits,
     /// Every `[ParametersSystem]` value (known, defaulted and unknown), for `check-config`/`reg`.
@@ -303,6 +309,10 @@ struct RawConfig {
     quota: RawQuota,
     tls: Option<RawTls>,
     #[serde(default)]
+    admin: RawAdmin,
+    #[serde(default)]
+    demo: RawDemo,
+    #[serde(default)]
     auth: RawAuth,
     #[serde(default)]
     limits: RawLimits,
@@ -361,6 +371,20 @@ struct RawQuota {
     storage: Option<Spanned<String>>,
     messages: Option<Spanned<u64>>,
     full_tempfail: Option<bool>,
+}
+
+/// `[admin]`: the admin socket's path.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAdmin {
+    socket: Option<Spanned<String>>,
+}
+
+/// `[demo]`: the embedded default config's first-run help.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDemo {
+    seed_welcome: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -764,6 +788,11 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<Config, ConfigError> {
     Ok(Config {
         path: path.to_path_buf(),
         digest: crate::metrics::file_hash(bytes),
+        admin_socket: match &raw.admin.socket {
+            Some(p) => c.path("admin.socket", p),
+            None => data_dir.join("admin.sock"),
+        },
+        seed_welcome: raw.demo.seed_welcome.unwrap_or(false),
         server: ServerSettings { hostname, data_dir },
         imap,
         imap_protocol,
@@ -859,6 +888,8 @@ fn settings(cfg: &Config) -> Vec<Setting> {
         cfg.quota.full_tempfail.to_string(),
         false,
     );
+    push("admin.socket", quote_path(&cfg.admin_socket), true);
+    push("demo.seed_welcome", cfg.seed_welcome.to_string(), false);
     match &cfg.tls {
         Some(t) => {
             push("tls.cert", quote_path(&t.cert), false);

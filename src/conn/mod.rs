@@ -59,6 +59,7 @@ pub use framer::{Frame, Framer};
 
 use crate::protolog::{Direction, LineKind, ProtoLog, SessionLog};
 use crate::service::Service;
+use crate::sessions::{Registration, Registry};
 use crate::session::{LiteralPiece, Output, Piece, Session, Snapshot, Step};
 
 mod deflate;
@@ -88,6 +89,9 @@ pub struct Connection {
     ///
     /// [`SessionEnv::cancel`]: crate::session::SessionEnv::cancel
     pub cancel: CancellationToken,
+    /// The daemon's live session table: the session is listed there while it runs, and its
+    /// row's kill token (`mailserver kick`) ends it as shutdown does.
+    pub sessions: Arc<Registry>,
 }
 
 /// An accepted socket: TCP, or a Unix stream socket (LMTP's `unix:` listeners).
@@ -121,6 +125,7 @@ pub async fn serve_session<S: Session>(conn: Connection, session: S) {
         protolog,
         shutdown,
         cancel,
+        sessions,
     } = conn;
     let stream = match stream {
         Socket::Tcp(t) => {
@@ -141,6 +146,7 @@ pub async fn serve_session<S: Session>(conn: Connection, session: S) {
         local,
         remote,
     );
+    let registration = sessions.register(log.id(), service, remote);
     let mut io = Io {
         stream,
         zip: None,
@@ -165,8 +171,14 @@ pub async fn serve_session<S: Session>(conn: Connection, session: S) {
             }
         }
     }
-    drive(session, &mut io, &mut log, &snapshot, &timeouts, &shutdown, &cancel).await;
+    let stop = Stop {
+        shutdown: &shutdown,
+        cancel: &cancel,
+        registration: &registration,
+    };
+    drive(session, &mut io, &mut log, &snapshot, &timeouts, stop).await;
     metrics.bytes(service, io.bytes_in, io.bytes_out);
+    drop(registration);
     // The `-` record is written and flushed before the FIN: a client that sees the
     // connection close can read its whole session in the log (ARCHITECTURE.md, "Protocol
     // log"). The graceful close moves no counted bytes, so the counts are final here.
@@ -225,6 +237,14 @@ impl Timeouts {
     }
 }
 
+/// What ends a session from outside: shutdown, the peer going away during a command
+/// (`cancel`), a kick (the registration's token).
+struct Stop<'a> {
+    shutdown: &'a CancellationToken,
+    cancel: &'a CancellationToken,
+    registration: &'a Registration,
+}
+
 /// The read/handle/write loop, the same for every protocol.
 async fn drive<S: Session>(
     mut session: S,
@@ -232,9 +252,13 @@ async fn drive<S: Session>(
     log: &mut SessionLog,
     snapshot: &Snapshot,
     timeouts: &Timeouts,
-    shutdown: &CancellationToken,
-    cancel: &CancellationToken,
+    stop: Stop<'_>,
 ) {
+    let Stop {
+        shutdown,
+        cancel,
+        registration,
+    } = stop;
     let mut framer = Framer::new(session.line_limit());
     let mut out = Output::default();
     let metrics = crate::metrics::get();
@@ -356,6 +380,9 @@ async fn drive<S: Session>(
         }
         // Before the replies go out: a client that has read them sees the new state.
         state.set(session.state_name());
+        // Before the replies go out: a client that has its reply sees itself in `who`.
+        let (user, state) = session.who();
+        registration.update(user, state);
         if io.write(&mut out, log).await.is_err() {
             return;
         }
@@ -384,6 +411,12 @@ async fn drive<S: Session>(
             biased;
             _ = shutdown.cancelled() => {
                 session.on_shutdown(&mut out);
+                let _ = io.write(&mut out, log).await;
+                return;
+            }
+            _ = registration.kill().cancelled() => {
+                log.info("kicked by the administrator");
+                session.on_kick(&mut out);
                 let _ = io.write(&mut out, log).await;
                 return;
             }

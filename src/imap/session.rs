@@ -314,6 +314,21 @@ impl Session for ImapSession {
         out.reply("* BYE Server shutting down.");
     }
 
+    fn on_kick(&mut self, out: &mut Output) {
+        out.reply("* BYE Disconnected by the administrator.");
+    }
+
+    fn who(&self) -> (Option<&str>, &str) {
+        let user = self.user.as_ref().map(|(u, _)| u.as_str());
+        let state = match &self.state {
+            State::NotAuthenticated => "not authenticated",
+            State::Authenticated => "authenticated",
+            State::Selected(sel) => sel.label.as_str(),
+            State::Logout => "logout",
+        };
+        (user, state)
+    }
+
     /// The receiver marked seen at the last sync, so a change made between that sync (at
     /// IDLE start) and the driver's first wait still wakes the session.
     fn idle_watch(&self) -> Option<watch::Receiver<u64>> {

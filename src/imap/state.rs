@@ -83,6 +83,8 @@ pub struct Selected {
     pub keywords: Vec<String>,
     /// RFC 5182 `$`: the UIDs the last `SEARCH RETURN (SAVE)` found (empty after SELECT).
     pub saved: Vec<u32>,
+    /// `selected NAME`, the state `mailserver who` shows (made once, at SELECT).
+    pub label: String,
 }
 
 /// What the next client line (or literal) is.

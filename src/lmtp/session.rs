@@ -569,4 +569,8 @@ impl Session for LmtpSession {
     fn on_shutdown(&mut self, out: &mut Output) {
         out.status(format!("421 4.3.2 {} Shutting down", self.hostname));
     }
+
+    fn who(&self) -> (Option<&str>, &str) {
+        (None, "transaction")
+    }
 }

@@ -762,6 +762,18 @@ impl Session for Pop3Session {
     fn on_shutdown(&mut self, out: &mut Output) {
         reply::err(out, "Server shutting down.");
     }
+
+    fn on_kick(&mut self, out: &mut Output) {
+        reply::err(out, "Disconnected by the administrator.");
+    }
+
+    fn who(&self) -> (Option<&str>, &str) {
+        match &self.state {
+            State::Authorization { .. } => (None, "authorization"),
+            State::Transaction(m) => (Some(m.user.as_str()), "transaction"),
+            State::Update => (None, "update"),
+        }
+    }
 }
 
 impl Pop3Session {

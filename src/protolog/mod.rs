@@ -215,11 +215,13 @@ impl ProtoLog {
         let epoch = sink.session_start(settings);
         let has_writer = self.writers.lock().map(|w| w[service.index()].is_some());
         let level = settings.level.min(5);
+        // Given whether or not logging is on: `mailserver who` shows it (crate::sessions).
+        let id = self.session_id();
         let active = match (epoch, has_writer) {
             (Some(epoch), Ok(true)) => Some(Active {
                 sink: Arc::clone(sink),
                 epoch,
-                fields: SessionFields::new(self.session_id(), local, remote),
+                fields: SessionFields::new(id, local, remote),
                 seq: 0,
                 last_queued: 0,
                 released: false,
@@ -238,6 +240,7 @@ impl ProtoLog {
             dropped: 0,
         });
         let mut log = SessionLog {
+            id,
             // Holding: whatever may be written is level 5 until the user is known.
             level: match (&active, &held) {
                 (None, _) => 0,
@@ -377,6 +380,8 @@ impl Active {
 
 /// A session's view of its service's log, at the level of its own snapshot.
 pub struct SessionLog {
+    /// The session id of the `+` record (also when nothing is written).
+    id: u64,
     /// The snapshot level (0 when nothing is written at all).
     level: u32,
     active: Option<Active>,
@@ -395,6 +400,11 @@ pub struct SessionLog {
 }
 
 impl SessionLog {
+    /// The session id its records carry (`record::session_id_text` writes it).
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
     /// The level from the session's snapshot (0 = writes nothing).
     pub fn level(&self) -> u32 {
         self.level

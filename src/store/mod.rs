@@ -232,6 +232,11 @@ pub trait UserStore: Send + Sync {
             .collect())
     }
     fn status(&self, name: &str) -> Result<MailboxStatus>;
+    /// Rebuilds what the store derived from a mailbox's files (`mailserver force-resync`, as
+    /// `doveadm force-resync`): UIDs and UIDVALIDITY are kept, caches are dropped and rebuilt.
+    fn force_resync(&self, name: &str) -> Result<()> {
+        self.status(name).map(|_| ())
+    }
     /// The user's quota (RFC 9208): limits and usage; `None` when the user has no limits.
     fn quota(&self) -> Result<Option<(quota::Limits, quota::Usage)>> {
         Ok(None)

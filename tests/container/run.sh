@@ -13,6 +13,8 @@
 #   3. hot reload from inside the container: the host renames a new config into the mounted
 #      directory, the daemon logs the change, the next POP3 session creates L0000001.log in the
 #      log volume with `#Service: POP3` first and the password as `***`;
+#   3b. `podman exec … mailserver who` inside the container lists an open IMAP session (the
+#      admin socket in the data volume is 0600 and the image's uid's);
 #   4. `podman stop` while a POP3 session (with a DELE) is open: exit code 0 within the
 #      grace period, the session's `-` record flushed to the log, the DELE not applied;
 #   5. ports below 1024 as uid 10001: the image's own config (0.0.0.0:110/143/993/995) in a
@@ -235,6 +237,24 @@ ok "curl imap://… STATUS: $(tr -d '\r' <<<"$out")"
 out=$(curl -sS --max-time 20 -k "imaps://127.0.0.1:$P_IMAPS/INBOX;MAILINDEX=1" -u "demo:$PASSWORD")
 grep -q 'Subject: delivered into the volume' <<<"$out" || fail "curl imaps FETCH 1: $out"
 ok "curl imaps://…/INBOX;MAILINDEX=1 retrieves it"
+
+# ---------------------------------------------------------------------------------------------
+say "mailserver who inside the container (admin socket data_dir/admin.sock, mode 0600)"
+[ "$(stat -c %a:%u "$data/admin.sock")" = "600:$UID_IMAGE" ] ||
+  fail "admin socket: $(stat -c %a:%u "$data/admin.sock" 2>&1), want 600:$UID_IMAGE"
+python3 - "$P_IMAP" "$PASSWORD" "$c" <<'EOF'
+import imaplib, json, subprocess, sys
+m = imaplib.IMAP4("127.0.0.1", int(sys.argv[1]), timeout=20)
+m.login("demo", sys.argv[2])
+m.select("INBOX", readonly=True)
+out = subprocess.run(["podman", "exec", sys.argv[3], "/usr/local/bin/mailserver", "who", "--json"],
+                     capture_output=True, check=True, timeout=60).stdout
+rows = json.loads(out)["sessions"]
+assert any(r["user"] == "demo" and r["service"] == "imap" and r["state"] == "selected INBOX"
+           for r in rows), rows
+m.logout()
+EOF
+ok "podman exec … mailserver who --json lists the open IMAP session (selected INBOX)"
 
 # ---------------------------------------------------------------------------------------------
 say "protocol logging on by editing the mounted config (rename into place, as editors do)"

@@ -423,6 +423,7 @@ impl Server {
             protolog: ProtoLog::new(),
             pop3_locks: Arc::default(),
             serving: Arc::default(),
+            sessions: Arc::default(),
         };
         let plain = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let tls = TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -117,6 +117,7 @@ impl ImapSession {
             view.highest_modseq.max(1)
         ));
         let mut sel = Selected {
+            label: format!("selected {}", mailbox.name()),
             mailbox,
             view,
             read_only,

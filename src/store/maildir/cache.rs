@@ -157,6 +157,12 @@ impl DerivedCache {
         }
     }
 
+    /// Forgets everything in memory (`force-resync`, after the file was removed): the next
+    /// lookup loads the file again, or rebuilds it.
+    pub fn reset(&self) {
+        *self.lock() = Inner::default();
+    }
+
     /// Takes the contents out (the handle is going away).
     pub fn take(&mut self) -> Inner {
         std::mem::take(self.inner.get_mut().unwrap_or_else(|p| p.into_inner()))

@@ -416,6 +416,16 @@ impl MaildirMailbox {
         })
     }
 
+    /// `force-resync` (as `doveadm force-resync`): forgets the derived cache in memory (its
+    /// file is already gone) and rescans `new/`, `cur/` and the uidlist whatever the stamps
+    /// say. UIDs and UIDVALIDITY stay those of `dovecot-uidlist`; files it does not list get
+    /// new UIDs under its lock, as at any sync.
+    pub fn force_resync(&self) -> Result<()> {
+        self.derived.reset();
+        let mut st = lock(&self.state);
+        self.refresh(&mut st, true)
+    }
+
     /// Unlinks the chosen messages and drops them from the uidlist; returns their UIDs.
     fn delete_where(&self, pick: impl Fn(&Rec) -> bool) -> Result<Vec<u32>> {
         let mut st = lock(&self.state);

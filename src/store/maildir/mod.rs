@@ -512,6 +512,25 @@ impl UserStore for MaildirUser {
         self.open_maildir(name)?.status()
     }
 
+    fn force_resync(&self, name: &str) -> Result<()> {
+        let dir = self.dir_of(name)?;
+        if !dir.join("cur").is_dir() {
+            return Err(Error::new(
+                ErrorKind::NotFound,
+                format!("mailbox {name:?} does not exist ({})", dir.display()),
+            ));
+        }
+        // The state a dropped handle parked, then the cache file: both rebuilt from the files.
+        parked::unpark(&self.registry, &dir);
+        let file = dir.join(cache::FILE_NAME);
+        match fs::remove_file(&file) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_err(e, "remove", &file)),
+        }
+        self.open_maildir(name)?.force_resync()
+    }
+
     fn open(&self, name: &str) -> Result<Arc<dyn Mailbox>> {
         Ok(self.open_maildir(name)?)
     }
