@@ -65,10 +65,17 @@ fn check_line(line: &[u8]) {
             return;
         }
         let ours: Vec<Vec<u8>> = (0..7)
-            .map(|i| record::unquote(&line[f.ranges[i].clone()], f.quoted & (1 << i) != 0).into_owned())
+            .map(|i| {
+                record::unquote(&line[f.ranges[i].clone()], f.quoted & (1 << i) != 0).into_owned()
+            })
             .collect();
         let theirs = reference(line).expect("csv-core reads a line we take as a record");
-        assert_eq!(ours, theirs, "fields of {:?}", String::from_utf8_lossy(line));
+        assert_eq!(
+            ours,
+            theirs,
+            "fields of {:?}",
+            String::from_utf8_lossy(line)
+        );
         assert!(record::is_timestamp(&ours[0]));
         let _ = record::unescape(&ours[6]);
     }
@@ -101,6 +108,9 @@ fuzz_target!(|data: &[u8]| {
     let f = record::parse(&line).expect("the daemon's record parses");
     assert_eq!(f.seq, seq);
     assert_eq!(&line[f.ranges[record::EVENT].clone()], b"<");
-    let raw = record::unquote(&line[f.ranges[record::DATA].clone()], f.quoted & (1 << record::DATA) != 0);
+    let raw = record::unquote(
+        &line[f.ranges[record::DATA].clone()],
+        f.quoted & (1 << record::DATA) != 0,
+    );
     assert_eq!(&*record::unescape(&raw), data);
 });
