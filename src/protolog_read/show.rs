@@ -14,7 +14,7 @@ pub const SESSION_BUFFER: usize = 1 << 20;
 
 /// `--follow`: records of a session not yet known to be the user's, held until its
 /// authentication record (then shown) or its end (then dropped); past this many the oldest
-/// are dropped and the transcript says so.
+/// are dropped (README.md says so; nothing in the output marks the gap).
 const FOLLOW_HELD_RECORDS: usize = 4096;
 
 /// How `show` prints records.
