@@ -12,10 +12,11 @@
 //! kept per (user, folder, UIDVALIDITY, command) with a digest of the session's view, so a
 //! client that repeats a SORT (Roundcube sends the same one for every page it shows, from a
 //! new session each time) gets it without sorting again. The answer is a function of the
-//! view (UIDs, flags, keywords, sizes, INTERNALDATEs, `\Recent`, mod-sequences: all in the
-//! digest) and of the messages' contents, which never change under (UIDVALIDITY, UID); so
-//! any change that can alter it (EXPUNGE, APPEND, a flag change, another program's change
-//! once a sync brought it into the view) changes the digest. Not memoized: `OLDER`/`YOUNGER`
+//! view (UIDs, sizes, INTERNALDATEs, and when the search looks at them flags, keywords,
+//! `\Recent` and mod-sequences: all in the digest) and of the messages' contents, which
+//! never change under (UIDVALIDITY, UID); so any change that can alter it (EXPUNGE, APPEND,
+//! a flag change the search sees, another program's change once a sync brought it into
+//! the view) changes the digest. Not memoized: `OLDER`/`YOUNGER`
 //! (they depend on the clock), ESORT's `RETURN` (it may save `$`), and an answer for which
 //! a message could not be read.
 
@@ -101,8 +102,39 @@ mod memo {
         })
     }
 
-    /// A 128-bit digest of everything of the view an answer can depend on.
-    pub(super) fn digest(view: &View) -> u128 {
+    /// Whether the search looks at flags, keywords, `\Recent` or mod-sequences (when it
+    /// does not, a flag change cannot alter the answer: Roundcube marking a message seen
+    /// keeps its SORT memoized).
+    pub(super) fn uses_flags(keys: &[SearchKey<'_>]) -> bool {
+        keys.iter().any(|k| match k {
+            SearchKey::And(ks) => uses_flags(ks.as_ref()),
+            SearchKey::Or(a, b) => {
+                uses_flags(std::slice::from_ref(&**a)) || uses_flags(std::slice::from_ref(&**b))
+            }
+            SearchKey::Not(a) => uses_flags(std::slice::from_ref(&**a)),
+            SearchKey::Answered
+            | SearchKey::Unanswered
+            | SearchKey::Deleted
+            | SearchKey::Undeleted
+            | SearchKey::Draft
+            | SearchKey::Undraft
+            | SearchKey::Flagged
+            | SearchKey::Unflagged
+            | SearchKey::Seen
+            | SearchKey::Unseen
+            | SearchKey::Recent
+            | SearchKey::Old
+            | SearchKey::New
+            | SearchKey::Keyword(_)
+            | SearchKey::Unkeyword(_)
+            | SearchKey::ModSequence { .. } => true,
+            _ => false,
+        })
+    }
+
+    /// A 128-bit digest of everything of the view an answer can depend on: the UIDs, sizes
+    /// and INTERNALDATEs, and with `flags` the flags, keywords, `\Recent` and mod-sequences.
+    pub(super) fn digest(view: &View, flags: bool) -> u128 {
         let mut a = DefaultHasher::new();
         let mut b = DefaultHasher::new();
         0xa5u8.hash(&mut b);
@@ -116,8 +148,11 @@ mod memo {
                 Err(e) => -(e.duration().as_nanos() as i128),
             };
             for h in [&mut a, &mut b] {
-                (m.uid, m.flags.0, m.size, t, m.recent, m.modseq).hash(h);
-                m.keywords.hash(h);
+                (m.uid, m.size, t).hash(h);
+                if flags {
+                    (m.flags.0, m.recent, m.modseq).hash(h);
+                    m.keywords.hash(h);
+                }
             }
         }
         (u128::from(a.finish()) << 64) | u128::from(b.finish())
@@ -146,11 +181,6 @@ mod memo {
         m.retain(|e| e.key != key);
         m.push_front(Entry { key, view, line });
         m.truncate(ENTRIES);
-    }
-
-    #[cfg(test)]
-    pub(super) fn clear() {
-        lock().clear();
     }
 }
 
@@ -342,7 +372,7 @@ impl ImapSession {
             return Ok(None);
         }
         let key = format!("{user}\0{}\0{}\0{command}", sel.mailbox.name(), sel.view.uid_validity);
-        Ok(Some((key, memo::digest(&sel.view))))
+        Ok(Some((key, memo::digest(&sel.view, memo::uses_flags(search.as_ref())))))
     }
 
     /// SORT / UID SORT (RFC 5256 §3), ESORT (RFC 5267 §3) with `RETURN (..)`.
