@@ -21,9 +21,9 @@ run protolog TARGETS="mailserver-l0 mailserver-l5" ROUNDS=3 DURATION=8 CLIENTS=5
   MESSAGES=40 WORKLOADS="pop3-retrieve imap-fetch login-storm-pop3 login-storm-imap"
 run imap-resync TARGETS="dovecot-default mailserver-l0" ROUNDS=5 RESYNC_SAMPLES=40 \
   WORKLOADS="imap-resync"
-run imap-sort TARGETS="dovecot-default mailserver-l0" ROUNDS=3 USERS=1 MESSAGES=10 SORT_SAMPLES=10 \
+run imap-sort TARGETS="dovecot-default mailserver-l0" ROUNDS=5 USERS=1 MESSAGES=10 SORT_SAMPLES=10 \
   WORKLOADS="imap-sort"
-run lmtp TARGETS="dovecot-default mailserver-l0" ROUNDS=3 DURATION=10 WORKLOADS="lmtp-deliver"
+run lmtp TARGETS="dovecot-default mailserver-l0" ROUNDS=5 DURATION=10 WORKLOADS="lmtp-deliver"
 run rawlog TARGETS="mailserver-l0 mailserver-l5 dovecot-hp dovecot-hp-rawlog" ROUNDS=3 DURATION=8 \
   CLIENTS=50 USERS=50 MESSAGES=40 WORKLOADS="pop3-retrieve imap-fetch"
 run metrics TARGETS="mailserver-l0 mailserver-l0-metrics" ROUNDS=5 DURATION=8 CLIENTS=50 USERS=50 \

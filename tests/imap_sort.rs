@@ -410,3 +410,192 @@ async fn a_warm_cache_opens_no_message_file() {
     .unwrap();
     assert_eq!(&cache[..8], b"MSCACHE2");
 }
+
+/// A folder big enough for the answer memo (`src/imap/cmd/sort.rs`, 64 messages and up):
+/// `n` messages from 1 Jan 2026, replies referencing earlier ones, subjects from a few
+/// topics, every size different.
+fn memo_corpus(n: usize, from: usize) -> Vec<(String, String)> {
+    (from..from + n)
+        .map(|i| {
+            let day = 1 + i % 28;
+            let mut h = vec![
+                format!("From: user{}@x.org", i % 9),
+                format!("To: list{}@x.org", i % 4),
+                format!(
+                    "Subject: {}topic {}",
+                    if i % 3 == 0 { "Re: " } else { "" },
+                    i % 7
+                ),
+                format!("Message-ID: <memo{i}@x>"),
+            ];
+            if i % 11 != 0 {
+                h.push(format!(
+                    "Date: {day} Jan 2026 {:02}:{:02}:00 +0000",
+                    i % 24,
+                    i % 60
+                ));
+            }
+            if i % 3 == 0 && i > 0 {
+                h.push(format!("References: <memo{}@x>", i / 2));
+            }
+            let date = format!("{:02}-Feb-2026 10:{:02}:00 +0000", day, i % 60);
+            (date, message(i, &h.join("\r\n")))
+        })
+        .collect()
+}
+
+async fn append_all(c: &mut Client, msgs: &[(String, String)]) {
+    for (i, (date, m)) in msgs.iter().enumerate() {
+        let tag = format!("m{i}");
+        c.send(&format!("{tag} APPEND INBOX \"{date}\" {{{}+}}", m.len()))
+            .await;
+        c.send_raw(m.as_bytes()).await;
+        c.send_raw(b"\r\n").await;
+        let (_, t) = c.until_tagged(&tag).await;
+        assert!(t.starts_with("OK"), "{t}");
+    }
+}
+
+/// The memoized commands, each with an equivalent that is never memoized (`YOUNGER`
+/// depends on the clock; every message here is younger than 2,000,000,000 s).
+const MEMOIZED: &[&str] = &[
+    "UID SORT (REVERSE DATE) UTF-8 ALL",
+    "SORT (SUBJECT) UTF-8 UNSEEN",
+    "SORT (FROM REVERSE ARRIVAL) UTF-8 UNDELETED",
+    "UID THREAD REFERENCES UTF-8 ALL",
+    "THREAD ORDEREDSUBJECT UTF-8 UNSEEN",
+];
+
+/// Each memoized command asked twice (the second answer comes from the memo) must give
+/// what its never-memoized equivalent computes now; returns the answers.
+async fn check_memo(c: &mut Client, when: &str) -> Vec<String> {
+    let mut answers = Vec::new();
+    for cmd in MEMOIZED {
+        let first = c.ok(cmd).await;
+        let second = c.ok(cmd).await;
+        let fresh = c.ok(&format!("{cmd} YOUNGER 2000000000")).await;
+        let pick = |lines: Vec<String>| {
+            lines
+                .into_iter()
+                .find(|l| l.starts_with("* SORT") || l.starts_with("* THREAD"))
+                .unwrap_or_else(|| panic!("{when}: {cmd}: no answer"))
+        };
+        let (first, second, fresh) = (pick(first), pick(second), pick(fresh));
+        assert_eq!(first, fresh, "{when}: {cmd}: a stale answer");
+        assert_eq!(second, fresh, "{when}: {cmd}: a stale answer (repeated)");
+        answers.push(fresh);
+    }
+    answers
+}
+
+/// NOOPs until the session saw `want` (e.g. "EXISTS"); bounded.
+async fn noop_until(c: &mut Client, want: &str) {
+    for _ in 0..100 {
+        if c.ok("NOOP").await.iter().any(|l| l.contains(want)) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("no {want} within 5 s");
+}
+
+/// The SORT/THREAD answer memo follows every change that can alter an answer: an APPEND, flag changes (by this and by another session), EXPUNGE, and another program's
+/// delivery into `new/` and removal from `cur/` once a sync sees them; a new session on
+/// the unchanged folder gets the same answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memoized_answers_follow_every_change() {
+    let ours = Daemon::start();
+    let addr = ours.imap.unwrap();
+    let mut c = Client::connect_to(addr).await;
+    c.ok(&format!("LOGIN {USER} {PASS}")).await;
+    append_all(&mut c, &memo_corpus(90, 0)).await;
+    c.ok("SELECT INBOX").await;
+    let mut last = check_memo(&mut c, "at first").await;
+    // The test is only as good as its changes: each must alter the answers it names.
+    fn changed(last: &mut Vec<String>, now: Vec<String>, what: &str, which: &[usize]) {
+        for &i in which {
+            assert_ne!(now[i], last[i], "{what} should change {}", MEMOIZED[i]);
+        }
+        *last = now;
+    }
+
+    // Flags from this session: UNSEEN and the thread of UNSEEN change.
+    c.ok("STORE 1:20 +FLAGS (\\Seen)").await;
+    changed(
+        &mut last,
+        check_memo(&mut c, "after STORE").await,
+        "STORE",
+        &[1, 4],
+    );
+
+    // Flags from another session, seen after a sync.
+    let mut other = Client::connect_to(addr).await;
+    other.ok(&format!("LOGIN {USER} {PASS}")).await;
+    other.ok("SELECT INBOX").await;
+    other.ok("STORE 30:40 +FLAGS (\\Seen)").await;
+    noop_until(&mut c, "FETCH").await;
+    changed(
+        &mut last,
+        check_memo(&mut c, "after another's STORE").await,
+        "STORE",
+        &[1],
+    );
+
+    // \Deleted alone changes UNDELETED; EXPUNGE changes everything.
+    c.ok("STORE 50 +FLAGS (\\Deleted)").await;
+    changed(
+        &mut last,
+        check_memo(&mut c, "after \\Deleted").await,
+        "\\Deleted",
+        &[2],
+    );
+    c.ok("EXPUNGE").await;
+    changed(
+        &mut last,
+        check_memo(&mut c, "after EXPUNGE").await,
+        "EXPUNGE",
+        &[0, 3],
+    );
+
+    // An APPEND (from the other session; the newest Date: sorts first in REVERSE DATE).
+    let late = "From: late@x.org\r\nSubject: topic 1\r\nDate: 1 Mar 2027 10:00:00 +0000\r\nMessage-ID: <late@x>";
+    other.append("INBOX", "", &message(1, late)).await;
+    noop_until(&mut c, "EXISTS").await;
+    changed(
+        &mut last,
+        check_memo(&mut c, "after APPEND").await,
+        "APPEND",
+        &[0, 1, 3],
+    );
+
+    // A new session on the unchanged folder: the same answers (from the memo).
+    let mut third = Client::connect_to(addr).await;
+    third.ok(&format!("LOGIN {USER} {PASS}")).await;
+    third.ok("SELECT INBOX").await;
+    assert_eq!(check_memo(&mut third, "in a new session").await, last);
+
+    // Another program: a delivery into new/ and a message removed from cur/.
+    let root = ours.data_dir().join("mail").join(USER);
+    let mda_msg = "From: mda@x.org\r\nSubject: topic 2\r\nDate: 2 Mar 2027 10:00:00 +0000\r\nMessage-ID: <mda@x>\r\n\r\nhi\r\n";
+    std::fs::write(root.join("new").join("1800000000.M1P1.mda"), mda_msg).unwrap();
+    noop_until(&mut c, "EXISTS").await;
+    changed(
+        &mut last,
+        check_memo(&mut c, "after a delivery into new/").await,
+        "new/",
+        &[0, 1, 3],
+    );
+    let victim = std::fs::read_dir(root.join("cur"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .min()
+        .unwrap();
+    std::fs::remove_file(victim).unwrap();
+    noop_until(&mut c, "EXPUNGE").await;
+    changed(
+        &mut last,
+        check_memo(&mut c, "after a removal from cur/").await,
+        "cur/",
+        &[0, 3],
+    );
+}

@@ -141,9 +141,22 @@ fn the_unix_socket_delivers_and_imap_fetches_it() {
         "Subject: via unix\r\n\r\nhi\r\n",
     );
     assert!(!out.contains("REFUSED"), "{out}");
+    // Delivered as an MDA delivers (Dovecot's lmtp too): into new/, numbered by the next
+    // sync, \Recent in the first session that sees it.
+    let new = d.data_dir().join("mail").join("alice").join("new");
+    let names: Vec<String> = std::fs::read_dir(&new)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(names.len(), 1, "{names:?}");
+    assert!(
+        names[0].contains(",S=") && !names[0].contains(":2,"),
+        "{names:?}"
+    );
     let mut c = common::imap::Client::login(d.imap.unwrap(), WAIT);
     let u = c.ok("f SELECT INBOX", "f");
     assert!(u.iter().any(|l| l == "* 1 EXISTS"), "{u:?}");
+    assert!(u.iter().any(|l| l == "* 1 RECENT"), "{u:?}");
     let u = c.ok(
         "g FETCH 1 BODY.PEEK[HEADER.FIELDS (SUBJECT DELIVERED-TO)]",
         "g",

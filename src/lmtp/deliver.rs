@@ -14,7 +14,7 @@
 
 use std::sync::Arc;
 
-use crate::store::{self, ErrorKind, Flags, Mailbox, NewMessage, Store};
+use crate::store::{self, ErrorKind, Mailbox, NewMessage, Store};
 
 /// A recipient the users file knows.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -151,10 +151,11 @@ impl Copy {
         self.msg.write(data)
     }
 
-    /// Saves the copy: fsynced and renamed into the folder before this returns (its UID).
-    /// Blocking.
-    pub fn finish(self) -> store::Result<u32> {
-        self.mailbox.save_finish(self.msg, Flags::NONE, &[], None)
+    /// Saves the copy: fsynced and renamed into the folder's `new/` (its name fsynced too)
+    /// before this returns ([`Mailbox::deliver_finish`]); its UID when the store gave one
+    /// already (Maildir numbers it at the next sync). Blocking.
+    pub fn finish(self) -> store::Result<Option<u32>> {
+        self.mailbox.deliver_finish(self.msg)
     }
 }
 

@@ -133,7 +133,8 @@ pub fn deliver(args: DeliverArgs, input: &mut dyn Read) -> u8 {
     let folder = copy.folder.clone();
     match copy.finish() {
         Ok(uid) => {
-            tracing::info!("deliver({}): saved mail to {folder} (uid {uid})", rcpt.user);
+            let uid = uid.map(|u| format!(" (uid {u})")).unwrap_or_default();
+            tracing::info!("deliver({}): saved mail to {folder}{uid}", rcpt.user);
             EX_OK
         }
         // As dovecot-lda -e: the reason on stderr, EX_NOPERM so the MTA bounces; with

@@ -366,8 +366,9 @@ impl LmtpSession {
             match result {
                 Ok((folder, uid)) => {
                     self.delivered += 1;
+                    let uid = uid.map(|u| format!(" (uid {u})")).unwrap_or_default();
                     tracing::info!(
-                        "lmtp({}): saved mail to {folder} (uid {uid}): from=<{}> rcpt=<{addr}>",
+                        "lmtp({}): saved mail to {folder}{uid}: from=<{}> rcpt=<{addr}>",
                         r.user,
                         tx.from
                     );
@@ -462,7 +463,7 @@ impl Body {
         mut self,
         recipients: usize,
         tempfail: bool,
-    ) -> Vec<Result<(String, u32), &'static str>> {
+    ) -> Vec<Result<(String, Option<u32>), &'static str>> {
         if let Some(why) = self.failed {
             return vec![Err(why); recipients];
         }

@@ -312,6 +312,14 @@ pub trait Mailbox: Send + Sync {
             )),
         }
     }
+    /// Delivers a message begun with [`Mailbox::save_begin`] as a mail delivery agent does
+    /// (LMTP, `mailserver deliver`): no flags, INTERNALDATE = now, durable before this
+    /// returns. Maildir puts it into `new/` (tmp → new, as Dovecot's `lmtp` and every MDA)
+    /// and leaves numbering it to the next sync, so it returns `None`; the default saves it
+    /// as APPEND does and returns its UID.
+    fn deliver_finish(&self, msg: Box<dyn NewMessage>) -> Result<Option<u32>> {
+        self.save_finish(msg, Flags::NONE, &[], None).map(Some)
+    }
     /// Copies messages into `dest` (hard links where possible); returns (source, new) UID pairs.
     fn copy_to(&self, uids: &[u32], dest: &dyn Mailbox) -> Result<Vec<(u32, u32)>>;
     /// Moves messages into `dest`; returns (source, new) UID pairs.

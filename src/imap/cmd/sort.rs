@@ -7,6 +7,18 @@
 //! the files after warming).
 //!
 //! Ties are broken by mailbox order, never reversed (RFC 5256 §3, as Dovecot).
+//!
+//! **The answer memo** ([`memo`]): the last answers of plain SORT and THREAD commands are
+//! kept per (user, folder, UIDVALIDITY, command) with a digest of the session's view, so a
+//! client that repeats a SORT (Roundcube sends the same one for every page it shows, from a
+//! new session each time) gets it without sorting again. The answer is a function of the
+//! view (UIDs, sizes, INTERNALDATEs, and when the search looks at them flags, keywords,
+//! `\Recent` and mod-sequences: all in the digest) and of the messages' contents, which
+//! never change under (UIDVALIDITY, UID); so any change that can alter it (EXPUNGE, APPEND,
+//! a flag change the search sees, another program's change once a sync brought it into
+//! the view) changes the digest. Not memoized: `OLDER`/`YOUNGER`
+//! (they depend on the clock), ESORT's `RETURN` (it may save `$`), and an answer for which
+//! a message could not be read.
 
 use std::cmp::Ordering;
 use std::time::UNIX_EPOCH;
@@ -51,6 +63,124 @@ impl Found {
             SortKey::DisplayTo => &k.display_to,
             _ => "",
         }
+    }
+}
+
+/// Memo of SORT and THREAD answers (see the module docs).
+mod memo {
+    use std::collections::hash_map::DefaultHasher;
+    use std::collections::VecDeque;
+    use std::hash::{Hash, Hasher};
+    use std::sync::{Arc, Mutex};
+    use std::time::UNIX_EPOCH;
+
+    use imap_codec::imap_types::search::SearchKey;
+
+    use crate::store::View;
+
+    /// Answers kept (process-wide, most recent first). Each is one response line.
+    const ENTRIES: usize = 16;
+    /// Folders smaller than this are sorted each time (cheap, and not worth the memory).
+    pub(super) const FROM_MESSAGES: usize = 64;
+
+    struct Entry {
+        key: String,
+        view: u128,
+        line: Arc<str>,
+    }
+
+    static MEMO: Mutex<VecDeque<Entry>> = Mutex::new(VecDeque::new());
+
+    /// Whether the answer depends only on the view and the messages' contents.
+    pub(super) fn cacheable(keys: &[SearchKey<'_>]) -> bool {
+        keys.iter().all(|k| match k {
+            SearchKey::Older(_) | SearchKey::Younger(_) => false,
+            SearchKey::And(ks) => cacheable(ks.as_ref()),
+            SearchKey::Or(a, b) => cacheable(std::slice::from_ref(&**a)) && cacheable(std::slice::from_ref(&**b)),
+            SearchKey::Not(a) => cacheable(std::slice::from_ref(&**a)),
+            _ => true,
+        })
+    }
+
+    /// Whether the search looks at flags, keywords, `\Recent` or mod-sequences (when it
+    /// does not, a flag change cannot alter the answer: Roundcube marking a message seen
+    /// keeps its SORT memoized).
+    pub(super) fn uses_flags(keys: &[SearchKey<'_>]) -> bool {
+        keys.iter().any(|k| match k {
+            SearchKey::And(ks) => uses_flags(ks.as_ref()),
+            SearchKey::Or(a, b) => {
+                uses_flags(std::slice::from_ref(&**a)) || uses_flags(std::slice::from_ref(&**b))
+            }
+            SearchKey::Not(a) => uses_flags(std::slice::from_ref(&**a)),
+            SearchKey::Answered
+            | SearchKey::Unanswered
+            | SearchKey::Deleted
+            | SearchKey::Undeleted
+            | SearchKey::Draft
+            | SearchKey::Undraft
+            | SearchKey::Flagged
+            | SearchKey::Unflagged
+            | SearchKey::Seen
+            | SearchKey::Unseen
+            | SearchKey::Recent
+            | SearchKey::Old
+            | SearchKey::New
+            | SearchKey::Keyword(_)
+            | SearchKey::Unkeyword(_)
+            | SearchKey::ModSequence { .. } => true,
+            _ => false,
+        })
+    }
+
+    /// A 128-bit digest of everything of the view an answer can depend on: the UIDs, sizes
+    /// and INTERNALDATEs, and with `flags` the flags, keywords, `\Recent` and mod-sequences.
+    pub(super) fn digest(view: &View, flags: bool) -> u128 {
+        let mut a = DefaultHasher::new();
+        let mut b = DefaultHasher::new();
+        0xa5u8.hash(&mut b);
+        for h in [&mut a, &mut b] {
+            view.uid_validity.hash(h);
+            view.messages.len().hash(h);
+        }
+        for m in &view.messages {
+            let t = match m.internal_date.duration_since(UNIX_EPOCH) {
+                Ok(d) => d.as_nanos() as i128,
+                Err(e) => -(e.duration().as_nanos() as i128),
+            };
+            for h in [&mut a, &mut b] {
+                (m.uid, m.size, t).hash(h);
+                if flags {
+                    (m.flags.0, m.recent, m.modseq).hash(h);
+                    m.keywords.hash(h);
+                }
+            }
+        }
+        (u128::from(a.finish()) << 64) | u128::from(b.finish())
+    }
+
+    fn lock() -> std::sync::MutexGuard<'static, VecDeque<Entry>> {
+        MEMO.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(super) fn get(key: &str, view: u128) -> Option<Arc<str>> {
+        let mut m = lock();
+        let i = m.iter().position(|e| e.key == key)?;
+        if m[i].view != view {
+            // The folder changed: this answer can never be asked for again.
+            m.remove(i);
+            return None;
+        }
+        let e = m.remove(i)?;
+        let line = e.line.clone();
+        m.push_front(e);
+        Some(line)
+    }
+
+    pub(super) fn put(key: String, view: u128, line: Arc<str>) {
+        let mut m = lock();
+        m.retain(|e| e.key != key);
+        m.push_front(Entry { key, view, line });
+        m.truncate(ENTRIES);
     }
 }
 
@@ -219,6 +349,32 @@ impl ImapSession {
             .ok_or_else(|| Fail::No("[UNAVAILABLE] Search cancelled.".into()))
     }
 
+    /// The memo key of a plain SORT or THREAD `command` (with the checks and side effects
+    /// its search has before it runs) and the view's digest; `None` when not memoized.
+    fn memo_key(
+        &mut self,
+        command: &str,
+        charset: &Charset<'static>,
+        search: &Vec1<SearchKey<'static>>,
+        out: &mut Output,
+    ) -> Result<Option<(String, u128)>, Fail> {
+        check_charset(Some(charset)).map_err(|t| Fail::No(t.into()))?;
+        check_limits(search.as_ref()).map_err(|t| Fail::No(t.into()))?;
+        if uses_modseq(search.as_ref()) {
+            self.enable_condstore(out);
+        }
+        if !memo::cacheable(search.as_ref()) {
+            return Ok(None);
+        }
+        let user = self.user.as_ref().map(|u| u.0.clone()).unwrap_or_default();
+        let sel = self.selected()?;
+        if sel.view.messages.len() < memo::FROM_MESSAGES {
+            return Ok(None);
+        }
+        let key = format!("{user}\0{}\0{}\0{command}", sel.mailbox.name(), sel.view.uid_validity);
+        Ok(Some((key, memo::digest(&sel.view, memo::uses_flags(search.as_ref())))))
+    }
+
     /// SORT / UID SORT (RFC 5256 §3), ESORT (RFC 5267 §3) with `RETURN (..)`.
     pub(crate) async fn sort(
         &mut self,
@@ -235,9 +391,20 @@ impl ImapSession {
         }
         let modseq = uses_modseq(search.as_ref());
         let criteria = criteria.into_inner();
+        let memo_key = match ret {
+            None => self.memo_key(&format!("{uid} SORT {criteria:?} {charset:?} {search:?}"), &charset, &search, out)?,
+            Some(_) => None,
+        };
+        if let Some((key, view)) = &memo_key {
+            if let Some(line) = memo::get(key, *view) {
+                out.reply(line.as_bytes());
+                return Ok("Sort completed.".into());
+            }
+        }
         let (found, highest, gone) = self
             .sorted_search(&charset, search, wanted(&criteria), out)
             .await?;
+        let complete = !gone && (wanted(&criteria).is_none() || found.iter().all(|f| f.keys.is_some()));
         // An order of indexes is sorted, not the (large) entries themselves.
         let mut order: Vec<u32> = (0..found.len() as u32).collect();
         order.sort_by(|&a, &b| compare(&found[a as usize], &found[b as usize], &criteria));
@@ -256,6 +423,9 @@ impl ImapSession {
                 }
                 if let Some(m) = modseq {
                     line.push_str(&format!(" (MODSEQ {m})"));
+                }
+                if let (Some((key, view)), true) = (memo_key, complete) {
+                    memo::put(key, view, line.as_str().into());
                 }
                 out.reply(line);
             }
@@ -306,7 +476,15 @@ impl ImapSession {
             ids: true,
             ..Wanted::default()
         };
+        let memo_key = self.memo_key(&format!("{uid} THREAD {alg:?} {charset:?} {search:?}"), &charset, &search, out)?;
+        if let Some((key, view)) = &memo_key {
+            if let Some(line) = memo::get(key, *view) {
+                out.reply(line.as_bytes());
+                return Ok("Thread completed.".into());
+            }
+        }
         let (found, _, gone) = self.sorted_search(&charset, search, Some(want), out).await?;
+        let complete = !gone && found.iter().all(|f| f.keys.is_some());
         let msgs: Vec<ThreadMsg> = found
             .into_iter()
             .map(|mut f| {
@@ -322,7 +500,11 @@ impl ImapSession {
                 }
             })
             .collect();
-        out.reply(thread::response(&thread::thread(&msgs, alg)));
+        let line = thread::response(&thread::thread(&msgs, alg));
+        if let (Some((key, view)), true) = (memo_key, complete) {
+            memo::put(key, view, line.as_str().into());
+        }
+        out.reply(line);
         Ok(if gone {
             "[EXPUNGEISSUED] Thread completed.".into()
         } else {

@@ -169,6 +169,8 @@ pub struct MaildirMailbox {
     pub(super) registry: Arc<Registry>,
     /// ENVELOPE/BODYSTRUCTURE/BODY by UID, persisted in `mailserver.cache`.
     pub(super) derived: DerivedCache,
+    /// Group commit of `new/`'s fsync for concurrent deliveries (`dirsync.rs`).
+    pub(super) new_sync: super::dirsync::DirSync,
 }
 
 impl std::fmt::Debug for MaildirMailbox {
@@ -264,6 +266,7 @@ impl MaildirMailbox {
             notified: Arc::new(AtomicBool::new(false)),
             own_renames: Arc::default(),
             registry,
+            new_sync: Default::default(),
         }
     }
 
@@ -726,6 +729,10 @@ impl Mailbox for MaildirMailbox {
     ) -> Result<u32> {
         let r = self.save_new(msg, flags, keywords, internal_date);
         counted(r, "save")
+    }
+
+    fn deliver_finish(&self, msg: Box<dyn NewMessage>) -> Result<Option<u32>> {
+        self.deliver_new(msg).map(|()| None)
     }
 
     fn copy_to(&self, uids: &[u32], dest: &dyn Mailbox) -> Result<Vec<(u32, u32)>> {

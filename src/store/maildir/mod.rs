@@ -16,6 +16,7 @@
 pub mod cache;
 mod copy;
 mod crlf;
+mod dirsync;
 pub mod dotlock;
 pub mod filename;
 pub mod fsutil;

@@ -252,6 +252,58 @@ impl MaildirMailbox {
         }
     }
 
+    /// The body of [`Mailbox::deliver_finish`](crate::store::Mailbox::deliver_finish): the
+    /// staged file is completed and fsynced, renamed into `new/` under its sized base name
+    /// (as Dovecot's `lmtp` and any Maildir MDA deliver), and `new/` is fsynced before this
+    /// returns; the next sync (of any process) numbers it and moves it to `cur/`, `\Recent`
+    /// in the first session that sees it.
+    ///
+    /// Crash safety, the same guarantee as APPEND's: before `Ok` the file's data and inode
+    /// are durable (fsync of the file) and so is its name in `new/` (an fsync of `new/`
+    /// started after the rename returned, shared with concurrent deliveries, `dirsync.rs`).
+    /// A crash before that leaves the file in `tmp/` (swept as Dovecot does) or already in
+    /// `new/`: at worst a message the MTA will send again, never one acknowledged and lost.
+    /// Not taking the folder's lock or the uidlist's dot-lock here is what lets concurrent
+    /// deliveries share the directory fsync: numbering is the reader's business, as it is
+    /// for every other program that writes into `new/`.
+    pub(super) fn deliver_new(&self, msg: Box<dyn NewMessage>) -> Result<()> {
+        let mut msg = match msg.into_any().downcast::<StagedMessage>() {
+            Ok(m) if m.dir == self.dir => m,
+            _ => {
+                return Err(Error::new(
+                    ErrorKind::Internal,
+                    format!("{}: delivery of a message not staged here", self.dir.display()),
+                ))
+            }
+        };
+        msg.complete(None)?;
+        let (size, vsize) = msg.conv.sizes();
+        let base = filename::with_sizes(&msg.tmp_name, size, vsize);
+        // Refused: `msg` is dropped, which removes its file.
+        self.quota_check(size, 1)?;
+        let new = self.dir.join("new");
+        let dest = new.join(&base);
+        msg.saved = true;
+        if let Err(e) = fs::rename(&msg.path, &dest) {
+            let _ = fs::remove_file(&msg.path);
+            return Err(io_err(e, "rename", &dest));
+        }
+        if let Err(e) = self.new_sync.sync(&new) {
+            // Not acknowledged: take it back so the MTA's retry does not make two.
+            match fs::remove_file(&dest) {
+                Err(re) if re.kind() == io::ErrorKind::NotFound => {
+                    // A sync moved it to cur/ meanwhile.
+                    self.discard(&[(base.clone(), base.into())]);
+                }
+                _ => {}
+            }
+            return Err(e);
+        }
+        self.quota_changed(size as i64, 1);
+        self.bump();
+        Ok(())
+    }
+
     /// Saves a staged message: the file is completed and fsynced, then (under the mailbox lock) renamed into `cur/`
     /// with its sizes and flags in the name, `cur/` is fsynced and the UID recorded.
     fn save_staged(
