@@ -241,8 +241,13 @@ fn an_unknown_user_fails_as_slowly_as_an_argon2id_user() {
     // Without the equal-cost dummy check an unknown user costs microseconds of CPU against
     // the ARGON2ID user's ~100 ms; with it they are close.
     let [known, unknown] = ticks;
-    eprintln!("daemon CPU ticks for 6 failed logins: ARGON2ID user {known}, unknown user {unknown}");
-    assert!(known >= 6, "the ARGON2ID verifications took {known} ticks: not measurable");
+    eprintln!(
+        "daemon CPU ticks for 6 failed logins: ARGON2ID user {known}, unknown user {unknown}"
+    );
+    assert!(
+        known >= 6,
+        "the ARGON2ID verifications took {known} ticks: not measurable"
+    );
     assert!(
         unknown as f64 >= 0.7 * known as f64,
         "unknown user {unknown} ticks vs ARGON2ID user {known}"

@@ -536,3 +536,72 @@ fn a_reopened_folder_sees_what_changed_while_it_was_closed() {
     p.sync(&mut v).unwrap();
     assert!(v.messages.is_empty(), "{:?}", v.messages);
 }
+
+#[test]
+fn read_header_reads_exactly_the_header() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> = Arc::new(MaildirStore::new(tmp.path().join("mail")));
+    let user = store.user("alice").unwrap();
+    let inbox = user.open("INBOX").unwrap();
+    // A header of exactly 8,192 bytes: the first 8 KiB read ends between the last header
+    // line's LF and the empty line's.
+    let mut straddle = String::new();
+    while straddle.len() + 40 < 8192 {
+        straddle.push_str("X-Pad: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n");
+    }
+    let last = 8192 - straddle.len() - "X-Last: \n".len();
+    straddle.push_str(&format!("X-Last: {}\n", "b".repeat(last)));
+    assert_eq!(straddle.len(), 8192);
+    // A header of ~40 KB: several reads.
+    let long: String = (0..1000)
+        .map(|i| format!("X-Pad-{i}: {}\n", "v".repeat(28)))
+        .collect();
+    // (file contents as another program wrote them, the header they must give with CRLF)
+    let cases: Vec<(String, String)> = vec![
+        (
+            "From: a@example.org\nSubject: lf\n\nbody\n\nmore\n".into(),
+            "From: a@example.org\r\nSubject: lf\r\n\r\n".into(),
+        ),
+        (
+            "From: a@example.org\r\nSubject: crlf\r\n\r\nbody\r\n".into(),
+            "From: a@example.org\r\nSubject: crlf\r\n\r\n".into(),
+        ),
+        (
+            "From: a@example.org\nSubject: no empty line".into(),
+            "From: a@example.org\r\nSubject: no empty line".into(),
+        ),
+        ("\nonly a body\n".into(), "\r\n".into()),
+        (
+            format!("{long}\nbody\n"),
+            format!("{long}\n").replace('\n', "\r\n"),
+        ),
+        (
+            format!("{straddle}\nbody\n"),
+            format!("{straddle}\n").replace('\n', "\r\n"),
+        ),
+    ];
+    for (i, (file, _)) in cases.iter().enumerate() {
+        let name = format!("17000000{i:02}.M{i}P1.test");
+        fs::write(tmp.path().join("mail/alice/new").join(name), file).unwrap();
+    }
+    let mut view = View::default();
+    inbox.sync(&mut view).unwrap();
+    assert_eq!(view.messages.len(), cases.len());
+    let mut got: Vec<String> = Vec::new();
+    for m in &view.messages {
+        let full = inbox.read(m.uid).unwrap();
+        let head = inbox.read_header(m.uid).unwrap();
+        assert!(full.starts_with(&head), "UID {}: not a prefix", m.uid);
+        assert_eq!(
+            head.len(),
+            mailserver::store::header_len(&full),
+            "UID {}",
+            m.uid
+        );
+        got.push(String::from_utf8(head.to_vec()).unwrap());
+    }
+    let mut want: Vec<String> = cases.into_iter().map(|c| c.1).collect();
+    got.sort();
+    want.sort();
+    assert_eq!(got, want);
+}

@@ -254,6 +254,13 @@ pub trait Mailbox: Send + Sync {
     fn sync(&self, view: &mut View) -> Result<Changes>;
     /// The raw message with CRLF line endings (`len() == meta.size`).
     fn read(&self, uid: u32) -> Result<Arc<[u8]>>;
+    /// The message's header with CRLF line endings, up to and including the empty line that
+    /// ends it (all of the message when it has none). A backend reads no more of the file
+    /// than that where it can: SORT/THREAD keys of a folder whose cache is cold.
+    fn read_header(&self, uid: u32) -> Result<Arc<[u8]>> {
+        let raw = self.read(uid)?;
+        Ok(raw[..header_len(&raw)].into())
+    }
     /// Changes flags/keywords of the given UIDs; returns the new metadata of those that exist.
     fn store_flags(
         &self,
@@ -370,4 +377,23 @@ pub trait Mailbox: Send + Sync {
     }
     /// Used by `copy_to`/`move_to` implementations to reach the destination's backend.
     fn as_any(&self) -> &dyn std::any::Any;
+}
+
+/// The length of `raw`'s header up to and including the empty line that ends it (LF or CRLF
+/// line endings), or `raw.len()` when there is none.
+pub fn header_len(raw: &[u8]) -> usize {
+    if raw.starts_with(b"\r\n") {
+        return 2;
+    }
+    if raw.starts_with(b"\n") {
+        return 1;
+    }
+    for lf in memchr::memchr_iter(b'\n', raw) {
+        match raw.get(lf + 1) {
+            Some(b'\n') => return lf + 2,
+            Some(b'\r') if raw.get(lf + 2) == Some(&b'\n') => return lf + 3,
+            _ => {}
+        }
+    }
+    raw.len()
 }

@@ -248,7 +248,7 @@ fn derive_missing(
             if stop.is_cancelled() {
                 return None;
             }
-            let keys = mailbox.read(uids[i]).ok().map(|raw| SortKeys::from_message(&raw));
+            let keys = mailbox.read_header(uids[i]).ok().map(|raw| SortKeys::from_message(&raw));
             out.push((i, keys));
         }
         Some(out)

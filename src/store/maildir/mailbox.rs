@@ -274,6 +274,28 @@ impl MaildirMailbox {
         self.dir.join("dovecot-uidlist")
     }
 
+    /// The file of `uid` and its recorded size. A UID the cache knows is taken from its
+    /// cached path without statting the folder; on the second `attempt` (the file was
+    /// renamed or removed meanwhile) the folder is rescanned first.
+    fn locate(&self, uid: u32, attempt: u32) -> Result<(PathBuf, u64)> {
+        let mut st = lock(&self.state);
+        let known = if attempt == 0 && st.loaded {
+            st.find(uid)
+        } else {
+            None
+        };
+        if known.is_none() {
+            self.refresh(&mut st, attempt > 0)?;
+        }
+        let Some(i) = known.or_else(|| st.find(uid)) else {
+            return Err(Error::new(
+                ErrorKind::NotFound,
+                format!("UID {uid} not in {}", self.name),
+            ));
+        };
+        Ok((self.msg_path(&st.recs[i]), st.recs[i].vsize))
+    }
+
     pub(super) fn msg_path(&self, r: &Rec) -> PathBuf {
         self.dir
             .join(if r.in_new { "new" } else { "cur" })
@@ -634,27 +656,7 @@ impl Mailbox for MaildirMailbox {
 
     fn read(&self, uid: u32) -> Result<Arc<[u8]>> {
         for attempt in 0..2 {
-            let (path, vsize) = {
-                let mut st = lock(&self.state);
-                // A UID the cache knows is read from its cached path without statting the
-                // folder; if that file was renamed or removed meanwhile, the second attempt
-                // rescans.
-                let known = if attempt == 0 && st.loaded {
-                    st.find(uid)
-                } else {
-                    None
-                };
-                if known.is_none() {
-                    self.refresh(&mut st, attempt > 0)?;
-                }
-                let Some(i) = known.or_else(|| st.find(uid)) else {
-                    return Err(Error::new(
-                        ErrorKind::NotFound,
-                        format!("UID {uid} not in {}", self.name),
-                    ));
-                };
-                (self.msg_path(&st.recs[i]), st.recs[i].vsize)
-            };
+            let (path, vsize) = self.locate(uid, attempt)?;
             match fs::read(&path) {
                 Ok(raw) => {
                     let data = to_crlf(&raw);
@@ -667,6 +669,18 @@ impl Mailbox for MaildirMailbox {
                     }
                     return Ok(data.into());
                 }
+                Err(e) if e.kind() == io::ErrorKind::NotFound && attempt == 0 => continue,
+                Err(e) => return Err(io_err(e, "read", &path)),
+            }
+        }
+        unreachable!("the loop returns on its second attempt")
+    }
+
+    fn read_header(&self, uid: u32) -> Result<Arc<[u8]>> {
+        for attempt in 0..2 {
+            let (path, _) = self.locate(uid, attempt)?;
+            match read_head(&path) {
+                Ok(raw) => return Ok(to_crlf(&raw).into()),
                 Err(e) if e.kind() == io::ErrorKind::NotFound && attempt == 0 => continue,
                 Err(e) => return Err(io_err(e, "read", &path)),
             }
@@ -886,6 +900,38 @@ fn counted<T>(r: Result<T>, op: &'static str) -> Result<T> {
     r
 }
 
+/// The start of the file at `path` up to and including the empty line that ends the
+/// message's header (the whole file when it has none): read in growing chunks, so a
+/// 20 KB message with a 1 KB header costs one `read`, with no `statx` and no read to EOF.
+fn read_head(path: &Path) -> io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut file = fs::File::open(path)?;
+    let mut buf = Vec::new();
+    let mut chunk = 8 * 1024;
+    loop {
+        let start = buf.len();
+        buf.resize(start + chunk, 0);
+        let n = file.read(&mut buf[start..])?;
+        buf.truncate(start + n);
+        if n == 0 {
+            return Ok(buf);
+        }
+        // From the start again: the empty line may straddle the chunks (a header is small
+        // and the chunks double, so this stays linear in practice).
+        let end = crate::store::header_len(&buf);
+        if end < buf.len() || (end == buf.len() && ends_header(&buf)) {
+            buf.truncate(end);
+            return Ok(buf);
+        }
+        chunk = (chunk * 2).min(256 * 1024);
+    }
+}
+
+/// Whether `buf` ends with the empty line that ends a header.
+fn ends_header(buf: &[u8]) -> bool {
+    buf.ends_with(b"\n\n") || buf.ends_with(b"\n\r\n") || buf == b"\n" || buf == b"\r\n"
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -900,4 +946,3 @@ mod tests {
         assert_eq!(u32::from_str_radix(&text, 16).unwrap(), b);
     }
 }
-
