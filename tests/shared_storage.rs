@@ -285,3 +285,141 @@ fn the_marker_is_created_when_not_required_and_then_checked_at_login() {
     // The node without the requirement is not affected.
     Client::login(a.imap.unwrap(), WAIT).ok("s SELECT INBOX", "s");
 }
+
+/// The lock calls (`flock`, `fcntl` `F_SETLK*`) in an `strace -y` log: (path, line).
+fn lock_calls(trace: &str) -> Vec<(String, String)> {
+    trace
+        .lines()
+        .filter(|l| l.contains("flock(") || (l.contains("fcntl(") && l.contains("SETLK")))
+        .filter_map(|l| {
+            // `123 flock(7</path/to/file>, LOCK_EX) = 0`
+            let start = l.find('<')? + 1;
+            let end = start + l[start..].find('>')?;
+            Some((l[start..end].to_string(), l.to_string()))
+        })
+        .collect()
+}
+
+#[test]
+fn no_flock_or_fcntl_lock_is_taken_under_data_dir() {
+    if !common::have("strace") {
+        common::skipped("strace is not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("users"),
+        format!("{USER}:{{PLAIN}}{PASS}\n"),
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let logs = dir.path().join("logs");
+    let config_path = dir.path().join("mailserver.toml");
+    // The IMAP protocol log, outside data_dir, is flock'ed at the first session: the trace
+    // must show that lock, so it is known to see locks at all.
+    let mut config = node_config(dir.path(), &data, "", "");
+    config.imap_log.level = Some(2);
+    config.imap_log.path = Some(logs.clone());
+    config.write(&config_path);
+    // Another folder's takeover of a stale dot-lock runs too: a lock of a dead process.
+    let d = Daemon::spawn(dir, config_path, &[]);
+
+    let trace = d.data_dir().with_file_name("strace.txt");
+    let mut strace = Command::new("strace")
+        .args(["-f", "-y", "-e", "trace=flock,fcntl", "-o"])
+        .arg(&trace)
+        .arg("-p")
+        .arg(d.pid().to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Attached to every thread before the work starts: strace says so in one line
+    // ("Process N attached with T threads"); threads made later are followed (-f).
+    let err = strace.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for l in BufReader::new(err).lines().map_while(Result::ok) {
+            let _ = tx.send(l);
+        }
+    });
+    let attached = format!("Process {} attached", d.pid());
+    let mut said = Vec::new();
+    loop {
+        let Ok(l) = rx.recv_timeout(WAIT) else {
+            panic!("strace did not attach: {said:?}");
+        };
+        if l.contains("Operation not permitted") {
+            common::skipped(&format!("strace cannot attach here: {l}"));
+            let _ = strace.kill();
+            let _ = strace.wait();
+            return;
+        }
+        if l.contains(&attached) {
+            break;
+        }
+        said.push(l);
+        assert!(said.len() < 100, "strace said: {said:?}");
+    }
+
+    // Every store write path: APPEND, LMTP, SELECT with CONDSTORE (mod-sequences), STORE
+    // (flags, mod-sequences), \Recent (`mailserver.recent`), EXPUNGE, a new folder, COPY;
+    // and a uidlist dot-lock of a dead process taken over.
+    let inbox = d.data_dir().join("mail").join(USER);
+    let mut c = Client::login(d.imap.unwrap(), WAIT);
+    c.ok("s SELECT INBOX (CONDSTORE)", "s");
+    // pid_max is at most 2^22: this pid of this host is gone.
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    std::fs::write(
+        inbox.join("dovecot-uidlist.lock"),
+        format!("99999999:{}", host.trim()),
+    )
+    .unwrap();
+    let msg = "Subject: x\r\n\r\ny\r\n";
+    c.send(format!("p APPEND INBOX {{{}}}\r\n", msg.len()).as_bytes());
+    assert!(c.line().starts_with("+ "));
+    c.send(format!("{msg}\r\n").as_bytes());
+    let (_, done) = c.until_tagged("p");
+    assert!(done.starts_with("p OK"), "{done}");
+    lmtp_deliver(d.lmtp.unwrap(), "z");
+    c.ok("n NOOP", "n");
+    c.ok("f STORE 1:* +FLAGS (\\Flagged)", "f");
+    c.ok("k CREATE Box", "k");
+    c.ok("y COPY 1:* Box", "y");
+    c.ok("e STORE 1 +FLAGS (\\Deleted)", "e");
+    c.ok("x EXPUNGE", "x");
+    c.ok("t STATUS Box (MESSAGES RECENT HIGHESTMODSEQ)", "t");
+    c.ok("l LOGOUT", "l");
+
+    // strace detaches on SIGINT and writes the rest of its log.
+    let st = Command::new("kill")
+        .args(["-INT", &strace.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    wait::wait_for("strace to exit", WAIT, || {
+        strace
+            .try_wait()
+            .unwrap()
+            .ok_or_else(|| "running".to_string())
+    });
+    let text = std::fs::read_to_string(&trace).unwrap();
+    let locks = lock_calls(&text);
+    let data_dir = d.data_dir().display().to_string();
+    let under: Vec<_> = locks
+        .iter()
+        .filter(|(p, _)| p.starts_with(&data_dir))
+        .collect();
+    assert!(under.is_empty(), "locks under data_dir: {under:#?}");
+    assert!(
+        locks
+            .iter()
+            .any(|(p, _)| p.starts_with(&logs.display().to_string())),
+        "the protocol log's flock was seen: {locks:#?}\n{text}"
+    );
+    assert!(
+        !inbox.join("dovecot-uidlist.lock").exists(),
+        "the dead process's uidlist lock was taken over"
+    );
+}
