@@ -151,6 +151,7 @@ pub fn apply_reload(live: &ArcSwap<Snapshot>, mut config: Config) {
         config.pop3 = old.config.pop3.clone();
         config.lmtp.listen = old.config.lmtp.listen.clone();
         config.server.data_dir = old.config.server.data_dir.clone();
+        config.server.store_watch = old.config.server.store_watch;
         // Log paths that default to data_dir follow the running data_dir, not the new one.
         use crate::config::registry::{resolved_path, IMAP_PATH, LMTP_PATH, POP3_PATH};
         let base = crate::config::base_dir(&config.path);
