@@ -66,6 +66,7 @@ internal! {
 
 // What the `mailserver` binary (src/main.rs) uses.
 pub use auth::{hash_password, load_users_file};
+pub use config::marker::describe as data_marker_text;
 pub use config::registry::RegType;
 pub use config::{escape_controls, load as load_config, regedit, render_effective, Config};
 pub use lmtp::lda::{deliver, DeliverArgs};

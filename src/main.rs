@@ -448,6 +448,14 @@ fn check_config(path: &Path) -> ExitCode {
                 }
             }
             print!("{}", esc(&mailserver::render_effective(&cfg)));
+            // The daemon refuses to start without a required marker (README.md, "Shared
+            // storage"): say it, and fail, as an invalid config would.
+            let (marker, refused) = mailserver::data_marker_text(&cfg.server);
+            println!("\n{}", esc(&marker));
+            if refused {
+                eprintln!("error: {}", esc(marker.trim_start_matches("# ")));
+                return ExitCode::FAILURE;
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {

@@ -63,7 +63,17 @@ impl Handles {
     pub fn new(snapshot: Snapshot) -> Handles {
         let store =
             crate::store::maildir::MaildirStore::new(snapshot.config.server.data_dir.join("mail"));
+        // Restart to change, as data_dir: watchers already made would stay.
+        store.set_watch(snapshot.config.server.store_watch);
         let live = Arc::new(ArcSwap::from_pointee(snapshot));
+        let current = live.clone();
+        store.require_marker(crate::store::maildir::MarkerRule(Arc::new(move || {
+            let s = current.load();
+            let server = &s.config.server;
+            server
+                .require_data_marker
+                .then(|| crate::config::marker::path(&server.data_dir))
+        })));
         let users = Arc::new(Users::new());
         let current = live.clone();
         store.set_quota_limits(Arc::new(crate::auth::UserQuotas::new(
@@ -93,6 +103,9 @@ pub async fn run_daemon(config_path: PathBuf) -> anyhow::Result<()> {
     for w in &config.warnings {
         tracing::warn!("{w}");
     }
+    // Before anything is written under data_dir (the self-signed certificate, the store):
+    // a shared mount that is not mounted must not get a new store written into it.
+    crate::config::marker::ensure(&config.server).map_err(|e| anyhow::anyhow!(e))?;
     let snapshot = Snapshot::build(config)?;
     let listeners = bind_all(&snapshot.config).await?;
     let unix = bind_unix(&snapshot.config)?;
@@ -165,6 +178,7 @@ pub fn apply_reload(live: &ArcSwap<Snapshot>, mut config: Config) {
         config.lmtp.listen = old.config.lmtp.listen.clone();
         config.server.data_dir = old.config.server.data_dir.clone();
         config.admin_socket = old.config.admin_socket.clone();
+        config.server.store_watch = old.config.server.store_watch;
         // Log paths that default to data_dir follow the running data_dir, not the new one.
         use crate::config::registry::{resolved_path, IMAP_PATH, LMTP_PATH, POP3_PATH};
         let base = crate::config::base_dir(&config.path);
@@ -183,6 +197,11 @@ pub fn apply_reload(live: &ArcSwap<Snapshot>, mut config: Config) {
     };
     crate::metrics::get().reload(true);
     crate::metrics::get().config_hash(snapshot.config.digest.clone());
+    let server = &snapshot.config.server;
+    if server.require_data_marker && !matches!(crate::config::marker::present(&server.data_dir), Ok(true)) {
+        // The store refuses every login until the marker is back (MaildirStore::require_marker).
+        tracing::error!("{}", crate::config::marker::missing_text(&server.data_dir));
+    }
     // Swapped in before the changes are logged: a client that connects once it has read
     // "applies at the next session start" gets the new snapshot.
     live.store(Arc::new(snapshot));

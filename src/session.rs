@@ -404,6 +404,13 @@ pub trait Session: Send {
     fn idle_watch(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
         None
     }
+    /// While the step is [`Step::Idle`]: also wake the session this often, watched counter
+    /// or not (IMAP: `imap.idle_check_interval_secs`, for changes inotify cannot see, such
+    /// as another host's on a shared file system). Asked once when IDLE begins; `None`: no
+    /// timer.
+    fn idle_check(&self) -> Option<std::time::Duration> {
+        None
+    }
     /// After [`Step::Continue`]: produce the next part of the unfinished command.
     fn on_continue(&mut self, out: &mut Output) -> impl Future<Output = Step> + Send {
         let _ = out;

@@ -14,6 +14,7 @@
 //!   `[ParametersSystem]` settings of a service.
 //! * `watch::spawn` (hot reload) and `regedit` (the `reg` CLI) live beside this file.
 
+pub mod marker;
 mod paths;
 pub mod regedit;
 pub mod registry;
@@ -79,7 +80,19 @@ pub struct ServerSettings {
     pub hostname: String,
     /// Absolute; mailboxes live in `data_dir/mail/<user>/`.
     pub data_dir: PathBuf,
+    /// `server.require_data_marker`: `data_dir` must hold [`DATA_MARKER`] or the daemon
+    /// refuses to serve (a shared mount that is not mounted); false: the marker is created
+    /// when missing (README.md, "Shared storage").
+    pub require_data_marker: bool,
+    /// `server.store_watch`: an inotify watcher per open folder wakes IDLE at once. Off on a
+    /// node whose `data_dir` is shared (NFS: inotify sees only this host's writes); IDLE then
+    /// relies on `imap.idle_check_interval_secs`. Restart to change.
+    pub store_watch: bool,
 }
+
+/// The marker file in `data_dir` that says "this is the mail store, mounted"
+/// (`server.require_data_marker`).
+pub const DATA_MARKER: &str = ".mailserver-data";
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Listeners {
@@ -95,7 +108,14 @@ pub struct ImapSettings {
     /// RFC 9051 IMAP4rev2 advertised and enable-able (`imap.imap4rev2`, Dovecot's
     /// `imap4rev2_enable`); when false, sessions are IMAP4rev1 only.
     pub imap4rev2: bool,
+    /// `imap.idle_check_interval_secs` (Dovecot's `mailbox_idle_check_interval`): an IDLE
+    /// session re-syncs its folder this often even without a watcher event, because inotify
+    /// does not see another host's writes; `None` (0) = only on events.
+    pub idle_check_interval: Option<Duration>,
 }
+
+/// Default of `imap.idle_check_interval_secs`, as Dovecot's `mailbox_idle_check_interval`.
+pub const DEFAULT_IDLE_CHECK_SECS: u64 = 30;
 
 /// `[quota]`: limits for users whose users-file entry has no `quota_rule` of its own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -328,6 +348,8 @@ struct RawConfig {
 struct RawServer {
     hostname: Option<Spanned<String>>,
     data_dir: Option<Spanned<String>>,
+    require_data_marker: Option<bool>,
+    store_watch: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -348,6 +370,7 @@ struct RawImap {
     #[serde(default)]
     tls_listen: Vec<Spanned<String>>,
     imap4rev2: Option<bool>,
+    idle_check_interval_secs: Option<Spanned<u64>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -584,8 +607,20 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<Config, ConfigError> {
         listen: c.addrs("imap.listen", &ri.listen),
         tls_listen: c.addrs("imap.tls_listen", &ri.tls_listen),
     };
+    let idle_check = match &ri.idle_check_interval_secs {
+        Some(n) if *n.get_ref() > MAX_SECS => {
+            c.error(
+                n,
+                format!("imap.idle_check_interval_secs must be at most {MAX_SECS} (a year)"),
+            );
+            DEFAULT_IDLE_CHECK_SECS
+        }
+        Some(n) => *n.get_ref(),
+        None => DEFAULT_IDLE_CHECK_SECS,
+    };
     let imap_protocol = ImapSettings {
         imap4rev2: ri.imap4rev2.unwrap_or(true),
+        idle_check_interval: (idle_check > 0).then(|| Duration::from_secs(idle_check)),
     };
     let pop3 = Listeners {
         listen: c.addrs("pop3.listen", &rp.listen),
@@ -793,7 +828,12 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<Config, ConfigError> {
             None => data_dir.join("admin.sock"),
         },
         seed_welcome: raw.demo.seed_welcome.unwrap_or(false),
-        server: ServerSettings { hostname, data_dir },
+        server: ServerSettings {
+            hostname,
+            data_dir,
+            require_data_marker: raw.server.require_data_marker.unwrap_or(false),
+            store_watch: raw.server.store_watch.unwrap_or(true),
+        },
         imap,
         imap_protocol,
         pop3,
@@ -861,11 +901,25 @@ fn settings(cfg: &Config) -> Vec<Setting> {
     };
     push("server.hostname", quote(&cfg.server.hostname), false);
     push("server.data_dir", quote_path(&cfg.server.data_dir), true);
+    push(
+        "server.require_data_marker",
+        cfg.server.require_data_marker.to_string(),
+        false,
+    );
+    push("server.store_watch", cfg.server.store_watch.to_string(), true);
     push("imap.listen", addr_list(&cfg.imap.listen), true);
     push("imap.tls_listen", addr_list(&cfg.imap.tls_listen), true);
     push(
         "imap.imap4rev2",
         cfg.imap_protocol.imap4rev2.to_string(),
+        false,
+    );
+    push(
+        "imap.idle_check_interval_secs",
+        cfg.imap_protocol
+            .idle_check_interval
+            .map_or(0, |d| d.as_secs())
+            .to_string(),
         false,
     );
     push("pop3.listen", addr_list(&cfg.pop3.listen), true);

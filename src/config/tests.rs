@@ -14,6 +14,12 @@ fn empty_file_gives_defaults() {
     assert!(c.imap.listen.is_empty() && c.pop3.tls_listen.is_empty());
     assert!(c.tls.is_none());
     assert!(c.imap_protocol.imap4rev2);
+    assert_eq!(
+        c.imap_protocol.idle_check_interval,
+        Some(Duration::from_secs(30))
+    );
+    assert!(!c.server.require_data_marker);
+    assert!(c.server.store_watch);
     assert_eq!(c.auth.users_file, PathBuf::from("/etc/ms/users"));
     assert!(!c.auth.allow_plaintext);
     assert_eq!(c.limits.max_connections, 10_000);
@@ -114,6 +120,37 @@ fn unknown_key_is_an_error_with_position() {
     assert!(!c.imap_protocol.imap4rev2);
     let e = p("[imapp]\n").unwrap_err().0;
     assert!(e.starts_with("/etc/ms/mailserver.toml:1:"), "{e}");
+}
+
+#[test]
+fn shared_storage_keys() {
+    let c = p("[server]\nrequire_data_marker = true\nstore_watch = false\n\
+               [imap]\nidle_check_interval_secs = 0\n")
+    .unwrap();
+    assert!(c.server.require_data_marker && !c.server.store_watch);
+    assert_eq!(c.imap_protocol.idle_check_interval, None, "0 is off");
+    let c = p("[imap]\nidle_check_interval_secs = 1\n").unwrap();
+    assert_eq!(
+        c.imap_protocol.idle_check_interval,
+        Some(Duration::from_secs(1))
+    );
+    let e = p("[imap]\nidle_check_interval_secs = 99999999999\n")
+        .unwrap_err()
+        .0;
+    assert!(e.starts_with("/etc/ms/mailserver.toml:2:"), "{e}");
+    assert!(e.contains("idle_check_interval_secs must be at most"), "{e}");
+    let e = p("[server]\nstore_watch = \"no\"\n").unwrap_err().0;
+    assert!(e.starts_with("/etc/ms/mailserver.toml:2:"), "{e}");
+    // A reload cannot turn the watcher on or off; it can change the others.
+    let old = p("").unwrap();
+    let new = p("[server]\nrequire_data_marker = true\nstore_watch = false\n\
+                 [imap]\nidle_check_interval_secs = 5\n")
+    .unwrap();
+    let changes = crate::config::diff(&old, &new);
+    let restart = |k: &str| changes.iter().find(|c| c.key == k).map(|c| c.needs_restart);
+    assert_eq!(restart("server.store_watch"), Some(true));
+    assert_eq!(restart("server.require_data_marker"), Some(false));
+    assert_eq!(restart("imap.idle_check_interval_secs"), Some(false));
 }
 
 #[test]

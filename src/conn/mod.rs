@@ -39,7 +39,8 @@
 //!   as content ([`Session::line_is_content`]) are logged as content, not as commands: level
 //!   5 the lines, level 4 one `<literal N octets>` when the content ends.
 //! * For IMAP: [`Step::ReadLiteral`] reads exact octet counts (never parsed as commands);
-//!   [`Step::Idle`] also wakes the session when [`Session::idle_watch`] changes (RFC 2177).
+//!   [`Step::Idle`] also wakes the session when [`Session::idle_watch`] changes (RFC 2177),
+//!   and every [`Session::idle_check`] interval (a change the watcher cannot see).
 //!   The server picks the session by service and hands it to [`serve_session`]
 //!   (`crate::server`); the contract the sessions implement is [`crate::session`].
 
@@ -267,6 +268,8 @@ async fn drive<S: Session>(
     let mut step = session.first_step();
     // The watch of the current IDLE, taken when `Step::Idle` begins.
     let mut idle_watch: Option<tokio::sync::watch::Receiver<u64>> = None;
+    // The re-check interval of the current IDLE ([`Session::idle_check`]).
+    let mut idle_check: Option<std::time::Duration> = None;
     // Octets of content lines ([`Session::line_is_content`]) since the last summary.
     let mut content_in = 0u64;
     loop {
@@ -392,19 +395,35 @@ async fn drive<S: Session>(
         if step == Step::Idle {
             if idle_watch.is_none() {
                 idle_watch = session.idle_watch();
+                idle_check = session.idle_check();
             }
         } else {
             idle_watch = None;
+            idle_check = None;
         }
         let wakeup = async {
-            match idle_watch.as_mut() {
-                Some(w) => {
-                    if w.changed().await.is_err() {
-                        // The sender is gone: nothing will ever change again.
-                        std::future::pending::<()>().await;
-                    }
+            // Another host's write fires no watcher event: the timer wakes the session to
+            // look (it re-syncs only what the stamps say changed).
+            let timer = async {
+                match idle_check {
+                    Some(d) => tokio::time::sleep(d).await,
+                    None => std::future::pending::<()>().await,
                 }
-                None => std::future::pending::<()>().await,
+            };
+            let watched = async {
+                match idle_watch.as_mut() {
+                    Some(w) => {
+                        if w.changed().await.is_err() {
+                            // The sender is gone: nothing will ever change again.
+                            std::future::pending::<()>().await;
+                        }
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                _ = watched => {}
+                _ = timer => {}
             }
         };
         tokio::select! {

@@ -338,6 +338,16 @@ impl Session for ImapSession {
         }
     }
 
+    /// The session's snapshot `imap.idle_check_interval_secs`, while a mailbox is selected.
+    fn idle_check(&self) -> Option<std::time::Duration> {
+        match (&self.input, &self.state) {
+            (Input::Idle { .. }, State::Selected(_)) => {
+                self.env.snapshot.config.imap_protocol.idle_check_interval
+            }
+            _ => None,
+        }
+    }
+
     /// Literals of `LOGIN` (user name or password) and `AUTHENTICATE` are never logged.
     fn literal_is_secret(&self) -> bool {
         matches!(self.input, Input::Command)

@@ -98,6 +98,15 @@ pub fn deliver(args: DeliverArgs, input: &mut dyn Read) -> u8 {
         std::sync::Arc::new(crate::auth::Users::new()),
         Box::new(move || (users_file.clone(), default)),
     )));
+    // As the daemon (README.md, "Shared storage"): no marker, no write into a bare mount
+    // point; the store's refusal is a temporary failure (75), the MTA retries.
+    let marker = config
+        .server
+        .require_data_marker
+        .then(|| crate::config::marker::path(&config.server.data_dir));
+    store.require_marker(crate::store::maildir::MarkerRule(std::sync::Arc::new(
+        move || marker.clone(),
+    )));
     let mut copy = match Copy::begin(&store, &rcpt.user, folder.as_deref(), &headers) {
         Ok(c) => c,
         Err(e) => {

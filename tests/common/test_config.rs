@@ -63,6 +63,10 @@ pub struct TestConfig {
     pub extra_registry: String,
     /// More TOML at the end of the file, verbatim (new tables such as `[lmtp]`).
     pub extra_toml: String,
+    /// More `[server]` lines, verbatim.
+    pub extra_server: String,
+    /// More `[imap]` lines, verbatim.
+    pub extra_imap: String,
 }
 
 /// `IP:PORT` for "any free port on loopback" (each bind gets its own).
@@ -118,6 +122,8 @@ impl TestConfig {
             imap_log: LogValues::default(),
             extra_registry: String::new(),
             extra_toml: String::new(),
+            extra_server: String::new(),
+            extra_imap: String::new(),
         }
     }
 
@@ -131,6 +137,9 @@ impl TestConfig {
         line("[server]".into());
         line(format!("hostname = {}", quote(&self.hostname)));
         line(format!("data_dir = {}", quote_path(&self.data_dir)));
+        if !self.extra_server.is_empty() {
+            line(self.extra_server.clone());
+        }
         for (section, plain, tls) in [
             ("imap", &self.imap_listen, &self.imap_tls_listen),
             ("pop3", &self.pop3_listen, &self.pop3_tls_listen),
@@ -141,6 +150,9 @@ impl TestConfig {
             line(format!("tls_listen = {}", list(tls)));
             if let (Some(on), "imap") = (self.imap4rev2, section) {
                 line(format!("imap4rev2 = {on}"));
+            }
+            if section == "imap" && !self.extra_imap.is_empty() {
+                line(self.extra_imap.clone());
             }
         }
         if let Some((cert, key)) = &self.tls {

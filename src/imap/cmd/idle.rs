@@ -1,6 +1,7 @@
 //! IDLE (RFC 2177): `+ idling`, then untagged updates whenever the selected mailbox's
 //! change counter moves (the driver watches [`crate::session::Session::idle_watch`] and calls
-//! `on_wakeup`), until the client sends `DONE`. Shutdown ends it with `* BYE` (the driver's
+//! `on_wakeup`) and every `imap.idle_check_interval_secs` (`Session::idle_check`: a write
+//! on another host sharing the store fires no inotify event), until the client sends `DONE`. Shutdown ends it with `* BYE` (the driver's
 //! `on_shutdown`).
 
 use super::super::state::{ImapSession, SyncMode};

@@ -202,7 +202,7 @@ impl DerivedCache {
             rewrite: true,
             ..Inner::default()
         };
-        let bytes = match fs::read(&self.path) {
+        let bytes = match super::fsutil::read_file(&self.path) {
             Ok(b) => b,
             Err(e) => {
                 if e.kind() != io::ErrorKind::NotFound {

@@ -130,7 +130,7 @@ pub(super) fn to_crlf(data: &[u8]) -> Vec<u8> {
 
 /// Reads a file once to learn its CRLF size (for files without `,W=`).
 pub(super) fn compute_vsize(path: &Path) -> Result<u64> {
-    let mut f = File::open(path).ctx("open", path)?;
+    let mut f = super::fsutil::retry_estale(|| File::open(path)).ctx("open", path)?;
     let mut buf = vec![0u8; 64 * 1024];
     let (mut len, mut lfs) = (0u64, 0u64);
     let mut prev = 0u8;

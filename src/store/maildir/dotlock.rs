@@ -24,8 +24,9 @@
 //!
 //! **Race-free takeover.** Taking over means unlinking a lock someone else made, so it must
 //! never remove a lock that another taker has just made in its place. Takers of this server
-//! serialise on an `flock` of the lock's directory (released by the kernel if the taker dies)
-//! and, holding it, unlink the lock only if it is still the very file judged stale: same
+//! serialise on a takeover lock, `<file>.lock.takeover` (made with `O_EXCL`, never an
+//! `flock`: NFS; removed when its holder is gone or after [`TAKEOVER_STALE`]) and, holding
+//! it, unlink the lock only if it is still the very file judged stale: same
 //! device, inode, ctime (to the nanosecond), size and content. Two of our processes therefore
 //! never both believe they hold the lock. Release works the same way: the lock is removed only
 //! while it is still ours, so a lock another process made after overriding ours survives.
@@ -180,7 +181,7 @@ impl DotLock {
 
 impl Drop for DotLock {
     fn drop(&mut self) {
-        let _guard = DirGuard::lock(dir_of(&self.path));
+        let _guard = DirGuard::lock(&self.path);
         match fs::symlink_metadata(&self.path) {
             Ok(m) if FileId::of(&m) == self.id => {
                 if let Err(e) = fs::remove_file(&self.path) {
@@ -412,10 +413,10 @@ fn process_alive(pid: u32) -> bool {
 }
 
 /// Removes the stale lock `seen` if it is still that very file, holding the directory's
-/// takeover `flock`. `Ok(true)`: it is gone, try to lock at once; `Ok(false)`: it was
+/// takeover lock. `Ok(true)`: it is gone, try to lock at once; `Ok(false)`: it was
 /// replaced meanwhile (by a taker or its holder), judge again.
 fn take_over(path: &Path, seen: &Seen, why: &str) -> Result<bool> {
-    let _guard = DirGuard::lock(dir_of(path));
+    let _guard = DirGuard::lock(path);
     let Some((now, _)) = Seen::read(path)? else {
         return Ok(true);
     };
@@ -432,28 +433,72 @@ fn take_over(path: &Path, seen: &Seen, why: &str) -> Result<bool> {
     }
 }
 
-/// The takeover `flock` on a lock's directory (see the module docs). Best effort: where the
-/// directory cannot be locked (some network file systems), takers go on without it, as
-/// Dovecot's do.
+/// A takeover lock older than this is a leftover of a taker that died holding it (a takeover
+/// holds it for the microseconds of a read and an unlink).
+const TAKEOVER_STALE: Duration = Duration::from_secs(5);
+/// At most this long waiting for the takeover lock; then takers go on without it (best
+/// effort, as before: Dovecot's takers have no such lock at all).
+const TAKEOVER_WAIT: Duration = Duration::from_secs(2);
+
+/// The takeover lock of a dot-lock (see the module docs): `<file>.lock.takeover`, itself
+/// made with `O_EXCL` and holding `<pid>:<host>`. A dot-lock, not an `flock`, so that no
+/// `flock` is ever taken under `data_dir` (ARCHITECTURE.md, "Mail store": NFS). Best
+/// effort: where it cannot be made (no permission, a stuck one), takers go on without it.
 struct DirGuard {
-    /// The locked directory; closing it releases the `flock`.
-    _held: Option<File>,
+    /// The takeover lock we made; removed on drop.
+    held: Option<(PathBuf, FileId)>,
 }
 
 impl DirGuard {
-    fn lock(dir: &Path) -> DirGuard {
-        let f = match File::open(dir) {
-            Ok(f) => f,
-            Err(e) => {
-                tracing::debug!("open {} for the takeover lock: {e}", dir.display());
-                return DirGuard { _held: None };
+    fn lock(lock: &Path) -> DirGuard {
+        let mut name = lock.as_os_str().to_owned();
+        name.push(".takeover");
+        let path = PathBuf::from(name);
+        let content = format!("{}:{}", std::process::id(), hostname());
+        let start = Instant::now();
+        let mut wait = Duration::from_micros(50);
+        while start.elapsed() < TAKEOVER_WAIT {
+            match create_excl(&path, &content) {
+                Ok(Some(id)) => return DirGuard { held: Some((path, id)) },
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::debug!("takeover lock {}: {e}", path.display());
+                    return DirGuard { held: None };
+                }
             }
-        };
-        match f.lock() {
-            Ok(()) => DirGuard { _held: Some(f) },
-            Err(e) => {
-                tracing::debug!("flock {}: {e}", dir.display());
-                DirGuard { _held: None }
+            // Held: by a live taker (wait a moment) or by a dead one (remove it).
+            if let Ok(Some((seen, mtime))) = Seen::read(&path) {
+                let text = String::from_utf8_lossy(&seen.content);
+                let dead = text
+                    .split_once(':')
+                    .filter(|(_, host)| *host == hostname())
+                    .and_then(|(pid, _)| pid.parse::<u32>().ok())
+                    .is_some_and(|pid| !process_alive(pid));
+                let old = SystemTime::now()
+                    .duration_since(mtime)
+                    .is_ok_and(|age| age >= TAKEOVER_STALE);
+                if dead || old {
+                    if let Ok(Some((now, _))) = Seen::read(&path) {
+                        if now.id == seen.id && now.content == seen.content {
+                            let _ = fs::remove_file(&path);
+                        }
+                    }
+                    continue;
+                }
+            }
+            std::thread::sleep(wait);
+            wait = (wait * 2).min(Duration::from_millis(5));
+        }
+        tracing::debug!("takeover lock {}: still held; going on", path.display());
+        DirGuard { held: None }
+    }
+}
+
+impl Drop for DirGuard {
+    fn drop(&mut self) {
+        if let Some((path, id)) = &self.held {
+            if fs::symlink_metadata(path).is_ok_and(|m| FileId::of(&m) == *id) {
+                let _ = fs::remove_file(path);
             }
         }
     }

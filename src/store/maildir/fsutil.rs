@@ -45,6 +45,39 @@ impl<T> IoCtx<T> for io::Result<T> {
     }
 }
 
+/// How many times an operation that failed with `ESTALE` is tried again, as Dovecot's
+/// `NFS_ESTALE_RETRY_COUNT`.
+pub const ESTALE_RETRIES: usize = 10;
+
+/// Runs `op`, again (at most [`ESTALE_RETRIES`] more times) while it fails with `ESTALE`:
+/// on NFS a file handle goes stale when another host replaced the file (a uidlist rename, a
+/// flag rename in `cur/`), and opening the path again finds the new file. `op` must be an
+/// open, read or readdir by path (repeatable, with no effect to undo). Other errors and the
+/// last `ESTALE` are returned as they are.
+pub fn retry_estale<T>(mut op: impl FnMut() -> io::Result<T>) -> io::Result<T> {
+    let mut left = ESTALE_RETRIES;
+    loop {
+        match op() {
+            Err(e) if left > 0 && e.raw_os_error() == Some(libc::ESTALE) => {
+                left -= 1;
+                tracing::debug!("ESTALE, retrying ({left} retries left)");
+            }
+            r => return r,
+        }
+    }
+}
+
+/// `fs::read` of a whole file, retried on `ESTALE` ([`retry_estale`]).
+pub fn read_file(path: &Path) -> io::Result<Vec<u8>> {
+    retry_estale(|| fs::read(path))
+}
+
+/// `fs::read_dir` collected, retried on `ESTALE` as a whole ([`retry_estale`]): an entry
+/// that fails midway restarts the listing, so a caller never sees half a directory.
+pub fn read_dir_all(dir: &Path) -> io::Result<Vec<fs::DirEntry>> {
+    retry_estale(|| fs::read_dir(dir)?.collect())
+}
+
 /// Mode for files created in `dir`, as Dovecot derives it: the directory's permission bits
 /// without execute (a 0700 Maildir gets 0600 files, a group-shared 0770 one 0660).
 pub fn file_mode_for(dir: &Path) -> u32 {
@@ -185,6 +218,56 @@ pub fn create_maildir(dir: &Path, mode: u32) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An operation that fails with `errno` its first `n` calls, then succeeds; counts calls.
+    fn failing(n: usize, errno: i32, calls: &mut usize) -> impl FnMut() -> io::Result<u32> + '_ {
+        move || {
+            *calls += 1;
+            if *calls <= n {
+                Err(io::Error::from_raw_os_error(errno))
+            } else {
+                Ok(7)
+            }
+        }
+    }
+
+    #[test]
+    fn estale_is_retried_up_to_the_limit() {
+        for n in [0, 1, 2, ESTALE_RETRIES - 1, ESTALE_RETRIES] {
+            let mut calls = 0;
+            let r = retry_estale(failing(n, libc::ESTALE, &mut calls));
+            assert_eq!(r.unwrap(), 7, "{n} ESTALEs then success");
+            assert_eq!(calls, n + 1, "{n} ESTALEs: tried once more each");
+        }
+    }
+
+    #[test]
+    fn estale_beyond_the_limit_is_returned() {
+        let mut calls = 0;
+        let r = retry_estale(failing(usize::MAX, libc::ESTALE, &mut calls));
+        assert_eq!(r.unwrap_err().raw_os_error(), Some(libc::ESTALE));
+        assert_eq!(calls, ESTALE_RETRIES + 1, "the first try and the retries, no more");
+    }
+
+    #[test]
+    fn other_errors_are_not_retried() {
+        for errno in [libc::ENOENT, libc::EIO, libc::EACCES, libc::ENOSPC] {
+            let mut calls = 0;
+            let r = retry_estale(failing(1, errno, &mut calls));
+            assert_eq!(r.unwrap_err().raw_os_error(), Some(errno));
+            assert_eq!(calls, 1, "errno {errno} is returned at once");
+        }
+    }
+
+    #[test]
+    fn read_helpers_read() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("a"), b"x").unwrap();
+        assert_eq!(read_file(&dir.path().join("a")).unwrap(), b"x");
+        assert_eq!(read_dir_all(dir.path()).unwrap().len(), 1);
+        let missing = read_file(&dir.path().join("b")).unwrap_err();
+        assert_eq!(missing.kind(), io::ErrorKind::NotFound);
+    }
 
     #[test]
     fn errno_maps_to_kind_with_path() {

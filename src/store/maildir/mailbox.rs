@@ -182,6 +182,17 @@ impl std::fmt::Debug for MaildirMailbox {
     }
 }
 
+/// Asked at each user open: the file that must exist first, if any (the daemon's reads the
+/// live config, so a reload that turns the requirement on applies at the next login).
+#[derive(Clone)]
+pub struct MarkerRule(pub Arc<dyn Fn() -> Option<PathBuf> + Send + Sync>);
+
+impl std::fmt::Debug for MarkerRule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MarkerRule")
+    }
+}
+
 /// Process-wide shared handles.
 #[derive(Debug, Default)]
 pub struct Registry {
@@ -196,6 +207,11 @@ pub struct Registry {
     pub(super) parked: Mutex<std::collections::VecDeque<Parked>>,
     /// Where users' quota limits come from (`MaildirStore::set_quota_limits`).
     pub(super) quota: std::sync::RwLock<Option<Arc<dyn crate::store::quota::QuotaLimits>>>,
+    /// No inotify watchers (`MaildirStore::set_watch`): the tree is shared with other hosts,
+    /// whose writes inotify does not see; IDLE re-checks on its timer instead.
+    pub(super) no_watch: AtomicBool,
+    /// Which file must exist before a user's tree is touched (`MaildirStore::require_marker`).
+    pub(super) marker: std::sync::RwLock<Option<MarkerRule>>,
 }
 
 impl Registry {
@@ -308,7 +324,7 @@ impl MaildirMailbox {
 
     pub(super) fn read_uidlist(&self) -> Result<Option<Uidlist>> {
         let path = self.uidlist_path();
-        match fs::read(&path) {
+        match super::fsutil::read_file(&path) {
             Ok(bytes) => match Uidlist::parse(&String::from_utf8_lossy(&bytes)) {
                 Ok(l) => Ok(Some(l)),
                 Err(e) => {
@@ -332,7 +348,7 @@ impl MaildirMailbox {
     /// `dovecot-keywords` as it is on disk (empty when missing).
     fn read_keywords(&self) -> Result<Keywords> {
         let path = self.keywords_path();
-        match fs::read_to_string(&path) {
+        match super::fsutil::retry_estale(|| fs::read_to_string(&path)) {
             Ok(t) => Ok(Keywords::parse(&t)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Keywords::default()),
             Err(e) => Err(io_err(e, "read", &path)),
@@ -657,7 +673,7 @@ impl Mailbox for MaildirMailbox {
     fn read(&self, uid: u32) -> Result<Arc<[u8]>> {
         for attempt in 0..2 {
             let (path, vsize) = self.locate(uid, attempt)?;
-            match fs::read(&path) {
+            match super::fsutil::read_file(&path) {
                 Ok(raw) => {
                     let data = to_crlf(&raw);
                     if data.len() as u64 != vsize {
@@ -679,7 +695,7 @@ impl Mailbox for MaildirMailbox {
     fn read_header(&self, uid: u32) -> Result<Arc<[u8]>> {
         for attempt in 0..2 {
             let (path, _) = self.locate(uid, attempt)?;
-            match read_head(&path) {
+            match super::fsutil::retry_estale(|| read_head(&path)) {
                 Ok(raw) => return Ok(to_crlf(&raw).into()),
                 Err(e) if e.kind() == io::ErrorKind::NotFound && attempt == 0 => continue,
                 Err(e) => return Err(io_err(e, "read", &path)),
@@ -822,7 +838,7 @@ impl Mailbox for MaildirMailbox {
 
     fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
         let mut w = lock(&self.watcher);
-        if w.is_none() {
+        if w.is_none() && !self.registry.no_watch.load(Ordering::Relaxed) {
             let tx = self.tx.clone();
             let notified = self.notified.clone();
             let own = self.own_renames.clone();

@@ -39,12 +39,14 @@ use crate::store::{
     Error, ErrorKind, Mailbox, MailboxInfo, MailboxStatus, Result, SpecialUse, Store, UserStore,
 };
 use fsutil::{create_maildir, io_err, write_atomic};
+pub use mailbox::MarkerRule;
 use mailbox::Registry;
 use mutex::lock;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 
 /// The folders every user has (RFC 6154 special use), created on first use and subscribed.
@@ -81,8 +83,46 @@ impl MaildirStore {
             .unwrap_or_else(|p| p.into_inner()) = Some(limits);
     }
 
+    /// Whether open folders get an inotify watcher (the default) that wakes IDLE at once on
+    /// another program's change. Off where `data_dir` is shared between hosts: only this
+    /// host's writes would be seen (`server.store_watch`).
+    pub fn set_watch(&self, on: bool) {
+        self.registry.no_watch.store(!on, Ordering::Relaxed);
+    }
+
+    /// Which file must exist before any user's tree is opened or created (the `data_dir`
+    /// marker, `server.require_data_marker`), asked at every user open: without it `user()`
+    /// fails `Temporary`, so a node whose shared mount went away writes nothing into the
+    /// bare mount point.
+    pub fn require_marker(&self, rule: MarkerRule) {
+        *self
+            .registry
+            .marker
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = Some(rule);
+    }
+
+    fn check_marker(&self) -> Result<()> {
+        let rule = self.registry.marker.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let Some(m) = rule.and_then(|r| (r.0)()) else {
+            return Ok(());
+        };
+        match fsutil::retry_estale(|| std::fs::symlink_metadata(&m)) {
+            Ok(_) => Ok(()),
+            Err(e) => Err(Error::new(
+                ErrorKind::Temporary,
+                format!(
+                    "{}: {e}; server.require_data_marker = true: refusing the store \
+                     (is the mail store mounted?)",
+                    m.display()
+                ),
+            )),
+        }
+    }
+
     /// The concrete user tree (tests and benches use it to reach Maildir-only helpers).
     pub fn maildir_user(&self, user: &str) -> Result<Arc<MaildirUser>> {
+        self.check_marker()?;
         if user.is_empty()
             || user.starts_with('.')
             || user.contains(['/', '\0', '\r', '\n'])
@@ -274,7 +314,7 @@ impl MaildirUser {
 
     fn read_subscriptions(&self) -> Result<BTreeSet<String>> {
         let path = self.root.join("subscriptions");
-        match fs::read_to_string(&path) {
+        match fsutil::retry_estale(|| fs::read_to_string(&path)) {
             Ok(t) => Ok(parse_subscriptions(&t)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(BTreeSet::new()),
             Err(e) => Err(io_err(e, "read", &path)),

@@ -28,7 +28,7 @@
 //! microseconds, so a recreated log never hands out a value a client already holds; its
 //! expunge history starts there.
 //!
-//! Processes share the file under its `flock`: a writer first reads what others appended
+//! Processes share the file under its dot-lock (`mailserver.modseq.lock`, `dotlock.rs`): a writer first reads what others appended
 //! since its last read. When the log is more than twice what a compacted copy would be, it is
 //! rewritten (temp, fsync, rename) under that lock; a process holding the old inode notices
 //! the rename and reloads. At most [`MAX_RANGES`] expunge ranges are kept: the oldest are
@@ -36,6 +36,7 @@
 //! ([`Modseqs::vanished_since`] then says `None`, and IMAP answers with every UID that no
 //! longer exists, as RFC 7162 §3.2.5.2 allows).
 
+use super::dotlock::{DotLock, LOCK_TIMEOUT};
 use super::fsutil::{file_mode_for, io_err, write_atomic};
 use crate::store::Result;
 use std::collections::HashMap;
@@ -104,15 +105,6 @@ fn parse_line(l: &str) -> Option<Line> {
             })
         }
         _ => None,
-    }
-}
-
-/// The file, locked (`flock`, exclusive) until dropped.
-struct Locked<'a>(&'a File);
-
-impl Drop for Locked<'_> {
-    fn drop(&mut self) {
-        let _ = self.0.unlock();
     }
 }
 
@@ -270,7 +262,9 @@ impl Modseqs {
         } else {
             0
         };
-        // Open (or reopen after another process compacted the file), lock, catch up.
+        // Lock (the file's dot-lock, `mailserver.modseq.lock`: never an `flock` under
+        // data_dir, NFS), open (or reopen after another process compacted the file), catch up.
+        let _lock = DotLock::acquire(path, LOCK_TIMEOUT)?;
         loop {
             if ms.file.is_none() || ms.uid_validity != uid_validity {
                 *ms = Modseqs::default();
@@ -284,11 +278,8 @@ impl Modseqs {
                 ms.ino = f.metadata().map_err(|e| io_err(e, "fstat", path))?.ino();
                 ms.file = Some(f);
             }
-            let file = ms.file.as_ref().expect("opened above");
-            file.lock().map_err(|e| io_err(e, "flock", path))?;
             let on_disk = std::fs::metadata(path).map(|m| m.ino()).ok();
             if on_disk != Some(ms.ino) {
-                let _ = file.unlock();
                 ms.file = None;
                 continue;
             }
@@ -296,7 +287,6 @@ impl Modseqs {
         }
         let file = ms.file.take().expect("opened above");
         let r = (|| {
-            let _lock = Locked(&file);
             let mut tail = Vec::new();
             (&file)
                 .seek(SeekFrom::Start(ms.offset))

@@ -150,7 +150,7 @@ pub fn recalculate(root: &Path, limits: Limits) -> Result<Usage> {
 /// The user's usage, from `maildirsize` when it can be trusted, else recalculated.
 pub fn usage(root: &Path, limits: Limits) -> Result<Usage> {
     let path = root.join(FILE);
-    let (text, meta) = match fs::read(&path) {
+    let (text, meta) = match super::fsutil::read_file(&path) {
         Ok(bytes) => {
             let meta = fs::metadata(&path).ok();
             (String::from_utf8(bytes).ok(), meta)

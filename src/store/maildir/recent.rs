@@ -4,7 +4,7 @@
 //! The folder keeps the first UID no session has taken as `\Recent` yet — its "recent
 //! floor" — in `mailserver.recent` beside `dovecot-uidlist`: `<uidvalidity> <floor>\n`.
 //! Dovecot keeps the same number in the header of `dovecot.index` (`first_recent_uid`). A
-//! view that syncs messages at or above the floor takes them, under the file's `flock`, and
+//! view that syncs messages at or above the floor takes them, under the file's dot-lock, and
 //! moves the floor past them, so two sessions never both get a message as `\Recent`,
 //! whether they run in one process (the handle's `recent_taken` marks) or in two; a
 //! message counts whichever way it arrived (APPEND, COPY, MOVE, a file another program put
@@ -15,6 +15,7 @@
 //! the uidlist's next UID, or 1 for a folder without one, so a new folder's first messages
 //! are recent), and a file for another UIDVALIDITY counts as absent.
 
+use super::dotlock::{DotLock, LOCK_TIMEOUT};
 use super::fsutil::io_err;
 use crate::store::Result;
 use std::fs::{File, OpenOptions};
@@ -43,12 +44,14 @@ pub(super) fn read_floor(dir: &Path, validity: u32) -> Option<u32> {
     parse(&text).filter(|(v, _)| *v == validity).map(|(_, f)| f)
 }
 
-/// The file, open and locked (`flock`, exclusive) until dropped.
-struct Locked(File);
+/// The file, open and locked (its dot-lock, `mailserver.recent.lock`: never an `flock`
+/// under `data_dir`, which NFS may not share between hosts) until dropped.
+struct Locked(File, #[allow(dead_code)] DotLock);
 
 impl Locked {
     fn open(dir: &Path) -> Result<Locked> {
         let p = path(dir);
+        let lock = DotLock::acquire(&p, LOCK_TIMEOUT)?;
         let f = OpenOptions::new()
             .read(true)
             .write(true)
@@ -56,8 +59,7 @@ impl Locked {
             .truncate(false)
             .open(&p)
             .map_err(|e| io_err(e, "open", &p))?;
-        f.lock().map_err(|e| io_err(e, "flock", &p))?;
-        Ok(Locked(f))
+        Ok(Locked(f, lock))
     }
 
     fn floor(&mut self, validity: u32) -> Option<u32> {

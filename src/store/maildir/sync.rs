@@ -11,7 +11,7 @@
 use super::crlf::compute_vsize;
 use super::dotlock::{DotLock, LOCK_TIMEOUT};
 use super::filename::{self, parse};
-use super::fsutil::{fsync_dir, io_err, sweep_temps, IoCtx, TEMP_STALE};
+use super::fsutil::{fsync_dir, io_err, sweep_temps, TEMP_STALE};
 use super::mailbox::{next_uid_validity, MaildirMailbox, Rec, Stamp, Stamps, State, MTIME_SLACK};
 use super::mutex::lock;
 use super::recent;
@@ -66,13 +66,12 @@ impl MaildirMailbox {
         let mut out = Vec::new();
         for (sub, in_new) in [("new", true), ("cur", false)] {
             let d = self.dir.join(sub);
-            let rd = match fs::read_dir(&d) {
+            let rd = match super::fsutil::read_dir_all(&d) {
                 Ok(rd) => rd,
                 Err(e) if e.kind() == io::ErrorKind::NotFound && in_new => continue,
                 Err(e) => return Err(io_err(e, "readdir", &d)),
             };
             for e in rd {
-                let e = e.ctx("readdir", &d)?;
                 let Ok(fname) = e.file_name().into_string() else {
                     continue;
                 };
