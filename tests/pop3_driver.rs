@@ -202,6 +202,7 @@ async fn imap_is_served_through_the_same_driver() {
     let listeners = vec![Bound {
         service: Service::Imap4,
         implicit_tls: false,
+        proxy: false,
         listener: l,
     }];
     tokio::spawn(server::serve(

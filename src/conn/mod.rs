@@ -63,6 +63,7 @@ use crate::session::{LiteralPiece, Output, Piece, Session, Snapshot, Step};
 
 mod deflate;
 mod framer;
+pub mod proxy;
 
 /// One accepted connection as the driver needs it: the socket, what it serves, and the
 /// handles the driver itself uses (the session gets its own, through its [`SessionEnv`]).

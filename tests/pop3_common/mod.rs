@@ -432,6 +432,7 @@ impl Server {
             .map(|(listener, implicit_tls)| Bound {
                 service: Service::Pop3,
                 implicit_tls,
+                proxy: false,
                 listener,
             })
             .collect();
@@ -530,6 +531,7 @@ impl Server {
             penalty: self.handles.penalty.clone(),
             remote: remote.parse().unwrap(),
             tls,
+            proxy_tls: false,
             cancel: Default::default(),
         }
     }
