@@ -429,6 +429,7 @@ async fn accept_loop(
             local,
             remote: peer,
             proxy_tls: false,
+            via: None,
         };
         if !bound.proxy {
             admit(&bound, &handles, &shutdown, &limiter, &tracker, snapshot, stream, socket);
@@ -448,11 +449,10 @@ async fn accept_loop(
         let (limiter, tracker2) = (limiter.clone(), tracker.clone());
         tracker.spawn(async move {
             let mut stream = stream;
-            let header = crate::conn::proxy::read_header(
-                &mut stream,
-                crate::conn::proxy::HEADER_TIMEOUT,
-            )
-            .await;
+            let header = tokio::select! {
+                h = crate::conn::proxy::read_header(&mut stream, crate::conn::proxy::HEADER_TIMEOUT) => h,
+                _ = shutdown.cancelled() => return,
+            };
             let endpoints = match header {
                 Ok(p) => {
                     let (remote, local) = p.addrs.unwrap_or((peer, local));
@@ -460,6 +460,7 @@ async fn accept_loop(
                         local,
                         remote,
                         proxy_tls: p.client_tls,
+                        via: p.addrs.map(|_| peer),
                     }
                 }
                 Err(e) => {
@@ -484,6 +485,8 @@ pub struct Endpoints {
     pub remote: SocketAddr,
     /// The PROXY header's SSL TLV: the client's connection to the proxy is TLS.
     pub proxy_tls: bool,
+    /// The proxy's own address (the socket's peer) when a PROXY header gave the addresses.
+    pub via: Option<SocketAddr>,
 }
 
 /// Applies `max_connections` / `max_connections_per_ip` to the client's address and starts
@@ -556,6 +559,7 @@ async fn accept_unix(
                 local: unspecified,
                 remote: unspecified,
                 proxy_tls: false,
+                via: None,
             };
             serve_socket(&handles, snapshot, socket, addrs, service, false, shutdown).await;
             drop(permit);
@@ -580,6 +584,7 @@ async fn serve_socket(
         local,
         remote,
         proxy_tls,
+        via,
     } = endpoints;
     let env = SessionEnv {
         snapshot: snapshot.clone(),
@@ -597,6 +602,7 @@ async fn serve_socket(
         implicit_tls,
         local,
         remote,
+        via: via.map(|v| (v, proxy_tls)),
         snapshot,
         protolog: handles.protolog.clone(),
         shutdown,

@@ -118,6 +118,7 @@ async fn toy_server(s: &Server, tx: &watch::Sender<u64>) -> std::net::SocketAddr
             let conn = Connection {
                 local: stream.local_addr().unwrap(),
                 remote,
+                via: None,
                 stream: stream.into(),
                 service: Service::Imap4,
                 implicit_tls: false,

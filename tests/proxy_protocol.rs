@@ -307,6 +307,13 @@ fn v1_and_v2_headers_with_ipv4_and_ipv6_are_the_logged_endpoints() {
             .iter()
             .all(|r| r.remote == remote && r.local == local));
         assert!(session.iter().any(|r| r.event == '-'));
+        // The proxy's own address is noted once, as an information record.
+        let via: Vec<&&Rec> = session.iter().filter(|r| r.event == '*').collect();
+        assert!(
+            via[0].text().starts_with("PROXY header from 127.0.0.1:"),
+            "{via:?}"
+        );
+        assert!(!via[0].text().contains("TLS"), "{via:?}");
     }
     assert!(
         recs.iter().all(|r| !r.remote.starts_with("127.0.0.1:")),
@@ -363,7 +370,16 @@ fn a_header_split_into_one_octet_writes_is_read_whole() {
     let caps = c.until("a");
     assert!(caps.last().unwrap().starts_with("a OK"), "{caps:?}");
     c.imap_logout_after_greeting();
-    start_of(&p.imap_records(), "192.0.2.77:40077");
+    let recs = p.imap_records();
+    let plus = start_of(&recs, "192.0.2.77:40077");
+    let note = recs
+        .iter()
+        .find(|r| r.id == plus.id && r.event == '*')
+        .unwrap();
+    assert!(
+        note.text().ends_with(", client TLS at the proxy"),
+        "{note:?}"
+    );
 }
 
 impl Raw {

@@ -78,6 +78,9 @@ pub struct Connection {
     /// an unspecified address).
     pub local: SocketAddr,
     pub remote: SocketAddr,
+    /// On a PROXY listener whose header gave the endpoints: the proxy's own address and
+    /// whether the client reached it over TLS (noted in the protocol log as a `*` record).
+    pub via: Option<(SocketAddr, bool)>,
     /// The session's config snapshot: idle timeout, TLS, protocol-log settings.
     pub snapshot: Arc<Snapshot>,
     /// The daemon's protocol log; the session's records go through the tee here.
@@ -118,6 +121,7 @@ pub async fn serve_session<S: Session>(conn: Connection, session: S) {
         implicit_tls,
         local,
         remote,
+        via,
         snapshot,
         protolog,
         shutdown,
@@ -142,6 +146,10 @@ pub async fn serve_session<S: Session>(conn: Connection, session: S) {
         local,
         remote,
     );
+    if let Some((proxy, tls)) = via {
+        let tls = if tls { ", client TLS at the proxy" } else { "" };
+        log.info(&format!("PROXY header from {proxy}{tls}"));
+    }
     let mut io = Io {
         stream,
         zip: None,
