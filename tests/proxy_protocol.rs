@@ -42,7 +42,9 @@ struct Proxied {
 fn config_for(dir: &Path, trusted: &str, limits: &str) -> TestConfig {
     let opts = Options {
         limits: limits.into(),
-        extra: format!("[proxy]\ntrusted_networks = [{trusted}]\n"),
+        extra: format!(
+            "[metrics]\nlisten = \"127.0.0.1:0\"\n\n[proxy]\ntrusted_networks = [{trusted}]\n"
+        ),
         ..Options::default()
     };
     let any = || vec![ANY_LOOPBACK_PORT.to_string()];
@@ -103,6 +105,31 @@ impl Proxied {
     fn pop3_records(&self) -> Vec<Rec> {
         all_records_of(&self.log_dir("pop3"), "POP3")
     }
+}
+
+/// The daemon's `/metrics` text (one HTTP/1.1 GET to the address it logged).
+fn metrics(d: &Daemon) -> String {
+    let log = d.log_text();
+    let addr: SocketAddr = log
+        .split("metrics served at http://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .unwrap_or_else(|| panic!("no metrics line in:\n{log}"))
+        .parse()
+        .unwrap();
+    let mut s = TcpStream::connect_timeout(&addr, WAIT).unwrap();
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut body = String::new();
+    s.read_to_string(&mut body).unwrap();
+    body
+}
+
+/// The value of the sample line `key` (name and labels as the exposition writes them).
+fn sample(text: &str, key: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(' ')?.parse().ok())
 }
 
 /// The `+` (session start) records.
@@ -420,6 +447,12 @@ fn garbage_oversized_and_slow_headers_close_the_connection_and_the_daemon_goes_o
     assert_eq!(text.matches("no PROXY header").count(), 1, "{text}");
     assert_eq!(text.matches("PROXY header too long").count(), 2, "{text}");
     assert!(!text.contains("wonderland"), "{text}");
+    let m = metrics(&p.d);
+    let key = |svc: &str| {
+        format!("mailserver_connections_refused_total{{service=\"{svc}\",reason=\"proxy_header\"}}")
+    };
+    assert_eq!(sample(&m, &key("imap")), Some(3.0), "{m}");
+    assert_eq!(sample(&m, &key("pop3")), Some(1.0), "{m}");
     // Nothing was logged as a session, and the daemon still serves.
     assert!(starts(&p.imap_records()).is_empty());
     Raw::with(p.imap(), &v1("192.0.2.9:40009", "203.0.113.1:143")).imap_logout();
@@ -473,13 +506,23 @@ fn untrusted_sources_are_refused_and_trusted_networks_reload() {
         p.d.log_text()
     );
     assert!(starts(&p.imap_records()).is_empty());
+    let m = metrics(&p.d);
+    for svc in ["imap", "pop3"] {
+        let key = format!(
+            "mailserver_connections_refused_total{{service=\"{svc}\",reason=\"untrusted_proxy\"}}"
+        );
+        assert_eq!(sample(&m, &key), Some(1.0), "{key}\n{m}");
+    }
     // The plain listeners are not affected.
     Raw::open(p.d.imap.unwrap()).imap_logout();
 
     // Reload: loopback trusted now (applies to the next connection); a changed PROXY
     // listener list needs a restart, so the running one stays.
     let old_imap = p.imap();
-    p.config.extra_toml = "[proxy]\ntrusted_networks = [\"127.0.0.1/32\"]\n".into();
+    p.config.extra_toml = p
+        .config
+        .extra_toml
+        .replace("[\"10.0.0.0/8\", \"::1/128\"]", "[\"127.0.0.1/32\"]");
     p.config.imap_proxy_listen = vec![ANY_LOOPBACK_PORT.into(), ANY_LOOPBACK_PORT.into()];
     p.config.write(&p.d.config_path);
     p.d.wait_log(
