@@ -4,7 +4,7 @@
 //! and the `proxy-header` decoding under it.
 //!
 //! Invariants: no panic; the reader never asks for 0 octets; both chunkings give the same
-//! verdict after taking the same octets (so a header is read exactly: never past its end);
+//! verdict, and a header after the same octets (read exactly: never past its end);
 //! a decoded header took at most 107 octets (v1) or `MAX_HEADER` (v2); a refusal comes
 //! after at most `MAX_HEADER` octets; a v1 header ends with CRLF and is the only CRLF.
 #![no_main]
@@ -41,7 +41,12 @@ fuzz_target!(|data: &[u8]| {
     let whole = run(data, |_| usize::MAX);
     let seed = fnv(data);
     let pieces = run(data, |i| ((seed >> (i % 60)) & 0x1f) as usize + 1);
-    assert_eq!(whole, pieces, "verdict depends on the chunking");
+    // A refusal may come sooner in smaller reads (garbage is refused at its first bad
+    // octet); a header is taken exactly, whatever the reads.
+    assert_eq!(whole.0, pieces.0, "verdict depends on the chunking");
+    if whole.0.is_ok() {
+        assert_eq!(whole.1, pieces.1, "a header taken differently");
+    }
     let (verdict, took) = whole;
     assert!(took <= MAX_HEADER);
     if verdict.is_ok() {

@@ -128,7 +128,15 @@ impl HeaderReader {
                 let more = if b.ends_with(b"\r") { 1 } else { 2 };
                 Ok(Want::More(more.min(V1_MAX - b.len())))
             }
-            Err(_) if !v2 && b.len() >= V1_MAX => Err(HeaderError::TooBig),
+            // At 107 octets without its CRLF proxy-header calls a v1 line invalid: it is too
+            // long, unless a shorter prefix already shows it invalid (the verdict must not
+            // depend on how the octets arrived: in smaller reads that prefix was judged).
+            Err(e) if !v2 && b.len() >= V1_MAX => {
+                match ProxyHeader::parse(&b[..V1_MAX - 1], ParseConfig::default()) {
+                    Err(proxy_header::Error::BufferTooShort) => Err(HeaderError::TooBig),
+                    _ => Err(HeaderError::Invalid(e.to_string())),
+                }
+            }
             Err(e) => Err(HeaderError::Invalid(e.to_string())),
         }
     }
@@ -316,6 +324,20 @@ mod tests {
         let (got, rest) = run(&big, 1000);
         assert_eq!(got, Err(HeaderError::TooBig));
         assert_eq!(big.len() - rest.len(), 16);
+    }
+
+    #[test]
+    fn a_v1_line_invalid_before_its_107th_octet_is_invalid_at_every_chunking() {
+        // Found by the fuzz target: an address full of backslashes, its end at octet 106,
+        // CRLF at 110. Read two octets at a time the reader saw 105 then 107 octets and
+        // called it too long; one at a time it saw the bad address at 106 (invalid).
+        let h = [
+            b"PROXY TCP4 192".as_slice(),
+            &[b'\\'; 84],
+            b".0.2.34 143\r\n",
+        ]
+        .concat();
+        assert!(matches!(every_chunk(&h), Err(HeaderError::Invalid(_))));
     }
 
     #[test]
