@@ -278,6 +278,9 @@ pub struct Bound {
     pub service: Service,
     /// Implicit TLS (IMAPS/POP3S) rather than plain with STARTTLS/STLS.
     pub implicit_tls: bool,
+    /// A PROXY protocol header comes first (`proxy_listen`, `proxy_tls_listen`), accepted
+    /// from `proxy.trusted_networks` only; without the mark a header is never parsed.
+    pub proxy: bool,
     pub listener: TcpListener,
 }
 
@@ -320,8 +323,8 @@ pub fn bind_unix(config: &Config) -> anyhow::Result<Vec<UnixBound>> {
     Ok(out)
 }
 
-/// Binds every `listen` and `tls_listen` address of `[imap]` and `[pop3]`, and the TCP
-/// addresses of `[lmtp] listen`.
+/// Binds every `listen`, `tls_listen`, `proxy_listen` and `proxy_tls_listen` address of
+/// `[imap]` and `[pop3]`, and the TCP addresses of `[lmtp] listen`.
 pub async fn bind_all(config: &Config) -> anyhow::Result<Vec<Bound>> {
     let mut out = Vec::new();
     let lmtp: Vec<SocketAddr> = config
@@ -334,13 +337,17 @@ pub async fn bind_all(config: &Config) -> anyhow::Result<Vec<Bound>> {
         })
         .collect();
     let sets = [
-        (Service::Imap4, false, &config.imap.listen),
-        (Service::Imap4, true, &config.imap.tls_listen),
-        (Service::Pop3, false, &config.pop3.listen),
-        (Service::Pop3, true, &config.pop3.tls_listen),
-        (Service::Lmtp, false, &lmtp),
+        (Service::Imap4, false, false, &config.imap.listen),
+        (Service::Imap4, true, false, &config.imap.tls_listen),
+        (Service::Imap4, false, true, &config.imap.proxy_listen),
+        (Service::Imap4, true, true, &config.imap.proxy_tls_listen),
+        (Service::Pop3, false, false, &config.pop3.listen),
+        (Service::Pop3, true, false, &config.pop3.tls_listen),
+        (Service::Pop3, false, true, &config.pop3.proxy_listen),
+        (Service::Pop3, true, true, &config.pop3.proxy_tls_listen),
+        (Service::Lmtp, false, false, &lmtp),
     ];
-    for (service, implicit_tls, addrs) in sets {
+    for (service, implicit_tls, proxy, addrs) in sets {
         for addr in addrs {
             let listener =
                 listen(*addr).map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
@@ -348,11 +355,17 @@ pub async fn bind_all(config: &Config) -> anyhow::Result<Vec<Bound>> {
                 "{} listening on {}{}",
                 service.header_name(),
                 listener.local_addr()?,
-                if implicit_tls { " (TLS)" } else { "" }
+                match (implicit_tls, proxy) {
+                    (false, false) => "",
+                    (true, false) => " (TLS)",
+                    (false, true) => " (PROXY)",
+                    (true, true) => " (PROXY, TLS)",
+                }
             );
             out.push(Bound {
                 service,
                 implicit_tls,
+                proxy,
                 listener,
             });
         }
@@ -450,6 +463,7 @@ async fn accept_loop(
     limiter: Arc<Limiter>,
     tracker: TaskTracker,
 ) {
+    let bound = Arc::new(bound);
     loop {
         let accepted = tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -465,26 +479,111 @@ async fn accept_loop(
             }
         };
         let _ = stream.set_nodelay(true);
-        // The one read of the live config a session gets (ARCHITECTURE.md, "Configuration
-        // and reload").
-        let snapshot = handles.live.load_full();
-        let limits = &snapshot.config.limits;
-        let permit = match limiter.acquire(peer, limits.max_connections, limits.max_connections_per_ip) {
-            Ok(p) => p,
-            Err(reason) => {
-                crate::metrics::get().refused(bound.service, reason);
-                tracing::warn!("{peer}: connection refused, too many connections ({reason})");
-                tracker.spawn(refuse(stream, bound.service, bound.implicit_tls));
+        let local = match stream.local_addr() {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::debug!("connection gone before the session started: {e}");
                 continue;
             }
         };
-        let (handles, shutdown) = (handles.clone(), shutdown.clone());
-        let (service, implicit_tls) = (bound.service, bound.implicit_tls);
+        // The one read of the live config a session gets (ARCHITECTURE.md, "Configuration
+        // and reload").
+        let snapshot = handles.live.load_full();
+        let socket = Endpoints {
+            local,
+            remote: peer,
+            proxy_tls: false,
+            via: None,
+        };
+        if !bound.proxy {
+            admit(&bound, &handles, &shutdown, &limiter, &tracker, snapshot, stream, socket);
+            continue;
+        }
+        // A PROXY listener: only trusted senders, and the header (read on the connection's
+        // own task, under its deadline) says who the client is before the limiter counts it.
+        if !snapshot.config.proxy.trusts(peer.ip()) {
+            crate::metrics::get().refused(bound.service, "untrusted_proxy");
+            tracing::warn!(
+                "{peer}: connection to PROXY listener {local} refused: not in proxy.trusted_networks"
+            );
+            drop(stream);
+            continue;
+        }
+        let (bound, handles, shutdown) = (bound.clone(), handles.clone(), shutdown.clone());
+        let (limiter, tracker2) = (limiter.clone(), tracker.clone());
         tracker.spawn(async move {
-            serve_connection(&handles, snapshot, stream, service, implicit_tls, shutdown).await;
-            drop(permit);
+            let mut stream = stream;
+            let header = tokio::select! {
+                h = crate::conn::proxy::read_header(&mut stream, crate::conn::proxy::HEADER_TIMEOUT) => h,
+                _ = shutdown.cancelled() => return,
+            };
+            let endpoints = match header {
+                Ok(p) => {
+                    let (remote, local) = p.addrs.unwrap_or((peer, local));
+                    Endpoints {
+                        local,
+                        remote,
+                        proxy_tls: p.client_tls,
+                        via: p.addrs.map(|_| peer),
+                    }
+                }
+                Err(e) => {
+                    crate::metrics::get().refused(bound.service, "proxy_header");
+                    tracing::warn!("{peer}: connection to PROXY listener {local} closed: {e}");
+                    return;
+                }
+            };
+            admit(&bound, &handles, &shutdown, &limiter, &tracker2, snapshot, stream, endpoints);
         });
     }
+}
+
+/// Where a connection comes from and goes to, as every part after the accept sees it: the
+/// socket's addresses, or on a PROXY listener those of the header (README.md, "Behind
+/// HAProxy").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Endpoints {
+    pub local: SocketAddr,
+    /// The client: what the per-address limit, the loopback rule, the failed-login penalty
+    /// and the protocol log's `remote-endpoint` see.
+    pub remote: SocketAddr,
+    /// The PROXY header's SSL TLV: the client's connection to the proxy is TLS.
+    pub proxy_tls: bool,
+    /// The proxy's own address (the socket's peer) when a PROXY header gave the addresses.
+    pub via: Option<SocketAddr>,
+}
+
+/// Applies `max_connections` / `max_connections_per_ip` to the client's address and starts
+/// the session, or refuses the connection.
+#[allow(clippy::too_many_arguments)]
+fn admit(
+    bound: &Bound,
+    handles: &Handles,
+    shutdown: &CancellationToken,
+    limiter: &Arc<Limiter>,
+    tracker: &TaskTracker,
+    snapshot: Arc<Snapshot>,
+    stream: TcpStream,
+    endpoints: Endpoints,
+) {
+    let limits = &snapshot.config.limits;
+    let peer = endpoints.remote;
+    let permit = match limiter.acquire(peer, limits.max_connections, limits.max_connections_per_ip) {
+        Ok(p) => p,
+        Err(reason) => {
+            crate::metrics::get().refused(bound.service, reason);
+            tracing::warn!("{peer}: connection refused, too many connections ({reason})");
+            tracker.spawn(refuse(stream, bound.service, bound.implicit_tls));
+            return;
+        }
+    };
+    let (handles, shutdown) = (handles.clone(), shutdown.clone());
+    let (service, implicit_tls) = (bound.service, bound.implicit_tls);
+    tracker.spawn(async move {
+        let socket = Socket::Tcp(stream);
+        serve_socket(&handles, snapshot, socket, endpoints, service, implicit_tls, shutdown).await;
+        drop(permit);
+    });
 }
 
 /// The accept loop of a Unix stream listener: as [`accept_loop`], with an unspecified
@@ -520,7 +619,12 @@ async fn accept_unix(
         let (handles, shutdown, service) = (handles.clone(), shutdown.clone(), bound.service);
         tracker.spawn(async move {
             let socket = Socket::Unix(stream);
-            let addrs = (unspecified, unspecified);
+            let addrs = Endpoints {
+                local: unspecified,
+                remote: unspecified,
+                proxy_tls: false,
+                via: None,
+            };
             serve_socket(&handles, snapshot, socket, addrs, service, false, shutdown).await;
             drop(permit);
         });
@@ -529,37 +633,23 @@ async fn accept_unix(
 
 /// Chooses the session by service and hands the connection to the driver; each session
 /// gets the handles it uses (the POP3 one also the maildrop locks).
-pub async fn serve_connection(
-    handles: &Handles,
-    snapshot: Arc<Snapshot>,
-    stream: TcpStream,
-    service: Service,
-    implicit_tls: bool,
-    shutdown: CancellationToken,
-) {
-    let (local, remote) = match (stream.local_addr(), stream.peer_addr()) {
-        (Ok(l), Ok(r)) => (l, r),
-        (Err(e), _) | (_, Err(e)) => {
-            tracing::debug!("connection gone before the session started: {e}");
-            return;
-        }
-    };
-    let socket = Socket::Tcp(stream);
-    serve_socket(handles, snapshot, socket, (local, remote), service, implicit_tls, shutdown).await
-}
-
-/// [`serve_connection`] for any socket, with its (local, remote) addresses.
 async fn serve_socket(
     handles: &Handles,
     snapshot: Arc<Snapshot>,
     stream: Socket,
-    (local, remote): (SocketAddr, SocketAddr),
+    endpoints: Endpoints,
     service: Service,
     implicit_tls: bool,
     shutdown: CancellationToken,
 ) {
     // Fired by the driver when the peer goes away mid-command, and by shutdown.
     let cancel = shutdown.child_token();
+    let Endpoints {
+        local,
+        remote,
+        proxy_tls,
+        via,
+    } = endpoints;
     let env = SessionEnv {
         snapshot: snapshot.clone(),
         store: handles.store.clone(),
@@ -567,6 +657,7 @@ async fn serve_socket(
         penalty: handles.penalty.clone(),
         remote,
         tls: implicit_tls,
+        proxy_tls,
         cancel: cancel.clone(),
     };
     let conn = Connection {
@@ -575,6 +666,7 @@ async fn serve_socket(
         implicit_tls,
         local,
         remote,
+        via: via.map(|v| (v, proxy_tls)),
         snapshot,
         protolog: handles.protolog.clone(),
         shutdown,

@@ -55,10 +55,14 @@ pub struct SessionEnv {
     pub auth: Arc<dyn Authenticator>,
     /// The daemon's failed logins per client address, shared by POP3 and IMAP.
     pub penalty: Arc<Penalty>,
-    /// The client's address (loopback peers may log in without TLS; logged by IMAP ID).
+    /// The client's address (loopback peers may log in without TLS; logged by IMAP ID): on
+    /// a PROXY listener the header's source, not the load balancer's.
     pub remote: SocketAddr,
     /// True from the start on implicit-TLS listeners; sessions track STLS themselves.
     pub tls: bool,
+    /// The client reached the load balancer over TLS (a PROXY v2 header's SSL TLV): counts
+    /// as TLS for plaintext logins, but the session itself still offers STARTTLS/STLS.
+    pub proxy_tls: bool,
     /// Fired when the connection is going away (the peer closed it, or the daemon shuts
     /// down) while a command runs: long work on the blocking pool (SEARCH) stops early.
     pub cancel: CancellationToken,
@@ -68,7 +72,8 @@ impl SessionEnv {
     /// Plaintext passwords are accepted on TLS, from loopback peers, or when the config says
     /// so (`auth.allow_plaintext`).
     pub fn plaintext_allowed(&self, tls: bool) -> bool {
-        tls || self.remote.ip().to_canonical().is_loopback()
+        tls || self.proxy_tls
+            || self.remote.ip().to_canonical().is_loopback()
             || self.snapshot.config.auth.allow_plaintext
     }
 }

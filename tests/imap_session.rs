@@ -549,6 +549,7 @@ fn session_for(s: &Server, remote: &str, tls: bool) -> ImapSession {
         penalty: s.handles.penalty.clone(),
         remote: remote.parse().unwrap(),
         tls,
+        proxy_tls: false,
         cancel: Default::default(),
     })
 }

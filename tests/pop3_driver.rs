@@ -121,6 +121,7 @@ async fn toy_server(s: &Server, tx: &watch::Sender<u64>) -> std::net::SocketAddr
             let conn = Connection {
                 local: stream.local_addr().unwrap(),
                 remote,
+                via: None,
                 stream: stream.into(),
                 service: Service::Imap4,
                 implicit_tls: false,
@@ -206,6 +207,7 @@ async fn imap_is_served_through_the_same_driver() {
     let listeners = vec![Bound {
         service: Service::Imap4,
         implicit_tls: false,
+        proxy: false,
         listener: l,
     }];
     tokio::spawn(server::serve(

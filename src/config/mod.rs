@@ -14,6 +14,7 @@
 //!   `[ParametersSystem]` settings of a service.
 //! * `watch::spawn` (hot reload) and `regedit` (the `reg` CLI) live beside this file.
 
+pub mod cidr;
 pub mod marker;
 mod paths;
 pub mod regedit;
@@ -60,6 +61,8 @@ pub struct Config {
     /// (only the embedded default config sets it).
     pub seed_welcome: bool,
     pub auth: AuthSettings,
+    /// `[proxy]`: who may send a PROXY protocol header (README.md, "Behind HAProxy").
+    pub proxy: ProxySettings,
     pub limits: Limits,
     /// Every `[ParametersSystem]` value (known, defaulted and unknown), for `check-config`/`reg`.
     pub registry: registry::Values,
@@ -100,6 +103,26 @@ pub struct Listeners {
     pub listen: Vec<SocketAddr>,
     /// Implicit-TLS listeners.
     pub tls_listen: Vec<SocketAddr>,
+    /// Plain listeners that expect a PROXY protocol header first (from
+    /// `proxy.trusted_networks` only); the other listeners never parse one.
+    pub proxy_listen: Vec<SocketAddr>,
+    /// Implicit-TLS listeners that expect a PROXY protocol header before the handshake.
+    pub proxy_tls_listen: Vec<SocketAddr>,
+}
+
+/// `[proxy]`: the PROXY protocol's trusted senders (Dovecot's `haproxy_trusted_networks`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ProxySettings {
+    /// A connection to a PROXY listener from outside these blocks is refused. Empty by
+    /// default: nothing is trusted until the operator says so. Hot-reloadable.
+    pub trusted_networks: Vec<cidr::Cidr>,
+}
+
+impl ProxySettings {
+    /// Whether a PROXY listener accepts a connection whose socket peer is `ip`.
+    pub fn trusts(&self, ip: std::net::IpAddr) -> bool {
+        self.trusted_networks.iter().any(|c| c.contains(ip))
+    }
 }
 
 /// `[imap]` keys beyond the listeners.
@@ -335,6 +358,8 @@ struct RawConfig {
     #[serde(default)]
     auth: RawAuth,
     #[serde(default)]
+    proxy: RawProxy,
+    #[serde(default)]
     limits: RawLimits,
     /// Checked by `registry.rs` from the `toml_edit` document (spans and file order); here
     /// only its shape (a table) is checked.
@@ -359,6 +384,17 @@ struct RawListeners {
     listen: Vec<Spanned<String>>,
     #[serde(default)]
     tls_listen: Vec<Spanned<String>>,
+    #[serde(default)]
+    proxy_listen: Vec<Spanned<String>>,
+    #[serde(default)]
+    proxy_tls_listen: Vec<Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProxy {
+    #[serde(default)]
+    trusted_networks: Vec<Spanned<String>>,
 }
 
 /// `[imap]`: the listeners and the protocol switches.
@@ -369,6 +405,10 @@ struct RawImap {
     listen: Vec<Spanned<String>>,
     #[serde(default)]
     tls_listen: Vec<Spanned<String>>,
+    #[serde(default)]
+    proxy_listen: Vec<Spanned<String>>,
+    #[serde(default)]
+    proxy_tls_listen: Vec<Spanned<String>>,
     imap4rev2: Option<bool>,
     idle_check_interval_secs: Option<Spanned<u64>>,
 }
@@ -606,6 +646,8 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<Config, ConfigError> {
     let imap = Listeners {
         listen: c.addrs("imap.listen", &ri.listen),
         tls_listen: c.addrs("imap.tls_listen", &ri.tls_listen),
+        proxy_listen: c.addrs("imap.proxy_listen", &ri.proxy_listen),
+        proxy_tls_listen: c.addrs("imap.proxy_tls_listen", &ri.proxy_tls_listen),
     };
     let idle_check = match &ri.idle_check_interval_secs {
         Some(n) if *n.get_ref() > MAX_SECS => {
@@ -625,6 +667,8 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<Config, ConfigError> {
     let pop3 = Listeners {
         listen: c.addrs("pop3.listen", &rp.listen),
         tls_listen: c.addrs("pop3.tls_listen", &rp.tls_listen),
+        proxy_listen: c.addrs("pop3.proxy_listen", &rp.proxy_listen),
+        proxy_tls_listen: c.addrs("pop3.proxy_tls_listen", &rp.proxy_tls_listen),
     };
     // One address cannot be bound twice: say so now rather than at bind time. Port 0 (any
     // free port, used by tests) is exempt: each bind gets its own port.
@@ -695,8 +739,12 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<Config, ConfigError> {
         .listen
         .iter()
         .chain(&ri.tls_listen)
+        .chain(&ri.proxy_listen)
+        .chain(&ri.proxy_tls_listen)
         .chain(&rp.listen)
         .chain(&rp.tls_listen)
+        .chain(&rp.proxy_listen)
+        .chain(&rp.proxy_tls_listen)
         .chain(lmtp_tcp)
         .chain(raw.metrics.listen.as_ref())
     {
@@ -712,6 +760,25 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<Config, ConfigError> {
         cert: c.path("tls.cert", &t.cert),
         key: c.path("tls.key", &t.key),
     });
+
+    let mut proxy = ProxySettings::default();
+    for s in &raw.proxy.trusted_networks {
+        match cidr::Cidr::parse(s.get_ref()) {
+            Ok(n) => proxy.trusted_networks.push(n),
+            Err(e) => c.error(s, format!("proxy.trusted_networks: {e}")),
+        }
+    }
+    let proxy_listeners = [&ri.proxy_listen, &ri.proxy_tls_listen, &rp.proxy_listen, &rp.proxy_tls_listen];
+    if let (Some(first), true) = (
+        proxy_listeners.iter().flat_map(|l| l.iter()).next(),
+        raw.proxy.trusted_networks.is_empty(),
+    ) {
+        c.warn(
+            first,
+            "PROXY listeners are configured but proxy.trusted_networks is empty: \
+             every connection to them is refused",
+        );
+    }
 
     let auth = AuthSettings {
         users_file: match &raw.auth.users_file {
@@ -842,6 +909,7 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<Config, ConfigError> {
         quota,
         tls,
         auth,
+        proxy,
         limits,
         pop3_log,
         imap_log,
@@ -909,6 +977,8 @@ fn settings(cfg: &Config) -> Vec<Setting> {
     push("server.store_watch", cfg.server.store_watch.to_string(), true);
     push("imap.listen", addr_list(&cfg.imap.listen), true);
     push("imap.tls_listen", addr_list(&cfg.imap.tls_listen), true);
+    push("imap.proxy_listen", addr_list(&cfg.imap.proxy_listen), true);
+    push("imap.proxy_tls_listen", addr_list(&cfg.imap.proxy_tls_listen), true);
     push(
         "imap.imap4rev2",
         cfg.imap_protocol.imap4rev2.to_string(),
@@ -924,6 +994,8 @@ fn settings(cfg: &Config) -> Vec<Setting> {
     );
     push("pop3.listen", addr_list(&cfg.pop3.listen), true);
     push("pop3.tls_listen", addr_list(&cfg.pop3.tls_listen), true);
+    push("pop3.proxy_listen", addr_list(&cfg.pop3.proxy_listen), true);
+    push("pop3.proxy_tls_listen", addr_list(&cfg.pop3.proxy_tls_listen), true);
     let lmtp: Vec<String> = cfg.lmtp.listen.iter().map(|l| quote(&l.to_string())).collect();
     push("lmtp.listen", format!("[{}]", lmtp.join(", ")), true);
     push(
@@ -973,6 +1045,17 @@ fn settings(cfg: &Config) -> Vec<Setting> {
     push(
         "auth.allow_plaintext",
         cfg.auth.allow_plaintext.to_string(),
+        false,
+    );
+    let nets: Vec<String> = cfg
+        .proxy
+        .trusted_networks
+        .iter()
+        .map(|n| quote(&n.to_string()))
+        .collect();
+    push(
+        "proxy.trusted_networks",
+        format!("[{}]", nets.join(", ")),
         false,
     );
     let l = &cfg.limits;

@@ -311,3 +311,71 @@ fn quota_defaults_and_errors_with_position() {
     let text = render_effective(&p("[quota]\nstorage = \"512M\"\n").unwrap());
     assert!(text.contains("[quota]\nstorage = \"512M\"\n"), "{text}");
 }
+
+#[test]
+fn proxy_listeners_and_trusted_networks() {
+    let c = p(r#"
+[imap]
+proxy_listen = ["127.0.0.1:10143"]
+proxy_tls_listen = ["127.0.0.1:10993"]
+[pop3]
+proxy_listen = ["127.0.0.1:10110"]
+[proxy]
+trusted_networks = ["127.0.0.0/8", "10.0.0.0/8", "::1/128", "192.0.2.7"]
+"#)
+    .unwrap();
+    assert_eq!(c.imap.proxy_listen, vec!["127.0.0.1:10143".parse().unwrap()]);
+    assert_eq!(c.imap.proxy_tls_listen.len(), 1);
+    assert_eq!(c.pop3.proxy_listen.len(), 1);
+    assert!(c.imap.listen.is_empty() && c.pop3.proxy_tls_listen.is_empty());
+    assert!(c.proxy.trusts("127.0.0.1".parse().unwrap()));
+    assert!(c.proxy.trusts("10.9.8.7".parse().unwrap()));
+    assert!(c.proxy.trusts("::1".parse().unwrap()));
+    assert!(c.proxy.trusts("192.0.2.7".parse().unwrap()));
+    assert!(!c.proxy.trusts("192.0.2.8".parse().unwrap()));
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    assert!(!p("").unwrap().proxy.trusts("127.0.0.1".parse().unwrap()), "nothing by default");
+    let r = render_effective(&c);
+    assert!(r.contains("proxy.trusted_networks") || r.contains("trusted_networks"), "{r}");
+}
+
+#[test]
+fn bad_trusted_network_is_an_error_with_position() {
+    let e = p("[proxy]\ntrusted_networks = [\"10.0.0.0/8\",\n  \"10.0.0.1/8\"]\n")
+        .unwrap_err()
+        .0;
+    assert!(e.starts_with("/etc/ms/mailserver.toml:3:3: "), "{e}");
+    assert!(e.contains("10.0.0.0/8"), "{e}");
+    let e = p("[proxy]\ntrusted_networks = [\"localhost\"]\n").unwrap_err().0;
+    assert!(e.starts_with("/etc/ms/mailserver.toml:2:"), "{e}");
+    let e = p("[proxy]\ntrusted = []\n").unwrap_err().0;
+    assert!(e.contains("trusted"), "{e}");
+    // The same address as a plain and a PROXY listener cannot both be bound.
+    let e = p("[imap]\nlisten = [\"127.0.0.1:1\"]\nproxy_listen = [\"127.0.0.1:1\"]\n")
+        .unwrap_err()
+        .0;
+    assert!(e.contains("listed twice"), "{e}");
+}
+
+#[test]
+fn proxy_listeners_without_trusted_networks_warn() {
+    let c = p("[imap]\nproxy_listen = [\"127.0.0.1:10143\"]\n").unwrap();
+    assert!(
+        c.warnings.iter().any(|w| w.starts_with("/etc/ms/mailserver.toml:2:")
+            && w.contains("trusted_networks is empty")),
+        "{:?}",
+        c.warnings
+    );
+}
+
+#[test]
+fn diff_proxy_listeners_need_a_restart_trusted_networks_do_not() {
+    let a = p("[imap]\nproxy_listen = [\"127.0.0.1:1\"]\n[proxy]\ntrusted_networks = [\"127.0.0.0/8\"]\n").unwrap();
+    let b = p("[imap]\nproxy_listen = [\"127.0.0.1:2\"]\n[proxy]\ntrusted_networks = [\"10.0.0.0/8\"]\n").unwrap();
+    let keys: Vec<(String, bool)> = diff(&a, &b)
+        .into_iter()
+        .map(|c| (c.key, c.needs_restart))
+        .collect();
+    assert!(keys.contains(&("imap.proxy_listen".into(), true)), "{keys:?}");
+    assert!(keys.contains(&("proxy.trusted_networks".into(), false)), "{keys:?}");
+}

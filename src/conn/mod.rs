@@ -65,6 +65,7 @@ use crate::session::{LiteralPiece, Output, Piece, Session, Snapshot, Step};
 
 mod deflate;
 mod framer;
+pub mod proxy;
 
 /// One accepted connection as the driver needs it: the socket, what it serves, and the
 /// handles the driver itself uses (the session gets its own, through its [`SessionEnv`]).
@@ -79,6 +80,9 @@ pub struct Connection {
     /// an unspecified address).
     pub local: SocketAddr,
     pub remote: SocketAddr,
+    /// On a PROXY listener whose header gave the endpoints: the proxy's own address and
+    /// whether the client reached it over TLS (noted in the protocol log as a `*` record).
+    pub via: Option<(SocketAddr, bool)>,
     /// The session's config snapshot: idle timeout, TLS, protocol-log settings.
     pub snapshot: Arc<Snapshot>,
     /// The daemon's protocol log; the session's records go through the tee here.
@@ -122,6 +126,7 @@ pub async fn serve_session<S: Session>(conn: Connection, session: S) {
         implicit_tls,
         local,
         remote,
+        via,
         snapshot,
         protolog,
         shutdown,
@@ -147,6 +152,10 @@ pub async fn serve_session<S: Session>(conn: Connection, session: S) {
         local,
         remote,
     );
+    if let Some((proxy, tls)) = via {
+        let tls = if tls { ", client TLS at the proxy" } else { "" };
+        log.info(&format!("PROXY header from {proxy}{tls}"));
+    }
     let registration = sessions.register(log.id(), service, remote);
     let mut io = Io {
         stream,

@@ -166,7 +166,7 @@ impl Metrics {
             ),
             connections_refused: reg!(
                 "connections_refused",
-                "Connections refused by a limit (reason: total, per_ip)",
+                "Connections refused by a limit (reason: total, per_ip) or at a PROXY listener (untrusted_proxy, proxy_header)",
                 Family::default()
             ),
             sessions: reg!("sessions", "Sessions by protocol state", Family::default()),
@@ -330,7 +330,8 @@ impl Metrics {
         }
     }
 
-    /// A connection was accepted and refused by a limit (`total` or `per_ip`).
+    /// A connection was accepted and refused: by a limit (`total`, `per_ip`) or at a PROXY
+    /// listener (`untrusted_proxy`, `proxy_header`).
     pub fn refused(&self, service: Service, reason: &'static str) {
         let svc = service_label(service);
         self.per_service[service.index()].accepted.inc();

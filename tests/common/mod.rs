@@ -37,6 +37,11 @@ pub struct Daemon {
     pub imaps: Option<SocketAddr>,
     /// The TCP LMTP listener, when the config has one (`Options::extra`).
     pub lmtp: Option<SocketAddr>,
+    /// The PROXY protocol listeners, when the config has them (the last of each kind).
+    pub imap_proxy: Option<SocketAddr>,
+    pub imaps_proxy: Option<SocketAddr>,
+    pub pop3_proxy: Option<SocketAddr>,
+    pub pop3s_proxy: Option<SocketAddr>,
     pub log: Arc<Mutex<String>>,
 }
 
@@ -168,6 +173,10 @@ impl Daemon {
             imap: None,
             imaps: None,
             lmtp: None,
+            imap_proxy: None,
+            imaps_proxy: None,
+            pop3_proxy: None,
+            pop3s_proxy: None,
             log,
         };
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -182,13 +191,18 @@ impl Daemon {
                     d.lmtp = Some(addr);
                 }
             } else if let Some(rest) = line.split(" listening on ").nth(1) {
-                let tls = rest.contains("(TLS)");
+                let tls = rest.contains("TLS)");
+                let proxy = rest.contains("(PROXY");
                 let addr: SocketAddr = rest.split_whitespace().next().unwrap().parse().unwrap();
-                let slot = match (line.contains("POP3"), tls) {
-                    (true, false) => &mut d.pop3,
-                    (true, true) => &mut d.pop3s,
-                    (false, false) => &mut d.imap,
-                    (false, true) => &mut d.imaps,
+                let slot = match (line.contains("POP3"), tls, proxy) {
+                    (true, false, false) => &mut d.pop3,
+                    (true, true, false) => &mut d.pop3s,
+                    (false, false, false) => &mut d.imap,
+                    (false, true, false) => &mut d.imaps,
+                    (true, false, true) => &mut d.pop3_proxy,
+                    (true, true, true) => &mut d.pop3s_proxy,
+                    (false, false, true) => &mut d.imap_proxy,
+                    (false, true, true) => &mut d.imaps_proxy,
                 };
                 *slot = Some(addr);
             }

@@ -41,6 +41,12 @@ pub struct TestConfig {
     pub imap4rev2: Option<bool>,
     pub pop3_listen: Vec<String>,
     pub pop3_tls_listen: Vec<String>,
+    /// `proxy_listen` and `proxy_tls_listen` of `[imap]` and `[pop3]` (PROXY protocol);
+    /// written only when not empty.
+    pub imap_proxy_listen: Vec<String>,
+    pub imap_proxy_tls_listen: Vec<String>,
+    pub pop3_proxy_listen: Vec<String>,
+    pub pop3_proxy_tls_listen: Vec<String>,
     /// `[tls]` `cert` and `key`; `None` is the generated self-signed pair.
     pub tls: Option<(PathBuf, PathBuf)>,
     /// `auth.users_file`.
@@ -108,6 +114,10 @@ impl TestConfig {
             imap4rev2: None,
             pop3_listen: Vec::new(),
             pop3_tls_listen: Vec::new(),
+            imap_proxy_listen: Vec::new(),
+            imap_proxy_tls_listen: Vec::new(),
+            pop3_proxy_listen: Vec::new(),
+            pop3_proxy_tls_listen: Vec::new(),
             tls: None,
             users_file: None,
             allow_plaintext: None,
@@ -140,14 +150,32 @@ impl TestConfig {
         if !self.extra_server.is_empty() {
             line(self.extra_server.clone());
         }
-        for (section, plain, tls) in [
-            ("imap", &self.imap_listen, &self.imap_tls_listen),
-            ("pop3", &self.pop3_listen, &self.pop3_tls_listen),
+        for (section, plain, tls, proxy, proxy_tls) in [
+            (
+                "imap",
+                &self.imap_listen,
+                &self.imap_tls_listen,
+                &self.imap_proxy_listen,
+                &self.imap_proxy_tls_listen,
+            ),
+            (
+                "pop3",
+                &self.pop3_listen,
+                &self.pop3_tls_listen,
+                &self.pop3_proxy_listen,
+                &self.pop3_proxy_tls_listen,
+            ),
         ] {
             line(String::new());
             line(format!("[{section}]"));
             line(format!("listen = {}", list(plain)));
             line(format!("tls_listen = {}", list(tls)));
+            if !proxy.is_empty() {
+                line(format!("proxy_listen = {}", list(proxy)));
+            }
+            if !proxy_tls.is_empty() {
+                line(format!("proxy_tls_listen = {}", list(proxy_tls)));
+            }
             if let (Some(on), "imap") = (self.imap4rev2, section) {
                 line(format!("imap4rev2 = {on}"));
             }

@@ -88,6 +88,7 @@ impl Server {
         let listeners = vec![Bound {
             service: Service::Imap4,
             implicit_tls: false,
+            proxy: false,
             listener,
         }];
         let shutdown = CancellationToken::new();

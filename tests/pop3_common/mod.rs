@@ -433,6 +433,7 @@ impl Server {
             .map(|(listener, implicit_tls)| Bound {
                 service: Service::Pop3,
                 implicit_tls,
+                proxy: false,
                 listener,
             })
             .collect();
@@ -531,6 +532,7 @@ impl Server {
             penalty: self.handles.penalty.clone(),
             remote: remote.parse().unwrap(),
             tls,
+            proxy_tls: false,
             cancel: Default::default(),
         }
     }
