@@ -15,7 +15,10 @@ use mailserver_fuzz::fnv;
 
 /// Runs the reader over `input`, reading at most `size(i)` octets on the i-th read; returns
 /// the verdict (`Closed` when the input ends first) and how many octets it took.
-fn run(input: &[u8], mut size: impl FnMut(usize) -> usize) -> (Result<Proxied, HeaderError>, usize) {
+fn run(
+    input: &[u8],
+    mut size: impl FnMut(usize) -> usize,
+) -> (Result<Proxied, HeaderError>, usize) {
     let mut r = HeaderReader::default();
     let mut at = 0;
     for i in 0..=input.len() + 1 {
