@@ -512,7 +512,19 @@ fn a_reopened_folder_sees_what_changed_while_it_was_closed() {
     inbox.sync(&mut view).unwrap();
     drop(inbox);
     // While closed: another program removes `a` and delivers into new/.
-    let name_a = files(&root.join("cur"))[0].clone();
+    // `a`'s file by its uidlist line (`UID [fields] :base`), not by name order: the
+    // `M<usecs>` part of a name is not zero-padded.
+    let uidlist = fs::read_to_string(root.join("dovecot-uidlist")).unwrap();
+    let base = uidlist
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{a} ")))
+        .and_then(|rest| rest.split(':').nth(1))
+        .unwrap_or_else(|| panic!("UID {a} not in {uidlist}"))
+        .to_string();
+    let name_a = files(&root.join("cur"))
+        .into_iter()
+        .find(|n| n.starts_with(&base))
+        .unwrap();
     fs::remove_file(root.join("cur").join(name_a)).unwrap();
     fs::write(root.join("new/1800000000.M1P1.mx"), "Subject: new\n\nx\n").unwrap();
     let inbox = user.open("INBOX").unwrap();
