@@ -77,7 +77,7 @@ impl Postfix {
         .parse()
         .expect("a postfix user");
         std::os::unix::fs::chown(d.join("data"), Some(uid), None).unwrap();
-        let smtp_port = free_port();
+        let smtp_port = common::free_port();
         let main_cf = format!(
             "compatibility_level = 3.6\n\
              queue_directory = {d}/queue\n\
@@ -200,7 +200,7 @@ fn through_postfix(unix: bool) {
     }
     let pdir = tempfile::tempdir().unwrap();
     let sock = pdir.path().join("lmtp.sock");
-    let port = free_port();
+    let port = common::free_port();
     let listen = if unix {
         format!("unix:{}", sock.display())
     } else {
@@ -528,14 +528,4 @@ fn kill_9_during_a_postfix_burst_loses_nothing() {
     c.send(b"DONE\r\n");
     let (_, done) = c.until_tagged("i");
     assert!(done.starts_with("i OK"), "{done}");
-}
-
-/// A port free on 127.0.0.1 now (bound and released; the listener that uses it binds it
-/// at once, as the Dovecot tests do).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }

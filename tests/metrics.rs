@@ -568,15 +568,6 @@ fn write_atomic(path: &Path, text: &str) {
     std::fs::rename(&tmp, path).unwrap();
 }
 
-/// A free loopback port (bound and released; Prometheus binds it a moment later).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// A fenced block of README.md that follows the line holding `marker`.
 fn readme_block(marker: &str) -> String {
     let readme =
@@ -679,7 +670,7 @@ fn a_private_prometheus_scrapes_us_and_promql_finds_our_series() {
         ),
     )
     .unwrap();
-    let port = free_port();
+    let port = common::free_port();
     let web = format!("127.0.0.1:{port}");
     let _prom = Child(
         Command::new(&bin)

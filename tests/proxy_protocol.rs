@@ -728,14 +728,6 @@ impl Drop for Haproxy {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// `text` with `from` replaced by `to`, which must occur exactly `n` times (so a change to
 /// the shipped file that this test no longer follows fails here, not somewhere later).
 fn swap(text: &str, from: &str, to: &str, n: usize) -> String {
@@ -768,7 +760,12 @@ fn haproxy_config(p: &Proxied, dir: &Path) -> (String, [u16; 4]) {
         &shipped[..global_at],
         &shipped[defaults_at..]
     );
-    let fronts = [free_port(), free_port(), free_port(), free_port()];
+    let fronts = [
+        common::free_port(),
+        common::free_port(),
+        common::free_port(),
+        common::free_port(),
+    ];
     for (bind, port) in ["bind :143\n", "bind :993\n", "bind :110\n", "bind :995\n"]
         .iter()
         .zip(fronts)

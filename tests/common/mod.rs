@@ -351,3 +351,13 @@ pub fn deliver(data_dir: &Path, user: &str, n: usize, body: &str) -> PathBuf {
     std::fs::rename(&tmp, &dest).unwrap();
     dest
 }
+
+/// A port free on 127.0.0.1 now (bound and released): for a component the test starts
+/// (Prometheus, HAProxy, Postfix, PHP), which binds it a moment later.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}

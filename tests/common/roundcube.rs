@@ -95,14 +95,6 @@ pub fn tempdir() -> tempfile::TempDir {
         .unwrap()
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// A PHP string literal holding `s` (single-quoted).
 fn php_str(s: &str) -> String {
     format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'"))
@@ -193,7 +185,7 @@ impl Roundcube {
             "Roundcube schema: {}",
             String::from_utf8_lossy(&init.stderr)
         );
-        let port = free_port();
+        let port = crate::common::free_port();
         let log = fs::File::create(dir.join("php.log")).unwrap();
         let php = Command::new(PHP)
             .arg("-S")
