@@ -416,6 +416,11 @@ pub fn check_table(
                 ));
                 continue;
             }
+            (None, Ok(RegData::Sz(sz))) if check_sz(&sz).is_err() => {
+                let why = check_sz(&sz).err().unwrap_or_default();
+                errors.push(format!("{val_loc}: \"{name}\" must not hold {why}"));
+                continue;
+            }
             (None, Ok(RegData::MultiSz(list))) if check_multi_sz(&list).is_err() => {
                 let why = check_multi_sz(&list).err().unwrap_or_default();
                 errors.push(format!("{val_loc}: \"{name}\" must not hold {why}"));
@@ -476,11 +481,23 @@ pub fn check_multi_sz(list: &[String]) -> Result<(), String> {
     Ok(())
 }
 
+/// Whether a string could be stored as a `REG_SZ`: the registry reads one up to its first
+/// NUL, so a NUL inside would be lost on the way out (`reg export`) and back.
+pub fn check_sz(s: &str) -> Result<(), String> {
+    if s.contains('\0') {
+        return Err("a NUL character (a REG_SZ ends at its first NUL)".into());
+    }
+    Ok(())
+}
+
 /// Checks `data` against the schema row `def`; the error names value, type and range.
 pub fn check_known(def: &ValueDef, data: &RegData) -> Result<(), String> {
     let bad = |got: String| format!("\"{}\" must be {}, got {got}", def.name, def.requirement());
     if let RegData::MultiSz(list) = data {
         check_multi_sz(list).map_err(|why| format!("\"{}\" must not hold {why}", def.name))?;
+    }
+    if let RegData::Sz(s) = data {
+        check_sz(s).map_err(|why| format!("\"{}\" must not hold {why}", def.name))?;
     }
     match (def.kind, data) {
         (Kind::Users, RegData::MultiSz(list)) => match list.iter().find(|u| u.contains(':')) {

@@ -379,3 +379,17 @@ fn diff_proxy_listeners_need_a_restart_trusted_networks_do_not() {
     assert!(keys.contains(&("imap.proxy_listen".into(), true)), "{keys:?}");
     assert!(keys.contains(&("proxy.trusted_networks".into(), false)), "{keys:?}");
 }
+
+#[test]
+fn a_reg_sz_holding_a_nul_is_refused_with_position() {
+    // Known and unknown values alike: the registry reads a REG_SZ up to its first NUL, so
+    // such a value could not survive `reg export` / `reg import`.
+    for name in ["IMAP Protocol Log Path", "New Value"] {
+        let e = p(&format!("[ParametersSystem]\n\"{name}\" = \"log\\u0000x\"\n"))
+            .unwrap_err()
+            .0;
+        assert!(e.starts_with("/etc/ms/mailserver.toml:2:"), "{e}");
+        assert!(e.contains("NUL"), "{e}");
+    }
+    assert!(p("[ParametersSystem]\n\"New Value\" = \"tab\\tnl\\n\"\n").is_ok());
+}
