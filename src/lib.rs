@@ -24,6 +24,8 @@ internal! {
     mod admin;
     /// Users (Dovecot passwd-file), password schemes, failure delay, `Secret<T>`.
     mod auth;
+    /// The cluster: user ownership (rendezvous hashing), membership, the login proxy.
+    mod cluster;
     /// CLI-independent configuration: raw TOML -> validated `Config`, the
     /// `[ParametersSystem]` registry schema, hot reload and the `reg` CLI.
     mod config;

@@ -15,6 +15,7 @@
 //! * `watch::spawn` (hot reload) and `regedit` (the `reg` CLI) live beside this file.
 
 pub mod cidr;
+pub mod cluster;
 pub mod marker;
 mod paths;
 pub mod regedit;
@@ -63,6 +64,9 @@ pub struct Config {
     pub auth: AuthSettings,
     /// `[proxy]`: who may send a PROXY protocol header (README.md, "Behind HAProxy").
     pub proxy: ProxySettings,
+    /// `[cluster]`: the nodes sharing `data_dir` (README.md, "Cluster"); `None`: one node
+    /// that owns every user.
+    pub cluster: Option<cluster::ClusterSettings>,
     pub limits: Limits,
     /// Every `[ParametersSystem]` value (known, defaulted and unknown), for `check-config`/`reg`.
     pub registry: registry::Values,
@@ -359,6 +363,7 @@ struct RawConfig {
     auth: RawAuth,
     #[serde(default)]
     proxy: RawProxy,
+    cluster: Option<cluster::RawCluster>,
     #[serde(default)]
     limits: RawLimits,
     /// Checked by `registry.rs` from the `toml_edit` document (spans and file order); here
@@ -747,6 +752,10 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<Config, ConfigError> {
         .chain(&rp.proxy_tls_listen)
         .chain(lmtp_tcp)
         .chain(raw.metrics.listen.as_ref())
+        .chain(raw.cluster.iter().flat_map(|rc| {
+            // Only this node's internal listeners are bound here.
+            rc.listen_addrs_of_self()
+        }))
     {
         if let Ok(a) = s.get_ref().parse::<SocketAddr>() {
             if a.port() != 0 && seen.contains(&a) {
@@ -779,6 +788,8 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<Config, ConfigError> {
              every connection to them is refused",
         );
     }
+
+    let cluster = raw.cluster.as_ref().and_then(|rc| cluster::check(&mut c, rc));
 
     let auth = AuthSettings {
         users_file: match &raw.auth.users_file {
@@ -910,6 +921,7 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<Config, ConfigError> {
         tls,
         auth,
         proxy,
+        cluster,
         limits,
         pop3_log,
         imap_log,
@@ -1058,6 +1070,51 @@ fn settings(cfg: &Config) -> Vec<Setting> {
         format!("[{}]", nets.join(", ")),
         false,
     );
+    if let Some(cl) = &cfg.cluster {
+        // The whole table applies at restart only (src/config/cluster.rs).
+        push("cluster.node_id", quote(&cl.node_id), true);
+        let nodes: Vec<String> = cl
+            .nodes
+            .iter()
+            .map(|n| {
+                format!(
+                    "{{ id = {}, imap = {}, pop3 = {} }}",
+                    quote(&n.id),
+                    quote(&n.imap.to_string()),
+                    quote(&n.pop3.to_string())
+                )
+            })
+            .collect();
+        push("cluster.nodes", format!("[{}]", nodes.join(", ")), true);
+        match &cl.secret_file {
+            Some(f) => push("cluster.secret_file", quote_path(f), true),
+            // Never the secret itself; a changed secret still shows as a change.
+            None => push(
+                "cluster.secret",
+                format!("\"(hidden, {} bytes)\"", cl.secret.expose().len()),
+                true,
+            ),
+        }
+        if let Some(u) = &cl.nats_url {
+            push("cluster.nats_url", quote(u), true);
+        }
+        push("cluster.subject_prefix", quote(&cl.subject_prefix), true);
+        push(
+            "cluster.heartbeat_ms",
+            cl.heartbeat.as_millis().to_string(),
+            true,
+        );
+        push(
+            "cluster.dead_after_ms",
+            cl.dead_after.as_millis().to_string(),
+            true,
+        );
+        push(
+            "cluster.connect_timeout_ms",
+            cl.connect_timeout.as_millis().to_string(),
+            true,
+        );
+    }
     let l = &cfg.limits;
     push(
         "limits.max_connections",

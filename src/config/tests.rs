@@ -393,3 +393,85 @@ fn a_reg_sz_holding_a_nul_is_refused_with_position() {
     }
     assert!(p("[ParametersSystem]\n\"New Value\" = \"tab\\tnl\\n\"\n").is_ok());
 }
+
+const CLUSTER: &str = r#"
+[cluster]
+node_id = "node2"
+secret = "0123456789abcdef-cluster"
+nats_url = "nats://127.0.0.1:4222"
+heartbeat_ms = 500
+dead_after_ms = 1500
+
+[[cluster.nodes]]
+id = "node1"
+imap = "127.0.0.11:10143"
+pop3 = "127.0.0.11:10110"
+
+[[cluster.nodes]]
+id = "node2"
+imap = "127.0.0.12:10143"
+pop3 = "127.0.0.12:10110"
+"#;
+
+#[test]
+fn cluster_table_parses_and_shows_without_the_secret() {
+    assert!(p("").unwrap().cluster.is_none());
+    let c = p(CLUSTER).unwrap();
+    let cl = c.cluster.as_ref().unwrap();
+    assert_eq!(cl.node_id, "node2");
+    assert_eq!(cl.this_node().imap, "127.0.0.12:10143".parse().unwrap());
+    assert_eq!(cl.nodes.len(), 2);
+    assert_eq!(cl.heartbeat, Duration::from_millis(500));
+    assert_eq!(cl.dead_after, Duration::from_millis(1500));
+    assert_eq!(cl.connect_timeout, Duration::from_millis(1000));
+    assert_eq!(cl.subject_prefix, "mailserver");
+    assert!(cl.is_node_ip("127.0.0.11".parse().unwrap()));
+    assert!(!cl.is_node_ip("127.0.0.1".parse().unwrap()));
+    let shown = render_effective(&c);
+    assert!(shown.contains("node_id = \"node2\""), "{shown}");
+    assert!(shown.contains("(hidden, 24 bytes)"), "{shown}");
+    assert!(!shown.contains("0123456789abcdef"), "{shown}");
+    let changed = CLUSTER.replace("heartbeat_ms = 500", "heartbeat_ms = 400");
+    let d = diff(&c, &p(&changed).unwrap());
+    assert_eq!(d.len(), 1, "{d:?}");
+    assert!(d[0].key == "cluster.heartbeat_ms" && d[0].needs_restart);
+}
+
+#[test]
+fn cluster_errors_name_the_place() {
+    let cases = [
+        (CLUSTER.replace("node_id = \"node2\"", "node_id = \"node9\""), "3:11", "not one of the [[cluster.nodes]] ids"),
+        (CLUSTER.replace("0123456789abcdef-cluster", "short"), "4:10", "at least 16 bytes"),
+        (CLUSTER.replace("nats://127", "http://127"), "5:12", "is not a NATS URL"),
+        (CLUSTER.replace("dead_after_ms = 1500", "dead_after_ms = 400"), "7:17", "longer than"),
+        (CLUSTER.replace("127.0.0.12:10110", "127.0.0.11:10110"), "17:8", "listed twice"),
+        (CLUSTER.replace("127.0.0.12:10143", "0.0.0.0:10143"), "16:8", "a real address"),
+        (CLUSTER.replace("id = \"node2\"", "id = \"node1\""), "15:6", "listed twice"),
+        (CLUSTER.replace("secret = ", "secret_file = \"nope\"\nsecret = "), "5:10", "not both"),
+        (CLUSTER.replace("secret = \"0123456789abcdef-cluster\"", ""), "3:11", "secret"),
+        (CLUSTER.replace("pop3 = \"127.0.0.12:10110\"", "pop3 = \"127.0.0.12:0\""), "17:8", "port 0"),
+    ];
+    for (src, at, msg) in cases {
+        let e = p(&src).unwrap_err().0;
+        assert!(
+            e.contains(&format!("/etc/ms/mailserver.toml:{at}:")) && e.contains(msg),
+            "want {at} {msg}, got {e}"
+        );
+    }
+}
+
+#[test]
+fn cluster_secret_file_is_read_relative_to_the_config() {
+    let dir = std::env::temp_dir().join(format!("ms-cluster-secret-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("cluster.secret"), "fedcba9876543210fedcba\n").unwrap();
+    let src = CLUSTER.replace(
+        "secret = \"0123456789abcdef-cluster\"",
+        "secret_file = \"cluster.secret\"",
+    );
+    let c = parse(&dir.join("mailserver.toml"), src.as_bytes()).unwrap();
+    let cl = c.cluster.unwrap();
+    assert_eq!(cl.secret.expose(), "fedcba9876543210fedcba");
+    assert_eq!(cl.secret_file.as_deref(), Some(dir.join("cluster.secret").as_path()));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -1,0 +1,344 @@
+//! `[cluster]`: the nodes that share one `data_dir`, this node's name among them, the shared
+//! secret of their internal listeners and the NATS server that carries heartbeats and change
+//! events (README.md, "Cluster"). Without the table nothing changes: the daemon is one node
+//! that owns every user.
+//!
+//! ```toml
+//! [cluster]
+//! node_id = "node1"
+//! secret_file = "cluster.secret"     # or secret = "...", at least 16 bytes
+//! nats_url = "nats://127.0.0.1:4222" # optional: without it every node is taken as live
+//! heartbeat_ms = 1000
+//! dead_after_ms = 3000
+//!
+//! [[cluster.nodes]]
+//! id = "node1"
+//! imap = "10.0.0.11:10143"           # internal IMAP listener (PROXY v2 + master login)
+//! pop3 = "10.0.0.11:10110"           # internal POP3 listener
+//! ```
+//!
+//! The whole table applies at restart only (a reload that changes it is logged as such).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::auth::Secret;
+
+/// Default interval between two heartbeats of a node on NATS.
+pub const DEFAULT_HEARTBEAT_MS: u64 = 1000;
+/// Default silence after which a node is taken as dead.
+pub const DEFAULT_DEAD_AFTER_MS: u64 = 3000;
+/// Default timeout of a connection to another node's internal listener.
+pub const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 1000;
+/// Default prefix of every NATS subject the cluster uses (several clusters can share a NATS).
+pub const DEFAULT_SUBJECT_PREFIX: &str = "mailserver";
+/// The shortest secret accepted (bytes).
+pub const MIN_SECRET_BYTES: usize = 16;
+
+/// The validated `[cluster]` table.
+#[derive(Debug, Clone)]
+pub struct ClusterSettings {
+    /// This node's `id`; one of `nodes`.
+    pub node_id: String,
+    /// Every node, in file order (ownership does not depend on the order: rendezvous hashing).
+    pub nodes: Vec<ClusterNode>,
+    /// The master-login secret the internal listeners accept from other nodes.
+    pub secret: Secret<String>,
+    /// Where the secret came from (`check-config` shows this, never the secret).
+    pub secret_file: Option<PathBuf>,
+    /// `nats://host:port`; `None`: no membership traffic, every node is taken as live.
+    pub nats_url: Option<String>,
+    /// Prefix of the NATS subjects (`<prefix>.heartbeat`, `<prefix>.changed`, ...).
+    pub subject_prefix: String,
+    pub heartbeat: Duration,
+    pub dead_after: Duration,
+    /// Timeout of a connection to another node's internal listener before trying the next.
+    pub connect_timeout: Duration,
+}
+
+impl PartialEq for ClusterSettings {
+    fn eq(&self, o: &Self) -> bool {
+        self.node_id == o.node_id
+            && self.nodes == o.nodes
+            && self.secret.expose() == o.secret.expose()
+            && self.secret_file == o.secret_file
+            && self.nats_url == o.nats_url
+            && self.subject_prefix == o.subject_prefix
+            && self.heartbeat == o.heartbeat
+            && self.dead_after == o.dead_after
+            && self.connect_timeout == o.connect_timeout
+    }
+}
+
+impl ClusterSettings {
+    /// This node's entry.
+    pub fn this_node(&self) -> &ClusterNode {
+        self.nodes
+            .iter()
+            .find(|n| n.id == self.node_id)
+            .expect("validated: node_id is one of the nodes")
+    }
+
+    /// Whether `ip` is the address of one of the nodes' internal listeners.
+    pub fn is_node_ip(&self, ip: std::net::IpAddr) -> bool {
+        self.nodes
+            .iter()
+            .any(|n| n.imap.ip() == ip || n.pop3.ip() == ip)
+    }
+}
+
+/// One `[[cluster.nodes]]` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterNode {
+    pub id: String,
+    /// Internal IMAP listener: takes a PROXY v2 header and a master login with the cluster
+    /// secret from the other nodes; never proxies again.
+    pub imap: SocketAddr,
+    /// Internal POP3 listener, same rules.
+    pub pop3: SocketAddr,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawCluster {
+    node_id: Spanned<String>,
+    #[serde(default)]
+    nodes: Vec<RawNode>,
+    secret: Option<Spanned<String>>,
+    secret_file: Option<Spanned<String>>,
+    nats_url: Option<Spanned<String>>,
+    subject_prefix: Option<Spanned<String>>,
+    heartbeat_ms: Option<Spanned<u64>>,
+    dead_after_ms: Option<Spanned<u64>>,
+    connect_timeout_ms: Option<Spanned<u64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawNode {
+    id: Spanned<String>,
+    imap: Spanned<String>,
+    pop3: Spanned<String>,
+}
+
+impl RawCluster {
+    /// This node's internal listen addresses (the ones it binds), for the "listed twice"
+    /// check against the other listeners.
+    pub(super) fn listen_addrs_of_self(&self) -> impl Iterator<Item = &Spanned<String>> {
+        self.nodes
+            .iter()
+            .filter(|n| n.id.get_ref() == self.node_id.get_ref())
+            .flat_map(|n| [&n.imap, &n.pop3])
+    }
+}
+
+fn valid_id(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-._".contains(c))
+}
+
+/// Validates `[cluster]`; errors go to the checker, `None` when any was found.
+pub(super) fn check(c: &mut super::Checker<'_>, raw: &RawCluster) -> Option<ClusterSettings> {
+    let before = c.errors.len();
+    let node_id = raw.node_id.get_ref().clone();
+    if !valid_id(&node_id) {
+        c.error(
+            &raw.node_id,
+            format!(
+                "cluster.node_id {node_id:?} is not a node name (1 to 64 letters, digits, '-', '.', '_')"
+            ),
+        );
+    }
+    let mut nodes: Vec<ClusterNode> = Vec::new();
+    for n in &raw.nodes {
+        let id = n.id.get_ref().clone();
+        if !valid_id(&id) {
+            c.error(
+                &n.id,
+                format!("cluster.nodes.id {id:?} is not a node name (1 to 64 letters, digits, '-', '.', '_')"),
+            );
+        } else if nodes.iter().any(|o| o.id == id) {
+            c.error(&n.id, format!("cluster.nodes: node {id:?} is listed twice"));
+        }
+        let mut addr = |key: &str, v: &Spanned<String>| -> SocketAddr {
+            let a = c
+                .addrs(key, std::slice::from_ref(v))
+                .pop()
+                .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
+            if a.port() == 0 && v.get_ref().parse::<SocketAddr>().is_ok() {
+                c.error(
+                    v,
+                    format!("{key}: the other nodes connect to it, so port 0 is not allowed"),
+                );
+            }
+            if a.ip().is_unspecified() && v.get_ref().parse::<SocketAddr>().is_ok() {
+                c.error(
+                    v,
+                    format!(
+                        "{key}: the other nodes connect to it, so it must be a real address, \
+                         not {}",
+                        a.ip()
+                    ),
+                );
+            }
+            a
+        };
+        let imap = addr("cluster.nodes.imap", &n.imap);
+        let pop3 = addr("cluster.nodes.pop3", &n.pop3);
+        for (a, at) in [(imap, &n.imap), (pop3, &n.pop3)] {
+            let taken = nodes.iter().any(|o| o.imap == a || o.pop3 == a) || (imap == pop3 && std::ptr::eq(at, &n.pop3));
+            if taken && a.port() != 0 {
+                c.error(at, format!("cluster.nodes: address {a} is listed twice"));
+            }
+        }
+        nodes.push(ClusterNode { id, imap, pop3 });
+    }
+    if raw.nodes.is_empty() {
+        c.error(
+            &raw.node_id,
+            "cluster: no [[cluster.nodes]] entry (list every node, this one included)",
+        );
+    } else if !nodes.iter().any(|n| n.id == node_id) {
+        c.error(
+            &raw.node_id,
+            format!("cluster.node_id {node_id:?} is not one of the [[cluster.nodes]] ids"),
+        );
+    }
+
+    let (secret, secret_file) = match (&raw.secret, &raw.secret_file) {
+        (Some(s), None) => (Some((s.get_ref().clone(), s)), None),
+        (None, Some(f)) => {
+            let path = c.path("cluster.secret_file", f);
+            match std::fs::read(&path) {
+                Ok(bytes) => match String::from_utf8(bytes) {
+                    Ok(text) => {
+                        let text = text.trim_end_matches(['\n', '\r']).to_string();
+                        (Some((text, f)), Some(path))
+                    }
+                    Err(_) => {
+                        c.error(
+                            f,
+                            format!("cluster.secret_file {}: not UTF-8 text", path.display()),
+                        );
+                        (None, Some(path))
+                    }
+                },
+                Err(e) => {
+                    c.error(
+                        f,
+                        format!("cluster.secret_file {}: {e}", path.display()),
+                    );
+                    (None, Some(path))
+                }
+            }
+        }
+        (Some(s), Some(_)) => {
+            c.error(s, "cluster: set secret or secret_file, not both");
+            (None, None)
+        }
+        (None, None) => {
+            c.error(
+                &raw.node_id,
+                "cluster: a secret (or secret_file) shared by every node is required",
+            );
+            (None, None)
+        }
+    };
+    let secret = match secret {
+        Some((s, at)) if s.len() < MIN_SECRET_BYTES => {
+            c.error(
+                at,
+                format!("cluster: the secret must be at least {MIN_SECRET_BYTES} bytes"),
+            );
+            None
+        }
+        Some((s, at)) if s.chars().any(|ch| ch.is_control() || ch == ' ') => {
+            c.error(
+                at,
+                "cluster: the secret must not hold spaces or control characters",
+            );
+            None
+        }
+        Some((s, _)) => Some(s),
+        None => None,
+    };
+
+    let nats_url = raw.nats_url.as_ref().map(|u| {
+        let s = u.get_ref();
+        let ok = s.split(',').all(|one| {
+            let rest = one
+                .trim()
+                .strip_prefix("nats://")
+                .or_else(|| one.trim().strip_prefix("tls://"));
+            rest.is_some_and(|r| !r.is_empty() && !r.contains(char::is_whitespace))
+        });
+        if !ok {
+            c.error(
+                u,
+                format!("cluster.nats_url {s:?} is not a NATS URL (nats://HOST:PORT, comma-separated)"),
+            );
+        }
+        s.clone()
+    });
+    let subject_prefix = match &raw.subject_prefix {
+        Some(p) if !valid_id(p.get_ref()) || p.get_ref().contains('.') => {
+            c.error(
+                p,
+                "cluster.subject_prefix must be 1 to 64 letters, digits, '-' or '_'",
+            );
+            String::new()
+        }
+        Some(p) => p.get_ref().clone(),
+        None => DEFAULT_SUBJECT_PREFIX.to_string(),
+    };
+    let mut ms = |key: &str, v: &Option<Spanned<u64>>, default: u64| -> Duration {
+        match v {
+            Some(n) if *n.get_ref() < 10 || *n.get_ref() > 3_600_000 => {
+                c.error(
+                    n,
+                    format!("cluster.{key} must be between 10 and 3600000 (an hour)"),
+                );
+                Duration::from_millis(default)
+            }
+            Some(n) => Duration::from_millis(*n.get_ref()),
+            None => Duration::from_millis(default),
+        }
+    };
+    let heartbeat = ms("heartbeat_ms", &raw.heartbeat_ms, DEFAULT_HEARTBEAT_MS);
+    let dead_after = ms("dead_after_ms", &raw.dead_after_ms, DEFAULT_DEAD_AFTER_MS);
+    let connect_timeout = ms(
+        "connect_timeout_ms",
+        &raw.connect_timeout_ms,
+        DEFAULT_CONNECT_TIMEOUT_MS,
+    );
+    if dead_after <= heartbeat {
+        let at = raw.dead_after_ms.as_ref().or(raw.heartbeat_ms.as_ref());
+        match at {
+            Some(at) => c.error(
+                at,
+                "cluster.dead_after_ms must be longer than cluster.heartbeat_ms",
+            ),
+            None => unreachable!("the defaults are ordered"),
+        }
+    }
+    if c.errors.len() > before {
+        return None;
+    }
+    Some(ClusterSettings {
+        node_id,
+        nodes,
+        secret: Secret::new(secret?),
+        secret_file,
+        nats_url,
+        subject_prefix,
+        heartbeat,
+        dead_after,
+        connect_timeout,
+    })
+}
