@@ -55,6 +55,9 @@ pub struct Handles {
     /// The live session table: the driver lists every session there; the admin socket
     /// reads it (`who`) and kicks through it.
     pub sessions: Arc<Registry>,
+    /// `[cluster]`: ownership and membership; `None` on a single node. Built from the
+    /// startup config (the table is restart-only).
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
 }
 
 impl Handles {
@@ -65,6 +68,7 @@ impl Handles {
             crate::store::maildir::MaildirStore::new(snapshot.config.server.data_dir.join("mail"));
         // Restart to change, as data_dir: watchers already made would stay.
         store.set_watch(snapshot.config.server.store_watch);
+        let snapshot_cluster = snapshot.config.cluster.clone();
         let live = Arc::new(ArcSwap::from_pointee(snapshot));
         let current = live.clone();
         store.require_marker(crate::store::maildir::MarkerRule(Arc::new(move || {
@@ -74,6 +78,7 @@ impl Handles {
                 .require_data_marker
                 .then(|| crate::config::marker::path(&server.data_dir))
         })));
+        let cluster = snapshot_cluster.map(crate::cluster::Cluster::new);
         let users = Arc::new(Users::new());
         let current = live.clone();
         store.set_quota_limits(Arc::new(crate::auth::UserQuotas::new(
@@ -92,6 +97,7 @@ impl Handles {
             pop3_locks: Arc::default(),
             serving: Arc::default(),
             sessions: Arc::default(),
+            cluster,
         }
     }
 }
@@ -659,6 +665,7 @@ async fn serve_socket(
         tls: implicit_tls,
         proxy_tls,
         cancel: cancel.clone(),
+        cluster: handles.cluster.clone(),
     };
     let conn = Connection {
         stream,

@@ -66,6 +66,8 @@ pub struct SessionEnv {
     /// Fired when the connection is going away (the peer closed it, or the daemon shuts
     /// down) while a command runs: long work on the blocking pool (SEARCH) stops early.
     pub cancel: CancellationToken,
+    /// `[cluster]`: who owns a user (the login proxy); `None` on a single node.
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
 }
 
 impl SessionEnv {

@@ -551,6 +551,7 @@ fn session_for(s: &Server, remote: &str, tls: bool) -> ImapSession {
         tls,
         proxy_tls: false,
         cancel: Default::default(),
+        cluster: None,
     })
 }
 

@@ -424,6 +424,7 @@ impl Server {
             pop3_locks: Arc::default(),
             serving: Arc::default(),
             sessions: Arc::default(),
+            cluster: None,
         };
         let plain = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let tls = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -534,6 +535,7 @@ impl Server {
             tls,
             proxy_tls: false,
             cancel: Default::default(),
+            cluster: None,
         }
     }
 
