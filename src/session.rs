@@ -67,6 +67,7 @@ pub struct SessionEnv {
     /// down) while a command runs: long work on the blocking pool (SEARCH) stops early.
     pub cancel: CancellationToken,
     /// `[cluster]`: who owns a user (the login proxy); `None` on a single node.
+    #[allow(dead_code)] // until the login proxy reads it (being built)
     pub cluster: Option<Arc<crate::cluster::Cluster>>,
 }
 

@@ -136,6 +136,15 @@ impl RawCluster {
     }
 }
 
+/// What [`check`] needs of the config checker (implemented by `Checker` in `mod.rs`; a
+/// trait so this file does not import its parent).
+pub(super) trait Checks {
+    fn error<T>(&mut self, at: &Spanned<T>, msg: impl std::fmt::Display);
+    fn path(&mut self, key: &str, v: &Spanned<String>) -> PathBuf;
+    fn addrs(&mut self, key: &str, list: &[Spanned<String>]) -> Vec<SocketAddr>;
+    fn error_count(&self) -> usize;
+}
+
 fn valid_id(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 64
@@ -144,8 +153,8 @@ fn valid_id(s: &str) -> bool {
 }
 
 /// Validates `[cluster]`; errors go to the checker, `None` when any was found.
-pub(super) fn check(c: &mut super::Checker<'_>, raw: &RawCluster) -> Option<ClusterSettings> {
-    let before = c.errors.len();
+pub(super) fn check(c: &mut impl Checks, raw: &RawCluster) -> Option<ClusterSettings> {
+    let before = c.error_count();
     let node_id = raw.node_id.get_ref().clone();
     if !valid_id(&node_id) {
         c.error(
@@ -327,7 +336,7 @@ pub(super) fn check(c: &mut super::Checker<'_>, raw: &RawCluster) -> Option<Clus
             None => unreachable!("the defaults are ordered"),
         }
     }
-    if c.errors.len() > before {
+    if c.error_count() > before {
         return None;
     }
     Some(ClusterSettings {

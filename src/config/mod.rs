@@ -574,6 +574,21 @@ impl Checker<'_> {
     }
 }
 
+impl cluster::Checks for Checker<'_> {
+    fn error<T>(&mut self, at: &Spanned<T>, msg: impl fmt::Display) {
+        Checker::error(self, at, msg)
+    }
+    fn path(&mut self, key: &str, v: &Spanned<String>) -> PathBuf {
+        Checker::path(self, key, v)
+    }
+    fn addrs(&mut self, key: &str, list: &[Spanned<String>]) -> Vec<SocketAddr> {
+        Checker::addrs(self, key, list)
+    }
+    fn error_count(&self) -> usize {
+        self.errors.len()
+    }
+}
+
 /// The directory relative paths in `path` resolve against, made absolute with the working
 /// directory at load time (the file name itself is not followed through symlinks: a
 /// Kubernetes ConfigMap mount resolves against the mount directory).
