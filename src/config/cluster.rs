@@ -5,7 +5,7 @@
 //!
 //! ```toml
 //! [cluster]
-//! node_id = "node1"
+//! node_id = "node1"                  # default: this machine's host name (a StatefulSet pod's name)
 //! secret_file = "cluster.secret"     # or secret = "...", at least 16 bytes
 //! nats_url = "nats://127.0.0.1:4222" # optional: without it every node is taken as live
 //! heartbeat_ms = 1000
@@ -17,9 +17,15 @@
 //! pop3 = "10.0.0.11:10110"           # internal POP3 listener
 //! ```
 //!
+//! A node's `imap`/`pop3` is `IP:PORT` or `NAME:PORT` (a DNS name, resolved at every
+//! connection: a Kubernetes pod keeps its name, not its address). A node binds its own entry's
+//! address when it is an IP, else `0.0.0.0:PORT`. The internal listeners accept connections
+//! from the nodes' literal IPs and from `trusted_networks` (CIDRs: the pod network when nodes
+//! are given by name).
+//!
 //! The whole table applies at restart only (a reload that changes it is logged as such).
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -58,6 +64,8 @@ pub struct ClusterSettings {
     pub dead_after: Duration,
     /// Timeout of a connection to another node's internal listener before trying the next.
     pub connect_timeout: Duration,
+    /// Besides the nodes' literal IPs, who may connect to the internal listeners.
+    pub trusted_networks: Vec<super::cidr::Cidr>,
 }
 
 impl PartialEq for ClusterSettings {
@@ -71,6 +79,7 @@ impl PartialEq for ClusterSettings {
             && self.heartbeat == o.heartbeat
             && self.dead_after == o.dead_after
             && self.connect_timeout == o.connect_timeout
+            && self.trusted_networks == o.trusted_networks
     }
 }
 
@@ -83,11 +92,14 @@ impl ClusterSettings {
             .expect("validated: node_id is one of the nodes")
     }
 
-    /// Whether `ip` is the address of one of the nodes' internal listeners.
-    pub fn is_node_ip(&self, ip: std::net::IpAddr) -> bool {
+    /// Whether an internal listener accepts a connection from `ip`: a node's literal IP or
+    /// one of `trusted_networks`.
+    pub fn is_node_ip(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
         self.nodes
             .iter()
-            .any(|n| n.imap.ip() == ip || n.pop3.ip() == ip)
+            .any(|n| n.imap.ip() == Some(ip) || n.pop3.ip() == Some(ip))
+            || self.trusted_networks.iter().any(|c| c.contains(ip))
     }
 }
 
@@ -97,15 +109,91 @@ pub struct ClusterNode {
     pub id: String,
     /// Internal IMAP listener: takes a PROXY v2 header and a master login with the cluster
     /// secret from the other nodes; never proxies again.
-    pub imap: SocketAddr,
+    pub imap: NodeAddr,
     /// Internal POP3 listener, same rules.
-    pub pop3: SocketAddr,
+    pub pop3: NodeAddr,
+}
+
+/// A node's internal listener address: `IP:PORT` or `NAME:PORT`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeAddr {
+    /// An IP literal (without brackets) or a DNS name.
+    pub host: String,
+    pub port: u16,
+}
+
+impl NodeAddr {
+    /// Parses `IP:PORT`, `[V6]:PORT` or `NAME:PORT`.
+    pub fn parse(s: &str) -> Result<NodeAddr, String> {
+        if let Ok(a) = s.parse::<SocketAddr>() {
+            return Ok(NodeAddr {
+                host: a.ip().to_string(),
+                port: a.port(),
+            });
+        }
+        let (host, port) = s
+            .rsplit_once(':')
+            .ok_or_else(|| format!("{s:?} is not HOST:PORT"))?;
+        let port: u16 = port
+            .parse()
+            .map_err(|_| format!("{s:?}: {port:?} is not a port number"))?;
+        let name_ok = !host.is_empty()
+            && host.len() <= 253
+            && host.split('.').all(|l| {
+                !l.is_empty()
+                    && l.len() <= 63
+                    && !l.starts_with('-')
+                    && !l.ends_with('-')
+                    && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            });
+        if !name_ok {
+            return Err(format!("{s:?}: {host:?} is neither an IP address nor a DNS name"));
+        }
+        Ok(NodeAddr {
+            host: host.to_ascii_lowercase(),
+            port,
+        })
+    }
+
+    /// The IP when the host is a literal.
+    pub fn ip(&self) -> Option<IpAddr> {
+        self.host.parse().ok()
+    }
+
+    /// What this node binds for its own entry: the IP, or every IPv4 address for a name.
+    pub fn bind_addr(&self) -> SocketAddr {
+        SocketAddr::new(
+            self.ip().unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+            self.port,
+        )
+    }
+
+    /// What `TcpStream::connect` takes (a name is resolved at every connection).
+    pub fn target(&self) -> (&str, u16) {
+        (&self.host, self.port)
+    }
+}
+
+impl std::str::FromStr for NodeAddr {
+    type Err = String;
+    fn from_str(s: &str) -> Result<NodeAddr, String> {
+        NodeAddr::parse(s)
+    }
+}
+
+impl std::fmt::Display for NodeAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.ip() {
+            Some(IpAddr::V6(v6)) => write!(f, "[{v6}]:{}", self.port),
+            _ => write!(f, "{}:{}", self.host, self.port),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawCluster {
-    node_id: Spanned<String>,
+    node_id: Option<Spanned<String>>,
     #[serde(default)]
     nodes: Vec<RawNode>,
     secret: Option<Spanned<String>>,
@@ -115,6 +203,8 @@ pub(super) struct RawCluster {
     heartbeat_ms: Option<Spanned<u64>>,
     dead_after_ms: Option<Spanned<u64>>,
     connect_timeout_ms: Option<Spanned<u64>>,
+    #[serde(default)]
+    trusted_networks: Vec<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -129,10 +219,22 @@ impl RawCluster {
     /// This node's internal listen addresses (the ones it binds), for the "listed twice"
     /// check against the other listeners.
     pub(super) fn listen_addrs_of_self(&self) -> impl Iterator<Item = &Spanned<String>> {
+        let me = node_id_or_hostname(self.node_id.as_ref().map(|s| s.get_ref().as_str()));
         self.nodes
             .iter()
-            .filter(|n| n.id.get_ref() == self.node_id.get_ref())
+            .filter(move |n| *n.id.get_ref() == me)
             .flat_map(|n| [&n.imap, &n.pop3])
+    }
+}
+
+/// `node_id` as written, or this machine's host name (`/proc/sys/kernel/hostname`, which
+/// is what gethostname(2) returns; a StatefulSet pod's name).
+fn node_id_or_hostname(id: Option<&str>) -> String {
+    match id {
+        Some(id) => id.to_string(),
+        None => std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_default(),
     }
 }
 
@@ -141,8 +243,9 @@ impl RawCluster {
 pub(super) trait Checks {
     fn error<T>(&mut self, at: &Spanned<T>, msg: impl std::fmt::Display);
     fn path(&mut self, key: &str, v: &Spanned<String>) -> PathBuf;
-    fn addrs(&mut self, key: &str, list: &[Spanned<String>]) -> Vec<SocketAddr>;
     fn error_count(&self) -> usize;
+    /// An error about the table as a whole (no value to point at).
+    fn error_at_start(&mut self, msg: &str);
 }
 
 fn valid_id(s: &str) -> bool {
@@ -155,12 +258,26 @@ fn valid_id(s: &str) -> bool {
 /// Validates `[cluster]`; errors go to the checker, `None` when any was found.
 pub(super) fn check(c: &mut impl Checks, raw: &RawCluster) -> Option<ClusterSettings> {
     let before = c.error_count();
-    let node_id = raw.node_id.get_ref().clone();
+    // Errors about this node point at `node_id`, or at the first node when it is absent.
+    let anchor: &Spanned<String> = match (&raw.node_id, raw.nodes.first()) {
+        (Some(n), _) => n,
+        (None, Some(first)) => &first.id,
+        (None, None) => {
+            c.error_at_start("cluster: no node_id and no [[cluster.nodes]] entry");
+            return None;
+        }
+    };
+    let node_id = node_id_or_hostname(raw.node_id.as_ref().map(|s| s.get_ref().as_str()));
     if !valid_id(&node_id) {
+        let what = if raw.node_id.is_some() {
+            "cluster.node_id"
+        } else {
+            "cluster.node_id (absent, so the host name)"
+        };
         c.error(
-            &raw.node_id,
+            anchor,
             format!(
-                "cluster.node_id {node_id:?} is not a node name (1 to 64 letters, digits, '-', '.', '_')"
+                "{what} {node_id:?} is not a node name (1 to 64 letters, digits, '-', '.', '_')"
             ),
         );
     }
@@ -175,24 +292,29 @@ pub(super) fn check(c: &mut impl Checks, raw: &RawCluster) -> Option<ClusterSett
         } else if nodes.iter().any(|o| o.id == id) {
             c.error(&n.id, format!("cluster.nodes: node {id:?} is listed twice"));
         }
-        let mut addr = |key: &str, v: &Spanned<String>| -> SocketAddr {
-            let a = c
-                .addrs(key, std::slice::from_ref(v))
-                .pop()
-                .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
-            if a.port() == 0 && v.get_ref().parse::<SocketAddr>().is_ok() {
+        let mut addr = |key: &str, v: &Spanned<String>| -> NodeAddr {
+            let a = match NodeAddr::parse(v.get_ref()) {
+                Ok(a) => a,
+                Err(e) => {
+                    c.error(v, format!("{key}: {e}"));
+                    return NodeAddr {
+                        host: String::new(),
+                        port: 0,
+                    };
+                }
+            };
+            if a.port == 0 {
                 c.error(
                     v,
                     format!("{key}: the other nodes connect to it, so port 0 is not allowed"),
                 );
             }
-            if a.ip().is_unspecified() && v.get_ref().parse::<SocketAddr>().is_ok() {
+            if let Some(ip) = a.ip().filter(|ip| ip.is_unspecified()) {
                 c.error(
                     v,
                     format!(
                         "{key}: the other nodes connect to it, so it must be a real address, \
-                         not {}",
-                        a.ip()
+                         not {ip}"
                     ),
                 );
             }
@@ -200,9 +322,10 @@ pub(super) fn check(c: &mut impl Checks, raw: &RawCluster) -> Option<ClusterSett
         };
         let imap = addr("cluster.nodes.imap", &n.imap);
         let pop3 = addr("cluster.nodes.pop3", &n.pop3);
-        for (a, at) in [(imap, &n.imap), (pop3, &n.pop3)] {
-            let taken = nodes.iter().any(|o| o.imap == a || o.pop3 == a) || (imap == pop3 && std::ptr::eq(at, &n.pop3));
-            if taken && a.port() != 0 {
+        for (a, at) in [(&imap, &n.imap), (&pop3, &n.pop3)] {
+            let taken = nodes.iter().any(|o| o.imap == *a || o.pop3 == *a)
+                || (imap == pop3 && std::ptr::eq(at, &n.pop3));
+            if taken && a.port != 0 {
                 c.error(at, format!("cluster.nodes: address {a} is listed twice"));
             }
         }
@@ -210,14 +333,26 @@ pub(super) fn check(c: &mut impl Checks, raw: &RawCluster) -> Option<ClusterSett
     }
     if raw.nodes.is_empty() {
         c.error(
-            &raw.node_id,
+            anchor,
             "cluster: no [[cluster.nodes]] entry (list every node, this one included)",
         );
     } else if !nodes.iter().any(|n| n.id == node_id) {
+        let what = if raw.node_id.is_some() {
+            "cluster.node_id"
+        } else {
+            "cluster.node_id (absent, so the host name)"
+        };
         c.error(
-            &raw.node_id,
-            format!("cluster.node_id {node_id:?} is not one of the [[cluster.nodes]] ids"),
+            anchor,
+            format!("{what} {node_id:?} is not one of the [[cluster.nodes]] ids"),
         );
+    }
+    let mut trusted_networks = Vec::new();
+    for s in &raw.trusted_networks {
+        match super::cidr::Cidr::parse(s.get_ref()) {
+            Ok(n) => trusted_networks.push(n),
+            Err(e) => c.error(s, format!("cluster.trusted_networks: {e}")),
+        }
     }
 
     let (secret, secret_file) = match (&raw.secret, &raw.secret_file) {
@@ -253,7 +388,7 @@ pub(super) fn check(c: &mut impl Checks, raw: &RawCluster) -> Option<ClusterSett
         }
         (None, None) => {
             c.error(
-                &raw.node_id,
+                anchor,
                 "cluster: a secret (or secret_file) shared by every node is required",
             );
             (None, None)
@@ -349,5 +484,6 @@ pub(super) fn check(c: &mut impl Checks, raw: &RawCluster) -> Option<ClusterSett
         heartbeat,
         dead_after,
         connect_timeout,
+        trusted_networks,
     })
 }

@@ -581,11 +581,12 @@ impl cluster::Checks for Checker<'_> {
     fn path(&mut self, key: &str, v: &Spanned<String>) -> PathBuf {
         Checker::path(self, key, v)
     }
-    fn addrs(&mut self, key: &str, list: &[Spanned<String>]) -> Vec<SocketAddr> {
-        Checker::addrs(self, key, list)
-    }
     fn error_count(&self) -> usize {
         self.errors.len()
+    }
+    fn error_at_start(&mut self, msg: &str) {
+        let where_ = self.loc.at(0);
+        self.errors.push(format!("{where_}: {msg}"));
     }
 }
 
@@ -1101,6 +1102,16 @@ fn settings(cfg: &Config) -> Vec<Setting> {
             })
             .collect();
         push("cluster.nodes", format!("[{}]", nodes.join(", ")), true);
+        let nets: Vec<String> = cl
+            .trusted_networks
+            .iter()
+            .map(|n| quote(&n.to_string()))
+            .collect();
+        push(
+            "cluster.trusted_networks",
+            format!("[{}]", nets.join(", ")),
+            true,
+        );
         match &cl.secret_file {
             Some(f) => push("cluster.secret_file", quote_path(f), true),
             // Never the secret itself; a changed secret still shows as a change.

@@ -475,3 +475,40 @@ fn cluster_secret_file_is_read_relative_to_the_config() {
     assert_eq!(cl.secret_file.as_deref(), Some(dir.join("cluster.secret").as_path()));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn cluster_nodes_by_name_and_node_id_from_the_host_name() {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .unwrap()
+        .trim()
+        .to_string();
+    let src = format!(
+        "[cluster]\nsecret = \"0123456789abcdef\"\ntrusted_networks = [\"10.244.0.0/16\"]\n\
+         [[cluster.nodes]]\nid = \"{host}\"\nimap = \"ms-0.ms.mail.svc.cluster.local:10143\"\n\
+         pop3 = \"ms-0.ms.mail.svc.cluster.local:10110\"\n\
+         [[cluster.nodes]]\nid = \"other\"\nimap = \"[::1]:10143\"\npop3 = \"127.0.0.12:10110\"\n"
+    );
+    let c = p(&src).unwrap();
+    let cl = c.cluster.as_ref().unwrap();
+    assert_eq!(cl.node_id, host);
+    let me = cl.this_node();
+    assert_eq!(me.imap.target(), ("ms-0.ms.mail.svc.cluster.local", 10143));
+    assert_eq!(me.imap.bind_addr(), "0.0.0.0:10143".parse().unwrap());
+    assert_eq!(me.imap.ip(), None);
+    let other = &cl.nodes[1];
+    assert_eq!(other.imap.to_string(), "[::1]:10143");
+    assert_eq!(other.imap.bind_addr(), "[::1]:10143".parse().unwrap());
+    assert!(cl.is_node_ip("::1".parse().unwrap()));
+    assert!(cl.is_node_ip("10.244.3.7".parse().unwrap()));
+    assert!(!cl.is_node_ip("10.245.0.1".parse().unwrap()));
+    // Shown as loadable TOML and re-parsed to the same settings.
+    let shown = render_effective(&c);
+    assert!(shown.contains("\"ms-0.ms.mail.svc.cluster.local:10110\""), "{shown}");
+    assert!(shown.contains("trusted_networks = [\"10.244.0.0/16\"]"), "{shown}");
+
+    let bad = src.replace("ms-0.ms.mail", "ms_0.ms.mail");
+    let e = p(&bad).unwrap_err().0;
+    assert!(e.contains(":7:8:") && e.contains("neither an IP address nor a DNS name"), "{e}");
+    let e = p(&src.replace(&format!("id = \"{host}\""), "id = \"n1\"")).unwrap_err().0;
+    assert!(e.contains("(absent, so the host name)") && e.contains(":5:6:"), "{e}");
+}
