@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
@@ -115,6 +115,7 @@ pub async fn run_daemon(config_path: PathBuf) -> anyhow::Result<()> {
     let snapshot = Snapshot::build(config)?;
     let listeners = bind_all(&snapshot.config).await?;
     let unix = bind_unix(&snapshot.config)?;
+    let unix_files: Vec<SocketFile> = unix.iter().filter_map(|u| SocketFile::of(&u.path)).collect();
     // Mail is served without it: a second daemon on the same data_dir (README.md, "Mail
     // store") finds the first one's socket answering and leaves it alone.
     let admin = crate::admin::socket::bind(&snapshot.config.admin_socket)
@@ -160,6 +161,9 @@ pub async fn run_daemon(config_path: PathBuf) -> anyhow::Result<()> {
     crate::systemd::ready();
     tracing::info!("mailserver {} ready", env!("CARGO_PKG_VERSION"));
     serve_all(listeners, unix, handles, shutdown).await;
+    for f in unix_files {
+        f.remove();
+    }
     // The admin socket's file is removed when its task ends (it saw the shutdown).
     if let Some(task) = admin_task {
         let _ = task.await;
@@ -288,6 +292,33 @@ pub struct Bound {
     /// from `proxy.trusted_networks` only; without the mark a header is never parsed.
     pub proxy: bool,
     pub listener: TcpListener,
+}
+
+/// A socket file this daemon made, removed at exit unless something else took its path
+/// since (another daemon's bind replaced it: same path, another inode).
+struct SocketFile {
+    path: PathBuf,
+    dev_ino: (u64, u64),
+}
+
+impl SocketFile {
+    fn of(path: &Path) -> Option<SocketFile> {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::symlink_metadata(path).ok()?;
+        Some(SocketFile {
+            path: path.to_path_buf(),
+            dev_ino: (m.dev(), m.ino()),
+        })
+    }
+
+    fn remove(self) {
+        let still_ours = SocketFile::of(&self.path).is_some_and(|now| now.dev_ino == self.dev_ino);
+        if still_ours {
+            if let Err(e) = std::fs::remove_file(&self.path) {
+                tracing::warn!("cannot remove {}: {e}", self.path.display());
+            }
+        }
+    }
 }
 
 /// A bound Unix stream socket (LMTP's `unix:` listeners).

@@ -134,7 +134,7 @@ fn smtplib_delivers_to_several_users_and_refuses_an_unknown_one() {
 
 #[test]
 fn the_unix_socket_delivers_and_imap_fetches_it() {
-    let d = daemon("", "");
+    let mut d = daemon("", "");
     let out = send(
         &sock(&d).display().to_string(),
         "alice",
@@ -166,6 +166,11 @@ fn the_unix_socket_delivers_and_imap_fetches_it() {
     assert!(all.contains("Delivered-To: <alice>"), "{all}");
     let text = &messages(&d, "alice", "")[0];
     assert!(text.contains("Received: from mx.test (local)"), "{text}");
+    // The socket file goes with the daemon (as Dovecot's master removes its listeners).
+    drop(c);
+    assert!(sock(&d).exists());
+    assert!(d.stop().success());
+    assert!(!sock(&d).exists(), "the LMTP socket is left after exit");
 }
 
 #[test]

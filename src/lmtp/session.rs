@@ -273,11 +273,7 @@ impl LmtpSession {
         };
         let store: Arc<dyn Store> = self.env.store.clone();
         let remote = self.env.remote.ip().to_canonical();
-        let from_ip = if remote.is_unspecified() {
-            "local".to_string()
-        } else {
-            format!("[{remote}]")
-        };
+        let from_ip = received_ip(remote);
         let helo = self.lhlo.clone().unwrap_or_default();
         let mut plans = Vec::new();
         for (i, (addr, r)) in tx.rcpts.iter().enumerate() {
@@ -573,5 +569,28 @@ impl Session for LmtpSession {
 
     fn who(&self) -> (Option<&str>, &str) {
         (None, "transaction")
+    }
+}
+
+/// The client's address as `Received` writes it: an RFC 5321 address literal (`[192.0.2.1]`,
+/// `[IPv6:2001:db8::1]`), or `local` for a Unix-socket client.
+fn received_ip(ip: std::net::IpAddr) -> String {
+    match ip {
+        ip if ip.is_unspecified() => "local".to_string(),
+        std::net::IpAddr::V4(v4) => format!("[{v4}]"),
+        std::net::IpAddr::V6(v6) => format!("[IPv6:{v6}]"),
+    }
+}
+
+#[cfg(test)]
+mod received_tests {
+    #[test]
+    fn address_literals_follow_rfc_5321() {
+        let f = |s: &str| super::received_ip(s.parse::<std::net::IpAddr>().unwrap().to_canonical());
+        assert_eq!(f("127.0.0.1"), "[127.0.0.1]");
+        assert_eq!(f("::1"), "[IPv6:::1]");
+        assert_eq!(f("2001:db8::7"), "[IPv6:2001:db8::7]");
+        assert_eq!(f("::ffff:192.0.2.1"), "[192.0.2.1]");
+        assert_eq!(f("0.0.0.0"), "local");
     }
 }
