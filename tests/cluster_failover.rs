@@ -1,0 +1,874 @@
+//! The cluster's "Done when" (issue #20; README.md, "Cluster"): two nodes on 127.0.0.11 and
+//! 127.0.0.12 on one shared `data_dir`, each through its own `bindfs` mount (inotify on one
+//! never sees the other's writes), NATS between them, HAProxy on 127.0.0.1 in front
+//! (`deploy/haproxy/haproxy-cluster.cfg`); the harness is `tests/common/cluster.rs`.
+//!
+//! - 40 users × 3 sessions through HAProxy: each user is served by exactly one node, its
+//!   owner in the rendezvous order, and the owner's protocol log shows each client's real
+//!   address (its own source port).
+//! - 20 APPEND writers, POP3 and IMAP readers through HAProxy; `kill -9` of a node: clients
+//!   reconnect and go on; no acknowledged APPEND lost, no UID duplicated, UIDVALIDITY
+//!   unchanged, no DELE of a cut POP3 session applied; the node restarted: its users move
+//!   back, and no user is ever served by both nodes at once.
+//! - A delivery on one node wakes an IDLE on the other through NATS (the IDLE timer set far
+//!   beyond the bound), and through the IDLE timer with NATS stopped.
+//!
+//! "Served by a node": a session in that node's protocol log whose remote endpoint is the
+//! client's own address and port, and in which a command after the login was logged (the
+//! front node of a proxied session logs the login and hands the bytes on; the owner logs
+//! the commands). Clients are Python's imaplib/poplib, run with a hard `timeout`; every wait
+//! is bounded. The tests of this file run one at a time (each runs a whole cluster).
+
+mod common;
+#[path = "common/cluster.rs"]
+mod cluster;
+#[path = "common/logreader.rs"]
+mod logreader;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use cluster::{python_bounded, user, Cluster, Settings, PASSWORD, WAIT};
+use logreader::{all_records_of, by_session, Rec};
+
+/// One cluster at a time: each test runs two daemons, NATS and HAProxy on two cores.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+// ---------------------------------------------------------------------------------------
+// Reading the nodes' protocol logs
+// ---------------------------------------------------------------------------------------
+
+/// A session a node served: its remote endpoint, the time of its first command after the
+/// login and of its last record (`id` and `local` are for the failure messages).
+#[derive(Debug, Clone)]
+#[allow(dead_code)]
+struct Served {
+    node: String,
+    service: &'static str,
+    id: String,
+    remote: String,
+    local: String,
+    first: String,
+    last: String,
+}
+
+/// Whether a client line is a command of the authenticated state (not the login itself).
+fn after_login(text: &str, service: &str) -> bool {
+    let upper = text.to_ascii_uppercase();
+    if service == "pop3" {
+        let verb = upper.split(' ').next().unwrap_or("");
+        matches!(verb, "STAT" | "LIST" | "RETR" | "DELE" | "UIDL" | "TOP" | "RSET")
+    } else {
+        let verb = upper.split(' ').nth(1).unwrap_or("");
+        matches!(
+            verb,
+            "SELECT" | "EXAMINE" | "APPEND" | "FETCH" | "UID" | "IDLE" | "STATUS" | "LIST"
+        )
+    }
+}
+
+/// Every session `node` served, from its IMAP and POP3 protocol logs.
+fn served_by(c: &Cluster, node: &str) -> Vec<Served> {
+    let n = c.node(node);
+    let mut out = Vec::new();
+    for (service, dir, name) in [
+        ("imap", n.imap_log_dir(), "IMAP4"),
+        ("pop3", n.pop3_log_dir(), "POP3"),
+    ] {
+        if !dir.exists() {
+            continue;
+        }
+        let recs = all_records_of(&dir, name);
+        for (id, s) in by_session(&recs) {
+            let first = s
+                .iter()
+                .find(|r| r.event == '<' && after_login(&r.text(), service));
+            if let Some(first) = first {
+                let last = s.last().unwrap();
+                out.push(Served {
+                    node: node.to_string(),
+                    service,
+                    id,
+                    remote: first.remote.clone(),
+                    local: first.local.clone(),
+                    first: first.time.clone(),
+                    last: last.time.clone(),
+                });
+            }
+        }
+    }
+    out
+}
+
+fn all_served(c: &Cluster) -> Vec<Served> {
+    let mut v = served_by(c, "node1");
+    v.extend(served_by(c, "node2"));
+    v
+}
+
+/// The session records of one node and service, for failure messages.
+fn records_from(c: &Cluster, node: &str, remote: &str) -> Vec<Rec> {
+    let n = c.node(node);
+    let mut v = all_records_of(&n.imap_log_dir(), "IMAP4");
+    if n.pop3_log_dir().exists() {
+        v.extend(all_records_of(&n.pop3_log_dir(), "POP3"));
+    }
+    let ids: BTreeSet<String> = v
+        .iter()
+        .filter(|r| r.remote == remote)
+        .map(|r| r.id.clone())
+        .collect();
+    v.into_iter().filter(|r| ids.contains(&r.id)).collect()
+}
+
+// ---------------------------------------------------------------------------------------
+// 40 users × 3 sessions
+// ---------------------------------------------------------------------------------------
+
+/// Opens every session through HAProxy at once (threads), logs in, SELECTs (IMAP) or STATs
+/// (POP3), waits until all are open, then NOOPs and logs out. Prints `user proto port` per
+/// session (the client's own source port).
+const SESSIONS: &str = r#"
+import imaplib, poplib, sys, threading
+host, imap_port, pop3_port, pw, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], int(sys.argv[5])
+jobs = []
+for i in range(1, n + 1):
+    u = "user%02d" % i
+    jobs += [(u, "imap"), (u, "imap"), (u, "pop3")]
+barrier = threading.Barrier(len(jobs), timeout=120)
+out, errs, lock = [], [], threading.Lock()
+def run(u, proto):
+    try:
+        if proto == "imap":
+            c = imaplib.IMAP4(host, imap_port, timeout=60)
+            port = c.sock.getsockname()[1]
+            c.login(u, pw)
+            typ, data = c.select("INBOX")
+            assert typ == "OK", (typ, data)
+        else:
+            c = poplib.POP3(host, pop3_port, timeout=60)
+            port = c.sock.getsockname()[1]
+            c.user(u)
+            c.pass_(pw)
+            c.stat()
+        with lock:
+            out.append("%s %s %d" % (u, proto, port))
+        barrier.wait()
+        if proto == "imap":
+            c.noop()
+            c.logout()
+        else:
+            c.noop()
+            c.quit()
+    except Exception as e:
+        with lock:
+            errs.append("%s %s: %r" % (u, proto, e))
+        try:
+            barrier.abort()
+        except Exception:
+            pass
+ts = [threading.Thread(target=run, args=j) for j in jobs]
+for t in ts: t.start()
+for t in ts: t.join(180)
+print("\n".join(out))
+if errs:
+    print("\n".join(errs), file=sys.stderr)
+    sys.exit(1)
+"#;
+
+#[test]
+fn forty_users_three_sessions_each_are_served_by_exactly_one_node_with_the_real_address() {
+    if !cluster::available() {
+        return;
+    }
+    let _g = serial();
+    let c = Cluster::start(Settings::default());
+    let h = c.haproxy();
+    let (ok, out, err) = python_bounded(
+        240,
+        SESSIONS,
+        &[
+            "127.0.0.1",
+            &h.imap.to_string(),
+            &h.pop3.to_string(),
+            PASSWORD,
+            "40",
+        ],
+    );
+    assert!(ok, "clients failed: {err}\n{out}\n{}\n{}", c.logs(), c.haproxy_log());
+    let sessions: Vec<(String, String, u16)> = out
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            (f[0].to_string(), f[1].to_string(), f[2].parse().unwrap())
+        })
+        .collect();
+    assert_eq!(sessions.len(), 120, "{out}");
+
+    // Every session's records are on disk once it ended (and the writer flushes within a
+    // second): wait until each client's session is found served somewhere.
+    let served = common::wait::wait_for("every session in a node's protocol log", WAIT, || {
+        let served = all_served(&c);
+        let missing: Vec<_> = sessions
+            .iter()
+            .filter(|(_, _, port)| {
+                !served
+                    .iter()
+                    .any(|s| s.remote == format!("127.0.0.1:{port}"))
+            })
+            .collect();
+        if missing.is_empty() {
+            Ok(served)
+        } else {
+            Err(format!("not served anywhere yet: {missing:?}"))
+        }
+    });
+
+    let mut node_of_user: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for (u, proto, port) in &sessions {
+        let remote = format!("127.0.0.1:{port}");
+        let here: Vec<&Served> = served.iter().filter(|s| s.remote == remote).collect();
+        // Exactly one node served this session, as a local session, with the client's own
+        // address and port as remote endpoint.
+        assert_eq!(
+            here.len(),
+            1,
+            "{u} {proto} from {remote}: served {here:#?}\nnode1: {:#?}\nnode2: {:#?}",
+            records_from(&c, "node1", &remote),
+            records_from(&c, "node2", &remote)
+        );
+        assert_eq!(here[0].service, proto.as_str(), "{here:?}");
+        node_of_user
+            .entry(u.clone())
+            .or_default()
+            .insert(here[0].node.clone());
+    }
+    let mut per_node: BTreeMap<String, usize> = BTreeMap::new();
+    for (u, nodes) in &node_of_user {
+        assert_eq!(nodes.len(), 1, "{u} served by {nodes:?}");
+        let node = nodes.iter().next().unwrap();
+        let owner = c.owner(u, &["node1", "node2"]);
+        assert_eq!(node, &owner, "{u} served by {node}, owner {owner}");
+        *per_node.entry(node.clone()).or_default() += 1;
+    }
+    assert_eq!(node_of_user.len(), 40);
+    // Rendezvous hashing spreads 40 users over both nodes (fixed MD5: this holds for these
+    // names, and shows that proxying really happened both ways).
+    assert_eq!(per_node.len(), 2, "{per_node:?}");
+}
+
+// ---------------------------------------------------------------------------------------
+// kill -9 under load
+// ---------------------------------------------------------------------------------------
+
+/// The load: APPEND writers, POP3 readers that DELE everything and then hold the session
+/// (never QUIT: no DELE may ever be applied), IMAP readers, one POP3 user that DELEs and
+/// QUITs (the control: its DELE is applied). Every client reconnects after an error until
+/// the stop file exists. Prints JSON lines: `conn` (user, proto, source port), `ack`
+/// (APPENDUID), `uv` (UIDVALIDITY at a SELECT), `err`.
+const LOAD: &str = r#"
+import imaplib, poplib, sys, threading, time, json, os, re
+host, imap_port, pop3_port, pw, stop = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
+writers, pop3s, imaps, control = [a.split(",") if a else [] for a in sys.argv[6:9]] + [sys.argv[9]]
+lock = threading.Lock()
+def emit(**kw):
+    kw["t"] = time.time()
+    with lock:
+        sys.stdout.write(json.dumps(kw) + "\n")
+        sys.stdout.flush()
+def stopped():
+    return os.path.exists(stop)
+def imap_conn(u):
+    c = imaplib.IMAP4(host, imap_port, timeout=10)
+    emit(ev="conn", user=u, proto="imap", port=c.sock.getsockname()[1])
+    c.login(u, pw)
+    typ, data = c.select("INBOX")
+    if typ != "OK":
+        raise Exception("select %r" % data)
+    emit(ev="uv", user=u, uv=int(c.response("UIDVALIDITY")[1][0]))
+    return c
+def writer(u):
+    n = 0
+    while not stopped():
+        try:
+            c = imap_conn(u)
+            while not stopped():
+                n += 1
+                msg = ("From: w@example.org\r\nSubject: %s %d\r\nX-Seq: %s-%d\r\n\r\nbody of %s %d\r\n" % (u, n, u, n, u, n)).encode()
+                typ, data = c.append("INBOX", None, None, msg)
+                if typ != "OK":
+                    emit(ev="err", user=u, what="append %r" % data)
+                    continue
+                m = re.search(rb"APPENDUID (\d+) (\d+)", data[0])
+                if not m:
+                    emit(ev="err", user=u, what="no APPENDUID %r" % data)
+                    continue
+                emit(ev="ack", user=u, seq="%s-%d" % (u, n), uv=int(m.group(1)), uid=int(m.group(2)))
+                time.sleep(0.05)
+            c.logout()
+        except Exception as e:
+            emit(ev="err", user=u, what=repr(e))
+            time.sleep(0.1)
+def pop3_reader(u):
+    while not stopped():
+        try:
+            c = poplib.POP3(host, pop3_port, timeout=10)
+            emit(ev="conn", user=u, proto="pop3", port=c.sock.getsockname()[1])
+            c.user(u)
+            c.pass_(pw)
+            count = c.stat()[0]
+            for i in range(1, count + 1):
+                c.retr(i)
+                c.dele(i)
+            emit(ev="dele-pending", user=u, n=count)
+            while not stopped():
+                c.noop()
+                time.sleep(0.2)
+            c.sock.close()   # no QUIT: nothing is deleted
+        except Exception as e:
+            emit(ev="err", user=u, what=repr(e))
+            time.sleep(0.1)
+def imap_reader(u):
+    while not stopped():
+        try:
+            c = imap_conn(u)
+            while not stopped():
+                typ, data = c.fetch("1:*", "(UID FLAGS)")
+                if typ != "OK":
+                    raise Exception("fetch %r" % data)
+                emit(ev="read", user=u, n=len(data))
+                time.sleep(0.1)
+            c.logout()
+        except Exception as e:
+            emit(ev="err", user=u, what=repr(e))
+            time.sleep(0.1)
+def control_user(u):
+    for attempt in range(50):
+        try:
+            c = poplib.POP3(host, pop3_port, timeout=10)
+            c.user(u)
+            c.pass_(pw)
+            c.dele(1)
+            c.quit()
+            emit(ev="control-quit", user=u)
+            return
+        except Exception as e:
+            emit(ev="err", user=u, what=repr(e))
+            time.sleep(0.1)
+ts = [threading.Thread(target=writer, args=(u,)) for u in writers]
+ts += [threading.Thread(target=pop3_reader, args=(u,)) for u in pop3s]
+ts += [threading.Thread(target=imap_reader, args=(u,)) for u in imaps]
+ts += [threading.Thread(target=control_user, args=(control,))]
+for t in ts: t.start()
+for t in ts: t.join(300)
+emit(ev="done")
+"#;
+
+/// After the run: each user's UIDVALIDITY and (uid, X-Seq) of every message, through
+/// HAProxy. Prints one JSON object per user.
+const VERIFY: &str = r#"
+import imaplib, sys, json, re, time
+host, port, pw = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+for u in sys.argv[4].split(","):
+    for attempt in range(20):
+        try:
+            c = imaplib.IMAP4(host, port, timeout=30)
+            c.login(u, pw)
+            typ, data = c.select("INBOX", readonly=True)
+            assert typ == "OK", data
+            uv = int(c.response("UIDVALIDITY")[1][0])
+            exists = int(data[0])
+            uids = []
+            seqs = {}
+            if exists:
+                typ, data = c.uid("FETCH", "1:*", "(BODY.PEEK[HEADER.FIELDS (X-SEQ)])")
+                assert typ == "OK", data
+                for item in data:
+                    if not isinstance(item, tuple):
+                        continue
+                    uid = int(re.search(rb"UID (\d+)", item[0]).group(1))
+                    m = re.search(rb"X-Seq: (\S+)", item[1])
+                    uids.append(uid)
+                    seqs[str(uid)] = m.group(1).decode() if m else ""
+            c.logout()
+            print(json.dumps({"user": u, "uv": uv, "exists": exists, "uids": uids, "seqs": seqs}))
+            break
+        except Exception as e:
+            print("retry %s: %r" % (u, e), file=sys.stderr)
+            time.sleep(0.5)
+    else:
+        sys.exit("gave up on " + u)
+"#;
+
+/// One line of the load's output.
+#[derive(Debug, Clone)]
+struct Ev {
+    ev: String,
+    user: String,
+    t: f64,
+    v: serde_json::Value,
+}
+
+fn events(path: &Path) -> Vec<Ev> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .map(|v| Ev {
+            ev: v["ev"].as_str().unwrap_or("").to_string(),
+            user: v["user"].as_str().unwrap_or("").to_string(),
+            t: v["t"].as_f64().unwrap_or(0.0),
+            v,
+        })
+        .collect()
+}
+
+fn now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+/// Waits (bounded) until every user in `users` has an event `ev` after time `after`.
+fn wait_each_after(out: &Path, ev: &str, users: &[String], after: f64, what: &str, c: &Cluster) {
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        common::wait::wait_for(what, Duration::from_secs(45), || {
+            let evs = events(out);
+            let late: Vec<&String> = users
+                .iter()
+                .filter(|u| !evs.iter().any(|e| e.ev == ev && &e.user == *u && e.t > after))
+                .collect();
+            if late.is_empty() {
+                Ok(())
+            } else {
+                let errs: Vec<String> = evs
+                    .iter()
+                    .filter(|e| e.ev == "err")
+                    .rev()
+                    .take(20)
+                    .map(|e| e.v.to_string())
+                    .collect();
+                Err(format!("still waiting for {late:?}; last errors: {errs:#?}"))
+            }
+        })
+    }));
+    if let Err(e) = r {
+        eprintln!("{}", c.logs());
+        std::panic::resume_unwind(e);
+    }
+}
+
+/// `dovecot-uidlist` of a user in the shared store: (UIDVALIDITY, every record's UID and
+/// file name base).
+fn uidlist(shared: &Path, user: &str) -> (u64, Vec<(u32, String)>) {
+    let text = std::fs::read_to_string(shared.join("mail").join(user).join("dovecot-uidlist"))
+        .unwrap_or_else(|e| panic!("{user}'s dovecot-uidlist: {e}"));
+    let mut lines = text.lines();
+    let head = lines.next().unwrap();
+    let uv: u64 = head
+        .split(' ')
+        .find_map(|f| f.strip_prefix('V'))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let recs = lines
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            let (uid, rest) = l.split_once(' ').unwrap();
+            let name = rest
+                .split(' ')
+                .find_map(|f| f.strip_prefix(':'))
+                .unwrap_or(rest);
+            (uid.parse().unwrap(), name.split(':').next().unwrap().to_string())
+        })
+        .collect();
+    (uv, recs)
+}
+
+#[test]
+fn kill9_under_load_loses_no_acknowledged_append_and_users_move_back_on_restart() {
+    if !cluster::available() {
+        return;
+    }
+    let _g = serial();
+    let mut c = Cluster::start(Settings::default());
+    let writers: Vec<String> = (1..=20).map(user).collect();
+    let pop3_readers: Vec<String> = (21..=30).map(user).collect();
+    let imap_readers: Vec<String> = (31..=39).map(user).collect();
+    let control = user(40);
+    for (i, u) in pop3_readers.iter().chain(&imap_readers).enumerate() {
+        for k in 0..3 {
+            common::deliver(
+                &c.shared,
+                u,
+                i * 10 + k,
+                &format!("Subject: m{k}\r\nX-Seq: {u}-pre{k}\r\n\r\npreloaded {k}\r\n"),
+            );
+        }
+    }
+    common::deliver(&c.shared, &control, 999, "Subject: control\r\n\r\nto be deleted\r\n");
+
+    let victim = "node2";
+    let affected: Vec<String> = writers
+        .iter()
+        .filter(|u| c.owner(u, &["node1", "node2"]) == victim)
+        .cloned()
+        .collect();
+    assert!(!affected.is_empty(), "no writer owned by {victim}");
+
+    let work = c.root.path().join("load");
+    std::fs::create_dir_all(&work).unwrap();
+    let stop = work.join("stop");
+    let out = work.join("load.out");
+    let h = c.haproxy();
+    let mut load = cluster::python_spawn(
+        &work,
+        "load",
+        LOAD,
+        &[
+            "127.0.0.1",
+            &h.imap.to_string(),
+            &h.pop3.to_string(),
+            PASSWORD,
+            stop.to_str().unwrap(),
+            &writers.join(","),
+            &pop3_readers.join(","),
+            &imap_readers.join(","),
+            &control,
+        ],
+    );
+    // Guard: whatever happens, the load stops (stop file) and is reaped.
+    struct StopLoad<'a>(&'a Path, &'a mut std::process::Child);
+    impl Drop for StopLoad<'_> {
+        fn drop(&mut self) {
+            let _ = std::fs::write(self.0, "");
+            let _ = cluster::wait_child(self.1, Duration::from_secs(60), "the load");
+        }
+    }
+    let guard = StopLoad(&stop, &mut load);
+
+    let t0 = now();
+    wait_each_after(&out, "ack", &writers, t0, "every writer acknowledged", &c);
+    wait_each_after(&out, "dele-pending", &pop3_readers, t0, "POP3 readers holding", &c);
+    // A few seconds of steady load, then the kill.
+    std::thread::sleep(Duration::from_secs(4));
+    let killed_at = now();
+    c.kill9(victim);
+    c.wait_haproxy_up(&["node1"]);
+    // Clients reconnect and go on: every writer (those of the dead node too) gets APPENDs
+    // acknowledged after the kill; every reader reads again.
+    wait_each_after(&out, "ack", &writers, killed_at + 0.5, "writers after the kill", &c);
+    wait_each_after(&out, "read", &imap_readers, killed_at + 0.5, "IMAP readers after the kill", &c);
+    std::thread::sleep(Duration::from_secs(2));
+
+    let restarted_at = now();
+    c.restart(victim);
+    c.wait_haproxy_up(&["node1", "node2"]);
+    wait_each_after(&out, "ack", &writers, restarted_at + 2.0, "writers after the restart", &c);
+    // The users move back: a session of an affected writer served by the restarted node,
+    // started after the restart.
+    common::wait::wait_for("affected users served by the restarted node again", WAIT, || {
+        let evs = events(&out);
+        let back: BTreeSet<String> = served_by(&c, victim)
+            .iter()
+            .filter_map(|s| {
+                let port: u16 = s.remote.rsplit(':').next()?.parse().ok()?;
+                evs.iter()
+                    .find(|e| {
+                        e.ev == "conn" && e.t > restarted_at && e.v["port"].as_u64() == Some(port as u64)
+                    })
+                    .map(|e| e.user.clone())
+            })
+            .collect();
+        let missing: Vec<&String> = affected.iter().filter(|u| !back.contains(*u)).collect();
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("not back on {victim}: {missing:?}"))
+        }
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    drop(guard);
+    let evs = events(&out);
+
+    // --- No acknowledged APPEND lost, no UID duplicated, UIDVALIDITY unchanged. ---
+    let all: Vec<String> = writers
+        .iter()
+        .chain(&pop3_readers)
+        .chain(&imap_readers)
+        .chain([&control])
+        .cloned()
+        .collect();
+    let (ok, vout, verr) = python_bounded(
+        240,
+        VERIFY,
+        &[
+            "127.0.0.1",
+            &c.haproxy().imap.to_string(),
+            PASSWORD,
+            &all.join(","),
+        ],
+    );
+    assert!(ok, "verify failed: {verr}\n{vout}\n{}", c.logs());
+    let state: BTreeMap<String, serde_json::Value> = vout
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            (v["user"].as_str().unwrap().to_string(), v)
+        })
+        .collect();
+    for u in &all {
+        let s = &state[u];
+        let uids: Vec<u64> = s["uids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_u64().unwrap())
+            .collect();
+        let distinct: BTreeSet<u64> = uids.iter().copied().collect();
+        assert_eq!(distinct.len(), uids.len(), "{u}: a UID twice in FETCH: {uids:?}");
+        let (uv, recs) = uidlist(&c.shared, u);
+        let rec_uids: BTreeSet<u32> = recs.iter().map(|r| r.0).collect();
+        let rec_names: BTreeSet<&String> = recs.iter().map(|r| &r.1).collect();
+        assert_eq!(rec_uids.len(), recs.len(), "{u}: a UID twice in dovecot-uidlist");
+        assert_eq!(rec_names.len(), recs.len(), "{u}: a file twice in dovecot-uidlist");
+        assert_eq!(s["uv"].as_u64(), Some(uv), "{u}: UIDVALIDITY of SELECT and uidlist");
+        // Every UIDVALIDITY any client saw for the user is the final one.
+        for e in evs.iter().filter(|e| &e.user == u && (e.ev == "uv" || e.ev == "ack")) {
+            assert_eq!(e.v["uv"].as_u64(), Some(uv), "{u}: UIDVALIDITY changed: {:?}", e.v);
+        }
+    }
+    let mut acked = 0;
+    for e in evs.iter().filter(|e| e.ev == "ack") {
+        let uid = e.v["uid"].as_u64().unwrap();
+        let seqs = &state[&e.user]["seqs"];
+        assert_eq!(
+            seqs[uid.to_string()].as_str(),
+            e.v["seq"].as_str(),
+            "{}: acknowledged APPEND {} (UID {uid}) lost or replaced",
+            e.user,
+            e.v
+        );
+        acked += 1;
+    }
+    assert!(acked >= 3 * writers.len(), "only {acked} APPENDs acknowledged");
+
+    // --- No DELE of a cut POP3 session applied; the control's DELE+QUIT was. ---
+    for u in &pop3_readers {
+        assert_eq!(state[u]["exists"].as_u64(), Some(3), "{u}: a DELE was applied: {}", state[u]);
+    }
+    assert!(evs.iter().any(|e| e.ev == "control-quit"), "the control user never quit");
+    assert_eq!(state[&control]["exists"].as_u64(), Some(0), "the control's DELE");
+
+    // --- Never a user served by both nodes at once. ---
+    let port_user: BTreeMap<u64, BTreeSet<String>> =
+        evs.iter()
+            .filter(|e| e.ev == "conn")
+            .fold(BTreeMap::new(), |mut m, e| {
+                m.entry(e.v["port"].as_u64().unwrap())
+                    .or_default()
+                    .insert(e.user.clone());
+                m
+            });
+    let mut by_user: BTreeMap<String, Vec<Served>> = BTreeMap::new();
+    for s in all_served(&c) {
+        let Some(port) = s.remote.rsplit(':').next().and_then(|p| p.parse::<u64>().ok()) else {
+            continue;
+        };
+        if let Some(users) = port_user.get(&port) {
+            if users.len() == 1 {
+                by_user
+                    .entry(users.iter().next().unwrap().clone())
+                    .or_default()
+                    .push(s);
+            }
+        }
+    }
+    for (u, sessions) in &by_user {
+        for a in sessions.iter().filter(|s| s.node == "node1") {
+            for b in sessions.iter().filter(|s| s.node == "node2") {
+                assert!(
+                    !(a.first < b.last && b.first < a.last),
+                    "{u} served by both nodes at once:\n{a:#?}\n{b:#?}"
+                );
+            }
+        }
+    }
+    assert!(
+        by_user.values().any(|v| v.iter().any(|s| s.node == victim)),
+        "no session attributed to {victim}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// IDLE across nodes
+// ---------------------------------------------------------------------------------------
+
+/// An IMAP session in IDLE: logged in through HAProxy, INBOX selected, `+ idling` read.
+struct Idler {
+    r: BufReader<TcpStream>,
+}
+
+impl Idler {
+    fn start(port: u16, user: &str) -> Idler {
+        let s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_read_timeout(Some(WAIT)).unwrap();
+        let mut r = BufReader::new(s);
+        let mut line = String::new();
+        let send = |r: &mut BufReader<TcpStream>, l: &str| {
+            r.get_mut().write_all(format!("{l}\r\n").as_bytes()).unwrap();
+        };
+        let mut until = |r: &mut BufReader<TcpStream>, prefix: &str| -> Vec<String> {
+            let mut seen = Vec::new();
+            for _ in 0..1000 {
+                line.clear();
+                if r.read_line(&mut line).unwrap() == 0 {
+                    panic!("closed; saw {seen:?}");
+                }
+                seen.push(line.trim_end().to_string());
+                if line.starts_with(prefix) {
+                    return seen;
+                }
+            }
+            panic!("no {prefix:?} in {seen:?}");
+        };
+        until(&mut r, "* OK");
+        send(&mut r, &format!("a LOGIN {user} {PASSWORD}"));
+        let l = until(&mut r, "a ");
+        assert!(l.last().unwrap().starts_with("a OK"), "{l:?}");
+        send(&mut r, "b SELECT INBOX");
+        let l = until(&mut r, "b ");
+        assert!(l.last().unwrap().starts_with("b OK"), "{l:?}");
+        send(&mut r, "c IDLE");
+        until(&mut r, "+ ");
+        Idler { r }
+    }
+
+    /// Reads until `* N EXISTS` (or the bound); returns how long it took.
+    fn exists_within(&mut self, bound: Duration) -> Result<Duration, String> {
+        let start = Instant::now();
+        self.r
+            .get_ref()
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let mut seen = Vec::new();
+        let mut line = String::new();
+        while start.elapsed() < bound {
+            line.clear();
+            match self.r.read_line(&mut line) {
+                Ok(0) => return Err(format!("closed; saw {seen:?}")),
+                Ok(_) => {
+                    if line.contains(" EXISTS") {
+                        return Ok(start.elapsed());
+                    }
+                    seen.push(line.trim_end().to_string());
+                }
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::WouldBlock
+                        || e.kind() == std::io::ErrorKind::TimedOut => {}
+                Err(e) => return Err(format!("{e}; saw {seen:?}")),
+            }
+        }
+        Err(format!("no EXISTS within {bound:?}; saw {seen:?}"))
+    }
+}
+
+/// Delivers one message to `user` over LMTP at `node`'s LMTP listener.
+fn lmtp_deliver(c: &Cluster, node: &str, user: &str, subject: &str) {
+    let addr = c.node(node).daemon().lmtp.expect("an LMTP listener");
+    let s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    let mut r = BufReader::new(s);
+    let mut line = String::new();
+    let mut expect = |r: &mut BufReader<TcpStream>, code: &str| loop {
+        line.clear();
+        assert!(r.read_line(&mut line).unwrap() > 0, "LMTP closed");
+        assert!(line.starts_with(code), "LMTP: {line:?}, wanted {code}");
+        if line.as_bytes().get(3) == Some(&b' ') {
+            break;
+        }
+    };
+    expect(&mut r, "220");
+    for (cmd, code) in [
+        ("LHLO test.example".to_string(), "250"),
+        ("MAIL FROM:<sender@example.org>".to_string(), "250"),
+        (format!("RCPT TO:<{user}@test.example>"), "250"),
+        ("DATA".to_string(), "354"),
+        (
+            format!("Subject: {subject}\r\n\r\ndelivered on {node}\r\n."),
+            "250",
+        ),
+        ("QUIT".to_string(), "221"),
+    ] {
+        r.get_mut()
+            .write_all(format!("{cmd}\r\n").as_bytes())
+            .unwrap();
+        expect(&mut r, code);
+    }
+}
+
+fn idle_settings(interval: u64) -> Settings {
+    Settings {
+        users: 4,
+        idle_check_interval_secs: interval,
+        lmtp: true,
+        ..Settings::default()
+    }
+}
+
+/// A user owned by `node` among the test users.
+fn user_owned_by(c: &Cluster, node: &str) -> String {
+    (1..=c.settings.users)
+        .map(user)
+        .find(|u| c.owner(u, &["node1", "node2"]) == node)
+        .unwrap_or_else(|| panic!("no test user owned by {node}"))
+}
+
+#[test]
+fn a_delivery_on_the_other_node_wakes_idle_through_nats_within_seconds() {
+    if !cluster::available() {
+        return;
+    }
+    let _g = serial();
+    // The IDLE timer far beyond the bound: only a NATS message can explain a wake.
+    let c = Cluster::start(idle_settings(600));
+    let u = user_owned_by(&c, "node1");
+    let mut idle = Idler::start(c.haproxy().imap, &u);
+    lmtp_deliver(&c, "node2", &u, "over NATS");
+    let took = idle.exists_within(Duration::from_secs(5));
+    assert!(
+        took.is_ok(),
+        "IDLE of {u} on node1 not woken by node2's delivery: {took:?}\n{}",
+        c.logs()
+    );
+}
+
+#[test]
+fn with_nats_stopped_idle_sees_the_other_nodes_delivery_within_the_check_interval() {
+    if !cluster::available() {
+        return;
+    }
+    let _g = serial();
+    let mut c = Cluster::start(idle_settings(2));
+    let u = user_owned_by(&c, "node1");
+    let mut idle = Idler::start(c.haproxy().imap, &u);
+    c.nats.stop();
+    lmtp_deliver(&c, "node2", &u, "by the timer");
+    // The interval (2 s) plus room for a loaded machine.
+    let took = idle.exists_within(Duration::from_secs(2 + 8));
+    assert!(
+        took.is_ok(),
+        "IDLE of {u} on node1 did not see node2's delivery by its timer: {took:?}\n{}",
+        c.logs()
+    );
+    c.nats.start_again();
+}
