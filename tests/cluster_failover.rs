@@ -1,7 +1,7 @@
 //! The cluster's "Done when" (issue #20; README.md, "Cluster"): two nodes on 127.0.0.11 and
 //! 127.0.0.12 on one shared `data_dir`, each through its own `bindfs` mount (inotify on one
 //! never sees the other's writes), NATS between them, HAProxy on 127.0.0.1 in front
-//! (`deploy/haproxy/haproxy-cluster.cfg`); the harness is `tests/common/cluster.rs`.
+//! (`deploy/haproxy/haproxy-cluster.cfg`); the harness is `tests/common/ha_cluster.rs`.
 //!
 //! - 40 users × 3 sessions through HAProxy: each user is served by exactly one node, its
 //!   owner in the rendezvous order, and the owner's protocol log shows each client's real
@@ -20,7 +20,7 @@
 //! is bounded. The tests of this file run one at a time (each runs a whole cluster).
 
 mod common;
-#[path = "common/cluster.rs"]
+#[path = "common/ha_cluster.rs"]
 mod cluster;
 #[path = "common/logreader.rs"]
 mod logreader;
