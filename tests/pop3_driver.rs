@@ -208,6 +208,7 @@ async fn imap_is_served_through_the_same_driver() {
         service: Service::Imap4,
         implicit_tls: false,
         proxy: false,
+        internal: false,
         listener: l,
     }];
     tokio::spawn(server::serve(

@@ -6,9 +6,11 @@
 //! in the user's rendezvous order ([`ring::order`]); every node computes the same order from
 //! the same `[cluster] nodes`, so no coordination is needed beyond knowing who is live.
 
-// Until the login proxy and the membership task use it (being built; remove then).
+// Until the membership task (NATS) uses the live set (being built; remove then).
 #![allow(dead_code)]
 
+pub mod internal;
+pub mod proxy;
 pub mod ring;
 
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -200,7 +200,18 @@ impl Session for ImapSession {
     }
 
     fn log_user(&self) -> Option<&str> {
-        self.user.as_ref().map(|(name, _)| name.as_str())
+        self.user
+            .as_ref()
+            .map(|(name, _)| name.as_str())
+            .or(self.relay_user.as_deref())
+    }
+
+    fn take_relay(&mut self) -> Option<Box<crate::cluster::proxy::Backend>> {
+        self.relay.take()
+    }
+
+    fn set_session_id(&mut self, id: u64) {
+        self.env.session_id = id;
     }
 
     fn state_name(&self) -> &'static str {

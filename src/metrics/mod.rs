@@ -63,8 +63,9 @@ const LMTP_COMMANDS: &[&str] = &[
 ];
 
 /// Session states per service, as the `state` label of `mailserver_sessions`.
-pub const IMAP_STATES: &[&str] = &["not_authenticated", "authenticated", "selected", "logout"];
-pub const POP3_STATES: &[&str] = &["authorization", "transaction", "update"];
+pub const IMAP_STATES: &[&str] =
+    &["not_authenticated", "authenticated", "selected", "logout", "proxied"];
+pub const POP3_STATES: &[&str] = &["authorization", "transaction", "update", "proxied"];
 pub const LMTP_STATES: &[&str] = &["active"];
 
 /// Login mechanisms as labelled (`LOGIN` is IMAP's command, `USER` POP3's USER/PASS).
@@ -98,6 +99,8 @@ pub struct Metrics {
     protolog_files: Family<Labels, Gauge>,
     reloads: Family<Labels, Counter>,
     config_hash: Family<Vec<(&'static str, String)>, Gauge>,
+    proxied_logins: Family<Vec<(&'static str, String)>, Counter>,
+    proxy_failures: Family<Vec<(&'static str, String)>, Counter>,
     /// Per service ([`Service::index`]): the known command names, then `other` last.
     commands: [Vec<CommandChild>; 3],
     /// Per service ([`Service::index`]): the children counted per connection or record.
@@ -233,6 +236,16 @@ impl Metrics {
             config_hash: reg!(
                 "config_info",
                 "The running configuration file's MD5 (value 1; one series, replaced on reload)",
+                Family::default()
+            ),
+            proxied_logins: reg!(
+                "proxied_logins",
+                "Logins relayed to the owner node (cluster login proxy), by service and node",
+                Family::default()
+            ),
+            proxy_failures: reg!(
+                "proxy_failures",
+                "Failed attempts to reach a node's internal listener (then the next node is tried)",
                 Family::default()
             ),
             commands: Default::default(),
@@ -455,6 +468,18 @@ impl Metrics {
     }
 
     /// The running configuration is the file whose MD5 is `hash` (hex): one series.
+    /// A login relayed to node `to` (cluster login proxy). `to` is a configured node id.
+    pub fn proxied_login(&self, service: Service, to: &str) {
+        let l = vec![("service", service_label(service).to_string()), ("to", to.to_string())];
+        self.proxied_logins.get_or_create(&l).inc();
+    }
+
+    /// A failed attempt to reach node `to`'s internal listener.
+    pub fn proxy_failure(&self, service: Service, to: &str) {
+        let l = vec![("service", service_label(service).to_string()), ("to", to.to_string())];
+        self.proxy_failures.get_or_create(&l).inc();
+    }
+
     pub fn config_hash(&self, hash: String) {
         self.config_hash.clear();
         self.config_hash.get_or_create(&vec![("hash", hash)]).set(1);
