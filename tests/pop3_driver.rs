@@ -122,6 +122,7 @@ async fn toy_server(s: &Server, tx: &watch::Sender<u64>) -> std::net::SocketAddr
                 local: stream.local_addr().unwrap(),
                 remote,
                 via: None,
+                front: None,
                 stream: stream.into(),
                 service: Service::Imap4,
                 implicit_tls: false,

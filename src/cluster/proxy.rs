@@ -80,7 +80,7 @@ pub async fn route(cluster: &Cluster, user: &str, client: Client) -> Route {
         };
         let timeout = cluster.settings().connect_timeout;
         let attempt = async {
-            let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
+            let stream = tokio::time::timeout(timeout, connect_from(cluster, client.service, addr))
                 .await
                 .map_err(|_| "connect timed out".to_string())?
                 .map_err(|e| format!("connect: {e}"))?;
@@ -104,6 +104,25 @@ pub async fn route(cluster: &Cluster, user: &str, client: Client) -> Route {
         }
     }
     Route::Unavailable
+}
+
+/// Connects to `addr` from this node's own internal-listener address (the owner accepts
+/// only the nodes' addresses; the kernel's choice of source could be another one).
+async fn connect_from(cluster: &Cluster, service: Service, addr: SocketAddr) -> std::io::Result<TcpStream> {
+    let me = cluster.settings().this_node();
+    let own = match service {
+        Service::Pop3 => me.pop3.ip(),
+        _ => me.imap.ip(),
+    };
+    let socket = match addr {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    // A wildcard or other-family listen address leaves the choice to the kernel.
+    if !own.is_unspecified() && own.is_ipv4() == addr.is_ipv4() {
+        socket.bind(SocketAddr::new(own, 0))?;
+    }
+    socket.connect(addr).await
 }
 
 /// The PROXY v2 header introducing `client` to the owner listening at `dest`.
