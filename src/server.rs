@@ -79,6 +79,9 @@ impl Handles {
                 .then(|| crate::config::marker::path(&server.data_dir))
         })));
         let cluster = snapshot_cluster.map(crate::cluster::Cluster::new);
+        if let Some(c) = &cluster {
+            crate::cluster::nats::hook_store(&store, c);
+        }
         let users = Arc::new(Users::new());
         let current = live.clone();
         store.set_quota_limits(Arc::new(crate::auth::UserQuotas::new(
@@ -153,6 +156,11 @@ pub async fn run_daemon(config_path: PathBuf) -> anyhow::Result<()> {
         Arc::new(move |config| apply_reload(&live, config)),
         shutdown.clone(),
     )?;
+    // Membership and change events (README.md, "Cluster"): in the background, never
+    // waited for; at shutdown it says `leaving` first.
+    let cluster_task = handles.cluster.clone().and_then(|c| {
+        crate::cluster::nats::spawn(c, handles.store.clone(), handles.sessions.clone(), shutdown.clone())
+    });
     spawn_signal_handler(shutdown.clone())?;
     crate::systemd::spawn_watchdog(shutdown.clone());
     // Every listener is bound; `serve_all` starts accepting on each at once.
@@ -160,6 +168,9 @@ pub async fn run_daemon(config_path: PathBuf) -> anyhow::Result<()> {
     crate::systemd::ready();
     tracing::info!("mailserver {} ready", env!("CARGO_PKG_VERSION"));
     serve_all(listeners, unix, handles, shutdown).await;
+    if let Some(task) = cluster_task {
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), task).await;
+    }
     // The admin socket's file is removed when its task ends (it saw the shutdown).
     if let Some(task) = admin_task {
         let _ = task.await;

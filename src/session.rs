@@ -20,6 +20,7 @@ use crate::auth::{failure_delay, AuthResult, Penalty, Secret, Users, MAX_AUTH_FA
 use crate::config::Config;
 use crate::protolog::LineKind;
 use crate::service::Service;
+pub use crate::sessions::KickReason;
 use crate::store::Store;
 
 /// What a session gets when its connection is accepted, and keeps until it ends: the config
@@ -397,9 +398,11 @@ pub trait Session: Send {
     fn on_timeout(&mut self, out: &mut Output);
     /// The daemon is shutting down; the connection closes after this output.
     fn on_shutdown(&mut self, out: &mut Output);
-    /// An administrator kicked the session (`mailserver kick`); the connection closes after
-    /// this output, with no QUIT-time work, as at shutdown.
-    fn on_kick(&mut self, out: &mut Output) {
+    /// The session was kicked: by an administrator (`mailserver kick`), or because another
+    /// node of the cluster owns its user now ([`KickReason::Moved`]); the connection closes
+    /// after this output, with no QUIT-time work, as at shutdown.
+    fn on_kick(&mut self, reason: KickReason, out: &mut Output) {
+        let _ = reason;
         self.on_shutdown(out)
     }
     /// The user (once logged in) and the state as `mailserver who` shows them

@@ -60,7 +60,7 @@ pub use framer::{Frame, Framer};
 
 use crate::protolog::{Direction, LineKind, ProtoLog, SessionLog};
 use crate::service::Service;
-use crate::sessions::{Registration, Registry};
+use crate::sessions::{KickReason, Registration, Registry};
 use crate::session::{LiteralPiece, Output, Piece, Session, Snapshot, Step};
 
 mod deflate;
@@ -443,8 +443,12 @@ async fn drive<S: Session>(
                 return;
             }
             _ = registration.kill().cancelled() => {
-                log.info("kicked by the administrator");
-                session.on_kick(&mut out);
+                let reason = registration.kick_reason();
+                log.info(match reason {
+                    KickReason::Admin => "kicked by the administrator",
+                    KickReason::Moved => "user moved to another node",
+                });
+                session.on_kick(reason, &mut out);
                 let _ = io.write(&mut out, log).await;
                 return;
             }

@@ -44,7 +44,7 @@ use super::commands::{CommandSpec, Done};
 use super::decode::{self, literal_at_end, FrameError};
 pub use super::state::ImapSession;
 use super::state::{Input, State, SyncMode, MAX_COMMAND_BEFORE_LOGIN};
-use crate::session::{LiteralPiece, Output, Session, Step};
+use crate::session::{KickReason, LiteralPiece, Output, Session, Step};
 
 /// Literal data is read from the driver in pieces of at most this size while a refused
 /// non-synchronizing literal is skipped, so a huge refused literal is never buffered.
@@ -314,8 +314,15 @@ impl Session for ImapSession {
         out.reply("* BYE Server shutting down.");
     }
 
-    fn on_kick(&mut self, out: &mut Output) {
-        out.reply("* BYE Disconnected by the administrator.");
+    fn on_kick(&mut self, reason: KickReason, out: &mut Output) {
+        match reason {
+            KickReason::Admin => out.reply("* BYE Disconnected by the administrator."),
+            // RFC 5530 §3: the server cannot serve this now; the client reconnects and the
+            // login goes to the user's new owner.
+            KickReason::Moved => {
+                out.reply("* BYE [UNAVAILABLE] This account moved to another node; reconnect.")
+            }
+        }
     }
 
     fn who(&self) -> (Option<&str>, &str) {

@@ -104,7 +104,21 @@ pub struct Metrics {
     per_service: [ServiceChildren; 3],
     /// The children of `store_ops`, one per [`STORE_OPS`] entry.
     store_children: Vec<(&'static str, Counter)>,
+    /// `[cluster]` (README.md, "Cluster").
+    cluster: ClusterSeries,
 }
+
+/// The cluster's series: 0 on a single node.
+#[derive(Default)]
+struct ClusterSeries {
+    live_nodes: Gauge,
+    nats_connected: Gauge,
+    membership_changes: Counter,
+    events: Family<Labels, Counter>,
+}
+
+/// The change-event outcomes counted (`result` label).
+const CLUSTER_EVENTS: &[&str] = &["published", "dropped", "received", "invalid"];
 
 /// The store operations counted (`op` label).
 const STORE_OPS: &[&str] = &["save", "copy", "move", "expunge", "remove", "store"];
@@ -238,6 +252,28 @@ impl Metrics {
             commands: Default::default(),
             per_service: Default::default(),
             store_children: Vec::new(),
+            cluster: ClusterSeries {
+                live_nodes: reg!(
+                    "cluster_live_nodes",
+                    "Cluster nodes live in this node's view (itself included; 0 without [cluster])",
+                    Gauge::default()
+                ),
+                nats_connected: reg!(
+                    "cluster_nats_connected",
+                    "Whether this node's NATS connection is up (1) or not (0)",
+                    Gauge::default()
+                ),
+                membership_changes: reg!(
+                    "cluster_membership_changes",
+                    "Changes of this node's live set",
+                    Counter::default()
+                ),
+                events: reg!(
+                    "cluster_change_events",
+                    "Mailbox change events by result (published, dropped: not sent, received: from another node, invalid)",
+                    Family::default()
+                ),
+            },
             registry: Registry::default(),
         };
         let commands_family: Family<Labels, Counter> = Family::default();
@@ -307,6 +343,9 @@ impl Metrics {
             .collect();
         for r in ["ok", "rejected"] {
             m.reloads.get_or_create_owned(&lbl(&[("result", r)]));
+        }
+        for r in CLUSTER_EVENTS {
+            m.cluster.events.get_or_create_owned(&lbl(&[("result", r)]));
         }
         m.registry = registry;
         m
@@ -452,6 +491,26 @@ impl Metrics {
     pub fn reload(&self, ok: bool) {
         let result = if ok { "ok" } else { "rejected" };
         self.reloads.get_or_create(&lbl(&[("result", result)])).inc();
+    }
+
+    /// How many nodes are live in this node's view.
+    pub fn cluster_live_nodes(&self, n: usize) {
+        self.cluster.live_nodes.set(n as i64);
+    }
+
+    /// The NATS connection went up or down.
+    pub fn cluster_nats_connected(&self, up: bool) {
+        self.cluster.nats_connected.set(i64::from(up));
+    }
+
+    /// The live set changed.
+    pub fn cluster_membership_change(&self) {
+        self.cluster.membership_changes.inc();
+    }
+
+    /// A change event's outcome (one of [`CLUSTER_EVENTS`]).
+    pub fn cluster_event(&self, result: &'static str) {
+        self.cluster.events.get_or_create(&lbl(&[("result", result)])).inc();
     }
 
     /// The running configuration is the file whose MD5 is `hash` (hex): one series.

@@ -34,7 +34,8 @@ use super::command::{self, Command};
 use super::reply;
 use crate::auth::{AuthResult, Secret};
 use crate::session::{
-    authenticate, login_result, penalty_wait, LoginRefused, Output, Session, SessionEnv, Step,
+    authenticate, login_result, penalty_wait, KickReason, LoginRefused, Output, Session, SessionEnv,
+    Step,
 };
 use crate::store::{self, ErrorKind, FlagOp, Flags, Mailbox, View};
 
@@ -763,8 +764,15 @@ impl Session for Pop3Session {
         reply::err(out, "Server shutting down.");
     }
 
-    fn on_kick(&mut self, out: &mut Output) {
-        reply::err(out, "Disconnected by the administrator.");
+    fn on_kick(&mut self, reason: KickReason, out: &mut Output) {
+        match reason {
+            KickReason::Admin => reply::err(out, "Disconnected by the administrator."),
+            // RFC 3206 §4: a temporary condition; the marks are dropped, as on a lost
+            // connection (no DELE applied), and the client's next login finds the new owner.
+            KickReason::Moved => {
+                reply::err(out, "[SYS/TEMP] This account moved to another node; reconnect.")
+            }
+        }
     }
 
     fn who(&self) -> (Option<&str>, &str) {
