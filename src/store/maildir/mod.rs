@@ -39,7 +39,7 @@ use crate::store::{
     Error, ErrorKind, Mailbox, MailboxInfo, MailboxStatus, Result, SpecialUse, Store, UserStore,
 };
 use fsutil::{create_maildir, io_err, write_atomic};
-pub use mailbox::MarkerRule;
+pub use mailbox::{ChangeHook, MarkerRule, UserRule};
 use mailbox::Registry;
 use mutex::lock;
 use std::collections::{BTreeMap, BTreeSet};
@@ -102,6 +102,35 @@ impl MaildirStore {
             .unwrap_or_else(|p| p.into_inner()) = Some(rule);
     }
 
+    /// Called after every write of this process to a folder, with the user and the IMAP
+    /// name (the cluster publishes it as a change event; README.md, "Cluster").
+    pub fn on_change(&self, hook: ChangeHook) {
+        *self
+            .registry
+            .on_change
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = Some(hook);
+    }
+
+    /// Asked when a folder handle is dropped: whether its caches may be parked for the next
+    /// session of the user (no: another node owns the user now).
+    pub fn park_rule(&self, rule: UserRule) {
+        *self
+            .registry
+            .may_park
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = Some(rule);
+    }
+
+    /// `user`'s tree without creating or checking anything; `None` for a name that cannot be
+    /// one (it came from the network: a change event).
+    fn existing_user(&self, user: &str) -> Option<MaildirUser> {
+        valid_user(user).then(|| MaildirUser {
+            root: self.root.join(user),
+            registry: self.registry.clone(),
+        })
+    }
+
     fn check_marker(&self) -> Result<()> {
         let rule = self.registry.marker.read().unwrap_or_else(|p| p.into_inner()).clone();
         let Some(m) = rule.and_then(|r| (r.0)()) else {
@@ -123,11 +152,7 @@ impl MaildirStore {
     /// The concrete user tree (tests and benches use it to reach Maildir-only helpers).
     pub fn maildir_user(&self, user: &str) -> Result<Arc<MaildirUser>> {
         self.check_marker()?;
-        if user.is_empty()
-            || user.starts_with('.')
-            || user.contains(['/', '\0', '\r', '\n'])
-            || user.len() > 255
-        {
+        if !valid_user(user) {
             return Err(Error::new(
                 ErrorKind::NoPermission,
                 format!("invalid user name {user:?}"),
@@ -146,6 +171,24 @@ impl Store for MaildirStore {
     fn user(&self, user: &str) -> Result<Arc<dyn UserStore>> {
         Ok(self.maildir_user(user)?)
     }
+
+    fn changed_elsewhere(&self, user: &str, mailbox: &str) {
+        let Some(dir) = self.existing_user(user).and_then(|u| u.dir_of(mailbox).ok()) else {
+            return;
+        };
+        let open = lock(&self.registry.mailboxes).get(&dir).and_then(Weak::upgrade);
+        if let Some(mb) = open {
+            mb.poke();
+        }
+    }
+
+    fn forget_users(&self, gone: &dyn Fn(&str) -> bool) {
+        let root = &self.root;
+        parked::unpark_users(&self.registry, &|dir: &Path| {
+            let user = dir.strip_prefix(root).ok().and_then(|rel| rel.iter().next());
+            user.is_some_and(|u| gone(&u.to_string_lossy()))
+        });
+    }
 }
 
 /// One user's Maildir++ tree.
@@ -154,6 +197,14 @@ pub struct MaildirUser {
     /// `data_dir/mail/<user>`: INBOX, folders and the user-level Dovecot files.
     root: PathBuf,
     registry: Arc<Registry>,
+}
+
+/// Whether `user` can name a tree under the root (no path tricks).
+fn valid_user(user: &str) -> bool {
+    !(user.is_empty()
+        || user.starts_with('.')
+        || user.contains(['/', '\0', '\r', '\n'])
+        || user.len() > 255)
 }
 
 /// Splits and checks an IMAP name; returns its levels (INBOX normalised).
