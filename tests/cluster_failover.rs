@@ -146,22 +146,29 @@ for i in range(1, n + 1):
 barrier = threading.Barrier(len(jobs), timeout=120)
 out, errs, lock = [], [], threading.Lock()
 def run(u, proto):
+    step = "connect"
     try:
         if proto == "imap":
             c = imaplib.IMAP4(host, imap_port, timeout=60)
             port = c.sock.getsockname()[1]
+            step = "login"
             c.login(u, pw)
+            step = "select"
             typ, data = c.select("INBOX")
             assert typ == "OK", (typ, data)
         else:
             c = poplib.POP3(host, pop3_port, timeout=60)
             port = c.sock.getsockname()[1]
+            step = "login"
             c.user(u)
             c.pass_(pw)
+            step = "stat"
             c.stat()
         with lock:
             out.append("%s %s %d" % (u, proto, port))
+        step = "barrier"
         barrier.wait()
+        step = "logout"
         if proto == "imap":
             c.noop()
             c.logout()
@@ -170,7 +177,7 @@ def run(u, proto):
             c.quit()
     except Exception as e:
         with lock:
-            errs.append("%s %s: %r" % (u, proto, e))
+            errs.append("%s %s at %s: %r" % (u, proto, step, e))
         try:
             barrier.abort()
         except Exception:
@@ -192,6 +199,7 @@ fn forty_users_three_sessions_each_are_served_by_exactly_one_node_with_the_real_
     let _g = serial();
     let c = Cluster::start(Settings::default());
     let h = c.haproxy();
+    let users = c.settings.users;
     let (ok, out, err) = python_bounded(
         240,
         SESSIONS,
@@ -200,7 +208,7 @@ fn forty_users_three_sessions_each_are_served_by_exactly_one_node_with_the_real_
             &h.imap.to_string(),
             &h.pop3.to_string(),
             PASSWORD,
-            "40",
+            &users.to_string(),
         ],
     );
     assert!(ok, "clients failed: {err}\n{out}\n{}\n{}", c.logs(), c.haproxy_log());
@@ -211,7 +219,7 @@ fn forty_users_three_sessions_each_are_served_by_exactly_one_node_with_the_real_
             (f[0].to_string(), f[1].to_string(), f[2].parse().unwrap())
         })
         .collect();
-    assert_eq!(sessions.len(), 120, "{out}");
+    assert_eq!(sessions.len(), 3 * users, "{out}");
 
     // Every session's records are on disk once it ended (and the writer flushes within a
     // second): wait until each client's session is found served somewhere.
@@ -259,7 +267,7 @@ fn forty_users_three_sessions_each_are_served_by_exactly_one_node_with_the_real_
         assert_eq!(node, &owner, "{u} served by {node}, owner {owner}");
         *per_node.entry(node.clone()).or_default() += 1;
     }
-    assert_eq!(node_of_user.len(), 40);
+    assert_eq!(node_of_user.len(), users);
     // Rendezvous hashing spreads 40 users over both nodes (fixed MD5: this holds for these
     // names, and shows that proxying really happened both ways).
     assert_eq!(per_node.len(), 2, "{per_node:?}");
