@@ -409,7 +409,11 @@ async fn drive<S: Session>(
                     let stops = [shutdown, registration.kill()];
                     let idle = timeouts.session_idle;
                     let rest = std::mem::take(&mut backend.rest);
-                    let end = relay::relay(io, &mut backend.stream, &pending, &rest, idle, stops).await;
+                    let mut counts = (0, 0);
+                    let client = &mut io.stream;
+                    let end = relay::relay(client, &mut counts, &mut backend.stream, &pending, &rest, idle, stops).await;
+                    io.bytes_in += counts.0;
+                    io.bytes_out += counts.1;
                     log.info(&format!("relay ended: {}", relay::relay_end_text(&end)));
                     let _ = tokio::time::timeout(Duration::from_secs(5), backend.stream.shutdown()).await;
                     return;

@@ -153,7 +153,10 @@ fn node_config(
         shutdown_grace_secs: Some(5),
         imap_log: logs(),
         pop3_log: logs(),
-        extra_toml: format!("[admin]\nsocket = \"{}\"\n\n{table}", admin.display()),
+        extra_toml: format!(
+            "[admin]\nsocket = \"{}\"\n\n[metrics]\nlisten = \"{ip}:0\"\n\n{table}",
+            admin.display()
+        ),
         ..TestConfig::new(root.join("data"))
     }
 }
