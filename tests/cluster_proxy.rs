@@ -489,7 +489,7 @@ fn with_the_owner_down_the_front_serves_locally() {
         ["OK True", "OK", "OK 1", "OK True", "BYE"],
         "{out:?}"
     );
-    assert!(c.node(0).log_text().contains("cannot proxy"));
+    c.node(0).wait_log("cannot proxy", WAIT);
     let m = metrics(c.node(0));
     assert!(
         m.contains("mailserver_proxy_failures_total{service=\"imap\",to=\"node2\"} 1"),
@@ -538,7 +538,7 @@ fn the_internal_listener_refuses_strangers_headerless_connections_and_wrong_secr
     let mut r = Raw::open_from("127.0.0.11", imap_in);
     r.send("a LOGIN x y\r\n");
     assert!(r.closed_silently());
-    assert!(c.node(1).log_text().contains("not a node's address"));
+    c.node(1).wait_log("not a node's address", WAIT);
     // With the header: a wrong secret fails like a password; the right one logs in, even
     // as a user node2 does not own (an internal session never proxies again).
     let mut r = Raw::open_from("127.0.0.11", imap_in);
