@@ -540,7 +540,9 @@ fn the_internal_listener_refuses_strangers_headerless_connections_and_wrong_secr
     assert!(r.closed_silently());
     c.node(1).wait_log("not a node's address", WAIT);
     // With the header: a wrong secret fails like a password; the right one logs in, even
-    // as a user node2 does not own (an internal session never proxies again).
+    // as a user node2 does not own (an internal session never proxies again), and from a
+    // client address that is not loopback without TLS (the front applied its own rule;
+    // `auth.allow_plaintext` is off here).
     let mut r = Raw::open_from("127.0.0.11", imap_in);
     r.w.write_all(&header("192.0.2.9:4242", imap_in)).unwrap();
     assert!(r.line().starts_with("* OK"));

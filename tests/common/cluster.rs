@@ -149,7 +149,6 @@ fn node_config(
         pop3_listen: any(),
         pop3_tls_listen: any(),
         users_file: Some(root.join("users").display().to_string()),
-        allow_plaintext: Some(true),
         shutdown_grace_secs: Some(5),
         imap_log: logs(),
         pop3_log: logs(),
