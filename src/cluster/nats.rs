@@ -356,6 +356,47 @@ async fn publish_changes(
     }
 }
 
+/// `mailserver deliver` (its own short-lived process): tells the other nodes that `user`'s
+/// `mailbox` changed, over a connection of its own, all within `connect_timeout` (at most
+/// 1 s). Best effort: a failure is logged at debug level, the delivery stands, and the
+/// owner's IDLE sees it at its poll.
+pub fn publish_once(settings: &crate::config::cluster::ClusterSettings, user: &str, mailbox: &str) {
+    let Some(url) = settings.nats_url.clone() else {
+        return;
+    };
+    let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    else {
+        return;
+    };
+    let subject = Subjects::new(&settings.subject_prefix).changed;
+    let payload = events::encode(&Changed {
+        node: settings.node_id.clone(),
+        user: user.to_string(),
+        mailbox: mailbox.to_string(),
+    });
+    let within = settings.connect_timeout.min(Duration::from_secs(1));
+    let name = format!("mailserver deliver {}", settings.node_id);
+    let sent = rt.block_on(async move {
+        let go = async {
+            let servers: Vec<&str> = url.split(',').map(str::trim).collect();
+            let client = ConnectOptions::new()
+                .name(name)
+                .connection_timeout(within)
+                .connect(servers)
+                .await
+                .ok()?;
+            client.publish(subject, payload.into()).await.ok()?;
+            client.flush().await.ok()
+        };
+        matches!(tokio::time::timeout(within, go).await, Ok(Some(())))
+    });
+    if !sent {
+        tracing::debug!("cluster: the change event for {user}'s {mailbox} was not published");
+    }
+}
+
 /// Publishes when connected, within `within`; false when it was not sent.
 async fn send(client: &Client, subject: &str, payload: Vec<u8>, within: Duration) -> bool {
     if client.connection_state() != State::Connected {

@@ -220,9 +220,11 @@ pub struct Registry {
     pub(super) may_park: std::sync::RwLock<Option<UserRule>>,
 }
 
+/// The function behind a [`ChangeHook`]: (user, IMAP mailbox name).
+pub type ChangeFn = dyn Fn(&str, &str) + Send + Sync;
 /// Called with (user, IMAP mailbox name) after each write (`MaildirStore::on_change`).
 #[derive(Clone)]
-pub struct ChangeHook(pub Arc<dyn Fn(&str, &str) + Send + Sync>);
+pub struct ChangeHook(pub Arc<ChangeFn>);
 /// A yes/no question about a user (`MaildirStore::park_rule`).
 #[derive(Clone)]
 pub struct UserRule(pub Arc<dyn Fn(&str) -> bool + Send + Sync>);
