@@ -172,8 +172,9 @@ async fn run(
             msg = sub.next() => match msg {
                 Some(msg) => node.on_message(&msg),
                 None => {
-                    tracing::error!("cluster: the NATS subscription ended; every node stays live");
-                    node.cluster.set_live(&node.cluster.settings().nodes.iter().map(|n| n.id.as_str()).collect::<Vec<_>>());
+                    tracing::error!("cluster: the NATS subscription ended; back to the static view");
+                    let all = s.nodes.iter().map(|n| n.id.clone()).collect();
+                    node.apply_view(all, true);
                     break;
                 }
             },
@@ -292,6 +293,12 @@ impl Node {
     /// this node no longer owns.
     fn apply(&mut self, now: Instant) {
         let view = self.membership.view(now);
+        let cut_off = !self.membership.connected();
+        self.apply_view(view, cut_off);
+    }
+
+    /// [`Node::apply`] of `view`; `cut_off`: the NATS connection is down.
+    fn apply_view(&mut self, view: Vec<String>, cut_off: bool) {
         let before = self.cluster.live_ids().join(", ");
         let ids: Vec<&str> = view.iter().map(String::as_str).collect();
         if !self.cluster.set_live(&ids) {
@@ -300,7 +307,7 @@ impl Node {
         let m = crate::metrics::get();
         m.cluster_membership_change();
         m.cluster_live_nodes(view.len());
-        let cut_off = !self.membership.connected() && view.len() == self.cluster.settings().nodes.len();
+        let cut_off = cut_off && view.len() == self.cluster.settings().nodes.len();
         tracing::info!(
             "cluster: live nodes now [{}] (were [{before}]){}",
             view.join(", "),

@@ -242,6 +242,15 @@ impl std::fmt::Debug for UserRule {
 }
 
 impl Registry {
+    /// Tells the change hook (`MaildirStore::on_change`), if any, that the folder `name` of
+    /// the user whose tree is `user_root` changed here.
+    pub(super) fn changed(&self, user_root: &Path, name: &str) {
+        let hook = self.on_change.read().unwrap_or_else(|p| p.into_inner()).clone();
+        if let (Some(hook), Some(user)) = (hook, user_root.file_name()) {
+            (hook.0)(&user.to_string_lossy(), name);
+        }
+    }
+
     /// The quota limits of the user whose tree is `user_root`.
     pub(super) fn limits(&self, user_root: &Path) -> crate::store::quota::Limits {
         let q = self.quota.read().unwrap_or_else(|p| p.into_inner());
@@ -349,15 +358,7 @@ impl MaildirMailbox {
     /// hook (the cluster's `<prefix>.changed` events; the watcher's wake-ups do not come here).
     pub(super) fn bump(&self) {
         self.tx.send_modify(|v| *v = v.wrapping_add(1));
-        let hook = self
-            .registry
-            .on_change
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        if let (Some(hook), Some(user)) = (hook, self.user_root.file_name()) {
-            (hook.0)(&user.to_string_lossy(), &self.name);
-        }
+        self.registry.changed(&self.user_root, &self.name);
     }
 
     /// Another node changed the folder: the next refresh rescans whatever the stamps say (a
