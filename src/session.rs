@@ -79,9 +79,11 @@ pub struct SessionEnv {
 
 impl SessionEnv {
     /// Plaintext passwords are accepted on TLS, from loopback peers, or when the config says
-    /// so (`auth.allow_plaintext`).
+    /// so (`auth.allow_plaintext`); and on a cluster internal listener, whose front node
+    /// already applied its own rule to the client (README.md, "Cluster").
     pub fn plaintext_allowed(&self, tls: bool) -> bool {
         tls || self.proxy_tls
+            || self.internal
             || self.remote.ip().to_canonical().is_loopback()
             || self.snapshot.config.auth.allow_plaintext
     }

@@ -172,8 +172,9 @@ async fn run(
             msg = sub.next() => match msg {
                 Some(msg) => node.on_message(&msg),
                 None => {
-                    tracing::error!("cluster: the NATS subscription ended; every node stays live");
-                    node.cluster.set_live(&node.cluster.settings().nodes.iter().map(|n| n.id.as_str()).collect::<Vec<_>>());
+                    tracing::error!("cluster: the NATS subscription ended; back to the static view");
+                    let all = s.nodes.iter().map(|n| n.id.clone()).collect();
+                    node.apply_view(all, true);
                     break;
                 }
             },
@@ -292,6 +293,12 @@ impl Node {
     /// this node no longer owns.
     fn apply(&mut self, now: Instant) {
         let view = self.membership.view(now);
+        let cut_off = !self.membership.connected();
+        self.apply_view(view, cut_off);
+    }
+
+    /// [`Node::apply`] of `view`; `cut_off`: the NATS connection is down.
+    fn apply_view(&mut self, view: Vec<String>, cut_off: bool) {
         let before = self.cluster.live_ids().join(", ");
         let ids: Vec<&str> = view.iter().map(String::as_str).collect();
         if !self.cluster.set_live(&ids) {
@@ -300,7 +307,7 @@ impl Node {
         let m = crate::metrics::get();
         m.cluster_membership_change();
         m.cluster_live_nodes(view.len());
-        let cut_off = !self.membership.connected() && view.len() == self.cluster.settings().nodes.len();
+        let cut_off = cut_off && view.len() == self.cluster.settings().nodes.len();
         tracing::info!(
             "cluster: live nodes now [{}] (were [{before}]){}",
             view.join(", "),
@@ -353,6 +360,47 @@ async fn publish_changes(
             }
         }
         tokio::time::sleep(COALESCE).await;
+    }
+}
+
+/// `mailserver deliver` (its own short-lived process): tells the other nodes that `user`'s
+/// `mailbox` changed, over a connection of its own, all within `connect_timeout` (at most
+/// 1 s). Best effort: a failure is logged at debug level, the delivery stands, and the
+/// owner's IDLE sees it at its poll.
+pub fn publish_once(settings: &crate::config::cluster::ClusterSettings, user: &str, mailbox: &str) {
+    let Some(url) = settings.nats_url.clone() else {
+        return;
+    };
+    let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    else {
+        return;
+    };
+    let subject = Subjects::new(&settings.subject_prefix).changed;
+    let payload = events::encode(&Changed {
+        node: settings.node_id.clone(),
+        user: user.to_string(),
+        mailbox: mailbox.to_string(),
+    });
+    let within = settings.connect_timeout.min(Duration::from_secs(1));
+    let name = format!("mailserver deliver {}", settings.node_id);
+    let sent = rt.block_on(async move {
+        let go = async {
+            let servers: Vec<&str> = url.split(',').map(str::trim).collect();
+            let client = ConnectOptions::new()
+                .name(name)
+                .connection_timeout(within)
+                .connect(servers)
+                .await
+                .ok()?;
+            client.publish(subject, payload.into()).await.ok()?;
+            client.flush().await.ok()
+        };
+        matches!(tokio::time::timeout(within, go).await, Ok(Some(())))
+    });
+    if !sent {
+        tracing::debug!("cluster: the change event for {user}'s {mailbox} was not published");
     }
 }
 

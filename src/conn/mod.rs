@@ -34,6 +34,12 @@
 //!   (so the line and literal limits apply to the inflated octets), every write ends with a
 //!   sync flush (IDLE and `+` continuations reach the client at once), and the protocol log
 //!   keeps recording the uncompressed lines. The `-` record's byte counts are wire octets.
+//! * Cluster login proxy ([`Step::Relay`], README.md "Cluster"): after the session's login
+//!   reply is flushed, the connection is relayed octet for octet to the owner node the
+//!   session logged in to ([`Session::take_relay`]), first what the client pipelined after
+//!   its login; `relay.rs` ends it at either side's close, the idle timeout, shutdown or a
+//!   kick. The log gets `proxied to <node> <addr>`, `relay ended: ...` and the `-` record
+//!   with the client-side octets; nothing relayed is logged here (the owner logs it).
 //! * LMTP: a connection may be a Unix stream socket ([`Socket::Unix`]; never TLS, and a
 //!   vanished peer is noticed at the next read, not by peeking); DATA lines the session marks
 //!   as content ([`Session::line_is_content`]) are logged as content, not as commands: level
@@ -396,8 +402,8 @@ async fn drive<S: Session>(
                         let _ = io.write(&mut out, log).await;
                         return;
                     };
-                    // The `*` record comes before the login reply reaches the client.
-                    log.info(&format!("proxied to {} {}", backend.node, backend.addr));
+                    // Teed with the login reply, after the session's success record.
+                    out.info(format!("proxied to {} {}", backend.node, backend.addr));
                     let state_text = format!("proxied to {}", backend.node);
                     registration.update(Some(&backend.user), &state_text);
                     state.set("proxied");
@@ -409,7 +415,11 @@ async fn drive<S: Session>(
                     let stops = [shutdown, registration.kill()];
                     let idle = timeouts.session_idle;
                     let rest = std::mem::take(&mut backend.rest);
-                    let end = relay::relay(io, &mut backend.stream, &pending, &rest, idle, stops).await;
+                    let mut counts = (0, 0);
+                    let client = &mut io.stream;
+                    let end = relay::relay(client, &mut counts, &mut backend.stream, &pending, &rest, idle, stops).await;
+                    io.bytes_in += counts.0;
+                    io.bytes_out += counts.1;
                     log.info(&format!("relay ended: {}", relay::relay_end_text(&end)));
                     let _ = tokio::time::timeout(Duration::from_secs(5), backend.stream.shutdown()).await;
                     return;

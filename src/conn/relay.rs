@@ -9,11 +9,9 @@
 
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
-
-use super::Io;
 
 /// Octets read at once from either side.
 const BUF: usize = 64 * 1024;
@@ -39,9 +37,11 @@ pub(super) enum End {
 
 /// Relays until either side closes: first `to_backend` (what the client pipelined after its
 /// login command) and `to_client` (what the owner sent after its login reply). Counts the
-/// client-side octets in `io`'s counters.
-pub(super) async fn relay(
-    io: &mut Io,
+/// client-side octets in `counts` (in, out).
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn relay<C: AsyncRead + AsyncWrite + Unpin>(
+    client: &mut C,
+    counts: &mut (u64, u64),
     backend: &mut TcpStream,
     to_backend: &[u8],
     to_client: &[u8],
@@ -53,9 +53,9 @@ pub(super) async fn relay(
             backend.write_all(to_backend).await?;
         }
         if !to_client.is_empty() {
-            io.stream.write_all(to_client).await?;
-            io.stream.flush().await?;
-            io.bytes_out += to_client.len() as u64;
+            client.write_all(to_client).await?;
+            client.flush().await?;
+            counts.1 += to_client.len() as u64;
         }
         Ok::<(), std::io::Error>(())
     };
@@ -70,7 +70,7 @@ pub(super) async fn relay(
         // Both reads are cancel-safe: the one that loses the race has read nothing.
         let read = async {
             tokio::select! {
-                r = io.stream.read(&mut from_client) => (true, r),
+                r = client.read(&mut from_client) => (true, r),
                 r = backend.read(&mut from_backend) => (false, r),
             }
         };
@@ -90,16 +90,16 @@ pub(super) async fn relay(
             Err(_) => return End::Error,
         };
         let written = if client_side {
-            io.bytes_in += n as u64;
+            counts.0 += n as u64;
             tokio::time::timeout(idle, backend.write_all(&from_client[..n])).await
         } else {
             let w = tokio::time::timeout(idle, async {
-                io.stream.write_all(&from_backend[..n]).await?;
-                io.stream.flush().await
+                client.write_all(&from_backend[..n]).await?;
+                client.flush().await
             })
             .await;
             if matches!(w, Ok(Ok(()))) {
-                io.bytes_out += n as u64;
+                counts.1 += n as u64;
             }
             w
         };

@@ -149,11 +149,13 @@ fn node_config(
         pop3_listen: any(),
         pop3_tls_listen: any(),
         users_file: Some(root.join("users").display().to_string()),
-        allow_plaintext: Some(true),
         shutdown_grace_secs: Some(5),
         imap_log: logs(),
         pop3_log: logs(),
-        extra_toml: format!("[admin]\nsocket = \"{}\"\n\n{table}", admin.display()),
+        extra_toml: format!(
+            "[admin]\nsocket = \"{}\"\n\n[metrics]\nlisten = \"{ip}:0\"\n\n{table}",
+            admin.display()
+        ),
         ..TestConfig::new(root.join("data"))
     }
 }

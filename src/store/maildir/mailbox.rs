@@ -220,9 +220,11 @@ pub struct Registry {
     pub(super) may_park: std::sync::RwLock<Option<UserRule>>,
 }
 
+/// The function behind a [`ChangeHook`]: (user, IMAP mailbox name).
+pub type ChangeFn = dyn Fn(&str, &str) + Send + Sync;
 /// Called with (user, IMAP mailbox name) after each write (`MaildirStore::on_change`).
 #[derive(Clone)]
-pub struct ChangeHook(pub Arc<dyn Fn(&str, &str) + Send + Sync>);
+pub struct ChangeHook(pub Arc<ChangeFn>);
 /// A yes/no question about a user (`MaildirStore::park_rule`).
 #[derive(Clone)]
 pub struct UserRule(pub Arc<dyn Fn(&str) -> bool + Send + Sync>);
@@ -240,6 +242,15 @@ impl std::fmt::Debug for UserRule {
 }
 
 impl Registry {
+    /// Tells the change hook (`MaildirStore::on_change`), if any, that the folder `name` of
+    /// the user whose tree is `user_root` changed here.
+    pub(super) fn changed(&self, user_root: &Path, name: &str) {
+        let hook = self.on_change.read().unwrap_or_else(|p| p.into_inner()).clone();
+        if let (Some(hook), Some(user)) = (hook, user_root.file_name()) {
+            (hook.0)(&user.to_string_lossy(), name);
+        }
+    }
+
     /// The quota limits of the user whose tree is `user_root`.
     pub(super) fn limits(&self, user_root: &Path) -> crate::store::quota::Limits {
         let q = self.quota.read().unwrap_or_else(|p| p.into_inner());
@@ -347,15 +358,7 @@ impl MaildirMailbox {
     /// hook (the cluster's `<prefix>.changed` events; the watcher's wake-ups do not come here).
     pub(super) fn bump(&self) {
         self.tx.send_modify(|v| *v = v.wrapping_add(1));
-        let hook = self
-            .registry
-            .on_change
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        if let (Some(hook), Some(user)) = (hook, self.user_root.file_name()) {
-            (hook.0)(&user.to_string_lossy(), &self.name);
-        }
+        self.registry.changed(&self.user_root, &self.name);
     }
 
     /// Another node changed the folder: the next refresh rescans whatever the stamps say (a

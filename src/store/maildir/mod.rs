@@ -513,6 +513,8 @@ impl UserStore for MaildirUser {
             .join(format!("..deleted.{:016x}", rand::random::<u64>()));
         fs::rename(&dir, &trash).map_err(|e| io_err(e, "rename", &dir))?;
         self.forget(&dir);
+        // Another node's sessions on it are woken to find it gone.
+        self.registry.changed(&self.root, name);
         fs::remove_dir_all(&trash).map_err(|e| io_err(e, "rmdir", &trash))?;
         // Its messages no longer count: recount (as Dovecot's quota on a deleted mailbox).
         let limits = self.registry.limits(&self.root);
@@ -558,6 +560,7 @@ impl UserStore for MaildirUser {
         if from_dir.is_dir() {
             fs::rename(&from_dir, &to_dir).map_err(|e| io_err(e, "rename", &from_dir))?;
             self.forget(&from_dir);
+            self.registry.changed(&self.root, from);
             renamed.push((lf.join("/"), new_name.clone()));
         } else if children.is_empty() {
             return Err(Error::new(
@@ -639,6 +642,59 @@ impl UserStore for MaildirUser {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cluster_hooks_see_writes_wake_sessions_and_keep_moved_users_unparked() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = MaildirStore::new(tmp.path().join("mail"));
+        store.set_watch(false);
+        let seen: Arc<std::sync::Mutex<Vec<(String, String)>>> = Arc::default();
+        let s2 = seen.clone();
+        store.on_change(ChangeHook(Arc::new(move |u, m| {
+            s2.lock().unwrap().push((u.into(), m.into()))
+        })));
+        let owned = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let o2 = owned.clone();
+        store.park_rule(UserRule(Arc::new(move |_| o2.load(Ordering::Relaxed))));
+
+        let user = store.user("bob").unwrap();
+        let inbox = user.open("INBOX").unwrap();
+        let mut rx = inbox.changes();
+        rx.mark_unchanged();
+        inbox
+            .append(b"Subject: x\r\n\r\nbody\r\n", Default::default(), &[], None)
+            .unwrap();
+        assert!(seen.lock().unwrap().contains(&("bob".into(), "INBOX".into())));
+        assert!(rx.has_changed().unwrap());
+
+        // Another node's change: the open handle wakes; an unknown folder or user is ignored.
+        rx.mark_unchanged();
+        store.changed_elsewhere("bob", "inbox");
+        assert!(rx.has_changed().unwrap());
+        store.changed_elsewhere("bob", "Nope");
+        store.changed_elsewhere("../x", "INBOX");
+
+        // Dropped while owned: parked; forgotten once the user moves.
+        let mut view = crate::store::View::default();
+        inbox.sync(&mut view).unwrap();
+        drop(inbox);
+        let parked = || lock(&store.registry.parked).len();
+        assert_eq!(parked(), 1);
+        store.forget_users(&|u| u == "alice");
+        assert_eq!(parked(), 1);
+        store.forget_users(&|u| u == "bob");
+        assert_eq!(parked(), 0);
+        // Not owned: a dropped handle parks nothing.
+        owned.store(false, Ordering::Relaxed);
+        let inbox = user.open("INBOX").unwrap();
+        inbox.sync(&mut view).unwrap();
+        drop(inbox);
+        assert_eq!(parked(), 0);
+        // DELETE publishes the old name.
+        user.create("Old").unwrap();
+        user.delete("Old").unwrap();
+        assert!(seen.lock().unwrap().contains(&("bob".into(), "Old".into())));
+    }
 
     #[test]
     fn names_map_to_dirs() {
