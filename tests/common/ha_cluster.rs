@@ -161,17 +161,17 @@ impl Drop for Nats {
 // bindfs mounts
 // ---------------------------------------------------------------------------------------
 
-/// A `bindfs` FUSE mount of the shared store, one per node. Without attribute caching
-/// (`attr_timeout=0`, as NFS's `actimeo=0`): with FUSE's default 1 s cache, the `fstat` of
-/// a just-linked dot-lock shows the ctime from before the unlink of its temp name and a
-/// later `lstat` the new one, so `DotLock` takes its own lock for another one's and never
-/// removes it (reported; the store's bug, not the cluster's).
+/// A `bindfs` FUSE mount of the shared store, one per node, without attribute caching
+/// (`attr_timeout=0`, as NFS's `actimeo=0`). Like NFS's silly rename, FUSE defers the
+/// unlink of an open file to its close; the store's dot-lock does not survive that yet
+/// (`a_dotlock_taken_on_a_fuse_mount_is_removed_when_released`), so the cluster tests stall
+/// on these mounts until it is fixed; `CLUSTER_TEST_NO_FUSE=1` runs them without.
 pub struct Mount {
     pub point: PathBuf,
 }
 
 impl Mount {
-    fn new(src: &Path, point: &Path) -> Mount {
+    pub fn new(src: &Path, point: &Path) -> Mount {
         std::fs::create_dir_all(point).unwrap();
         assert!(
             bounded(
