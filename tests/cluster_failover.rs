@@ -917,3 +917,241 @@ fn a_dotlock_taken_on_a_fuse_mount_is_removed_when_released() {
     let again = DotLock::acquire(&target, Duration::from_secs(5));
     assert!(again.is_ok(), "{:?} after {:?}", again.err(), start.elapsed());
 }
+
+// ---------------------------------------------------------------------------------------
+// Figures (benches/cluster.sh runs this; not part of the suite)
+// ---------------------------------------------------------------------------------------
+
+/// One IMAP LOGIN + SELECT (+ LOGOUT) at `addr`, every step bounded by `wait`.
+fn imap_login_select(addr: std::net::SocketAddr, user: &str, wait: Duration) -> Result<(), String> {
+    let s = TcpStream::connect_timeout(&addr, wait).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(wait)).map_err(|e| e.to_string())?;
+    let mut r = BufReader::new(s);
+    let mut line = String::new();
+    let mut until = |r: &mut BufReader<TcpStream>, prefix: &str| -> Result<String, String> {
+        for _ in 0..100 {
+            line.clear();
+            if r.read_line(&mut line).map_err(|e| e.to_string())? == 0 {
+                return Err("closed".into());
+            }
+            if line.starts_with(prefix) {
+                return Ok(line.clone());
+            }
+        }
+        Err(format!("no {prefix}"))
+    };
+    let g = until(&mut r, "* ")?;
+    if !g.starts_with("* OK") {
+        return Err(g);
+    }
+    for (cmd, tag) in [
+        (format!("a LOGIN {user} {PASSWORD}"), "a "),
+        ("b SELECT INBOX".to_string(), "b "),
+        ("c LOGOUT".to_string(), "c "),
+    ] {
+        r.get_mut()
+            .write_all(format!("{cmd}\r\n").as_bytes())
+            .map_err(|e| e.to_string())?;
+        let l = until(&mut r, tag)?;
+        if !l.starts_with(&format!("{tag}OK")) {
+            return Err(l);
+        }
+    }
+    Ok(())
+}
+
+/// POP3 login and RETR of every message at `addr`; returns the octets read.
+fn pop3_retr_all(addr: std::net::SocketAddr, user: &str) -> Result<usize, String> {
+    let s = TcpStream::connect_timeout(&addr, WAIT).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(WAIT)).map_err(|e| e.to_string())?;
+    let mut r = BufReader::new(s);
+    let mut line = String::new();
+    let read = |r: &mut BufReader<TcpStream>, line: &mut String| -> Result<(), String> {
+        line.clear();
+        match r.read_line(line) {
+            Ok(0) => Err("closed".into()),
+            Ok(_) => Ok(()),
+            Err(e) => Err(e.to_string()),
+        }
+    };
+    read(&mut r, &mut line)?;
+    let cmd = |r: &mut BufReader<TcpStream>, line: &mut String, c: &str| -> Result<(), String> {
+        r.get_mut()
+            .write_all(format!("{c}\r\n").as_bytes())
+            .map_err(|e| e.to_string())?;
+        read(r, line)?;
+        if line.starts_with("+OK") {
+            Ok(())
+        } else {
+            Err(format!("{c}: {line}"))
+        }
+    };
+    cmd(&mut r, &mut line, &format!("USER {user}"))?;
+    cmd(&mut r, &mut line, &format!("PASS {PASSWORD}"))?;
+    cmd(&mut r, &mut line, "STAT")?;
+    let n: usize = line.split(' ').nth(1).and_then(|x| x.parse().ok()).unwrap_or(0);
+    let mut octets = 0;
+    for i in 1..=n {
+        cmd(&mut r, &mut line, &format!("RETR {i}"))?;
+        loop {
+            read(&mut r, &mut line)?;
+            if line == ".\r\n" {
+                break;
+            }
+            octets += line.len();
+        }
+    }
+    cmd(&mut r, &mut line, "QUIT")?;
+    Ok(octets)
+}
+
+fn percentile(v: &[f64], p: f64) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let i = ((s.len() as f64 - 1.0) * p).round() as usize;
+    s[i]
+}
+
+/// Failover time, CPU per 1,000 operations per node, and the proxy hop's cost; writes a
+/// Markdown report to `$CLUSTER_BENCH_OUT` (benches/cluster.sh).
+#[test]
+#[ignore = "a benchmark: benches/cluster.sh"]
+fn cluster_figures() {
+    if !cluster::available() {
+        return;
+    }
+    let _g = serial();
+    let kills: usize = std::env::var("KILLS").ok().and_then(|v| v.parse().ok()).unwrap_or(6);
+    let ops: usize = std::env::var("OPS").ok().and_then(|v| v.parse().ok()).unwrap_or(1000);
+    let mut c = Cluster::start(Settings {
+        users: 40,
+        log_level: 0,
+        ..Settings::default()
+    });
+    let mut report = String::new();
+    let build = if cfg!(debug_assertions) { "debug" } else { "release" };
+    let fuse = if c.settings.fuse { "each on its own bindfs mount" } else { "on the store directory itself (CLUSTER_TEST_NO_FUSE)" };
+    report.push_str(&format!(
+        "# Cluster: failover, CPU per operation, proxy hop\n\n\
+         Two nodes (127.0.0.11, 127.0.0.12; {build} build) {fuse}, NATS (heartbeat {} ms, \
+         dead after {} ms), HAProxy `deploy/haproxy/haproxy-cluster.cfg` on 127.0.0.1; \
+         `benches/cluster.sh`, on a 2-core machine shared with other builds.\n\n",
+        c.settings.heartbeat_ms, c.settings.dead_after_ms
+    ));
+    let front = |c: &Cluster| -> std::net::SocketAddr {
+        format!("127.0.0.1:{}", c.haproxy().imap).parse().unwrap()
+    };
+
+    // --- Failover: kill -9 → first successful LOGIN+SELECT of a user the victim owned. ---
+    let mut times = Vec::new();
+    for k in 0..kills {
+        let victim = if k % 2 == 0 { "node2" } else { "node1" };
+        let u = user_owned_by(&c, victim);
+        imap_login_select(front(&c), &u, WAIT).expect("before the kill");
+        let t0 = Instant::now();
+        c.kill9(victim);
+        let mut ok = false;
+        for _ in 0..3000 {
+            if imap_login_select(front(&c), &u, Duration::from_secs(2)).is_ok() {
+                ok = true;
+                break;
+            }
+            if t0.elapsed() > Duration::from_secs(60) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(ok, "no successful login of {u} within 60 s of the kill\n{}", c.logs());
+        times.push(t0.elapsed().as_secs_f64());
+        c.restart(victim);
+        c.wait_haproxy_up(&["node1", "node2"]);
+        std::thread::sleep(Duration::from_millis(2 * c.settings.dead_after_ms));
+    }
+    report.push_str(&format!(
+        "## Failover time\n\n`kill -9` of a node → first successful LOGIN + SELECT through \
+         HAProxy of a user it owned (a new connection every 20 ms), {kills} kills alternating \
+         between the nodes (target ≤ 3 s):\n\n| p50 | max | all |\n|---|---|---|\n| {:.2} s | {:.2} s | {} |\n\n",
+        percentile(&times, 0.5),
+        percentile(&times, 1.0),
+        times.iter().map(|t| format!("{t:.2}")).collect::<Vec<_>>().join(", ")
+    ));
+
+    // --- CPU per 1,000 operations per node: LOGIN+SELECT+LOGOUT through HAProxy. ---
+    let users: Vec<String> = (1..=40).map(user).collect();
+    let pids: Vec<u32> = c.nodes.iter().map(|n| n.pid().unwrap()).collect();
+    let before: Vec<Duration> = pids.iter().map(|p| common::procstat::cpu_time(*p)).collect();
+    let t0 = Instant::now();
+    std::thread::scope(|s| {
+        for t in 0..4 {
+            let users = &users;
+            let addr = front(&c);
+            s.spawn(move || {
+                for i in (t..ops).step_by(4) {
+                    imap_login_select(addr, &users[i % users.len()], WAIT).unwrap();
+                }
+            });
+        }
+    });
+    let wall = t0.elapsed().as_secs_f64();
+    let after: Vec<Duration> = pids.iter().map(|p| common::procstat::cpu_time(*p)).collect();
+    report.push_str(&format!(
+        "## CPU per 1,000 operations\n\n{ops} operations (IMAP LOGIN + SELECT + LOGOUT of 40 \
+         users, 4 clients) through HAProxy in {wall:.1} s; CPU time (user + system, \
+         `/proc/PID/stat`) of each node per 1,000 operations (each node fronts some sessions \
+         and owns others):\n\n| node | CPU ms / 1,000 ops |\n|---|---|\n"
+    ));
+    for (i, n) in c.nodes.iter().enumerate() {
+        let ms = (after[i] - before[i]).as_secs_f64() * 1000.0 * 1000.0 / ops as f64;
+        report.push_str(&format!("| {} | {ms:.0} |\n", n.id));
+    }
+    report.push('\n');
+
+    // --- Proxy hop: direct to the owner vs through the other node (alternating rounds). ---
+    let u = user_owned_by(&c, "node1");
+    let big = "x".repeat(76) + "\r\n";
+    let body = big.repeat(1024 * 1024 / big.len());
+    for k in 0..4 {
+        common::deliver(&c.shared, &u, 500 + k, &format!("Subject: big {k}\r\n\r\n{body}"));
+    }
+    let direct = c.node("node1").direct_imap();
+    let proxied = c.node("node2").direct_imap();
+    let direct_pop = c.node("node1").direct_pop3();
+    let proxied_pop = c.node("node2").direct_pop3();
+    let logins = ops / 4;
+    let mut rows: BTreeMap<&str, (Vec<f64>, Vec<f64>)> = BTreeMap::new();
+    for _round in 0..3 {
+        for (name, imap, pop) in [("direct", direct, direct_pop), ("proxied", proxied, proxied_pop)] {
+            let t = Instant::now();
+            for _ in 0..logins {
+                imap_login_select(imap, &u, WAIT).unwrap();
+            }
+            let lps = logins as f64 / t.elapsed().as_secs_f64();
+            let t = Instant::now();
+            let mut octets = 0;
+            for _ in 0..3 {
+                octets += pop3_retr_all(pop, &u).unwrap();
+            }
+            let mbps = octets as f64 / 1e6 / t.elapsed().as_secs_f64();
+            let e = rows.entry(name).or_default();
+            e.0.push(lps);
+            e.1.push(mbps);
+        }
+    }
+    let med = |v: &Vec<f64>| percentile(v, 0.5);
+    let (dl, dm) = (med(&rows["direct"].0), med(&rows["direct"].1));
+    let (pl, pm) = (med(&rows["proxied"].0), med(&rows["proxied"].1));
+    report.push_str(&format!(
+        "## Proxy hop\n\nOne client, the user owned by node1: `direct` logs in at node1's own \
+         listener, `proxied` at node2's, which relays to node1's internal listener. Medians of \
+         3 alternating rounds ({logins} LOGIN + SELECT + LOGOUT; RETR of 4 × 1 MB, 3 times):\n\n\
+         | path | logins/s | RETR MB/s |\n|---|---|---|\n\
+         | direct | {dl:.0} | {dm:.1} |\n| proxied | {pl:.0} | {pm:.1} |\n\
+         | proxied / direct | {:.2} | {:.2} |\n",
+        pl / dl,
+        pm / dm
+    ));
+    println!("{report}");
+    if let Some(out) = std::env::var_os("CLUSTER_BENCH_OUT") {
+        std::fs::write(out, &report).unwrap();
+    }
+}
