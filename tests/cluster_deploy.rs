@@ -58,12 +58,16 @@ fn compose_nodes_share_the_store_and_keep_their_own_logs_and_configs_load() {
         assert_eq!(cmd, ["--config", file.as_str(), "run"]);
         // The config loads as the daemon loads it.
         let path = deploy(&format!("compose/etc/{node}.toml"));
-        let cfg = mailserver::config::load(&path)
-            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let cfg =
+            mailserver::config::load(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         let cl = cfg.cluster.as_ref().expect("[cluster]");
         assert_eq!(cl.node_id, *node);
         let me = cl.this_node();
-        assert_eq!(me.imap.ip().to_string(), ip, "internal listener on the node's address");
+        assert_eq!(
+            me.imap.ip().to_string(),
+            ip,
+            "internal listener on the node's address"
+        );
         configs.push(std::fs::read_to_string(&path).unwrap());
     }
     // The files differ only in node_id (and the comment naming the node).
@@ -130,7 +134,11 @@ fn the_cluster_haproxy_config_is_valid() {
         .arg(&p)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -142,7 +150,11 @@ fn kubernetes_manifests_build_and_each_pod_reads_its_own_config() {
             .arg(&dir)
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let tmp = tempfile::tempdir().unwrap();
         let p = tmp.path().join("all.yaml");
         std::fs::write(&p, &out.stdout).unwrap();
@@ -165,7 +177,10 @@ fn kubernetes_manifests_build_and_each_pod_reads_its_own_config() {
     let pod = &sts["spec"]["template"]["spec"];
     let c = &pod["containers"][0];
     assert_eq!(c["args"][1], "/etc/mailserver/$(POD_NAME).toml");
-    assert_eq!(c["env"][0]["valueFrom"]["fieldRef"]["fieldPath"], "metadata.name");
+    assert_eq!(
+        c["env"][0]["valueFrom"]["fieldRef"]["fieldPath"],
+        "metadata.name"
+    );
     assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/readyz");
     assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/healthz");
     // The config is a directory mount (no subPath: a subPath never sees the ..data swap).
@@ -177,7 +192,9 @@ fn kubernetes_manifests_build_and_each_pod_reads_its_own_config() {
     let claim = vols.iter().find(|v| v["name"] == "maildata").unwrap();
     let pvc = find(
         "PersistentVolumeClaim",
-        claim["persistentVolumeClaim"]["claimName"].as_str().unwrap(),
+        claim["persistentVolumeClaim"]["claimName"]
+            .as_str()
+            .unwrap(),
     );
     assert_eq!(pvc["spec"]["accessModes"][0], "ReadWriteMany");
     let headless = find("Service", sts["spec"]["serviceName"].as_str().unwrap());

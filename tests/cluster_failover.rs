@@ -21,9 +21,9 @@
 //! the commands). Clients are Python's imaplib/poplib, run with a hard `timeout`; every wait
 //! is bounded. The tests of this file run one at a time (each runs a whole cluster).
 
-mod common;
 #[path = "common/ha_cluster.rs"]
 mod cluster;
+mod common;
 #[path = "common/logreader.rs"]
 mod logreader;
 
@@ -67,7 +67,10 @@ fn after_login(text: &str, service: &str) -> bool {
     let upper = text.to_ascii_uppercase();
     if service == "pop3" {
         let verb = upper.split(' ').next().unwrap_or("");
-        matches!(verb, "STAT" | "LIST" | "RETR" | "DELE" | "UIDL" | "TOP" | "RSET")
+        matches!(
+            verb,
+            "STAT" | "LIST" | "RETR" | "DELE" | "UIDL" | "TOP" | "RSET"
+        )
     } else {
         let verb = upper.split(' ').nth(1).unwrap_or("");
         matches!(
@@ -213,7 +216,12 @@ fn forty_users_three_sessions_each_are_served_by_exactly_one_node_with_the_real_
             &users.to_string(),
         ],
     );
-    assert!(ok, "clients failed: {err}\n{out}\n{}\n{}", c.logs(), c.haproxy_log());
+    assert!(
+        ok,
+        "clients failed: {err}\n{out}\n{}\n{}",
+        c.logs(),
+        c.haproxy_log()
+    );
     let sessions: Vec<(String, String, u16)> = out
         .lines()
         .map(|l| {
@@ -455,7 +463,10 @@ fn wait_each_after(out: &Path, ev: &str, users: &[String], after: f64, what: &st
             let evs = events(out);
             let late: Vec<&String> = users
                 .iter()
-                .filter(|u| !evs.iter().any(|e| e.ev == ev && &e.user == *u && e.t > after))
+                .filter(|u| {
+                    !evs.iter()
+                        .any(|e| e.ev == ev && &e.user == *u && e.t > after)
+                })
                 .collect();
             if late.is_empty() {
                 Ok(())
@@ -467,7 +478,9 @@ fn wait_each_after(out: &Path, ev: &str, users: &[String], after: f64, what: &st
                     .take(20)
                     .map(|e| e.v.to_string())
                     .collect();
-                Err(format!("still waiting for {late:?}; last errors: {errs:#?}"))
+                Err(format!(
+                    "still waiting for {late:?}; last errors: {errs:#?}"
+                ))
             }
         })
     }));
@@ -498,7 +511,10 @@ fn uidlist(shared: &Path, user: &str) -> (u64, Vec<(u32, String)>) {
                 .split(' ')
                 .find_map(|f| f.strip_prefix(':'))
                 .unwrap_or(rest);
-            (uid.parse().unwrap(), name.split(':').next().unwrap().to_string())
+            (
+                uid.parse().unwrap(),
+                name.split(':').next().unwrap().to_string(),
+            )
         })
         .collect();
     (uv, recs)
@@ -525,7 +541,12 @@ fn kill9_under_load_loses_no_acknowledged_append_and_users_move_back_on_restart(
             );
         }
     }
-    common::deliver(&c.shared, &control, 999, "Subject: control\r\n\r\nto be deleted\r\n");
+    common::deliver(
+        &c.shared,
+        &control,
+        999,
+        "Subject: control\r\n\r\nto be deleted\r\n",
+    );
 
     let victim = "node2";
     let affected: Vec<String> = writers
@@ -568,7 +589,14 @@ fn kill9_under_load_loses_no_acknowledged_append_and_users_move_back_on_restart(
 
     let t0 = now();
     wait_each_after(&out, "ack", &writers, t0, "every writer acknowledged", &c);
-    wait_each_after(&out, "dele-pending", &pop3_readers, t0, "POP3 readers holding", &c);
+    wait_each_after(
+        &out,
+        "dele-pending",
+        &pop3_readers,
+        t0,
+        "POP3 readers holding",
+        &c,
+    );
     // A few seconds of steady load, then the kill.
     std::thread::sleep(Duration::from_secs(4));
     let killed_at = now();
@@ -576,36 +604,63 @@ fn kill9_under_load_loses_no_acknowledged_append_and_users_move_back_on_restart(
     c.wait_haproxy_up(&["node1"]);
     // Clients reconnect and go on: every writer (those of the dead node too) gets APPENDs
     // acknowledged after the kill; every reader reads again.
-    wait_each_after(&out, "ack", &writers, killed_at + 0.5, "writers after the kill", &c);
-    wait_each_after(&out, "read", &imap_readers, killed_at + 0.5, "IMAP readers after the kill", &c);
+    wait_each_after(
+        &out,
+        "ack",
+        &writers,
+        killed_at + 0.5,
+        "writers after the kill",
+        &c,
+    );
+    wait_each_after(
+        &out,
+        "read",
+        &imap_readers,
+        killed_at + 0.5,
+        "IMAP readers after the kill",
+        &c,
+    );
     std::thread::sleep(Duration::from_secs(2));
 
     let restarted_at = now();
     c.restart(victim);
     c.wait_haproxy_up(&["node1", "node2"]);
-    wait_each_after(&out, "ack", &writers, restarted_at + 2.0, "writers after the restart", &c);
+    wait_each_after(
+        &out,
+        "ack",
+        &writers,
+        restarted_at + 2.0,
+        "writers after the restart",
+        &c,
+    );
     // The users move back: a session of an affected writer served by the restarted node,
     // started after the restart.
-    common::wait::wait_for("affected users served by the restarted node again", WAIT, || {
-        let evs = events(&out);
-        let back: BTreeSet<String> = served_by(&c, victim)
-            .iter()
-            .filter_map(|s| {
-                let port: u16 = s.remote.rsplit(':').next()?.parse().ok()?;
-                evs.iter()
-                    .find(|e| {
-                        e.ev == "conn" && e.t > restarted_at && e.v["port"].as_u64() == Some(port as u64)
-                    })
-                    .map(|e| e.user.clone())
-            })
-            .collect();
-        let missing: Vec<&String> = affected.iter().filter(|u| !back.contains(*u)).collect();
-        if missing.is_empty() {
-            Ok(())
-        } else {
-            Err(format!("not back on {victim}: {missing:?}"))
-        }
-    });
+    common::wait::wait_for(
+        "affected users served by the restarted node again",
+        WAIT,
+        || {
+            let evs = events(&out);
+            let back: BTreeSet<String> = served_by(&c, victim)
+                .iter()
+                .filter_map(|s| {
+                    let port: u16 = s.remote.rsplit(':').next()?.parse().ok()?;
+                    evs.iter()
+                        .find(|e| {
+                            e.ev == "conn"
+                                && e.t > restarted_at
+                                && e.v["port"].as_u64() == Some(port as u64)
+                        })
+                        .map(|e| e.user.clone())
+                })
+                .collect();
+            let missing: Vec<&String> = affected.iter().filter(|u| !back.contains(*u)).collect();
+            if missing.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("not back on {victim}: {missing:?}"))
+            }
+        },
+    );
     std::thread::sleep(Duration::from_secs(1));
     drop(guard);
     let evs = events(&out);
@@ -645,16 +700,40 @@ fn kill9_under_load_loses_no_acknowledged_append_and_users_move_back_on_restart(
             .map(|x| x.as_u64().unwrap())
             .collect();
         let distinct: BTreeSet<u64> = uids.iter().copied().collect();
-        assert_eq!(distinct.len(), uids.len(), "{u}: a UID twice in FETCH: {uids:?}");
+        assert_eq!(
+            distinct.len(),
+            uids.len(),
+            "{u}: a UID twice in FETCH: {uids:?}"
+        );
         let (uv, recs) = uidlist(&c.shared, u);
         let rec_uids: BTreeSet<u32> = recs.iter().map(|r| r.0).collect();
         let rec_names: BTreeSet<&String> = recs.iter().map(|r| &r.1).collect();
-        assert_eq!(rec_uids.len(), recs.len(), "{u}: a UID twice in dovecot-uidlist");
-        assert_eq!(rec_names.len(), recs.len(), "{u}: a file twice in dovecot-uidlist");
-        assert_eq!(s["uv"].as_u64(), Some(uv), "{u}: UIDVALIDITY of SELECT and uidlist");
+        assert_eq!(
+            rec_uids.len(),
+            recs.len(),
+            "{u}: a UID twice in dovecot-uidlist"
+        );
+        assert_eq!(
+            rec_names.len(),
+            recs.len(),
+            "{u}: a file twice in dovecot-uidlist"
+        );
+        assert_eq!(
+            s["uv"].as_u64(),
+            Some(uv),
+            "{u}: UIDVALIDITY of SELECT and uidlist"
+        );
         // Every UIDVALIDITY any client saw for the user is the final one.
-        for e in evs.iter().filter(|e| &e.user == u && (e.ev == "uv" || e.ev == "ack")) {
-            assert_eq!(e.v["uv"].as_u64(), Some(uv), "{u}: UIDVALIDITY changed: {:?}", e.v);
+        for e in evs
+            .iter()
+            .filter(|e| &e.user == u && (e.ev == "uv" || e.ev == "ack"))
+        {
+            assert_eq!(
+                e.v["uv"].as_u64(),
+                Some(uv),
+                "{u}: UIDVALIDITY changed: {:?}",
+                e.v
+            );
         }
     }
     let mut acked = 0;
@@ -670,14 +749,29 @@ fn kill9_under_load_loses_no_acknowledged_append_and_users_move_back_on_restart(
         );
         acked += 1;
     }
-    assert!(acked >= 3 * writers.len(), "only {acked} APPENDs acknowledged");
+    assert!(
+        acked >= 3 * writers.len(),
+        "only {acked} APPENDs acknowledged"
+    );
 
     // --- No DELE of a cut POP3 session applied; the control's DELE+QUIT was. ---
     for u in &pop3_readers {
-        assert_eq!(state[u]["exists"].as_u64(), Some(3), "{u}: a DELE was applied: {}", state[u]);
+        assert_eq!(
+            state[u]["exists"].as_u64(),
+            Some(3),
+            "{u}: a DELE was applied: {}",
+            state[u]
+        );
     }
-    assert!(evs.iter().any(|e| e.ev == "control-quit"), "the control user never quit");
-    assert_eq!(state[&control]["exists"].as_u64(), Some(0), "the control's DELE");
+    assert!(
+        evs.iter().any(|e| e.ev == "control-quit"),
+        "the control user never quit"
+    );
+    assert_eq!(
+        state[&control]["exists"].as_u64(),
+        Some(0),
+        "the control's DELE"
+    );
 
     // --- Never a user served by both nodes at once. ---
     let port_user: BTreeMap<u64, BTreeSet<String>> =
@@ -691,7 +785,12 @@ fn kill9_under_load_loses_no_acknowledged_append_and_users_move_back_on_restart(
             });
     let mut by_user: BTreeMap<String, Vec<Served>> = BTreeMap::new();
     for s in all_served(&c) {
-        let Some(port) = s.remote.rsplit(':').next().and_then(|p| p.parse::<u64>().ok()) else {
+        let Some(port) = s
+            .remote
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse::<u64>().ok())
+        else {
             continue;
         };
         if let Some(users) = port_user.get(&port) {
@@ -735,7 +834,9 @@ impl Idler {
         let mut r = BufReader::new(s);
         let mut line = String::new();
         let send = |r: &mut BufReader<TcpStream>, l: &str| {
-            r.get_mut().write_all(format!("{l}\r\n").as_bytes()).unwrap();
+            r.get_mut()
+                .write_all(format!("{l}\r\n").as_bytes())
+                .unwrap();
         };
         let mut until = |r: &mut BufReader<TcpStream>, prefix: &str| -> Vec<String> {
             let mut seen = Vec::new();
@@ -917,7 +1018,12 @@ fn a_dotlock_taken_on_a_fuse_mount_is_removed_when_released() {
     // And the next one does not wait for the stale timeout.
     let start = Instant::now();
     let again = DotLock::acquire(&target, Duration::from_secs(5));
-    assert!(again.is_ok(), "{:?} after {:?}", again.err(), start.elapsed());
+    assert!(
+        again.is_ok(),
+        "{:?} after {:?}",
+        again.err(),
+        start.elapsed()
+    );
 }
 
 // ---------------------------------------------------------------------------------------
@@ -991,7 +1097,11 @@ fn pop3_retr_all(addr: std::net::SocketAddr, user: &str) -> Result<usize, String
     cmd(&mut r, &mut line, &format!("USER {user}"))?;
     cmd(&mut r, &mut line, &format!("PASS {PASSWORD}"))?;
     cmd(&mut r, &mut line, "STAT")?;
-    let n: usize = line.split(' ').nth(1).and_then(|x| x.parse().ok()).unwrap_or(0);
+    let n: usize = line
+        .split(' ')
+        .nth(1)
+        .and_then(|x| x.parse().ok())
+        .unwrap_or(0);
     let mut octets = 0;
     for i in 1..=n {
         cmd(&mut r, &mut line, &format!("RETR {i}"))?;
@@ -1023,16 +1133,30 @@ fn cluster_figures() {
         return;
     }
     let _g = serial();
-    let kills: usize = std::env::var("KILLS").ok().and_then(|v| v.parse().ok()).unwrap_or(6);
-    let ops: usize = std::env::var("OPS").ok().and_then(|v| v.parse().ok()).unwrap_or(1000);
+    let kills: usize = std::env::var("KILLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(6);
+    let ops: usize = std::env::var("OPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000);
     let mut c = Cluster::start(Settings {
         users: 40,
         log_level: 0,
         ..Settings::default()
     });
     let mut report = String::new();
-    let build = if cfg!(debug_assertions) { "debug" } else { "release" };
-    let fuse = if c.settings.fuse { "each on its own bindfs mount" } else { "on the store directory itself (no bindfs mounts: see tests/cluster_failover.rs)" };
+    let build = if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    };
+    let fuse = if c.settings.fuse {
+        "each on its own bindfs mount"
+    } else {
+        "on the store directory itself (no bindfs mounts: see tests/cluster_failover.rs)"
+    };
     report.push_str(&format!(
         "# Cluster: failover, CPU per operation, proxy hop\n\n\
          Two nodes (127.0.0.11, 127.0.0.12; {build} build) {fuse}, NATS (heartbeat {} ms, \
@@ -1063,7 +1187,11 @@ fn cluster_figures() {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        assert!(ok, "no successful login of {u} within 60 s of the kill\n{}", c.logs());
+        assert!(
+            ok,
+            "no successful login of {u} within 60 s of the kill\n{}",
+            c.logs()
+        );
         times.push(t0.elapsed().as_secs_f64());
         c.restart(victim);
         c.wait_haproxy_up(&["node1", "node2"]);
@@ -1081,7 +1209,10 @@ fn cluster_figures() {
     // --- CPU per 1,000 operations per node: LOGIN+SELECT+LOGOUT through HAProxy. ---
     let users: Vec<String> = (1..=40).map(user).collect();
     let pids: Vec<u32> = c.nodes.iter().map(|n| n.pid().unwrap()).collect();
-    let before: Vec<Duration> = pids.iter().map(|p| common::procstat::cpu_time(*p)).collect();
+    let before: Vec<Duration> = pids
+        .iter()
+        .map(|p| common::procstat::cpu_time(*p))
+        .collect();
     let t0 = Instant::now();
     std::thread::scope(|s| {
         for t in 0..4 {
@@ -1095,7 +1226,10 @@ fn cluster_figures() {
         }
     });
     let wall = t0.elapsed().as_secs_f64();
-    let after: Vec<Duration> = pids.iter().map(|p| common::procstat::cpu_time(*p)).collect();
+    let after: Vec<Duration> = pids
+        .iter()
+        .map(|p| common::procstat::cpu_time(*p))
+        .collect();
     report.push_str(&format!(
         "## CPU per 1,000 operations\n\n{ops} operations (IMAP LOGIN + SELECT + LOGOUT of 40 \
          users, 4 clients) through HAProxy in {wall:.1} s; CPU time (user + system, \
@@ -1113,7 +1247,12 @@ fn cluster_figures() {
     let big = "x".repeat(76) + "\r\n";
     let body = big.repeat(1024 * 1024 / big.len());
     for k in 0..4 {
-        common::deliver(&c.shared, &u, 500 + k, &format!("Subject: big {k}\r\n\r\n{body}"));
+        common::deliver(
+            &c.shared,
+            &u,
+            500 + k,
+            &format!("Subject: big {k}\r\n\r\n{body}"),
+        );
     }
     let direct = c.node("node1").direct_imap();
     let proxied = c.node("node2").direct_imap();
@@ -1122,7 +1261,10 @@ fn cluster_figures() {
     let logins = ops / 4;
     let mut rows: BTreeMap<&str, (Vec<f64>, Vec<f64>)> = BTreeMap::new();
     for _round in 0..3 {
-        for (name, imap, pop) in [("direct", direct, direct_pop), ("proxied", proxied, proxied_pop)] {
+        for (name, imap, pop) in [
+            ("direct", direct, direct_pop),
+            ("proxied", proxied, proxied_pop),
+        ] {
             let t = Instant::now();
             for _ in 0..logins {
                 imap_login_select(imap, &u, WAIT).unwrap();

@@ -130,7 +130,12 @@ impl Nats {
         wait_for("nats-server to accept connections", WAIT, || {
             TcpStream::connect_timeout(&addr, Duration::from_secs(1))
                 .map(|_| ())
-                .map_err(|e| format!("{e}; log: {}", std::fs::read_to_string(&self.log).unwrap_or_default()))
+                .map_err(|e| {
+                    format!(
+                        "{e}; log: {}",
+                        std::fs::read_to_string(&self.log).unwrap_or_default()
+                    )
+                })
         });
     }
 
@@ -254,7 +259,8 @@ impl Node {
     }
     /// Every daemon log of this node so far (earlier runs included).
     pub fn log_text(&self) -> String {
-        let mut t = std::fs::read_to_string(self.dir.join("daemon-earlier.log")).unwrap_or_default();
+        let mut t =
+            std::fs::read_to_string(self.dir.join("daemon-earlier.log")).unwrap_or_default();
         if let Some(d) = &self.daemon {
             t.push_str(&d.log_text());
         }
