@@ -79,6 +79,14 @@ impl Handles {
                 .then(|| crate::config::marker::path(&server.data_dir))
         })));
         let cluster = snapshot_cluster.map(crate::cluster::Cluster::new);
+        let protolog = ProtoLog::new();
+        if let Some(c) = &cluster {
+            let s = c.settings();
+            if let Some(i) = s.nodes.iter().position(|n| n.id == s.node_id) {
+                protolog.set_node(i);
+            }
+            crate::cluster::nats::hook_store(&store, c);
+        }
         let users = Arc::new(Users::new());
         let current = live.clone();
         store.set_quota_limits(Arc::new(crate::auth::UserQuotas::new(
@@ -93,7 +101,7 @@ impl Handles {
             store: Arc::new(store),
             auth: users,
             penalty: Arc::default(),
-            protolog: ProtoLog::new(),
+            protolog,
             pop3_locks: Arc::default(),
             serving: Arc::default(),
             sessions: Arc::default(),
@@ -154,6 +162,11 @@ pub async fn run_daemon(config_path: PathBuf) -> anyhow::Result<()> {
         Arc::new(move |config| apply_reload(&live, config)),
         shutdown.clone(),
     )?;
+    // Membership and change events (README.md, "Cluster"): in the background, never
+    // waited for; at shutdown it says `leaving` first.
+    let cluster_task = handles.cluster.clone().and_then(|c| {
+        crate::cluster::nats::spawn(c, handles.store.clone(), handles.sessions.clone(), shutdown.clone())
+    });
     spawn_signal_handler(shutdown.clone())?;
     crate::systemd::spawn_watchdog(shutdown.clone());
     // Every listener is bound; `serve_all` starts accepting on each at once.
@@ -163,6 +176,9 @@ pub async fn run_daemon(config_path: PathBuf) -> anyhow::Result<()> {
     serve_all(listeners, unix, handles, shutdown).await;
     for f in unix_files {
         f.remove();
+    }
+    if let Some(task) = cluster_task {
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), task).await;
     }
     // The admin socket's file is removed when its task ends (it saw the shutdown).
     if let Some(task) = admin_task {
@@ -291,6 +307,9 @@ pub struct Bound {
     /// A PROXY protocol header comes first (`proxy_listen`, `proxy_tls_listen`), accepted
     /// from `proxy.trusted_networks` only; without the mark a header is never parsed.
     pub proxy: bool,
+    /// `[cluster]`: this node's internal listener (README.md, "Cluster"): from the nodes'
+    /// addresses only, a PROXY v2 header first, the master login accepted, never proxied.
+    pub internal: bool,
     pub listener: TcpListener,
 }
 
@@ -403,6 +422,28 @@ pub async fn bind_all(config: &Config) -> anyhow::Result<Vec<Bound>> {
                 service,
                 implicit_tls,
                 proxy,
+                internal: false,
+                listener,
+            });
+        }
+    }
+    if let Some(cluster) = &config.cluster {
+        let me = cluster.this_node();
+        for (service, node_addr) in [(Service::Imap4, &me.imap), (Service::Pop3, &me.pop3)] {
+            // Its own entry's IP, or 0.0.0.0 when the entry is a name (README.md, "Cluster").
+            let addr = node_addr.bind_addr();
+            let listener = listen(addr)
+                .map_err(|e| anyhow::anyhow!("cannot listen on {addr} (cluster internal): {e}"))?;
+            tracing::info!(
+                "{} listening on {} (cluster internal)",
+                service.header_name(),
+                listener.local_addr()?
+            );
+            out.push(Bound {
+                service,
+                implicit_tls: false,
+                proxy: true,
+                internal: true,
                 listener,
             });
         }
@@ -413,7 +454,7 @@ pub async fn bind_all(config: &Config) -> anyhow::Result<Vec<Bound>> {
 /// One `connect: imap://127.0.0.1:1143` line per TCP listener, for the operator who just
 /// started the daemon (the URL forms `curl` takes).
 fn log_connect_lines(listeners: &[Bound]) {
-    for b in listeners {
+    for b in listeners.iter().filter(|b| !b.internal) {
         let Ok(addr) = b.listener.local_addr() else {
             continue;
         };
@@ -531,7 +572,13 @@ async fn accept_loop(
             remote: peer,
             proxy_tls: false,
             via: None,
+            internal: false,
+            front: None,
         };
+        if bound.internal {
+            internal_accept(&bound, &handles, &shutdown, &limiter, &tracker, snapshot, stream, socket);
+            continue;
+        }
         if !bound.proxy {
             admit(&bound, &handles, &shutdown, &limiter, &tracker, snapshot, stream, socket);
             continue;
@@ -562,6 +609,8 @@ async fn accept_loop(
                         remote,
                         proxy_tls: p.client_tls,
                         via: p.addrs.map(|_| peer),
+                        internal: false,
+                        front: None,
                     }
                 }
                 Err(e) => {
@@ -575,10 +624,67 @@ async fn accept_loop(
     }
 }
 
+/// A connection to this node's cluster internal listener (README.md, "Cluster"): only from
+/// a node's address, and only with a PROXY v2 header (read on the connection's own task),
+/// whose source is the client every later rule sees.
+#[allow(clippy::too_many_arguments)]
+fn internal_accept(
+    bound: &Arc<Bound>,
+    handles: &Handles,
+    shutdown: &CancellationToken,
+    limiter: &Arc<Limiter>,
+    tracker: &TaskTracker,
+    snapshot: Arc<Snapshot>,
+    stream: TcpStream,
+    socket: Endpoints,
+) {
+    let peer = socket.remote;
+    let local = socket.local;
+    let from_node = handles
+        .cluster
+        .as_ref()
+        .is_some_and(|c| c.settings().is_node_ip(peer.ip().to_canonical()));
+    if !from_node {
+        crate::metrics::get().refused(bound.service, "not_a_node");
+        tracing::warn!("{peer}: connection to cluster internal listener {local} refused: not a node's address");
+        drop(stream);
+        return;
+    }
+    let (bound, handles, shutdown) = (bound.clone(), handles.clone(), shutdown.clone());
+    let (limiter, tracker2) = (limiter.clone(), tracker.clone());
+    tracker.spawn(async move {
+        use crate::cluster::internal::{parse_front, FRONT_TLV};
+        let mut stream = stream;
+        let header = tokio::select! {
+            h = crate::conn::proxy::read_internal_header(&mut stream, crate::conn::proxy::HEADER_TIMEOUT, FRONT_TLV) => h,
+            _ = shutdown.cancelled() => return,
+        };
+        let endpoints = match header {
+            Ok((p, front)) => {
+                let (remote, local) = p.addrs.unwrap_or((peer, local));
+                Endpoints {
+                    local,
+                    remote,
+                    proxy_tls: p.client_tls,
+                    via: Some(peer),
+                    internal: true,
+                    front: front.as_deref().and_then(parse_front),
+                }
+            }
+            Err(e) => {
+                crate::metrics::get().refused(bound.service, "proxy_header");
+                tracing::warn!("{peer}: connection to cluster internal listener {local} closed: {e}");
+                return;
+            }
+        };
+        admit(&bound, &handles, &shutdown, &limiter, &tracker2, snapshot, stream, endpoints);
+    });
+}
+
 /// Where a connection comes from and goes to, as every part after the accept sees it: the
 /// socket's addresses, or on a PROXY listener those of the header (README.md, "Behind
 /// HAProxy").
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Endpoints {
     pub local: SocketAddr,
     /// The client: what the per-address limit, the loopback rule, the failed-login penalty
@@ -588,6 +694,10 @@ pub struct Endpoints {
     pub proxy_tls: bool,
     /// The proxy's own address (the socket's peer) when a PROXY header gave the addresses.
     pub via: Option<SocketAddr>,
+    /// A cluster internal listener's connection (master login accepted, never proxied).
+    pub internal: bool,
+    /// Its front node and front session id (the header's `FRONT_TLV`), when given.
+    pub front: Option<(String, String)>,
 }
 
 /// Applies `max_connections` / `max_connections_per_ip` to the client's address and starts
@@ -661,6 +771,8 @@ async fn accept_unix(
                 remote: unspecified,
                 proxy_tls: false,
                 via: None,
+                internal: false,
+                front: None,
             };
             serve_socket(&handles, snapshot, socket, addrs, service, false, shutdown).await;
             drop(permit);
@@ -686,6 +798,8 @@ async fn serve_socket(
         remote,
         proxy_tls,
         via,
+        internal,
+        front,
     } = endpoints;
     let env = SessionEnv {
         snapshot: snapshot.clone(),
@@ -697,6 +811,8 @@ async fn serve_socket(
         proxy_tls,
         cancel: cancel.clone(),
         cluster: handles.cluster.clone(),
+        internal,
+        session_id: 0,
     };
     let conn = Connection {
         stream,
@@ -705,6 +821,7 @@ async fn serve_socket(
         local,
         remote,
         via: via.map(|v| (v, proxy_tls)),
+        front,
         snapshot,
         protolog: handles.protolog.clone(),
         shutdown,

@@ -20,6 +20,7 @@ use crate::auth::{failure_delay, AuthResult, Penalty, Secret, Users, MAX_AUTH_FA
 use crate::config::Config;
 use crate::protolog::LineKind;
 use crate::service::Service;
+pub use crate::sessions::KickReason;
 use crate::store::Store;
 
 /// What a session gets when its connection is accepted, and keeps until it ends: the config
@@ -67,15 +68,22 @@ pub struct SessionEnv {
     /// down) while a command runs: long work on the blocking pool (SEARCH) stops early.
     pub cancel: CancellationToken,
     /// `[cluster]`: who owns a user (the login proxy); `None` on a single node.
-    #[allow(dead_code)] // until the login proxy reads it (being built)
     pub cluster: Option<Arc<crate::cluster::Cluster>>,
+    /// The connection came in on this node's cluster internal listener: the master login
+    /// is accepted, and the session always serves locally (never proxies again).
+    pub internal: bool,
+    /// The session's protocol-log id (set by the driver through
+    /// [`Session::set_session_id`]; the login proxy sends it to the owner).
+    pub session_id: u64,
 }
 
 impl SessionEnv {
     /// Plaintext passwords are accepted on TLS, from loopback peers, or when the config says
-    /// so (`auth.allow_plaintext`).
+    /// so (`auth.allow_plaintext`); and on a cluster internal listener, whose front node
+    /// already applied its own rule to the client (README.md, "Cluster").
     pub fn plaintext_allowed(&self, tls: bool) -> bool {
         tls || self.proxy_tls
+            || self.internal
             || self.remote.ip().to_canonical().is_loopback()
             || self.snapshot.config.auth.allow_plaintext
     }
@@ -143,6 +151,32 @@ pub async fn authenticate(env: &SessionEnv, user: &str, password: &Secret<String
     penalty_wait(env).await;
     let file = &env.snapshot.config.auth.users_file;
     env.auth.authenticate(file, user, password).await
+}
+
+/// A SASL PLAIN login whose authcid is the cluster's master user
+/// ([`crate::cluster::internal::MASTER_USER`]): succeeds as `authz` only on an internal
+/// listener with the cluster secret, for a user of the users file. Anywhere else it is a
+/// failed login exactly as a wrong password (the same penalty wait first).
+pub async fn master_login(env: &SessionEnv, authz: &str, password: &Secret<String>) -> AuthResult {
+    penalty_wait(env).await;
+    let ok = match (&env.cluster, env.internal) {
+        (Some(c), true) => {
+            crate::cluster::internal::secret_matches(c.settings(), password.expose())
+        }
+        _ => false,
+    };
+    if !ok || authz.is_empty() {
+        return AuthResult::Failed;
+    }
+    let (auth, file, user) = (env.auth.clone(), env.snapshot.config.auth.users_file.clone(), authz.to_string());
+    match tokio::task::spawn_blocking(move || auth.user_exists(&file, &user)).await {
+        Ok(Ok(true)) => AuthResult::Ok {
+            user: authz.to_string(),
+        },
+        Ok(Ok(false)) => AuthResult::Failed,
+        Ok(Err(e)) => AuthResult::TempFail(e),
+        Err(e) => AuthResult::TempFail(e.to_string()),
+    }
 }
 
 /// The end of a password check that every login shares, POP3 and IMAP alike: a failure is
@@ -224,6 +258,9 @@ pub enum Step {
     Idle,
     /// Flush the output and close the connection.
     Close,
+    /// The login was proxied (`crate::cluster::proxy`): flush the output, then relay the
+    /// connection to [`Session::take_relay`]'s backend until either side closes.
+    Relay,
     /// The command is not finished: call [`Session::on_continue`] again, writing the output
     /// first once it is over the flush threshold (so a large IMAP FETCH is sent in pieces
     /// instead of being built whole in memory).
@@ -397,9 +434,11 @@ pub trait Session: Send {
     fn on_timeout(&mut self, out: &mut Output);
     /// The daemon is shutting down; the connection closes after this output.
     fn on_shutdown(&mut self, out: &mut Output);
-    /// An administrator kicked the session (`mailserver kick`); the connection closes after
-    /// this output, with no QUIT-time work, as at shutdown.
-    fn on_kick(&mut self, out: &mut Output) {
+    /// The session was kicked: by an administrator (`mailserver kick`), or because another
+    /// node of the cluster owns its user now ([`KickReason::Moved`]); the connection closes
+    /// after this output, with no QUIT-time work, as at shutdown.
+    fn on_kick(&mut self, reason: KickReason, out: &mut Output) {
+        let _ = reason;
         self.on_shutdown(out)
     }
     /// The user (once logged in) and the state as `mailserver who` shows them
@@ -420,6 +459,14 @@ pub trait Session: Send {
         None
     }
     /// After [`Step::Continue`]: produce the next part of the unfinished command.
+    /// After [`Step::Relay`]: the owner's connection the session logged in to.
+    fn take_relay(&mut self) -> Option<Box<crate::cluster::proxy::Backend>> {
+        None
+    }
+
+    /// The session's protocol-log id, given once before the greeting.
+    fn set_session_id(&mut self, _id: u64) {}
+
     fn on_continue(&mut self, out: &mut Output) -> impl Future<Output = Step> + Send {
         let _ = out;
         async { Step::ReadLine }

@@ -9,6 +9,10 @@
 //! on besides input and shutdown: a kicked session says goodbye ([`crate::session::Session::on_kick`])
 //! and closes without QUIT-time work, exactly as at shutdown.
 //!
+//! Moves (README.md, "Cluster"): [`Registry::kick_moved`] kicks the sessions of users another
+//! node owns now, with [`KickReason::Moved`] so their goodbye says so. A session that only
+//! relays bytes to another node must not be listed with a user, or a move would kick it.
+//!
 //! A leaf: it knows services and tokens, nothing of protocols or sockets.
 
 use std::collections::BTreeMap;
@@ -40,6 +44,19 @@ pub struct SessionInfo {
 struct Row {
     info: SessionInfo,
     kill: CancellationToken,
+    /// Why the session was kicked, set before `kill` fires (shared with its [`Registration`]).
+    reason: Arc<Mutex<KickReason>>,
+}
+
+/// Why a session is kicked: its goodbye says so.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum KickReason {
+    /// `mailserver kick`.
+    #[default]
+    Admin,
+    /// Another node of the cluster owns the session's user now (README.md, "Cluster"): IMAP
+    /// `* BYE [UNAVAILABLE]`, POP3 closed without applying DELE.
+    Moved,
 }
 
 /// The table; one per daemon, shared by the driver (register, update) and the admin socket
@@ -63,6 +80,7 @@ impl Registry {
         remote: SocketAddr,
     ) -> Registration {
         let kill = CancellationToken::new();
+        let reason = Arc::new(Mutex::new(KickReason::Admin));
         let info = SessionInfo {
             id,
             service,
@@ -76,12 +94,14 @@ impl Registry {
             Row {
                 info,
                 kill: kill.clone(),
+                reason: reason.clone(),
             },
         );
         Registration {
             registry: self.clone(),
             id,
             kill,
+            reason,
             shown: Mutex::new((None, "connecting".into())),
         }
     }
@@ -105,6 +125,28 @@ impl Registry {
         n
     }
 
+    /// Kicks every IMAP and POP3 session whose user `moved` says is now another node's
+    /// (README.md, "Cluster", "Moves"); returns the users whose sessions were kicked, each
+    /// once. Sessions not logged in yet are left alone: the login decides where they go.
+    pub fn kick_moved(&self, moved: impl Fn(&str) -> bool) -> Vec<String> {
+        let rows = self.rows();
+        let mut users: Vec<String> = Vec::new();
+        for r in rows.values() {
+            let Some(user) = r.info.user.as_deref() else {
+                continue;
+            };
+            if r.info.service == Service::Lmtp || !moved(user) {
+                continue;
+            }
+            *r.reason.lock().unwrap_or_else(|p| p.into_inner()) = KickReason::Moved;
+            r.kill.cancel();
+            if !users.iter().any(|u| u == user) {
+                users.push(user.to_string());
+            }
+        }
+        users
+    }
+
     /// Kicks the session with this id (any service); returns 1, or 0 if there is none.
     pub fn kick_session(&self, id: u64) -> usize {
         match self.rows().get(&id) {
@@ -122,6 +164,7 @@ pub struct Registration {
     registry: Arc<Registry>,
     id: u64,
     kill: CancellationToken,
+    reason: Arc<Mutex<KickReason>>,
     /// What the row says now: the table's lock (shared by every session) is taken only
     /// when this changes. Only the session's own task locks it.
     shown: Mutex<(Option<String>, String)>,
@@ -131,6 +174,11 @@ impl Registration {
     /// Fired by `kick`.
     pub fn kill(&self) -> &CancellationToken {
         &self.kill
+    }
+
+    /// Why [`Registration::kill`] fired.
+    pub fn kick_reason(&self) -> KickReason {
+        *self.reason.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Sets the row's user and state (cheap when nothing changed: the driver calls it before
@@ -181,6 +229,7 @@ mod tests {
         assert_eq!(reg.kick_user("alice"), 2);
         assert!(a.kill().is_cancelled() && b.kill().is_cancelled());
         assert!(!c.kill().is_cancelled() && !d.kill().is_cancelled());
+        assert_eq!(a.kick_reason(), KickReason::Admin);
         assert_eq!(reg.kick_session(3), 1);
         assert!(c.kill().is_cancelled());
         assert_eq!(reg.kick_session(99), 0);
@@ -189,5 +238,27 @@ mod tests {
         assert_eq!(ids, [3, 4]);
         drop((c, d));
         assert!(reg.list().is_empty());
+    }
+
+    #[test]
+    fn moves_kick_logged_in_imap_and_pop3_sessions_of_moved_users_only() {
+        let reg = Arc::new(Registry::default());
+        let addr: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let a = reg.register(1, Service::Imap4, addr);
+        let b = reg.register(2, Service::Pop3, addr);
+        let c = reg.register(3, Service::Lmtp, addr);
+        let d = reg.register(4, Service::Imap4, addr);
+        let e = reg.register(5, Service::Imap4, addr);
+        a.update(Some("alice"), "selected INBOX");
+        b.update(Some("alice"), "transaction");
+        c.update(Some("alice"), "transaction");
+        d.update(Some("bob"), "authenticated");
+        assert_eq!(reg.kick_moved(|u| u == "alice"), ["alice"]);
+        assert!(a.kill().is_cancelled() && b.kill().is_cancelled());
+        assert_eq!(a.kick_reason(), KickReason::Moved);
+        assert_eq!(b.kick_reason(), KickReason::Moved);
+        assert!(!c.kill().is_cancelled() && !d.kill().is_cancelled());
+        // Not logged in: never kicked by a move.
+        assert!(reg.kick_moved(|_| true) == ["alice", "bob"] && !e.kill().is_cancelled());
     }
 }

@@ -552,6 +552,8 @@ fn session_for(s: &Server, remote: &str, tls: bool) -> ImapSession {
         proxy_tls: false,
         cancel: Default::default(),
         cluster: None,
+        internal: false,
+        session_id: 0,
     })
 }
 

@@ -122,6 +122,7 @@ async fn toy_server(s: &Server, tx: &watch::Sender<u64>) -> std::net::SocketAddr
                 local: stream.local_addr().unwrap(),
                 remote,
                 via: None,
+                front: None,
                 stream: stream.into(),
                 service: Service::Imap4,
                 implicit_tls: false,
@@ -208,6 +209,7 @@ async fn imap_is_served_through_the_same_driver() {
         service: Service::Imap4,
         implicit_tls: false,
         proxy: false,
+        internal: false,
         listener: l,
     }];
     tokio::spawn(server::serve(

@@ -6,9 +6,11 @@
 //! in the user's rendezvous order ([`ring::order`]); every node computes the same order from
 //! the same `[cluster] nodes`, so no coordination is needed beyond knowing who is live.
 
-// Until the login proxy and the membership task use it (being built; remove then).
-#![allow(dead_code)]
-
+pub mod events;
+pub mod internal;
+pub mod membership;
+pub mod nats;
+pub mod proxy;
 pub mod ring;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -31,6 +33,8 @@ pub struct Cluster {
     epoch: AtomicU64,
     /// Wakes whoever waits for a membership change (the sessions' ownership re-check).
     changed: tokio::sync::watch::Sender<u64>,
+    /// This node's mailbox changes waiting to be published on NATS (`nats.rs` takes them).
+    outbox: events::Outbox,
 }
 
 impl Cluster {
@@ -42,7 +46,22 @@ impl Cluster {
             live: ArcSwap::from_pointee(vec![true; n]),
             epoch: AtomicU64::new(0),
             changed: tokio::sync::watch::channel(0).0,
+            outbox: events::Outbox::default(),
         })
+    }
+
+    /// A write here changed `user`'s `mailbox`: queue a change event for the other nodes
+    /// (nothing without `nats_url`). Cheap and never blocks: the store calls it on its write
+    /// path.
+    pub fn mailbox_changed(&self, user: &str, mailbox: &str) {
+        if self.settings.nats_url.is_some() {
+            self.outbox.push(user, mailbox);
+        }
+    }
+
+    /// The change events waiting to be published.
+    pub fn outbox(&self) -> &events::Outbox {
+        &self.outbox
     }
 
     pub fn settings(&self) -> &ClusterSettings {
@@ -112,11 +131,15 @@ impl Cluster {
     }
 
     /// The membership epoch (see [`Cluster::set_live`]).
+    // For the login proxy (being built on another branch); moves go through the session
+    // table instead (`nats.rs`).
+    #[allow(dead_code)]
     pub fn epoch(&self) -> u64 {
         self.epoch.load(Ordering::Acquire)
     }
 
     /// A receiver that sees every membership change.
+    #[allow(dead_code)] // as `epoch`
     pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
         self.changed.subscribe()
     }

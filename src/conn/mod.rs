@@ -34,6 +34,12 @@
 //!   (so the line and literal limits apply to the inflated octets), every write ends with a
 //!   sync flush (IDLE and `+` continuations reach the client at once), and the protocol log
 //!   keeps recording the uncompressed lines. The `-` record's byte counts are wire octets.
+//! * Cluster login proxy ([`Step::Relay`], README.md "Cluster"): after the session's login
+//!   reply is flushed, the connection is relayed octet for octet to the owner node the
+//!   session logged in to ([`Session::take_relay`]), first what the client pipelined after
+//!   its login; `relay.rs` ends it at either side's close, the idle timeout, shutdown or a
+//!   kick. The log gets `proxied to <node> <addr>`, `relay ended: ...` and the `-` record
+//!   with the client-side octets; nothing relayed is logged here (the owner logs it).
 //! * LMTP: a connection may be a Unix stream socket ([`Socket::Unix`]; never TLS, and a
 //!   vanished peer is noticed at the next read, not by peeking); DATA lines the session marks
 //!   as content ([`Session::line_is_content`]) are logged as content, not as commands: level
@@ -60,12 +66,13 @@ pub use framer::{Frame, Framer};
 
 use crate::protolog::{Direction, LineKind, ProtoLog, SessionLog};
 use crate::service::Service;
-use crate::sessions::{Registration, Registry};
+use crate::sessions::{KickReason, Registration, Registry};
 use crate::session::{LiteralPiece, Output, Piece, Session, Snapshot, Step};
 
 mod deflate;
 mod framer;
 pub mod proxy;
+mod relay;
 
 /// One accepted connection as the driver needs it: the socket, what it serves, and the
 /// handles the driver itself uses (the session gets its own, through its [`SessionEnv`]).
@@ -83,6 +90,9 @@ pub struct Connection {
     /// On a PROXY listener whose header gave the endpoints: the proxy's own address and
     /// whether the client reached it over TLS (noted in the protocol log as a `*` record).
     pub via: Option<(SocketAddr, bool)>,
+    /// On a cluster internal listener: the front node and its session id (the PROXY
+    /// header's `FRONT_TLV`), noted as a `*` record so the two logs can be joined.
+    pub front: Option<(String, String)>,
     /// The session's config snapshot: idle timeout, TLS, protocol-log settings.
     pub snapshot: Arc<Snapshot>,
     /// The daemon's protocol log; the session's records go through the tee here.
@@ -127,12 +137,14 @@ pub async fn serve_session<S: Session>(conn: Connection, session: S) {
         local,
         remote,
         via,
+        front,
         snapshot,
         protolog,
         shutdown,
         cancel,
         sessions,
     } = conn;
+    let mut session = session;
     let stream = match stream {
         Socket::Tcp(t) => {
             let _ = t.set_nodelay(true);
@@ -156,6 +168,10 @@ pub async fn serve_session<S: Session>(conn: Connection, session: S) {
         let tls = if tls { ", client TLS at the proxy" } else { "" };
         log.info(&format!("PROXY header from {proxy}{tls}"));
     }
+    if let Some((node, id)) = front {
+        log.info(&format!("proxied from {node} session {id}"));
+    }
+    session.set_session_id(log.id());
     let registration = sessions.register(log.id(), service, remote);
     let mut io = Io {
         stream,
@@ -381,6 +397,33 @@ async fn drive<S: Session>(
                     let _ = io.write(&mut out, log).await;
                     return;
                 }
+                Step::Relay => {
+                    let Some(mut backend) = session.take_relay() else {
+                        let _ = io.write(&mut out, log).await;
+                        return;
+                    };
+                    // Teed with the login reply, after the session's success record.
+                    out.info(format!("proxied to {} {}", backend.node, backend.addr));
+                    let state_text = format!("proxied to {}", backend.node);
+                    registration.update(Some(&backend.user), &state_text);
+                    state.set("proxied");
+                    if io.write(&mut out, log).await.is_err() {
+                        return;
+                    }
+                    // Whatever the client pipelined after its login goes to the owner.
+                    let pending = framer.take_rest();
+                    let stops = [shutdown, registration.kill()];
+                    let idle = timeouts.session_idle;
+                    let rest = std::mem::take(&mut backend.rest);
+                    let mut counts = (0, 0);
+                    let client = &mut io.stream;
+                    let end = relay::relay(client, &mut counts, &mut backend.stream, &pending, &rest, idle, stops).await;
+                    io.bytes_in += counts.0;
+                    io.bytes_out += counts.1;
+                    log.info(&format!("relay ended: {}", relay::relay_end_text(&end)));
+                    let _ = tokio::time::timeout(Duration::from_secs(5), backend.stream.shutdown()).await;
+                    return;
+                }
                 Step::Continue => {
                     step = watched(session.on_continue(&mut out), &io.stream, cancel).await;
                     note_user(&session, log);
@@ -443,8 +486,12 @@ async fn drive<S: Session>(
                 return;
             }
             _ = registration.kill().cancelled() => {
-                log.info("kicked by the administrator");
-                session.on_kick(&mut out);
+                let reason = registration.kick_reason();
+                log.info(match reason {
+                    KickReason::Admin => "kicked by the administrator",
+                    KickReason::Moved => "user moved to another node",
+                });
+                session.on_kick(reason, &mut out);
                 let _ = io.write(&mut out, log).await;
                 return;
             }

@@ -160,6 +160,40 @@ pub async fn read_header<R: AsyncRead + Unpin>(
     stream: &mut R,
     timeout: Duration,
 ) -> Result<Proxied, HeaderError> {
+    read_raw(stream, timeout).await.map(|(p, _)| p)
+}
+
+/// A cluster internal listener's header (README.md, "Cluster"): v2 only, with the client's
+/// addresses; returns it and the value of the TLV of type `tlv` if present.
+pub async fn read_internal_header<R: AsyncRead + Unpin>(
+    stream: &mut R,
+    timeout: Duration,
+    tlv: u8,
+) -> Result<(Proxied, Option<Vec<u8>>), HeaderError> {
+    let (p, raw) = read_raw(stream, timeout).await?;
+    if !raw.starts_with(V2_SIG) {
+        return Err(HeaderError::Invalid("not a v2 header".into()));
+    }
+    if p.addrs.is_none() {
+        return Err(HeaderError::Invalid("no client address".into()));
+    }
+    Ok((p, custom_tlv(&raw, tlv)))
+}
+
+/// The value of the first TLV of type `kind` in a complete v2 header.
+pub fn custom_tlv(raw: &[u8], kind: u8) -> Option<Vec<u8>> {
+    let (header, _) = ProxyHeader::parse(raw, ParseConfig::default()).ok()?;
+    header.tlvs().find_map(|t| match t {
+        Ok(proxy_header::Tlv::Custom(k, v)) if k == kind => Some(v.into_owned()),
+        _ => None,
+    })
+}
+
+/// [`read_header`], also returning the header's octets.
+async fn read_raw<R: AsyncRead + Unpin>(
+    stream: &mut R,
+    timeout: Duration,
+) -> Result<(Proxied, Vec<u8>), HeaderError> {
     let mut reader = HeaderReader::default();
     let mut chunk = vec![0u8; MAX_HEADER];
     let read = async {
@@ -180,7 +214,7 @@ pub async fn read_header<R: AsyncRead + Unpin>(
         }
     };
     match tokio::time::timeout(timeout, read).await {
-        Ok(r) => r,
+        Ok(r) => r.map(|p| (p, reader.buf)),
         Err(_) => Err(HeaderError::Timeout),
     }
 }
@@ -279,6 +313,27 @@ mod tests {
         let p = every_chunk(&v2(Some(("[2001:db8::7]:40000", "[::1]:993")), true)).unwrap();
         assert_eq!(p.addrs, Some((sa("[2001:db8::7]:40000"), sa("[::1]:993"))));
         assert!(p.client_tls);
+    }
+
+    #[test]
+    fn a_custom_tlv_is_found_and_v1_is_no_internal_header() {
+        let addr = ProxiedAddress::stream(sa("192.0.2.7:1"), sa("127.0.0.1:2"));
+        let mut h = Vec::new();
+        ProxyHeader::with_tlvs(Some(addr), vec![Tlv::Custom(0xE0, b"node1 x".to_vec().into())])
+            .encode_v2(&mut h)
+            .unwrap();
+        assert!(every_chunk(&h).is_ok());
+        assert_eq!(custom_tlv(&h, 0xE0).unwrap(), b"node1 x");
+        assert_eq!(custom_tlv(&h, 0xE1), None);
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let mut s = &h[..];
+            let (p, v) = read_internal_header(&mut s, HEADER_TIMEOUT, 0xE0).await.unwrap();
+            assert!(p.addrs.is_some());
+            assert_eq!(v.unwrap(), b"node1 x");
+            let mut s = &b"PROXY TCP4 192.0.2.7 10.0.0.1 1 2\r\n"[..];
+            assert!(read_internal_header(&mut s, HEADER_TIMEOUT, 0xE0).await.is_err());
+        });
     }
 
     #[test]

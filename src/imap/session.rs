@@ -44,7 +44,7 @@ use super::commands::{CommandSpec, Done};
 use super::decode::{self, literal_at_end, FrameError};
 pub use super::state::ImapSession;
 use super::state::{Input, State, SyncMode, MAX_COMMAND_BEFORE_LOGIN};
-use crate::session::{LiteralPiece, Output, Session, Step};
+use crate::session::{KickReason, LiteralPiece, Output, Session, Step};
 
 /// Literal data is read from the driver in pieces of at most this size while a refused
 /// non-synchronizing literal is skipped, so a huge refused literal is never buffered.
@@ -200,7 +200,18 @@ impl Session for ImapSession {
     }
 
     fn log_user(&self) -> Option<&str> {
-        self.user.as_ref().map(|(name, _)| name.as_str())
+        self.user
+            .as_ref()
+            .map(|(name, _)| name.as_str())
+            .or(self.relay_user.as_deref())
+    }
+
+    fn take_relay(&mut self) -> Option<Box<crate::cluster::proxy::Backend>> {
+        self.relay.take()
+    }
+
+    fn set_session_id(&mut self, id: u64) {
+        self.env.session_id = id;
     }
 
     fn state_name(&self) -> &'static str {
@@ -314,8 +325,15 @@ impl Session for ImapSession {
         out.reply("* BYE Server shutting down.");
     }
 
-    fn on_kick(&mut self, out: &mut Output) {
-        out.reply("* BYE Disconnected by the administrator.");
+    fn on_kick(&mut self, reason: KickReason, out: &mut Output) {
+        match reason {
+            KickReason::Admin => out.reply("* BYE Disconnected by the administrator."),
+            // RFC 5530 §3: the server cannot serve this now; the client reconnects and the
+            // login goes to the user's new owner.
+            KickReason::Moved => {
+                out.reply("* BYE [UNAVAILABLE] This account moved to another node; reconnect.")
+            }
+        }
     }
 
     fn who(&self) -> (Option<&str>, &str) {

@@ -285,6 +285,10 @@ pub struct ImapSession {
     /// What the command being run said beyond imap-codec's types (`SEARCH RETURN`,
     /// extended LIST); set before each handler runs.
     pub(crate) ext: decode::ext::Extensions,
+    /// The login was proxied to the owner ([`Step::Relay`]): its connection, and the user
+    /// (the protocol log's per-user rule).
+    pub(crate) relay: Option<Box<crate::cluster::proxy::Backend>>,
+    pub(crate) relay_user: Option<String>,
 }
 
 impl ImapSession {
@@ -308,6 +312,8 @@ impl ImapSession {
             limits,
             compressed: false,
             ext: Default::default(),
+            relay: None,
+            relay_user: None,
         }
     }
 

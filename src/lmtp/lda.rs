@@ -5,6 +5,8 @@
 //! address rules, the message streams into the folder's `tmp/` with `Return-Path` (when the
 //! sender is known), `Delivered-To` and `Received`, and is fsynced and renamed before the
 //! exit status 0. A missing `-m` folder falls back to INBOX (as `dovecot-lda` without `-n`).
+//! With `[cluster] nats_url`, a change event is published after the delivery (best effort,
+//! at most 1 s), so the owner's IDLE wakes at once.
 //!
 //! Exit codes are `dovecot-lda`'s (sysexits.h), which MTAs map to bounce or retry:
 //! 0 delivered; 64 `EX_USAGE`; 65 `EX_DATAERR` (over `max_message_bytes`: retrying cannot
@@ -144,6 +146,10 @@ pub fn deliver(args: DeliverArgs, input: &mut dyn Read) -> u8 {
         Ok(uid) => {
             let uid = uid.map(|u| format!(" (uid {u})")).unwrap_or_default();
             tracing::info!("deliver({}): saved mail to {folder}{uid}", rcpt.user);
+            // Wakes the owner's IDLE at once (README.md, "Cluster", "Change events").
+            if let Some(cluster) = &config.cluster {
+                crate::cluster::nats::publish_once(cluster, &rcpt.user, &folder);
+            }
             EX_OK
         }
         // As dovecot-lda -e: the reason on stderr, EX_NOPERM so the MTA bounces; with

@@ -63,8 +63,9 @@ const LMTP_COMMANDS: &[&str] = &[
 ];
 
 /// Session states per service, as the `state` label of `mailserver_sessions`.
-pub const IMAP_STATES: &[&str] = &["not_authenticated", "authenticated", "selected", "logout"];
-pub const POP3_STATES: &[&str] = &["authorization", "transaction", "update"];
+pub const IMAP_STATES: &[&str] =
+    &["not_authenticated", "authenticated", "selected", "logout", "proxied"];
+pub const POP3_STATES: &[&str] = &["authorization", "transaction", "update", "proxied"];
 pub const LMTP_STATES: &[&str] = &["active"];
 
 /// Login mechanisms as labelled (`LOGIN` is IMAP's command, `USER` POP3's USER/PASS).
@@ -98,13 +99,29 @@ pub struct Metrics {
     protolog_files: Family<Labels, Gauge>,
     reloads: Family<Labels, Counter>,
     config_hash: Family<Vec<(&'static str, String)>, Gauge>,
+    proxied_logins: Family<Vec<(&'static str, String)>, Counter>,
+    proxy_failures: Family<Vec<(&'static str, String)>, Counter>,
     /// Per service ([`Service::index`]): the known command names, then `other` last.
     commands: [Vec<CommandChild>; 3],
     /// Per service ([`Service::index`]): the children counted per connection or record.
     per_service: [ServiceChildren; 3],
     /// The children of `store_ops`, one per [`STORE_OPS`] entry.
     store_children: Vec<(&'static str, Counter)>,
+    /// `[cluster]` (README.md, "Cluster").
+    cluster: ClusterSeries,
 }
+
+/// The cluster's series: 0 on a single node.
+#[derive(Default)]
+struct ClusterSeries {
+    live_nodes: Gauge,
+    nats_connected: Gauge,
+    membership_changes: Counter,
+    events: Family<Labels, Counter>,
+}
+
+/// The change-event outcomes counted (`result` label).
+const CLUSTER_EVENTS: &[&str] = &["published", "dropped", "received", "invalid"];
 
 /// The store operations counted (`op` label).
 const STORE_OPS: &[&str] = &["save", "copy", "move", "expunge", "remove", "store"];
@@ -235,9 +252,41 @@ impl Metrics {
                 "The running configuration file's MD5 (value 1; one series, replaced on reload)",
                 Family::default()
             ),
+            proxied_logins: reg!(
+                "proxied_logins",
+                "Logins relayed to the owner node (cluster login proxy), by service and node",
+                Family::default()
+            ),
+            proxy_failures: reg!(
+                "proxy_failures",
+                "Failed attempts to reach a node's internal listener (then the next node is tried)",
+                Family::default()
+            ),
             commands: Default::default(),
             per_service: Default::default(),
             store_children: Vec::new(),
+            cluster: ClusterSeries {
+                live_nodes: reg!(
+                    "cluster_live_nodes",
+                    "Cluster nodes live in this node's view (itself included; 0 without [cluster])",
+                    Gauge::default()
+                ),
+                nats_connected: reg!(
+                    "cluster_nats_connected",
+                    "Whether this node's NATS connection is up (1) or not (0)",
+                    Gauge::default()
+                ),
+                membership_changes: reg!(
+                    "cluster_membership_changes",
+                    "Changes of this node's live set",
+                    Counter::default()
+                ),
+                events: reg!(
+                    "cluster_change_events",
+                    "Mailbox change events by result (published, dropped: not sent, received: from another node, invalid)",
+                    Family::default()
+                ),
+            },
             registry: Registry::default(),
         };
         let commands_family: Family<Labels, Counter> = Family::default();
@@ -307,6 +356,9 @@ impl Metrics {
             .collect();
         for r in ["ok", "rejected"] {
             m.reloads.get_or_create_owned(&lbl(&[("result", r)]));
+        }
+        for r in CLUSTER_EVENTS {
+            m.cluster.events.get_or_create_owned(&lbl(&[("result", r)]));
         }
         m.registry = registry;
         m
@@ -454,7 +506,39 @@ impl Metrics {
         self.reloads.get_or_create(&lbl(&[("result", result)])).inc();
     }
 
+    /// How many nodes are live in this node's view.
+    pub fn cluster_live_nodes(&self, n: usize) {
+        self.cluster.live_nodes.set(n as i64);
+    }
+
+    /// The NATS connection went up or down.
+    pub fn cluster_nats_connected(&self, up: bool) {
+        self.cluster.nats_connected.set(i64::from(up));
+    }
+
+    /// The live set changed.
+    pub fn cluster_membership_change(&self) {
+        self.cluster.membership_changes.inc();
+    }
+
+    /// A change event's outcome (one of [`CLUSTER_EVENTS`]).
+    pub fn cluster_event(&self, result: &'static str) {
+        self.cluster.events.get_or_create(&lbl(&[("result", result)])).inc();
+    }
+
     /// The running configuration is the file whose MD5 is `hash` (hex): one series.
+    /// A login relayed to node `to` (cluster login proxy). `to` is a configured node id.
+    pub fn proxied_login(&self, service: Service, to: &str) {
+        let l = vec![("service", service_label(service).to_string()), ("to", to.to_string())];
+        self.proxied_logins.get_or_create(&l).inc();
+    }
+
+    /// A failed attempt to reach node `to`'s internal listener.
+    pub fn proxy_failure(&self, service: Service, to: &str) {
+        let l = vec![("service", service_label(service).to_string()), ("to", to.to_string())];
+        self.proxy_failures.get_or_create(&l).inc();
+    }
+
     pub fn config_hash(&self, hash: String) {
         self.config_hash.clear();
         self.config_hash.get_or_create(&vec![("hash", hash)]).set(1);

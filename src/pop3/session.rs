@@ -34,7 +34,8 @@ use super::command::{self, Command};
 use super::reply;
 use crate::auth::{AuthResult, Secret};
 use crate::session::{
-    authenticate, login_result, penalty_wait, LoginRefused, Output, Session, SessionEnv, Step,
+    authenticate, login_result, master_login, penalty_wait, KickReason, LoginRefused, Output,
+    Session, SessionEnv, Step,
 };
 use crate::store::{self, ErrorKind, FlagOp, Flags, Mailbox, View};
 
@@ -155,6 +156,8 @@ pub struct Pop3Session {
     /// authentication success even when the maildrop then is in use: the protocol log's
     /// per-user logging (`Session::log_user`).
     authenticated: Option<String>,
+    /// The login was proxied to the owner ([`Step::Relay`]): its connection.
+    relay: Option<Box<crate::cluster::proxy::Backend>>,
 }
 
 impl Pop3Session {
@@ -178,6 +181,7 @@ impl Pop3Session {
             bad_in_a_row: 0,
             redact_next: false,
             authenticated: None,
+            relay: None,
         }
     }
 
@@ -385,6 +389,13 @@ impl Pop3Session {
             return self.login("", "PLAIN", AuthResult::Failed, out).await;
         };
         let user = user.to_string();
+        if user == crate::cluster::internal::MASTER_USER {
+            // The cluster's master login (README.md, "Cluster"): only on an internal
+            // listener; anywhere else a failed login like a wrong password.
+            let pw = Secret::new(pw.to_string());
+            let result = master_login(&self.env, authz, &pw).await;
+            return self.login(authz, "PLAIN", result, out).await;
+        }
         if user.is_empty() || (!authz.is_empty() && authz != user) {
             // No proxy authorization: acting as someone else is refused like a bad password.
             return self.login(&user, "PLAIN", AuthResult::Failed, out).await;
@@ -418,6 +429,9 @@ impl Pop3Session {
             printable(&user)
         ));
         self.authenticated = Some(user.clone());
+        if let Some(step) = self.proxy_login(&user, out).await {
+            return step;
+        }
         let Some(lock) = MaildropLock::acquire(&self.locks, &user) else {
             return Err(IN_USE.into());
         };
@@ -448,6 +462,40 @@ impl Pop3Session {
         }));
         reply::ok(out, "Logged in.");
         Ok(Step::ReadLine)
+    }
+
+    /// The cluster's login proxy (README.md, "Cluster"): `None` to serve locally (no
+    /// cluster, an internal listener, or this node comes first), else relay to the owner or
+    /// refuse for now. The maildrop is neither locked nor opened here.
+    async fn proxy_login(&mut self, user: &str, out: &mut Output) -> Option<Handled> {
+        use crate::cluster::proxy::{route, Client, Route};
+        let cluster = self.env.cluster.clone()?;
+        if self.env.internal || cluster.owns(user) {
+            return None;
+        }
+        let client = Client {
+            service: crate::service::Service::Pop3,
+            remote: self.env.remote,
+            tls: self.tls || self.env.proxy_tls,
+            session_id: self.env.session_id,
+        };
+        match route(&cluster, user, client).await {
+            Route::Local => None,
+            Route::Proxied(backend) => {
+                self.relay = Some(backend);
+                reply::ok(out, "Logged in.");
+                Some(Ok(Step::Relay))
+            }
+            Route::Unavailable => {
+                out.info(format!(
+                    "login not proxied: user={}: no node of the cluster could be reached",
+                    printable(user)
+                ));
+                Some(Err(
+                    "[SYS/TEMP] The mailbox server is not reachable now, try again later.".into(),
+                ))
+            }
+        }
     }
 
     fn stls(&mut self, out: &mut Output) -> Handled {
@@ -675,6 +723,14 @@ impl Session for Pop3Session {
         self.authenticated.as_deref()
     }
 
+    fn take_relay(&mut self) -> Option<Box<crate::cluster::proxy::Backend>> {
+        self.relay.take()
+    }
+
+    fn set_session_id(&mut self, id: u64) {
+        self.env.session_id = id;
+    }
+
     fn state_name(&self) -> &'static str {
         match self.state {
             State::Authorization { .. } => "authorization",
@@ -763,8 +819,15 @@ impl Session for Pop3Session {
         reply::err(out, "Server shutting down.");
     }
 
-    fn on_kick(&mut self, out: &mut Output) {
-        reply::err(out, "Disconnected by the administrator.");
+    fn on_kick(&mut self, reason: KickReason, out: &mut Output) {
+        match reason {
+            KickReason::Admin => reply::err(out, "Disconnected by the administrator."),
+            // RFC 3206 §4: a temporary condition; the marks are dropped, as on a lost
+            // connection (no DELE applied), and the client's next login finds the new owner.
+            KickReason::Moved => {
+                reply::err(out, "[SYS/TEMP] This account moved to another node; reconnect.")
+            }
+        }
     }
 
     fn who(&self) -> (Option<&str>, &str) {

@@ -158,6 +158,10 @@ pub struct ProtoLog {
     /// Low half of session ids; seeded randomly so two daemons started in the same second
     /// (or a restart within one) do not repeat ids.
     next_id: AtomicU32,
+    /// `[cluster]`: this node's tag (its index in `nodes` plus one, 1..=255) in the top 8
+    /// bits of each id's counter half, so ids of the nodes sharing a log directory never
+    /// collide; 0 on a single node.
+    node_tag: AtomicU32,
 }
 
 impl ProtoLog {
@@ -198,6 +202,7 @@ impl ProtoLog {
             sinks,
             writers: Mutex::new(writers),
             next_id: AtomicU32::new(rand::random()),
+            node_tag: AtomicU32::new(0),
         })
     }
 
@@ -285,13 +290,27 @@ impl ProtoLog {
         }
     }
 
-    /// 32 bits of the session's start time (unix seconds) and 32 bits of a counter.
+    /// `[cluster]`: this node's index in `nodes`; session ids then carry it (README.md,
+    /// "Cluster"). Indexes past 254 share tags (a cluster that large may see collisions).
+    pub fn set_node(&self, index: usize) {
+        let tag = (index % 255) as u32 + 1;
+        self.node_tag.store(tag, Ordering::Relaxed);
+    }
+
+    /// 32 bits of the session's start time (unix seconds) and 32 bits of a counter; in a
+    /// cluster the counter's top 8 bits are the node's tag ([`ProtoLog::set_node`]), so two
+    /// nodes never give the same id (each node's counter repeats only after 2^24 sessions).
     fn session_id(&self) -> u64 {
         let secs = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or_default();
-        (secs & 0xFFFF_FFFF) << 32 | u64::from(self.next_id.fetch_add(1, Ordering::Relaxed))
+        let mut low = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let tag = self.node_tag.load(Ordering::Relaxed);
+        if tag != 0 {
+            low = tag << 24 | (low & 0x00FF_FFFF);
+        }
+        (secs & 0xFFFF_FFFF) << 32 | u64::from(low)
     }
 }
 

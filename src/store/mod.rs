@@ -210,6 +210,20 @@ impl NewMessage for BufferedMessage {
 pub trait Store: Send + Sync {
     /// The tree of `user`, created (INBOX plus the special-use folders) on first use.
     fn user(&self, user: &str) -> Result<Arc<dyn UserStore>>;
+
+    /// Another node of the cluster changed `user`'s `mailbox` (README.md, "Cluster"): wake
+    /// this process's sessions that have it open (IDLE, the next NOOP) and make their next
+    /// sync rescan. Creates nothing; a folder nobody has open is left alone.
+    fn changed_elsewhere(&self, user: &str, mailbox: &str) {
+        let _ = (user, mailbox);
+    }
+
+    /// The users for whom `gone` says yes are served by another node now: drop what this
+    /// process keeps of their folders between sessions (parked sync and derived-data caches,
+    /// `\Recent` floors), which would go stale.
+    fn forget_users(&self, gone: &dyn Fn(&str) -> bool) {
+        let _ = gone;
+    }
 }
 
 /// One user's mailboxes. Names are IMAP names: UTF-8 with `/` as the hierarchy delimiter,

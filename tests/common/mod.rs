@@ -8,6 +8,7 @@
 //! for the whole file rather than item by item.
 #![allow(dead_code)]
 
+pub mod cluster;
 pub mod imap;
 pub mod procstat;
 pub mod test_config;
@@ -186,7 +187,9 @@ impl Daemon {
                 Ok(l) => l,
                 Err(_) => panic!("daemon not ready in 30 s; log:\n{}", d.log_text()),
             };
-            if let Some(rest) = line.split("LMTP listening on ").nth(1) {
+            if line.contains("(cluster internal)") {
+                // Not a client listener (tests/common/cluster.rs knows these addresses).
+            } else if let Some(rest) = line.split("LMTP listening on ").nth(1) {
                 if let Ok(addr) = rest.trim().parse() {
                     d.lmtp = Some(addr);
                 }

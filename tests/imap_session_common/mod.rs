@@ -89,6 +89,7 @@ impl Server {
             service: Service::Imap4,
             implicit_tls: false,
             proxy: false,
+            internal: false,
             listener,
         }];
         let shutdown = CancellationToken::new();

@@ -435,6 +435,7 @@ impl Server {
                 service: Service::Pop3,
                 implicit_tls,
                 proxy: false,
+                internal: false,
                 listener,
             })
             .collect();
@@ -536,6 +537,8 @@ impl Server {
             proxy_tls: false,
             cancel: Default::default(),
             cluster: None,
+            internal: false,
+            session_id: 0,
         }
     }
 

@@ -13,7 +13,7 @@ use imap_codec::imap_types::auth::AuthMechanism;
 
 use super::super::state::{ImapSession, State};
 use crate::auth::{AuthResult, Secret};
-use crate::session::{authenticate, login_result, LoginRefused, Output, Step};
+use crate::session::{authenticate, login_result, master_login, LoginRefused, Output, Step};
 
 /// The `service` of this module's logins in the metrics.
 const IMAP: crate::service::Service = crate::service::Service::Imap4;
@@ -104,6 +104,13 @@ impl ImapSession {
         }
         let user = String::from_utf8_lossy(parts[1]).into_owned();
         let pass = Secret::new(String::from_utf8_lossy(parts[2]).into_owned());
+        if user == crate::cluster::internal::MASTER_USER {
+            // The cluster's master login (README.md, "Cluster"): only on an internal
+            // listener; anywhere else a failed login like a wrong password.
+            let authz = String::from_utf8_lossy(parts[0]).into_owned();
+            let result = master_login(&self.env, &authz, &pass).await;
+            return self.finish_login(tag, &authz, result, "PLAIN", out).await;
+        }
         if !parts[0].is_empty() && parts[0] != parts[1] {
             // No proxy authorization: acting as someone else is refused like a bad password.
             let failures = &mut self.auth_failures;
@@ -127,8 +134,20 @@ impl ImapSession {
         mechanism: &str,
         out: &mut Output,
     ) -> Step {
-        let shown: String = user.chars().filter(|c| !c.is_control()).take(64).collect();
         let result = authenticate(&self.env, user, pass).await;
+        self.finish_login(tag, user, result, mechanism, out).await
+    }
+
+    /// The end of every login: the failure replies, the cluster's login proxy, the store.
+    async fn finish_login(
+        &mut self,
+        tag: &str,
+        user: &str,
+        result: AuthResult,
+        mechanism: &str,
+        out: &mut Output,
+    ) -> Step {
+        let shown: String = user.chars().filter(|c| !c.is_control()).take(64).collect();
         let failures = &mut self.auth_failures;
         let user = match login_result(&self.env, result, failures, &shown, mechanism, IMAP, out).await {
             Ok(user) => user,
@@ -142,6 +161,9 @@ impl ImapSession {
                 return Step::ReadLine;
             }
         };
+        if let Some(step) = self.proxy_login(tag, &user, mechanism, out).await {
+            return step;
+        }
         let store = self.env.store.clone();
         let name = user.clone();
         let tree = match super::blocking(move || store.user(&name)).await {
@@ -164,6 +186,50 @@ impl ImapSession {
             self.capabilities()
         ));
         Step::ReadLine
+    }
+}
+
+impl ImapSession {
+    /// The cluster's login proxy (README.md, "Cluster"): `None` to serve locally (no
+    /// cluster, an internal listener, or this node comes first), else the step that relays
+    /// to the owner or refuses for now.
+    async fn proxy_login(&mut self, tag: &str, user: &str, mechanism: &str, out: &mut Output) -> Option<Step> {
+        use crate::cluster::proxy::{route, Client, Route};
+        let cluster = self.env.cluster.clone()?;
+        if self.env.internal || cluster.owns(user) {
+            return None;
+        }
+        let client = Client {
+            service: IMAP,
+            remote: self.env.remote,
+            tls: self.tls || self.env.proxy_tls,
+            session_id: self.env.session_id,
+        };
+        match route(&cluster, user, client).await {
+            Route::Local => None,
+            Route::Proxied(backend) => {
+                out.info(format!(
+                    "authentication succeeded: user={user} mechanism={mechanism}"
+                ));
+                let caps = backend.capability.clone();
+                self.relay_user = Some(user.to_string());
+                self.relay = Some(backend);
+                out.status(match caps {
+                    Some(c) => format!("{tag} OK [CAPABILITY {c}] Logged in"),
+                    None => format!("{tag} OK Logged in"),
+                });
+                Some(Step::Relay)
+            }
+            Route::Unavailable => {
+                out.info(format!(
+                    "login not proxied: user={user}: no node of the cluster could be reached"
+                ));
+                out.status(format!(
+                    "{tag} NO [UNAVAILABLE] The mailbox server is not reachable now, try again later."
+                ));
+                Some(Step::ReadLine)
+            }
+        }
     }
 }
 

@@ -212,9 +212,45 @@ pub struct Registry {
     pub(super) no_watch: AtomicBool,
     /// Which file must exist before a user's tree is touched (`MaildirStore::require_marker`).
     pub(super) marker: std::sync::RwLock<Option<MarkerRule>>,
+    /// Told of every write of this process (`MaildirStore::on_change`): the cluster's change
+    /// events.
+    pub(super) on_change: std::sync::RwLock<Option<ChangeHook>>,
+    /// Whether a dropped handle of a user's folder may park its caches
+    /// (`MaildirStore::park_rule`): not for users another node owns.
+    pub(super) may_park: std::sync::RwLock<Option<UserRule>>,
+}
+
+/// The function behind a [`ChangeHook`]: (user, IMAP mailbox name).
+pub type ChangeFn = dyn Fn(&str, &str) + Send + Sync;
+/// Called with (user, IMAP mailbox name) after each write (`MaildirStore::on_change`).
+#[derive(Clone)]
+pub struct ChangeHook(pub Arc<ChangeFn>);
+/// A yes/no question about a user (`MaildirStore::park_rule`).
+#[derive(Clone)]
+pub struct UserRule(pub Arc<dyn Fn(&str) -> bool + Send + Sync>);
+
+impl std::fmt::Debug for ChangeHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ChangeHook")
+    }
+}
+
+impl std::fmt::Debug for UserRule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("UserRule")
+    }
 }
 
 impl Registry {
+    /// Tells the change hook (`MaildirStore::on_change`), if any, that the folder `name` of
+    /// the user whose tree is `user_root` changed here.
+    pub(super) fn changed(&self, user_root: &Path, name: &str) {
+        let hook = self.on_change.read().unwrap_or_else(|p| p.into_inner()).clone();
+        if let (Some(hook), Some(user)) = (hook, user_root.file_name()) {
+            (hook.0)(&user.to_string_lossy(), name);
+        }
+    }
+
     /// The quota limits of the user whose tree is `user_root`.
     pub(super) fn limits(&self, user_root: &Path) -> crate::store::quota::Limits {
         let q = self.quota.read().unwrap_or_else(|p| p.into_inner());
@@ -318,7 +354,18 @@ impl MaildirMailbox {
             .join(&*r.fname)
     }
 
+    /// A write of this process changed the folder: wake its sessions, and tell the change
+    /// hook (the cluster's `<prefix>.changed` events; the watcher's wake-ups do not come here).
     pub(super) fn bump(&self) {
+        self.tx.send_modify(|v| *v = v.wrapping_add(1));
+        self.registry.changed(&self.user_root, &self.name);
+    }
+
+    /// Another node changed the folder: the next refresh rescans whatever the stamps say (a
+    /// shared file system's attribute cache may hide the change for a while) and every
+    /// session waiting on it wakes.
+    pub(super) fn poke(&self) {
+        self.notified.store(true, Ordering::Release);
         self.tx.send_modify(|v| *v = v.wrapping_add(1));
     }
 

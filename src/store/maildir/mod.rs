@@ -39,7 +39,7 @@ use crate::store::{
     Error, ErrorKind, Mailbox, MailboxInfo, MailboxStatus, Result, SpecialUse, Store, UserStore,
 };
 use fsutil::{create_maildir, io_err, write_atomic};
-pub use mailbox::MarkerRule;
+pub use mailbox::{ChangeHook, MarkerRule, UserRule};
 use mailbox::Registry;
 use mutex::lock;
 use std::collections::{BTreeMap, BTreeSet};
@@ -102,6 +102,35 @@ impl MaildirStore {
             .unwrap_or_else(|p| p.into_inner()) = Some(rule);
     }
 
+    /// Called after every write of this process to a folder, with the user and the IMAP
+    /// name (the cluster publishes it as a change event; README.md, "Cluster").
+    pub fn on_change(&self, hook: ChangeHook) {
+        *self
+            .registry
+            .on_change
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = Some(hook);
+    }
+
+    /// Asked when a folder handle is dropped: whether its caches may be parked for the next
+    /// session of the user (no: another node owns the user now).
+    pub fn park_rule(&self, rule: UserRule) {
+        *self
+            .registry
+            .may_park
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = Some(rule);
+    }
+
+    /// `user`'s tree without creating or checking anything; `None` for a name that cannot be
+    /// one (it came from the network: a change event).
+    fn existing_user(&self, user: &str) -> Option<MaildirUser> {
+        valid_user(user).then(|| MaildirUser {
+            root: self.root.join(user),
+            registry: self.registry.clone(),
+        })
+    }
+
     fn check_marker(&self) -> Result<()> {
         let rule = self.registry.marker.read().unwrap_or_else(|p| p.into_inner()).clone();
         let Some(m) = rule.and_then(|r| (r.0)()) else {
@@ -123,11 +152,7 @@ impl MaildirStore {
     /// The concrete user tree (tests and benches use it to reach Maildir-only helpers).
     pub fn maildir_user(&self, user: &str) -> Result<Arc<MaildirUser>> {
         self.check_marker()?;
-        if user.is_empty()
-            || user.starts_with('.')
-            || user.contains(['/', '\0', '\r', '\n'])
-            || user.len() > 255
-        {
+        if !valid_user(user) {
             return Err(Error::new(
                 ErrorKind::NoPermission,
                 format!("invalid user name {user:?}"),
@@ -146,6 +171,24 @@ impl Store for MaildirStore {
     fn user(&self, user: &str) -> Result<Arc<dyn UserStore>> {
         Ok(self.maildir_user(user)?)
     }
+
+    fn changed_elsewhere(&self, user: &str, mailbox: &str) {
+        let Some(dir) = self.existing_user(user).and_then(|u| u.dir_of(mailbox).ok()) else {
+            return;
+        };
+        let open = lock(&self.registry.mailboxes).get(&dir).and_then(Weak::upgrade);
+        if let Some(mb) = open {
+            mb.poke();
+        }
+    }
+
+    fn forget_users(&self, gone: &dyn Fn(&str) -> bool) {
+        let root = &self.root;
+        parked::unpark_users(&self.registry, &|dir: &Path| {
+            let user = dir.strip_prefix(root).ok().and_then(|rel| rel.iter().next());
+            user.is_some_and(|u| gone(&u.to_string_lossy()))
+        });
+    }
 }
 
 /// One user's Maildir++ tree.
@@ -154,6 +197,14 @@ pub struct MaildirUser {
     /// `data_dir/mail/<user>`: INBOX, folders and the user-level Dovecot files.
     root: PathBuf,
     registry: Arc<Registry>,
+}
+
+/// Whether `user` can name a tree under the root (no path tricks).
+fn valid_user(user: &str) -> bool {
+    !(user.is_empty()
+        || user.starts_with('.')
+        || user.contains(['/', '\0', '\r', '\n'])
+        || user.len() > 255)
 }
 
 /// Splits and checks an IMAP name; returns its levels (INBOX normalised).
@@ -462,6 +513,8 @@ impl UserStore for MaildirUser {
             .join(format!("..deleted.{:016x}", rand::random::<u64>()));
         fs::rename(&dir, &trash).map_err(|e| io_err(e, "rename", &dir))?;
         self.forget(&dir);
+        // Another node's sessions on it are woken to find it gone.
+        self.registry.changed(&self.root, name);
         fs::remove_dir_all(&trash).map_err(|e| io_err(e, "rmdir", &trash))?;
         // Its messages no longer count: recount (as Dovecot's quota on a deleted mailbox).
         let limits = self.registry.limits(&self.root);
@@ -507,6 +560,7 @@ impl UserStore for MaildirUser {
         if from_dir.is_dir() {
             fs::rename(&from_dir, &to_dir).map_err(|e| io_err(e, "rename", &from_dir))?;
             self.forget(&from_dir);
+            self.registry.changed(&self.root, from);
             renamed.push((lf.join("/"), new_name.clone()));
         } else if children.is_empty() {
             return Err(Error::new(
@@ -588,6 +642,59 @@ impl UserStore for MaildirUser {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cluster_hooks_see_writes_wake_sessions_and_keep_moved_users_unparked() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = MaildirStore::new(tmp.path().join("mail"));
+        store.set_watch(false);
+        let seen: Arc<std::sync::Mutex<Vec<(String, String)>>> = Arc::default();
+        let s2 = seen.clone();
+        store.on_change(ChangeHook(Arc::new(move |u, m| {
+            s2.lock().unwrap().push((u.into(), m.into()))
+        })));
+        let owned = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let o2 = owned.clone();
+        store.park_rule(UserRule(Arc::new(move |_| o2.load(Ordering::Relaxed))));
+
+        let user = store.user("bob").unwrap();
+        let inbox = user.open("INBOX").unwrap();
+        let mut rx = inbox.changes();
+        rx.mark_unchanged();
+        inbox
+            .append(b"Subject: x\r\n\r\nbody\r\n", Default::default(), &[], None)
+            .unwrap();
+        assert!(seen.lock().unwrap().contains(&("bob".into(), "INBOX".into())));
+        assert!(rx.has_changed().unwrap());
+
+        // Another node's change: the open handle wakes; an unknown folder or user is ignored.
+        rx.mark_unchanged();
+        store.changed_elsewhere("bob", "inbox");
+        assert!(rx.has_changed().unwrap());
+        store.changed_elsewhere("bob", "Nope");
+        store.changed_elsewhere("../x", "INBOX");
+
+        // Dropped while owned: parked; forgotten once the user moves.
+        let mut view = crate::store::View::default();
+        inbox.sync(&mut view).unwrap();
+        drop(inbox);
+        let parked = || lock(&store.registry.parked).len();
+        assert_eq!(parked(), 1);
+        store.forget_users(&|u| u == "alice");
+        assert_eq!(parked(), 1);
+        store.forget_users(&|u| u == "bob");
+        assert_eq!(parked(), 0);
+        // Not owned: a dropped handle parks nothing.
+        owned.store(false, Ordering::Relaxed);
+        let inbox = user.open("INBOX").unwrap();
+        inbox.sync(&mut view).unwrap();
+        drop(inbox);
+        assert_eq!(parked(), 0);
+        // DELETE publishes the old name.
+        user.create("Old").unwrap();
+        user.delete("Old").unwrap();
+        assert!(seen.lock().unwrap().contains(&("bob".into(), "Old".into())));
+    }
 
     #[test]
     fn names_map_to_dirs() {

@@ -37,6 +37,13 @@ pub(super) fn unpark(registry: &Registry, dir: &Path) {
     parked.retain(|p| p.dir != dir);
 }
 
+/// Forgets everything parked for the folders `gone` picks (their users moved to another
+/// node), recent floors included.
+pub(super) fn unpark_users(registry: &Registry, gone: &dyn Fn(&Path) -> bool) {
+    lock(&registry.parked).retain(|p| !gone(&p.dir));
+    lock(&registry.floors).retain(|dir, _| !gone(dir));
+}
+
 impl MaildirMailbox {
     /// The caches a dropped handle of `dir` parked, if still usable; cold ones otherwise.
     pub(super) fn take_parked(registry: &Registry, dir: &Path) -> (State, DerivedCache) {
@@ -77,6 +84,13 @@ impl Drop for MaildirMailbox {
         let floor = st.recent_floor.max(claimed);
         if let Ok(mut floors) = self.registry.floors.lock() {
             floors.insert(self.dir.clone(), (st.uid_validity, floor));
+        }
+        // A user another node owns now: what we would park goes stale there.
+        let rule = self.registry.may_park.read().unwrap_or_else(|p| p.into_inner()).clone();
+        if let (Some(rule), Some(user)) = (rule, self.user_root.file_name()) {
+            if !(rule.0)(&user.to_string_lossy()) {
+                return;
+            }
         }
         let parked = Parked {
             dir: self.dir.clone(),
