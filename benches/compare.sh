@@ -28,8 +28,8 @@
 #   Dovecot loads its imap_zlib plugin; the results carry wire_bytes_in/out
 #   RESYNC_SAMPLES=20 (imap-resync: resyncs per target and round, benches/resync.py)
 #   SORT_SAMPLES=10 (imap-sort: warm SORTs and THREADs per target and round, benches/sort.py;
-#   each round also restarts the target twice with the folder's cache deleted, for one cold
-#   SORT and one cold THREAD)
+#   each round also restarts the target with the folder's cache deleted before each cold
+#   SORT and each cold THREAD: COLD_SAMPLES=3 of each; the round's figure is their median)
 #   MAILBENCH=path (default: build target/release/mailbench) MAILSERVER=path
 #   WORK=dir (scratch, default mktemp, removed at the end unless KEEP_WORK=1) OUT=dir (raw results + charts, default benches/results)
 #   REPORT=file (default BENCHMARKS.md at the repository root)
@@ -51,6 +51,7 @@ PORT_BASE=${PORT_BASE:-21100}
 WORKLOADS=${WORKLOADS:-"pop3-retrieve imap-fetch imap-append login-storm-pop3 login-storm-imap idle-hold imap-resync imap-sort"}
 RESYNC_SAMPLES=${RESYNC_SAMPLES:-20}
 SORT_SAMPLES=${SORT_SAMPLES:-10}
+COLD_SAMPLES=${COLD_SAMPLES:-3}
 LMTP_CLIENTS=${LMTP_CLIENTS:-20}
 LMTP_SIZE=${LMTP_SIZE:-20480}
 TARGETS=${TARGETS:-"dovecot-default mailserver-l0 dovecot-hp mailserver-l5"}
@@ -472,7 +473,7 @@ run_workload() { # target round workload [duration]
       else
         log "$target r$round $wl: sort.py failed"
       fi
-      for kind in sort thread; do
+      for kind in $(for k in sort thread; do for _ in $(seq 1 "$COLD_SAMPLES"); do echo $k; done; done); do
         stop_target "$target"
         clear_sort_cache "$target"
         start_target "$target" || { log "$target did not restart"; return 0; }
@@ -535,7 +536,7 @@ if ! $PY -c 'import matplotlib' 2>/dev/null; then
   log "installing matplotlib with pip (for the charts)"
   $PY -m pip install --quiet matplotlib >&2 || log "matplotlib install failed: charts will be skipped"
 fi
-SETTINGS="ROUNDS=$ROUNDS DURATION=$DURATION CLIENTS=$CLIENTS LMTP_CLIENTS=$LMTP_CLIENTS LMTP_SIZE=$LMTP_SIZE USERS=$USERS MESSAGES=$MESSAGES SEED=$SEED IDLE_CONNS=$IDLE_CONNS IDLE_HOLD=$IDLE_HOLD TLS=$TLS"
+SETTINGS="ROUNDS=$ROUNDS DURATION=$DURATION CLIENTS=$CLIENTS LMTP_CLIENTS=$LMTP_CLIENTS LMTP_SIZE=$LMTP_SIZE USERS=$USERS MESSAGES=$MESSAGES SEED=$SEED IDLE_CONNS=$IDLE_CONNS IDLE_HOLD=$IDLE_HOLD TLS=$TLS SORT_SAMPLES=$SORT_SAMPLES COLD_SAMPLES=$COLD_SAMPLES"
 $PY - "$RESULTS" "$MACHINE" "$COMMANDS" "$OUT" "$REPORT" "$SETTINGS" "$MS_OK" <<'PYEOF'
 import json, os, statistics, sys
 results, machine, commands, out, report, settings, ms_ok = sys.argv[1:8]
@@ -554,8 +555,13 @@ def vals(wl, t, key):
 def by_round(wl, t, key):
     # Runs with errors (or no operation at all) are not compared: a rate of a broken run
     # measures the failure, not the server.
-    return {r["round"]: r[key] for r in rows if r["workload"] == wl and r["target"] == t
-            and r.get(key) is not None and r.get("errors", 0) == 0 and r.get("ops", 1) != 0}
+    # Several rows of one round (imap-sort's cold samples): the round's median.
+    per = {}
+    for r in rows:
+        if (r["workload"] == wl and r["target"] == t and r.get(key) is not None
+                and r.get("errors", 0) == 0 and r.get("ops", 1) != 0):
+            per.setdefault(r["round"], []).append(r[key])
+    return {k: statistics.median(v) for k, v in per.items()}
 def fmt(x, nd=1):
     return "-" if x is None else f"{x:,.{nd}f}"
 def med(xs):
@@ -608,7 +614,8 @@ if any(w.startswith("imap-sort-") or w.startswith("imap-thread-") for w in workl
     L.append("### imap-sort: ms per command (median)\n")
     L.append("`UID SORT (REVERSE DATE) UTF-8 ALL` and `UID THREAD REFERENCES UTF-8 ALL` of a "
              "10,000-message folder (`benches/sort.py`); cold = the server restarted with the "
-             "folder's cache deleted (the OS page cache stays warm).\n")
+             "folder's cache deleted (the OS page cache stays warm), each cold command after its own "
+             "restart, several per round (`COLD_SAMPLES`; ratios use each round's median).\n")
     L.append("| target | SORT warm | THREAD warm | SORT cold | THREAD cold |\n|---|---|---|---|---|")
     for t in targets:
         cells = [fmt(med(vals(w, t, "p50_ms")), 1) for w in

@@ -28,6 +28,8 @@ run rawlog TARGETS="mailserver-l0 mailserver-l5 dovecot-hp dovecot-hp-rawlog" RO
   CLIENTS=50 USERS=50 MESSAGES=40 WORKLOADS="pop3-retrieve imap-fetch"
 run metrics TARGETS="mailserver-l0 mailserver-l0-metrics" ROUNDS=5 DURATION=8 CLIENTS=50 USERS=50 \
   MESSAGES=40 WORKLOADS="pop3-retrieve imap-fetch"
+run imap-sort-cold TARGETS="dovecot-default mailserver-l0" ROUNDS=5 USERS=1 MESSAGES=10 \
+  SORT_SAMPLES=10 COLD_SAMPLES=3 WORKLOADS="imap-sort"
 # Cluster figures (two nodes, NATS, HAProxy; debug build: failover time does not depend on
 # it). Without bindfs mounts until the store's dot-lock works on FUSE (tests/cluster_failover.rs).
 bash benches/cluster.sh "$tmp/cluster.md"
@@ -48,6 +50,7 @@ section() { # title, run name: the run's report with its headings one level down
   section "Run 6: LMTP deliveries, 20 KB messages from 20 clients" lmtp
   section "Run 7: full transcripts, level 5 against Dovecot's rawlog" rawlog
   section "Run 8: metrics cost, scraped every second against off" metrics
-  section "Run 9: cluster failover, CPU per operation and the proxy hop" cluster
+  section "Run 9: cold SORT and THREAD, three cold samples per round" imap-sort-cold
+  section "Run 10: cluster failover, CPU per operation and the proxy hop" cluster
 } >BENCHMARKS.md
 echo "wrote BENCHMARKS.md"

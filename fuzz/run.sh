@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # fuzz/run.sh [SECONDS] [TARGET...]: builds every fuzz target (each [[bin]] of Cargo.toml:
 # imap_command, pop3_command, lmtp_command, mime, config, reg_import, protolog_escape,
-# protolog_record, admin_request, proxy_header, cluster_payload) with
+# protolog_record, admin_request, proxy_header, cluster_payload, sort_thread) with
 # the stable toolchain and runs each (or the named ones) for SECONDS (default 30), one after
 # the other. Exits non-zero on the first crash, panic, leak or input slower than 1 s; the
 # input is left in fuzz/artifacts/TARGET/. New inputs go to fuzz/target/corpus/TARGET (not

@@ -259,6 +259,22 @@ fn rev2_session_walks_rfc9051_while_a_rev1_session_is_unaffected() {
     assert_eq!(u, ["* 1 EXPUNGE"]);
     let u = rev1.ok("NOOP");
     assert!(has(&u, "* 1 EXPUNGE"), "{u:?}");
+
+    // §6.3.6 / §6.3.9.7: a rev2 session hears the new name with OLDNAME; rev1 nothing.
+    assert_eq!(
+        rev2.ok("RENAME \"Entwürfe\" \"Entwürfe alt\""),
+        ["* LIST () \"/\" \"Entwürfe alt\" (\"OLDNAME\" (\"Entwürfe\"))"]
+    );
+    assert_eq!(
+        rev2.ok("RENAME top/child top/kid"),
+        ["* LIST () \"/\" top/kid (\"OLDNAME\" (top/child))"]
+    );
+    rev1.ok("CREATE r1");
+    assert!(rev1.ok("RENAME r1 r2").is_empty());
+    assert_eq!(
+        rev1.ok("LIST \"\" \"Entw*\""),
+        ["* LIST (\\HasNoChildren) \"/\" \"Entw&APw-rfe alt\""]
+    );
 }
 
 #[test]

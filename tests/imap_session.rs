@@ -34,7 +34,7 @@ async fn capabilities_login_and_logout() {
     let (_, t) = c.cmd(&format!("LOGIN {USER} {PASS}")).await;
     assert_eq!(
         t,
-        "OK [CAPABILITY IMAP4rev1 IMAP4rev2 SASL-IR LITERAL+ ID ENABLE IDLE UIDPLUS MOVE NAMESPACE SPECIAL-USE UNSELECT CHILDREN BINARY COMPRESS=DEFLATE ESEARCH SEARCHRES WITHIN LIST-EXTENDED LIST-STATUS STATUS=SIZE CONDSTORE QRESYNC SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES THREAD=REFS UTF8=ACCEPT QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE APPENDLIMIT=1048576] Logged in"
+        "OK [CAPABILITY IMAP4rev1 IMAP4rev2 SASL-IR LITERAL+ ID ENABLE IDLE UIDPLUS MOVE NAMESPACE SPECIAL-USE UNSELECT CHILDREN BINARY COMPRESS=DEFLATE ESEARCH SEARCHRES WITHIN LIST-EXTENDED LIST-STATUS STATUS=SIZE CONDSTORE QRESYNC SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES THREAD=REFS UTF8=ACCEPT QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE UNAUTHENTICATE APPENDLIMIT=1048576] Logged in"
     );
     let (_, t) = c.cmd(&format!("LOGIN {USER} {PASS}")).await;
     assert!(t.starts_with("BAD"), "{t}");
@@ -54,6 +54,55 @@ async fn capabilities_login_and_logout() {
     assert_eq!(u, ["* BYE Logging out"]);
     assert_eq!(t, "OK Logout completed.");
     assert!(c.eof().await);
+}
+
+/// RFC 8437: UNAUTHENTICATE leaves the selected mailbox without expunging it, forgets what
+/// ENABLE turned on, and the connection can log in again.
+#[tokio::test]
+async fn unauthenticate_returns_to_not_authenticated_and_allows_a_new_login() {
+    let s = Server::start(Options::default()).await;
+    let mut c = s.connect().await;
+    // Before login it is refused, and the pre-login capabilities do not name it.
+    let (_, t) = c.cmd("UNAUTHENTICATE").await;
+    assert!(t.starts_with("BAD"), "{t}");
+    let caps = c.ok("CAPABILITY").await;
+    assert!(!caps[0].contains("UNAUTHENTICATE"), "{caps:?}");
+    c.ok(&format!("LOGIN {USER} {PASS}")).await;
+    let caps = c.ok("CAPABILITY").await;
+    assert!(
+        caps[0].ends_with(" UNAUTHENTICATE APPENDLIMIT=1048576"),
+        "{caps:?}"
+    );
+    let t = c
+        .append("INBOX", "\\Deleted", "Subject: kept\r\n\r\nbody\r\n")
+        .await;
+    assert!(t.starts_with("OK"), "{t}");
+    assert_eq!(c.ok("ENABLE IMAP4rev2").await, ["* ENABLED IMAP4rev2"]);
+    c.ok("SELECT INBOX").await;
+    // Arguments make it another (unknown) command.
+    let (_, t) = c.cmd("UNAUTHENTICATE now").await;
+    assert!(t.starts_with("BAD"), "{t}");
+    let (u, t) = c.cmd("unauthenticate").await;
+    assert!(u.is_empty(), "{u:?}");
+    assert!(
+        t.starts_with("OK [CAPABILITY IMAP4rev1 IMAP4rev2 SASL-IR LITERAL+ ID ENABLE IDLE STARTTLS AUTH=PLAIN]"),
+        "{t}"
+    );
+    // Not authenticated again: mailbox commands are refused, LOGIN works.
+    let (_, t) = c.cmd("SELECT INBOX").await;
+    assert!(t.starts_with("BAD"), "{t}");
+    let (_, t) = c.cmd("UNAUTHENTICATE").await;
+    assert!(t.starts_with("BAD"), "{t}");
+    c.ok(&format!("LOGIN {USER} {PASS}")).await;
+    // ENABLE was reset: IMAP4rev2 can be enabled again, and a rev1 SELECT says RECENT.
+    let sel = c.ok("SELECT INBOX").await;
+    assert!(has(&sel, "* 1 EXISTS"), "no implicit expunge: {sel:?}");
+    assert!(
+        sel.iter().any(|l| l.ends_with(" RECENT")),
+        "rev1 again: {sel:?}"
+    );
+    assert_eq!(c.ok("ENABLE IMAP4rev2").await, ["* ENABLED IMAP4rev2"]);
+    c.ok("LOGOUT").await;
 }
 
 #[tokio::test]
@@ -663,7 +712,7 @@ async fn commands_with_literals_at_every_chunk_size() {
             .into_iter()
             .map(|l| l.split(" [APPENDUID").next().unwrap().to_string())
             .collect();
-        assert_eq!(got[0], "c1 OK [CAPABILITY IMAP4rev1 IMAP4rev2 SASL-IR LITERAL+ ID ENABLE IDLE UIDPLUS MOVE NAMESPACE SPECIAL-USE UNSELECT CHILDREN BINARY COMPRESS=DEFLATE ESEARCH SEARCHRES WITHIN LIST-EXTENDED LIST-STATUS STATUS=SIZE CONDSTORE QRESYNC SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES THREAD=REFS UTF8=ACCEPT QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE APPENDLIMIT=1048576] Logged in");
+        assert_eq!(got[0], "c1 OK [CAPABILITY IMAP4rev1 IMAP4rev2 SASL-IR LITERAL+ ID ENABLE IDLE UIDPLUS MOVE NAMESPACE SPECIAL-USE UNSELECT CHILDREN BINARY COMPRESS=DEFLATE ESEARCH SEARCHRES WITHIN LIST-EXTENDED LIST-STATUS STATUS=SIZE CONDSTORE QRESYNC SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES THREAD=REFS UTF8=ACCEPT QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE UNAUTHENTICATE APPENDLIMIT=1048576] Logged in");
         match &baseline {
             None => baseline = Some(got),
             Some(b) => assert_eq!(&got, b, "chunk size {chunk}"),

@@ -255,7 +255,7 @@ static COMMANDS: &[CommandSpec] = &[
         name: "RENAME",
         states: AUTH,
         sync: Full,
-        run: handler!(|s, _, C::Rename { from, to }, _| Done::Res(s.rename(&from, &to).await)),
+        run: handler!(|s, _, C::Rename { from, to }, out| Done::Res(s.rename(&from, &to, out).await)),
     },
     CommandSpec {
         name: "SUBSCRIBE",

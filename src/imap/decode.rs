@@ -91,6 +91,16 @@ fn is_tag_char(b: u8) -> bool {
         && !matches!(b, b'(' | b')' | b'{' | b'%' | b'*' | b'"' | b'\\' | b'+')
 }
 
+/// RFC 8437 UNAUTHENTICATE, which imap-codec does not know: the command's tag when the
+/// whole command is `tag SP "UNAUTHENTICATE" CRLF` (any case; no arguments), so the session
+/// runs it before imap-codec would refuse it. `None`: any other command.
+pub fn unauthenticate_tag(frame: &[u8]) -> Option<&[u8]> {
+    let tag = tag_of(frame)?;
+    let rest = &frame[tag.len() + 1..];
+    let word = rest.strip_suffix(b"\r\n")?;
+    word.eq_ignore_ascii_case(b"UNAUTHENTICATE").then_some(tag)
+}
+
 /// Commands and items imap-codec does not know, turned into ones it does: `XLIST` is
 /// answered as `LIST` (as Dovecot 2.3 does: `* LIST` replies, never advertised; old
 /// Outlook sends it), and `APPENDLIMIT` is taken out of a `STATUS` item list (RFC 7889
@@ -303,6 +313,23 @@ mod tests {
         assert_eq!(r(b"a STATUS INBOX (MESSAGES)\r\n"), None);
         assert_eq!(r(b"* STATUS INBOX (APPENDLIMIT)\r\n"), None);
         assert!(parse_command(r(b"a XLIST \"\" *\r\n").unwrap().0.as_bytes()).is_ok());
+    }
+
+    #[test]
+    fn unauthenticate_is_recognised_whole_and_alone() {
+        assert_eq!(unauthenticate_tag(b"a1 UNAUTHENTICATE\r\n"), Some(&b"a1"[..]));
+        assert_eq!(unauthenticate_tag(b"x unauthenticate\r\n"), Some(&b"x"[..]));
+        assert_eq!(unauthenticate_tag(b"a1 UNAUTHENTICATE x\r\n"), None);
+        assert_eq!(unauthenticate_tag(b"a1 UNAUTHENTICATE \r\n"), None);
+        assert_eq!(unauthenticate_tag(b"a1 UNAUTHENTICATE"), None);
+        assert_eq!(unauthenticate_tag(b"* UNAUTHENTICATE\r\n"), None);
+        assert_eq!(unauthenticate_tag(b"a1 UNAUTH\r\n"), None);
+        assert_eq!(unauthenticate_tag(b"UNAUTHENTICATE\r\n"), None);
+        // Every prefix of the command is not it either (the driver hands whole commands).
+        let full = b"t UNAUTHENTICATE\r\n";
+        for n in 0..full.len() {
+            assert_eq!(unauthenticate_tag(&full[..n]), None, "{n}");
+        }
     }
 
     #[test]

@@ -53,6 +53,11 @@ const SKIP_CHUNK: u64 = 64 * 1024;
 impl ImapSession {
     /// One complete command (lines and literals, CRLF included).
     async fn execute(&mut self, bytes: Vec<u8>, out: &mut Output) -> Step {
+        if let Some(tag) = decode::unauthenticate_tag(&bytes) {
+            // RFC 8437: not in imap-codec's grammar, so recognised before it.
+            let tag = String::from_utf8_lossy(tag).into_owned();
+            return self.unauthenticate(&tag, out);
+        }
         let (mut cmd, ext): (Command<'static>, _) = match decode::parse_command_ext(&bytes) {
             Ok(c) => c,
             Err(e) => {

@@ -1,5 +1,6 @@
 //! Authentication: STARTTLS (RFC 3501 §6.2.1, RFC 2595), LOGIN (§6.2.3), AUTHENTICATE PLAIN
-//! (§6.2.2, RFC 4616) with SASL-IR (RFC 4959).
+//! (§6.2.2, RFC 4616) with SASL-IR (RFC 4959), and UNAUTHENTICATE (RFC 8437) back to the
+//! not-authenticated state on the same connection.
 //!
 //! Passwords are checked by the connection's [`crate::session::Authenticator`] (the daemon's
 //! passwd-file users). A failure is delayed ([`login_result`], shared with POP3) and worded
@@ -32,6 +33,31 @@ impl ImapSession {
         }
         out.status(format!("{tag} OK Begin TLS negotiation now."));
         Step::StartTls
+    }
+
+    /// RFC 8437 §3: forget the user, any selected mailbox (closed as UNSELECT does: no
+    /// expunge) and what ENABLE turned on; keep TLS and COMPRESS, which belong to the
+    /// connection (§3: STARTTLS and COMPRESS state is not reset). The login-failure count
+    /// stays: logging out and in again does not reset the penalty.
+    pub(crate) fn unauthenticate(&mut self, tag: &str, out: &mut Output) -> Step {
+        if matches!(self.state, State::NotAuthenticated | State::Logout) {
+            return self.bad(tag, "Error in IMAP command: Login first.", out);
+        }
+        if let Some((user, _)) = &self.user {
+            out.info(format!("unauthenticated: user={user}"));
+        }
+        self.state = State::NotAuthenticated;
+        self.user = None;
+        self.enabled = Default::default();
+        self.vanished_sent = false;
+        self.fetch_job = None;
+        self.ext = Default::default();
+        self.bad = 0;
+        out.status(format!(
+            "{tag} OK [CAPABILITY {}] Unauthenticate completed.",
+            self.capabilities()
+        ));
+        Step::ReadLine
     }
 
     pub(crate) async fn login(

@@ -183,14 +183,33 @@ impl ImapSession {
         Ok("Delete completed.".into())
     }
 
-    pub(crate) async fn rename(&mut self, from: &ImapMailbox<'_>, to: &ImapMailbox<'_>) -> Res {
+    /// RENAME; in an IMAP4rev2 session the optional `* LIST` of RFC 9051 §6.3.6 follows,
+    /// with the OLDNAME extended data item (§6.3.9.7: "included when a mailbox name is ...
+    /// renamed"): `* LIST () "/" new ("OLDNAME" (old))`. The RFC asks for it (SHOULD) when
+    /// the server normalized a name; ours are kept as given (only `INBOX`'s case is folded),
+    /// so it is sent for every rename but one of INBOX (§6.3.6: none is needed for INBOX).
+    pub(crate) async fn rename(
+        &mut self,
+        from: &ImapMailbox<'_>,
+        to: &ImapMailbox<'_>,
+        out: &mut Output,
+    ) -> Res {
         let from = mailbox_name(from, self.enabled.utf8_names())?;
         let to = mailbox_name(to, self.enabled.utf8_names())?;
         if to == "INBOX" {
             return Err(Fail::No("[ALREADYEXISTS] Mailbox already exists.".into()));
         }
         let user = self.user_store()?;
+        let (old, new) = (from.clone(), to.clone());
         blocking(move || user.rename(&from, &to)).await?;
+        if self.enabled.rev2 && old != "INBOX" {
+            let mut line = b"* LIST () \"/\" ".to_vec();
+            push_mailbox(&mut line, &new, true);
+            line.extend_from_slice(b" (\"OLDNAME\" (");
+            push_mailbox(&mut line, &old, true);
+            line.extend_from_slice(b"))");
+            out.reply(line);
+        }
         Ok("Rename completed.".into())
     }
 

@@ -160,7 +160,7 @@ pub struct MaildirMailbox {
     /// Bumped by local writes and by the inotify watcher.
     pub(super) tx: Arc<tokio::sync::watch::Sender<u64>>,
     /// The one inotify watcher for all sessions, made on the first `changes()`.
-    pub(super) watcher: Mutex<Option<notify::RecommendedWatcher>>,
+    pub(super) watcher: Mutex<Option<super::watch::FolderWatch>>,
     /// Set by the watcher: the next refresh rescans even if the stamps look unchanged.
     pub(super) notified: Arc<AtomicBool>,
     /// Our own renames in `cur/` whose events the watcher is still to see (`own_renames.rs`).
@@ -890,31 +890,21 @@ impl Mailbox for MaildirMailbox {
             let notified = self.notified.clone();
             let own = self.own_renames.clone();
             let cur = self.dir.join("cur");
-            let made = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-                if let Ok(event) = res {
-                    // Opens and reads (our own readdir, a FETCH) change nothing, and our own
-                    // STORE is in the cache already: only another program's change makes
-                    // the next refresh rescan at once (own_renames.rs).
-                    if !own_renames::may_change(&event.kind) {
-                        return;
-                    }
-                    if !own.claim(&cur, &event) {
-                        notified.store(true, Ordering::Release);
-                    }
-                    tx.send_modify(|v| *v = v.wrapping_add(1));
+            let dirs = [self.dir.join("new"), cur.clone()];
+            let made = super::watch::FolderWatch::start(&dirs, move |event: notify::Event| {
+                // Opens and reads are not asked of the kernel (`watch.rs`); our own STORE
+                // is in the cache already: only another program's change makes the next
+                // refresh rescan at once (own_renames.rs).
+                if !own_renames::may_change(&event.kind) {
+                    return;
                 }
+                if !own.claim(&cur, &event) {
+                    notified.store(true, Ordering::Release);
+                }
+                tx.send_modify(|v| *v = v.wrapping_add(1));
             });
             match made {
-                Ok(mut watcher) => {
-                    use notify::Watcher as _;
-                    for sub in ["new", "cur"] {
-                        let p = self.dir.join(sub);
-                        if let Err(e) = watcher.watch(&p, notify::RecursiveMode::NonRecursive) {
-                            tracing::warn!("inotify on {}: {e}", p.display());
-                        }
-                    }
-                    *w = Some(watcher);
-                }
+                Ok(watcher) => *w = Some(watcher),
                 Err(e) => tracing::warn!("inotify for {}: {e}", self.dir.display()),
             }
         }

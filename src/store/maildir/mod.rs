@@ -32,6 +32,7 @@ mod recent;
 mod save;
 mod sync;
 pub mod uidlist;
+mod watch;
 
 pub use mailbox::MaildirMailbox;
 
