@@ -31,7 +31,7 @@ run metrics TARGETS="mailserver-l0 mailserver-l0-metrics" ROUNDS=5 DURATION=8 CL
 run imap-sort-cold TARGETS="dovecot-default mailserver-l0" ROUNDS=5 USERS=1 MESSAGES=10 \
   SORT_SAMPLES=10 COLD_SAMPLES=3 WORKLOADS="imap-sort"
 # Cluster figures (two nodes, NATS, HAProxy; debug build: failover time does not depend on
-# it). Without bindfs mounts until the store's dot-lock works on FUSE (tests/cluster_failover.rs).
+# it). Each node on its own bindfs mount of the store (CLUSTER_TEST_FUSE=0: without).
 bash benches/cluster.sh "$tmp/cluster.md"
 cp "$tmp/cluster.md" benches/results/cluster/report.md
 section() { # title, run name: the run's report with its headings one level down

@@ -63,11 +63,7 @@ fn compose_nodes_share_the_store_and_keep_their_own_logs_and_configs_load() {
         let cl = cfg.cluster.as_ref().expect("[cluster]");
         assert_eq!(cl.node_id, *node);
         let me = cl.this_node();
-        assert_eq!(
-            me.imap.ip().to_string(),
-            ip,
-            "internal listener on the node's address"
-        );
+        assert_eq!(me.imap.host, ip, "internal listener on the node's address");
         configs.push(std::fs::read_to_string(&path).unwrap());
     }
     // The files differ only in node_id (and the comment naming the node).
@@ -142,7 +138,7 @@ fn the_cluster_haproxy_config_is_valid() {
 }
 
 #[test]
-fn kubernetes_manifests_build_and_each_pod_reads_its_own_config() {
+fn kubernetes_manifests_build_and_every_pod_takes_its_name_as_node_id() {
     let dir = deploy("kubernetes");
     let docs: Vec<serde_json::Value> = if common::have("kubectl") {
         let out = Command::new("kubectl")
@@ -176,11 +172,7 @@ fn kubernetes_manifests_build_and_each_pod_reads_its_own_config() {
     let replicas = sts["spec"]["replicas"].as_u64().unwrap();
     let pod = &sts["spec"]["template"]["spec"];
     let c = &pod["containers"][0];
-    assert_eq!(c["args"][1], "/etc/mailserver/$(POD_NAME).toml");
-    assert_eq!(
-        c["env"][0]["valueFrom"]["fieldRef"]["fieldPath"],
-        "metadata.name"
-    );
+    assert_eq!(c["args"][1], "/etc/mailserver/mailserver.toml");
     assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/readyz");
     assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/healthz");
     // The config is a directory mount (no subPath: a subPath never sees the ..data swap).
@@ -199,29 +191,55 @@ fn kubernetes_manifests_build_and_each_pod_reads_its_own_config() {
     assert_eq!(pvc["spec"]["accessModes"][0], "ReadWriteMany");
     let headless = find("Service", sts["spec"]["serviceName"].as_str().unwrap());
     assert_eq!(headless["spec"]["clusterIP"], "None");
-    // One config per replica, named after the pod, whose node_id is the pod name and whose
-    // nodes are every replica.
+    // One config for every pod: no node_id (the host name, i.e. the pod's name), every
+    // replica listed by its stable name under the headless Service. It loads as each pod
+    // would load it: with node_id set to a pod's name (the host name here is not one).
     let cm = find("ConfigMap", "mailserver-config");
     let secret = find("Secret", "mailserver-cluster");
     assert!(secret["stringData"]["cluster.secret"].is_string());
+    let text = cm["data"]["mailserver.toml"]
+        .as_str()
+        .expect("mailserver.toml");
+    let v: toml::Value = toml::from_str(text).unwrap();
+    assert!(
+        v["cluster"].get("node_id").is_none(),
+        "node_id must come from the pod name"
+    );
+    let service = headless["metadata"]["name"].as_str().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("users"), "").unwrap();
+    std::fs::write(tmp.path().join("cluster.secret"), "0123456789abcdef0123\n").unwrap();
     for i in 0..replicas {
         let name = format!("mailserver-{i}");
-        let text = cm["data"][format!("{name}.toml")]
-            .as_str()
-            .unwrap_or_else(|| panic!("{name}.toml in the ConfigMap"));
-        let v: toml::Value = toml::from_str(text).unwrap();
-        assert_eq!(v["cluster"]["node_id"].as_str(), Some(name.as_str()));
-        let ids: Vec<&str> = v["cluster"]["nodes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|n| n["id"].as_str().unwrap())
-            .collect();
-        let want: Vec<String> = (0..replicas).map(|j| format!("mailserver-{j}")).collect();
-        assert_eq!(ids, want);
+        let want = format!("{name}.{service}:11143");
+        assert!(
+            text.contains(&format!("imap = \"{want}\"")),
+            "{name} listed as {want}"
+        );
+        let as_pod = text
+            .replace("[cluster]\n", &format!("[cluster]\nnode_id = \"{name}\"\n"))
+            .replace("/etc/mailserver-secret/cluster.secret", "cluster.secret")
+            .replace(
+                "/var/lib/mailserver",
+                &tmp.path().join("data").display().to_string(),
+            )
+            .replace(
+                "/var/log/mailserver",
+                &tmp.path().join("log").display().to_string(),
+            );
+        let path = tmp.path().join("mailserver.toml");
+        std::fs::write(&path, as_pod).unwrap();
+        let cfg = mailserver::config::load(&path).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let cl = cfg.cluster.unwrap();
+        assert_eq!(cl.node_id, name);
+        assert_eq!(cl.nodes.len() as u64, replicas);
         assert_eq!(
-            v["cluster"]["secret_file"].as_str(),
-            Some("/etc/mailserver-secret/cluster.secret")
+            cl.this_node().imap.bind_addr(),
+            "0.0.0.0:11143".parse().unwrap()
+        );
+        assert!(
+            cl.is_node_ip("10.244.1.9".parse().unwrap()),
+            "the pod network is trusted"
         );
     }
     find("Deployment", "nats");

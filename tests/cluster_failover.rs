@@ -1,7 +1,7 @@
 //! The cluster's "Done when" (issue #20; README.md, "Cluster"): two nodes on 127.0.0.11 and
-//! 127.0.0.12 on one shared `data_dir`, with `store_watch = false` so no inotify explains
-//! what only NATS or the IDLE timer may (with `CLUSTER_TEST_FUSE=1`: each node on its own
-//! `bindfs` mount, watcher on; waits for the dot-lock fix, see the last test), NATS between
+//! 127.0.0.12 on one shared `data_dir`, each node on its own `bindfs` FUSE mount, so no
+//! inotify of one node sees the other's writes and only NATS or the IDLE timer can explain
+//! a wake-up (`CLUSTER_TEST_FUSE=0`: the directory itself with `store_watch = false`), NATS between
 //! them, HAProxy on 127.0.0.1 in front (`deploy/haproxy/haproxy-cluster.cfg`); the harness
 //! is `tests/common/ha_cluster.rs`.
 //!

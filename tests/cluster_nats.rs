@@ -77,7 +77,11 @@ fn nodes() -> Vec<ClusterNode> {
         .enumerate()
         .map(|(i, id)| {
             let ip = format!("127.0.0.1{}", i + 1);
-            let addr = |p: u16| format!("{ip}:{p}").parse::<SocketAddr>().unwrap();
+            let addr = |p: u16| {
+                format!("{ip}:{p}")
+                    .parse::<mailserver::config::cluster::NodeAddr>()
+                    .unwrap()
+            };
             ClusterNode {
                 id: id.to_string(),
                 imap: addr(common::free_port()),

@@ -1,8 +1,8 @@
 //! A two-node cluster on loopback for the cluster tests and `benches/cluster.sh` (README.md,
 //! "Cluster"): a private `nats-server` on 127.0.0.1, two `mailserver` nodes on 127.0.0.11
-//! and 127.0.0.12 on one shared `data_dir` with `store_watch = false` (or, with
-//! `CLUSTER_TEST_FUSE=1`, each through its own `bindfs` FUSE mount, so a node's inotify never
-//! sees the other's writes; see [`Mount`] for why that is not the default yet), each
+//! and 127.0.0.12 on one shared `data_dir`, each through its own `bindfs` FUSE mount, so a
+//! node's inotify never sees the other's writes (with `CLUSTER_TEST_FUSE=0`: the directory
+//! itself with `store_watch = false`), each
 //! with its own protocol-log directory, and HAProxy on 127.0.0.1 in front, its config made
 //! from `deploy/haproxy/haproxy-cluster.cfg` with the addresses moved to loopback ports.
 //!
@@ -169,9 +169,9 @@ impl Drop for Nats {
 
 /// A `bindfs` FUSE mount of the shared store, one per node, without attribute caching
 /// (`attr_timeout=0`, as NFS's `actimeo=0`). Like NFS's silly rename, FUSE defers the
-/// unlink of an open file to its close; the store's dot-lock does not survive that yet
-/// (`a_dotlock_taken_on_a_fuse_mount_is_removed_when_released`), so the cluster tests stall
-/// on these mounts until it is fixed: they run without them unless `CLUSTER_TEST_FUSE=1`.
+/// unlink of an open file to its close, which the store's dot-lock has to survive
+/// (`a_dotlock_taken_on_a_fuse_mount_is_removed_when_released`). The default; with
+/// `CLUSTER_TEST_FUSE=0` both nodes use the directory itself.
 pub struct Mount {
     pub point: PathBuf,
 }
@@ -323,8 +323,8 @@ impl Default for Settings {
             dead_after_ms: 1000,
             extra_limits: String::new(),
             lmtp: false,
-            // On until the dot-lock works on FUSE (see `Mount`).
-            fuse: std::env::var_os("CLUSTER_TEST_FUSE").is_some(),
+            // `CLUSTER_TEST_FUSE=0`: both nodes on the directory itself (no FUSE here).
+            fuse: std::env::var_os("CLUSTER_TEST_FUSE").is_none_or(|v| v != "0"),
         }
     }
 }

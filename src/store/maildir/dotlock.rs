@@ -211,7 +211,8 @@ fn link_unsupported(e: &io::Error) -> bool {
 /// Our temp file with the lock content; removed on drop.
 struct Temp {
     path: PathBuf,
-    file: File,
+    /// `None` once closed by [`Temp::finish`].
+    file: Option<File>,
     /// Last time its mtime was set (the lock must look fresh when it appears).
     touched: Instant,
 }
@@ -227,13 +228,15 @@ impl Temp {
             .open(&path)
             .ctx("create", &path)?;
         // From here on, drop removes it.
+        fix_mode(&file, mode, &path)?;
         let t = Temp {
             path,
-            file,
+            file: Some(file),
             touched: Instant::now(),
         };
-        fix_mode(&t.file, mode, &t.path)?;
-        (&t.file)
+        t.file
+            .as_ref()
+            .expect("open until finish")
             .write_all(content.as_bytes())
             .ctx("write", &t.path)?;
         Ok(t)
@@ -244,7 +247,10 @@ impl Temp {
         if self.touched.elapsed() >= Duration::from_secs(1) {
             // Others age a lock by its mtime: a temp file made while we waited must not
             // appear as an old lock.
-            self.file.set_modified(SystemTime::now())?;
+            self.file
+                .as_ref()
+                .expect("open until finish")
+                .set_modified(SystemTime::now())?;
             self.touched = Instant::now();
         }
         match fs::hard_link(&self.path, lock) {
@@ -254,11 +260,17 @@ impl Temp {
         }
     }
 
-    /// After a successful link: removes the temp name and returns the lock's identity (the
-    /// unlink changes its ctime, so it is taken after).
-    fn finish(self, lock: &Path) -> Result<FileId> {
+    /// After a successful link: closes the temp file, removes its name and returns the lock's
+    /// identity. The unlink changes the ctime, so the identity is taken after it, from the
+    /// lock's path; and the file is closed first, because a file system that defers the
+    /// unlink of an open file (FUSE: `.fuse_hidden*`; NFS: silly rename) changes the ctime
+    /// only at its last close, after an identity taken earlier (the lock then looks
+    /// overridden at release and is left behind). No one replaces the lock meanwhile: it is
+    /// fresh and its process alive.
+    fn finish(mut self, lock: &Path) -> Result<FileId> {
+        drop(self.file.take());
         let removed = fs::remove_file(&self.path);
-        let meta = self.file.metadata();
+        let meta = fs::symlink_metadata(lock);
         match (removed, meta) {
             (Ok(()), Ok(m)) => Ok(FileId::of(&m)),
             (Err(e), _) | (_, Err(e)) => {
