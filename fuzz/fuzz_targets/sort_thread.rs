@@ -69,7 +69,11 @@ fuzz_target!(|data: &[u8]| {
     let _ = sortkey::msg_ids(data);
 
     let want: Vec<u32> = (1..=input.len() as u32).collect();
-    for alg in [Algorithm::OrderedSubject, Algorithm::References, Algorithm::Refs] {
+    for alg in [
+        Algorithm::OrderedSubject,
+        Algorithm::References,
+        Algorithm::Refs,
+    ] {
         let roots = thread::thread(&input, alg);
         let (mut ids, mut dummies) = (Vec::new(), 0);
         for r in &roots {
@@ -103,6 +107,9 @@ fuzz_target!(|data: &[u8]| {
             .map(|s| s.parse().expect("a number"))
             .collect();
         named.sort_unstable();
-        assert_eq!(named, want, "{alg:?}: the response names every message once");
+        assert_eq!(
+            named, want,
+            "{alg:?}: the response names every message once"
+        );
     }
 });
