@@ -11,7 +11,8 @@
 //!
 //! Moves (README.md, "Cluster"): [`Registry::kick_moved`] kicks the sessions of users another
 //! node owns now, with [`KickReason::Moved`] so their goodbye says so. A session that only
-//! relays bytes to another node must not be listed with a user, or a move would kick it.
+//! relays bytes to another node (state [`RELAY_STATE`]...) is never kicked by a move: the
+//! owner closes its end when the user moves, and that ends the relay.
 //!
 //! A leaf: it knows services and tokens, nothing of protocols or sockets.
 
@@ -58,6 +59,9 @@ pub enum KickReason {
     /// `* BYE [UNAVAILABLE]`, POP3 closed without applying DELE.
     Moved,
 }
+
+/// The start of the state of a front session relaying to the owner (`proxied to node2`).
+pub const RELAY_STATE: &str = "proxied to ";
 
 /// The table; one per daemon, shared by the driver (register, update) and the admin socket
 /// (list, kick).
@@ -135,7 +139,8 @@ impl Registry {
             let Some(user) = r.info.user.as_deref() else {
                 continue;
             };
-            if r.info.service == Service::Lmtp || !moved(user) {
+            let relaying = r.info.state.starts_with(RELAY_STATE);
+            if r.info.service == Service::Lmtp || relaying || !moved(user) {
                 continue;
             }
             *r.reason.lock().unwrap_or_else(|p| p.into_inner()) = KickReason::Moved;
@@ -260,5 +265,9 @@ mod tests {
         assert!(!c.kill().is_cancelled() && !d.kill().is_cancelled());
         // Not logged in: never kicked by a move.
         assert!(reg.kick_moved(|_| true) == ["alice", "bob"] && !e.kill().is_cancelled());
+        // A front session relaying to the owner: the owner's side is the one a move closes.
+        let f = reg.register(6, Service::Imap4, addr);
+        f.update(Some("carol"), &format!("{RELAY_STATE}node2"));
+        assert!(reg.kick_moved(|u| u == "carol").is_empty() && !f.kill().is_cancelled());
     }
 }

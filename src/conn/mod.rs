@@ -404,7 +404,7 @@ async fn drive<S: Session>(
                     };
                     // Teed with the login reply, after the session's success record.
                     out.info(format!("proxied to {} {}", backend.node, backend.addr));
-                    let state_text = format!("proxied to {}", backend.node);
+                    let state_text = format!("{}{}", crate::sessions::RELAY_STATE, backend.node);
                     registration.update(Some(&backend.user), &state_text);
                     state.set("proxied");
                     if io.write(&mut out, log).await.is_err() {
