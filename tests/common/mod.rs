@@ -364,3 +364,62 @@ pub fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+/// HAProxy's `show stat` CSV as (proxy, server, status, check_status) rows.
+pub fn haproxy_stat(
+    sock: &std::path::Path,
+) -> Result<Vec<(String, String, String, String)>, String> {
+    let out = Command::new("timeout")
+        .arg("15")
+        .arg("python3")
+        .arg("-c")
+        .arg(
+            r#"
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.settimeout(10)
+s.connect(sys.argv[1])
+s.sendall(b"show stat\n")
+data = b""
+while True:
+    b = s.recv(65536)
+    if not b:
+        break
+    data += b
+sys.stdout.write(data.decode())
+"#,
+        )
+        .arg(sock)
+        .output()
+        .map_err(|e| e.to_string())?;
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let mut lines = text.lines();
+    let head: Vec<&str> = lines
+        .next()
+        .ok_or("empty stats")?
+        .trim_start_matches("# ")
+        .split(',')
+        .collect();
+    let col = |name: &str| {
+        head.iter()
+            .position(|h| *h == name)
+            .ok_or(format!("no {name}"))
+    };
+    let (px, sv, st, chk) = (
+        col("pxname")?,
+        col("svname")?,
+        col("status")?,
+        col("check_status")?,
+    );
+    Ok(lines
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            let g = |i: usize| f.get(i).unwrap_or(&"").to_string();
+            (g(px), g(sv), g(st), g(chk))
+        })
+        .collect())
+}
