@@ -14,15 +14,7 @@ use libfuzzer_sys::fuzz_target;
 use mailserver::imap::sortkey::{self, SortKeys, Wanted};
 use mailserver::imap::thread::{self, Algorithm, Node, ThreadMsg};
 
-const ALL: Wanted = Wanted {
-    subject: true,
-    from: true,
-    to: true,
-    cc: true,
-    display_from: true,
-    display_to: true,
-    ids: true,
-};
+const ALL: Wanted = Wanted::ALL;
 
 /// Collects the message ids of `n`'s subtree; checks that no dummy is a leaf.
 fn walk(n: &Node, ids: &mut Vec<u32>, dummies: &mut usize) {

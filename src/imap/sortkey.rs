@@ -171,8 +171,9 @@ pub struct Wanted {
     pub ids: bool,
 }
 
-#[cfg(test)]
+#[cfg(any(test, feature = "test-support"))]
 impl Wanted {
+    /// Every key (unit tests and the `sort_thread` fuzz target).
     pub const ALL: Wanted = Wanted {
         subject: true,
         from: true,
