@@ -275,6 +275,18 @@ pub trait Mailbox: Send + Sync {
         let raw = self.read(uid)?;
         Ok(raw[..header_len(&raw)].into())
     }
+    /// [`Mailbox::read_header`] of each of `uids`, handed to `each` in order with the UID's
+    /// index (`None` for a message that is gone); stops when `each` returns `false`. A
+    /// backend opens the folder once for the whole batch where it can (a cold SORT or THREAD
+    /// reads every header of the folder).
+    fn for_each_header(&self, uids: &[u32], each: &mut dyn FnMut(usize, Option<&[u8]>) -> bool) {
+        for (i, &uid) in uids.iter().enumerate() {
+            let header = self.read_header(uid).ok();
+            if !each(i, header.as_deref()) {
+                return;
+            }
+        }
+    }
     /// Changes flags/keywords of the given UIDs; returns the new metadata of those that exist.
     fn store_flags(
         &self,

@@ -243,15 +243,13 @@ fn derive_missing(
     stop: &tokio_util::sync::CancellationToken,
 ) -> Option<Vec<(usize, Option<SortKeys>)>> {
     let read_part = |part: &[usize]| -> Option<Vec<(usize, Option<SortKeys>)>> {
+        let part_uids: Vec<u32> = part.iter().map(|&i| uids[i]).collect();
         let mut out = Vec::with_capacity(part.len());
-        for &i in part {
-            if stop.is_cancelled() {
-                return None;
-            }
-            let keys = mailbox.read_header(uids[i]).ok().map(|raw| SortKeys::from_message(&raw));
-            out.push((i, keys));
-        }
-        Some(out)
+        mailbox.for_each_header(&part_uids, &mut |j, header| {
+            out.push((part[j], header.map(SortKeys::from_message)));
+            !stop.is_cancelled()
+        });
+        (!stop.is_cancelled()).then_some(out)
     };
     let readers = std::thread::available_parallelism().map_or(1, |n| n.get().min(MAX_READERS));
     if readers < 2 || missing.len() < PARALLEL_FROM {

@@ -116,6 +116,13 @@ fn bare_lf_count(mut prev: u8, data: &[u8]) -> u64 {
 /// The message with CRLF line endings.
 pub(super) fn to_crlf(data: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(data.len() + data.len() / 32 + 2);
+    to_crlf_into(data, &mut out);
+    out
+}
+
+/// [`to_crlf`] into `out` (cleared first), so that a loop can reuse one buffer.
+pub(super) fn to_crlf_into(data: &[u8], out: &mut Vec<u8>) {
+    out.clear();
     let mut start = 0;
     for lf in memchr::memchr_iter(b'\n', data) {
         if lf == 0 || data[lf - 1] != b'\r' {
@@ -125,7 +132,6 @@ pub(super) fn to_crlf(data: &[u8]) -> Vec<u8> {
         }
     }
     out.extend_from_slice(&data[start..]);
-    out
 }
 
 /// Reads a file once to learn its CRLF size (for files without `,W=`).

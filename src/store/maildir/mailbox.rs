@@ -751,6 +751,10 @@ impl Mailbox for MaildirMailbox {
         unreachable!("the loop returns on its second attempt")
     }
 
+    fn for_each_header(&self, uids: &[u32], each: &mut dyn FnMut(usize, Option<&[u8]>) -> bool) {
+        self.headers_batch(uids, each)
+    }
+
     fn missing(&self, uids: &[u32]) -> Result<Vec<u32>> {
         let mut st = lock(&self.state);
         self.refresh(&mut st, false)?;
@@ -981,7 +985,7 @@ fn read_head(path: &Path) -> io::Result<Vec<u8>> {
 }
 
 /// Whether `buf` ends with the empty line that ends a header.
-fn ends_header(buf: &[u8]) -> bool {
+pub(super) fn ends_header(buf: &[u8]) -> bool {
     buf.ends_with(b"\n\n") || buf.ends_with(b"\n\r\n") || buf == b"\n" || buf == b"\r\n"
 }
 

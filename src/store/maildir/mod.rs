@@ -20,6 +20,7 @@ mod dirsync;
 pub mod dotlock;
 pub mod filename;
 pub mod fsutil;
+mod headers;
 pub mod keywords;
 pub mod mailbox;
 pub mod modseq;
