@@ -663,8 +663,10 @@ pub struct UserQuotas {
     current: CurrentQuota,
 }
 
-/// Gives the users file and the default limits now in force.
-pub type CurrentQuota = Box<dyn Fn() -> (PathBuf, crate::store::quota::Limits) + Send + Sync>;
+/// Gives the users file, the default limits and the default delivery grace now in force.
+pub type CurrentQuota = Box<
+    dyn Fn() -> (PathBuf, crate::store::quota::Limits, crate::store::quota::Grace) + Send + Sync,
+>;
 
 impl UserQuotas {
     pub fn new(users: Arc<Users>, current: CurrentQuota) -> UserQuotas {
@@ -680,7 +682,7 @@ impl std::fmt::Debug for UserQuotas {
 
 impl crate::store::quota::QuotaLimits for UserQuotas {
     fn limits(&self, user: &str) -> crate::store::quota::Limits {
-        let (path, default) = (self.current)();
+        let (path, default, _) = (self.current)();
         match self.users.extra_fields(&path, user) {
             Ok(fields) => {
                 let (limits, warnings) =
@@ -695,6 +697,23 @@ impl crate::store::quota::QuotaLimits for UserQuotas {
                 default
             }
         }
+    }
+
+    fn delivery_grace(&self, user: &str) -> u64 {
+        let limit = self.limits(user).bytes;
+        let (path, _, default) = (self.current)();
+        let grace = match self.users.extra_fields(&path, user) {
+            Ok(fields) => {
+                let (grace, warnings) =
+                    crate::store::quota::user_grace(default, fields.iter().map(String::as_str));
+                for w in warnings {
+                    tracing::warn!("users file {}: user {user}: {w}", path.display());
+                }
+                grace
+            }
+            Err(_) => default,
+        };
+        grace.bytes(limit)
     }
 }
 

@@ -93,7 +93,7 @@ impl Handles {
             users.clone(),
             Box::new(move || {
                 let s = current.load();
-                (s.config.auth.users_file.clone(), s.config.quota.default)
+                (s.config.auth.users_file.clone(), s.config.quota.default, s.config.quota.grace)
             }),
         )));
         Handles {
@@ -593,6 +593,9 @@ async fn accept_loop(
             drop(stream);
             continue;
         }
+        let Some((waiting, stream)) = wait_permit(&bound, &limiter, &tracker, &snapshot, stream, local, peer) else {
+            continue;
+        };
         let (bound, handles, shutdown) = (bound.clone(), handles.clone(), shutdown.clone());
         let (limiter, tracker2) = (limiter.clone(), tracker.clone());
         tracker.spawn(async move {
@@ -601,6 +604,7 @@ async fn accept_loop(
                 h = crate::conn::proxy::read_header(&mut stream, crate::conn::proxy::HEADER_TIMEOUT) => h,
                 _ = shutdown.cancelled() => return,
             };
+            drop(waiting);
             let endpoints = match header {
                 Ok(p) => {
                     let (remote, local) = p.addrs.unwrap_or((peer, local));
@@ -650,6 +654,9 @@ fn internal_accept(
         drop(stream);
         return;
     }
+    let Some((waiting, stream)) = wait_permit(bound, limiter, tracker, &snapshot, stream, local, peer) else {
+        return;
+    };
     let (bound, handles, shutdown) = (bound.clone(), handles.clone(), shutdown.clone());
     let (limiter, tracker2) = (limiter.clone(), tracker.clone());
     tracker.spawn(async move {
@@ -659,6 +666,7 @@ fn internal_accept(
             h = crate::conn::proxy::read_internal_header(&mut stream, crate::conn::proxy::HEADER_TIMEOUT, FRONT_TLV) => h,
             _ = shutdown.cancelled() => return,
         };
+        drop(waiting);
         let endpoints = match header {
             Ok((p, front)) => {
                 let (remote, local) = p.addrs.unwrap_or((peer, local));
@@ -679,6 +687,33 @@ fn internal_accept(
         };
         admit(&bound, &handles, &shutdown, &limiter, &tracker2, snapshot, stream, endpoints);
     });
+}
+
+/// A connection still to send its PROXY header counts against `max_connections` while it
+/// waits (at most `HEADER_TIMEOUT`), so that a flood of silent connections from a trusted
+/// proxy or a node cannot outgrow the limit before any of them is admitted. Not against
+/// `max_connections_per_ip`: every connection of a proxy comes from its one address, and
+/// the client's own is not known yet. `None` when refused (the client is told so).
+fn wait_permit(
+    bound: &Bound,
+    limiter: &Arc<Limiter>,
+    tracker: &TaskTracker,
+    snapshot: &Snapshot,
+    stream: TcpStream,
+    local: SocketAddr,
+    peer: SocketAddr,
+) -> Option<(Permit, TcpStream)> {
+    match limiter.acquire(peer, snapshot.config.limits.max_connections, usize::MAX) {
+        Ok(permit) => Some((permit, stream)),
+        Err(reason) => {
+            crate::metrics::get().refused(bound.service, reason);
+            tracing::warn!(
+                "{peer}: connection to {local} refused before its PROXY header, too many connections ({reason})"
+            );
+            tracker.spawn(refuse(stream, bound.service, bound.implicit_tls));
+            None
+        }
+    }
 }
 
 /// Where a connection comes from and goes to, as every part after the accept sees it: the

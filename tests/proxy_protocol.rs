@@ -570,6 +570,36 @@ fn the_per_address_limit_counts_the_header_address() {
 }
 
 #[test]
+fn connections_waiting_for_their_header_count_against_max_connections() {
+    let p = start("\"127.0.0.0/8\"", "max_connections = 3");
+    // Three silent connections from the trusted proxy: each holds a place while it waits.
+    let silent: Vec<Raw> = (0..3).map(|_| Raw::open(p.imap())).collect();
+    let mut over = Raw::open(p.imap());
+    let l = over.line();
+    assert!(
+        l.starts_with("* BYE [UNAVAILABLE] Too many connections"),
+        "{l:?}"
+    );
+    p.d.wait_log(
+        "refused before its PROXY header, too many connections (total)",
+        WAIT,
+    );
+    let m = metrics(&p.d);
+    let key = "mailserver_connections_refused_total{service=\"imap\",reason=\"total\"}";
+    assert_eq!(sample(&m, key), Some(1.0), "{m}");
+    // One gives up: its place is free again, and a client with a header gets in.
+    drop(silent.into_iter().next());
+    p.d.wait_log(
+        "closed: connection closed before the end of the PROXY header",
+        WAIT,
+    );
+    let mut ok = Raw::with(p.imap(), &v1("192.0.2.5:5", "203.0.113.1:143"));
+    let l = ok.line();
+    assert!(l.starts_with("* OK"), "{l:?}");
+    ok.imap_logout_after_greeting();
+}
+
+#[test]
 fn plaintext_login_needs_loopback_header_or_the_ssl_tlv() {
     let p = loopback();
     // A client from 192.0.2.7 behind a proxy on loopback is not a loopback client.

@@ -112,7 +112,7 @@ fn lmtp_refuses_only_the_recipient_over_quota() {
     let d = daemon(
         "bob:{PLAIN}b:::::: userdb_quota_rule=*:storage=3K\n\
          dave:{PLAIN}d:::::: quota_rule=*:messages=0 quota_rule2=*:storage=0\n",
-        "messages = 3",
+        "messages = 3\ngrace = \"0\"",
     );
     let rcpts = ["alice@example.org", "bob@example.org", "dave@example.org"];
     let r = send(&d, &rcpts, &message("one", 1400));
@@ -165,6 +165,119 @@ fn lmtp_and_deliver_tempfail_with_full_tempfail() {
     let (code, err) = lda(&d.config_path, "alice", b"Subject: piped\n\nx\n");
     assert_eq!(code, 75, "{err}");
     assert!(err.contains("Quota exceeded"), "{err}");
+}
+
+/// Dovecot's `dovecot-lda -e` of `input` to `user`: its exit code (0 delivered, 77 over
+/// quota) and stderr.
+fn dovecot_lda(dv: &dovecot::Dovecot, user: &str, input: &[u8]) -> (i32, String) {
+    let mut child = Command::new("timeout")
+        .arg("20")
+        .arg("/usr/lib/dovecot/dovecot-lda")
+        .arg("-c")
+        .arg(dv.conf())
+        .args(["-e", "-d", user])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let _ = child.stdin.take().unwrap().write_all(input);
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Dovecot's `quota_grace` (default 10%) for deliveries, side by side with Dovecot's LDA on
+/// a tree of its own: the same sequence of deliveries is taken or refused the same way by
+/// both (a user under the limit may overshoot it by the grace once; at or over it, nothing),
+/// and our IMAP APPEND gets no grace.
+#[test]
+fn deliveries_get_dovecots_quota_grace_and_append_does_not() {
+    // 40,000 octets, so the grace is 4,000. Both servers store LF line ends (about 71/72
+    // of these CRLF sizes) and add trace headers of their own (h octets per message); every
+    // step below gives the same answer for any h up to 500 octets.
+    let sizes_alice = [24_000, 19_000, 100];
+    let sizes_bob = [24_000, 21_500, 14_000, 4_500, 50];
+    let expected_alice = [true, true, false];
+    let expected_bob = [true, false, true, true, false];
+    let d = daemon(
+        "bob:{PLAIN}b\ncarol:{PLAIN}c:::::: userdb_quota_grace=0\n",
+        "storage = \"40000B\"",
+    );
+    let ours = |user: &str, sizes: &[usize]| -> Vec<bool> {
+        sizes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                let r = send(&d, &[user], &message(&format!("{user} {i}"), *n));
+                match codes(&r)[..] {
+                    ["250"] => true,
+                    ["552"] => false,
+                    _ => panic!("{r:?}"),
+                }
+            })
+            .collect()
+    };
+    assert_eq!(ours("alice", &sizes_alice), expected_alice);
+    assert_eq!(ours("bob", &sizes_bob), expected_bob);
+    // No grace for carol (her own quota_grace), and none for an APPEND.
+    assert_eq!(
+        ours("carol", &[24_000, 19_000, 15_000]),
+        [true, false, true]
+    );
+    let mut c = login(d.imap.unwrap(), "bob", "b");
+    let (bytes, _) = summed(&maildirsize(&d, "bob"));
+    assert!(
+        bytes > 40_000,
+        "bob is over the limit by his grace: {bytes}"
+    );
+    let done = append(&mut c, "p", "INBOX", &message("append", 100));
+    assert!(done.starts_with("p NO [OVERQUOTA]"), "{done}");
+    let (code, err) = lda(&d.config_path, "alice", b"Subject: piped\n\nx\n");
+    assert_eq!(code, 77, "alice is over: {err}");
+
+    if dovecot::skip(true) {
+        return;
+    }
+    let dvdir = tempfile::tempdir().unwrap();
+    let mail = dvdir.path().join("mail");
+    let dv = dovecot::Dovecot::start(
+        dvdir.path(),
+        dovecot::Options {
+            protocol: "imap",
+            name: "mailserver-quota-grace",
+            mail_location: format!("maildir:{}/%u", mail.display()),
+            users: "alice:{PLAIN}a\nbob:{PLAIN}b\n".into(),
+            namespace: String::new(),
+            extra: "mail_plugins = $mail_plugins quota\n\
+                    plugin {\n  quota = maildir:User quota\n  quota_rule = *:bytes=40000\n}\n"
+                .into(),
+            mail_dirs: vec![mail.clone()],
+        },
+    );
+    let theirs = |user: &str, sizes: &[usize]| -> Vec<bool> {
+        sizes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                let m = message(&format!("{user} {i}"), *n).replace("\r\n", "\n");
+                match dovecot_lda(&dv, user, m.as_bytes()) {
+                    (0, _) => true,
+                    (77, _) => false,
+                    (code, err) => panic!("dovecot-lda {code}: {err}\n{}", dv.log()),
+                }
+            })
+            .collect()
+    };
+    assert_eq!(
+        theirs("alice", &sizes_alice),
+        expected_alice,
+        "{}",
+        dv.log()
+    );
+    assert_eq!(theirs("bob", &sizes_bob), expected_bob, "{}", dv.log());
 }
 
 fn lda(config: &Path, user: &str, input: &[u8]) -> (i32, String) {

@@ -49,11 +49,11 @@ impl Context {
     pub fn local(config: &crate::config::Config) -> Context {
         let store = crate::store::maildir::MaildirStore::new(config.server.data_dir.join("mail"));
         let users = Arc::new(Users::new());
-        let (file, default) = (config.auth.users_file.clone(), config.quota.default);
+        let (file, quota) = (config.auth.users_file.clone(), config.quota);
         let f = file.clone();
         store.set_quota_limits(Arc::new(crate::auth::UserQuotas::new(
             users.clone(),
-            Box::new(move || (f.clone(), default)),
+            Box::new(move || (f.clone(), quota.default, quota.grace)),
         )));
         Context {
             store: Arc::new(store),

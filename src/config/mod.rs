@@ -152,6 +152,9 @@ pub struct QuotaSettings {
     /// Dovecot's `quota_full_tempfail`: over quota is LMTP `452 4.2.2` and `deliver` exit 75
     /// (try again later) instead of `552 5.2.2` and exit 77 (bounce).
     pub full_tempfail: bool,
+    /// Dovecot's `quota_grace` (default `10%`): how far one delivery may take a user under
+    /// the storage limit past it; users may have their own (`quota_grace` extra field).
+    pub grace: crate::store::quota::Grace,
 }
 
 /// `[lmtp]` (RFC 2033): where the MTA delivers, and how recipients map to folders.
@@ -439,6 +442,8 @@ struct RawQuota {
     storage: Option<Spanned<String>>,
     messages: Option<Spanned<u64>>,
     full_tempfail: Option<bool>,
+    /// `"10%"` or a size (`"10M"`; octets without a unit), Dovecot's `quota_grace`.
+    grace: Option<Spanned<String>>,
 }
 
 /// `[admin]`: the admin socket's path.
@@ -742,6 +747,13 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<Config, ConfigError> {
             messages: raw.quota.messages.as_ref().map_or(0, |m| *m.get_ref()),
         },
         full_tempfail: raw.quota.full_tempfail.unwrap_or(false),
+        grace: match &raw.quota.grace {
+            Some(v) => crate::store::quota::parse_grace(v.get_ref()).unwrap_or_else(|e| {
+                c.error(v, format!("quota.grace: {e}"));
+                Default::default()
+            }),
+            None => Default::default(),
+        },
     };
     let metrics = MetricsSettings {
         listen: raw
@@ -1042,6 +1054,7 @@ fn settings(cfg: &Config) -> Vec<Setting> {
         cfg.quota.full_tempfail.to_string(),
         false,
     );
+    push("quota.grace", quote(&cfg.quota.grace.text()), false);
     push("admin.socket", quote_path(&cfg.admin_socket), true);
     push("demo.seed_welcome", cfg.seed_welcome.to_string(), false);
     match &cfg.tls {

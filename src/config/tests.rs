@@ -300,6 +300,11 @@ fn quota_defaults_and_errors_with_position() {
     assert_eq!(c.quota.default.bytes, 1 << 30);
     assert_eq!(c.quota.default.messages, 1000);
     assert!(c.quota.full_tempfail);
+    assert_eq!(c.quota.grace, crate::store::quota::Grace::Percent(10), "Dovecot's default");
+    let g = p("[quota]\ngrace = \"5M\"\n").unwrap().quota.grace;
+    assert_eq!(g, crate::store::quota::Grace::Bytes(5 << 20));
+    let e = p("[quota]\ngrace = \"ten\"\n").unwrap_err().0;
+    assert!(e.starts_with("/etc/ms/mailserver.toml:2:9: quota.grace"), "{e}");
     // Without a unit: KiB, as Dovecot's `storage=`.
     assert_eq!(p("[quota]\nstorage = \"100\"\n").unwrap().quota.default.bytes, 102_400);
     let e = p("[quota]\nstorage = \"1X\"\n").unwrap_err().0;

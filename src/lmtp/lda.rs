@@ -95,10 +95,10 @@ pub fn deliver(args: DeliverArgs, input: &mut dyn Read) -> u8 {
     );
     let headers = deliver::trace_headers(from.as_deref(), &format!("<{delivered_to}>"), &received);
     let store = MaildirStore::new(config.server.data_dir.join("mail"));
-    let (users_file, default) = (config.auth.users_file.clone(), config.quota.default);
+    let (users_file, quota) = (config.auth.users_file.clone(), config.quota);
     store.set_quota_limits(std::sync::Arc::new(crate::auth::UserQuotas::new(
         std::sync::Arc::new(crate::auth::Users::new()),
-        Box::new(move || (users_file.clone(), default)),
+        Box::new(move || (users_file.clone(), quota.default, quota.grace)),
     )));
     // As the daemon (README.md, "Shared storage"): no marker, no write into a bare mount
     // point; the store's refusal is a temporary failure (75), the MTA retries.

@@ -35,6 +35,90 @@ pub struct Usage {
 /// Gives the limits of a user (the daemon builds one from the config and the users file).
 pub trait QuotaLimits: Send + Sync + std::fmt::Debug {
     fn limits(&self, user: &str) -> Limits;
+    /// Octets a delivery (LMTP, `deliver`) may take the user past the storage limit when
+    /// the user is under it before (Dovecot's `quota_grace`); 0 = none.
+    fn delivery_grace(&self, _user: &str) -> u64 {
+        0
+    }
+}
+
+/// Dovecot's `quota_grace`: how far the last delivered message may take a user who is
+/// under the storage limit past it, as a share of that limit (`10%`, the default) or a
+/// size (`10M`; a bare number is octets, as Dovecot reads it). Only deliveries (LMTP,
+/// `deliver`) get it, never APPEND or COPY, and never the message-count limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Grace {
+    Percent(u64),
+    Bytes(u64),
+}
+
+impl Default for Grace {
+    fn default() -> Grace {
+        Grace::Percent(10)
+    }
+}
+
+impl Grace {
+    /// The grace in octets for a storage limit of `limit` octets (0 when unlimited).
+    pub fn bytes(self, limit: u64) -> u64 {
+        match self {
+            _ if limit == 0 => 0,
+            Grace::Percent(p) => limit.saturating_mul(p) / 100,
+            Grace::Bytes(b) => b,
+        }
+    }
+
+    /// The text [`parse_grace`] reads back.
+    pub fn text(self) -> String {
+        match self {
+            Grace::Percent(p) => format!("{p}%"),
+            Grace::Bytes(b) => b.to_string(),
+        }
+    }
+}
+
+/// Parses a `quota_grace` value: `N%` or a size ([`parse_size`], octets without a unit).
+pub fn parse_grace(text: &str) -> Result<Grace, String> {
+    let t = text.trim();
+    match t.strip_suffix('%') {
+        Some(p) => p
+            .trim()
+            .parse()
+            .map(Grace::Percent)
+            .map_err(|_| format!("{text:?} is not a percentage (e.g. 10%)")),
+        None => parse_size(t, 1).map(Grace::Bytes),
+    }
+}
+
+/// The grace of a user whose extra fields are `fields`: the last `quota_grace` (with or
+/// without `userdb_`), else `default`; a value that does not parse is a warning.
+pub fn user_grace<'a>(default: Grace, fields: impl IntoIterator<Item = &'a str>) -> (Grace, Vec<String>) {
+    let mut grace = default;
+    let mut warnings = Vec::new();
+    for field in fields {
+        let Some((key, value)) = field.split_once('=') else {
+            continue;
+        };
+        if key.strip_prefix("userdb_").unwrap_or(key) != "quota_grace" {
+            continue;
+        }
+        match parse_grace(value) {
+            Ok(g) => grace = g,
+            Err(e) => warnings.push(format!("quota_grace: {e}; ignored")),
+        }
+    }
+    (grace, warnings)
+}
+
+/// Whether a delivery of `bytes` octets (one message) fits: as Dovecot's
+/// `quota_transaction_set_limits` for LDA/LMTP, a user at or over the storage limit gets
+/// nothing, a user under it may go past it by at most `grace` octets; the message limit
+/// has no grace.
+pub fn delivery_fits(limits: Limits, u: Usage, grace: u64, bytes: u64) -> bool {
+    let storage = limits.bytes == 0
+        || (u.bytes < limits.bytes && bytes <= (limits.bytes - u.bytes).saturating_add(grace));
+    let messages = limits.messages == 0 || u.messages.saturating_add(1) <= limits.messages;
+    storage && messages
 }
 
 /// Parses a size with an optional unit (`1G`, `500k`, `100M`, `2048B`); a number without a
@@ -151,6 +235,38 @@ mod tests {
         assert!(parse_size("1X", 1).is_err());
         assert!(parse_size("G", 1).is_err());
         assert!(parse_size("99999999999999999999T", 1).is_err());
+    }
+
+    #[test]
+    fn grace_as_dovecot_reads_it() {
+        assert_eq!(parse_grace("10%"), Ok(Grace::Percent(10)));
+        assert_eq!(parse_grace(" 0 "), Ok(Grace::Bytes(0)));
+        assert_eq!(parse_grace("10M"), Ok(Grace::Bytes(10 << 20)));
+        assert_eq!(parse_grace("2048"), Ok(Grace::Bytes(2048)));
+        assert!(parse_grace("x%").is_err() && parse_grace("1Q").is_err());
+        assert_eq!(Grace::Percent(10).bytes(1_000_000), 100_000);
+        assert_eq!(Grace::Bytes(5).bytes(0), 0, "no limit, no grace");
+        for g in [Grace::Percent(15), Grace::Bytes(123)] {
+            assert_eq!(parse_grace(&g.text()), Ok(g));
+        }
+        let (g, w) = user_grace(Grace::default(), ["userdb_quota_grace=1K", "quota_grace=bad"]);
+        assert_eq!((g, w.len()), (Grace::Bytes(1024), 1));
+        assert_eq!(user_grace(Grace::Bytes(7), ["x=y"]).0, Grace::Bytes(7));
+    }
+
+    #[test]
+    fn a_delivery_may_overshoot_by_the_grace_only_from_under_the_limit() {
+        let l = Limits {
+            bytes: 10_000,
+            messages: 5,
+        };
+        let u = |bytes, messages| Usage { bytes, messages };
+        assert!(delivery_fits(l, u(6_000, 1), 1_000, 5_000));
+        assert!(!delivery_fits(l, u(6_000, 1), 1_000, 5_001));
+        assert!(!delivery_fits(l, u(6_000, 1), 0, 4_001));
+        assert!(!delivery_fits(l, u(10_000, 1), 1_000, 1), "at the limit: nothing");
+        assert!(!delivery_fits(l, u(0, 5), 1_000, 1), "no grace on messages");
+        assert!(delivery_fits(Limits::default(), u(u64::MAX, 0), 0, u64::MAX));
     }
 
     #[test]

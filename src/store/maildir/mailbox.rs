@@ -259,6 +259,18 @@ impl Registry {
             _ => Default::default(),
         }
     }
+
+    /// [`Self::limits`] and the user's delivery grace in octets.
+    pub(super) fn limits_and_grace(&self, user_root: &Path) -> (crate::store::quota::Limits, u64) {
+        let q = self.quota.read().unwrap_or_else(|p| p.into_inner());
+        match (q.as_ref(), user_root.file_name()) {
+            (Some(q), Some(user)) => {
+                let user = user.to_string_lossy();
+                (q.limits(&user), q.delivery_grace(&user))
+            }
+            _ => Default::default(),
+        }
+    }
 }
 
 /// What a dropped handle leaves in the registry so the next handle of its folder starts
@@ -581,6 +593,13 @@ impl MaildirMailbox {
     pub(super) fn quota_check(&self, bytes: u64, count: u64) -> Result<()> {
         let limits = self.registry.limits(&self.user_root);
         super::quota::check(&self.user_root, limits, bytes, count)
+    }
+
+    /// [`Self::quota_check`] for one delivered message (LMTP, `deliver`): the user's
+    /// `quota_grace` applies.
+    pub(super) fn quota_check_delivery(&self, bytes: u64) -> Result<()> {
+        let (limits, grace) = self.registry.limits_and_grace(&self.user_root);
+        super::quota::check_delivery(&self.user_root, limits, grace, bytes)
     }
 
     /// Records a committed change in `maildirsize`; best effort (a failure is logged: the

@@ -11,8 +11,9 @@
 //! grown to 5120 bytes, a total is negative, or it says the user is over quota and is older
 //! than 15 minutes (the spec's and Dovecot's rules).
 //!
-//! No `quota_grace`: a message that would take the user over a limit is refused, whatever
-//! the protocol (Dovecot lets one LDA/LMTP delivery overshoot by 10% by default).
+//! A message that would take the user over a limit is refused ([`check`]), except that a
+//! delivery (LMTP, `deliver`) may take a user under the storage limit past it by the
+//! user's `quota_grace` ([`check_delivery`]), as Dovecot's LDA/LMTP.
 
 use super::filename;
 use super::fsutil::{io_err, write_atomic};
@@ -198,6 +199,29 @@ pub fn check(root: &Path, limits: Limits, bytes: u64, count: u64) -> Result<()> 
             ErrorKind::OverQuota,
             format!(
                 "{}: quota exceeded: {} of {} bytes, {} of {} messages in use, {bytes} bytes in {count} messages more",
+                root.display(),
+                u.bytes,
+                limits.bytes,
+                u.messages,
+                limits.messages
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// [`check`] for one delivered message of `bytes` octets, which may overshoot the storage
+/// limit by `grace` octets from under it ([`crate::store::quota::delivery_fits`]).
+pub fn check_delivery(root: &Path, limits: Limits, grace: u64, bytes: u64) -> Result<()> {
+    if limits.is_unlimited() {
+        return Ok(());
+    }
+    let u = usage(root, limits)?;
+    if !crate::store::quota::delivery_fits(limits, u, grace, bytes) {
+        return Err(Error::new(
+            ErrorKind::OverQuota,
+            format!(
+                "{}: quota exceeded: {} of {} bytes (grace {grace}), {} of {} messages in use, {bytes} bytes more",
                 root.display(),
                 u.bytes,
                 limits.bytes,

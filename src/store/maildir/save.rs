@@ -280,7 +280,7 @@ impl MaildirMailbox {
         let (size, vsize) = msg.conv.sizes();
         let base = filename::with_sizes(&msg.tmp_name, size, vsize);
         // Refused: `msg` is dropped, which removes its file.
-        self.quota_check(size, 1)?;
+        self.quota_check_delivery(size)?;
         let new = self.dir.join("new");
         let dest = new.join(&base);
         msg.saved = true;
