@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Cluster figures (BENCHMARKS.md, "Run 9"): failover time (kill -9 of a node → first
+# Cluster figures (BENCHMARKS.md, "Run 10" and "Run 11"): failover time (kill -9 of a node → first
 # successful LOGIN + SELECT of a user it owned, through HAProxy), CPU per 1,000 operations
 # per node (/proc/PID/stat) and the proxy hop's cost (logins/s and RETR MB/s through the
 # non-owner against the owner directly). Runs the harness of the cluster tests

@@ -30,10 +30,12 @@ run metrics TARGETS="mailserver-l0 mailserver-l0-metrics" ROUNDS=5 DURATION=8 CL
   MESSAGES=40 WORKLOADS="pop3-retrieve imap-fetch"
 run imap-sort-cold TARGETS="dovecot-default mailserver-l0" ROUNDS=5 USERS=1 MESSAGES=10 \
   SORT_SAMPLES=10 COLD_SAMPLES=3 WORKLOADS="imap-sort"
-# Cluster figures (two nodes, NATS, HAProxy; debug build: failover time does not depend on
-# it). Each node on its own bindfs mount of the store (CLUSTER_TEST_FUSE=0: without).
-bash benches/cluster.sh "$tmp/cluster.md"
+# Cluster figures (two nodes, NATS, HAProxy; release build): each node on its own bindfs
+# mount of the store, then both on the store directory itself (the proxy hop unhidden).
+BUILD=release bash benches/cluster.sh "$tmp/cluster.md"
+CLUSTER_TEST_FUSE=0 BUILD=release bash benches/cluster.sh "$tmp/cluster-direct.md"
 cp "$tmp/cluster.md" benches/results/cluster/report.md
+cp "$tmp/cluster-direct.md" benches/results/cluster/report-direct.md
 section() { # title, run name: the run's report with its headings one level down
   printf '\n## %s\n\n' "$1"
   tail -n +2 "$tmp/$2.md" | sed -e 's/^\(#\+\) /#\1 /' \
@@ -51,6 +53,7 @@ section() { # title, run name: the run's report with its headings one level down
   section "Run 7: full transcripts, level 5 against Dovecot's rawlog" rawlog
   section "Run 8: metrics cost, scraped every second against off" metrics
   section "Run 9: cold SORT and THREAD, three cold samples per round" imap-sort-cold
-  section "Run 10: cluster failover, CPU per operation and the proxy hop" cluster
+  section "Run 10: cluster failover, CPU per operation and the proxy hop (bindfs mounts)" cluster
+  section "Run 11: the cluster on the store directory itself" cluster-direct
 } >BENCHMARKS.md
 echo "wrote BENCHMARKS.md"

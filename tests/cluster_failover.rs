@@ -1161,7 +1161,7 @@ fn cluster_figures() {
         "# Cluster: failover, CPU per operation, proxy hop\n\n\
          Two nodes (127.0.0.11, 127.0.0.12; {build} build) {fuse}, NATS (heartbeat {} ms, \
          dead after {} ms), HAProxy `deploy/haproxy/haproxy-cluster.cfg` on 127.0.0.1; \
-         `benches/cluster.sh`, on a 2-core machine shared with other builds.\n\n",
+         `benches/cluster.sh`, on a 2-core machine.\n\n",
         c.settings.heartbeat_ms, c.settings.dead_after_ms
     ));
     let front = |c: &Cluster| -> std::net::SocketAddr {
