@@ -419,6 +419,16 @@ async fn recent_belongs_to_the_first_session_that_sees_a_message() {
         (1, "CHECK"),
         (0, "EXAMINE r4"),
         (0, "SELECT r4"),
+        // EXAMINE shows `\Recent` but takes it from nobody (RFC 3501 §6.3.2): a later
+        // SELECT of another session still gets it, as in Dovecot (only SELECT drops it).
+        (1, "CLOSE"),
+        (0, "CREATE r5"),
+        (0, "#deliver r5"),
+        (0, "EXAMINE r5"),
+        (0, "FETCH 1 (FLAGS)"),
+        (1, "SELECT r5"),
+        (0, "NOOP"),
+        (0, "STATUS r5 (RECENT)"),
     ]));
     let ours = pair.run(&script).await;
     let status = |i: usize| ours[i][0].clone();
@@ -427,6 +437,10 @@ async fn recent_belongs_to_the_first_session_that_sees_a_message() {
     assert_eq!(status(6), "* STATUS r4 (MESSAGES 2 RECENT 0)");
     assert_eq!(status(8), "* STATUS r4 (MESSAGES 3 RECENT 1)");
     assert!(ours[9].contains(&"* 3 RECENT".to_string()), "{:?}", ours[9]);
+    let examined = at(&ours, &script, "EXAMINE r5");
+    assert!(examined.contains(&"* 1 RECENT".to_string()), "{examined:?}");
+    let selected = at(&ours, &script, "SELECT r5");
+    assert!(selected.contains(&"* 1 RECENT".to_string()), "{selected:?}");
 }
 
 /// The same across two processes of ours on one data directory: a message is `\Recent` in

@@ -275,6 +275,22 @@ fn rev2_session_walks_rfc9051_while_a_rev1_session_is_unaffected() {
         rev1.ok("LIST \"\" \"Entw*\""),
         ["* LIST (\\HasNoChildren) \"/\" \"Entw&APw-rfe alt\""]
     );
+
+    // A rev2 session has no `\Recent`, so it takes it from nobody: a message the rev2
+    // session syncs first is still recent for the rev1 session, and so is one only a rev2
+    // SELECT has seen.
+    append(&mut other, "INBOX", "", &message("m4"));
+    let u = rev2.ok("NOOP");
+    assert!(has(&u, "* 3 EXISTS"), "{u:?}");
+    // (m2 and m3 stopped being recent for it when it selected INBOX again above.)
+    let u = rev1.ok("NOOP");
+    assert!(has(&u, "* 3 EXISTS") && has(&u, "* 1 RECENT"), "{u:?}");
+    rev1.ok("CREATE r3");
+    append(&mut other, "r3", "", &message("m5"));
+    let u = rev2.ok("SELECT r3");
+    assert!(has(&u, "* 1 EXISTS"), "{u:?}");
+    let u = rev1.ok("SELECT r3");
+    assert!(has(&u, "* 1 RECENT"), "{u:?}");
 }
 
 #[test]

@@ -144,6 +144,11 @@ pub struct View {
     pub messages: Vec<MessageMeta>,
     /// The mailbox's HIGHESTMODSEQ when the view was synced (RFC 7162 §3.1.1).
     pub highest_modseq: u64,
+    /// Sees which messages are `\Recent` without taking them from other sessions: IMAP
+    /// EXAMINE (RFC 3501 §6.3.2: it "MUST NOT cause messages to lose the \Recent flag")
+    /// and IMAP4rev2 sessions, which have no `\Recent` (RFC 9051). As Dovecot, where only
+    /// a rev1 SELECT drops it.
+    pub peek_recent: bool,
 }
 
 impl View {

@@ -65,12 +65,16 @@ impl ImapSession {
             .as_ref()
             .map(|k| (k.uid_validity, k.modseq))
             .filter(|_| self.enabled.qresync);
+        let peek_recent = read_only || self.enabled.rev2;
         let (mailbox, view, changes, vanished) = blocking(move || {
             let mb = user.open(&name)?;
             // Watch before syncing: a change made during the sync is seen by the next one.
             let mut changes = mb.changes();
             changes.mark_unchanged();
-            let mut view = View::default();
+            let mut view = View {
+                peek_recent,
+                ..View::default()
+            };
             mb.sync(&mut view)?;
             let vanished = match since {
                 Some((v, m)) if v == view.uid_validity => Some(mb.vanished_since(m)?),

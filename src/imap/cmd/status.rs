@@ -36,7 +36,14 @@ impl ImapSession {
         push_mailbox(&mut line, &name, self.enabled.utf8_names());
         line.extend_from_slice(format!(" ({})", parts.join(" ")).as_bytes());
         out.reply(line);
-        Ok("Status completed.".into())
+        // RFC 9051 §6.3.11: a client SHOULD NOT ask for the selected mailbox's STATUS;
+        // Dovecot says so with RFC 5530's CLIENTBUG, and so do we.
+        let selected = matches!(&self.state, State::Selected(s) if s.mailbox.name() == name);
+        Ok(if selected {
+            "[CLIENTBUG] Status on selected mailbox completed.".into()
+        } else {
+            "Status completed.".into()
+        })
     }
 
     /// The counts of mailbox `name` (store name) as STATUS reports them.

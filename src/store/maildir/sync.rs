@@ -426,9 +426,10 @@ impl MaildirMailbox {
         }
         let last = kept.last().map(|m| m.uid).unwrap_or(0);
         let start = st.recs.partition_point(|r| r.uid <= last);
-        let candidates = st.recs[start..]
-            .iter()
-            .any(|r| r.uid >= st.recent_floor && !r.recent_taken);
+        let candidates = !view.peek_recent
+            && st.recs[start..]
+                .iter()
+                .any(|r| r.uid >= st.recent_floor && !r.recent_taken);
         if let (true, Some(newest)) = (candidates, st.recs.last()) {
             // Taken under the folder's lock file, so a session of another process cannot
             // take the same messages (recent.rs).
@@ -440,7 +441,7 @@ impl MaildirMailbox {
         }
         for idx in start..st.recs.len() {
             let eligible = st.recs[idx].uid >= st.recent_floor && !st.recs[idx].recent_taken;
-            if eligible {
+            if eligible && !view.peek_recent {
                 st.recs[idx].recent_taken = true;
             }
             kept.push(Self::meta(st, &st.recs[idx], eligible));
