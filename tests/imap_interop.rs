@@ -587,3 +587,118 @@ async fn commands_on_messages_another_session_expunged() {
     let ustore = at(&ours, &script, "UID STORE 4 +FLAGS (\\Seen)");
     assert_eq!(ustore, ["EXPUNGED [2]", "=> OK "]);
 }
+
+/// Edge cases a client written elsewhere runs into: read-only sessions, partial and
+/// `\Seen`-setting fetches, sequence sets past the end, names that already exist or do
+/// not, INBOX's special cases, LIST patterns and references, charsets, bad flags.
+#[tokio::test]
+async fn edge_cases_answer_as_dovecot() {
+    let pair = Pair::start();
+    let mut script = steps(&[(0, "CREATE e1"), (0, "CREATE e2/child")]);
+    for i in 1..=3 {
+        script.push(append(0, "e1", &msg(&format!("edge{i}"), "x@example.org")));
+    }
+    script.extend(steps(&[
+        // Read-only: flag changes and expunges refused, copies allowed.
+        (0, "EXAMINE e1"),
+        (0, "STORE 1 +FLAGS (\\Seen)"),
+        (0, "EXPUNGE"),
+        (0, "COPY 1 e2"),
+        (0, "FETCH 1 (BODY[HEADER.FIELDS (SUBJECT)])"),
+        (0, "FETCH 1 (FLAGS)"),
+        (0, "CLOSE"),
+        // Read-write: BODY[] sets \Seen, BODY.PEEK does not; partial fetches.
+        (0, "SELECT e1"),
+        (0, "FETCH 2 (BODY.PEEK[]<0.10>)"),
+        (0, "FETCH 2 (FLAGS)"),
+        (0, "FETCH 2 (BODY[TEXT]<2.5>)"),
+        (0, "FETCH 2 (FLAGS)"),
+        (0, "FETCH 3 (RFC822.TEXT)"),
+        (0, "FETCH 3 (FLAGS)"),
+        (0, "FETCH 1 (BODY.PEEK[HEADER.FIELDS.NOT (TO FROM)])"),
+        (0, "FETCH 1 (BODY.PEEK[1])"),
+        (0, "FETCH 1 (RFC822.SIZE UID)"),
+        // Sequence sets past the end, `*`, reversed ranges.
+        (0, "FETCH 4 (UID)"),
+        (0, "FETCH 0 (UID)"),
+        (0, "FETCH *:2 (UID)"),
+        (0, "UID FETCH 100:* (UID)"),
+        (0, "UID FETCH 4:5 (UID)"),
+        (0, "SEARCH 2:*"),
+        (0, "SEARCH UID 2:3"),
+        // (Not `UID SEARCH 10:*` with 3 the highest UID: RFC 3501 §6.4.8 says a range with
+        // `*` always includes the last message, and so do we; Dovecot 2.3 answers nothing.)
+        (0, "SEARCH LARGER 10 SMALLER 100000"),
+        (0, "SEARCH HEADER Subject edge2"),
+        (0, "SEARCH OR OR SUBJECT edge1 SUBJECT edge2 SUBJECT edge3"),
+        (0, "SEARCH NOT NOT SUBJECT edge1"),
+        (0, "SEARCH CHARSET UTF-8 SUBJECT edge"),
+        (0, "SEARCH CHARSET X-UNKNOWN ALL"),
+        (0, "SEARCH SEEN"),
+        // Flags: an empty list clears; \Recent and unknown system flags are refused.
+        (0, "STORE 3 FLAGS ()"),
+        (0, "STORE 1 +FLAGS (\\Recent)"),
+        (0, "STORE 1 +FLAGS (\\Bogus)"),
+        (0, "STORE 1 +FLAGS ($Label1 Work)"),
+        (0, "FETCH 1 (FLAGS)"),
+        (0, "EXPUNGE"),
+        (0, "COPY 1:2 e1"),
+        (0, "MOVE 9 e2"),
+        (0, "UID MOVE 9 e2"),
+        (0, "UNSELECT"),
+        // Names.
+        (0, "CREATE e1"),
+        (0, "CREATE INBOX"),
+        (0, "CREATE inbox"),
+        (0, "CREATE e3/"),
+        (0, "DELETE INBOX"),
+        (0, "DELETE nope"),
+        (0, "RENAME nope e4"),
+        (0, "RENAME e1 e2"),
+        (0, "RENAME e1 e2/child"),
+        // (Not STATUS, EXAMINE or SUBSCRIBE of a missing name: Dovecot 2.3 leaves out
+        // the `[NONEXISTENT]` (RFC 5530) it sends for SELECT and DELETE; we send it.)
+        (0, "LSUB \"\" \"*\""),
+        (0, "UNSUBSCRIBE nope"),
+        // INBOX: any case; RENAME moves its messages and leaves it empty.
+        // (Not STATUS iNbOx: Dovecot echoes the client's spelling, we say INBOX, which
+        // RFC 3501 §5.1 makes the same name.)
+        (0, "SELECT inbox"),
+        (0, "STATUS INBOX (MESSAGES)"),
+        (0, "UNSELECT"),
+        // LIST: the delimiter, `%`, references, a wildcard inside a name.
+        (0, "LIST \"\" \"\""),
+        (0, "LIST \"\" \"%\""),
+        (0, "LIST \"e2/\" \"%\""),
+        (0, "LIST \"e2\" \"/%\""),
+        (0, "LIST \"\" \"e*d\""),
+        (0, "LIST \"\" \"E1\""),
+        (0, "LIST \"\" inbox"),
+        (0, "LIST \"\" \"e2/%\""),
+        // (Not LIST after DELETE of a mailbox with children: we leave a `\Noselect`
+        // level as RFC 3501 §6.3.4 describes; Dovecot 2.3 lists it selectable.)
+        (0, "NAMESPACE"),
+    ]));
+    script.push(append(0, "nope", &msg("nowhere", "x@example.org")));
+    script.push((
+        0,
+        format!("APPEND e2 (\\Bogus) {{{}+}}\r\n{}", 5, "x\r\n\r\n"),
+    ));
+    let ours = pair.run(&script).await;
+    let last = |cmd: &str| at(&ours, &script, cmd).last().cloned().unwrap_or_default();
+    // Whatever Dovecot says, what these steps were added for (each was different before).
+    assert_eq!(last("EXPUNGE"), "=> OK ", "EXPUNGE in a read-only mailbox");
+    assert_eq!(last("STORE 1 +FLAGS (\\Recent)"), "=> BAD ");
+    assert_eq!(last("STORE 1 +FLAGS (\\Bogus)"), "=> BAD ");
+    assert_eq!(
+        last("UID MOVE 9 e2"),
+        "=> OK ",
+        "no message: the destination is not looked at"
+    );
+    assert_eq!(
+        last("RENAME e1 e2/child"),
+        "=> NO NONEXISTENT",
+        "the source first"
+    );
+    assert_eq!(ours.last().and_then(|a| a.last()).unwrap(), "=> BAD ");
+}

@@ -79,12 +79,14 @@ pub struct Options<'a> {
 }
 
 /// `namespace inbox` lines for the special-use folders this server creates for every user
-/// (auto-subscribed, as ours are), so Dovecot's answers can be compared with ours.
+/// (auto-subscribed, as ours are, and INBOX subscribed with them), so Dovecot's answers can
+/// be compared with ours.
 pub fn special_use_namespace() -> String {
-    ["Drafts", "Sent", "Trash", "Junk", "Archive"]
+    let folders: String = ["Drafts", "Sent", "Trash", "Junk", "Archive"]
         .iter()
         .map(|n| format!("  mailbox {n} {{\n    special_use = \\{n}\n    auto = subscribe\n  }}\n"))
-        .collect()
+        .collect();
+    format!("  mailbox INBOX {{\n    auto = subscribe\n  }}\n{folders}")
 }
 
 /// A private Dovecot IMAP serving `users` (passwd-file lines) from a fresh Maildir under

@@ -80,7 +80,7 @@ impl ImapSession {
         flags: &[Flag<'_>],
         date: Option<DateTime>,
     ) -> Res {
-        let (sys, keywords): (Flags, Vec<String>) = split_flags(flags);
+        let (sys, keywords): (Flags, Vec<String>) = split_flags(flags)?;
         let when = date.map(|d| std::time::SystemTime::from(*d.as_ref()));
         let user = self.user_store()?;
         // UIDVALIDITY is read before the save: once the message is saved nothing may fail

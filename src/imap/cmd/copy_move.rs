@@ -41,6 +41,11 @@ impl ImapSession {
             .collect();
         let src = sel.mailbox.clone();
         let user = self.user_store()?;
+        if uids.is_empty() {
+            // As Dovecot (`cmd-copy.c`): a UID set naming no message is done before the
+            // destination is looked at.
+            return Ok(None);
+        }
         let r = blocking(move || {
             let dst = user.open(&name)?;
             // As Dovecot (`cmd-copy.c`): a set naming a message another session expunged

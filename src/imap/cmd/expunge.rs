@@ -13,7 +13,12 @@ impl ImapSession {
     pub(crate) async fn expunge(&mut self, uids: Option<&SequenceSet>, out: &mut Output) -> Res {
         let sel = self.selected()?;
         if sel.read_only {
-            return Err(Fail::No("Mailbox is read-only.".into()));
+            // As Dovecot: nothing is expunged, what others changed is told, and the
+            // command does not fail (as STORE in a read-only mailbox).
+            self.announce(SyncMode::Forced, out)
+                .await
+                .map_err(|_| Fail::internal())?;
+            return Ok("Expunge ignored with read-only mailbox.".into());
         }
         let only: Option<Vec<u32>> = uids.map(|set| {
             resolve(&sel.view, set, true)

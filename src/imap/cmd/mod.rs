@@ -104,9 +104,10 @@ pub(crate) fn push_mailbox(out: &mut Vec<u8>, name: &str, utf8: bool) {
     }
 }
 
-/// Splits IMAP flags into system flags and keywords; `\Recent` and other `\` extensions
-/// cannot be set by a client and are ignored (RFC 3501 §2.3.2).
-pub(crate) fn split_flags(flags: &[Flag<'_>]) -> (Flags, Vec<String>) {
+/// Splits IMAP flags into system flags and keywords. `\Recent` (RFC 3501 §2.3.2: a client
+/// cannot set it) and other `\` names are `BAD`, as Dovecot answers them ("Invalid system
+/// flag"), so a typo is not silently dropped.
+pub(crate) fn split_flags(flags: &[Flag<'_>]) -> Result<(Flags, Vec<String>), Fail> {
     let mut sys = Flags::NONE;
     let mut kw: Vec<String> = Vec::new();
     for f in flags {
@@ -122,10 +123,15 @@ pub(crate) fn split_flags(flags: &[Flag<'_>]) -> (Flags, Vec<String>) {
                     kw.push(k);
                 }
             }
-            Flag::Extension(_) => {}
+            Flag::Extension(_) => {
+                return Err(Fail::Bad(format!(
+                    "Invalid system flag {}",
+                    f.to_string().to_ascii_uppercase()
+                )))
+            }
         }
     }
-    (sys, kw)
+    Ok((sys, kw))
 }
 
 /// The messages of `view` a sequence set names, as `(seq, index)` pairs in view order:

@@ -44,7 +44,7 @@ impl ImapSession {
             .into_iter()
             .map(|i| sel.view.messages[i].uid)
             .collect();
-        let (sys, keywords) = split_flags(flags);
+        let (sys, keywords) = split_flags(flags)?;
         let op = match kind {
             StoreType::Replace => FlagOp::Replace,
             StoreType::Add => FlagOp::Add,

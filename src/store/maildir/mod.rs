@@ -530,6 +530,24 @@ impl UserStore for MaildirUser {
         let lf = levels(from)?;
         let lt = levels(to)?;
         let to_dir = self.root.join(dir_name(&lt));
+        let from_dir = self.root.join(dir_name(&lf));
+        let from_prefix = format!("{}/", lf.join("/"));
+        let children: Vec<String> = if is_inbox(&lf) {
+            Vec::new()
+        } else {
+            self.folder_names()?
+                .into_iter()
+                .filter(|n| n.starts_with(&from_prefix))
+                .collect()
+        };
+        // The source first, as Dovecot: renaming what does not exist is NONEXISTENT
+        // whatever the new name.
+        if !is_inbox(&lf) && !from_dir.is_dir() && children.is_empty() {
+            return Err(Error::new(
+                ErrorKind::NotFound,
+                format!("mailbox {from:?} does not exist"),
+            ));
+        }
         if is_inbox(&lt) || to_dir.exists() {
             return Err(Error::new(ErrorKind::Exists, format!("{to:?} exists")));
         }
@@ -550,13 +568,6 @@ impl UserStore for MaildirUser {
             src.move_to(&uids, &*dst)?;
             return Ok(());
         }
-        let from_dir = self.root.join(dir_name(&lf));
-        let from_prefix = format!("{}/", lf.join("/"));
-        let children: Vec<String> = self
-            .folder_names()?
-            .into_iter()
-            .filter(|n| n.starts_with(&from_prefix))
-            .collect();
         let new_name = lt.join("/");
         let mut renamed = Vec::new();
         if from_dir.is_dir() {
