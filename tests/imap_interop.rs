@@ -169,7 +169,16 @@ fn normalise(untagged: &[String], tagged: &str, cmd: &str) -> Vec<String> {
             continue;
         }
         let mut l = l.clone();
-        for key in ["UIDVALIDITY ", "COPYUID ", "APPENDUID "] {
+        // Mod-sequences are numbered differently (ours start from the clock, RFC 7162 §3.1.2
+        // lets them): only where they appear is compared.
+        for key in [
+            "UIDVALIDITY ",
+            "COPYUID ",
+            "APPENDUID ",
+            "MODSEQ (",
+            "(MODSEQ ",
+            "HIGHESTMODSEQ ",
+        ] {
             if let Some(i) = l.find(key) {
                 let start = i + key.len();
                 let end = l[start..]
@@ -701,4 +710,127 @@ async fn edge_cases_answer_as_dovecot() {
         "the source first"
     );
     assert_eq!(ours.last().and_then(|a| a.last()).unwrap(), "=> BAD ");
+}
+
+/// SEARCH keys beyond the common ones, LIST-EXTENDED selections and return options,
+/// LIST-STATUS, ENABLE and CONDSTORE fetches, and what a second session sees meanwhile.
+#[tokio::test]
+async fn search_keys_and_list_extended_answer_as_dovecot() {
+    let pair = Pair::start();
+    let mut script = steps(&[
+        (0, "CREATE s1"),
+        (0, "CREATE s1/sub"),
+        (0, "SUBSCRIBE s1/sub"),
+    ]);
+    let dated = |subject: &str, date: &str, extra: &str| {
+        format!(
+            "From: Bob <bob@example.org>\r\nTo: alice@example.org\r\nCc: carol@example.org\r\n\
+             Subject: {subject}\r\nDate: {date}\r\n{extra}\r\nbody of {subject} with Needle\r\n"
+        )
+    };
+    for (i, (date, extra)) in [
+        ("Mon, 02 Nov 2026 10:00:00 +0000", "X-Priority: 1\r\n"),
+        ("Tue, 10 Nov 2026 23:30:00 -0800", ""),
+        (
+            "Sun, 01 Nov 2026 00:30:00 +0200",
+            "Message-ID: <m3@example.org>\r\n",
+        ),
+        ("garbage date", ""),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let m = dated(&format!("s{i}"), date, extra);
+        script.push((
+            0,
+            format!(
+                "APPEND s1 (\\Seen) \"0{}-Nov-2026 12:00:00 +0000\" {{{}+}}\r\n{m}",
+                i + 3,
+                m.len()
+            ),
+        ));
+    }
+    script.extend(steps(&[
+        (0, "SELECT s1"),
+        (0, "STORE 2 +FLAGS (\\Answered $Important)"),
+        (0, "STORE 3 -FLAGS (\\Seen)"),
+        (0, "STORE 4 +FLAGS (\\Draft \\Flagged)"),
+        (0, "SEARCH ANSWERED"),
+        (0, "SEARCH UNANSWERED"),
+        (0, "SEARCH DRAFT"),
+        (0, "SEARCH UNDRAFT FLAGGED"),
+        (0, "SEARCH KEYWORD $Important"),
+        (0, "SEARCH UNKEYWORD $Important"),
+        (0, "SEARCH NEW"),
+        (0, "SEARCH OLD"),
+        (0, "SEARCH RECENT UNSEEN"),
+        (0, "SEARCH BEFORE 05-Nov-2026"),
+        (0, "SEARCH ON 05-Nov-2026"),
+        (0, "SEARCH SINCE 05-Nov-2026"),
+        (0, "SEARCH SENTBEFORE 02-Nov-2026"),
+        (0, "SEARCH SENTON 10-Nov-2026"),
+        (0, "SEARCH SENTON 11-Nov-2026"),
+        (0, "SEARCH SENTSINCE 02-Nov-2026"),
+        (0, "SEARCH TEXT needle"),
+        (0, "SEARCH BODY s2"),
+        (0, "SEARCH TEXT s2"),
+        (0, "SEARCH HEADER X-Priority \"\""),
+        (0, "SEARCH HEADER Message-ID <m3@example.org>"),
+        (0, "SEARCH CC carol"),
+        (0, "SEARCH BCC carol"),
+        (0, "SEARCH FROM \"Bob <bob\""),
+        (0, "SEARCH SMALLER 1"),
+        (0, "SEARCH 2,4:* NOT 4"),
+        (0, "SEARCH OR 1 OR 3 4 SEEN"),
+        (0, "SEARCH (OR SEEN FLAGGED) (NOT DELETED)"),
+        (0, "SEARCH UID 1:* $"),
+        (0, "SEARCH SUBJECT \"\""),
+        (0, "SEARCH NOT ALL"),
+        (0, "SEARCH FOO"),
+        (0, "UID SEARCH RETURN (MIN MAX COUNT) ALL"),
+        (0, "SEARCH RETURN () SEEN"),
+        (0, "SEARCH RETURN (ALL) UNSEEN"),
+        (0, "SEARCH RETURN (SAVE) DRAFT"),
+        (0, "FETCH $ (UID)"),
+        (0, "FETCH 1:* (INTERNALDATE)"),
+        (0, "FETCH 2 (ENVELOPE)"),
+        (0, "FETCH 4 (ENVELOPE)"),
+        (0, "FETCH 1 (BODY.PEEK[HEADER.FIELDS (DATE CC)])"),
+        // A second session changes things; the first hears of them at its next command.
+        // (Each change is looked at before the next: Dovecot's index remembers the flags a
+        // message had when it was expunged, and tells a flag change before the expunge in
+        // one NOOP, where we tell the expunge first. Both are allowed.)
+        (1, "SELECT s1"),
+        (1, "STORE 1 +FLAGS (\\Deleted)"),
+        (0, "SEARCH ALL"),
+        (1, "EXPUNGE"),
+        (0, "FETCH 1 (FLAGS)"),
+        (0, "SEARCH ALL"),
+        (0, "NOOP"),
+        (1, "STORE 1 FLAGS (\\Seen)"),
+        (0, "NOOP"),
+        (1, "CLOSE"),
+        // ENABLE and CONDSTORE.
+        (0, "ENABLE CONDSTORE"),
+        (0, "FETCH 1 (FLAGS) (CHANGEDSINCE 1)"),
+        (0, "SEARCH MODSEQ 1"),
+        (0, "UNSELECT"),
+        // LIST-EXTENDED, LIST-STATUS, SPECIAL-USE.
+        (0, "LIST (SUBSCRIBED) \"\" \"*\""),
+        (0, "LIST (SUBSCRIBED RECURSIVEMATCH) \"\" \"%\""),
+        (0, "LIST \"\" \"s1*\" RETURN (CHILDREN)"),
+        (0, "LIST \"\" \"%\" RETURN (SUBSCRIBED)"),
+        (0, "LIST (SPECIAL-USE) \"\" \"*\""),
+        (0, "LIST \"\" \"s1\" RETURN (STATUS (MESSAGES UNSEEN))"),
+        (0, "LIST \"\" (s1 INBOX)"),
+        // (Not `CREATE ... (USE (\\Archive))`: we do not advertise CREATE-SPECIAL-USE and
+        // answer BAD; Dovecot 2.3 accepts the USE and drops it.)
+        (
+            0,
+            "STATUS s1 (MESSAGES RECENT UIDNEXT UNSEEN HIGHESTMODSEQ SIZE)",
+        ),
+    ]));
+    let ours = pair.run(&script).await;
+    let answer = at(&ours, &script, "SEARCH TEXT needle");
+    assert_eq!(answer[0], "* SEARCH 1 2 3 4", "{answer:?}");
 }
