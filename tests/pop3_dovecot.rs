@@ -317,3 +317,198 @@ fn same_session_leaves_the_same_maildir() {
     assert_eq!(messages(&left), messages(&dovecot_left));
     assert_eq!(messages(&left).len(), corpus().len() - 1);
 }
+
+/// Raw POP3 commands, one per line in argv[2:], over one connection: for each, the status
+/// word and response code (`+OK`, `-ERR [IN-USE]`...), then the lines of a multi-line
+/// answer (CAPA's are left out: each server lists its own). `#reconnect` starts a new
+/// connection. Every read is bounded by the socket timeout.
+const RAW: &str = r#"
+import socket, sys
+def connect():
+    s = socket.create_connection(('127.0.0.1', int(sys.argv[1])), timeout=20)
+    f = s.makefile('rb')
+    f.readline()
+    return s, f
+s, f = connect()
+multi_ok = ('LIST', 'UIDL', 'RETR', 'TOP', 'CAPA')
+for cmd in sys.argv[2:]:
+    if cmd == '#reconnect':
+        s.close(); s, f = connect(); print('reconnect'); continue
+    try:
+        s.sendall(cmd.encode() + b'\r\n')
+        line = f.readline().decode('latin-1').rstrip('\r\n')
+    except OSError:
+        line = ''
+    if not line:
+        print(repr(cmd), 'closed'); s.close(); s, f = connect(); continue
+    word = line.split(' ')[0]
+    code = line.split(' ')[1] if line.count(' ') and line.split(' ')[1].startswith('[') else ''
+    print(repr(cmd), word, code)
+    verb = cmd.split(' ')[0].upper()
+    has_arg = len(cmd.split()) > 1
+    if word == '+OK' and verb in multi_ok and not (verb in ('LIST', 'UIDL') and has_arg):
+        for _ in range(100000):
+            l = f.readline().decode('latin-1').rstrip('\r\n')
+            if l == '.':
+                break
+            if verb != 'CAPA':
+                print('  ', l)
+    if verb == 'QUIT':
+        s.close(); s, f = connect(); print('reconnect')
+"#;
+
+fn raw_session(port: u16, cmds: &[&str]) -> Vec<String> {
+    let out = Command::new("timeout")
+        .args(["60", "python3", "-c", RAW])
+        .arg(port.to_string())
+        .args(cmds)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "raw POP3 failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// Command by command, the same answers as Dovecot's POP3 on copies of one tree: commands
+/// out of state, arguments out of range or missing, deleted messages, RSET, TOP edges, and
+/// what QUIT applies.
+#[test]
+fn commands_and_errors_answer_as_dovecot() {
+    if dovecot::skip(true) {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let tree = work.path().join("tree");
+    write_tree(&tree);
+    let user = format!("USER {}", common::USER);
+    let pass = format!("PASS {}", common::PASS);
+    // Errors come at most three in a row (then a NOOP), and an unauthenticated connection
+    // gets at most two: Dovecot's login process drops a client after a few bad commands,
+    // ours after ten in a row (MAX_BAD_COMMANDS), and the script is about the answers.
+    let cmds: Vec<&str> = vec![
+        "CAPA",
+        "STAT",
+        "PASS nouser",
+        "#reconnect",
+        "LIST",
+        "RETR 1",
+        "#reconnect",
+        &user,
+        "USER other",
+        "CAPA",
+        "#reconnect",
+        &user,
+        &pass,
+        "STAT",
+        "LIST",
+        "LIST 2",
+        "UIDL",
+        "LIST 99",
+        "LIST 0",
+        "LIST abc",
+        "NOOP",
+        "LIST 1 2",
+        "UIDL 99",
+        "TOP 99 0",
+        "NOOP",
+        "TOP 1 0",
+        "TOP 4 2",
+        "TOP 1 99999",
+        "RETR 2",
+        "TOP 1",
+        "TOP 1 -1",
+        "RETR 0",
+        "NOOP",
+        "RETR",
+        "DELE 0",
+        "NOOP",
+        "DELE 2",
+        "DELE 2",
+        "LIST 2",
+        "UIDL 2",
+        "NOOP",
+        "RETR 2",
+        "TOP 2 0",
+        "NOOP",
+        "STAT",
+        "LIST",
+        "UIDL",
+        "RSET",
+        "STAT",
+        "LIST 2",
+        "noop",
+        "XYZZY",
+        "USER x",
+        "PASS x",
+        "NOOP",
+        "APOP a b",
+        "CAPA",
+        "DELE 1",
+        "DELE 3",
+        "QUIT",
+        &user,
+        &pass,
+        "STAT",
+        "LIST",
+        "UIDL",
+        "QUIT",
+    ];
+    let mut d = mailserver_on(&tree);
+    let ours = raw_session(d.pop3.unwrap().port(), &cmds);
+    assert!(d.stop().success());
+    let dvwork = work.path().join("d");
+    let mail_root = dvwork.join("mail");
+    copy_tree(&tree, &mail_root.join(common::USER));
+    let dv = start_dovecot(&dvwork.join("dovecot"), &mail_root);
+    let theirs = raw_session(dv.port, &cmds);
+    drop(dv);
+    // UIDL `%08Xu%08Xv`: each server's own UIDVALIDITY (its clock) is left out.
+    let strip = |v: Vec<String>| -> Vec<String> {
+        v.into_iter()
+            .map(|l| {
+                let uidl = l.starts_with("   ")
+                    && l.rsplit(' ')
+                        .next()
+                        .is_some_and(|u| u.len() == 16 && u.bytes().all(|b| b.is_ascii_hexdigit()));
+                if uidl {
+                    l[..l.len() - 8].to_string()
+                } else {
+                    l
+                }
+            })
+            .collect()
+    };
+    let (ours, theirs) = (strip(ours), strip(theirs));
+    let diffs: Vec<String> = ours
+        .iter()
+        .zip(&theirs)
+        .filter(|(a, b)| a != b)
+        .map(|(a, b)| format!("ours:    {a}\ndovecot: {b}"))
+        .collect();
+    assert!(
+        diffs.is_empty() && ours.len() == theirs.len(),
+        "{} lines differ ({} vs {} lines):\n{}\n\nours:\n{}\n\ndovecot:\n{}",
+        diffs.len(),
+        ours.len(),
+        theirs.len(),
+        diffs.join("\n"),
+        ours.join("\n"),
+        theirs.join("\n")
+    );
+    // On ours whatever Dovecot says: the two messages deleted before QUIT are gone from
+    // the next session, and nothing else is.
+    let last_list = ours.iter().rposition(|l| l == "'LIST' +OK ").unwrap();
+    let listed = ours[last_list + 1..]
+        .iter()
+        .take_while(|l| l.starts_with("   "))
+        .count();
+    assert_eq!(listed, corpus().len() - 2, "{ours:?}");
+}
