@@ -834,3 +834,86 @@ async fn search_keys_and_list_extended_answer_as_dovecot() {
     let answer = at(&ours, &script, "SEARCH TEXT needle");
     assert_eq!(answer[0], "* SEARCH 1 2 3 4", "{answer:?}");
 }
+
+/// Mailbox names with spaces, quotes, `&` and deep levels; RENAME and DELETE of levels with
+/// children; APPEND with dates, flags and odd literals; COPY and MOVE keeping flags and
+/// dates; UID EXPUNGE; SELECT over a selected mailbox.
+#[tokio::test]
+async fn names_appends_and_copies_answer_as_dovecot() {
+    let pair = Pair::start();
+    let mut script = steps(&[
+        (0, "CREATE \"a b\""),
+        (0, "CREATE \"q\\\"uote\""),
+        (0, "CREATE \"amp&-sand\""),
+        (0, "CREATE &AOQ-rger"),
+        (0, "CREATE \"bad&name\""),
+        (0, "CREATE deep/er/est"),
+        (0, "LIST \"\" \"*\""),
+        (0, "LIST \"\" \"deep/%\""),
+        (0, "RENAME deep deeper"),
+        (0, "LIST \"\" \"deep*\""),
+        (0, "DELETE deeper/er"),
+        (0, "LIST \"\" \"deeper*\""),
+        (0, "DELETE deeper/er/est"),
+        (0, "DELETE deeper/er"),
+        (0, "LIST \"\" \"deeper*\""),
+        (0, "RENAME \"a b\" \"c d/e\""),
+        (0, "LIST \"\" \"c d*\""),
+        (0, "STATUS \"q\\\"uote\" (MESSAGES)"),
+    ]);
+    let m = msg("dated", "x@example.org");
+    script.push((
+        0,
+        format!(
+            "APPEND \"a b\" (\\Seen \\Flagged kw1) \"05-Oct-2026 13:14:15 +0200\" {{{}+}}\r\n{m}",
+            m.len()
+        ),
+    ));
+    script.push((
+        0,
+        format!(
+            "APPEND \"c d/e\" () \" 5-Oct-2026 01:02:03 -0700\" {{{}+}}\r\n{m}",
+            m.len()
+        ),
+    ));
+    script.push((
+        0,
+        format!("APPEND \"c d/e\" (\\Draft) {{{}+}}\r\n{m}", m.len()),
+    ));
+    script.push((0, "APPEND \"c d/e\" {0+}\r\n".to_string()));
+    // (Not an APPEND dated 31-Feb-2026: Dovecot takes it as 3 March, we answer BAD.)
+    script.push((
+        0,
+        format!("APPEND \"c d/e\" (\\Seen \\Seen) {{{}+}}\r\n{m}", m.len()),
+    ));
+    script.extend(steps(&[
+        (0, "SELECT \"c d/e\""),
+        (0, "FETCH 1:* (FLAGS INTERNALDATE RFC822.SIZE)"),
+        (0, "COPY 1:2 \"q\\\"uote\""),
+        (0, "STORE 2 +FLAGS (\\Deleted)"),
+        (0, "UID EXPUNGE 1"),
+        (0, "UID EXPUNGE 1:*"),
+        (0, "MOVE 1 \"amp&-sand\""),
+        (0, "SELECT \"q\\\"uote\""),
+        (0, "FETCH 1:* (FLAGS INTERNALDATE)"),
+        (0, "SELECT \"amp&-sand\""),
+        (0, "FETCH 1:* (FLAGS INTERNALDATE)"),
+        (0, "SELECT &AOQ-rger"),
+        (0, "CLOSE"),
+        (0, "DELETE &AOQ-rger"),
+        (0, "SELECT \"c d/e\""),
+        (0, "FETCH 1:* (FLAGS INTERNALDATE)"),
+    ]));
+    let ours = pair.run(&script).await;
+    // The APPEND's date, in UTC, and kept by the COPY.
+    let fetched = at(&ours, &script, "FETCH 1:* (FLAGS INTERNALDATE RFC822.SIZE)");
+    assert!(
+        fetched[0].contains("\"05-Oct-2026 08:02:03 +0000\""),
+        "{fetched:?}"
+    );
+    let copied = at(&ours, &script, "FETCH 1:* (FLAGS INTERNALDATE)");
+    assert!(
+        copied[0].contains("\"05-Oct-2026 08:02:03 +0000\""),
+        "{copied:?}"
+    );
+}
