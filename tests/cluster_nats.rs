@@ -196,23 +196,8 @@ impl Setup {
 
 /// The value of an unlabelled series on the daemon's metrics listener.
 fn metric(d: &Daemon, name: &str) -> f64 {
-    let log = d.log_text();
-    let addr: SocketAddr = log
-        .split("metrics served at http://")
-        .nth(1)
-        .and_then(|r| r.split('/').next())
-        .and_then(|a| a.parse().ok())
-        .expect("the metrics address in the log");
-    let mut s = TcpStream::connect_timeout(&addr, WAIT).unwrap();
-    s.set_read_timeout(Some(WAIT)).unwrap();
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .unwrap();
-    let mut body = String::new();
-    s.read_to_string(&mut body).unwrap();
-    body.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name} ")))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("{name} not in:\n{body}"))
+    let body = d.metrics_text();
+    common::metric_sample(&body, name).unwrap_or_else(|| panic!("{name} not in:\n{body}"))
 }
 
 /// Waits until the series reads `want`.

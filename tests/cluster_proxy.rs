@@ -280,25 +280,6 @@ impl Raw {
     }
 }
 
-/// The `/metrics` text of a node.
-fn metrics(d: &common::Daemon) -> String {
-    let log = d.log_text();
-    let addr: SocketAddr = log
-        .split("metrics served at http://")
-        .nth(1)
-        .and_then(|rest| rest.split('/').next())
-        .unwrap_or_else(|| panic!("no metrics line in:\n{log}"))
-        .parse()
-        .unwrap();
-    let mut s = TcpStream::connect_timeout(&addr, WAIT).unwrap();
-    s.set_read_timeout(Some(WAIT)).unwrap();
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-        .unwrap();
-    let mut body = String::new();
-    s.read_to_string(&mut body).unwrap();
-    body
-}
-
 fn who(config: &Path) -> String {
     let out = Command::new(common::bin())
         .arg("--config")
@@ -490,7 +471,7 @@ fn with_the_owner_down_the_front_serves_locally() {
         "{out:?}"
     );
     c.node(0).wait_log("cannot proxy", WAIT);
-    let m = metrics(c.node(0));
+    let m = c.node(0).metrics_text();
     assert!(
         m.contains("mailserver_proxy_failures_total{service=\"imap\",to=\"node2\"} 1"),
         "{m}"

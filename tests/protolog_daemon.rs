@@ -1075,7 +1075,20 @@ fn level_1_records_tls_and_authentication_results_of_a_real_client() {
     );
     assert_eq!(out.trim(), "done");
     let dir = log_dir(&d);
-    let recs = all_records(&dir);
+    // The client is gone when python returns, but the daemon may still be finishing the
+    // failed session (its failure delay): wait, bounded, for both `-` records.
+    let recs = common::wait::wait_for("both sessions' end records", WAIT, || {
+        let recs = all_records(&dir);
+        let ended = by_session(&recs)
+            .values()
+            .filter(|s| kinds(s).contains(&'-'))
+            .count();
+        if ended == 2 {
+            Ok(recs)
+        } else {
+            Err(format!("{ended} of 2 sessions ended"))
+        }
+    });
     let sessions = by_session(&recs);
     assert_eq!(sessions.len(), 2, "{recs:#?}");
     for s in sessions.values() {

@@ -107,31 +107,6 @@ impl Proxied {
     }
 }
 
-/// The daemon's `/metrics` text (one HTTP/1.1 GET to the address it logged).
-fn metrics(d: &Daemon) -> String {
-    let log = d.log_text();
-    let addr: SocketAddr = log
-        .split("metrics served at http://")
-        .nth(1)
-        .and_then(|rest| rest.split('/').next())
-        .unwrap_or_else(|| panic!("no metrics line in:\n{log}"))
-        .parse()
-        .unwrap();
-    let mut s = TcpStream::connect_timeout(&addr, WAIT).unwrap();
-    s.set_read_timeout(Some(WAIT)).unwrap();
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-        .unwrap();
-    let mut body = String::new();
-    s.read_to_string(&mut body).unwrap();
-    body
-}
-
-/// The value of the sample line `key` (name and labels as the exposition writes them).
-fn sample(text: &str, key: &str) -> Option<f64> {
-    text.lines()
-        .find_map(|l| l.strip_prefix(key)?.strip_prefix(' ')?.parse().ok())
-}
-
 /// The `+` (session start) records.
 fn starts(recs: &[Rec]) -> Vec<&Rec> {
     recs.iter().filter(|r| r.event == '+').collect()
@@ -447,12 +422,12 @@ fn garbage_oversized_and_slow_headers_close_the_connection_and_the_daemon_goes_o
     assert_eq!(text.matches("no PROXY header").count(), 1, "{text}");
     assert_eq!(text.matches("PROXY header too long").count(), 2, "{text}");
     assert!(!text.contains("wonderland"), "{text}");
-    let m = metrics(&p.d);
+    let m = p.d.metrics_text();
     let key = |svc: &str| {
         format!("mailserver_connections_refused_total{{service=\"{svc}\",reason=\"proxy_header\"}}")
     };
-    assert_eq!(sample(&m, &key("imap")), Some(3.0), "{m}");
-    assert_eq!(sample(&m, &key("pop3")), Some(1.0), "{m}");
+    assert_eq!(common::metric_sample(&m, &key("imap")), Some(3.0), "{m}");
+    assert_eq!(common::metric_sample(&m, &key("pop3")), Some(1.0), "{m}");
     // Nothing was logged as a session, and the daemon still serves.
     assert!(starts(&p.imap_records()).is_empty());
     Raw::with(p.imap(), &v1("192.0.2.9:40009", "203.0.113.1:143")).imap_logout();
@@ -506,12 +481,12 @@ fn untrusted_sources_are_refused_and_trusted_networks_reload() {
         p.d.log_text()
     );
     assert!(starts(&p.imap_records()).is_empty());
-    let m = metrics(&p.d);
+    let m = p.d.metrics_text();
     for svc in ["imap", "pop3"] {
         let key = format!(
             "mailserver_connections_refused_total{{service=\"{svc}\",reason=\"untrusted_proxy\"}}"
         );
-        assert_eq!(sample(&m, &key), Some(1.0), "{key}\n{m}");
+        assert_eq!(common::metric_sample(&m, &key), Some(1.0), "{key}\n{m}");
     }
     // The plain listeners are not affected.
     Raw::open(p.d.imap.unwrap()).imap_logout();
@@ -584,9 +559,9 @@ fn connections_waiting_for_their_header_count_against_max_connections() {
         "refused before its PROXY header, too many connections (total)",
         WAIT,
     );
-    let m = metrics(&p.d);
+    let m = p.d.metrics_text();
     let key = "mailserver_connections_refused_total{service=\"imap\",reason=\"total\"}";
-    assert_eq!(sample(&m, key), Some(1.0), "{m}");
+    assert_eq!(common::metric_sample(&m, key), Some(1.0), "{m}");
     // One gives up: its place is free again, and a client with a header gets in.
     drop(silent.into_iter().next());
     p.d.wait_log(

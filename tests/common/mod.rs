@@ -68,6 +68,14 @@ pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_mailserver"))
 }
 
+/// The value of the sample line `key` (name and labels as the exposition writes them) in a
+/// `/metrics` text.
+#[allow(dead_code)]
+pub fn metric_sample(text: &str, key: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
 /// The config every test daemon uses, with `opts` spliced in: data in `dir/data`, the users
 /// file `dir/users`, every listener on a free loopback port, a 5 s shutdown grace.
 pub fn daemon_config(dir: &Path, opts: &Options) -> TestConfig {
@@ -222,6 +230,28 @@ impl Daemon {
 
     pub fn data_dir(&self) -> PathBuf {
         self.dir.path().join("data")
+    }
+
+    /// The daemon's `/metrics` text: one HTTP/1.1 GET to the address its log gave (the
+    /// config needs `[metrics] listen = "127.0.0.1:0"`). Bounded by a 20 s timeout.
+    pub fn metrics_text(&self) -> String {
+        use std::io::{Read, Write};
+        let log = self.log_text();
+        let addr: SocketAddr = log
+            .split("metrics served at http://")
+            .nth(1)
+            .and_then(|rest| rest.split('/').next())
+            .unwrap_or_else(|| panic!("no metrics line in:\n{log}"))
+            .parse()
+            .unwrap();
+        let wait = Duration::from_secs(20);
+        let mut s = std::net::TcpStream::connect_timeout(&addr, wait).unwrap();
+        s.set_read_timeout(Some(wait)).unwrap();
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut body = String::new();
+        s.read_to_string(&mut body).unwrap();
+        body
     }
 
     pub fn pid(&self) -> u32 {
