@@ -116,12 +116,17 @@ struct Setup {
 impl Setup {
     /// `interval`: `imap.idle_check_interval_secs`; `users` get the test password.
     fn new(nats_url: &str, interval: u64, users: &[&str]) -> Setup {
+        Setup::new_with(nats_url, interval, users, "")
+    }
+
+    /// As [`Setup::new`], with `more` lines in `[cluster]` (`{ID}` is the node's id).
+    fn new_with(nats_url: &str, interval: u64, users: &[&str], more: &str) -> Setup {
         let dir = tempfile::tempdir().unwrap();
         let data_dir = dir.path().join("data");
         let nodes = nodes();
         let mut cluster = format!(
             "[cluster]\nnode_id = \"{{ID}}\"\nsecret = \"0123456789abcdef0123\"\n\
-             nats_url = \"{nats_url}\"\nheartbeat_ms = {HEARTBEAT_MS}\ndead_after_ms = {DEAD_AFTER_MS}\n"
+             nats_url = \"{nats_url}\"\nheartbeat_ms = {HEARTBEAT_MS}\ndead_after_ms = {DEAD_AFTER_MS}\n{more}"
         );
         for n in &nodes {
             cluster.push_str(&format!(
@@ -476,4 +481,101 @@ fn a_node_without_nats_starts_and_serves() {
     c.ok("s SELECT INBOX", "s");
     assert_eq!(metric(&a, "mailserver_cluster_nats_connected"), 0.0);
     assert_eq!(metric(&a, "mailserver_cluster_live_nodes"), 2.0);
+}
+
+/// A CA, a server certificate for 127.0.0.1 and one client certificate per node, as PEM
+/// files in `dir`: `ca.pem`, `server.pem`/`server.key`, `<id>.pem`/`<id>.key`; and a
+/// second, unrelated CA, `other-ca.pem`.
+fn tls_files(dir: &std::path::Path, ids: &[&str]) {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair, SanType};
+    let ca_params = || {
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        p
+    };
+    let ca = CertifiedIssuer::self_signed(ca_params(), KeyPair::generate().unwrap()).unwrap();
+    std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
+    let other = CertifiedIssuer::self_signed(ca_params(), KeyPair::generate().unwrap()).unwrap();
+    std::fs::write(dir.join("other-ca.pem"), other.pem()).unwrap();
+    let leaf = |name: &str, ip: bool| {
+        let mut p = CertificateParams::new(vec![name.to_string()]).unwrap();
+        if ip {
+            p.subject_alt_names
+                .push(SanType::IpAddress("127.0.0.1".parse().unwrap()));
+        }
+        let key = KeyPair::generate().unwrap();
+        let cert = p.signed_by(&key, &ca).unwrap();
+        std::fs::write(dir.join(format!("{name}.pem")), cert.pem()).unwrap();
+        std::fs::write(dir.join(format!("{name}.key")), key.serialize_pem()).unwrap();
+    };
+    leaf("server", true);
+    for id in ids {
+        leaf(id, false);
+    }
+}
+
+/// NATS over mutual TLS with a user and password (the URL's): both nodes connect and see
+/// each other; the password never reaches the daemon log; a node that checks the server
+/// with another CA does not connect (and serves on its static view).
+#[test]
+fn nodes_meet_over_nats_with_tls_client_certificates_and_a_password() {
+    let dir = tempfile::tempdir().unwrap();
+    tls_files(dir.path(), &["a", "b"]);
+    let port = common::free_port();
+    let conf = dir.path().join("nats.conf");
+    let d = dir.path().display();
+    std::fs::write(
+        &conf,
+        format!(
+            "listen: 127.0.0.1:{port}\n\
+             tls {{\n  cert_file: \"{d}/server.pem\"\n  key_file: \"{d}/server.key\"\n  \
+             ca_file: \"{d}/ca.pem\"\n  verify: true\n  timeout: 2\n}}\n\
+             authorization {{\n  user: mailnode\n  password: \"n4ts-s3cret\"\n}}\n"
+        ),
+    )
+    .unwrap();
+    let child = Command::new("nats-server")
+        .arg("-c")
+        .arg(&conf)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("nats-server (Debian's nats-server package) is installed");
+    let _nats = Nats { child, port };
+    wait::wait_for("nats-server to listen", WAIT, || {
+        TcpStream::connect(("127.0.0.1", port))
+            .map(drop)
+            .map_err(|e| e.to_string())
+    });
+    let url = format!("tls://mailnode:n4ts-s3cret@127.0.0.1:{port}");
+    let files = |ca: &str| {
+        format!(
+            "nats_ca_file = \"{d}/{ca}\"\nnats_cert_file = \"{d}/{{ID}}.pem\"\n\
+             nats_key_file = \"{d}/{{ID}}.key\"\n"
+        )
+    };
+    let s = Setup::new_with(&url, 60, &["x"], &files("ca.pem"));
+    let a = s.start(0);
+    let b = s.start(1);
+    for n in [&a, &b] {
+        wait_metric(n, "mailserver_cluster_live_nodes", 2.0);
+        assert_eq!(metric(n, "mailserver_cluster_nats_connected"), 1.0);
+        let log = n.log_text();
+        assert!(!log.contains("n4ts-s3cret"), "{log}");
+        assert!(log.contains("tls://mailnode:***@127.0.0.1"), "{log}");
+    }
+    drop(b);
+    wait_metric(&a, "mailserver_cluster_live_nodes", 1.0);
+
+    // The wrong CA: the server's certificate is refused, the node never connects.
+    let wrong = Setup::new_with(&url, 60, &["x"], &files("other-ca.pem"));
+    let c = wrong.start_cut_off(1);
+    std::thread::sleep(Duration::from_millis(3 * DEAD_AFTER_MS));
+    assert_eq!(metric(&c, "mailserver_cluster_nats_connected"), 0.0);
+    assert!(
+        !c.log_text().contains("cluster: NATS connected"),
+        "{}",
+        c.log_text()
+    );
 }

@@ -124,12 +124,14 @@ async fn run(
                 let _ = tx.send(event);
             }
         });
+    let options = with_tls(options, &s);
+    let shown = crate::config::cluster::redacted_url(&url);
     let servers: Vec<&str> = url.split(',').map(str::trim).collect();
     // With retry_on_initial_connect this returns at once; only a malformed URL fails here.
     let client = match options.connect(servers).await {
         Ok(c) => c,
         Err(e) => {
-            tracing::error!("cluster: NATS at {url}: {e}; every node stays live (the static view)");
+            tracing::error!("cluster: NATS at {shown}: {e}; every node stays live (the static view)");
             return;
         }
     };
@@ -157,7 +159,7 @@ async fn run(
         warned: HashSet::new(),
     };
     tracing::info!(
-        "cluster: node {} connecting to NATS at {url} (heartbeat {:?}, dead after {:?})",
+        "cluster: node {} connecting to NATS at {shown} (heartbeat {:?}, dead after {:?})",
         s.node_id,
         s.heartbeat,
         s.dead_after
@@ -168,7 +170,7 @@ async fn run(
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
-            Some(event) = events.recv() => node.on_event(event, &url),
+            Some(event) = events.recv() => node.on_event(event, &shown),
             msg = sub.next() => match msg {
                 Some(msg) => node.on_message(&msg),
                 None => {
@@ -388,9 +390,8 @@ pub fn publish_once(settings: &crate::config::cluster::ClusterSettings, user: &s
     let sent = rt.block_on(async move {
         let go = async {
             let servers: Vec<&str> = url.split(',').map(str::trim).collect();
-            let client = ConnectOptions::new()
-                .name(name)
-                .connection_timeout(within)
+            let options = ConnectOptions::new().name(name).connection_timeout(within);
+            let client = with_tls(options, settings)
                 .connect(servers)
                 .await
                 .ok()?;
@@ -402,6 +403,33 @@ pub fn publish_once(settings: &crate::config::cluster::ClusterSettings, user: &s
     if !sent {
         tracing::debug!("cluster: the change event for {user}'s {mailbox} was not published");
     }
+}
+
+/// TLS and credentials to NATS as `[cluster]` asks: TLS required with any of the files
+/// (and by a `tls://` URL, which async-nats honours itself), the CA to check the server
+/// with, a client certificate for mutual TLS; the URL's `user:password@` or `token@`.
+fn with_tls(
+    options: ConnectOptions,
+    settings: &crate::config::cluster::ClusterSettings,
+) -> ConnectOptions {
+    let tls = &settings.nats_tls;
+    let mut options = options.require_tls(tls.required());
+    let credentials = settings
+        .nats_url
+        .as_deref()
+        .and_then(crate::config::cluster::url_credentials);
+    options = match credentials {
+        Some((user, Some(pass))) => options.user_and_password(user, pass),
+        Some((token, None)) => options.token(token),
+        None => options,
+    };
+    if let Some(ca) = &tls.ca_file {
+        options = options.add_root_certificates(ca.clone());
+    }
+    if let Some((cert, key)) = &tls.client {
+        options = options.add_client_certificate(cert.clone(), key.clone());
+    }
+    options
 }
 
 /// Publishes when connected, within `within`; false when it was not sent.

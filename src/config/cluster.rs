@@ -8,6 +8,9 @@
 //! node_id = "node1"                  # default: this machine's host name (a StatefulSet pod's name)
 //! secret_file = "cluster.secret"     # or secret = "...", at least 16 bytes
 //! nats_url = "nats://127.0.0.1:4222" # optional: without it every node is taken as live
+//! # nats_url = "tls://user:password@nats.example:4222"   # TLS; user and password or token
+//! # nats_ca_file = "/etc/mailserver/nats-ca.pem"        # the CA NATS' certificate is checked with
+//! # nats_cert_file / nats_key_file                        # a client certificate (mutual TLS)
 //! heartbeat_ms = 1000
 //! dead_after_ms = 3000
 //!
@@ -45,6 +48,54 @@ pub const DEFAULT_SUBJECT_PREFIX: &str = "mailserver";
 /// The shortest secret accepted (bytes).
 pub const MIN_SECRET_BYTES: usize = 16;
 
+/// `nats_ca_file`, `nats_cert_file` and `nats_key_file` (the last two together).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NatsTls {
+    pub ca_file: Option<PathBuf>,
+    pub client: Option<(PathBuf, PathBuf)>,
+}
+
+impl NatsTls {
+    /// Whether the connection must be TLS (a `tls://` URL also makes it so).
+    pub fn required(&self) -> bool {
+        self.ca_file.is_some() || self.client.is_some()
+    }
+}
+
+/// The credentials in the first of the comma-separated NATS URLs: `Some((user, Some(pass)))`
+/// for `user:password@`, `Some((token, None))` for `token@` (async-nats reads neither from
+/// the URL itself).
+pub fn url_credentials(url: &str) -> Option<(String, Option<String>)> {
+    let first = url.split(',').next()?.trim();
+    let (_, rest) = first.split_once("://")?;
+    let (userinfo, _) = rest.rsplit_once('@')?;
+    Some(match userinfo.split_once(':') {
+        Some((user, pass)) => (user.to_string(), Some(pass.to_string())),
+        None => (userinfo.to_string(), None),
+    })
+}
+
+/// `url` with the password or token of its `user:password@` / `token@` part replaced by
+/// `***`, for logs and `check-config`.
+pub fn redacted_url(url: &str) -> String {
+    url.split(',')
+        .map(|one| {
+            let one = one.trim();
+            let Some((scheme, rest)) = one.split_once("://") else {
+                return one.to_string();
+            };
+            match rest.rsplit_once('@') {
+                Some((userinfo, host)) => match userinfo.split_once(':') {
+                    Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+                    None => format!("{scheme}://***@{host}"),
+                },
+                None => one.to_string(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// The validated `[cluster]` table.
 #[derive(Debug, Clone)]
 pub struct ClusterSettings {
@@ -58,6 +109,9 @@ pub struct ClusterSettings {
     pub secret_file: Option<PathBuf>,
     /// `nats://host:port`; `None`: no membership traffic, every node is taken as live.
     pub nats_url: Option<String>,
+    /// TLS to NATS (README.md, "Cluster"): the CA that signs the server's certificate and a
+    /// client certificate and key; with any of them TLS is required.
+    pub nats_tls: NatsTls,
     /// Prefix of the NATS subjects (`<prefix>.heartbeat`, `<prefix>.changed`, ...).
     pub subject_prefix: String,
     pub heartbeat: Duration,
@@ -75,6 +129,7 @@ impl PartialEq for ClusterSettings {
             && self.secret.expose() == o.secret.expose()
             && self.secret_file == o.secret_file
             && self.nats_url == o.nats_url
+            && self.nats_tls == o.nats_tls
             && self.subject_prefix == o.subject_prefix
             && self.heartbeat == o.heartbeat
             && self.dead_after == o.dead_after
@@ -199,6 +254,9 @@ pub(super) struct RawCluster {
     secret: Option<Spanned<String>>,
     secret_file: Option<Spanned<String>>,
     nats_url: Option<Spanned<String>>,
+    nats_ca_file: Option<Spanned<String>>,
+    nats_cert_file: Option<Spanned<String>>,
+    nats_key_file: Option<Spanned<String>>,
     subject_prefix: Option<Spanned<String>>,
     heartbeat_ms: Option<Spanned<u64>>,
     dead_after_ms: Option<Spanned<u64>>,
@@ -430,6 +488,42 @@ pub(super) fn check(c: &mut impl Checks, raw: &RawCluster) -> Option<ClusterSett
         }
         s.clone()
     });
+    let mut tls_file = |key: &str, v: &Option<Spanned<String>>| -> Option<PathBuf> {
+        let f = v.as_ref()?;
+        let path = c.path(&format!("cluster.{key}"), f);
+        if let Err(e) = std::fs::metadata(&path) {
+            c.error(f, format!("cluster.{key} {}: {e}", path.display()));
+        }
+        Some(path)
+    };
+    let ca_file = tls_file("nats_ca_file", &raw.nats_ca_file);
+    let cert_file = tls_file("nats_cert_file", &raw.nats_cert_file);
+    let key_file = tls_file("nats_key_file", &raw.nats_key_file);
+    let client = match (&cert_file, &key_file) {
+        (Some(cert), Some(key)) => Some((cert.clone(), key.clone())),
+        (None, None) => None,
+        _ => {
+            let at = raw.nats_cert_file.as_ref().or(raw.nats_key_file.as_ref());
+            if let Some(at) = at {
+                c.error(
+                    at,
+                    "cluster.nats_cert_file and cluster.nats_key_file go together",
+                );
+            }
+            None
+        }
+    };
+    let nats_tls = NatsTls { ca_file, client };
+    if nats_tls.required() && nats_url.is_none() {
+        if let Some(at) = raw
+            .nats_ca_file
+            .as_ref()
+            .or(raw.nats_cert_file.as_ref())
+            .or(raw.nats_key_file.as_ref())
+        {
+            c.error(at, "cluster: NATS TLS files without cluster.nats_url");
+        }
+    }
     let subject_prefix = match &raw.subject_prefix {
         Some(p) if !valid_id(p.get_ref()) || p.get_ref().contains('.') => {
             c.error(
@@ -480,6 +574,7 @@ pub(super) fn check(c: &mut impl Checks, raw: &RawCluster) -> Option<ClusterSett
         secret: Secret::new(secret?),
         secret_file,
         nats_url,
+        nats_tls,
         subject_prefix,
         heartbeat,
         dead_after,

@@ -1135,7 +1135,19 @@ fn settings(cfg: &Config) -> Vec<Setting> {
             ),
         }
         if let Some(u) = &cl.nats_url {
-            push("cluster.nats_url", quote(u), true);
+            // A password or token in the URL is not shown.
+            push(
+                "cluster.nats_url",
+                quote(&cluster::redacted_url(u)),
+                true,
+            );
+        }
+        if let Some(f) = &cl.nats_tls.ca_file {
+            push("cluster.nats_ca_file", quote_path(f), true);
+        }
+        if let Some((cert, key)) = &cl.nats_tls.client {
+            push("cluster.nats_cert_file", quote_path(cert), true);
+            push("cluster.nats_key_file", quote_path(key), true);
         }
         push("cluster.subject_prefix", quote(&cl.subject_prefix), true);
         push(

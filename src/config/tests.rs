@@ -517,3 +517,50 @@ fn cluster_nodes_by_name_and_node_id_from_the_host_name() {
     let e = p(&src.replace(&format!("id = \"{host}\""), "id = \"n1\"")).unwrap_err().0;
     assert!(e.contains("(absent, so the host name)") && e.contains(":5:6:"), "{e}");
 }
+
+#[test]
+fn cluster_nats_tls_files_and_url_credentials() {
+    let dir = std::env::temp_dir().join(format!("ms-cluster-nats-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for f in ["ca.pem", "node.pem", "node.key"] {
+        std::fs::write(dir.join(f), "x").unwrap();
+    }
+    let with = |extra: &str| {
+        let src = CLUSTER.replace(
+            "nats_url = \"nats://127.0.0.1:4222\"",
+            &format!("nats_url = \"tls://node:pa55word@127.0.0.1:4222\"\n{extra}"),
+        );
+        parse(&dir.join("mailserver.toml"), src.as_bytes())
+    };
+    let c = with("nats_ca_file = \"ca.pem\"\nnats_cert_file = \"node.pem\"\nnats_key_file = \"node.key\"")
+        .unwrap();
+    let cl = c.cluster.as_ref().unwrap();
+    assert!(cl.nats_tls.required());
+    assert_eq!(cl.nats_tls.ca_file.as_deref(), Some(dir.join("ca.pem").as_path()));
+    assert_eq!(
+        cl.nats_tls.client,
+        Some((dir.join("node.pem"), dir.join("node.key")))
+    );
+    let shown = render_effective(&c);
+    assert!(shown.contains("tls://node:***@127.0.0.1:4222"), "{shown}");
+    assert!(!shown.contains("pa55word"), "{shown}");
+    assert!(shown.contains("nats_key_file"), "{shown}");
+    // A certificate without its key, a missing file: refused where they are written.
+    let e = with("nats_cert_file = \"node.pem\"").unwrap_err().0;
+    assert!(e.contains("go together"), "{e}");
+    let e = with("nats_ca_file = \"nope.pem\"").unwrap_err().0;
+    assert!(e.contains(":6:16: cluster.nats_ca_file"), "{e}");
+    std::fs::remove_dir_all(&dir).unwrap();
+
+    use super::cluster::{redacted_url, url_credentials};
+    assert_eq!(
+        url_credentials("tls://u:p@h:1,nats://h2:2"),
+        Some(("u".into(), Some("p".into())))
+    );
+    assert_eq!(url_credentials("nats://t0ken@h:1"), Some(("t0ken".into(), None)));
+    assert_eq!(url_credentials("nats://h:1"), None);
+    assert_eq!(
+        redacted_url("nats://t0ken@h:1, tls://u:p@h2:2,nats://h3:3"),
+        "nats://***@h:1,tls://u:***@h2:2,nats://h3:3"
+    );
+}
