@@ -41,8 +41,13 @@ impl Nats {
     }
 
     fn start_on(port: u16) -> Nats {
+        Nats::spawn(port, &["-a", "127.0.0.1", "-p", &port.to_string()])
+    }
+
+    /// `nats-server` with `args`, once it listens on `port`.
+    fn spawn(port: u16, args: &[&str]) -> Nats {
         let child = Command::new("nats-server")
-            .args(["-a", "127.0.0.1", "-p", &port.to_string()])
+            .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -534,20 +539,7 @@ fn nodes_meet_over_nats_with_tls_client_certificates_and_a_password() {
         ),
     )
     .unwrap();
-    let child = Command::new("nats-server")
-        .arg("-c")
-        .arg(&conf)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("nats-server (Debian's nats-server package) is installed");
-    let _nats = Nats { child, port };
-    wait::wait_for("nats-server to listen", WAIT, || {
-        TcpStream::connect(("127.0.0.1", port))
-            .map(drop)
-            .map_err(|e| e.to_string())
-    });
+    let _nats = Nats::spawn(port, &["-c", &conf.to_string_lossy()]);
     let url = format!("tls://mailnode:n4ts-s3cret@127.0.0.1:{port}");
     let files = |ca: &str| {
         format!(

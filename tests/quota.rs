@@ -167,15 +167,9 @@ fn lmtp_and_deliver_tempfail_with_full_tempfail() {
     assert!(err.contains("Quota exceeded"), "{err}");
 }
 
-/// Dovecot's `dovecot-lda -e` of `input` to `user`: its exit code (0 delivered, 77 over
-/// quota) and stderr.
-fn dovecot_lda(dv: &dovecot::Dovecot, user: &str, input: &[u8]) -> (i32, String) {
-    let mut child = Command::new("timeout")
-        .arg("20")
-        .arg("/usr/lib/dovecot/dovecot-lda")
-        .arg("-c")
-        .arg(dv.conf())
-        .args(["-e", "-d", user])
+/// Runs `cmd` with `input` on its stdin: its exit code and stderr.
+fn piped(mut cmd: Command, input: &[u8]) -> (i32, String) {
+    let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -187,6 +181,18 @@ fn dovecot_lda(dv: &dovecot::Dovecot, user: &str, input: &[u8]) -> (i32, String)
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// Dovecot's `dovecot-lda -e` of `input` to `user`: its exit code (0 delivered, 77 over
+/// quota) and stderr.
+fn dovecot_lda(dv: &dovecot::Dovecot, user: &str, input: &[u8]) -> (i32, String) {
+    let mut cmd = Command::new("timeout");
+    cmd.arg("20")
+        .arg("/usr/lib/dovecot/dovecot-lda")
+        .arg("-c")
+        .arg(dv.conf())
+        .args(["-e", "-d", user]);
+    piped(cmd, input)
 }
 
 /// Dovecot's `quota_grace` (default 10%) for deliveries, side by side with Dovecot's LDA on
@@ -281,21 +287,11 @@ fn deliveries_get_dovecots_quota_grace_and_append_does_not() {
 }
 
 fn lda(config: &Path, user: &str, input: &[u8]) -> (i32, String) {
-    let mut child = Command::new(common::bin())
-        .arg("--config")
+    let mut cmd = Command::new(common::bin());
+    cmd.arg("--config")
         .arg(config)
-        .args(["deliver", "-d", user])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let _ = child.stdin.take().unwrap().write_all(input);
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+        .args(["deliver", "-d", user]);
+    piped(cmd, input)
 }
 
 #[test]

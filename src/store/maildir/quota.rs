@@ -190,38 +190,30 @@ fn over(limits: Limits, u: Usage, bytes: u64, count: u64) -> bool {
 /// Refuses (`OverQuota`) adding `count` messages of `bytes` octets when that would take the
 /// user past a limit.
 pub fn check(root: &Path, limits: Limits, bytes: u64, count: u64) -> Result<()> {
-    if limits.is_unlimited() {
-        return Ok(());
-    }
-    let u = usage(root, limits)?;
-    if over(limits, u, bytes, count) {
-        return Err(Error::new(
-            ErrorKind::OverQuota,
-            format!(
-                "{}: quota exceeded: {} of {} bytes, {} of {} messages in use, {bytes} bytes in {count} messages more",
-                root.display(),
-                u.bytes,
-                limits.bytes,
-                u.messages,
-                limits.messages
-            ),
-        ));
-    }
-    Ok(())
+    check_with(root, limits, bytes, count, None)
 }
 
 /// [`check`] for one delivered message of `bytes` octets, which may overshoot the storage
 /// limit by `grace` octets from under it ([`crate::store::quota::delivery_fits`]).
 pub fn check_delivery(root: &Path, limits: Limits, grace: u64, bytes: u64) -> Result<()> {
+    check_with(root, limits, bytes, 1, Some(grace))
+}
+
+fn check_with(root: &Path, limits: Limits, bytes: u64, count: u64, grace: Option<u64>) -> Result<()> {
     if limits.is_unlimited() {
         return Ok(());
     }
     let u = usage(root, limits)?;
-    if !crate::store::quota::delivery_fits(limits, u, grace, bytes) {
+    let refused = match grace {
+        None => over(limits, u, bytes, count),
+        Some(g) => !crate::store::quota::delivery_fits(limits, u, g, bytes),
+    };
+    if refused {
+        let grace = grace.map_or(String::new(), |g| format!(" (grace {g})"));
         return Err(Error::new(
             ErrorKind::OverQuota,
             format!(
-                "{}: quota exceeded: {} of {} bytes (grace {grace}), {} of {} messages in use, {bytes} bytes more",
+                "{}: quota exceeded: {} of {} bytes{grace}, {} of {} messages in use, {bytes} bytes in {count} messages more",
                 root.display(),
                 u.bytes,
                 limits.bytes,
