@@ -680,39 +680,41 @@ impl std::fmt::Debug for UserQuotas {
     }
 }
 
-impl crate::store::quota::QuotaLimits for UserQuotas {
-    fn limits(&self, user: &str) -> crate::store::quota::Limits {
-        let (path, default, _) = (self.current)();
+impl UserQuotas {
+    /// `derive(the user's extra fields)`, its warnings logged at debug level (every check
+    /// asks: a skipped rule would fill the log); `None` when the users file cannot be read.
+    fn per_user<T>(&self, user: &str, derive: impl FnOnce(&[&str]) -> (T, Vec<String>)) -> Option<T> {
+        let path = (self.current)().0;
         match self.users.extra_fields(&path, user) {
             Ok(fields) => {
-                let (limits, warnings) =
-                    crate::store::quota::user_limits(default, fields.iter().map(String::as_str));
+                let fields: Vec<&str> = fields.iter().map(String::as_str).collect();
+                let (value, warnings) = derive(&fields);
                 for w in warnings {
                     tracing::debug!("users file {}: user {user}: {w}", path.display());
                 }
-                limits
+                Some(value)
             }
             Err(e) => {
                 tracing::warn!("{e}; the default quota applies");
-                default
+                None
             }
         }
+    }
+}
+
+impl crate::store::quota::QuotaLimits for UserQuotas {
+    fn limits(&self, user: &str) -> crate::store::quota::Limits {
+        let default = (self.current)().1;
+        self.per_user(user, |f| crate::store::quota::user_limits(default, f.iter().copied()))
+            .unwrap_or(default)
     }
 
     fn delivery_grace(&self, user: &str) -> u64 {
         let limit = self.limits(user).bytes;
-        let (path, _, default) = (self.current)();
-        let grace = match self.users.extra_fields(&path, user) {
-            Ok(fields) => {
-                let (grace, warnings) =
-                    crate::store::quota::user_grace(default, fields.iter().map(String::as_str));
-                for w in warnings {
-                    tracing::warn!("users file {}: user {user}: {w}", path.display());
-                }
-                grace
-            }
-            Err(_) => default,
-        };
+        let default = (self.current)().2;
+        let grace = self
+            .per_user(user, |f| crate::store::quota::user_grace(default, f.iter().copied()))
+            .unwrap_or(default);
         grace.bytes(limit)
     }
 }
