@@ -709,6 +709,15 @@ impl crate::store::quota::QuotaLimits for UserQuotas {
             .unwrap_or(default)
     }
 
+    fn mailbox_limits(&self, user: &str, mailbox: &str) -> crate::store::quota::Limits {
+        let base = self.limits(user);
+        self.per_user(user, |f| {
+            let limits = crate::store::quota::mailbox_limits(base, f.iter().copied(), mailbox);
+            (limits, Vec::new())
+        })
+        .unwrap_or(base)
+    }
+
     fn delivery_grace(&self, user: &str) -> u64 {
         let limit = self.limits(user).bytes;
         let default = (self.current)().2;

@@ -286,6 +286,96 @@ fn deliveries_get_dovecots_quota_grace_and_append_does_not() {
     assert_eq!(theirs("bob", &sizes_bob), expected_bob, "{}", dv.log());
 }
 
+/// A mailbox's own rule (`quota_rule2=Trash:bytes=+N`, Dovecot's Trash example) raises the
+/// limit for saves into it only: the same deliveries, to INBOX and to Trash, are taken or
+/// refused the same way by our LMTP and by Dovecot's LDA (`-m Trash`) with those rules.
+#[test]
+fn a_trash_rule_raises_the_limit_for_trash_only_as_dovecot() {
+    // 40,000 octets, Trash +20,000, no grace. Stored sizes are about 71/72 of these CRLF
+    // sizes plus each server's trace headers; every step has more than 500 octets to spare.
+    let steps: [(&str, usize, bool); 6] = [
+        ("INBOX", 30_000, true),
+        ("INBOX", 15_000, false),
+        ("Trash", 15_000, true),
+        ("INBOX", 100, false),
+        ("Trash", 10_000, true),
+        ("Trash", 7_000, false),
+    ];
+    let d = daemon(
+        "erin:{PLAIN}e:::::: userdb_quota_rule=*:bytes=40000 userdb_quota_rule2=Trash:bytes=+20000\n",
+        "grace = \"0\"",
+    );
+    let ours: Vec<bool> = steps
+        .iter()
+        .enumerate()
+        .map(|(i, (folder, n, _))| {
+            let rcpt = if *folder == "INBOX" {
+                "erin".to_string()
+            } else {
+                format!("erin+{folder}")
+            };
+            let r = send(&d, &[&rcpt], &message(&format!("erin {i}"), *n));
+            match codes(&r)[..] {
+                ["250"] => true,
+                ["552"] => false,
+                _ => panic!("{r:?}"),
+            }
+        })
+        .collect();
+    let expected: Vec<bool> = steps.iter().map(|s| s.2).collect();
+    assert_eq!(ours, expected);
+    // APPEND and COPY follow the same rule: into Trash up to 60,000, elsewhere nothing more.
+    let mut c = login(d.imap.unwrap(), "erin", "e");
+    let done = append(&mut c, "a", "INBOX", &message("append", 100));
+    assert!(done.starts_with("a NO [OVERQUOTA]"), "{done}");
+    let done = append(&mut c, "b", "Trash", &message("append", 2_000));
+    assert!(done.starts_with("b OK"), "{done}");
+
+    if dovecot::skip(true) {
+        return;
+    }
+    let dvdir = tempfile::tempdir().unwrap();
+    let mail = dvdir.path().join("mail");
+    let dv = dovecot::Dovecot::start(
+        dvdir.path(),
+        dovecot::Options {
+            protocol: "imap",
+            name: "mailserver-quota-trash",
+            mail_location: format!("maildir:{}/%u", mail.display()),
+            users: "erin:{PLAIN}e\n".into(),
+            namespace: dovecot::special_use_namespace(),
+            extra: "mail_plugins = $mail_plugins quota\n\
+                    plugin {\n  quota = maildir:User quota\n  quota_rule = *:bytes=40000\n  \
+                    quota_rule2 = Trash:bytes=+20000\n  quota_grace = 0\n}\n"
+                .into(),
+            mail_dirs: vec![mail.clone()],
+        },
+    );
+    let theirs: Vec<bool> = steps
+        .iter()
+        .enumerate()
+        .map(|(i, (folder, n, _))| {
+            let m = message(&format!("erin {i}"), *n).replace("\r\n", "\n");
+            let mut cmd = Command::new("timeout");
+            cmd.arg("20")
+                .arg("/usr/lib/dovecot/dovecot-lda")
+                .arg("-c")
+                .arg(dv.conf())
+                .args(["-e", "-d", "erin", "-m", folder]);
+            match piped(cmd, m.as_bytes()) {
+                (0, _) => true,
+                (77, _) => false,
+                (code, err) => panic!("dovecot-lda {code}: {err}\n{}", dv.log()),
+            }
+        })
+        .collect();
+    assert_eq!(theirs, expected, "{}", dv.log());
+    // Dovecot put the Trash deliveries into Trash (not INBOX).
+    let trash = std::fs::read_dir(mail.join("erin/.Trash/new")).map_or(0, |r| r.count())
+        + std::fs::read_dir(mail.join("erin/.Trash/cur")).map_or(0, |r| r.count());
+    assert_eq!(trash, 2, "{}", dv.log());
+}
+
 fn lda(config: &Path, user: &str, input: &[u8]) -> (i32, String) {
     let mut cmd = Command::new(common::bin());
     cmd.arg("--config")

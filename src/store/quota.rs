@@ -35,6 +35,11 @@ pub struct Usage {
 /// Gives the limits of a user (the daemon builds one from the config and the users file).
 pub trait QuotaLimits: Send + Sync + std::fmt::Debug {
     fn limits(&self, user: &str) -> Limits;
+    /// The limits a save into `mailbox` is checked against: [`QuotaLimits::limits`] changed
+    /// by the user's rules for that mailbox (`quota_rule2=Trash:storage=+100M`).
+    fn mailbox_limits(&self, user: &str, _mailbox: &str) -> Limits {
+        self.limits(user)
+    }
     /// Octets a delivery (LMTP, `deliver`) may take the user past the storage limit when
     /// the user is under it before (Dovecot's `quota_grace`); 0 = none.
     fn delivery_grace(&self, _user: &str) -> u64 {
@@ -144,7 +149,7 @@ pub fn parse_size(text: &str, default_unit: u64) -> Result<u64, String> {
 }
 
 /// Applies one Dovecot `quota_rule` value to `limits`; `default` is what `N%` refers to.
-/// `Ok(false)` for a rule of another mailbox than `*` (not supported, ignored).
+/// `Ok(false)` for a rule of another mailbox than `*` (see [`mailbox_limits`]).
 pub fn apply_rule(limits: &mut Limits, rule: &str, default: Limits) -> Result<bool, String> {
     let mut parts = rule.split(':');
     let mailbox = parts.next().unwrap_or_default();
@@ -189,6 +194,86 @@ pub fn apply_rule(limits: &mut Limits, rule: &str, default: Limits) -> Result<bo
     Ok(true)
 }
 
+/// Dovecot's `wildcard_match`: `*` any run, `?` any one character; INBOX in any case.
+fn mailbox_matches(pattern: &str, name: &str) -> bool {
+    fn go(p: &[char], n: &[char]) -> bool {
+        match p.split_first() {
+            None => n.is_empty(),
+            Some(('*', rest)) => (0..=n.len()).any(|i| go(rest, &n[i..])),
+            Some(('?', rest)) => !n.is_empty() && go(rest, &n[1..]),
+            Some((c, rest)) => n.first() == Some(c) && go(rest, &n[1..]),
+        }
+    }
+    if pattern.eq_ignore_ascii_case("INBOX") && name.eq_ignore_ascii_case("INBOX") {
+        return true;
+    }
+    let p: Vec<char> = pattern.chars().take(256).collect();
+    let n: Vec<char> = name.chars().take(1024).collect();
+    // Bounded: at most a few `*` in a real rule; more are refused rather than searched.
+    p.iter().filter(|&&c| c == '*').count() <= 4 && go(&p, &n)
+}
+
+/// The limits for a save into `mailbox` of a user whose `*` limits are `base` and whose
+/// extra fields are `fields`: every `quota_rule` naming that mailbox (Dovecot's wildcards
+/// `*` and `?`; not the `*` rule itself), in field order, changes them: `+N`/`-N` relative
+/// to `base`, a plain value replaces it, `ignore` lifts the limits for saves there. (Dovecot
+/// also leaves an ignored mailbox's messages out of the usage; here they still count.)
+pub fn mailbox_limits<'a>(
+    base: Limits,
+    fields: impl IntoIterator<Item = &'a str>,
+    mailbox: &str,
+) -> Limits {
+    let mut limits = base;
+    for field in fields {
+        let Some((key, rule)) = field.split_once('=') else {
+            continue;
+        };
+        let key = key.strip_prefix("userdb_").unwrap_or(key);
+        let Some(n) = key.strip_prefix("quota_rule") else {
+            continue;
+        };
+        if !n.chars().all(|c| c.is_ascii_digit()) {
+            continue;
+        }
+        let mut parts = rule.split(':');
+        let pattern = parts.next().unwrap_or_default();
+        if pattern == "*" || !mailbox_matches(pattern, mailbox) {
+            continue;
+        }
+        for part in parts.map(str::trim) {
+            if part.eq_ignore_ascii_case("ignore") || part.eq_ignore_ascii_case("none") {
+                limits = Limits::default();
+                continue;
+            }
+            let Some((resource, value)) = part.split_once('=') else {
+                continue;
+            };
+            let (slot, base_value, unit) = match resource.to_ascii_lowercase().as_str() {
+                "storage" => (&mut limits.bytes, base.bytes, 1024),
+                "bytes" => (&mut limits.bytes, base.bytes, 1),
+                "messages" => (&mut limits.messages, base.messages, 1),
+                _ => continue,
+            };
+            let (sign, digits) = match value.as_bytes().first() {
+                Some(b'+') => (1, &value[1..]),
+                Some(b'-') => (-1, &value[1..]),
+                _ => (0, value),
+            };
+            let Ok(n) = parse_size(digits, unit) else {
+                continue;
+            };
+            *slot = match sign {
+                // Relative to an unlimited `*` stays unlimited, as Dovecot.
+                _ if sign != 0 && base_value == 0 => 0,
+                1 => base_value.saturating_add(n),
+                -1 => base_value.saturating_sub(n).max(1),
+                _ => n,
+            };
+        }
+    }
+    limits
+}
+
 /// The limits of a user whose extra fields (`key=value`, as in the users file) are
 /// `fields`: the default, changed by every `quota_rule`, `quota_rule2`, ... (with or without
 /// `userdb_`) in field order. Returns the warnings for rules that were skipped.
@@ -210,10 +295,8 @@ pub fn user_limits<'a>(
             continue;
         }
         match apply_rule(&mut limits, value, default) {
-            Ok(true) => {}
-            Ok(false) => warnings.push(format!(
-                "quota rule {value:?}: only the \"*\" rule is supported; ignored"
-            )),
+            // Another mailbox's rule: applied by `mailbox_limits` to saves there.
+            Ok(_) => {}
             Err(e) => warnings.push(format!("{e}; ignored")),
         }
     }
@@ -235,6 +318,34 @@ mod tests {
         assert!(parse_size("1X", 1).is_err());
         assert!(parse_size("G", 1).is_err());
         assert!(parse_size("99999999999999999999T", 1).is_err());
+    }
+
+    #[test]
+    fn mailbox_rules_as_dovecots_trash_example() {
+        let base = Limits {
+            bytes: 1 << 30,
+            messages: 1000,
+        };
+        let fields = [
+            "quota_rule=*:storage=1G",
+            "quota_rule2=Trash:storage=+100M",
+            "userdb_quota_rule3=Arch*:messages=-100:bytes=2048",
+            "quota_rule4=Spam:ignore",
+            "quota_rule5=Tr?sh:messages=5000",
+        ];
+        let at = |m: &str| mailbox_limits(base, fields, m);
+        assert_eq!(at("INBOX"), base);
+        assert_eq!(at("Trash").bytes, (1 << 30) + (100 << 20));
+        assert_eq!(at("Trash").messages, 5000, "later rules apply too");
+        assert_eq!(at("Archive/2026"), Limits { bytes: 2048, messages: 900 });
+        assert!(at("Spam").is_unlimited());
+        assert_eq!(at("trash"), base, "case matters except for INBOX");
+        let unlimited = mailbox_limits(Limits::default(), fields, "Trash");
+        assert_eq!(unlimited.bytes, 0, "relative to unlimited stays unlimited");
+        let (l, w) = user_limits(base, fields);
+        assert_eq!((l.bytes, w.len()), (1 << 30, 0), "other mailboxes' rules are no warning");
+        assert!(mailbox_matches("INBOX", "inbox") && mailbox_matches("a*b*c", "a-b-c"));
+        assert!(!mailbox_matches("*a*a*a*a*a", "aaaaaaaaaa"), "too many stars: no match");
     }
 
     #[test]
@@ -287,7 +398,7 @@ mod tests {
         let (l, _) = user_limits(d, ["quota_rule=*:bytes=300"]);
         assert_eq!(l.bytes, 300);
         let (l, w) = user_limits(d, ["quota_rule=Trash:storage=+10M", "quota_rule=*:x=1"]);
-        assert_eq!((l, w.len()), (d, 2));
+        assert_eq!((l, w.len()), (d, 1), "only the bad resource is a warning");
         let (l, _) = user_limits(d, ["quota_rule=*:ignore"]);
         assert!(l.is_unlimited());
     }

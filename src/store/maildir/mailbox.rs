@@ -260,17 +260,30 @@ impl Registry {
         }
     }
 
-    /// [`Self::limits`] and the user's delivery grace in octets.
-    pub(super) fn limits_and_grace(&self, user_root: &Path) -> (crate::store::quota::Limits, u64) {
+    /// What a save into `mailbox` is checked against: the user's limits (those
+    /// `maildirsize` records), the limits for that mailbox, and the delivery grace in octets.
+    pub(super) fn save_limits(&self, user_root: &Path, mailbox: &str) -> SaveLimits {
         let q = self.quota.read().unwrap_or_else(|p| p.into_inner());
         match (q.as_ref(), user_root.file_name()) {
             (Some(q), Some(user)) => {
                 let user = user.to_string_lossy();
-                (q.limits(&user), q.delivery_grace(&user))
+                SaveLimits {
+                    user: q.limits(&user),
+                    here: q.mailbox_limits(&user, mailbox),
+                    grace: q.delivery_grace(&user),
+                }
             }
-            _ => Default::default(),
+            _ => SaveLimits::default(),
         }
     }
+}
+
+/// [`Registry::save_limits`].
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct SaveLimits {
+    pub(super) user: crate::store::quota::Limits,
+    pub(super) here: crate::store::quota::Limits,
+    pub(super) grace: u64,
 }
 
 /// What a dropped handle leaves in the registry so the next handle of its folder starts
@@ -590,16 +603,17 @@ impl MaildirMailbox {
 
 impl MaildirMailbox {
     /// Refuses (`OverQuota`) adding `count` messages of `bytes` octets past the user's limits.
+    /// (The limits are this mailbox's: the user's rules for it apply.)
     pub(super) fn quota_check(&self, bytes: u64, count: u64) -> Result<()> {
-        let limits = self.registry.limits(&self.user_root);
-        super::quota::check(&self.user_root, limits, bytes, count)
+        let l = self.registry.save_limits(&self.user_root, &self.name);
+        super::quota::check(&self.user_root, l.user, l.here, bytes, count)
     }
 
     /// [`Self::quota_check`] for one delivered message (LMTP, `deliver`): the user's
     /// `quota_grace` applies.
     pub(super) fn quota_check_delivery(&self, bytes: u64) -> Result<()> {
-        let (limits, grace) = self.registry.limits_and_grace(&self.user_root);
-        super::quota::check_delivery(&self.user_root, limits, grace, bytes)
+        let l = self.registry.save_limits(&self.user_root, &self.name);
+        super::quota::check_delivery(&self.user_root, l.user, l.here, l.grace, bytes)
     }
 
     /// Records a committed change in `maildirsize`; best effort (a failure is logged: the

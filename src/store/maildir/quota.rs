@@ -189,21 +189,36 @@ fn over(limits: Limits, u: Usage, bytes: u64, count: u64) -> bool {
 
 /// Refuses (`OverQuota`) adding `count` messages of `bytes` octets when that would take the
 /// user past a limit.
-pub fn check(root: &Path, limits: Limits, bytes: u64, count: u64) -> Result<()> {
-    check_with(root, limits, bytes, count, None)
+/// `user` are the user's limits (what `maildirsize` records), `limits` those of the mailbox
+/// saved into (the user's, changed by its rules).
+pub fn check(root: &Path, user: Limits, limits: Limits, bytes: u64, count: u64) -> Result<()> {
+    check_with(root, user, limits, bytes, count, None)
 }
 
 /// [`check`] for one delivered message of `bytes` octets, which may overshoot the storage
 /// limit by `grace` octets from under it ([`crate::store::quota::delivery_fits`]).
-pub fn check_delivery(root: &Path, limits: Limits, grace: u64, bytes: u64) -> Result<()> {
-    check_with(root, limits, bytes, 1, Some(grace))
+pub fn check_delivery(
+    root: &Path,
+    user: Limits,
+    limits: Limits,
+    grace: u64,
+    bytes: u64,
+) -> Result<()> {
+    check_with(root, user, limits, bytes, 1, Some(grace))
 }
 
-fn check_with(root: &Path, limits: Limits, bytes: u64, count: u64, grace: Option<u64>) -> Result<()> {
+fn check_with(
+    root: &Path,
+    user: Limits,
+    limits: Limits,
+    bytes: u64,
+    count: u64,
+    grace: Option<u64>,
+) -> Result<()> {
     if limits.is_unlimited() {
         return Ok(());
     }
-    let u = usage(root, limits)?;
+    let u = usage(root, user)?;
     let refused = match grace {
         None => over(limits, u, bytes, count),
         Some(g) => !crate::store::quota::delivery_fits(limits, u, g, bytes),
@@ -301,8 +316,8 @@ mod tests {
         );
         changed(root, limits, 20, 1).unwrap();
         assert_eq!(usage(root, limits).unwrap().bytes, 175);
-        assert!(check(root, limits, 825, 1).is_ok());
-        let e = check(root, limits, 826, 1).unwrap_err();
+        assert!(check(root, limits, limits, 825, 1).is_ok());
+        let e = check(root, limits, limits, 826, 1).unwrap_err();
         assert_eq!(e.kind, ErrorKind::OverQuota);
         // Another limit: recalculated from the tree (the appended 20 were not real).
         let other = Limits {
