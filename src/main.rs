@@ -393,7 +393,9 @@ const RUNTIME_SHUTDOWN: std::time::Duration = std::time::Duration::from_secs(1);
 
 fn run(config: PathBuf) -> ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        // async-nats logs each connection event at info level beside our own line for
+        // it (`cluster: NATS ...`): only its warnings and errors by default.
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,async_nats=warn"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
