@@ -88,6 +88,9 @@ pub struct DotLock {
     path: PathBuf,
     /// Which file that was: only that one is removed.
     id: FileId,
+    /// When we made it: a lock released well before [`STALE_TIMEOUT`] cannot have been
+    /// judged stale by anyone, so its release needs no takeover lock (see `Drop`).
+    made: Instant,
 }
 
 /// `<target>.lock`.
@@ -141,7 +144,11 @@ impl DotLock {
                 Method::Excl => create_excl(&path, &content)?,
             };
             if let Some(id) = made {
-                return Ok(DotLock { path, id });
+                return Ok(DotLock {
+                    path,
+                    id,
+                    made: Instant::now(),
+                });
             }
             // Gone (released, or taken over by us): try again without sleeping.
             let (holder, again) = match judge(target, &path)? {
@@ -179,9 +186,16 @@ impl DotLock {
     }
 }
 
+/// A lock held for less than this is released without the takeover lock: nobody can have
+/// judged it stale (its content is whole from the start, its holder — we — is alive, and
+/// the "unchanged" rule needs [`STALE_TIMEOUT`]), so no taker can have replaced it between
+/// our check and our unlink. That saves a file created and removed per write: on ext4 every
+/// such file makes the next inode allocation search longer (`recently_deleted`).
+const RELEASE_UNGUARDED: Duration = Duration::from_secs(60);
+
 impl Drop for DotLock {
     fn drop(&mut self) {
-        let _guard = DirGuard::lock(&self.path);
+        let _guard = (self.made.elapsed() >= RELEASE_UNGUARDED).then(|| DirGuard::lock(&self.path));
         match fs::symlink_metadata(&self.path) {
             Ok(m) if FileId::of(&m) == self.id => {
                 if let Err(e) = fs::remove_file(&self.path) {

@@ -236,12 +236,46 @@ impl Modseqs {
         modseqs: &mut Vec<u64>,
     ) -> Result<()> {
         let path = dir.join(FILE_NAME);
+        if self.unchanged(&path, uid_validity, msgs, modseqs) {
+            return Ok(());
+        }
         let r = self.update_locked(dir, &path, uid_validity, next_uid, msgs, modseqs);
         if r.is_err() {
             // What is in memory may be ahead of the file: reload it next time.
             self.file = None;
         }
         r
+    }
+
+    /// Without the lock, when it can tell nothing is to be logged: the log is the one we
+    /// have open, nobody appended to it since our last read (same inode, length = what we
+    /// read), and every message is known with the same flags (so none is new, changed or
+    /// gone). Then `modseqs` are the known ones, as the locked path would give them; a sync
+    /// that finds nothing new takes no dot-lock (a file made and removed per command).
+    fn unchanged(
+        &self,
+        path: &Path,
+        uid_validity: u32,
+        msgs: &[(u32, u8, u32)],
+        modseqs: &mut Vec<u64>,
+    ) -> bool {
+        if self.file.is_none() || self.uid_validity != uid_validity || self.known.len() != msgs.len()
+        {
+            return false;
+        }
+        match std::fs::metadata(path) {
+            Ok(m) if m.ino() == self.ino && m.len() == self.offset => {}
+            _ => return false,
+        }
+        let mut out = Vec::with_capacity(msgs.len());
+        for &(uid, f, k) in msgs {
+            match self.known.get(&uid) {
+                Some(&(m, kf, kk)) if kf == f && kk == k => out.push(m),
+                _ => return false,
+            }
+        }
+        *modseqs = out;
+        true
     }
 
     fn update_locked(
