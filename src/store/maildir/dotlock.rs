@@ -29,7 +29,9 @@
 //! it, unlink the lock only if it is still the very file judged stale: same
 //! device, inode, ctime (to the nanosecond), size and content. Two of our processes therefore
 //! never both believe they hold the lock. Release works the same way: the lock is removed only
-//! while it is still ours, so a lock another process made after overriding ours survives.
+//! while it is still ours, so a lock another process made after overriding ours survives
+//! (under the takeover lock only for a lock held [`RELEASE_UNGUARDED`] or more: nobody can
+//! have judged a younger one stale).
 //! Dovecot's own takeover (unlink, then a short sleep) is not part of this protocol; it only
 //! overrides locks of dead processes or ones unchanged for 2 minutes, which ours never are.
 
