@@ -53,7 +53,10 @@ pub fn spawn(
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
     let mut debouncer = new_debouncer(DEBOUNCE, None, move |res: DebounceEventResult| {
         match res {
-            Ok(events) if events.is_empty() => {}
+            // Opens, reads and read-only closes change nothing. They must not wake us:
+            // our own read of the file after an event is one (inotify reports it), and a
+            // reload on it read the file again, five times a second for ever.
+            Ok(events) if events.iter().all(|e| e.kind.is_access()) => {}
             Ok(_) => {
                 let _ = tx.send(());
             }
