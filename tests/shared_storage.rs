@@ -325,43 +325,10 @@ fn no_flock_or_fcntl_lock_is_taken_under_data_dir() {
     let d = Daemon::spawn(dir, config_path, &[]);
 
     let trace = d.data_dir().with_file_name("strace.txt");
-    let mut strace = Command::new("strace")
-        .args(["-f", "-y", "-e", "trace=flock,fcntl", "-o"])
-        .arg(&trace)
-        .arg("-p")
-        .arg(d.pid().to_string())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Attached to every thread before the work starts: strace says so in one line
-    // ("Process N attached with T threads"); threads made later are followed (-f).
-    let err = strace.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for l in BufReader::new(err).lines().map_while(Result::ok) {
-            let _ = tx.send(l);
-        }
-    });
-    let attached = format!("Process {} attached", d.pid());
-    let mut said = Vec::new();
-    loop {
-        let Ok(l) = rx.recv_timeout(WAIT) else {
-            panic!("strace did not attach: {said:?}");
-        };
-        if l.contains("Operation not permitted") {
-            common::skipped(&format!("strace cannot attach here: {l}"));
-            let _ = strace.kill();
-            let _ = strace.wait();
-            return;
-        }
-        if l.contains(&attached) {
-            break;
-        }
-        said.push(l);
-        assert!(said.len() < 100, "strace said: {said:?}");
-    }
+    let Some(strace) = common::strace_attached(d.pid(), &["-y", "-e", "trace=flock,fcntl"], &trace)
+    else {
+        return;
+    };
 
     // Every store write path: APPEND, LMTP, SELECT with CONDSTORE (mod-sequences), STORE
     // (flags, mod-sequences), \Recent (`mailserver.recent`), EXPUNGE, a new folder, COPY;
@@ -392,18 +359,7 @@ fn no_flock_or_fcntl_lock_is_taken_under_data_dir() {
     c.ok("t STATUS Box (MESSAGES RECENT HIGHESTMODSEQ)", "t");
     c.ok("l LOGOUT", "l");
 
-    // strace detaches on SIGINT and writes the rest of its log.
-    let st = Command::new("kill")
-        .args(["-INT", &strace.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(st.success());
-    wait::wait_for("strace to exit", WAIT, || {
-        strace
-            .try_wait()
-            .unwrap()
-            .ok_or_else(|| "running".to_string())
-    });
+    common::strace_stop(strace);
     let text = std::fs::read_to_string(&trace).unwrap();
     let locks = lock_calls(&text);
     let data_dir = d.data_dir().display().to_string();

@@ -194,6 +194,16 @@ pub fn apply_rule(limits: &mut Limits, rule: &str, default: Limits) -> Result<bo
     Ok(true)
 }
 
+/// The values of the `quota_rule`, `quota_rule2`, ... fields (with or without `userdb_`),
+/// in field order.
+fn quota_rules<'a>(fields: impl IntoIterator<Item = &'a str>) -> impl Iterator<Item = &'a str> {
+    fields.into_iter().filter_map(|field| {
+        let (key, value) = field.split_once('=')?;
+        let n = key.strip_prefix("userdb_").unwrap_or(key).strip_prefix("quota_rule")?;
+        n.chars().all(|c| c.is_ascii_digit()).then_some(value)
+    })
+}
+
 /// Dovecot's `wildcard_match`: `*` any run, `?` any one character; INBOX in any case.
 fn mailbox_matches(pattern: &str, name: &str) -> bool {
     fn go(p: &[char], n: &[char]) -> bool {
@@ -224,17 +234,7 @@ pub fn mailbox_limits<'a>(
     mailbox: &str,
 ) -> Limits {
     let mut limits = base;
-    for field in fields {
-        let Some((key, rule)) = field.split_once('=') else {
-            continue;
-        };
-        let key = key.strip_prefix("userdb_").unwrap_or(key);
-        let Some(n) = key.strip_prefix("quota_rule") else {
-            continue;
-        };
-        if !n.chars().all(|c| c.is_ascii_digit()) {
-            continue;
-        }
+    for rule in quota_rules(fields) {
         let mut parts = rule.split(':');
         let pattern = parts.next().unwrap_or_default();
         if pattern == "*" || !mailbox_matches(pattern, mailbox) {
@@ -283,17 +283,7 @@ pub fn user_limits<'a>(
 ) -> (Limits, Vec<String>) {
     let mut limits = default;
     let mut warnings = Vec::new();
-    for field in fields {
-        let Some((key, value)) = field.split_once('=') else {
-            continue;
-        };
-        let key = key.strip_prefix("userdb_").unwrap_or(key);
-        let Some(n) = key.strip_prefix("quota_rule") else {
-            continue;
-        };
-        if !n.chars().all(|c| c.is_ascii_digit()) {
-            continue;
-        }
+    for value in quota_rules(fields) {
         match apply_rule(&mut limits, value, default) {
             // Another mailbox's rule: applied by `mailbox_limits` to saves there.
             Ok(_) => {}

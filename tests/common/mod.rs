@@ -68,6 +68,68 @@ pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_mailserver"))
 }
 
+/// `strace -f <args> -o <out> -p <pid>`, once it has attached to every thread of `pid`
+/// (strace says so in one line, "Process N attached with T threads"; threads made later are
+/// followed). `None`, said SKIPPED, where strace may not attach (no ptrace here). Stop it
+/// with [`strace_stop`]. Bounded: 30 s to attach.
+#[allow(dead_code)]
+pub fn strace_attached(pid: u32, args: &[&str], out: &Path) -> Option<Child> {
+    let mut strace = Command::new("strace")
+        .arg("-f")
+        .args(args)
+        .arg("-o")
+        .arg(out)
+        .arg("-p")
+        .arg(pid.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("strace (Debian's strace package) is installed");
+    let err = strace.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for l in BufReader::new(err).lines().map_while(Result::ok) {
+            let _ = tx.send(l);
+        }
+    });
+    let attached = format!("Process {pid} attached");
+    let mut said = Vec::new();
+    loop {
+        let Ok(l) = rx.recv_timeout(Duration::from_secs(30)) else {
+            panic!("strace did not attach: {said:?}");
+        };
+        if l.contains("Operation not permitted") {
+            skipped(&format!("strace cannot attach here: {l}"));
+            let _ = strace.kill();
+            let _ = strace.wait();
+            return None;
+        }
+        if l.contains(&attached) {
+            return Some(strace);
+        }
+        said.push(l);
+        assert!(said.len() < 100, "strace said: {said:?}");
+    }
+}
+
+/// Detaches [`strace_attached`]'s strace (SIGINT: it writes the rest of its log first) and
+/// waits for it, at most 30 s.
+#[allow(dead_code)]
+pub fn strace_stop(mut strace: Child) {
+    let st = Command::new("kill")
+        .args(["-INT", &strace.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    wait::wait_for("strace to exit", Duration::from_secs(30), || {
+        strace
+            .try_wait()
+            .unwrap()
+            .ok_or_else(|| "running".to_string())
+    });
+}
+
 /// The value of the sample line `key` (name and labels as the exposition writes them) in a
 /// `/metrics` text.
 #[allow(dead_code)]
