@@ -95,9 +95,9 @@ pub fn strace_attached(pid: u32, args: &[&str], out: &Path) -> Option<Child> {
     });
     let attached = format!("Process {pid} attached");
     let mut said = Vec::new();
-    loop {
+    let failure = loop {
         let Ok(l) = rx.recv_timeout(Duration::from_secs(30)) else {
-            panic!("strace did not attach: {said:?}");
+            break format!("strace did not attach: {said:?}");
         };
         if l.contains("Operation not permitted") {
             skipped(&format!("strace cannot attach here: {l}"));
@@ -109,8 +109,13 @@ pub fn strace_attached(pid: u32, args: &[&str], out: &Path) -> Option<Child> {
             return Some(strace);
         }
         said.push(l);
-        assert!(said.len() < 100, "strace said: {said:?}");
-    }
+        if said.len() >= 100 {
+            break format!("strace said: {said:?}");
+        }
+    };
+    let _ = strace.kill();
+    let _ = strace.wait();
+    panic!("{failure}");
 }
 
 /// Detaches [`strace_attached`]'s strace (SIGINT: it writes the rest of its log first) and
