@@ -709,22 +709,21 @@ impl crate::store::quota::QuotaLimits for UserQuotas {
             .unwrap_or(default)
     }
 
-    fn mailbox_limits(&self, user: &str, mailbox: &str) -> crate::store::quota::Limits {
-        let base = self.limits(user);
+    fn save_limits(
+        &self,
+        user: &str,
+        mailbox: &str,
+    ) -> (crate::store::quota::Limits, crate::store::quota::Limits, u64) {
+        use crate::store::quota;
+        let (_, default, grace) = (self.current)();
         self.per_user(user, |f| {
-            let limits = crate::store::quota::mailbox_limits(base, f.iter().copied(), mailbox);
-            (limits, Vec::new())
+            let (limits, mut warnings) = quota::user_limits(default, f.iter().copied());
+            let here = quota::mailbox_limits(limits, f.iter().copied(), mailbox);
+            let (grace, more) = quota::user_grace(grace, f.iter().copied());
+            warnings.extend(more);
+            ((limits, here, grace.bytes(limits.bytes)), warnings)
         })
-        .unwrap_or(base)
-    }
-
-    fn delivery_grace(&self, user: &str) -> u64 {
-        let limit = self.limits(user).bytes;
-        let default = (self.current)().2;
-        let grace = self
-            .per_user(user, |f| crate::store::quota::user_grace(default, f.iter().copied()))
-            .unwrap_or(default);
-        grace.bytes(limit)
+        .unwrap_or((default, default, grace.bytes(default.bytes)))
     }
 }
 

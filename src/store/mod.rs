@@ -264,6 +264,20 @@ pub trait UserStore: Send + Sync {
     fn open(&self, name: &str) -> Result<Arc<dyn Mailbox>>;
 }
 
+/// [`Mailbox::for_each_header`] by [`Mailbox::read_header`], one message at a time.
+pub fn headers_one_by_one<M: Mailbox + ?Sized>(
+    mailbox: &M,
+    uids: &[u32],
+    each: &mut dyn FnMut(usize, Option<&[u8]>) -> bool,
+) {
+    for (i, &uid) in uids.iter().enumerate() {
+        let header = mailbox.read_header(uid).ok();
+        if !each(i, header.as_deref()) {
+            return;
+        }
+    }
+}
+
 /// One mailbox, shared by all sessions on it.
 pub trait Mailbox: Send + Sync {
     /// The IMAP name.
@@ -285,12 +299,7 @@ pub trait Mailbox: Send + Sync {
     /// backend opens the folder once for the whole batch where it can (a cold SORT or THREAD
     /// reads every header of the folder).
     fn for_each_header(&self, uids: &[u32], each: &mut dyn FnMut(usize, Option<&[u8]>) -> bool) {
-        for (i, &uid) in uids.iter().enumerate() {
-            let header = self.read_header(uid).ok();
-            if !each(i, header.as_deref()) {
-                return;
-            }
-        }
+        headers_one_by_one(self, uids, each)
     }
     /// Changes flags/keywords of the given UIDs; returns the new metadata of those that exist.
     fn store_flags(

@@ -35,15 +35,13 @@ pub struct Usage {
 /// Gives the limits of a user (the daemon builds one from the config and the users file).
 pub trait QuotaLimits: Send + Sync + std::fmt::Debug {
     fn limits(&self, user: &str) -> Limits;
-    /// The limits a save into `mailbox` is checked against: [`QuotaLimits::limits`] changed
-    /// by the user's rules for that mailbox (`quota_rule2=Trash:storage=+100M`).
-    fn mailbox_limits(&self, user: &str, _mailbox: &str) -> Limits {
-        self.limits(user)
-    }
-    /// Octets a delivery (LMTP, `deliver`) may take the user past the storage limit when
-    /// the user is under it before (Dovecot's `quota_grace`); 0 = none.
-    fn delivery_grace(&self, _user: &str) -> u64 {
-        0
+    /// What a save into `mailbox` is checked against, from one read of the user's rules:
+    /// [`QuotaLimits::limits`], those limits changed by the user's rules for that mailbox
+    /// (`quota_rule2=Trash:storage=+100M`), and the octets a delivery (LMTP, `deliver`) may
+    /// take a user under the storage limit past it (Dovecot's `quota_grace`; 0 = none).
+    fn save_limits(&self, user: &str, _mailbox: &str) -> (Limits, Limits, u64) {
+        let l = self.limits(user);
+        (l, l, 0)
     }
 }
 

@@ -24,10 +24,11 @@ const FIRST_READ: usize = 8 * 1024;
 /// Largest single read when a header is longer than the first read.
 const MAX_READ: usize = 256 * 1024;
 
-/// Where a message's file name starts in the batch's name buffer, and its directory.
-#[derive(Clone, Copy)]
+/// Where a message's file name lies in the batch's name buffer (its NUL included), and its
+/// directory.
+#[derive(Clone)]
 struct Name {
-    start: usize,
+    span: std::ops::Range<usize>,
     in_new: bool,
 }
 
@@ -45,7 +46,7 @@ impl MaildirMailbox {
             let mut st = lock(&self.state);
             if !st.loaded && self.refresh(&mut st, false).is_err() {
                 drop(st);
-                return self.headers_one_by_one(uids, each);
+                return crate::store::headers_one_by_one(self, uids, each);
             }
             for &uid in uids {
                 at.push(st.find(uid).map(|i| {
@@ -54,7 +55,7 @@ impl MaildirMailbox {
                     names.extend_from_slice(r.fname.as_bytes());
                     names.push(0);
                     Name {
-                        start,
+                        span: start..names.len(),
                         in_new: r.in_new,
                     }
                 }));
@@ -65,19 +66,15 @@ impl MaildirMailbox {
         let mut buf = Vec::new();
         let mut crlf = Vec::new();
         for (i, name) in at.into_iter().enumerate() {
-            let dir = match name {
+            let dir = match &name {
                 Some(n) if n.in_new => new.as_ref(),
                 Some(_) => cur.as_ref(),
                 None => None,
             };
             let read = match (name, dir) {
-                (Some(n), Some(dir)) => {
-                    let end = n.start + names[n.start..].iter().position(|&b| b == 0).unwrap_or(0);
-                    match CStr::from_bytes_with_nul(&names[n.start..=end]) {
-                        Ok(fname) => read_head_at(dir, fname, &mut buf).ok(),
-                        Err(_) => None,
-                    }
-                }
+                (Some(n), Some(dir)) => CStr::from_bytes_with_nul(&names[n.span])
+                    .ok()
+                    .and_then(|fname| read_head_at(dir, fname, &mut buf).ok()),
                 _ => None,
             };
             let go_on = match read {
@@ -93,15 +90,6 @@ impl MaildirMailbox {
                 }
             };
             if !go_on {
-                return;
-            }
-        }
-    }
-
-    fn headers_one_by_one(&self, uids: &[u32], each: &mut dyn FnMut(usize, Option<&[u8]>) -> bool) {
-        for (i, &uid) in uids.iter().enumerate() {
-            let h = self.read_header(uid).ok();
-            if !each(i, h.as_deref()) {
                 return;
             }
         }

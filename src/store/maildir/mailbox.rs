@@ -266,12 +266,8 @@ impl Registry {
         let q = self.quota.read().unwrap_or_else(|p| p.into_inner());
         match (q.as_ref(), user_root.file_name()) {
             (Some(q), Some(user)) => {
-                let user = user.to_string_lossy();
-                SaveLimits {
-                    user: q.limits(&user),
-                    here: q.mailbox_limits(&user, mailbox),
-                    grace: q.delivery_grace(&user),
-                }
+                let (user, here, grace) = q.save_limits(&user.to_string_lossy(), mailbox);
+                SaveLimits { user, here, grace }
             }
             _ => SaveLimits::default(),
         }
